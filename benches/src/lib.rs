@@ -1,0 +1,1 @@
+//! Benchmarks for rvm (built in the benchmarks issue).

@@ -1,0 +1,561 @@
+//! All log and segment I/O goes through [`Device`]: a file or block device for real use, a
+//! memory image, and a crash-injecting device for tests.
+//!
+//! Architecture Invariant: the library never touches a file except through a `Device` (and,
+//! for mapping, the file descriptor a [`FileDevice`] lends out for `mmap`).
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// Byte-addressed storage with an explicit durability barrier.
+pub trait Device: Send + Sync + fmt::Debug {
+    /// A name for messages: the path, or a description.
+    fn name(&self) -> &str;
+    /// Current length in bytes (for block devices, the device size).
+    fn len(&self) -> io::Result<u64>;
+    /// Read exactly `buf.len()` bytes at `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Write all of `buf` at `offset`. Not durable until [`Device::sync`].
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Make every completed write durable (fdatasync).
+    fn sync(&self) -> io::Result<()>;
+    /// Set the length (regular files: sparse extension). Durable after `sync`.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// A file descriptor that can be memory-mapped, if the device has one.
+    fn mappable_fd(&self) -> Option<RawFd> {
+        None
+    }
+    /// Whether this is a block device (no set_len; size fixed).
+    fn is_block_device(&self) -> bool {
+        false
+    }
+}
+
+/// A shared handle to a device.
+pub type DeviceRef = Arc<dyn Device>;
+
+/// How a [`FileDevice`] is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read-only, no lock: inspection tools may look at a log a server has open.
+    ReadOnly,
+    /// Read-write with an exclusive `flock`: a second user gets [`io::ErrorKind::WouldBlock`].
+    ReadWrite,
+}
+
+/// A regular file or a block device.
+pub struct FileDevice {
+    file: File,
+    path: PathBuf,
+    name: String,
+    block: bool,
+}
+
+impl fmt::Debug for FileDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileDevice({})", self.name)
+    }
+}
+
+/// The error returned when another process holds the lock.
+pub fn in_use_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        "in use by another process (locked)",
+    )
+}
+
+impl FileDevice {
+    /// Open an existing file or block device.
+    pub fn open(path: &Path, access: Access) -> io::Result<FileDevice> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(access == Access::ReadWrite)
+            .open(path)?;
+        Self::adopt(file, path, access)
+    }
+
+    /// Create a new regular file with mode 0600 (refuses an existing one), lock it, and fsync
+    /// its directory so the name survives a crash.
+    pub fn create_new(path: &Path) -> io::Result<FileDevice> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        let dev = Self::adopt(file, path, Access::ReadWrite)?;
+        sync_parent_dir(path)?;
+        Ok(dev)
+    }
+
+    fn adopt(file: File, path: &Path, access: Access) -> io::Result<FileDevice> {
+        let meta = file.metadata()?;
+        let ft = meta.file_type();
+        let block = ft.is_block_device();
+        if !ft.is_file() && !block {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file or block device",
+            ));
+        }
+        if access == Access::ReadWrite {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Err(in_use_error()),
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
+        Ok(FileDevice {
+            file,
+            name: path.display().to_string(),
+            path: path.to_path_buf(),
+            block,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// fsync the directory holding `path`, so a newly created name is durable.
+pub fn sync_parent_dir(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
+}
+
+impl Device for FileDevice {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> io::Result<u64> {
+        if self.block {
+            // Seeking to the end of a block device yields its size; the position is unused
+            // because every transfer is positional (pread/pwrite).
+            (&self.file).seek(SeekFrom::End(0))
+        } else {
+            Ok(self.file.metadata()?.len())
+        }
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        // read_exact_at loops over short reads and EINTR.
+        self.file.read_exact_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        if self.block {
+            self.file.sync_all()
+        } else {
+            self.file.sync_data()
+        }
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        if self.block {
+            let have = self.len()?;
+            if len > have {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("block device holds {have} bytes, {len} needed"),
+                ));
+            }
+            return Ok(());
+        }
+        self.file.set_len(len)
+    }
+    fn mappable_fd(&self) -> Option<RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+    fn is_block_device(&self) -> bool {
+        self.block
+    }
+}
+
+/// A device held in memory (tests, fuzzing).
+#[derive(Debug)]
+pub struct MemDevice {
+    name: String,
+    bytes: RwLock<Vec<u8>>,
+}
+
+impl MemDevice {
+    pub fn new(name: &str, bytes: Vec<u8>) -> MemDevice {
+        MemDevice {
+            name: name.to_string(),
+            bytes: RwLock::new(bytes),
+        }
+    }
+    /// A copy of the current contents.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.bytes.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn out_of_range(offset: u64, len: usize, size: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("access of {len} bytes at {offset} is past the end ({size} bytes)"),
+    )
+}
+
+impl Device for MemDevice {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.bytes.read().unwrap_or_else(|e| e.into_inner()).len() as u64)
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let b = self.bytes.read().unwrap_or_else(|e| e.into_inner());
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .filter(|e| *e <= b.len() as u64);
+        match end {
+            Some(end) => {
+                buf.copy_from_slice(&b[offset as usize..end as usize]);
+                Ok(())
+            }
+            None => Err(out_of_range(offset, buf.len(), b.len())),
+        }
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let mut b = self.bytes.write().unwrap_or_else(|e| e.into_inner());
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .ok_or_else(|| out_of_range(offset, buf.len(), b.len()))?;
+        if end > b.len() as u64 {
+            b.resize(end as usize, 0);
+        }
+        b[offset as usize..end as usize].copy_from_slice(buf);
+        Ok(())
+    }
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.bytes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .resize(len as usize, 0);
+        Ok(())
+    }
+}
+
+/// Sector size at which the crash device tears unsynced writes.
+pub const CRASH_SECTOR_SIZE: u64 = 512;
+
+/// Shared crash schedule for a set of [`CrashDevice`]s (say a log and a segment): the devices
+/// count their writes and syncs together, and crash together.
+#[derive(Debug)]
+pub struct CrashController {
+    state: Mutex<CrashState>,
+}
+
+#[derive(Debug)]
+struct CrashState {
+    ops: u64,
+    crash_at: Option<u64>,
+    crashed: bool,
+    rng: u64,
+}
+
+impl CrashController {
+    /// `seed` drives which unsynced sectors survive a crash.
+    pub fn new(seed: u64) -> Arc<CrashController> {
+        Arc::new(CrashController {
+            state: Mutex::new(CrashState {
+                ops: 0,
+                crash_at: None,
+                crashed: false,
+                rng: seed | 1,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CrashState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Crash when the `n`th write or sync from now (0 = the next one) is attempted: that
+    /// operation and every later one fails with an I/O error. A crashing write is torn.
+    pub fn crash_after(&self, n: u64) {
+        let mut s = self.lock();
+        s.crash_at = Some(s.ops + n);
+    }
+
+    /// Crash now: every later operation fails until the devices are restarted.
+    pub fn crash_now(&self) {
+        self.lock().crashed = true;
+    }
+
+    pub fn has_crashed(&self) -> bool {
+        self.lock().crashed
+    }
+
+    /// Writes and syncs attempted so far.
+    pub fn operations(&self) -> u64 {
+        self.lock().ops
+    }
+
+    /// Count one operation; returns Err if the device is (now) crashed, and whether this very
+    /// operation is the crashing one.
+    fn tick(&self) -> io::Result<bool> {
+        let mut s = self.lock();
+        if s.crashed {
+            return Err(crashed_error());
+        }
+        let now = s.ops;
+        s.ops += 1;
+        if s.crash_at == Some(now) {
+            s.crashed = true;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.lock().crashed {
+            Err(crashed_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn next_random(&self) -> u64 {
+        let mut s = self.lock();
+        // xorshift64*: deterministic for a given seed, good enough to pick sectors.
+        let mut x = s.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        s.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn restart(&self) {
+        let mut s = self.lock();
+        s.crashed = false;
+        s.crash_at = None;
+    }
+}
+
+fn crashed_error() -> io::Error {
+    io::Error::other("simulated crash: device is down")
+}
+
+/// What happens to unsynced writes when a [`CrashDevice`] restarts after a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tear {
+    /// Every unsynced sector is lost.
+    DropAll,
+    /// Every unsynced sector reached the media.
+    KeepAll,
+    /// Each unsynced sector independently reached the media or not (the default).
+    RandomSectors,
+}
+
+/// A device with a *live* image (what reads see) and a *durable* image (what survives a crash).
+/// Writes land in the live image and are remembered as pending; `sync` makes them durable;
+/// [`CrashDevice::restart`] throws the live image away and rebuilds it from the durable image
+/// plus some of the pending writes, torn at 512-byte sector granularity.
+#[derive(Debug)]
+pub struct CrashDevice {
+    name: String,
+    controller: Arc<CrashController>,
+    images: Mutex<CrashImages>,
+}
+
+#[derive(Debug)]
+struct CrashImages {
+    live: Vec<u8>,
+    durable: Vec<u8>,
+    pending: Vec<(u64, Vec<u8>)>,
+    tear: Tear,
+}
+
+impl CrashDevice {
+    pub fn new(name: &str, controller: Arc<CrashController>, initial: Vec<u8>) -> CrashDevice {
+        CrashDevice {
+            name: name.to_string(),
+            controller,
+            images: Mutex::new(CrashImages {
+                live: initial.clone(),
+                durable: initial,
+                pending: Vec::new(),
+                tear: Tear::RandomSectors,
+            }),
+        }
+    }
+
+    fn images(&self) -> MutexGuard<'_, CrashImages> {
+        self.images.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_tear(&self, tear: Tear) {
+        self.images().tear = tear;
+    }
+
+    /// The durable image: what a restart would start from (before torn writes are added).
+    pub fn durable(&self) -> Vec<u8> {
+        self.images().durable.clone()
+    }
+
+    /// The live image.
+    pub fn live(&self) -> Vec<u8> {
+        self.images().live.clone()
+    }
+
+    /// Simulate power loss and reboot: keep the durable image plus a torn selection of the
+    /// pending writes (per [`Tear`]), then bring the device back up.
+    pub fn restart(&self) {
+        let mut im = self.images();
+        let pending = std::mem::take(&mut im.pending);
+        let tear = im.tear;
+        let mut durable = std::mem::take(&mut im.durable);
+        for (offset, data) in pending {
+            let end = offset as usize + data.len();
+            if durable.len() < end {
+                durable.resize(end, 0);
+            }
+            // Tear at absolute sector boundaries: each sector the write touches survives whole
+            // or not at all.
+            let mut at = offset;
+            while at < offset + data.len() as u64 {
+                let sector_end = ((at / CRASH_SECTOR_SIZE) + 1) * CRASH_SECTOR_SIZE;
+                let piece_end = sector_end.min(offset + data.len() as u64);
+                let keep = match tear {
+                    Tear::DropAll => false,
+                    Tear::KeepAll => true,
+                    Tear::RandomSectors => self.controller.next_random() & 1 == 0,
+                };
+                if keep {
+                    durable[at as usize..piece_end as usize].copy_from_slice(
+                        &data[(at - offset) as usize..(piece_end - offset) as usize],
+                    );
+                }
+                at = piece_end;
+            }
+        }
+        im.live = durable.clone();
+        im.durable = durable;
+        drop(im);
+        self.controller.restart();
+    }
+}
+
+impl Device for CrashDevice {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.controller.check()?;
+        Ok(self.images().live.len() as u64)
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.controller.check()?;
+        let im = self.images();
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .filter(|e| *e <= im.live.len() as u64);
+        match end {
+            Some(end) => {
+                buf.copy_from_slice(&im.live[offset as usize..end as usize]);
+                Ok(())
+            }
+            None => Err(out_of_range(offset, buf.len(), im.live.len())),
+        }
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let crashing = self.controller.tick()?;
+        let mut im = self.images();
+        let end = offset as usize + buf.len();
+        if im.live.len() < end {
+            im.live.resize(end, 0);
+        }
+        im.live[offset as usize..end].copy_from_slice(buf);
+        im.pending.push((offset, buf.to_vec()));
+        if crashing {
+            return Err(crashed_error());
+        }
+        Ok(())
+    }
+    fn sync(&self) -> io::Result<()> {
+        if self.controller.tick()? {
+            return Err(crashed_error());
+        }
+        let mut im = self.images();
+        im.pending.clear();
+        im.durable = im.live.clone();
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.controller.check()?;
+        let mut im = self.images();
+        im.live.resize(len as usize, 0);
+        im.durable.resize(len as usize, 0);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_device_keeps_synced_and_tears_unsynced_by_sector() {
+        let ctl = CrashController::new(7);
+        let dev = CrashDevice::new("t", ctl.clone(), vec![0; 4096]);
+        dev.write_at(&[1; 1024], 0).unwrap();
+        dev.sync().unwrap();
+        dev.write_at(&[2; 2048], 1024).unwrap();
+        dev.restart();
+        let img = dev.live();
+        assert!(img[..1024].iter().all(|b| *b == 1), "synced data survives");
+        for sector in img[1024..3072].chunks(512) {
+            assert!(
+                sector.iter().all(|b| *b == 2) || sector.iter().all(|b| *b == 0),
+                "sector torn inside"
+            );
+        }
+    }
+
+    #[test]
+    fn crash_point_fails_the_operation_and_everything_after() {
+        let ctl = CrashController::new(1);
+        let dev = CrashDevice::new("t", ctl.clone(), vec![0; 1024]);
+        dev.set_tear(Tear::DropAll);
+        ctl.crash_after(1);
+        dev.write_at(&[1; 8], 0).unwrap();
+        assert!(dev.sync().is_err());
+        assert!(dev.write_at(&[1; 8], 8).is_err());
+        assert!(ctl.has_crashed());
+        dev.restart();
+        assert_eq!(dev.live()[0], 0, "the unsynced write was dropped");
+        dev.write_at(&[3; 8], 0).unwrap();
+    }
+
+    #[test]
+    fn file_device_refuses_a_second_writer() {
+        let dir = std::env::temp_dir().join(format!("rvm-dev-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("locked");
+        let _ = std::fs::remove_file(&p);
+        let a = FileDevice::create_new(&p).unwrap();
+        let err = FileDevice::open(&p, Access::ReadWrite).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        FileDevice::open(&p, Access::ReadOnly).unwrap();
+        drop(a);
+        FileDevice::open(&p, Access::ReadWrite).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

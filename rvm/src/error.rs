@@ -1,0 +1,211 @@
+//! The library's one error type. Every variant that concerns a file names it; corruption
+//! carries the offset. [`Error::code_name`] gives the classic RVM code where one exists.
+
+use std::io;
+
+use crate::format::Uuid;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O call failed.
+    #[error("{path}: {op}: {source}")]
+    Io {
+        path: String,
+        op: &'static str,
+        source: io::Error,
+    },
+
+    /// The file is locked by another process (or another handle in this one).
+    #[error("{path}: in use by another process (it is locked)")]
+    InUse { path: String },
+
+    /// The log's status slots are both unreadable, or the log is otherwise not a log.
+    #[error("{path}: not a valid rvm log: {reason}")]
+    BadLog { path: String, reason: String },
+
+    /// The log was written by a different format version.
+    #[error("{path}: {reason}")]
+    LogVersion { path: String, reason: String },
+
+    /// A damaged record followed by valid records with higher LSNs: committed data would be
+    /// lost by treating the damage as the end of the log.
+    #[error(
+        "{path}: log corrupted at offset {offset} (expected LSN {lsn}: {detail}); valid records \
+         follow up to LSN {later_lsn} at offset {later_offset}, so this is not a torn tail. \
+         Refusing to drop committed transactions; open with recover_prefix to keep only the \
+         records before the damage"
+    )]
+    LogCorrupt {
+        path: String,
+        offset: u64,
+        lsn: u64,
+        detail: String,
+        later_lsn: u64,
+        later_offset: u64,
+    },
+
+    /// A record inside the live part of the log is damaged (found while truncating).
+    #[error("{path}: damaged record at offset {offset}: {detail}")]
+    DamagedRecord {
+        path: String,
+        offset: u64,
+        detail: String,
+    },
+
+    /// A segment header is missing or damaged.
+    #[error("{path}: bad segment header: {reason}")]
+    BadSegment { path: String, reason: String },
+
+    /// The segment was written by a different format version.
+    #[error("{path}: {reason}")]
+    SegmentVersion { path: String, reason: String },
+
+    /// The log names a segment that cannot be found.
+    #[error(
+        "log {log}: segment {uuid} (last seen at {path_hint:?}) has committed records to apply \
+         but was not found; pass its path with Options::segment_path"
+    )]
+    SegmentNotFound {
+        log: String,
+        uuid: Uuid,
+        path_hint: String,
+    },
+
+    /// The file at a path is a segment, but not the one the log means.
+    #[error("{path}: segment UUID is {found}, expected {expected}")]
+    WrongSegment {
+        path: String,
+        expected: Uuid,
+        found: Uuid,
+    },
+
+    /// A log range lies outside every region of its segment.
+    #[error(
+        "{log}: record at offset {record_offset} writes {length} bytes at segment offset \
+         {segment_offset} of {segment}, outside every region of that segment"
+    )]
+    RangeOutsideSegment {
+        log: String,
+        record_offset: u64,
+        segment: String,
+        segment_offset: u64,
+        length: u64,
+    },
+
+    /// An address range is not inside one mapped region.
+    #[error("address range {address:#x}..{end:#x} is not inside one mapped region", end = address.saturating_add(*length))]
+    NotMapped { address: u64, length: u64 },
+
+    /// A region's fixed address is already occupied in this process.
+    #[error(
+        "{path}: cannot map region at {start:#x}..{end:#x}: the range is in use by {occupant}"
+    )]
+    AddressInUse {
+        path: String,
+        start: u64,
+        end: u64,
+        occupant: String,
+    },
+
+    /// The segment is already mapped by this log.
+    #[error("{path}: segment is already mapped")]
+    AlreadyMapped { path: String },
+
+    /// The log cannot name more segments.
+    #[error("{log}: the log already names {max} segments")]
+    TooManySegments { log: String, max: usize },
+
+    /// A transaction is larger than the log can ever hold.
+    #[error(
+        "transaction needs {size} bytes of log but this log holds at most {max} per transaction"
+    )]
+    TooBig { size: u64, max: u64 },
+
+    /// The operation needs every transaction on the region (or the instance) to be finished.
+    #[error("{what}: {count} transaction(s) still active")]
+    Uncommitted { what: String, count: usize },
+
+    /// A parameter was out of range; the message names it and the rule.
+    #[error("invalid {parameter}: {rule}")]
+    InvalidArgument {
+        parameter: &'static str,
+        rule: String,
+    },
+
+    /// An earlier I/O failure left the instance unable to guarantee durability; reopen the log.
+    #[error(
+        "{path}: the log is unusable after an earlier failure ({cause}); reopen it to recover"
+    )]
+    Failed { path: String, cause: String },
+}
+
+impl Error {
+    /// The classic RVM return-code name closest to this error, for users who know them.
+    pub fn code_name(&self) -> &'static str {
+        match self {
+            Error::Io { .. } | Error::InUse { .. } => "RVM_EIO",
+            Error::BadLog { .. } | Error::LogCorrupt { .. } | Error::DamagedRecord { .. } => {
+                "RVM_ELOG"
+            }
+            Error::LogVersion { .. } => "RVM_ELOG_VERSION_SKEW",
+            Error::BadSegment { .. } | Error::WrongSegment { .. } => "RVM_ESEGMENT_HDR",
+            Error::SegmentVersion { .. } => "RVM_EVERSION_SKEW",
+            Error::SegmentNotFound { .. } => "RVM_EIO",
+            Error::RangeOutsideSegment { .. } => "RVM_EOFFSET",
+            Error::NotMapped { .. } => "RVM_ENOT_MAPPED",
+            Error::AddressInUse { .. } => "RVM_EVM_OVERLAP",
+            Error::AlreadyMapped { .. } => "RVM_EOVERLAP",
+            Error::TooManySegments { .. } => "RVM_ENO_MEMORY",
+            Error::TooBig { .. } => "RVM_ETOO_BIG",
+            Error::Uncommitted { .. } => "RVM_EUNCOMMIT",
+            Error::InvalidArgument { .. } => "RVM_EOPTIONS",
+            Error::Failed { .. } => "RVM_EINTERNAL",
+        }
+    }
+
+    pub(crate) fn io(path: &str, op: &'static str, source: io::Error) -> Error {
+        if source.kind() == io::ErrorKind::WouldBlock {
+            return Error::InUse {
+                path: path.to_string(),
+            };
+        }
+        Error::Io {
+            path: path.to_string(),
+            op,
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_file_and_offset() {
+        let e = Error::LogCorrupt {
+            path: "/srv/log".into(),
+            offset: 70000,
+            lsn: 12,
+            detail: "crc".into(),
+            later_lsn: 20,
+            later_offset: 90000,
+        };
+        let text = e.to_string();
+        assert!(text.contains("/srv/log") && text.contains("70000") && text.contains("LSN 20"));
+        assert_eq!(e.code_name(), "RVM_ELOG");
+        assert_eq!(
+            Error::TooBig { size: 1, max: 0 }.code_name(),
+            "RVM_ETOO_BIG"
+        );
+        let e = Error::io(
+            "/x",
+            "open",
+            io::Error::new(io::ErrorKind::WouldBlock, "locked"),
+        );
+        assert!(matches!(e, Error::InUse { .. }));
+    }
+}

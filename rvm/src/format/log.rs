@@ -1,0 +1,984 @@
+//! The log: two status slots, then a circular area of records.
+//!
+//! ```text
+//! 0        STATUS_SLOT_SIZE       2*STATUS_SLOT_SIZE = RECORD_AREA_OFFSET              end
+//! | slot 0 | slot 1               | record area (circular) ...                          |
+//! ```
+//!
+//! Status slots are written alternately (slot = sequence % 2) so a torn status write leaves the
+//! other, older slot intact. Each record has a header and a trailer carrying its LSN and length,
+//! and a CRC32 over the whole record seeded with the log's UUID.
+
+use super::{align_up, get_u16, get_u32, get_u64, put_u16, put_u32, put_u64, DecodeError, Uuid};
+
+/// Size of one status slot; the record area starts after two of them.
+pub const STATUS_SLOT_SIZE: u64 = 32 * 1024;
+/// File offset of the first byte of the record area.
+pub const RECORD_AREA_OFFSET: u64 = 2 * STATUS_SLOT_SIZE;
+/// Every record starts and ends on this alignment.
+pub const RECORD_ALIGN: u64 = 8;
+/// Every flush starts on a sector boundary, so a write never rewrites a sector that already
+/// holds durable records (spec K15). Pads fill the gap.
+pub const SECTOR_SIZE: u64 = 512;
+/// Smallest record area accepted when creating a log.
+pub const RECORD_AREA_MIN_BYTES: u64 = 64 * 1024;
+/// Largest record area: positions are u64 but we cap at 1 TiB so a mistyped size is refused.
+pub const RECORD_AREA_MAX_BYTES: u64 = 1 << 40;
+/// Segments one log can name at once.
+pub const SEGMENTS_PER_LOG_MAX: usize = 16;
+/// Longest path hint kept for a segment; a longer path is stored as no hint.
+pub const PATH_HINT_BYTES_MAX: usize = 1024;
+/// Ranges in one transaction record.
+pub const RANGES_PER_RECORD_MAX: u32 = 1 << 24;
+
+pub const STATUS_MAGIC: [u8; 8] = *b"RVMLOGST";
+pub const LOG_FORMAT_VERSION: u32 = 1;
+
+// Status slot field offsets.
+const ST_MAGIC: usize = 0;
+const ST_VERSION: usize = 8;
+const ST_ENCODED_LEN: usize = 12;
+const ST_CRC: usize = 16;
+const ST_FLAGS: usize = 20;
+const ST_SEQUENCE: usize = 24;
+const ST_LOG_UUID: usize = 32;
+const ST_LOG_SIZE: usize = 48;
+const ST_AREA_OFFSET: usize = 56;
+const ST_AREA_SIZE: usize = 64;
+const ST_HEAD_OFFSET: usize = 72;
+const ST_HEAD_LSN: usize = 80;
+const ST_TAIL_OFFSET: usize = 88;
+const ST_TAIL_LSN: usize = 96;
+const ST_GENERATION: usize = 104;
+const ST_GENERATION_START_LSN: usize = 112;
+const ST_CREATED_MS: usize = 120;
+const ST_WRITTEN_MS: usize = 128;
+const ST_LAST_TRUNCATION_MS: usize = 136;
+const ST_COUNTERS: usize = 144;
+/// Cumulative counters kept in the status (see [`Counters`]).
+pub const STATUS_COUNTERS: usize = 16;
+const ST_SEGMENT_COUNT: usize = ST_COUNTERS + 8 * STATUS_COUNTERS; // 272
+const ST_SEGMENTS: usize = ST_SEGMENT_COUNT + 8; // 280
+const SEG_ENTRY_FIXED: usize = 32;
+
+/// Size of the fixed part of a status slot (before the segment table).
+pub const STATUS_FIXED_BYTES: usize = ST_SEGMENTS;
+
+const _: () = assert!(ST_SEGMENTS == 280);
+const _: () = assert!(
+    (ST_SEGMENTS + SEGMENTS_PER_LOG_MAX * (SEG_ENTRY_FIXED + PATH_HINT_BYTES_MAX)) as u64
+        <= STATUS_SLOT_SIZE
+);
+
+/// Status flag: the log was closed cleanly and `tail_offset`/`tail_lsn` are exact.
+pub const STATUS_FLAG_CLEAN: u32 = 1;
+
+/// Cumulative counters persisted in the status slots for the life of the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub flush_commits: u64,
+    pub no_flush_commits: u64,
+    pub aborts: u64,
+    pub flushes: u64,
+    pub records_written: u64,
+    pub bytes_logged: u64,
+    pub truncations: u64,
+    pub recoveries: u64,
+    pub wraps: u64,
+    pub ranges_coalesced: u64,
+    pub bytes_saved_by_coalescing: u64,
+}
+
+impl Counters {
+    fn to_array(self) -> [u64; STATUS_COUNTERS] {
+        let mut a = [0u64; STATUS_COUNTERS];
+        a[..11].copy_from_slice(&[
+            self.flush_commits,
+            self.no_flush_commits,
+            self.aborts,
+            self.flushes,
+            self.records_written,
+            self.bytes_logged,
+            self.truncations,
+            self.recoveries,
+            self.wraps,
+            self.ranges_coalesced,
+            self.bytes_saved_by_coalescing,
+        ]);
+        a
+    }
+    fn from_array(a: &[u64; STATUS_COUNTERS]) -> Counters {
+        Counters {
+            flush_commits: a[0],
+            no_flush_commits: a[1],
+            aborts: a[2],
+            flushes: a[3],
+            records_written: a[4],
+            bytes_logged: a[5],
+            truncations: a[6],
+            recoveries: a[7],
+            wraps: a[8],
+            ranges_coalesced: a[9],
+            bytes_saved_by_coalescing: a[10],
+        }
+    }
+    /// Field names in storage order, for tools that print them.
+    pub const NAMES: [&'static str; 11] = [
+        "flush_commits",
+        "no_flush_commits",
+        "aborts",
+        "flushes",
+        "records_written",
+        "bytes_logged",
+        "truncations",
+        "recoveries",
+        "wraps",
+        "ranges_coalesced",
+        "bytes_saved_by_coalescing",
+    ];
+    /// Values in the order of [`Counters::NAMES`].
+    pub fn values(&self) -> [u64; 11] {
+        let a = self.to_array();
+        let mut v = [0u64; 11];
+        v.copy_from_slice(&a[..11]);
+        v
+    }
+}
+
+/// One entry of the log's segment table: ranges name a segment by its index here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentEntry {
+    pub uuid: Uuid,
+    pub length_bytes: u64,
+    /// Where the segment was when it was registered; only a hint (empty if unknown).
+    pub path_hint: String,
+}
+
+/// The decoded content of a status slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub flags: u32,
+    /// Grows by one on every status write; the valid slot with the larger sequence is current.
+    pub sequence: u64,
+    pub log_uuid: Uuid,
+    /// Total bytes of the log device in use (status slots + record area).
+    pub log_size_bytes: u64,
+    pub area_offset: u64,
+    pub area_size: u64,
+    /// File offset of the oldest live record.
+    pub head_offset: u64,
+    /// LSN expected at `head_offset`.
+    pub head_lsn: u64,
+    /// Where the next record goes, as of this status write (exact only when clean).
+    pub tail_offset: u64,
+    pub tail_lsn: u64,
+    /// Incremented before a process writes its first record; every record carries it, so a
+    /// record left over from an earlier, crashed run can never extend the chain.
+    pub generation: u64,
+    /// First LSN written in `generation`; records at or after it must carry `generation`.
+    pub generation_start_lsn: u64,
+    pub created_unix_ms: u64,
+    pub written_unix_ms: u64,
+    pub last_truncation_unix_ms: u64,
+    pub counters: Counters,
+    pub segments: Vec<SegmentEntry>,
+}
+
+impl Status {
+    /// The status of a freshly created, empty log.
+    pub fn new_log(log_uuid: Uuid, area_size: u64, now_ms: u64) -> Status {
+        Status {
+            flags: STATUS_FLAG_CLEAN,
+            sequence: 1,
+            log_uuid,
+            log_size_bytes: RECORD_AREA_OFFSET + area_size,
+            area_offset: RECORD_AREA_OFFSET,
+            area_size,
+            head_offset: RECORD_AREA_OFFSET,
+            head_lsn: 1,
+            tail_offset: RECORD_AREA_OFFSET,
+            tail_lsn: 1,
+            generation: 1,
+            generation_start_lsn: 1,
+            created_unix_ms: now_ms,
+            written_unix_ms: now_ms,
+            last_truncation_unix_ms: 0,
+            counters: Counters::default(),
+            segments: Vec::new(),
+        }
+    }
+
+    /// The slot (0 or 1) this status is written to.
+    pub fn slot(&self) -> u64 {
+        self.sequence % 2
+    }
+
+    /// End of the record area (exclusive file offset).
+    pub fn area_end(&self) -> u64 {
+        self.area_offset + self.area_size
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.flags & STATUS_FLAG_CLEAN != 0
+    }
+
+    /// Encode into a buffer whose length is a multiple of [`SECTOR_SIZE`].
+    pub fn encode(&self) -> Vec<u8> {
+        let mut len = ST_SEGMENTS;
+        for s in &self.segments {
+            len += SEG_ENTRY_FIXED + align_up(s.path_hint.len() as u64, 8) as usize;
+        }
+        let mut buf = vec![0u8; align_up(len as u64, SECTOR_SIZE) as usize];
+        buf[ST_MAGIC..ST_MAGIC + 8].copy_from_slice(&STATUS_MAGIC);
+        put_u32(&mut buf, ST_VERSION, LOG_FORMAT_VERSION);
+        put_u32(&mut buf, ST_ENCODED_LEN, len as u32);
+        put_u32(&mut buf, ST_FLAGS, self.flags);
+        put_u64(&mut buf, ST_SEQUENCE, self.sequence);
+        buf[ST_LOG_UUID..ST_LOG_UUID + 16].copy_from_slice(&self.log_uuid.0);
+        put_u64(&mut buf, ST_LOG_SIZE, self.log_size_bytes);
+        put_u64(&mut buf, ST_AREA_OFFSET, self.area_offset);
+        put_u64(&mut buf, ST_AREA_SIZE, self.area_size);
+        put_u64(&mut buf, ST_HEAD_OFFSET, self.head_offset);
+        put_u64(&mut buf, ST_HEAD_LSN, self.head_lsn);
+        put_u64(&mut buf, ST_TAIL_OFFSET, self.tail_offset);
+        put_u64(&mut buf, ST_TAIL_LSN, self.tail_lsn);
+        put_u64(&mut buf, ST_GENERATION, self.generation);
+        put_u64(&mut buf, ST_GENERATION_START_LSN, self.generation_start_lsn);
+        put_u64(&mut buf, ST_CREATED_MS, self.created_unix_ms);
+        put_u64(&mut buf, ST_WRITTEN_MS, self.written_unix_ms);
+        put_u64(
+            &mut buf,
+            ST_LAST_TRUNCATION_MS,
+            self.last_truncation_unix_ms,
+        );
+        for (i, v) in self.counters.to_array().iter().enumerate() {
+            put_u64(&mut buf, ST_COUNTERS + 8 * i, *v);
+        }
+        put_u32(&mut buf, ST_SEGMENT_COUNT, self.segments.len() as u32);
+        let mut at = ST_SEGMENTS;
+        for s in &self.segments {
+            buf[at..at + 16].copy_from_slice(&s.uuid.0);
+            put_u64(&mut buf, at + 16, s.length_bytes);
+            put_u32(&mut buf, at + 24, s.path_hint.len() as u32);
+            let p = s.path_hint.as_bytes();
+            buf[at + SEG_ENTRY_FIXED..at + SEG_ENTRY_FIXED + p.len()].copy_from_slice(p);
+            at += SEG_ENTRY_FIXED + align_up(p.len() as u64, 8) as usize;
+        }
+        let crc = crc32fast::hash(&buf[..len]);
+        put_u32(&mut buf, ST_CRC, crc);
+        buf
+    }
+
+    /// Decode a slot. `buf` may be longer than the encoded status (a whole slot).
+    pub fn decode(buf: &[u8]) -> Result<Status, DecodeError> {
+        if buf.len() < ST_SEGMENTS {
+            return Err(DecodeError::new(
+                "length",
+                format!("{} bytes is too short", buf.len()),
+            ));
+        }
+        if buf[ST_MAGIC..ST_MAGIC + 8] != STATUS_MAGIC {
+            return Err(DecodeError::new("magic", "not an rvm log status slot"));
+        }
+        let len = get_u32(buf, ST_ENCODED_LEN) as usize;
+        if !(ST_SEGMENTS..=STATUS_SLOT_SIZE as usize).contains(&len) || len > buf.len() {
+            return Err(DecodeError::new(
+                "encoded_len",
+                format!("{len} is out of range"),
+            ));
+        }
+        let mut check = buf[..len].to_vec();
+        put_u32(&mut check, ST_CRC, 0);
+        let stored = get_u32(buf, ST_CRC);
+        let computed = crc32fast::hash(&check);
+        if stored != computed {
+            return Err(DecodeError::new(
+                "crc",
+                format!("stored {stored:#010x}, computed {computed:#010x} (torn or damaged write)"),
+            ));
+        }
+        let version = get_u32(buf, ST_VERSION);
+        if version != LOG_FORMAT_VERSION {
+            return Err(DecodeError::new(
+                "version",
+                format!("log format version {version}, this library reads {LOG_FORMAT_VERSION}"),
+            ));
+        }
+        let mut counters = [0u64; STATUS_COUNTERS];
+        for (i, c) in counters.iter_mut().enumerate() {
+            *c = get_u64(buf, ST_COUNTERS + 8 * i);
+        }
+        let mut uuid = [0u8; 16];
+        uuid.copy_from_slice(&buf[ST_LOG_UUID..ST_LOG_UUID + 16]);
+        let count = get_u32(buf, ST_SEGMENT_COUNT) as usize;
+        if count > SEGMENTS_PER_LOG_MAX {
+            return Err(DecodeError::new(
+                "segment_count",
+                format!("{count} exceeds the maximum {SEGMENTS_PER_LOG_MAX}"),
+            ));
+        }
+        let mut segments = Vec::with_capacity(count);
+        let mut at = ST_SEGMENTS;
+        for _ in 0..count {
+            if at + SEG_ENTRY_FIXED > len {
+                return Err(DecodeError::new(
+                    "segment_table",
+                    "entry runs past the encoded length",
+                ));
+            }
+            let mut su = [0u8; 16];
+            su.copy_from_slice(&buf[at..at + 16]);
+            let length_bytes = get_u64(buf, at + 16);
+            let plen = get_u32(buf, at + 24) as usize;
+            if plen > PATH_HINT_BYTES_MAX || at + SEG_ENTRY_FIXED + plen > len {
+                return Err(DecodeError::new(
+                    "segment_table",
+                    "path hint length out of range",
+                ));
+            }
+            let path_hint =
+                String::from_utf8_lossy(&buf[at + SEG_ENTRY_FIXED..at + SEG_ENTRY_FIXED + plen])
+                    .into_owned();
+            segments.push(SegmentEntry {
+                uuid: Uuid(su),
+                length_bytes,
+                path_hint,
+            });
+            at += SEG_ENTRY_FIXED + align_up(plen as u64, 8) as usize;
+        }
+        let status = Status {
+            flags: get_u32(buf, ST_FLAGS),
+            sequence: get_u64(buf, ST_SEQUENCE),
+            log_uuid: Uuid(uuid),
+            log_size_bytes: get_u64(buf, ST_LOG_SIZE),
+            area_offset: get_u64(buf, ST_AREA_OFFSET),
+            area_size: get_u64(buf, ST_AREA_SIZE),
+            head_offset: get_u64(buf, ST_HEAD_OFFSET),
+            head_lsn: get_u64(buf, ST_HEAD_LSN),
+            tail_offset: get_u64(buf, ST_TAIL_OFFSET),
+            tail_lsn: get_u64(buf, ST_TAIL_LSN),
+            generation: get_u64(buf, ST_GENERATION),
+            generation_start_lsn: get_u64(buf, ST_GENERATION_START_LSN),
+            created_unix_ms: get_u64(buf, ST_CREATED_MS),
+            written_unix_ms: get_u64(buf, ST_WRITTEN_MS),
+            last_truncation_unix_ms: get_u64(buf, ST_LAST_TRUNCATION_MS),
+            counters: Counters::from_array(&counters),
+            segments,
+        };
+        status.validate_geometry()?;
+        Ok(status)
+    }
+
+    /// Check that the positions describe a sane circular area.
+    fn validate_geometry(&self) -> Result<(), DecodeError> {
+        let in_area =
+            |o: u64| o >= self.area_offset && o <= self.area_end() && o % RECORD_ALIGN == 0;
+        if self.area_offset != RECORD_AREA_OFFSET {
+            return Err(DecodeError::new(
+                "area_offset",
+                format!("{} is not {RECORD_AREA_OFFSET}", self.area_offset),
+            ));
+        }
+        if self.area_size % SECTOR_SIZE != 0
+            || !(RECORD_AREA_MIN_BYTES..=RECORD_AREA_MAX_BYTES).contains(&self.area_size)
+        {
+            return Err(DecodeError::new(
+                "area_size",
+                format!("{} is out of range", self.area_size),
+            ));
+        }
+        if self.log_size_bytes != self.area_offset + self.area_size {
+            return Err(DecodeError::new(
+                "log_size",
+                "does not equal area offset + area size",
+            ));
+        }
+        if !in_area(self.head_offset) {
+            return Err(DecodeError::new(
+                "head_offset",
+                format!("{} is outside the record area", self.head_offset),
+            ));
+        }
+        if !in_area(self.tail_offset) {
+            return Err(DecodeError::new(
+                "tail_offset",
+                format!("{} is outside the record area", self.tail_offset),
+            ));
+        }
+        if self.head_lsn == 0 || self.tail_lsn < self.head_lsn {
+            return Err(DecodeError::new(
+                "lsn",
+                format!(
+                    "head LSN {} / tail LSN {} are inconsistent",
+                    self.head_lsn, self.tail_lsn
+                ),
+            ));
+        }
+        if self.generation == 0 {
+            return Err(DecodeError::new("generation", "is zero"));
+        }
+        Ok(())
+    }
+}
+
+/// Record kinds.
+pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"RVMR");
+pub const TRAILER_MAGIC: u32 = u32::from_le_bytes(*b"RVMT");
+pub const KIND_TRANSACTION: u16 = 1;
+/// Filler: the body is not written and not covered by the CRC. Used to align a flush to a
+/// sector and to fill the end of the area before wrapping to its start.
+pub const KIND_PAD: u16 = 2;
+
+/// Transaction flags.
+pub const TX_FLAG_FLUSH: u16 = 1;
+pub const TX_FLAG_RESTORE: u16 = 2;
+
+pub const RECORD_HEADER_SIZE: usize = 56;
+pub const RECORD_TRAILER_SIZE: usize = 24;
+pub const RANGE_HEADER_SIZE: usize = 32;
+/// Smallest record (a pad with no body).
+pub const RECORD_MIN_SIZE: u64 = (RECORD_HEADER_SIZE + RECORD_TRAILER_SIZE) as u64;
+
+const RH_MAGIC: usize = 0;
+const RH_KIND: usize = 4;
+const RH_FLAGS: usize = 6;
+const RH_LSN: usize = 8;
+const RH_LENGTH: usize = 16;
+const RH_GENERATION: usize = 24;
+const RH_BATCH_FIRST_LSN: usize = 32;
+const RH_TIME_US: usize = 40;
+const RH_RANGE_COUNT: usize = 48;
+const RH_HEADER_CRC: usize = 52;
+
+const RT_LSN: usize = 0;
+const RT_LENGTH: usize = 8;
+const RT_CRC: usize = 16;
+const RT_MAGIC: usize = 20;
+
+const RG_SEGMENT: usize = 0;
+const RG_OFFSET: usize = 8;
+const RG_LENGTH: usize = 16;
+const RG_ADDRESS: usize = 24;
+
+const _: () = assert!(RH_HEADER_CRC + 4 == RECORD_HEADER_SIZE);
+const _: () = assert!(RT_MAGIC + 4 == RECORD_TRAILER_SIZE);
+const _: () = assert!(RG_ADDRESS + 8 == RANGE_HEADER_SIZE);
+const _: () = assert!(RECORD_MIN_SIZE % RECORD_ALIGN == 0);
+
+/// The CRC seed of a log: records from another log never validate here.
+pub fn crc_seed(log_uuid: &Uuid) -> u32 {
+    crc32fast::hash(&log_uuid.0)
+}
+
+/// A decoded record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub kind: u16,
+    pub flags: u16,
+    pub lsn: u64,
+    /// Total length: header + body + trailer, a multiple of [`RECORD_ALIGN`].
+    pub length: u64,
+    pub generation: u64,
+    /// LSN of the first record written by the same flush (same write + sync).
+    pub batch_first_lsn: u64,
+    /// Commit time in microseconds since the epoch; informational only.
+    pub time_us: u64,
+    pub range_count: u32,
+}
+
+impl RecordHeader {
+    pub fn encode_into(&self, buf: &mut [u8], seed: u32) {
+        put_u32(buf, RH_MAGIC, RECORD_MAGIC);
+        put_u16(buf, RH_KIND, self.kind);
+        put_u16(buf, RH_FLAGS, self.flags);
+        put_u64(buf, RH_LSN, self.lsn);
+        put_u64(buf, RH_LENGTH, self.length);
+        put_u64(buf, RH_GENERATION, self.generation);
+        put_u64(buf, RH_BATCH_FIRST_LSN, self.batch_first_lsn);
+        put_u64(buf, RH_TIME_US, self.time_us);
+        put_u32(buf, RH_RANGE_COUNT, self.range_count);
+        let crc = header_crc(&buf[..RH_HEADER_CRC], seed);
+        put_u32(buf, RH_HEADER_CRC, crc);
+    }
+
+    /// Decode and check the header's own CRC and basic sanity. `room` is how many bytes the
+    /// record may occupy from its start (to the end of the area).
+    pub fn decode(buf: &[u8], seed: u32, room: u64) -> Result<RecordHeader, DecodeError> {
+        if buf.len() < RECORD_HEADER_SIZE {
+            return Err(DecodeError::new("header", "truncated record header"));
+        }
+        if get_u32(buf, RH_MAGIC) != RECORD_MAGIC {
+            return Err(DecodeError::new("magic", "no record header here"));
+        }
+        let stored = get_u32(buf, RH_HEADER_CRC);
+        let computed = header_crc(&buf[..RH_HEADER_CRC], seed);
+        if stored != computed {
+            return Err(DecodeError::new(
+                "header_crc",
+                format!("stored {stored:#010x}, computed {computed:#010x}"),
+            ));
+        }
+        let h = RecordHeader {
+            kind: get_u16(buf, RH_KIND),
+            flags: get_u16(buf, RH_FLAGS),
+            lsn: get_u64(buf, RH_LSN),
+            length: get_u64(buf, RH_LENGTH),
+            generation: get_u64(buf, RH_GENERATION),
+            batch_first_lsn: get_u64(buf, RH_BATCH_FIRST_LSN),
+            time_us: get_u64(buf, RH_TIME_US),
+            range_count: get_u32(buf, RH_RANGE_COUNT),
+        };
+        if h.kind != KIND_TRANSACTION && h.kind != KIND_PAD {
+            return Err(DecodeError::new(
+                "kind",
+                format!("unknown record kind {}", h.kind),
+            ));
+        }
+        if h.length < RECORD_MIN_SIZE || h.length % RECORD_ALIGN != 0 || h.length > room {
+            return Err(DecodeError::new(
+                "length",
+                format!(
+                    "{} is not a valid record length here (room {room})",
+                    h.length
+                ),
+            ));
+        }
+        if h.kind == KIND_PAD && h.range_count != 0 {
+            return Err(DecodeError::new("range_count", "a pad has ranges"));
+        }
+        if h.range_count > RANGES_PER_RECORD_MAX {
+            return Err(DecodeError::new(
+                "range_count",
+                format!("{} is too many", h.range_count),
+            ));
+        }
+        if h.batch_first_lsn > h.lsn {
+            return Err(DecodeError::new(
+                "batch_first_lsn",
+                "is after the record's own LSN",
+            ));
+        }
+        Ok(h)
+    }
+}
+
+fn header_crc(bytes: &[u8], seed: u32) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(seed);
+    h.update(bytes);
+    h.finalize()
+}
+
+/// A decoded record trailer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordTrailer {
+    pub lsn: u64,
+    pub length: u64,
+    pub crc: u32,
+}
+
+impl RecordTrailer {
+    pub fn decode(buf: &[u8]) -> Result<RecordTrailer, DecodeError> {
+        if buf.len() < RECORD_TRAILER_SIZE {
+            return Err(DecodeError::new("trailer", "truncated record trailer"));
+        }
+        if get_u32(buf, RT_MAGIC) != TRAILER_MAGIC {
+            return Err(DecodeError::new("trailer_magic", "no record trailer here"));
+        }
+        Ok(RecordTrailer {
+            lsn: get_u64(buf, RT_LSN),
+            length: get_u64(buf, RT_LENGTH),
+            crc: get_u32(buf, RT_CRC),
+        })
+    }
+}
+
+/// The CRC of a whole record. For a pad only the header and the trailer's LSN and length are
+/// covered (its body is never written); for a transaction every byte before the CRC field.
+pub fn record_crc(header: &[u8], body: &[u8], trailer_prefix: &[u8], seed: u32) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(seed);
+    h.update(header);
+    h.update(body);
+    h.update(trailer_prefix);
+    h.finalize()
+}
+
+/// One range as stored in a transaction record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeHeader {
+    /// Index into the log's segment table.
+    pub segment: u32,
+    pub offset: u64,
+    pub length: u64,
+    /// Virtual address at commit time (informational; rvmutl searches by it).
+    pub address: u64,
+}
+
+impl RangeHeader {
+    pub fn encode_into(&self, buf: &mut [u8]) {
+        put_u32(buf, RG_SEGMENT, self.segment);
+        put_u32(buf, RG_SEGMENT + 4, 0);
+        put_u64(buf, RG_OFFSET, self.offset);
+        put_u64(buf, RG_LENGTH, self.length);
+        put_u64(buf, RG_ADDRESS, self.address);
+    }
+    pub fn decode(buf: &[u8]) -> Result<RangeHeader, DecodeError> {
+        if buf.len() < RANGE_HEADER_SIZE {
+            return Err(DecodeError::new("range", "truncated range header"));
+        }
+        Ok(RangeHeader {
+            segment: get_u32(buf, RG_SEGMENT),
+            offset: get_u64(buf, RG_OFFSET),
+            length: get_u64(buf, RG_LENGTH),
+            address: get_u64(buf, RG_ADDRESS),
+        })
+    }
+    /// Bytes this range occupies in a record (header + data padded to 8).
+    pub fn encoded_size(length: u64) -> u64 {
+        (RANGE_HEADER_SIZE as u64).saturating_add(align_up(length, RECORD_ALIGN))
+    }
+}
+
+/// Size of a transaction record holding ranges of the given data lengths.
+pub fn transaction_record_size(range_lengths: impl IntoIterator<Item = u64>) -> u64 {
+    let mut size = RECORD_MIN_SIZE;
+    for l in range_lengths {
+        size = size.saturating_add(RangeHeader::encoded_size(l));
+    }
+    size
+}
+
+/// Fill in the LSN-dependent fields of an encoded transaction record (built by
+/// [`TransactionEncoder`]) and compute its CRC. `rec` is the whole record.
+pub fn seal_record(rec: &mut [u8], lsn: u64, generation: u64, batch_first_lsn: u64, seed: u32) {
+    let len = rec.len();
+    put_u64(rec, RH_LSN, lsn);
+    put_u64(rec, RH_GENERATION, generation);
+    put_u64(rec, RH_BATCH_FIRST_LSN, batch_first_lsn);
+    let hcrc = header_crc(&rec[..RH_HEADER_CRC], seed);
+    put_u32(rec, RH_HEADER_CRC, hcrc);
+    let t = len - RECORD_TRAILER_SIZE;
+    put_u64(rec, t + RT_LSN, lsn);
+    put_u64(rec, t + RT_LENGTH, len as u64);
+    put_u32(rec, t + RT_MAGIC, TRAILER_MAGIC);
+    let crc = record_crc(&rec[..t + RT_CRC], &[], &[], seed);
+    put_u32(rec, t + RT_CRC, crc);
+}
+
+/// Appends an unsealed transaction record to a buffer: header fields that do not depend on the
+/// LSN, then ranges. Call [`seal_record`] on the finished bytes before writing them.
+pub struct TransactionEncoder;
+
+impl TransactionEncoder {
+    /// Start a record at the end of `buf`; returns its start offset in `buf`.
+    pub fn begin(buf: &mut Vec<u8>, flags: u16, time_us: u64, range_count: u32) -> usize {
+        let start = buf.len();
+        buf.resize(start + RECORD_HEADER_SIZE, 0);
+        let h = &mut buf[start..];
+        put_u32(h, RH_MAGIC, RECORD_MAGIC);
+        put_u16(h, RH_KIND, KIND_TRANSACTION);
+        put_u16(h, RH_FLAGS, flags);
+        put_u64(h, RH_TIME_US, time_us);
+        put_u32(h, RH_RANGE_COUNT, range_count);
+        start
+    }
+
+    /// Append one range header and reserve its data; returns the data slice to fill.
+    pub fn range<'a>(buf: &'a mut Vec<u8>, range: &RangeHeader) -> &'a mut [u8] {
+        let at = buf.len();
+        let padded = align_up(range.length, RECORD_ALIGN) as usize;
+        buf.resize(at + RANGE_HEADER_SIZE + padded, 0);
+        range.encode_into(&mut buf[at..at + RANGE_HEADER_SIZE]);
+        let data = at + RANGE_HEADER_SIZE;
+        &mut buf[data..data + range.length as usize]
+    }
+
+    /// Finish the record that starts at `start`: reserve the trailer and set the length.
+    pub fn finish(buf: &mut Vec<u8>, start: usize) -> u64 {
+        buf.resize(buf.len() + RECORD_TRAILER_SIZE, 0);
+        let len = (buf.len() - start) as u64;
+        put_u64(&mut buf[start..], RH_LENGTH, len);
+        len
+    }
+}
+
+/// Encode a pad record of `length` bytes: returns (header bytes, trailer bytes). The header
+/// goes at the pad's start, the trailer in its last [`RECORD_TRAILER_SIZE`] bytes.
+pub fn encode_pad(
+    length: u64,
+    lsn: u64,
+    generation: u64,
+    batch_first_lsn: u64,
+    seed: u32,
+) -> ([u8; RECORD_HEADER_SIZE], [u8; RECORD_TRAILER_SIZE]) {
+    let mut h = [0u8; RECORD_HEADER_SIZE];
+    RecordHeader {
+        kind: KIND_PAD,
+        flags: 0,
+        lsn,
+        length,
+        generation,
+        batch_first_lsn,
+        time_us: 0,
+        range_count: 0,
+    }
+    .encode_into(&mut h, seed);
+    let mut t = [0u8; RECORD_TRAILER_SIZE];
+    put_u64(&mut t, RT_LSN, lsn);
+    put_u64(&mut t, RT_LENGTH, length);
+    put_u32(&mut t, RT_MAGIC, TRAILER_MAGIC);
+    let crc = record_crc(&h, &[], &t[..RT_CRC], seed);
+    put_u32(&mut t, RT_CRC, crc);
+    (h, t)
+}
+
+/// Check a whole record (header already decoded) against its trailer and CRC.
+/// For a pad, `bytes` may be just header + trailer (its body is ignored).
+pub fn verify_record(
+    header: &RecordHeader,
+    head: &[u8],
+    body: &[u8],
+    trailer: &[u8],
+    seed: u32,
+) -> Result<(), DecodeError> {
+    let t = RecordTrailer::decode(trailer)?;
+    if t.lsn != header.lsn || t.length != header.length {
+        return Err(DecodeError::new(
+            "trailer",
+            format!(
+                "trailer says LSN {} length {}, header says LSN {} length {}",
+                t.lsn, t.length, header.lsn, header.length
+            ),
+        ));
+    }
+    let body_for_crc: &[u8] = if header.kind == KIND_PAD { &[] } else { body };
+    let computed = record_crc(
+        &head[..RECORD_HEADER_SIZE],
+        body_for_crc,
+        &trailer[..RT_CRC],
+        seed,
+    );
+    if computed != t.crc {
+        return Err(DecodeError::new(
+            "crc",
+            format!("stored {:#010x}, computed {computed:#010x}", t.crc),
+        ));
+    }
+    Ok(())
+}
+
+/// Walk the ranges of a verified transaction body. Never panics: a malformed body yields an
+/// error item and stops.
+pub fn ranges(body: &[u8], range_count: u32) -> RangeIter<'_> {
+    RangeIter {
+        body,
+        at: 0,
+        left: range_count,
+        failed: false,
+    }
+}
+
+pub struct RangeIter<'a> {
+    body: &'a [u8],
+    at: usize,
+    left: u32,
+    failed: bool,
+}
+
+/// A range and its new-value bytes, borrowed from a record body.
+#[derive(Debug, Clone, Copy)]
+pub struct RangeRef<'a> {
+    pub header: RangeHeader,
+    /// Offset of the range header inside the record body.
+    pub body_offset: usize,
+    pub data: &'a [u8],
+}
+
+impl<'a> Iterator for RangeIter<'a> {
+    type Item = Result<RangeRef<'a>, DecodeError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.left == 0 {
+            if self.at != self.body.len() {
+                self.failed = true;
+                return Some(Err(DecodeError::new(
+                    "body",
+                    "bytes left after the last range",
+                )));
+            }
+            return None;
+        }
+        let rest = &self.body[self.at..];
+        let h = match RangeHeader::decode(rest) {
+            Ok(h) => h,
+            Err(e) => {
+                self.failed = true;
+                return Some(Err(e));
+            }
+        };
+        let need = RangeHeader::encoded_size(h.length);
+        if h.length > rest.len() as u64 || need > rest.len() as u64 {
+            self.failed = true;
+            return Some(Err(DecodeError::new(
+                "range_length",
+                format!("{} runs past the record", h.length),
+            )));
+        }
+        let data = &rest[RANGE_HEADER_SIZE..RANGE_HEADER_SIZE + h.length as usize];
+        let item = RangeRef {
+            header: h,
+            body_offset: self.at,
+            data,
+        };
+        self.at += need as usize;
+        self.left -= 1;
+        Some(Ok(item))
+    }
+}
+
+/// Offsets of the body inside a record of `length` bytes.
+pub fn body_span(length: u64) -> std::ops::Range<usize> {
+    RECORD_HEADER_SIZE..(length as usize - RECORD_TRAILER_SIZE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_status() -> Status {
+        let mut s = Status::new_log(Uuid([7; 16]), 1 << 20, 1234);
+        s.segments.push(SegmentEntry {
+            uuid: Uuid([9; 16]),
+            length_bytes: 1 << 30,
+            path_hint: "/srv/data".into(),
+        });
+        s.counters.flushes = 42;
+        s
+    }
+
+    #[test]
+    fn status_round_trips_and_is_sector_sized() {
+        let s = sample_status();
+        let buf = s.encode();
+        assert_eq!(buf.len() as u64 % SECTOR_SIZE, 0);
+        assert_eq!(Status::decode(&buf).unwrap(), s);
+    }
+
+    #[test]
+    fn status_detects_every_single_byte_flip_in_encoded_part() {
+        let s = sample_status();
+        let buf = s.encode();
+        let len = get_u32(&buf, ST_ENCODED_LEN) as usize;
+        for i in 0..len {
+            let mut b = buf.clone();
+            b[i] ^= 0x40;
+            assert!(
+                Status::decode(&b).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
+        }
+    }
+
+    #[test]
+    fn status_rejects_head_outside_area() {
+        let mut s = sample_status();
+        s.head_offset = s.area_end() + 8;
+        assert_eq!(
+            Status::decode(&s.encode()).unwrap_err().field,
+            "head_offset"
+        );
+    }
+
+    fn sample_record(seed: u32) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let start = TransactionEncoder::begin(&mut buf, TX_FLAG_FLUSH, 99, 2);
+        TransactionEncoder::range(
+            &mut buf,
+            &RangeHeader {
+                segment: 0,
+                offset: 4096,
+                length: 5,
+                address: 0x5000_0000,
+            },
+        )
+        .copy_from_slice(b"hello");
+        TransactionEncoder::range(
+            &mut buf,
+            &RangeHeader {
+                segment: 1,
+                offset: 8192,
+                length: 8,
+                address: 0,
+            },
+        )
+        .copy_from_slice(b"12345678");
+        let len = TransactionEncoder::finish(&mut buf, start);
+        assert_eq!(len, transaction_record_size([5, 8]));
+        seal_record(&mut buf[start..], 17, 3, 16, seed);
+        buf
+    }
+
+    #[test]
+    fn transaction_record_round_trips() {
+        let seed = crc_seed(&Uuid([1; 16]));
+        let rec = sample_record(seed);
+        let h = RecordHeader::decode(&rec, seed, rec.len() as u64).unwrap();
+        assert_eq!(
+            (h.lsn, h.generation, h.batch_first_lsn, h.range_count),
+            (17, 3, 16, 2)
+        );
+        let body = &rec[body_span(h.length)];
+        verify_record(
+            &h,
+            &rec,
+            body,
+            &rec[rec.len() - RECORD_TRAILER_SIZE..],
+            seed,
+        )
+        .unwrap();
+        let rs: Vec<_> = ranges(body, h.range_count)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rs[0].data, b"hello");
+        assert_eq!(rs[1].header.offset, 8192);
+    }
+
+    #[test]
+    fn every_byte_of_a_record_is_covered() {
+        let seed = crc_seed(&Uuid([1; 16]));
+        let rec = sample_record(seed);
+        for i in 0..rec.len() {
+            let mut b = rec.clone();
+            b[i] ^= 1;
+            let ok = RecordHeader::decode(&b, seed, b.len() as u64).and_then(|h| {
+                let body = &b[body_span(h.length)];
+                verify_record(&h, &b, body, &b[b.len() - RECORD_TRAILER_SIZE..], seed)
+            });
+            assert!(ok.is_err(), "flip at byte {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn record_from_another_log_does_not_validate() {
+        let rec = sample_record(crc_seed(&Uuid([1; 16])));
+        let other = crc_seed(&Uuid([2; 16]));
+        assert!(RecordHeader::decode(&rec, other, rec.len() as u64).is_err());
+    }
+
+    #[test]
+    fn pad_round_trips() {
+        let seed = crc_seed(&Uuid([1; 16]));
+        let (h, t) = encode_pad(4096, 5, 1, 5, seed);
+        let hd = RecordHeader::decode(&h, seed, 4096).unwrap();
+        assert_eq!(hd.kind, KIND_PAD);
+        verify_record(&hd, &h, &[], &t, seed).unwrap();
+    }
+
+    #[test]
+    fn malformed_range_body_is_an_error_not_a_panic() {
+        let body = [0xffu8; 40];
+        let items: Vec<_> = ranges(&body, 3).collect();
+        assert!(items.last().unwrap().is_err());
+    }
+}

@@ -1,0 +1,168 @@
+//! Placing regions in the address space.
+//!
+//! A region of a file-backed segment is mapped `MAP_PRIVATE` from the segment file: nothing is
+//! read up front (pages fault in on first touch) and changes made in memory never reach the
+//! file, which only truncation and recovery write. Fixed addresses use `MAP_FIXED_NOREPLACE`,
+//! so an occupied range is reported, never clobbered. A device with no file descriptor (the
+//! test devices), or a region whose file offset is not aligned to the runtime page size, gets
+//! anonymous memory filled by reading the device.
+
+use std::num::NonZeroUsize;
+use std::os::fd::BorrowedFd;
+use std::ptr::NonNull;
+
+use nix::sys::mman::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n <= 0 {
+        4096
+    } else {
+        n as usize
+    }
+}
+
+/// Map `length` bytes of `device` starting at `offset`, at `address` (fixed) or anywhere.
+/// Returns the address.
+pub(crate) fn map_region(
+    device: &dyn Device,
+    offset: u64,
+    length: usize,
+    address: Option<usize>,
+) -> Result<usize> {
+    let path = device.name().to_string();
+    let len = NonZeroUsize::new(length).ok_or_else(|| Error::InvalidArgument {
+        parameter: "region length",
+        rule: "must not be zero".into(),
+    })?;
+    let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
+    let fixed = |flags: MapFlags| match address {
+        Some(_) => flags | MapFlags::MAP_FIXED_NOREPLACE,
+        None => flags,
+    };
+    let hint = address.and_then(NonZeroUsize::new);
+    if let Some(a) = address {
+        if a == 0 || a % page_size() != 0 {
+            return Err(Error::InvalidArgument {
+                parameter: "region address",
+                rule: format!(
+                    "{a:#x} is not a non-zero multiple of the page size {}",
+                    page_size()
+                ),
+            });
+        }
+    }
+    let file_backed = device
+        .mappable_fd()
+        .filter(|_| offset % page_size() as u64 == 0);
+    let result = match file_backed {
+        Some(fd) => {
+            // SAFETY: `fd` is open for the lifetime of the device, which outlives this call;
+            // the kernel duplicates its reference for the mapping.
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            // SAFETY: with MAP_FIXED_NOREPLACE (or no fixed address) the kernel never replaces
+            // an existing mapping, so no Rust object's memory is affected.
+            unsafe {
+                mmap(
+                    hint,
+                    len,
+                    prot,
+                    fixed(MapFlags::MAP_PRIVATE),
+                    fd,
+                    offset as libc::off_t,
+                )
+            }
+        }
+        // SAFETY: as above, an anonymous mapping never replaces an existing one.
+        None => unsafe { mmap_anonymous(hint, len, prot, fixed(MapFlags::MAP_PRIVATE)) },
+    };
+    let ptr = match result {
+        Ok(p) => p,
+        Err(nix::errno::Errno::EEXIST) => {
+            let start = address.unwrap_or(0) as u64;
+            return Err(Error::AddressInUse {
+                path,
+                start,
+                end: start + length as u64,
+                occupant: occupant(start, start + length as u64),
+            });
+        }
+        Err(e) => {
+            return Err(Error::io(
+                &path,
+                "mmap",
+                std::io::Error::from_raw_os_error(e as i32),
+            ));
+        }
+    };
+    let got = ptr.as_ptr() as usize;
+    if let Some(want) = address {
+        if got != want {
+            // A kernel older than 4.17 treats MAP_FIXED_NOREPLACE as a hint.
+            unmap_region(got, length);
+            let (start, end) = (want as u64, (want + length) as u64);
+            return Err(Error::AddressInUse {
+                path,
+                start,
+                end,
+                occupant: occupant(start, end),
+            });
+        }
+    }
+    if file_backed.is_none() {
+        // SAFETY: the mapping just created is `length` bytes of writable memory at `got`.
+        let mem = unsafe { std::slice::from_raw_parts_mut(got as *mut u8, length) };
+        if let Err(e) = device.read_at(mem, offset) {
+            unmap_region(got, length);
+            return Err(Error::io(&path, "read region", e));
+        }
+    }
+    Ok(got)
+}
+
+pub(crate) fn unmap_region(address: usize, length: usize) {
+    if let Some(p) = NonNull::new(address as *mut libc::c_void) {
+        // SAFETY: callers pass a mapping this module created and that nothing refers to any more.
+        let _ = unsafe { munmap(p, length) };
+    }
+}
+
+/// Describe what occupies `[start, end)` in this process, from /proc/self/maps.
+pub(crate) fn occupant(start: u64, end: u64) -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut found = Vec::new();
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(range) = fields.next() else { continue };
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        if a < end && start < b {
+            let name = fields.nth(4).unwrap_or("");
+            let name = if name.is_empty() { "[anonymous]" } else { name };
+            found.push(format!("{a:#x}-{b:#x} {name}"));
+        }
+    }
+    if found.is_empty() {
+        "an existing mapping".to_string()
+    } else {
+        found.join(", ")
+    }
+}
+
+/// Whether any part of `[start, end)` is mapped in this process (for tools that warn).
+pub fn range_is_occupied(start: u64, end: u64) -> Option<String> {
+    let o = occupant(start, end);
+    if o == "an existing mapping" {
+        None
+    } else {
+        Some(o)
+    }
+}

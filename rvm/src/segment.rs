@@ -1,0 +1,311 @@
+//! Segments: creating one, reading its header, and the handle to a mapped segment.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use crate::device::{Access, Device, DeviceRef, FileDevice};
+use crate::error::{Error, Result};
+use crate::format::segment::{RegionEntry, SegmentHeader, REGIONS_MAX, SEGMENT_HEADER_SIZE};
+use crate::format::{DecodeError, Uuid};
+
+/// One region to lay out: its length and the address it is mapped at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionSpec {
+    pub length: u64,
+    pub address: u64,
+}
+
+/// Lay out a segment of `length_bytes`: the header, then the regions one after another.
+/// Validates every rule of [`SegmentHeader::validate`] and gives the new segment a fresh UUID.
+pub fn layout(length_bytes: u64, regions: &[RegionSpec]) -> Result<SegmentHeader> {
+    if regions.len() > REGIONS_MAX {
+        return Err(Error::InvalidArgument {
+            parameter: "regions",
+            rule: format!("at most {REGIONS_MAX} regions"),
+        });
+    }
+    let mut offset = SEGMENT_HEADER_SIZE;
+    let mut entries = Vec::with_capacity(regions.len());
+    for r in regions {
+        entries.push(RegionEntry {
+            offset,
+            length: r.length,
+            address: r.address,
+        });
+        offset = offset.saturating_add(r.length);
+    }
+    let uuid = Uuid::random().map_err(|e| Error::io("getrandom", "uuid", e))?;
+    let header = SegmentHeader {
+        uuid,
+        length_bytes,
+        created_unix_ms: crate::rvm::now_ms(),
+        regions: entries,
+    };
+    header.validate().map_err(|e| layout_error(&header, e))?;
+    Ok(header)
+}
+
+fn layout_error(header: &SegmentHeader, e: DecodeError) -> Error {
+    let used: u64 = SEGMENT_HEADER_SIZE + header.regions.iter().map(|r| r.length).sum::<u64>();
+    let rule = if used > header.length_bytes {
+        format!(
+            "header ({SEGMENT_HEADER_SIZE}) + regions ({}) = {used} bytes do not fit in a segment of {} bytes",
+            used - SEGMENT_HEADER_SIZE,
+            header.length_bytes
+        )
+    } else {
+        e.detail
+    };
+    Error::InvalidArgument {
+        parameter: "segment layout",
+        rule,
+    }
+}
+
+/// How [`create`] treats the data file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CreateOptions {
+    /// Overwrite an existing file (its old contents are discarded). Without it an existing
+    /// file is refused.
+    pub overwrite: bool,
+    /// Reserve the blocks with fallocate instead of leaving the file sparse.
+    pub fallocate: bool,
+}
+
+/// Create a segment file (mode 0600) holding `header`: the file is extended sparsely to the
+/// segment length, the header written and synced, and the directory synced.
+pub fn create(path: &Path, header: &SegmentHeader, options: CreateOptions) -> Result<FileDevice> {
+    let name = path.display().to_string();
+    header.validate().map_err(|e| layout_error(header, e))?;
+    let dev = match FileDevice::create_new(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && options.overwrite => {
+            FileDevice::open(path, Access::ReadWrite).map_err(|e| Error::io(&name, "open", e))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::InvalidArgument {
+                parameter: "data file",
+                rule: format!("{name} already exists (overwrite it explicitly)"),
+            })
+        }
+        Err(e) => return Err(Error::io(&name, "create", e)),
+    };
+    if !dev.is_block_device() {
+        dev.set_len(0)
+            .map_err(|e| Error::io(&name, "truncate", e))?;
+    }
+    write_header(&dev, header)?;
+    if options.fallocate && !dev.is_block_device() {
+        if let Some(fd) = dev.mappable_fd() {
+            // SAFETY: fd is a valid open descriptor owned by `dev`.
+            let rc = unsafe { libc::fallocate(fd, 0, 0, header.length_bytes as libc::off_t) };
+            if rc != 0 {
+                return Err(Error::io(
+                    &name,
+                    "fallocate",
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            dev.sync().map_err(|e| Error::io(&name, "fsync", e))?;
+        }
+    }
+    Ok(dev)
+}
+
+/// Write `header` to a device and size it: the device must be able to hold the segment.
+pub fn write_header(device: &dyn Device, header: &SegmentHeader) -> Result<()> {
+    let name = device.name().to_string();
+    header.validate().map_err(|e| layout_error(header, e))?;
+    if device.is_block_device() {
+        let have = device.len().map_err(|e| Error::io(&name, "size", e))?;
+        if have < header.length_bytes {
+            return Err(Error::InvalidArgument {
+                parameter: "data length",
+                rule: format!(
+                    "{name} holds {have} bytes, the segment needs {}",
+                    header.length_bytes
+                ),
+            });
+        }
+    } else {
+        device
+            .set_len(header.length_bytes)
+            .map_err(|e| Error::io(&name, "set length", e))?;
+    }
+    device
+        .write_at(&header.encode(), 0)
+        .map_err(|e| Error::io(&name, "write header", e))?;
+    device.sync().map_err(|e| Error::io(&name, "fsync", e))
+}
+
+/// Zero `[from, to)` of a device in 1 MiB writes, reporting progress (bytes done) after each.
+pub fn zero_fill(
+    device: &dyn Device,
+    from: u64,
+    to: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let name = device.name().to_string();
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(zeros.len() as u64) as usize;
+        device
+            .write_at(&zeros[..n], at)
+            .map_err(|e| Error::io(&name, "zero fill", e))?;
+        at += n as u64;
+        progress(at - from);
+    }
+    device.sync().map_err(|e| Error::io(&name, "fsync", e))
+}
+
+/// Read and validate the header of the segment file at `path` (read-only, no lock).
+pub fn read_header(path: &Path) -> Result<SegmentHeader> {
+    let dev = FileDevice::open(path, Access::ReadOnly)
+        .map_err(|e| Error::io(&path.display().to_string(), "open", e))?;
+    read_header_from(&dev)
+}
+
+/// Read and validate a segment header from a device; also checks the device is long enough.
+pub fn read_header_from(device: &dyn Device) -> Result<SegmentHeader> {
+    let name = device.name().to_string();
+    let len = device.len().map_err(|e| Error::io(&name, "size", e))?;
+    if len < SEGMENT_HEADER_SIZE {
+        return Err(Error::BadSegment {
+            path: name,
+            reason: format!("file is {len} bytes, shorter than a segment header"),
+        });
+    }
+    let mut buf = vec![0u8; SEGMENT_HEADER_SIZE as usize];
+    device
+        .read_at(&mut buf, 0)
+        .map_err(|e| Error::io(&name, "read header", e))?;
+    let header = SegmentHeader::decode(&buf).map_err(|e| match e.field {
+        "version" => Error::SegmentVersion {
+            path: name.clone(),
+            reason: e.detail.clone(),
+        },
+        _ => Error::BadSegment {
+            path: name.clone(),
+            reason: e.to_string(),
+        },
+    })?;
+    if len < header.length_bytes {
+        return Err(Error::BadSegment {
+            path: name,
+            reason: format!(
+                "file is {len} bytes but the header says the segment is {}",
+                header.length_bytes
+            ),
+        });
+    }
+    Ok(header)
+}
+
+/// Where regions are placed when a segment is mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// At the addresses recorded in the segment header (pointers stored inside stay valid).
+    #[default]
+    Fixed,
+    /// Wherever the kernel chooses (for programs that store offsets, not pointers).
+    Anywhere,
+}
+
+/// How [`crate::Rvm::map`] maps a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MapOptions {
+    pub placement: Placement,
+}
+
+impl MapOptions {
+    pub fn anywhere() -> MapOptions {
+        MapOptions {
+            placement: Placement::Anywhere,
+        }
+    }
+}
+
+/// A region as mapped in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MappedRegion {
+    /// Position in the segment header's region table.
+    pub index: usize,
+    /// Where the region is mapped now.
+    pub address: usize,
+    pub length: usize,
+    /// Offset of the region's first byte in the segment.
+    pub segment_offset: u64,
+}
+
+impl MappedRegion {
+    pub fn end(&self) -> usize {
+        self.address + self.length
+    }
+    /// Whether `[address, address+len)` lies inside this region.
+    pub fn contains(&self, address: usize, len: usize) -> bool {
+        address >= self.address && address.checked_add(len).is_some_and(|e| e <= self.end())
+    }
+}
+
+/// A handle to a mapped segment. Cheap to clone; reads check that the memory is still mapped.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub(crate) inner: Arc<SegmentShared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SegmentShared {
+    pub(crate) header: SegmentHeader,
+    pub(crate) device: DeviceRef,
+    pub(crate) regions: Vec<MappedRegion>,
+    /// Index of this segment in the log's segment table.
+    pub(crate) log_index: u32,
+    /// Held for reading while memory is read; unmapping takes it for writing.
+    pub(crate) mapped: RwLock<bool>,
+}
+
+impl Segment {
+    pub fn header(&self) -> &SegmentHeader {
+        &self.inner.header
+    }
+    pub fn uuid(&self) -> Uuid {
+        self.inner.header.uuid
+    }
+    /// The device's name (its path for files).
+    pub fn path(&self) -> &str {
+        self.inner.device.name()
+    }
+    pub fn regions(&self) -> &[MappedRegion] {
+        &self.inner.regions
+    }
+    /// Whether the segment is still mapped.
+    pub fn is_mapped(&self) -> bool {
+        *self.inner.mapped.read().unwrap_or_else(|e| e.into_inner())
+    }
+    /// The region holding `[address, address+len)`, if one does.
+    pub fn region_of(&self, address: usize, len: usize) -> Option<&MappedRegion> {
+        self.inner.regions.iter().find(|r| r.contains(address, len))
+    }
+
+    /// Copy mapped memory at `address` into `buf`.
+    pub fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<()> {
+        let mapped = self.inner.mapped.read().unwrap_or_else(|e| e.into_inner());
+        if !*mapped || self.region_of(address, buf.len()).is_none() {
+            return Err(Error::NotMapped {
+                address: address as u64,
+                length: buf.len() as u64,
+            });
+        }
+        // SAFETY: the range lies inside a region that stays mapped while `mapped` is held.
+        unsafe { std::ptr::copy_nonoverlapping(address as *const u8, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Read a plain value at `address` (any alignment).
+    pub fn read<T: bytemuck::Pod>(&self, address: usize) -> Result<T> {
+        let mut value = T::zeroed();
+        self.read_bytes(address, bytemuck::bytes_of_mut(&mut value))?;
+        Ok(value)
+    }
+}

@@ -1,0 +1,314 @@
+//! Transactions: declare ranges, change memory, commit or abort.
+//!
+//! New values are captured at commit from the declared ranges (after coalescing overlapping
+//! and adjacent ones) into the commit queue; they are never read from live memory later, so a
+//! write made after commit by another transaction is never logged as part of this one
+//! (spec K11). In restore mode the old values are saved at `set_range` and written back in
+//! reverse order of declaration on abort, which is exact even for overlapping ranges.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytemuck::NoUninit;
+
+use crate::error::{Error, Result};
+use crate::format::log::{
+    transaction_record_size, RangeHeader, TransactionEncoder, TX_FLAG_FLUSH, TX_FLAG_RESTORE,
+};
+use crate::rvm::{now_us, Rvm};
+
+/// How a transaction begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeginMode {
+    /// Old values are saved, so [`Transaction::abort`] restores memory exactly.
+    Restore,
+    /// No old values are saved: cheaper, but abort leaves memory as modified.
+    NoRestore,
+}
+
+/// How a transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitMode {
+    /// Durable when `end` returns (the log is synced; concurrent flushes share one sync).
+    Flush,
+    /// Queued in memory; durable after the next flush. After a crash the log holds a prefix,
+    /// in commit order, of the no_flush commits.
+    NoFlush,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    address: usize,
+    length: usize,
+    region_start: usize,
+    slot: u32,
+    segment_offset: u64,
+}
+
+/// A transaction on an [`Rvm`]. Dropping it without `end` aborts it.
+pub struct Transaction<'a> {
+    rvm: &'a Rvm,
+    mode: BeginMode,
+    ranges: Vec<Range>,
+    /// Restore mode: (address, length, offset in `undo`) per `set_range`, in order.
+    undo_index: Vec<(usize, usize, usize)>,
+    undo: Vec<u8>,
+    pins: Vec<Arc<AtomicUsize>>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("mode", &self.mode)
+            .field("ranges", &self.ranges.len())
+            .finish()
+    }
+}
+
+impl<'a> Transaction<'a> {
+    pub(crate) fn new(rvm: &'a Rvm, mode: BeginMode) -> Self {
+        rvm.inner.active.fetch_add(1, Ordering::Relaxed);
+        let stats = &rvm.inner.stats;
+        match mode {
+            BeginMode::Restore => stats.restore_transactions.fetch_add(1, Ordering::Relaxed),
+            BeginMode::NoRestore => stats
+                .no_restore_transactions
+                .fetch_add(1, Ordering::Relaxed),
+        };
+        Transaction {
+            rvm,
+            mode,
+            ranges: Vec::new(),
+            undo_index: Vec::new(),
+            undo: Vec::new(),
+            pins: Vec::new(),
+            finished: false,
+        }
+    }
+
+    pub fn mode(&self) -> BeginMode {
+        self.mode
+    }
+
+    /// Declare that `[address, address+length)` will be modified. It must lie inside one
+    /// mapped region. In restore mode call it *before* changing the bytes.
+    pub fn set_range(&mut self, address: usize, length: usize) -> Result<()> {
+        if length == 0 {
+            return Ok(());
+        }
+        let inner = &self.rvm.inner;
+        let regions = inner.regions.read().unwrap_or_else(|e| e.into_inner());
+        let i = regions.partition_point(|r| r.start <= address);
+        let region = i
+            .checked_sub(1)
+            .map(|i| &regions[i])
+            .filter(|r| address.checked_add(length).is_some_and(|e| e <= r.end));
+        let Some(region) = region else {
+            return Err(Error::NotMapped {
+                address: address as u64,
+                length: length as u64,
+            });
+        };
+        if !self.pins.iter().any(|p| Arc::ptr_eq(p, &region.pins)) {
+            region.pins.fetch_add(1, Ordering::AcqRel);
+            self.pins.push(region.pins.clone());
+        }
+        if self.mode == BeginMode::Restore {
+            let at = self.undo.len();
+            self.undo.resize(at + length, 0);
+            // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
+            // transaction pins it.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    address as *const u8,
+                    self.undo[at..].as_mut_ptr(),
+                    length,
+                )
+            };
+            self.undo_index.push((address, length, at));
+        }
+        self.ranges.push(Range {
+            address,
+            length,
+            region_start: region.start,
+            slot: region.slot,
+            segment_offset: region.segment_offset + (address - region.start) as u64,
+        });
+        Ok(())
+    }
+
+    /// `set_range` followed by copying `bytes` to `address`.
+    pub fn modify_bytes(&mut self, address: usize, bytes: &[u8]) -> Result<()> {
+        self.set_range(address, bytes.len())?;
+        // SAFETY: set_range checked that the range is mapped and pinned it.
+        unsafe { std::ptr::copy(bytes.as_ptr(), address as *mut u8, bytes.len()) };
+        Ok(())
+    }
+
+    /// Write a plain value at `address` (any alignment) inside this transaction.
+    pub fn write<T: NoUninit>(&mut self, address: usize, value: &T) -> Result<()> {
+        self.modify_bytes(address, bytemuck::bytes_of(value))
+    }
+
+    /// Fill `[address, address+length)` with `byte` inside this transaction.
+    pub fn fill(&mut self, address: usize, length: usize, byte: u8) -> Result<()> {
+        self.set_range(address, length)?;
+        // SAFETY: set_range checked that the range is mapped and pinned it.
+        unsafe { std::ptr::write_bytes(address as *mut u8, byte, length) };
+        Ok(())
+    }
+
+    /// Read a plain value from mapped memory.
+    pub fn read<T: bytemuck::Pod>(&self, address: usize) -> Result<T> {
+        self.rvm.read(address)
+    }
+
+    /// Copy mapped memory into `buf`.
+    pub fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<()> {
+        self.rvm.read_bytes(address, buf)
+    }
+
+    /// The ranges declared so far, merged: overlapping or adjacent ranges of one region
+    /// become one.
+    fn coalesced(&self) -> Vec<Range> {
+        let mut rs = self.ranges.clone();
+        rs.sort_unstable_by_key(|r| (r.region_start, r.address));
+        let mut out: Vec<Range> = Vec::with_capacity(rs.len());
+        for r in rs {
+            if let Some(last) = out.last_mut() {
+                if last.region_start == r.region_start && r.address <= last.address + last.length {
+                    let end = (last.address + last.length).max(r.address + r.length);
+                    last.length = end - last.address;
+                    continue;
+                }
+            }
+            out.push(r);
+        }
+        out
+    }
+
+    /// Commit. With [`CommitMode::Flush`] the transaction is durable when this returns.
+    /// A transaction too large for the log is refused with [`Error::TooBig`] before anything
+    /// is written, and aborted (memory restored in restore mode).
+    pub fn end(mut self, mode: CommitMode) -> Result<()> {
+        let inner = self.rvm.inner.clone();
+        let ranges = self.coalesced();
+        let declared: usize = self.ranges.iter().map(|r| r.length).sum();
+        let merged: usize = ranges.iter().map(|r| r.length).sum();
+        let size = transaction_record_size(ranges.iter().map(|r| r.length as u64));
+        if !ranges.is_empty() && size > inner.record_bytes_max {
+            self.rollback();
+            return Err(Error::TooBig {
+                size,
+                max: inner.record_bytes_max,
+            });
+        }
+        if let Err(e) = inner.check_failed() {
+            self.rollback();
+            return Err(e);
+        }
+        let stats = &inner.stats;
+        stats
+            .ranges_coalesced
+            .fetch_add((self.ranges.len() - ranges.len()) as u64, Ordering::Relaxed);
+        stats
+            .bytes_saved_by_coalescing
+            .fetch_add(declared.saturating_sub(merged) as u64, Ordering::Relaxed);
+        match mode {
+            CommitMode::Flush => stats.flush_commits.fetch_add(1, Ordering::Relaxed),
+            CommitMode::NoFlush => stats.no_flush_commits.fetch_add(1, Ordering::Relaxed),
+        };
+        let (seq, over_limit) = if ranges.is_empty() {
+            (
+                inner
+                    .queue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .queued_seq,
+                false,
+            )
+        } else {
+            let mut flags = 0;
+            if mode == CommitMode::Flush {
+                flags |= TX_FLAG_FLUSH;
+            }
+            if self.mode == BeginMode::Restore {
+                flags |= TX_FLAG_RESTORE;
+            }
+            let time_us = now_us();
+            let mut q = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let start = TransactionEncoder::begin(&mut q.buf, flags, time_us, ranges.len() as u32);
+            for r in &ranges {
+                let header = RangeHeader {
+                    segment: r.slot,
+                    offset: r.segment_offset,
+                    length: r.length as u64,
+                    address: r.address as u64,
+                };
+                let data = TransactionEncoder::range(&mut q.buf, &header);
+                // SAFETY: the range was checked at set_range and its region is pinned until
+                // `release` below, so the memory is mapped.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        r.address as *const u8,
+                        data.as_mut_ptr(),
+                        r.length,
+                    )
+                };
+            }
+            TransactionEncoder::finish(&mut q.buf, start);
+            let seq = inner.queued(&mut q, start);
+            (seq, inner.queue_over_limit(&q))
+        };
+        self.release();
+        match mode {
+            CommitMode::Flush => inner.flush_until(seq),
+            CommitMode::NoFlush if over_limit => inner.flush_until(seq),
+            CommitMode::NoFlush => Ok(()),
+        }
+    }
+
+    /// Abort: in restore mode every declared byte gets its old value back.
+    pub fn abort(mut self) -> Result<()> {
+        self.rvm.inner.stats.aborts.fetch_add(1, Ordering::Relaxed);
+        self.rollback();
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        for &(address, length, at) in self.undo_index.iter().rev() {
+            // SAFETY: the range was mapped at set_range and stays pinned until release.
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.undo[at..].as_ptr(), address as *mut u8, length)
+            };
+        }
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        for p in self.pins.drain(..) {
+            p.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.rvm.inner.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.rvm.inner.stats.aborts.fetch_add(1, Ordering::Relaxed);
+            self.rollback();
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Rvm>();
+}
