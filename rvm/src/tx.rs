@@ -54,8 +54,13 @@ pub struct Transaction<'a> {
     undo_index: Vec<(usize, usize, usize)>,
     undo: Vec<u8>,
     pins: Vec<Arc<AtomicUsize>>,
+    /// Guards released after the transaction ends or aborts (see [`Transaction::attach`]).
+    attachments: Vec<Box<dyn Send + 'a>>,
+    id: u64,
     finished: bool,
 }
+
+static NEXT_TRANSACTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for Transaction<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,8 +88,28 @@ impl<'a> Transaction<'a> {
             undo_index: Vec::new(),
             undo: Vec::new(),
             pins: Vec::new(),
+            attachments: Vec::new(),
+            id: NEXT_TRANSACTION_ID.fetch_add(1, Ordering::Relaxed),
             finished: false,
         }
+    }
+
+    /// A process-unique id for this transaction.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The instance this transaction belongs to.
+    pub fn rvm(&self) -> &'a Rvm {
+        self.rvm
+    }
+
+    /// Keep `guard` alive until this transaction has committed (its values captured) or
+    /// aborted (its old values restored), then drop it. Libraries built on transactions use
+    /// this to hold a lock for exactly the transaction's lifetime, e.g. the RDS heap keeps
+    /// other transactions out of the allocator until an allocating transaction ends.
+    pub fn attach(&mut self, guard: Box<dyn Send + 'a>) {
+        self.attachments.push(guard);
     }
 
     pub fn mode(&self) -> BeginMode {
@@ -295,6 +320,10 @@ impl<'a> Transaction<'a> {
             p.fetch_sub(1, Ordering::AcqRel);
         }
         self.rvm.inner.active.fetch_sub(1, Ordering::Relaxed);
+        // Last: after values are captured or restored, release what callers attached.
+        while let Some(guard) = self.attachments.pop() {
+            drop(guard);
+        }
     }
 }
 
