@@ -652,3 +652,16 @@ impl<'a> Window<'a> {
         Ok(&self.buf[at..at + len as usize])
     }
 }
+
+/// Write `status` into its slot (`sequence % 2`) and sync. For tools that edit a log's
+/// status (rvmutl `write_status`); the library writes its own status internally.
+pub fn write_status_slot(device: &dyn Device, status: &Status) -> Result<()> {
+    let bytes = status.encode();
+    let at = status.slot() * STATUS_SLOT_SIZE;
+    device
+        .write_at(&bytes, at)
+        .map_err(|e| Error::io(device.name(), "write status", e))?;
+    device
+        .sync()
+        .map_err(|e| Error::io(device.name(), "fsync", e))
+}
