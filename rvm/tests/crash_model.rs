@@ -75,9 +75,16 @@ struct Harness {
 }
 
 fn fresh_images() -> (Vec<u8>, Vec<u8>) {
-    let log = MemDevice::new("log", Vec::new());
-    Rvm::init_log_on(&log, LOG_AREA_BYTES).unwrap();
-    let data = MemDevice::new("data", Vec::new());
+    warmed_images(0)
+}
+
+/// A fresh log and segment, with the log's tail moved `warmup` flushes into the area (then
+/// truncated, so the log is empty but its head and tail sit at an arbitrary position): cases
+/// then wrap around the end of the area early and often.
+fn warmed_images(warmup: usize) -> (Vec<u8>, Vec<u8>) {
+    let log = Arc::new(MemDevice::new("log", Vec::new()));
+    Rvm::init_log_on(&*log, LOG_AREA_BYTES).unwrap();
+    let data = Arc::new(MemDevice::new("data", Vec::new()));
     let header = segment::layout(
         4096 + REGION_BYTES as u64,
         &[RegionSpec {
@@ -86,7 +93,24 @@ fn fresh_images() -> (Vec<u8>, Vec<u8>) {
         }],
     )
     .unwrap();
-    segment::write_header(&data, &header).unwrap();
+    segment::write_header(&*data, &header).unwrap();
+    if warmup > 0 {
+        let options = Options::default()
+            .truncate_threshold(0)
+            .background_recovery(false)
+            .segment_device(data.clone());
+        let rvm = Rvm::open_device(log.clone(), options).unwrap();
+        let seg = rvm
+            .map_device(data.clone(), MapOptions::anywhere())
+            .unwrap();
+        for _ in 0..warmup {
+            let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+            tx.fill(seg.regions()[0].address, 8, 0).unwrap();
+            tx.end(CommitMode::Flush).unwrap();
+        }
+        rvm.truncate().unwrap();
+        rvm.close().unwrap();
+    }
     (log.snapshot(), data.snapshot())
 }
 
@@ -110,8 +134,14 @@ fn read_region(rvm: &Rvm, base: usize) -> Vec<u8> {
 /// Run `ops`; each time the device crashes (at the scheduled points, and once more at the
 /// end), restart it, recover, check the recovered state, and carry on with the remaining ops
 /// from that state. Several crashes per case exercise recovery after recovery.
-fn run_case(ops: &[Op], crash_points: &[u64], seed: u64, tear: Tear) -> Result<(), TestCaseError> {
-    let (log_img, data_img) = fresh_images();
+fn run_case(
+    ops: &[Op],
+    crash_points: &[u64],
+    seed: u64,
+    tear: Tear,
+    warmup: usize,
+) -> Result<(), TestCaseError> {
+    let (log_img, data_img) = warmed_images(warmup);
     let controller = CrashController::new(seed);
     let h = Harness {
         log: Arc::new(CrashDevice::new("log", controller.clone(), log_img)),
@@ -326,8 +356,9 @@ proptest! {
         crash_points in prop::collection::vec(0u64..60, 1..4),
         seed in any::<u64>(),
         tear in prop_oneof![Just(Tear::RandomSectors), Just(Tear::DropAll), Just(Tear::KeepAll)],
+        warmup in 0usize..120,
     ) {
-        run_case(&ops, &crash_points, seed, tear)?;
+        run_case(&ops, &crash_points, seed, tear, warmup)?;
     }
 }
 
