@@ -6,7 +6,7 @@
 //! parent re-runs it with `RVM_KILL9_CHILD` set to be the child.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -153,7 +153,7 @@ fn parent(kills: usize) -> Result<(), String> {
 
 /// Reopen and check every slot. Returns the highest iteration found, so the next child
 /// continues with larger numbers.
-fn verify(dir: &PathBuf, acked: &[Option<u64>], round: usize) -> Result<u64, String> {
+fn verify(dir: &Path, acked: &[Option<u64>], round: usize) -> Result<u64, String> {
     let rvm = Rvm::open(
         dir.join("log"),
         Options::default().background_recovery(false),
@@ -164,7 +164,7 @@ fn verify(dir: &PathBuf, acked: &[Option<u64>], round: usize) -> Result<u64, Str
         .map_err(|e| e.to_string())?;
     let base = seg.regions()[0].address;
     let mut highest = 0u64;
-    for slot in 0..SLOTS {
+    for (slot, acked_slot) in acked.iter().enumerate() {
         let v: u64 = seg.read(base + slot * 8).map_err(|e| e.to_string())?;
         let c: u64 = seg
             .read(base + (SLOTS + slot) * 8)
@@ -192,7 +192,7 @@ fn verify(dir: &PathBuf, acked: &[Option<u64>], round: usize) -> Result<u64, Str
                 "round {round}: slot {slot} holds a value ({v}) never written there"
             ));
         }
-        if let Some(a) = acked[slot] {
+        if let Some(a) = *acked_slot {
             if v < a {
                 return Err(format!(
                     "round {round}: slot {slot} holds {v}, but {a} was acknowledged"

@@ -189,8 +189,7 @@ fn torn_tail() {
     let last = *scan(&c)
         .records
         .iter()
-        .filter(|r| r.range_count > 0)
-        .last()
+        .rfind(|r| r.range_count > 0)
         .unwrap();
     // Damage the body of the last transaction, as a torn write would.
     flip(&c.log, last.offset + RECORD_HEADER_SIZE as u64 + 40);
