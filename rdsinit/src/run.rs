@@ -564,12 +564,20 @@ fn write_all(
             rvm::segment::zero_fill(&device, from, to, progress).map_err(anyhow::Error::from)
         })?;
     }
-    let mut options = Options::default().background_recovery(false);
     if files.data.unapplied_records > 0 {
-        options = options.segment_path(data);
+        // --force: let recovery apply the old segment's records (so the log no longer needs
+        // it), and release the segment before it is overwritten.
+        Rvm::open(
+            log,
+            Options::default()
+                .segment_path(data)
+                .background_recovery(false),
+        )
+        .and_then(Rvm::close)
+        .with_context(|| format!("applying the log {} to {}", log.display(), data.display()))?;
     }
-    let rvm =
-        Rvm::open(log, options).with_context(|| format!("opening the log {}", log.display()))?;
+    let rvm = Rvm::open(log, Options::default().background_recovery(false))
+        .with_context(|| format!("opening the log {}", log.display()))?;
     let built = heap::build(
         &rvm,
         data,
