@@ -318,7 +318,7 @@ pub fn check_value(field: Field, value: u64) -> Result<(), ParamError> {
             hex_dec(field.maximum())
         ));
     }
-    if value % field.multiple() != 0 {
+    if !value.is_multiple_of(field.multiple()) {
         let up = round_up(value, field.multiple())
             .map(|v| format!(" (round it up to {}, or pass --round)", hex_dec(v)))
             .unwrap_or_default();
@@ -351,7 +351,7 @@ pub fn propose(field: Field, entered: u64) -> Result<Proposal, ParamError> {
             field.label()
         ));
     }
-    if value % field.multiple() != 0 {
+    if !value.is_multiple_of(field.multiple()) {
         match round_up(value, field.multiple()) {
             Some(up) => {
                 notes.push(format!(
