@@ -853,3 +853,26 @@ fn broken_pipe_is_not_an_error() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn files_in_use_are_refused() {
+    let dir = TempDir::new("inuse");
+    prepare(&dir, Setup::LogAndSegment);
+    let before = snapshot(&dir);
+    for (what, name) in [("LOG", "log"), ("DATA", "data")] {
+        // Held here the way a running server holds them (an exclusive flock). Only this test's
+        // files are open, so the guard against inherited descriptors is not needed.
+        let held =
+            rvm::device::FileDevice::open(&dir.join(name), rvm::device::Access::ReadWrite).unwrap();
+        let run = rdsinit(&dir, &args(&["-f", "log", "data"], &TINY));
+        drop(held);
+        assert_eq!(run.code, 3, "{}", run.all());
+        assert!(
+            run.stderr
+                .contains(&format!("{what} {name} is in use by another process")),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(snapshot(&dir), before);
+    }
+}
