@@ -494,7 +494,7 @@ fn summary(files: &FileChecks, p: &Params) -> String {
     } else if files.data.exists {
         "exists; will be overwritten".to_string()
     } else {
-        "will be created (sparse)".to_string()
+        "will be created, sparse".to_string()
     };
     format!(
         "The following parameters are chosen:\n{}   log:  {} ({log})\n   data: {} ({data})\n",
