@@ -17,6 +17,10 @@ pub const NLISTS_MAX: u64 = 1 << 12;
 pub const CHUNK_SIZE_MIN: u64 = 32;
 /// Largest chunk rdsinit accepts (a larger unit wastes most of every small allocation).
 pub const CHUNK_SIZE_MAX: u64 = 1 << 20;
+/// Largest heap region.
+pub const HEAP_LENGTH_MAX: u64 = 1 << 44;
+/// Largest static region.
+pub const STATIC_LENGTH_MAX: u64 = 1 << 40;
 
 /// The heap's own layout rules (header and at least one block fit, alignment).
 pub fn check_layout(p: &Params) -> Result<(), ParamError> {

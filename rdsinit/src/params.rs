@@ -166,7 +166,9 @@ impl Field {
     pub fn maximum(self) -> u64 {
         match self {
             Field::DataLen => DATA_LEN_MAX,
-            Field::StartAddr | Field::HeapLen | Field::StaticLen => USER_ADDRESS_LIMIT - PAGE_BYTES,
+            Field::StartAddr => USER_ADDRESS_LIMIT - PAGE_BYTES,
+            Field::HeapLen => heap::HEAP_LENGTH_MAX.min(USER_ADDRESS_LIMIT - PAGE_BYTES),
+            Field::StaticLen => heap::STATIC_LENGTH_MAX,
             Field::Nlists => heap::NLISTS_MAX,
             Field::ChunkSize => heap::CHUNK_SIZE_MAX,
         }

@@ -76,7 +76,10 @@ impl From<Stop> for Failure {
     fn from(s: Stop) -> Failure {
         match s {
             Stop::Quit => Failure::Quit(String::new()),
-            Stop::EndOfInput => Failure::Quit("the input ended before an answer".into()),
+            Stop::EndOfInput => Failure::Quit(
+                "The input ended before an answer (pass -f or --yes to run without questions)"
+                    .into(),
+            ),
             Stop::Io(e) => Failure::Failed(anyhow::Error::new(e).context("terminal")),
         }
     }
