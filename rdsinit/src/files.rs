@@ -157,6 +157,7 @@ pub fn check_files(
 
     let log_state = check_log(log, log_meta.as_ref(), log_size, force, &mut warnings)?;
     let data_state = check_data(data, data_meta.as_ref(), &log_state, force, &mut warnings)?;
+    check_other_segments(&log_state, &data_state)?;
     Ok(FileChecks {
         log: log_state,
         data: data_state,
@@ -310,6 +311,32 @@ fn check_data(
         segment_uuid,
         unapplied_records,
     })
+}
+
+/// Opening the log applies its unapplied records to their segments first: every segment other
+/// than DATA that has some must be where the log last saw it.
+fn check_other_segments(log: &LogState, data: &DataState) -> Result<(), String> {
+    for pending in &log.pending {
+        if Some(pending.uuid) == data.segment_uuid {
+            continue;
+        }
+        let found = !pending.path_hint.is_empty()
+            && segment::read_header(Path::new(&pending.path_hint))
+                .is_ok_and(|h| h.uuid == pending.uuid);
+        if !found {
+            return Err(format!(
+                "LOG {} holds {} unapplied record(s) for segment {} (last seen at {:?}), which \
+                 is not there: rdsinit opens the log, and opening it applies those records \
+                 first; put the segment back (or apply the log with rvmutl) before running \
+                 rdsinit",
+                log.path.display(),
+                pending.records,
+                pending.uuid,
+                pending.path_hint
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The transaction records of the log that have not been applied, counted by segment.

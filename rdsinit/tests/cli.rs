@@ -455,6 +455,8 @@ enum Setup {
     DataDirectory,
     /// `data` is a hard link to `log`.
     HardLink,
+    /// The log holds an unapplied record for a segment that has since disappeared.
+    PendingElsewhere,
 }
 
 fn prepare(dir: &TempDir, setup: Setup) {
@@ -480,6 +482,13 @@ fn prepare(dir: &TempDir, setup: Setup) {
         Setup::HardLink => {
             make_log(&log);
             std::fs::hard_link(&log, &data).unwrap();
+        }
+        Setup::PendingElsewhere => {
+            let other = dir.join("other");
+            make_log(&log);
+            make_segment(&other);
+            leave_unapplied_record(&log, &other);
+            std::fs::remove_file(&other).unwrap();
         }
     }
 }
@@ -644,6 +653,12 @@ fn refusals() -> Vec<Refusal> {
             &["unapplied record", "even with --force"],
         ),
         r(Setup::JunkLog, firm(TINY), 3, &["not a usable rvm log"]),
+        r(
+            Setup::PendingElsewhere,
+            firm(TINY),
+            3,
+            &["unapplied record(s) for segment", "other", "is not there"],
+        ),
         r(
             Setup::SegmentAsLog,
             words("--log-size 1M --force log data --data-len 2M --yes"),
