@@ -1318,7 +1318,7 @@ impl Inner {
                         run.extend_from_slice(&t);
                     } else {
                         // A wrap pad: only its header and trailer are written.
-                        if run.len() > 0 {
+                        if !run.is_empty() {
                             self.write_log(&run, run_start)?;
                             run.clear();
                         }
