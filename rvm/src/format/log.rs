@@ -665,6 +665,12 @@ pub fn seal_record(rec: &mut [u8], lsn: u64, generation: u64, batch_first_lsn: u
     put_u32(rec, t + RT_CRC, crc);
 }
 
+/// Set the (informational) commit time of an unsealed record; done once per flush so the
+/// commit path needs no clock read.
+pub fn stamp_time(rec: &mut [u8], time_us: u64) {
+    put_u64(rec, RH_TIME_US, time_us);
+}
+
 /// Appends an unsealed transaction record to a buffer: header fields that do not depend on the
 /// LSN, then ranges. Call [`seal_record`] on the finished bytes before writing them.
 pub struct TransactionEncoder;
