@@ -328,3 +328,33 @@ fn progress_bar_on_a_terminal() {
     assert_eq!(done.code, 0, "{}", done.tail);
     assert!(disk_usage(&dir.join("data")) >= 8 << 20);
 }
+
+#[test]
+fn firm_flag_with_two_names_still_asks() {
+    // Classic: -f only skips questions when the six values are given.
+    let dir = TempDir::new("f-two");
+    make_log(&dir.join("log"));
+    let before = snapshot(&dir);
+    let script: &[Step] = &[
+        ("The six parameters are asked in turn", None),
+        ("==> Enter the data segment length", Some("q")),
+        (QUIT, None),
+    ];
+    let done = session(&dir, &["-f", "log", "data"], script);
+    assert_eq!(done.code, 1);
+    assert_eq!(snapshot(&dir), before);
+}
+
+#[test]
+fn dry_run_dialogue_writes_nothing() {
+    let dir = TempDir::new("dry-dialogue");
+    let mut script: Vec<Step> = PROMPTS.to_vec();
+    script.push(("dry run", None));
+    let done = session(
+        &dir,
+        &["--dry-run", "--log-size", "1M", "log", "data"],
+        &script,
+    );
+    assert_eq!(done.code, 0, "{}", done.tail);
+    assert!(dir.names().is_empty(), "{:?}", dir.names());
+}
