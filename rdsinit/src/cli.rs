@@ -57,6 +57,7 @@ fn number_arg(text: &str) -> Result<u64, String> {
     name = "rdsinit",
     version,
     about = ABOUT,
+    override_usage = "rdsinit [OPTIONS] LOG DATA [DATALEN SADDR HLEN SLEN NLISTS CHUNK]",
     long_about = LONG_ABOUT,
     after_help = "Exit status: 0 done, 1 quit, 2 usage, 3 refused by a check, 4 write failed (see --help).",
     after_long_help = EXIT_CODES,
@@ -66,15 +67,16 @@ pub struct Cli {
     #[arg(short = 'f', long = "yes")]
     pub yes: bool,
 
-    /// Create LOG with a total size of SIZE bytes (e.g. 30M) before building the segment.
+    /// Create LOG with a record area of SIZE bytes (e.g. 30M) before building the segment.
     #[arg(
         long,
         value_name = "SIZE",
         value_parser = number_arg,
-        long_help = "Create the log LOG, SIZE bytes long in total (e.g. 30M): 64 KiB of status \
-                     blocks, the rest for records. An existing LOG is refused unless --force is \
-                     also given, and it is never re-initialized while it holds records that \
-                     have not been applied to their segment."
+        long_help = "Create the log LOG with a record area of SIZE bytes (e.g. 30M; the file \
+                     also holds 64 KiB of status blocks), as `rvmutl init_log LOG SIZE` does. \
+                     An existing LOG is refused unless --force is also given, and it is never \
+                     re-initialized while it holds records that have not been applied to their \
+                     segment."
     )]
     pub log_size: Option<u64>,
 

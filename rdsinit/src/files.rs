@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rvm::device::{Access, Device, FileDevice};
 use rvm::format::log::{
-    KIND_PAD, RECORD_AREA_MAX_BYTES, RECORD_AREA_MIN_BYTES, RECORD_AREA_OFFSET,
+    KIND_PAD, RECORD_AREA_MAX_BYTES, RECORD_AREA_MIN_BYTES, RECORD_AREA_OFFSET, SECTOR_SIZE,
 };
 use rvm::log::{LogReader, ScanEnd};
 use rvm::segment;
@@ -23,10 +23,10 @@ use crate::number::hex_dec;
 pub enum LogPlan {
     /// Use the existing log as it is.
     Use,
-    /// Create a new log file of this total size.
-    Create { size_bytes: u64 },
+    /// Create a new log file with a record area of this size.
+    Create { area_bytes: u64 },
     /// Write a fresh, empty log over the existing one (`--log-size --force`).
-    Reinit { size_bytes: u64 },
+    Reinit { area_bytes: u64 },
 }
 
 impl LogPlan {
@@ -51,7 +51,7 @@ pub struct PendingSegment {
 pub struct LogState {
     pub path: PathBuf,
     pub exists: bool,
-    /// Current size (existing log) or the size it will have.
+    /// File size: current (existing log) or the size it will have.
     pub size_bytes: u64,
     pub plan: LogPlan,
     /// Transaction records not yet applied to their segments, by segment.
@@ -85,17 +85,10 @@ pub struct FileChecks {
     pub warnings: Vec<String>,
 }
 
-/// Log sizes `--log-size` accepts (total bytes, status slots included).
-pub fn log_size_range() -> (u64, u64) {
-    (
-        RECORD_AREA_OFFSET + RECORD_AREA_MIN_BYTES,
-        RECORD_AREA_OFFSET + RECORD_AREA_MAX_BYTES,
-    )
-}
-
-/// The record area of a log of `size_bytes` in total.
-pub fn log_area_bytes(size_bytes: u64) -> u64 {
-    size_bytes.saturating_sub(RECORD_AREA_OFFSET)
+/// The file size of a log whose record area is `area_bytes` (rounded down to a sector, as
+/// the library does), status slots included.
+pub fn log_file_bytes(area_bytes: u64) -> u64 {
+    RECORD_AREA_OFFSET.saturating_add(area_bytes / SECTOR_SIZE * SECTOR_SIZE)
 }
 
 /// Check LOG and DATA. Every problem is a refusal message naming the file and the rule.
@@ -107,15 +100,12 @@ pub fn check_files(
 ) -> Result<FileChecks, String> {
     let mut warnings = Vec::new();
     if let Some(size) = log_size {
-        let (min, max) = log_size_range();
-        if !(min..=max).contains(&size) {
+        if !(RECORD_AREA_MIN_BYTES..=RECORD_AREA_MAX_BYTES).contains(&size) {
             return Err(format!(
-                "invalid log size (--log-size): {} is outside {} ..= {} (64 KiB of status \
-                 blocks plus a record area of at least {} bytes)",
+                "invalid log size (--log-size): the record area {} must be between {} and {}",
                 hex_dec(size),
-                hex_dec(min),
-                hex_dec(max),
-                RECORD_AREA_MIN_BYTES
+                hex_dec(RECORD_AREA_MIN_BYTES),
+                hex_dec(RECORD_AREA_MAX_BYTES)
             ));
         }
     }
@@ -178,8 +168,8 @@ fn check_log(
             Some(size) => Ok(LogState {
                 path: path.to_path_buf(),
                 exists: false,
-                size_bytes: size,
-                plan: LogPlan::Create { size_bytes: size },
+                size_bytes: log_file_bytes(size),
+                plan: LogPlan::Create { area_bytes: size },
                 pending: Vec::new(),
             }),
             None => Err(format!(
@@ -231,7 +221,7 @@ fn check_log(
                     describe_pending(&pending)
                 ));
             }
-            LogPlan::Reinit { size_bytes: size }
+            LogPlan::Reinit { area_bytes: size }
         }
         None => LogPlan::Use,
     };
@@ -240,7 +230,7 @@ fn check_log(
         path: path.to_path_buf(),
         exists: true,
         size_bytes: match plan {
-            LogPlan::Reinit { size_bytes } => size_bytes,
+            LogPlan::Reinit { area_bytes } => log_file_bytes(area_bytes),
             _ => current_size,
         },
         plan,

@@ -144,7 +144,7 @@ impl Field {
             ),
             Field::ChunkSize => format!(
                 "Allocation unit of the heap in bytes: every block is a whole number of chunks \
-                 and carries a small header and end guard. A multiple of {CHUNK_SIZE_MULTIPLE}, \
+                 and carries a boundary tag at each end. A multiple of {CHUNK_SIZE_MULTIPLE}, \
                  at least {}. Default {CHUNK_SIZE_DEFAULT}.",
                 heap::CHUNK_SIZE_MIN
             ),

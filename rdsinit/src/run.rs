@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::cli::Cli;
 use crate::dialogue::{occupied_warning, Answer, Defaults, Dialogue, Stop};
-use crate::files::{check_files, log_area_bytes, FileChecks, LogPlan};
+use crate::files::{check_files, FileChecks, LogPlan};
 use crate::heap::{self, Inspection};
 use crate::number::hex_dec;
 use crate::params::{
@@ -484,10 +484,11 @@ fn interactive(io: &mut Io, files: &FileChecks, mut defaults: Defaults) -> Resul
 fn summary(files: &FileChecks, p: &Params) -> String {
     let log = match files.log.plan {
         LogPlan::Use => format!("exists, {} bytes; used as it is", files.log.size_bytes),
-        LogPlan::Create { size_bytes } => format!("will be created, {size_bytes} bytes"),
-        LogPlan::Reinit { size_bytes } => {
-            format!("exists; will be re-initialized, {size_bytes} bytes")
-        }
+        LogPlan::Create { .. } => format!("will be created, {} bytes", files.log.size_bytes),
+        LogPlan::Reinit { .. } => format!(
+            "exists; will be re-initialized, {} bytes",
+            files.log.size_bytes
+        ),
     };
     let data = if files.data.block_device {
         format!(
@@ -545,15 +546,15 @@ fn write_all(
     let p = report.params;
     match files.log.plan {
         LogPlan::Use => {}
-        LogPlan::Create { size_bytes } => {
-            Rvm::create_log(log, log_area_bytes(size_bytes))
+        LogPlan::Create { area_bytes } => {
+            Rvm::create_log(log, area_bytes)
                 .with_context(|| format!("creating the log {}", log.display()))?;
             created.push(log.to_path_buf());
         }
-        LogPlan::Reinit { size_bytes } => {
+        LogPlan::Reinit { area_bytes } => {
             let device = FileDevice::open(log, Access::ReadWrite)
                 .with_context(|| format!("opening the log {}", log.display()))?;
-            Rvm::init_log_on(&device, log_area_bytes(size_bytes))
+            Rvm::init_log_on(&device, area_bytes)
                 .with_context(|| format!("re-initializing the log {}", log.display()))?;
         }
     }

@@ -121,7 +121,11 @@ fn one_command_creates_log_and_sparse_1g_segment() {
         ],
     );
     run.assert_ok();
-    assert_eq!(std::fs::metadata(dir.join("log")).unwrap().len(), 30 << 20);
+    // 30 MiB of records plus 64 KiB of status blocks, as `rvmutl init_log log 30M` makes.
+    assert_eq!(
+        std::fs::metadata(dir.join("log")).unwrap().len(),
+        (30 << 20) + (64 << 10)
+    );
     let usage = disk_usage(&dir.join("data"));
     assert!(usage < 1 << 20, "the data file uses {usage} bytes on disk");
     verify_segment(
@@ -186,7 +190,7 @@ fn json_reports_every_parameter_region_and_file() {
     assert_eq!(regions[2]["address"], 0x5000_0000u64 + heap_len);
     assert_eq!(regions[2]["length"], 64u64 << 10);
     assert_eq!(v["log"]["path"], "log");
-    assert_eq!(v["log"]["size_bytes"], 2u64 << 20);
+    assert_eq!(v["log"]["size_bytes"], (2u64 << 20) + (64 << 10));
     assert_eq!(v["log"]["action"], "created");
     assert_eq!(v["data"]["path"], "data");
     assert_eq!(v["data"]["length_bytes"], 8u64 << 20);
@@ -310,7 +314,10 @@ fn force_reinitializes_an_empty_log() {
     );
     run.assert_ok();
     assert!(run.stdout.contains("reinitialized"), "{}", run.stdout);
-    assert_eq!(std::fs::metadata(dir.join("log")).unwrap().len(), 3 << 20);
+    assert_eq!(
+        std::fs::metadata(dir.join("log")).unwrap().len(),
+        (3 << 20) + (64 << 10)
+    );
 }
 
 #[test]
@@ -667,9 +674,12 @@ fn refusals() -> Vec<Refusal> {
         ),
         r(
             Setup::Empty,
-            words("--log-size 64K log data --data-len 2M --yes"),
+            words("--log-size 32K log data --data-len 2M --yes"),
             3,
-            &["--log-size", "outside"],
+            &[
+                "--log-size",
+                "record area 0x8000 (32768) must be between 0x10000 (65536)",
+            ],
         ),
         r(
             Setup::DataDirectory,
