@@ -547,11 +547,17 @@ impl Ctx<'_> {
             .filter(|c| *c < g.nlists)
             .ok_or_else(|| Error::InvalidArgument {
                 parameter: "size",
-                rule: format!(
-                    "prealloc fills the exact-size lists; {size} bytes needs more than the {} \
-                     chunks of the largest of them",
-                    g.nlists - 1
-                ),
+                rule: if g.nlists == 1 {
+                    "prealloc fills the exact-size lists, and this heap has none (nlists is 1)"
+                        .to_string()
+                } else {
+                    format!(
+                        "prealloc fills the exact-size lists (blocks of 1 to {} chunks of {} \
+                         bytes); {size} bytes needs a larger block",
+                        g.nlists - 1,
+                        g.chunk_size
+                    )
+                },
             })?;
         for _ in 0..count {
             self.r.checked_head(chunks)?;

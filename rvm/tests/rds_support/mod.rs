@@ -50,10 +50,14 @@ impl Fixture {
     }
 
     pub fn with_seed(layout: HeapLayout, seed: u64) -> Fixture {
+        Self::with_log(layout, seed, LOG_AREA_BYTES)
+    }
+
+    pub fn with_log(layout: HeapLayout, seed: u64, log_area_bytes: u64) -> Fixture {
         let controller = CrashController::new(seed);
         let log = Arc::new(CrashDevice::new("log", controller.clone(), Vec::new()));
         let data = Arc::new(CrashDevice::new("data", controller.clone(), Vec::new()));
-        Rvm::init_log_on(&*log, LOG_AREA_BYTES).unwrap();
+        Rvm::init_log_on(&*log, log_area_bytes).unwrap();
         let rvm = Rvm::open_device(log.clone(), options(&data)).unwrap();
         rds::create_heap_segment_on(
             &rvm,
@@ -148,4 +152,14 @@ impl Fixture {
         let report = self.heap.check();
         assert!(report.is_ok(), "heap check failed:\n{report}");
     }
+}
+
+/// Chunks a block for `size` bytes takes, computed independently of the heap.
+pub fn chunks_for(size: usize, chunk_size: u64) -> u64 {
+    ((size as u64 + 16).div_ceil(chunk_size)).max(1)
+}
+
+/// The byte a test writes into every byte of the block at `address`.
+pub fn pattern(address: usize) -> u8 {
+    ((address >> 3) as u8) ^ 0x5a
 }
