@@ -264,7 +264,7 @@ impl LogReader {
 
     fn check_offset(&self, offset: u64) -> std::result::Result<(), ReadError> {
         if offset < self.area_start()
-            || offset % RECORD_ALIGN != 0
+            || !offset.is_multiple_of(RECORD_ALIGN)
             || offset + RECORD_MIN_SIZE > self.area_end()
         {
             return Err(ReadError::Invalid(DecodeError::new(
@@ -395,10 +395,7 @@ impl LogReader {
                 );
             }
             let room = self.area_end() - offset;
-            let hbytes = match window.get(offset, RECORD_HEADER_SIZE as u64) {
-                Ok(b) => b,
-                Err(e) => return Err(e),
-            };
+            let hbytes = window.get(offset, RECORD_HEADER_SIZE as u64)?;
             let header = match RecordHeader::decode(hbytes, self.seed, room) {
                 Ok(h) => h,
                 Err(e) => break (offset, Err((false, e.to_string()))),
@@ -570,6 +567,23 @@ impl LogReader {
         until_lsn: u64,
         mut visit: impl FnMut(&Record) -> Result<()>,
     ) -> Result<()> {
+        self.walk_bodies(from_offset, from_lsn, until_lsn, |offset, header, body| {
+            visit(&Record {
+                offset,
+                header: *header,
+                body: body.to_vec(),
+            })
+        })
+    }
+
+    /// Like [`LogReader::walk`], lending each record's body instead of copying it.
+    pub fn walk_bodies(
+        &self,
+        from_offset: u64,
+        from_lsn: u64,
+        until_lsn: u64,
+        mut visit: impl FnMut(u64, &RecordHeader, &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let mut window = Window::new(self);
         let mut offset = self.normalize(from_offset);
         let mut lsn = from_lsn;
@@ -596,12 +610,7 @@ impl LogReader {
                     self.seed,
                 )
                 .map_err(|e| damaged(self, offset, e))?;
-                let record = Record {
-                    offset,
-                    header,
-                    body: bytes[span].to_vec(),
-                };
-                visit(&record)?;
+                visit(offset, &header, &bytes[span])?;
             }
             offset = self.next_offset(offset, header.length);
             lsn += 1;
