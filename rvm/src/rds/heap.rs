@@ -453,7 +453,7 @@ impl Ctx<'_> {
         }
         let rest = b.chunks - chunks;
         if g.list_for(rest) != list {
-            self.r.checked_head(g.list_for(rest))?;
+            self.r.head_for_push(g.list_for(rest))?;
         }
         let carved = b.address + rest * g.chunk_size;
         self.shrink(tx, b, list, rest)?;
@@ -485,12 +485,8 @@ impl Ctx<'_> {
         }
     }
 
-    /// A free block of more than `chunks` chunks to split, with its list.
-    fn block_above(&self, chunks: u64) -> Result<Option<(FreeBlock, u64)>, Error> {
-        let nlists = self.geometry().nlists;
-        if let Some(b) = self.r.search_large(chunks + 1)? {
-            return Ok(Some((b, nlists)));
-        }
+    /// The head of the smallest non-empty exact-size list above `chunks`, with its list.
+    fn smallest_exact_above(&self, chunks: u64) -> Result<Option<(FreeBlock, u64)>, Error> {
         let mut from = chunks;
         while let Some(list) = self.first_nonempty_above(from) {
             match self.r.checked_head(list)? {
@@ -500,6 +496,19 @@ impl Ctx<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// The best free block of at least `chunks` chunks, with its list: every exact-size list
+    /// holds smaller blocks than the large list, so the smallest non-empty exact list that
+    /// fits comes first, then the best fit in the large list.
+    fn best_block(&self, chunks: u64) -> Result<Option<(FreeBlock, u64)>, Error> {
+        let g = self.geometry();
+        if chunks < g.nlists {
+            if let Some(found) = self.smallest_exact_above(chunks - 1)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(self.r.search_large(chunks)?.map(|b| (b, g.nlists)))
     }
 
     fn malloc(&mut self, tx: &mut Transaction<'_>, size: u64) -> Result<u64, Error> {
@@ -520,15 +529,14 @@ impl Ctx<'_> {
                 b.address
             }
             None => {
-                let (b, list) = if let Some(b) = self.r.search_large(chunks)? {
-                    self.counters.large_hits += 1;
-                    (b, g.nlists)
-                } else if let Some(found) = self.block_above(chunks)? {
-                    self.counters.splits += 1;
-                    found
-                } else {
+                let Some((b, list)) = self.best_block(chunks)? else {
                     return Err(self.no_room(size));
                 };
+                if list == g.nlists {
+                    self.counters.large_hits += 1;
+                } else {
+                    self.counters.splits += 1;
+                }
                 self.take(tx, &b, list, chunks)?
             }
         };
@@ -560,13 +568,13 @@ impl Ctx<'_> {
                 },
             })?;
         for _ in 0..count {
-            self.r.checked_head(chunks)?;
-            let Some((b, list)) = self.block_above(chunks)? else {
+            self.r.head_for_push(chunks)?;
+            let Some((b, list)) = self.best_block(chunks + 1)? else {
                 return Err(self.no_room(size));
             };
             let rest = b.chunks - chunks;
             if g.list_for(rest) != list {
-                self.r.checked_head(g.list_for(rest))?;
+                self.r.head_for_push(g.list_for(rest))?;
             }
             let carved = b.address + rest * g.chunk_size;
             self.shrink(tx, &b, list, rest)?;
@@ -629,7 +637,7 @@ impl Ctx<'_> {
         };
         let total = n + left.map_or(0, |l| l.chunks) + right.map_or(0, |r| r.chunks);
         let dest = g.list_for(total);
-        self.r.checked_head(dest)?;
+        self.r.head_for_push(dest)?;
         let free_foot = |chunks| [foot_word(BlockState::Free, chunks)];
         match (left, right) {
             (None, None) => {
@@ -794,9 +802,9 @@ impl Heap {
 
     /// Allocate `size` bytes in `tx`; returns the address of the data (8-byte aligned; its
     /// contents are whatever the block held). Quick fit: the head of the list of blocks of
-    /// exactly the needed number of chunks; else the best fit among the first blocks of the
-    /// large list, split from its high end; else a block split from the smallest larger
-    /// exact-size list.
+    /// exactly the needed number of chunks; else (best fit) the head of the smallest larger
+    /// non-empty exact-size list, else the best fit among the first blocks of the large list.
+    /// A larger block is split and the high end handed out, so the remainder keeps its head.
     pub fn malloc(&self, tx: &mut Transaction<'_>, size: usize) -> Result<usize, Error> {
         self.write_op(tx, |c, tx| c.malloc(tx, size as u64))
             .map(|a| a as usize)

@@ -197,31 +197,65 @@ impl<'v> Reader<'v> {
         })
     }
 
-    /// The free block at `address`, which must belong on list `list`.
-    pub(crate) fn free_block(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
-        let b = self.block_at(address)?;
-        if b.state != BlockState::Free {
+    /// A free block on list `list` that is only linked to, not resized: its head tag must
+    /// say free with a size of that list's class that fits in the heap, which makes its link
+    /// words (in the same cache line as the tag) safe to read and write. The foot is not read.
+    pub(crate) fn linked_block(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
+        if !self.on_chunk_boundary(address) {
+            return Err(corrupt(
+                address,
+                format!(
+                    "list {list} links to {address:#x}, not a chunk boundary inside the block \
+                     area {:#x}..{:#x}",
+                    self.start, self.end
+                ),
+            ));
+        }
+        let head = self.tag(address, TagEnd::Head)?;
+        if head.state != BlockState::Free {
             return Err(corrupt(
                 address,
                 format!("list {list} links to an allocated block"),
             ));
         }
-        let belongs = self.geometry.list_for(b.chunks);
+        let fits = head
+            .chunks
+            .checked_mul(self.chunk())
+            .and_then(|bytes| address.checked_add(bytes))
+            .is_some_and(|e| e <= self.end);
+        if !fits {
+            return Err(corrupt(
+                address,
+                format!(
+                    "block of {} chunks runs past the end of the heap",
+                    head.chunks
+                ),
+            ));
+        }
+        let belongs = self.geometry.list_for(head.chunks);
         if belongs != list {
             return Err(corrupt(
                 address,
                 format!(
                     "free block of {} chunks is on list {list}, it belongs on list {belongs}",
-                    b.chunks
+                    head.chunks
                 ),
             ));
         }
         Ok(FreeBlock {
             address,
-            chunks: b.chunks,
+            chunks: head.chunks,
             prev: self.word(address + FREE_PREV_OFFSET)?,
             next: self.word(address + FREE_NEXT_OFFSET)?,
         })
+    }
+
+    /// The free block at `address`, which must belong on list `list`, with its foot tag
+    /// checked too: for blocks whose size the caller relies on (to split, merge or take).
+    pub(crate) fn free_block(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
+        let b = self.linked_block(address, list)?;
+        self.block_at(address)?;
+        Ok(b)
     }
 
     /// Check that `b`'s neighbours on list `list` link back to it.
@@ -235,7 +269,7 @@ impl<'v> Reader<'v> {
                 ));
             }
         } else {
-            let p = self.free_block(b.prev, list)?;
+            let p = self.linked_block(b.prev, list)?;
             if p.next != b.address {
                 return Err(corrupt(
                     p.address,
@@ -244,7 +278,7 @@ impl<'v> Reader<'v> {
             }
         }
         if b.next != 0 {
-            let n = self.free_block(b.next, list)?;
+            let n = self.linked_block(b.next, list)?;
             if n.prev != b.address {
                 return Err(corrupt(
                     n.address,
@@ -255,20 +289,31 @@ impl<'v> Reader<'v> {
         Ok(())
     }
 
-    /// The first block of list `list`, checked together with its links.
+    /// The first block of list `list`, fully checked with its links: for taking it.
     pub(crate) fn checked_head(&self, list: u64) -> Result<Option<FreeBlock>, Error> {
+        match self.head_for_push(list)? {
+            Some(b) => {
+                self.block_at(b.address)?;
+                self.check_links(&b, list)?;
+                Ok(Some(b))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The first block of list `list`, checked enough to link a new block in front of it.
+    pub(crate) fn head_for_push(&self, list: u64) -> Result<Option<FreeBlock>, Error> {
         let head = self.list_head(list)?;
         if head == 0 {
             return Ok(None);
         }
-        let b = self.free_block(head, list)?;
+        let b = self.linked_block(head, list)?;
         if b.prev != 0 {
             return Err(corrupt(
                 head,
                 format!("first block of list {list} has prev link {:#x}", b.prev),
             ));
         }
-        self.check_links(&b, list)?;
         Ok(Some(b))
     }
 
@@ -285,7 +330,7 @@ impl<'v> Reader<'v> {
         let mut cur = self.list_head(list)?;
         let mut steps = 0u64;
         while cur != 0 {
-            let b = self.free_block(cur, list)?;
+            let b = self.linked_block(cur, list)?;
             if b.prev != prev {
                 return Err(corrupt(
                     cur,
@@ -322,7 +367,9 @@ impl<'v> Reader<'v> {
             !(best.is_some() && seen >= LARGE_LIST_SCAN_BLOCKS)
         })?;
         if let Some(b) = &best {
-            // The walk checked every prev link up to `b`; check the one after it too.
+            // The caller will rely on its size: check the foot too. The walk checked every
+            // prev link up to `b`; check the one after it.
+            self.block_at(b.address)?;
             self.check_links(b, nlists)?;
         }
         Ok(best)

@@ -163,3 +163,5 @@ pub fn chunks_for(size: usize, chunk_size: u64) -> u64 {
 pub fn pattern(address: usize) -> u8 {
     ((address >> 3) as u8) ^ 0x5a
 }
+
+pub mod workload;
