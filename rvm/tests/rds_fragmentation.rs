@@ -35,7 +35,7 @@ fn random_16_byte_to_4_kib_workload_keeps_the_heap_whole() {
             "fragmentation {} with half the heap free",
             s.fragmentation
         );
-        assert!(s.largest_allocation as u64 >= 1 << 20);
+        assert!(s.largest_allocation >= 1 << 20);
         assert!(chunks_for(4096, chunk_size) < nlists || chunk_size == 32);
     }
 }

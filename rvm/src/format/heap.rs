@@ -70,7 +70,7 @@ pub const HEADER_FIXED_SIZE: usize = LISTS_OFFSET as usize;
 const _: () = assert!(HH_RESERVED + 8 == COUNTERS_OFFSET as usize);
 const _: () = assert!(HH_COUNTERS_RESERVED == 144);
 const _: () = assert!(HH_COUNTERS_RESERVED <= LISTS_OFFSET as usize);
-const _: () = assert!(COUNTERS_OFFSET % 8 == 0 && LISTS_OFFSET % 8 == 0);
+const _: () = assert!(COUNTERS_OFFSET.is_multiple_of(8) && LISTS_OFFSET.is_multiple_of(8));
 
 /// Size of a boundary tag (one at each end of every block).
 pub const TAG_SIZE: u64 = 8;
@@ -86,7 +86,7 @@ pub const FREE_NEXT_OFFSET: u64 = 16;
 pub const FREE_BLOCK_MIN_BYTES: u64 = 32;
 const _: () = assert!(FREE_NEXT_OFFSET + 8 + TAG_SIZE == FREE_BLOCK_MIN_BYTES);
 const _: () = assert!(FREE_BLOCK_MIN_BYTES <= CHUNK_SIZE_MIN);
-const _: () = assert!(CHUNK_SIZE_MIN % CHUNK_SIZE_ALIGN == 0);
+const _: () = assert!(CHUNK_SIZE_MIN.is_multiple_of(CHUNK_SIZE_ALIGN));
 
 /// Width of the size field (in chunks) in a tag; the upper bits hold the guard pattern.
 const TAG_SIZE_BITS: u32 = 40;
@@ -263,9 +263,8 @@ impl HeapGeometry {
         chunk_size: u64,
         nlists: u64,
     ) -> Result<HeapGeometry, DecodeError> {
-        if chunk_size < CHUNK_SIZE_MIN
-            || chunk_size > CHUNK_SIZE_MAX
-            || chunk_size % CHUNK_SIZE_ALIGN != 0
+        if !(CHUNK_SIZE_MIN..=CHUNK_SIZE_MAX).contains(&chunk_size)
+            || !chunk_size.is_multiple_of(CHUNK_SIZE_ALIGN)
         {
             return Err(DecodeError::new(
                 "chunk_size",

@@ -91,7 +91,7 @@ impl HeapLayout {
     /// The heap's geometry (header size, block area), after validating.
     pub fn geometry(&self) -> Result<HeapGeometry, Error> {
         let bad = |parameter: &'static str, rule: String| Err(Error::BadLayout { parameter, rule });
-        if self.start_address == 0 || self.start_address % REGION_ALIGN != 0 {
+        if self.start_address == 0 || !self.start_address.is_multiple_of(REGION_ALIGN) {
             return bad(
                 "start_address",
                 format!(
@@ -101,7 +101,7 @@ impl HeapLayout {
                 ),
             );
         }
-        if self.heap_length == 0 || self.heap_length % REGION_ALIGN != 0 {
+        if self.heap_length == 0 || !self.heap_length.is_multiple_of(REGION_ALIGN) {
             return bad(
                 "heap_length",
                 format!(
@@ -112,7 +112,7 @@ impl HeapLayout {
             );
         }
         if self.static_length == 0
-            || self.static_length % REGION_ALIGN != 0
+            || !self.static_length.is_multiple_of(REGION_ALIGN)
             || self.static_length > STATIC_LENGTH_MAX
         {
             return bad(

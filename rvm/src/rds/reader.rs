@@ -136,7 +136,7 @@ impl<'v> Reader<'v> {
     pub(crate) fn on_chunk_boundary(&self, address: u64) -> bool {
         address >= self.start
             && address < self.end
-            && (address - self.start) % self.geometry.chunk_size == 0
+            && (address - self.start).is_multiple_of(self.geometry.chunk_size)
     }
 
     /// The tag at `at`, which must be of kind `end`.
@@ -399,7 +399,7 @@ impl<'v> Reader<'v> {
             )));
         }
         let block = address - USER_DATA_OFFSET;
-        if (block - self.start) % self.chunk() != 0 {
+        if !(block - self.start).is_multiple_of(self.chunk()) {
             return Err(not_from_heap(format!(
                 "no block starts there (blocks are {}-byte chunks from {:#x}, and data starts \
                  {USER_DATA_OFFSET} bytes into a block)",
