@@ -19,7 +19,7 @@
 //! Coda; intention lists ([`Heap::fake_free`], [`Heap::do_free`]) are still provided for code
 //! that wants to free only once its main transaction has committed.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLockReadGuard, Weak};
 use std::thread::ThreadId;
 
@@ -78,6 +78,8 @@ struct State {
     geometry: Option<HeapGeometry>,
     /// Bit `i` set when list `i` is non-empty.
     nonempty: Vec<u64>,
+    /// The blocks of the large list by size, so a fit is found without walking the list.
+    large: LargeIndex,
     expected_generation: u64,
     /// The header's fixed words (magic .. chunk count) when it was last validated; compared
     /// at every call, so a header changed behind the heap's back is validated again.
@@ -202,6 +204,7 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
             valid: false,
             geometry: None,
             nonempty: Vec::new(),
+            large: LargeIndex::default(),
             expected_generation: 0,
             header_words: [0; HEADER_WORDS],
             counters_declared_in: 0,
@@ -277,10 +280,21 @@ pub struct HeapStatistics {
     pub damage: Option<String>,
 }
 
+/// A volatile index of the large list: (chunks, address) of each of its blocks. Built on
+/// first use by walking the list (O(length of the large list), whatever the heap's size),
+/// kept up to date by every change to the list, and dropped with the rest of the volatile
+/// state when an abort may have changed the list behind it.
+#[derive(Default)]
+struct LargeIndex {
+    built: bool,
+    blocks: BTreeSet<(u64, u64)>,
+}
+
 /// One heap call's view of the heap: validated reads plus writes through the transaction.
 struct Ctx<'s> {
     r: Reader<'static>,
     nonempty: &'s mut Vec<u64>,
+    large: &'s mut LargeIndex,
     counters: HeapCounters,
 }
 
@@ -342,7 +356,61 @@ impl Ctx<'_> {
         })
     }
 
+    fn index_large(&mut self, list: u64, chunks: u64, block: u64, present: bool) {
+        if list == self.geometry().nlists && self.large.built {
+            if present {
+                self.large.blocks.insert((chunks, block));
+            } else {
+                self.large.blocks.remove(&(chunks, block));
+            }
+        }
+    }
+
+    /// Build the large-list index if it is not built.
+    fn large_index(&mut self) -> Result<&BTreeSet<(u64, u64)>, Error> {
+        if !self.large.built {
+            let blocks = &mut self.large.blocks;
+            blocks.clear();
+            self.r.walk_list(self.r.geometry.nlists, |b| {
+                blocks.insert((b.chunks, b.address));
+                true
+            })?;
+            self.large.built = true;
+        }
+        Ok(&self.large.blocks)
+    }
+
+    /// The best fit for `chunks` in the large list (the smallest block at least that big),
+    /// checked with its links.
+    fn search_large(&mut self, chunks: u64) -> Result<Option<FreeBlock>, Error> {
+        let nlists = self.geometry().nlists;
+        let Some(&(size, address)) = self.large_index()?.range((chunks, 0)..).next() else {
+            return Ok(None);
+        };
+        let b = self.r.free_block(address, nlists)?;
+        if b.chunks != size {
+            return Err(corrupt(
+                address,
+                "the block's size changed behind the heap's index",
+            ));
+        }
+        self.r.check_links(&b, nlists)?;
+        Ok(Some(b))
+    }
+
+    /// The largest free block in chunks (0 if none).
+    fn largest_free_chunks(&mut self) -> Result<u64, Error> {
+        if let Some(&(chunks, _)) = self.large_index()?.last() {
+            return Ok(chunks);
+        }
+        Ok(self.highest_nonempty_exact().unwrap_or(0))
+    }
+
     fn unlink(&mut self, tx: &mut Transaction<'_>, block: u64, list: u64) -> Result<(), Error> {
+        if list == self.geometry().nlists {
+            let chunks = self.r.tag(block, TagEnd::Head)?.chunks;
+            self.index_large(list, chunks, block, false);
+        }
         let prev = self.r.word(block + FREE_PREV_OFFSET)?;
         let next = self.r.word(block + FREE_NEXT_OFFSET)?;
         if prev == 0 {
@@ -375,6 +443,7 @@ impl Ctx<'_> {
         }
         self.put(tx, self.r.list_address(list), &[block])?;
         self.set_nonempty(list, true);
+        self.index_large(list, chunks, block, true);
         Ok(())
     }
 
@@ -387,6 +456,11 @@ impl Ctx<'_> {
         chunks: u64,
         list: u64,
     ) -> Result<(), Error> {
+        if list == self.geometry().nlists {
+            let old_chunks = self.r.tag(old, TagEnd::Head)?.chunks;
+            self.index_large(list, old_chunks, old, false);
+            self.index_large(list, chunks, new, true);
+        }
         let prev = self.r.word(old + FREE_PREV_OFFSET)?;
         let next = self.r.word(old + FREE_NEXT_OFFSET)?;
         self.put(tx, new, &[head_word(BlockState::Free, chunks), prev, next])?;
@@ -428,6 +502,8 @@ impl Ctx<'_> {
     ) -> Result<(), Error> {
         let rest_list = self.geometry().list_for(rest);
         if rest_list == list {
+            self.index_large(list, b.chunks, b.address, false);
+            self.index_large(list, rest, b.address, true);
             self.put(tx, b.address, &[head_word(BlockState::Free, rest)])
         } else {
             self.unlink(tx, b.address, list)?;
@@ -474,11 +550,8 @@ impl Ctx<'_> {
         Ok(carved)
     }
 
-    fn no_room(&self, requested: u64) -> Error {
-        let largest = self
-            .r
-            .largest_free_chunks(self.highest_nonempty_exact())
-            .unwrap_or(0);
+    fn no_room(&mut self, requested: u64) -> Error {
+        let largest = self.largest_free_chunks().unwrap_or(0);
         Error::NoRoom {
             requested,
             largest_free: self.geometry().usable_bytes(largest),
@@ -501,14 +574,14 @@ impl Ctx<'_> {
     /// The best free block of at least `chunks` chunks, with its list: every exact-size list
     /// holds smaller blocks than the large list, so the smallest non-empty exact list that
     /// fits comes first, then the best fit in the large list.
-    fn best_block(&self, chunks: u64) -> Result<Option<(FreeBlock, u64)>, Error> {
+    fn best_block(&mut self, chunks: u64) -> Result<Option<(FreeBlock, u64)>, Error> {
         let g = self.geometry();
         if chunks < g.nlists {
             if let Some(found) = self.smallest_exact_above(chunks - 1)? {
                 return Ok(Some(found));
             }
         }
-        Ok(self.r.search_large(chunks)?.map(|b| (b, g.nlists)))
+        Ok(self.search_large(chunks)?.map(|b| (b, g.nlists)))
     }
 
     fn malloc(&mut self, tx: &mut Transaction<'_>, size: u64) -> Result<u64, Error> {
@@ -688,6 +761,8 @@ impl Ctx<'_> {
     ) -> Result<(), Error> {
         let l_list = self.geometry().list_for(l.chunks);
         if l_list == dest {
+            self.index_large(dest, l.chunks, l.address, false);
+            self.index_large(dest, total, l.address, true);
             self.put(tx, l.address, &[head_word(BlockState::Free, total)])
         } else {
             self.unlink(tx, l.address, l_list)?;
@@ -867,7 +942,7 @@ impl Heap {
     /// damaged or unmapped).
     pub fn maxblock(&self) -> usize {
         self.read_indexed(|c| {
-            let largest = c.r.largest_free_chunks(c.highest_nonempty_exact())?;
+            let largest = c.largest_free_chunks()?;
             Ok(c.geometry().usable_bytes(largest) as usize)
         })
         .unwrap_or(0)
@@ -1091,6 +1166,8 @@ impl Heap {
             ));
         }
         let reader = Reader::new(view, g);
+        st.large.built = false;
+        st.large.blocks.clear();
         st.nonempty.clear();
         st.nonempty.resize((g.nlists as usize + 1).div_ceil(64), 0);
         for list in 1..=g.nlists {
@@ -1128,6 +1205,7 @@ impl Heap {
             let mut ctx = Ctx {
                 r: reader,
                 nonempty: &mut st.nonempty,
+                large: &mut st.large,
                 counters,
             };
             let value = op(&mut ctx, tx)?;
@@ -1174,6 +1252,7 @@ impl Heap {
         let mut ctx = Ctx {
             r: reader,
             nonempty: &mut st.nonempty,
+            large: &mut st.large,
             counters,
         };
         let result = op(&mut ctx);

@@ -11,12 +11,6 @@ use crate::format::heap::{
 use crate::rds::view::View;
 use crate::rds::Error;
 
-/// When a malloc searches the list of large blocks, it looks at up to this many blocks for
-/// the best fit (stopping early at an exact fit), then takes the first block that fits. Best
-/// fit over a bounded prefix keeps fragmentation low without making an allocation cost the
-/// length of the list.
-pub(crate) const LARGE_LIST_SCAN_BLOCKS: u64 = 16;
-
 /// A block whose tags have been checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Block {
@@ -348,44 +342,6 @@ impl<'v> Reader<'v> {
             cur = b.next;
         }
         Ok(())
-    }
-
-    /// Best fit for `chunks` among the first [`LARGE_LIST_SCAN_BLOCKS`] blocks of the large
-    /// list, else the first block that fits; checked with its links.
-    pub(crate) fn search_large(&self, chunks: u64) -> Result<Option<FreeBlock>, Error> {
-        let nlists = self.geometry.nlists;
-        let mut best: Option<FreeBlock> = None;
-        let mut seen = 0u64;
-        self.walk_list(nlists, |b| {
-            seen += 1;
-            if b.chunks >= chunks && best.is_none_or(|x| b.chunks < x.chunks) {
-                best = Some(*b);
-                if b.chunks == chunks {
-                    return false;
-                }
-            }
-            !(best.is_some() && seen >= LARGE_LIST_SCAN_BLOCKS)
-        })?;
-        if let Some(b) = &best {
-            // The caller will rely on its size: check the foot too. The walk checked every
-            // prev link up to `b`; check the one after it.
-            self.block_at(b.address)?;
-            self.check_links(b, nlists)?;
-        }
-        Ok(best)
-    }
-
-    /// The largest free block, in chunks (0 if none), given the highest non-empty exact list.
-    pub(crate) fn largest_free_chunks(&self, highest_exact: Option<u64>) -> Result<u64, Error> {
-        let mut largest = 0;
-        self.walk_list(self.geometry.nlists, |b| {
-            largest = largest.max(b.chunks);
-            true
-        })?;
-        if largest == 0 {
-            largest = highest_exact.unwrap_or(0);
-        }
-        Ok(largest)
     }
 
     /// The allocated block whose user data starts at `address`. Distinguishes addresses that
