@@ -22,7 +22,7 @@ use rvm::{MapOptions, Options, Rvm};
 /// when its metadata is in cache.
 fn hot_loop(rvm: &Rvm, heap: &Heap, operations: u64, per_tx: u64) {
     let started = std::time::Instant::now();
-    let cpu_started = thread_cpu_seconds();
+    let cpu_started = workload::thread_cpu();
     let mut done = 0u64;
     let mut blocks = Vec::with_capacity(64);
     while done < operations {
@@ -42,24 +42,13 @@ fn hot_loop(rvm: &Rvm, heap: &Heap, operations: u64, per_tx: u64) {
         tx.end(rvm::CommitMode::NoFlush).expect("commit");
     }
     let elapsed = started.elapsed();
-    let cpu = thread_cpu_seconds() - cpu_started;
+    let cpu = (workload::thread_cpu() - cpu_started).as_secs_f64();
     println!(
         "hot loop: {done} operations in {elapsed:.2?}: {:.0} ops/s; {:.0} ops per CPU second \
          of this thread",
         done as f64 / elapsed.as_secs_f64(),
         done as f64 / cpu
     );
-}
-
-/// CPU time of the calling thread: on a loaded machine, a steadier measure than wall time.
-fn thread_cpu_seconds() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is a valid timespec for clock_gettime to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
 fn main() -> ExitCode {
@@ -90,14 +79,8 @@ fn main() -> ExitCode {
         "heap {} MiB, chunk {chunk_size}, nlists {nlists}, {per_tx} operations per transaction",
         heap_length >> 20
     );
-    let cpu_started = thread_cpu_seconds();
     let report = workload::run(&rvm, &heap, operations, per_tx, heap_length / 2, 1);
-    let cpu = thread_cpu_seconds() - cpu_started;
     println!("{}", report.summary());
-    println!(
-        "workload: {:.0} ops per CPU second of this thread (checker and statistics included)",
-        operations as f64 / cpu
-    );
     hot_loop(&rvm, &heap, operations, per_tx);
     if report.check.is_ok() {
         ExitCode::SUCCESS

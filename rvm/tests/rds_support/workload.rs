@@ -22,6 +22,9 @@ pub struct WorkloadReport {
     pub requested_bytes: u64,
     /// Time spent in the operations and their commits (no flush waits: commits are no_flush).
     pub elapsed: Duration,
+    /// CPU time of the calling thread over the same span: steadier than `elapsed` on a
+    /// loaded machine.
+    pub cpu: Duration,
     pub statistics: HeapStatistics,
     pub check: CheckReport,
 }
@@ -29,6 +32,10 @@ pub struct WorkloadReport {
 impl WorkloadReport {
     pub fn operations_per_second(&self) -> f64 {
         self.operations as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn operations_per_cpu_second(&self) -> f64 {
+        self.operations as f64 / self.cpu.as_secs_f64().max(1e-9)
     }
 
     /// Share of allocated bytes the callers asked for (the rest is tags and rounding).
@@ -39,7 +46,8 @@ impl WorkloadReport {
     pub fn summary(&self) -> String {
         let s = &self.statistics;
         format!(
-            "{} operations ({} malloc, {} free, {} refused) in {:.2?}: {:.0} ops/s\n\
+            "{} operations ({} malloc, {} free, {} refused) in {:.2?}: {:.0} ops/s \
+             ({:.0} per CPU second of the thread)\n\
              live: {} blocks, {} bytes requested, {} bytes allocated ({:.1}% of it requested)\n\
              free: {} bytes in {} blocks, largest free block {} bytes\n\
              fragmentation (1 - largest free / free): {:.4}\n\
@@ -51,6 +59,7 @@ impl WorkloadReport {
             self.no_room,
             self.elapsed,
             self.operations_per_second(),
+            self.operations_per_cpu_second(),
             self.live_blocks,
             self.requested_bytes,
             s.allocated_bytes,
@@ -92,6 +101,7 @@ pub fn run(
     let mut live: Vec<(usize, u64)> = Vec::new();
     let (mut mallocs, mut frees, mut no_room, mut requested) = (0, 0, 0, 0u64);
     let started = Instant::now();
+    let cpu_started = thread_cpu();
     let mut done = 0;
     while done < operations {
         let mut tx = rvm.begin(BeginMode::Restore).expect("begin");
@@ -128,6 +138,7 @@ pub fn run(
         tx.end(CommitMode::NoFlush).expect("commit");
     }
     let elapsed = started.elapsed();
+    let cpu = thread_cpu().saturating_sub(cpu_started);
     WorkloadReport {
         operations,
         mallocs,
@@ -136,7 +147,19 @@ pub fn run(
         live_blocks: live.len() as u64,
         requested_bytes: requested,
         elapsed,
+        cpu,
         statistics: heap.statistics(),
         check: heap.check(),
     }
+}
+
+/// CPU time of the calling thread.
+pub fn thread_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
