@@ -536,3 +536,46 @@ fn image_checker_and_inspector_read_the_segment_without_mapping() {
     assert_eq!(rds::check_image(&region[..100], address).problems.len(), 1);
     assert!(rds::inspect_image(&[0u8; 4096], address).is_err());
 }
+
+#[test]
+fn segments_that_are_not_heap_segments_are_refused() {
+    use rvm::device::{DeviceRef, MemDevice};
+    use rvm::segment::{self, RegionSpec};
+    use rvm::MapOptions;
+    use std::sync::Arc;
+    let f = Fixture::new(layout(51, 64 << 10, 8, 64));
+    // One region only.
+    let one: DeviceRef = Arc::new(MemDevice::new("one", Vec::new()));
+    let header = segment::layout(
+        4096 + 8192,
+        &[RegionSpec {
+            length: 8192,
+            address: rds_support::address_for(52),
+        }],
+    )
+    .unwrap();
+    segment::write_header(&*one, &header).unwrap();
+    let seg = f.rvm.map_device(one, MapOptions::default()).unwrap();
+    assert_eq!(
+        Heap::load(&seg).unwrap_err().code_name(),
+        "EBAD_SEGMENT_HDR"
+    );
+    // A heap segment mapped anywhere: its pointers would be wrong.
+    f.rvm.unmap(&f.segment).unwrap();
+    let anywhere = f
+        .rvm
+        .map_device(f.data.clone(), MapOptions::anywhere())
+        .unwrap();
+    let e = Heap::load(&anywhere).unwrap_err();
+    assert_eq!(e.code_name(), "EBAD_SEGMENT_HDR", "{e}");
+    // The old handle's segment is unmapped: calls fail cleanly.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    assert_eq!(
+        f.heap.malloc(&mut tx, 8).unwrap_err().code_name(),
+        "RVM_ENOT_MAPPED"
+    );
+    tx.abort().unwrap();
+    assert!(!f.heap.check().is_ok());
+    assert_eq!(f.heap.maxblock(), 0);
+    assert!(f.heap.statistics().damage.is_some());
+}
