@@ -921,7 +921,9 @@ impl Heap {
 
     /// Free every block recorded in `intentions`, in `tx`. Coda runs this in its own
     /// transaction after the one that recorded the frees has committed. Every address is
-    /// checked before the first is freed; if one is refused nothing has been freed.
+    /// checked to still be an allocated block before the first is freed, so a stale or
+    /// doubled intention frees nothing. Damage found while freeing can still stop it part way
+    /// (the heap stays consistent, some blocks freed): abort the transaction then.
     pub fn do_free(
         &self,
         tx: &mut Transaction<'_>,
