@@ -252,3 +252,117 @@ proptest! {
         run_case(62, 64, 80, &ops);
     }
 }
+
+/// A heap image with a mix of free and allocated blocks on several lists, as the segment
+/// file holds it, and the address it is mapped at.
+fn sample_image() -> &'static (Vec<u8>, u64) {
+    static IMAGE: std::sync::OnceLock<(Vec<u8>, u64)> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let f = Fixture::new(layout(63, 64 << 10, 6, 40));
+        let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+        let blocks: Vec<usize> = (0..60)
+            .map(|i| f.heap.malloc(&mut tx, 1 + i * 29 % 700).unwrap())
+            .collect();
+        for a in blocks.iter().step_by(3) {
+            f.heap.free(&mut tx, *a).unwrap();
+        }
+        tx.end(CommitMode::Flush).unwrap();
+        assert!(f.heap.check().is_ok());
+        f.rvm.truncate().unwrap();
+        let image = f.data.live()[4096..4096 + (64 << 10)].to_vec();
+        (image, f.heap.address() as u64)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 400,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Damage anywhere: the checker, inspector and block walk report it or not, but never
+    /// panic (debug builds also check arithmetic overflow) and never read outside the image.
+    #[test]
+    fn image_tools_never_panic_on_damage(
+        damage in proptest::collection::vec((0usize..(64 << 10), any::<u64>(), 0u8..4), 1..8),
+        cut in prop_oneof![Just(64usize << 10), 0usize..(64 << 10)],
+    ) {
+        let (image, address) = sample_image();
+        let mut image = image.clone();
+        for (at, value, how) in damage {
+            let at = at & !7;
+            let word = match how {
+                // An arbitrary word, a plausible pointer, a plausible tag size, zero.
+                0 => value,
+                1 => address + value % (64 << 10),
+                2 => (u64::from_le_bytes(image[at..at + 8].try_into().unwrap()) & !0xff_ffff_ffff)
+                    | value % 5000,
+                _ => 0,
+            };
+            image[at..at + 8].copy_from_slice(&word.to_le_bytes());
+        }
+        let image = &image[..cut];
+        let report = rvm::rds::check_image(image, *address);
+        let _ = report.to_string();
+        if let Ok(info) = rvm::rds::inspect_image(image, *address) {
+            prop_assert!(info.fragmentation >= 0.0 && info.fragmentation <= 1.0);
+        }
+        let _ = rvm::rds::blocks_image(image, *address);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Damage a live heap, then malloc and free at random: a call either succeeds or is
+    /// refused with memory exactly as it was (every check comes before the first write), and
+    /// nothing panics.
+    #[test]
+    fn refused_calls_on_a_damaged_heap_change_nothing(
+        damage in proptest::collection::vec((0usize..(32 << 10), any::<u64>(), 0u8..3), 1..4),
+        ops in proptest::collection::vec((any::<bool>(), 0usize..2000, any::<usize>()), 1..30),
+    ) {
+        let f = Fixture::new(layout(64, 32 << 10, 5, 48));
+        let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+        let mut live: Vec<usize> = (0..30)
+            .map(|i| f.heap.malloc(&mut tx, 1 + i * 53 % 900).unwrap())
+            .collect();
+        for a in live.iter().step_by(4) {
+            f.heap.free(&mut tx, *a).unwrap();
+        }
+        let base = f.heap.address();
+        for (at, value, how) in damage {
+            let at = base + (at & !7);
+            let word = match how {
+                0 => value,
+                1 => (base as u64 + value % (32 << 10)) & !7,
+                _ => 0,
+            };
+            tx.write(at, &word).unwrap();
+        }
+        tx.end(CommitMode::Flush).unwrap();
+        let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+        for (allocate, size, pick) in ops {
+            let before = f.heap_bytes();
+            let result = if allocate || live.is_empty() {
+                f.heap.malloc(&mut tx, size).map(|a| live.push(a))
+            } else {
+                let a = live.swap_remove(pick % live.len());
+                f.heap.free(&mut tx, a)
+            };
+            if let Err(e) = result {
+                prop_assert!(
+                    f.heap_bytes() == before,
+                    "refused call ({e}) changed the heap"
+                );
+            }
+        }
+        tx.abort().unwrap();
+        let _ = f.heap.check();
+    }
+}
