@@ -297,7 +297,7 @@ proptest! {
                 0 => value,
                 1 => address + value % (64 << 10),
                 2 => (u64::from_le_bytes(image[at..at + 8].try_into().unwrap()) & !0xff_ffff_ffff)
-                    | value % 5000,
+                    | (value % 5000),
                 _ => 0,
             };
             image[at..at + 8].copy_from_slice(&word.to_le_bytes());
