@@ -343,9 +343,9 @@ pub const fn header_length(nlists: u64) -> u64 {
     LISTS_OFFSET + 8 * nlists
 }
 
-/// Offset of list `list`'s head pointer (lists are numbered from 1).
+/// Offset of list `list`'s head pointer (lists are numbered from 1; 0 is taken as 1).
 pub const fn list_offset(list: u64) -> u64 {
-    LISTS_OFFSET + 8 * (list - 1)
+    LISTS_OFFSET + 8 * list.saturating_sub(1)
 }
 
 /// The fixed part of a heap header, decoded.
