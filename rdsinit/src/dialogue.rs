@@ -339,6 +339,24 @@ mod tests {
     }
 
     #[test]
+    fn heap_layout_refusal_goes_back_to_the_parameter_it_names() {
+        // 4096 lists do not fit in a one-page heap: the heap length is asked again and the
+        // questions after it follow, so the number of lists can be changed too.
+        let (result, transcript) = run(
+            "12K\ny\n\ny\n4K\ny\n4K\ny\n4096\ny\n\ny\n\ny\n\ny\n80\ny\n\ny\n",
+            Defaults::fresh(),
+        );
+        let p = result.unwrap();
+        assert_eq!((p.heap_len, p.static_len, p.nlists), (4096, 4096, 80));
+        let words = transcript.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains("with 4096 lists"), "{transcript}");
+        assert!(
+            words.contains("Enter the heap length again"),
+            "{transcript}"
+        );
+    }
+
+    #[test]
     fn quit_and_end_of_input() {
         assert!(matches!(run("q\n", Defaults::fresh()).0, Err(Stop::Quit)));
         assert!(matches!(

@@ -87,7 +87,21 @@ fn server_setup_script_layout() {
 fn tiny_three_page_segment() {
     let dir = TempDir::new("tiny");
     make_log(&dir.join("log"));
-    rdsinit(&dir, &args(&["-f", "log", "data"], &TINY)).assert_ok();
+    let values = ["12288", "0x50000000", "4096", "4096", "80", "64"];
+    let run = rdsinit(&dir, &args(&["-f", "log", "data"], &values));
+    run.assert_ok();
+    // The statistics of the new heap: one free block of every whole chunk after the header.
+    assert!(run.stdout.contains("Heap statistics:"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("free_blocks              1"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("allocated_bytes          0"),
+        "{}",
+        run.stdout
+    );
     verify_segment(
         &dir.join("log"),
         &dir.join("data"),
@@ -96,7 +110,7 @@ fn tiny_three_page_segment() {
             start_addr: 0x5000_0000,
             heap_len: 4096,
             static_len: 4096,
-            nlists: 16,
+            nlists: 80,
             chunk_size: 64,
         },
     );
@@ -600,6 +614,16 @@ fn refusals() -> Vec<Refusal> {
             firm(["1G", "0x50000000", "1M", "1M", &nlists_too_many, "64"]),
             3,
             &["--nlists", "above the maximum"],
+        ),
+        r(
+            Setup::Log,
+            firm(["12288", "0x50000000", "4096", "4096", "4096", "64"]),
+            3,
+            &[
+                "--heap-len",
+                "no room for a block after the",
+                "with 4096 lists",
+            ],
         ),
         r(
             Setup::Log,

@@ -234,7 +234,38 @@ pub fn verify_segment(log: &Path, data: &Path, layout: Layout) {
 
 /// Load the heap with the library and run its checker.
 fn check_heap(log: &Path, data: &Path, layout: Layout) {
-    let _ = (log, data, layout);
+    let rvm = Rvm::open(log, Options::default()).unwrap();
+    let seg = rvm.map(data, MapOptions::default()).unwrap();
+    let heap = rvm::rds::Heap::load(&seg).unwrap();
+    assert_eq!(heap.address() as u64, layout.start_addr);
+    assert_eq!(heap.length() as u64, layout.heap_len);
+    assert_eq!(
+        heap.static_address() as u64,
+        layout.start_addr + layout.heap_len
+    );
+    assert_eq!(heap.static_length() as u64, layout.static_len);
+    let report = heap.check();
+    assert!(report.is_ok(), "heap check: {report}");
+    assert!(report.walk_complete);
+    let stats = heap.statistics();
+    assert_eq!(
+        (stats.nlists, stats.chunk_size),
+        (layout.nlists, layout.chunk_size)
+    );
+    assert_eq!(stats.allocated_bytes, 0);
+    assert_eq!(stats.free_bytes, stats.capacity_bytes);
+    // The static region is zero (a sample of it: the start and the end).
+    let static_end = (layout.start_addr + layout.heap_len + layout.static_len) as usize;
+    assert_eq!(seg.read::<u64>(heap.static_address()).unwrap(), 0);
+    assert_eq!(seg.read::<u64>(static_end - 8).unwrap(), 0);
+    // The heap works: allocate in a transaction.
+    let mut tx = rvm.begin(rvm::BeginMode::Restore).unwrap();
+    let block = heap.malloc(&mut tx, 100).unwrap();
+    assert!(seg.region_of(block, 100).is_some());
+    tx.abort().unwrap();
+    drop(heap);
+    rvm.unmap(&seg).unwrap();
+    rvm.close().unwrap();
 }
 
 /// Disk usage of a file in bytes.
