@@ -311,7 +311,7 @@ pub fn recover(
     } else {
         writeln!(
             out,
-            "recovered {}: applied {} records (LSN {}..{}), {bytes} bytes in {} extents",
+            "recovered {}: applied {} records (LSN {}..{}), {bytes} bytes in {} extent(s)",
             path.display(),
             records.len(),
             first.unwrap_or(0),

@@ -651,9 +651,10 @@ impl Session {
         let segments = &log.status().segments;
         writeln!(
             out,
-            "Segment table of {} ({} entries)",
+            "Segment table of {} ({} entr{})",
             log.path.display(),
-            segments.len()
+            segments.len(),
+            if segments.len() == 1 { "y" } else { "ies" }
         )?;
         for (i, s) in segments.iter().enumerate() {
             if s.uuid == rvm::Uuid::NIL {
@@ -701,6 +702,17 @@ impl Session {
             Some(s) => s.records.last().and_then(|r| log.read(r.offset).ok()),
             None => None,
         };
+        let transactions: Vec<u64> = match &log.scan {
+            Some(s) => s
+                .records
+                .iter()
+                .filter(|r| r.kind != KIND_PAD)
+                .map(|r| r.offset)
+                .collect(),
+            None => Vec::new(),
+        };
+        let first_tx = transactions.first().and_then(|o| log.read(*o).ok());
+        let last_tx = transactions.last().and_then(|o| log.read(*o).ok());
         let current = log.reader.current_slot();
         let slots: Vec<Json> = (0..2)
             .map(|i| match log.reader.slot(i) {
@@ -746,8 +758,11 @@ impl Session {
                 "free_bytes": area - used,
                 "first_lsn": first.as_ref().map(|r| r.header.lsn),
                 "last_lsn": last.as_ref().map(|r| r.header.lsn),
-                "first_time_us": first.as_ref().map(|r| r.header.time_us),
-                "last_time_us": last.as_ref().map(|r| r.header.time_us),
+                "transactions": transactions.len(),
+                "first_transaction_lsn": first_tx.as_ref().map(|r| r.header.lsn),
+                "last_transaction_lsn": last_tx.as_ref().map(|r| r.header.lsn),
+                "first_commit_time_us": first_tx.as_ref().map(|r| r.header.time_us),
+                "last_commit_time_us": last_tx.as_ref().map(|r| r.header.time_us),
                 "segments": st.segments.len(),
                 "end": end,
                 "status_changed_in_memory": log.status_changed,
@@ -814,28 +829,27 @@ impl Session {
             "space free",
             format!("{} bytes ({})", area - used, percent(area - used, area)),
         );
-        match &first {
-            Some(r) => kv(
-                "first record",
-                format!(
-                    "LSN {}, committed {}",
-                    r.header.lsn,
-                    time_us(r.header.time_us)
-                ),
+        let describe = |r: &Option<Record>| match r {
+            Some(r) => format!(
+                "LSN {} ({})",
+                r.header.lsn,
+                kind_name(r.header.kind).to_lowercase()
             ),
-            None => kv("first record", "none".into()),
-        }
-        match &last {
-            Some(r) => kv(
-                "last record",
-                format!(
-                    "LSN {}, committed {}",
-                    r.header.lsn,
-                    time_us(r.header.time_us)
-                ),
+            None => "none".into(),
+        };
+        let committed = |r: &Option<Record>| match r {
+            Some(r) => format!(
+                "LSN {}, committed {}",
+                r.header.lsn,
+                time_us(r.header.time_us)
             ),
-            None => kv("last record", "none".into()),
-        }
+            None => "none".into(),
+        };
+        kv("first record", describe(&first));
+        kv("last record", describe(&last));
+        kv("transactions", transactions.len().to_string());
+        kv("first transaction", committed(&first_tx));
+        kv("last transaction", committed(&last_tx));
         kv("segments", st.segments.len().to_string());
         for l in lines {
             writeln!(out, "{l}")?;
@@ -1327,7 +1341,7 @@ pub(crate) fn record_lines(log: &OpenLog, rec: &Record) -> Vec<String> {
         place_note(log, h.lsn)
     ));
     lines.push(format!(
-        "  committed {}, generation {}, flushed with LSN {}.., {} range{}",
+        "  committed {}, generation {}, flush batch from LSN {}, {} range{}",
         time_us(h.time_us),
         h.generation,
         h.batch_first_lsn,
@@ -1385,20 +1399,19 @@ fn sub_record_lines(log: &OpenLog, rec: &Record, sub: usize) -> Vec<String> {
     let n = sub_count(rec);
     if sub == 0 {
         let mut lines = vec![format!(
-            "Record LSN {} header at offset {}: {} {}, {} bytes{}",
+            "Record LSN {} header at offset {}: {}, {} bytes{}",
             h.lsn,
             rec.offset,
-            kind_name(h.kind),
             if h.kind == KIND_PAD {
-                String::new()
+                "PAD".to_string()
             } else {
-                tx_flags(h.flags).join(" ")
+                format!("{} {}", kind_name(h.kind), tx_flags(h.flags).join(" "))
             },
             h.length,
             place_note(log, h.lsn)
         )];
         lines.push(format!(
-            "  generation {}, flushed with LSN {}.., committed {}, {} ranges",
+            "  generation {}, flush batch from LSN {}, committed {}, {} ranges",
             h.generation,
             h.batch_first_lsn,
             time_us(h.time_us),
@@ -1714,6 +1727,9 @@ pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
 
 /// Format the bytes of `data` per `format` (for mods and monitor output).
 pub(crate) fn format_values(data: &[u8], format: &Format) -> String {
+    if format.radix == crate::format::Radix::Char {
+        return format!("\"{}\"", format_item(data, format.size, format.radix));
+    }
     let n = format.size.bytes() as usize;
     data.chunks(n)
         .filter(|c| c.len() == n)
