@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// Byte-addressed storage with an explicit durability barrier.
+#[allow(
+    clippy::len_without_is_empty,
+    reason = "a device's length is a size, never tested for emptiness"
+)]
 pub trait Device: Send + Sync + fmt::Debug {
     /// A name for messages: the path, or a description.
     fn name(&self) -> &str;

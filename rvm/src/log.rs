@@ -264,7 +264,7 @@ impl LogReader {
 
     fn check_offset(&self, offset: u64) -> std::result::Result<(), ReadError> {
         if offset < self.area_start()
-            || offset % RECORD_ALIGN != 0
+            || !offset.is_multiple_of(RECORD_ALIGN)
             || offset + RECORD_MIN_SIZE > self.area_end()
         {
             return Err(ReadError::Invalid(DecodeError::new(
@@ -395,10 +395,7 @@ impl LogReader {
                 );
             }
             let room = self.area_end() - offset;
-            let hbytes = match window.get(offset, RECORD_HEADER_SIZE as u64) {
-                Ok(b) => b,
-                Err(e) => return Err(e),
-            };
+            let hbytes = window.get(offset, RECORD_HEADER_SIZE as u64)?;
             let header = match RecordHeader::decode(hbytes, self.seed, room) {
                 Ok(h) => h,
                 Err(e) => break (offset, Err((false, e.to_string()))),

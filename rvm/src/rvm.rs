@@ -1161,28 +1161,17 @@ impl Inner {
         Ok(())
     }
 
-    /// Before this run writes its first record: bump the generation (so records left over
-    /// from a crashed run can never continue the chain) and, if the log is empty, move the
-    /// head and tail back to the start of the area.
+    /// Before this run writes its first record, bump the generation, so records left over
+    /// from a crashed run can never continue the chain.
     fn start_generation(&self) -> Result<()> {
         if lock(&self.pos).generation_started {
             return Ok(());
         }
-        let start = self.area_start;
         self.write_status(|s, p| {
             s.generation += 1;
             s.generation_start_lsn = p.next_lsn;
-            if p.is_empty() {
-                s.head_offset = start;
-                s.tail_offset = start;
-            }
         })?;
-        let mut p = lock(&self.pos);
-        if p.is_empty() {
-            p.head_offset = start;
-            p.tail_offset = start;
-        }
-        p.generation_started = true;
+        lock(&self.pos).generation_started = true;
         Ok(())
     }
 
@@ -1266,6 +1255,16 @@ impl Inner {
         let mut run: Vec<u8> = Vec::new();
         let mut run_start = 0u64;
         let flush_run = |run: &mut Vec<u8>, run_start: u64| -> Result<()> {
+            if run_start < self.area_start || run_start + run.len() as u64 > self.area_end {
+                // Architecture Invariant: the log is only written inside its record area.
+                return Err(Error::Failed {
+                    path: self.log_name.clone(),
+                    cause: format!(
+                        "internal error: planned write {run_start}+{} leaves the record area",
+                        run.len()
+                    ),
+                });
+            }
             if !run.is_empty() {
                 self.log
                     .write_at(run, run_start)
@@ -1275,6 +1274,11 @@ impl Inner {
             Ok(())
         };
         for item in items {
+            let (Item::Record { offset, .. } | Item::Pad { offset, .. }) = *item;
+            if !run.is_empty() && offset != run_start + run.len() as u64 {
+                // Discontinuity (the area wrapped): write what is contiguous so far.
+                flush_run(&mut run, run_start)?;
+            }
             match *item {
                 Item::Record { index, offset, lsn } => {
                     let (s, l) = records[index];
