@@ -125,8 +125,10 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
             );
         }
     }
+    // The segment is read now (ranges are checked against it) and reported after the log.
+    let mut segment_report = Report::default();
     let segment_header = match data {
-        Some(d) => check_segment_header(d, &mut report),
+        Some(d) => check_segment_header(d, &mut segment_report),
         None => None,
     };
     if current.is_none() {
@@ -136,6 +138,8 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
             "status",
             "no valid status slot: the log cannot be opened or its records verified".into(),
         );
+        report.notes.append(&mut segment_report.notes);
+        report.problems.append(&mut segment_report.problems);
         return Ok(report);
     }
     drop(device);
@@ -143,6 +147,8 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
         Ok(l) => l,
         Err(e) => {
             report.problem(&log_name, None, "log", e.to_string());
+            report.notes.append(&mut segment_report.notes);
+            report.problems.append(&mut segment_report.problems);
             return Ok(report);
         }
     };
@@ -196,6 +202,7 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
         ),
     }
     let pieces = log.salvage();
+    let torn = matches!(scan.end, ScanEnd::TornTail { .. });
     for (i, piece) in pieces.iter().enumerate() {
         if i > 0 {
             report.problem(
@@ -210,11 +217,17 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
         }
         if let (Some(a), Some(b)) = (piece.records.first(), piece.records.last()) {
             report.notes.push(format!(
-                "  after the damage at offset {}: {} intact records, LSN {}..{}",
+                "  after the {} at offset {}: {} intact record(s), LSN {}..{}{}",
+                if torn { "torn record" } else { "damage" },
                 piece.damage_offset,
                 piece.records.len(),
                 a.header.lsn,
-                b.header.lsn
+                b.header.lsn,
+                if torn {
+                    " (part of the same interrupted flush; recovery discards them)"
+                } else {
+                    ""
+                }
             ));
         }
         records.extend(piece.records.iter().cloned());
@@ -227,7 +240,7 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
     let data_index = segment_header.as_ref().and_then(|h| {
         let i = table.iter().position(|s| s.uuid == h.uuid);
         if i.is_none() {
-            report.notes.push(format!(
+            segment_report.notes.push(format!(
                 "  note: the log does not name segment {} (its ranges cannot be checked against it)",
                 h.uuid
             ));
@@ -284,6 +297,8 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
             }
         }
     }
+    report.notes.append(&mut segment_report.notes);
+    report.problems.append(&mut segment_report.problems);
     if let (Some(d), Some(h)) = (data, &segment_header) {
         crate::inspect::check_heap(
             d,

@@ -138,6 +138,22 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// An error and its causes on one line, without repeating a cause its parent already quotes.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if text.contains(&c) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&c);
+    }
+    text
+}
+
 /// The whole program: `args` as from `std::env::args_os()`.
 pub fn run(args: Vec<OsString>) -> ExitCode {
     let first = args.get(1).map(|a| a.to_string_lossy().into_owned());
@@ -175,7 +191,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
         Err(e) => {
             let _ = out.flush();
-            let _ = writeln!(io::stderr(), "rvmutl: error: {e:#}");
+            let _ = writeln!(io::stderr(), "rvmutl: error: {}", error_text(&e));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -185,8 +201,14 @@ fn run_one_shot(m: &clap::ArgMatches, out: &mut dyn Write) -> Result<u8> {
     let Some((name, sub)) = m.subcommand() else {
         return Err(anyhow!("no subcommand"));
     };
-    let string = |id: &str| sub.get_one::<String>(id).cloned();
-    let flag = |id: &str| sub.get_flag(id);
+    let string = |id: &str| sub.try_get_one::<String>(id).ok().flatten().cloned();
+    let flag = |id: &str| {
+        sub.try_get_one::<bool>(id)
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(false)
+    };
     let json = sub
         .try_get_one::<bool>("json")
         .ok()
@@ -374,6 +396,8 @@ fn run_session(log: Option<PathBuf>) -> u8 {
         if run_command(&mut state, &command, None, &mut *source).is_err() {
             return EXIT_OK;
         }
+        // A file that is not a readable log can still be examined with peek.
+        state.session.default_peek_file(&log);
     }
     while !state.quit {
         let Some(line) = source.read_line("* ") else {
@@ -461,9 +485,9 @@ fn report_error(
     state.worst = EXIT_ERROR;
     io::stdout().flush()?;
     match to {
-        Some(f) => writeln!(f, "? {e:#}"),
+        Some(f) => writeln!(f, "? {}", error_text(e)),
         None => {
-            let _ = writeln!(io::stderr(), "? {e:#}");
+            let _ = writeln!(io::stderr(), "? {}", error_text(e));
             Ok(())
         }
     }

@@ -170,10 +170,16 @@ pub fn format_item(bytes: &[u8], size: Size, radix: Radix) -> String {
         Radix::Octal => format!("0{v:o}"),
         Radix::Hex => format!("0x{v:0width$x}", width = (n * 2) as usize),
         Radix::Float => {
-            if size == Size::Float {
-                f32::from_bits(v as u32).to_string()
+            let f = if size == Size::Float {
+                f32::from_bits(v as u32) as f64
             } else {
-                f64::from_bits(v).to_string()
+                f64::from_bits(v)
+            };
+            let a = f.abs();
+            if a != 0.0 && a.is_finite() && !(1e-4..1e16).contains(&a) {
+                format!("{f:e}")
+            } else {
+                f.to_string()
             }
         }
         Radix::Time => crate::render::time_ms(v),

@@ -202,6 +202,9 @@ impl OpenLog {
                 return Ok(r.clone());
             }
         }
+        if next_lsn <= head_lsn {
+            return Err(format!("no record {lsn} in the log (the log is empty)"));
+        }
         Err(format!(
             "no record {lsn} in the log (live records are LSN {head_lsn}..{})",
             next_lsn.saturating_sub(1)

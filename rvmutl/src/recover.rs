@@ -241,7 +241,7 @@ pub fn recover(
         }
         writeln!(
             out,
-            "would write {bytes} bytes in {} extents:",
+            "would write {bytes} bytes in {} extent(s):",
             extents.len()
         )?;
         for (s, a, b) in &extents {

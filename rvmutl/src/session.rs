@@ -120,6 +120,13 @@ impl Session {
             .ok_or_else(|| anyhow!("no log is open (use open_log LOG)"))
     }
 
+    /// Make `path` the file `peek` and `poke` use when none is named (when no log is open).
+    pub fn default_peek_file(&mut self, path: &Path) {
+        if self.log.is_none() && self.peek.file.is_none() {
+            self.peek.file = Some(path.to_path_buf());
+        }
+    }
+
     pub(crate) fn replace_log(&mut self, log: OpenLog) {
         self.log = Some(log);
         self.cursor = None;
@@ -982,12 +989,21 @@ impl Session {
                 for l in end_text(log)? {
                     writeln!(out, "{l}")?;
                 }
+                let torn = matches!(log.scan()?.end, ScanEnd::TornTail { .. });
                 for piece in log.salvage() {
-                    writeln!(
-                        out,
-                        "-- after the damage at offset {} (LSN {} expected):",
-                        piece.damage_offset, piece.expected_lsn
-                    )?;
+                    if torn {
+                        writeln!(
+                            out,
+                            "-- after the torn record at offset {} (part of the same interrupted flush; recovery discards these):",
+                            piece.damage_offset
+                        )?;
+                    } else {
+                        writeln!(
+                            out,
+                            "-- after the damage at offset {} (LSN {} expected):",
+                            piece.damage_offset, piece.expected_lsn
+                        )?;
+                    }
                     for rec in &piece.records {
                         for l in record_lines(log, rec) {
                             writeln!(out, "{l}")?;
@@ -996,7 +1012,7 @@ impl Session {
                     if let Some(r) = piece.records.last() {
                         writeln!(
                             out,
-                            "-- {} records salvaged after the damage, LSN {}..{}",
+                            "-- {} record(s) decoded after the damage, LSN {}..{}",
                             piece.records.len(),
                             piece.records[0].header.lsn,
                             r.header.lsn
