@@ -58,11 +58,11 @@ fn plan(records: &[Record]) -> Result<Vec<PlannedRange>> {
     Ok(ranges)
 }
 
+/// A segment found (its file and header) or why it was not.
+type Resolved = Result<(PathBuf, SegmentHeader), String>;
+
 /// Where recover would find each segment: explicit files first (by UUID), then the hint.
-fn resolve_segments(
-    session: &Session,
-    used: &BTreeSet<u32>,
-) -> Result<BTreeMap<u32, Result<(PathBuf, SegmentHeader), String>>> {
+fn resolve_segments(session: &Session, used: &BTreeSet<u32>) -> Result<BTreeMap<u32, Resolved>> {
     let log = session.log_ref()?;
     let table = &log.status().segments;
     let mut out = BTreeMap::new();

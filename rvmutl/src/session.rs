@@ -1027,10 +1027,7 @@ impl Session {
                 let start = match self.current()? {
                     Some(r) => {
                         let log = self.log_ref()?;
-                        match log.next_of(&r) {
-                            Ok(n) => Some(n),
-                            Err(_) => None,
-                        }
+                        log.next_of(&r).ok()
                     }
                     None => self.head_record()?,
                 };
