@@ -21,6 +21,7 @@ fn rvmutl(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn recover_matches_the_library_recovery() {
+    let _serial = common::serial();
     for fixture in ["partly", "wrapped", "crash"] {
         let base = common::test_dir(&format!("recover-{fixture}"));
         let original = base.join("original");
@@ -97,6 +98,7 @@ fn recover_matches_the_library_recovery() {
 
 #[test]
 fn broken_pipe_is_not_an_error() {
+    let _serial = common::serial();
     let dir = common::test_dir("pipe");
     common::build("wrapped", &dir);
     let log = common::log_path(&dir);
@@ -127,6 +129,7 @@ fn broken_pipe_is_not_an_error() {
 
 #[test]
 fn man_page_and_completions_come_from_the_table() {
+    let _serial = common::serial();
     let out = rvmutl(&["man"]);
     assert!(out.status.success());
     let man = String::from_utf8_lossy(&out.stdout);

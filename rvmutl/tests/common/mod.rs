@@ -15,6 +15,15 @@ pub const REGION1_ADDRESS: u64 = 0x6000_0010_0000;
 /// Fixtures map fixed addresses: build one at a time.
 static BUILDING: Mutex<()> = Mutex::new(());
 
+/// Tests of one binary that spawn rvmutl run one at a time: a child forked while another
+/// thread holds a freshly created log open inherits the descriptor until it execs, and with
+/// it the log's lock, so a concurrent `Rvm::open` of that log would see it in use.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn log_path(dir: &Path) -> PathBuf {
     dir.join("log")
 }
