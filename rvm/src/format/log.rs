@@ -665,6 +665,12 @@ pub fn seal_record(rec: &mut [u8], lsn: u64, generation: u64, batch_first_lsn: u
     put_u32(rec, t + RT_CRC, crc);
 }
 
+/// Set the (informational) commit time of an unsealed record; done once per flush so the
+/// commit path needs no clock read.
+pub fn stamp_time(rec: &mut [u8], time_us: u64) {
+    put_u64(rec, RH_TIME_US, time_us);
+}
+
 /// Appends an unsealed transaction record to a buffer: header fields that do not depend on the
 /// LSN, then ranges. Call [`seal_record`] on the finished bytes before writing them.
 pub struct TransactionEncoder;
@@ -691,6 +697,16 @@ impl TransactionEncoder {
         range.encode_into(&mut buf[at..at + RANGE_HEADER_SIZE]);
         let data = at + RANGE_HEADER_SIZE;
         &mut buf[data..data + range.length as usize]
+    }
+
+    /// Append one range header and its data, copied from `data` (padded with zeros to 8).
+    pub fn range_from(buf: &mut Vec<u8>, range: &RangeHeader, data: &[u8]) {
+        let at = buf.len();
+        buf.resize(at + RANGE_HEADER_SIZE, 0);
+        range.encode_into(&mut buf[at..at + RANGE_HEADER_SIZE]);
+        buf.extend_from_slice(data);
+        let padded = align_up(data.len() as u64, RECORD_ALIGN) as usize;
+        buf.resize(buf.len() + (padded - data.len()), 0);
     }
 
     /// Finish the record that starts at `start`: reserve the trailer and set the length.
