@@ -103,12 +103,17 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
                 s.sequence,
                 if current == Some(i) { " (current)" } else { "" }
             )),
-            Err(e) => report.problem(
-                &log_name,
-                Some(offset),
-                "status_slot",
-                format!("status slot {i} is damaged: {e}"),
-            ),
+            Err(e) => {
+                let stored = crate::inspect::unverified_slot(&device, i as u64)
+                    .map(|s| format!("; {}", crate::inspect::unverified_summary(&s)))
+                    .unwrap_or_default();
+                report.problem(
+                    &log_name,
+                    Some(offset),
+                    "status_slot",
+                    format!("status slot {i} is damaged: {e}{stored}"),
+                )
+            }
         }
     }
     if let (Ok(a), Ok(b)) = (&slots[0], &slots[1]) {

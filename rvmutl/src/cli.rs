@@ -244,7 +244,14 @@ fn run_one_shot(m: &clap::ArgMatches, out: &mut dyn Write) -> Result<u8> {
     let log = string("LOG").map(PathBuf::from);
     let command = match spec.id {
         CommandId::Status => {
-            session.open(log.as_deref().unwrap_or(Path::new("")), false)?;
+            let path = log.clone().unwrap_or_default();
+            if let Err(e) = session.open(&path, false) {
+                // Both slots damaged: show what they hold before failing.
+                if path.exists() {
+                    let _ = crate::inspect::describe_damaged_log(&path, out);
+                }
+                return Err(e);
+            }
             Command::Status
         }
         CommandId::Show => {

@@ -5,14 +5,67 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use rvm::device::Device;
+use rvm::format::log::{Status, STATUS_SLOT_SIZE};
 use rvm::format::segment::{SegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_SIZE};
 use serde_json::json;
 
 use crate::render::time_ms;
 
+/// What status slot `index` of a log holds, decoded without verification (for a damaged
+/// slot: what it says, to be taken with care).
+pub fn unverified_slot(device: &dyn Device, index: u64) -> Option<Status> {
+    let mut buf = vec![0u8; STATUS_SLOT_SIZE as usize];
+    device.read_at(&mut buf, index * STATUS_SLOT_SIZE).ok()?;
+    Status::decode_unverified(&buf)
+}
+
+/// A one-line summary of an unverified status.
+pub fn unverified_summary(s: &Status) -> String {
+    format!(
+        "as stored (unverified): sequence {}, head offset {} LSN {}, tail offset {} LSN {}, written {}",
+        s.sequence,
+        s.head_offset,
+        s.head_lsn,
+        s.tail_offset,
+        s.tail_lsn,
+        time_ms(s.written_unix_ms)
+    )
+}
+
+/// For a log whose status slots are both damaged: what each holds, unverified.
+pub fn describe_damaged_log(path: &Path, out: &mut dyn Write) -> Result<()> {
+    let device = crate::session::open_read_only(path)?;
+    for i in 0..2 {
+        match unverified_slot(&device, i) {
+            Some(s) => writeln!(out, "status slot {i}: {}", unverified_summary(&s))?,
+            None => writeln!(out, "status slot {i}: no status slot magic: nothing to decode")?,
+        }
+    }
+    Ok(())
+}
+
 /// Print a segment's header, regions, and its file and on-disk sizes.
 pub fn segment(path: &Path, out: &mut dyn Write, json: bool) -> Result<()> {
-    let header = rvm::segment::read_header(path)?;
+    let header = match rvm::segment::read_header(path) {
+        Ok(h) => h,
+        Err(e) => {
+            // Show what the damaged header says, then fail.
+            let device = crate::session::open_read_only(path)?;
+            let mut buf = vec![0u8; SEGMENT_HEADER_SIZE as usize];
+            if device.read_at(&mut buf, 0).is_ok() {
+                if let Some(h) = SegmentHeader::decode_unverified(&buf) {
+                    writeln!(
+                        out,
+                        "Segment {} (DAMAGED header; the values below are as stored, unverified)",
+                        path.display()
+                    )?;
+                    print_header(&h, out)?;
+                }
+            }
+            return Err(e.into());
+        }
+    };
     let meta = std::fs::metadata(path).with_context(|| format!("{}: stat", path.display()))?;
     let file_size = meta.len();
     let on_disk = meta.blocks() * 512;
@@ -35,6 +88,18 @@ pub fn segment(path: &Path, out: &mut dyn Write, json: bool) -> Result<()> {
         return Ok(());
     }
     writeln!(out, "Segment {}", path.display())?;
+    print_header(&header, out)?;
+    writeln!(out, "  {:<18}{file_size} bytes", "file size:")?;
+    writeln!(
+        out,
+        "  {:<18}{on_disk} bytes{}",
+        "on disk:",
+        if on_disk < file_size { " (sparse)" } else { "" }
+    )?;
+    Ok(())
+}
+
+fn print_header(header: &SegmentHeader, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "  {:<18}{}", "UUID:", header.uuid)?;
     writeln!(out, "  {:<18}{}", "format version:", SEGMENT_FORMAT_VERSION)?;
     writeln!(
@@ -47,13 +112,6 @@ pub fn segment(path: &Path, out: &mut dyn Write, json: bool) -> Result<()> {
         out,
         "  {:<18}{} bytes ({SEGMENT_HEADER_SIZE}-byte header)",
         "length:", header.length_bytes
-    )?;
-    writeln!(out, "  {:<18}{file_size} bytes", "file size:")?;
-    writeln!(
-        out,
-        "  {:<18}{on_disk} bytes{}",
-        "on disk:",
-        if on_disk < file_size { " (sparse)" } else { "" }
     )?;
     writeln!(out, "  {:<18}{}", "regions:", header.regions.len())?;
     for (i, r) in header.regions.iter().enumerate() {

@@ -792,7 +792,17 @@ impl Session {
                     time_ms(s.written_unix_ms),
                     if i == current { " (current)" } else { "" }
                 ),
-                Err(e) => format!("DAMAGED: {e}"),
+                Err(e) => {
+                    let stored = crate::inspect::unverified_slot(&**log.reader.device(), i as u64);
+                    match stored {
+                        Some(st) => format!(
+                            "DAMAGED: {e}\n{:24}{}",
+                            "",
+                            crate::inspect::unverified_summary(&st)
+                        ),
+                        None => format!("DAMAGED: {e}"),
+                    }
+                }
             };
             kv(&format!("status slot {i}"), text);
         }
