@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use rvm::format::log::{
-    RecordHeader, Status, KIND_PAD, RECORD_ALIGN, RECORD_HEADER_SIZE, RECORD_MIN_SIZE,
+    RecordHeader, Status, KIND_PAD, RECORD_ALIGN, RECORD_HEADER_SIZE, RECORD_MAGIC,
+    RECORD_MIN_SIZE,
 };
 use rvm::log::{LogReader, ReadError, Record, RecordSummary, Scan, ScanEnd};
 
-/// Record magic as it appears on disk (little-endian "RVMR").
-const RECORD_MAGIC_BYTES: [u8; 4] = *b"RVMR";
+/// Record magic as it appears on disk: a cheap filter before a header is decoded.
+const RECORD_MAGIC_BYTES: [u8; 4] = RECORD_MAGIC.to_le_bytes();
 /// Bytes read at a time when searching the area for records.
 const SEARCH_WINDOW_BYTES: u64 = 1 << 20;
 /// Damaged stretches salvage looks past before giving up.
