@@ -39,7 +39,10 @@ pub fn describe_damaged_log(path: &Path, out: &mut dyn Write) -> Result<()> {
     for i in 0..2 {
         match unverified_slot(&device, i) {
             Some(s) => writeln!(out, "status slot {i}: {}", unverified_summary(&s))?,
-            None => writeln!(out, "status slot {i}: no status slot magic: nothing to decode")?,
+            None => writeln!(
+                out,
+                "status slot {i}: no status slot magic: nothing to decode"
+            )?,
         }
     }
     Ok(())

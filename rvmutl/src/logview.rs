@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use rvm::format::log::{
-    RecordHeader, Status, KIND_PAD, RECORD_ALIGN, RECORD_HEADER_SIZE, RECORD_MAGIC,
-    RECORD_MIN_SIZE,
+    RecordHeader, Status, KIND_PAD, RECORD_ALIGN, RECORD_HEADER_SIZE, RECORD_MAGIC, RECORD_MIN_SIZE,
 };
 use rvm::log::{LogReader, ReadError, Record, RecordSummary, Scan, ScanEnd};
 

@@ -1433,13 +1433,20 @@ fn sub_record_lines(log: &OpenLog, rec: &Record, sub: usize) -> Vec<String> {
             h.length,
             place_note(log, h.lsn)
         )];
-        lines.push(format!(
-            "  generation {}, flush batch from LSN {}, committed {}, {} ranges",
-            h.generation,
-            h.batch_first_lsn,
-            time_us(h.time_us),
-            h.range_count
-        ));
+        lines.push(if h.kind == KIND_PAD {
+            format!(
+                "  generation {}, flush batch from LSN {}",
+                h.generation, h.batch_first_lsn
+            )
+        } else {
+            format!(
+                "  generation {}, flush batch from LSN {}, committed {}, {} ranges",
+                h.generation,
+                h.batch_first_lsn,
+                time_us(h.time_us),
+                h.range_count
+            )
+        });
         return lines;
     }
     if sub == n - 1 {
