@@ -288,7 +288,7 @@ impl OpenLog {
         let (mut offset, mut lsn, mut detail) = (offset, lsn, detail);
         let area = self.reader.area_end() - self.reader.area_start();
         while pieces.len() < SALVAGE_PIECES_MAX {
-            let Some(first) = self.find_record_after(lsn) else {
+            let Some(first) = self.find_record_after(offset, lsn) else {
                 break;
             };
             let mut walked = first.header.length;
@@ -323,36 +323,40 @@ impl OpenLog {
         pieces
     }
 
-    /// The valid record with the smallest LSN above `lsn` anywhere in the area (searching
-    /// every aligned position for a record header, then verifying the whole record).
-    fn find_record_after(&self, lsn: u64) -> Option<Record> {
+    /// The first valid record after `from` (going forward round the area) whose LSN is above
+    /// `lsn`: every aligned position is tried as a record header, then the whole record is
+    /// verified. LSNs grow along the log, and stale records from earlier laps or runs carry
+    /// lower LSNs or older generations, so the first one found is the next in the log.
+    fn find_record_after(&self, from: u64, lsn: u64) -> Option<Record> {
         let start = self.reader.area_start();
+        let end = self.reader.area_end();
+        let from = from.clamp(start, end);
+        [(from + RECORD_ALIGN, end), (start, from)]
+            .into_iter()
+            .find_map(|(a, b)| self.search(a.min(b), b, lsn))
+    }
+
+    fn search(&self, from: u64, to: u64, lsn: u64) -> Option<Record> {
         let end = self.reader.area_end();
         let device = self.reader.device();
         let seed = self.reader.seed();
-        let mut best: Option<Record> = None;
-        let mut window_start = start;
         let mut buf = Vec::new();
-        while window_start < end {
+        let mut window_start = from;
+        while window_start < to {
             let window_end =
                 (window_start + SEARCH_WINDOW_BYTES + RECORD_HEADER_SIZE as u64).min(end);
             buf.resize((window_end - window_start) as usize, 0);
-            if device.read_at(&mut buf, window_start).is_err() {
-                return best;
-            }
+            device.read_at(&mut buf, window_start).ok()?;
+            let scan_end = (SEARCH_WINDOW_BYTES.min(to - window_start)) as usize;
             let mut pos = 0usize;
-            let scan_end = (SEARCH_WINDOW_BYTES as usize).min(buf.len());
-            while pos < scan_end {
+            while pos < scan_end.min(buf.len()) {
                 if buf.len() - pos >= RECORD_HEADER_SIZE && buf[pos..pos + 4] == RECORD_MAGIC_BYTES
                 {
                     let at = window_start + pos as u64;
                     if let Ok(h) = RecordHeader::decode(&buf[pos..], seed, end - at) {
-                        if h.lsn > lsn
-                            && self.generation_ok(&h)
-                            && best.as_ref().is_none_or(|b| h.lsn < b.header.lsn)
-                        {
+                        if h.lsn > lsn && self.generation_ok(&h) {
                             if let Ok(r) = self.read(at) {
-                                best = Some(r);
+                                return Some(r);
                             }
                         }
                     }
@@ -361,7 +365,7 @@ impl OpenLog {
             }
             window_start += SEARCH_WINDOW_BYTES;
         }
-        best
+        None
     }
 
     /// Whether a record is the pad that fills the end of the area (the log wraps after it).

@@ -179,8 +179,20 @@ fn read_string(
     }
 }
 
-/// Parse an unsigned number: decimal, `0x..`/`x..` hex, or `0..` octal (as classic rvmutl).
+/// Parse an unsigned number: decimal, `0x..`/`x..` hex, or `0..` octal (as classic rvmutl),
+/// or the classic `HIGH,LOW` offset form (HIGH * 2^32 + LOW), which the C tool could not parse.
 pub fn parse_number(text: &str) -> Result<u64, ParseError> {
+    if let Some((high, low)) = text.split_once(',') {
+        if low.contains(',') {
+            return err(format!("{text:?} is not a number"));
+        }
+        let high = parse_number(high)?;
+        let low = parse_number(low)?;
+        if high > u32::MAX as u64 || low > u32::MAX as u64 {
+            return err(format!("{text}: each half of HIGH,LOW must fit in 32 bits"));
+        }
+        return Ok(high << 32 | low);
+    }
     let t = text.trim();
     let (digits, radix) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         (h, 16)
@@ -1018,6 +1030,10 @@ mod tests {
         assert_eq!(parse_number("x2A"), Ok(42));
         assert_eq!(parse_number("052"), Ok(42));
         assert_eq!(parse_number("0"), Ok(0));
+        assert_eq!(parse_number("1,0x10"), Ok((1 << 32) + 16));
+        assert!(parse_number("1,").is_err());
+        assert!(parse_number(&"1,".repeat(30000)).is_err());
+        assert!(parse_number("0x100000000,0").is_err());
         assert!(parse_number("").is_err());
         assert!(parse_number("0x").is_err());
         assert!(parse_number("-1").is_err());
