@@ -263,7 +263,9 @@ impl Session {
             }
             Command::Heap { path } => {
                 let path = path.as_deref().ok_or_else(|| anyhow!("usage: heap DATA"))?;
-                crate::inspect::heap(Path::new(path), out, self.json)?;
+                if crate::inspect::heap(Path::new(path), out, self.json)? {
+                    return Ok(Outcome::Problems);
+                }
             }
             Command::Help(topic) => help(topic.as_deref(), out)?,
             Command::Quit => return Ok(Outcome::Quit),
@@ -1665,6 +1667,46 @@ pub const SIZES: &[(&str, u64, &str)] = &[
         "regions_max",
         rvm::format::segment::REGIONS_MAX as u64,
         "regions in one segment",
+    ),
+    (
+        "heap_header_fixed",
+        rvm::format::heap::HEADER_FIXED_SIZE as u64,
+        "RDS heap header before its list heads",
+    ),
+    (
+        "heap_tag",
+        rvm::format::heap::TAG_SIZE,
+        "RDS block tag (one at each end of a block)",
+    ),
+    (
+        "heap_block_overhead",
+        rvm::format::heap::BLOCK_OVERHEAD_BYTES,
+        "RDS bytes per block beyond the caller's",
+    ),
+    (
+        "heap_free_block_min",
+        rvm::format::heap::FREE_BLOCK_MIN_BYTES,
+        "smallest RDS free block",
+    ),
+    (
+        "heap_chunk_min",
+        rvm::format::heap::CHUNK_SIZE_MIN,
+        "smallest RDS chunk size",
+    ),
+    (
+        "heap_chunk_max",
+        rvm::format::heap::CHUNK_SIZE_MAX,
+        "largest RDS chunk size",
+    ),
+    (
+        "heap_nlists_max",
+        rvm::format::heap::NLISTS_MAX,
+        "most RDS free lists",
+    ),
+    (
+        "heap_length_max",
+        rvm::format::heap::HEAP_LENGTH_MAX,
+        "largest RDS heap region",
     ),
 ];
 

@@ -11,6 +11,8 @@ use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
 /// Fixed addresses of the fixture segments' regions, far from anything a test process maps.
 pub const REGION0_ADDRESS: u64 = 0x6000_0000_0000;
 pub const REGION1_ADDRESS: u64 = 0x6000_0010_0000;
+/// Where the `heap` fixture's heap region is mapped.
+pub const HEAP_ADDRESS: u64 = 0x6100_0000_0000;
 
 /// Fixtures map fixed addresses: build one at a time.
 static BUILDING: Mutex<()> = Mutex::new(());
@@ -148,6 +150,50 @@ pub fn build(name: &str, dir: &Path) {
             rvm.close().unwrap();
             std::fs::write(&log, log_image).unwrap();
             std::fs::write(data_path(dir), data_image).unwrap();
+        }
+        "heap" => {
+            // A segment with an RDS heap (region 0) and statics (region 1): a few allocations,
+            // some freed, truncated so the file holds them.
+            std::fs::remove_file(data_path(dir)).unwrap();
+            Rvm::create_log(&log, 1 << 20).unwrap();
+            let rvm = Rvm::open(&log, options()).unwrap();
+            let layout = rvm::rds::HeapLayout {
+                start_address: HEAP_ADDRESS,
+                heap_length: 64 << 10,
+                static_length: 4096,
+                nlists: 8,
+                chunk_size: 64,
+            };
+            rvm::rds::create_heap_segment(
+                &rvm,
+                &data_path(dir),
+                layout.segment_length_min(),
+                &layout,
+                CreateOptions::default(),
+            )
+            .unwrap();
+            let seg = rvm.map(data_path(dir), MapOptions::default()).unwrap();
+            let heap = rvm::rds::Heap::load(&seg).unwrap();
+            let mut kept = Vec::new();
+            for (i, size) in [10usize, 100, 200, 64, 1000, 3000, 50, 120]
+                .iter()
+                .enumerate()
+            {
+                let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+                let a = heap.malloc(&mut tx, *size).unwrap();
+                tx.end(CommitMode::Flush).unwrap();
+                kept.push((i, a));
+            }
+            for (i, a) in kept {
+                if i % 2 == 1 {
+                    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+                    heap.free(&mut tx, a).unwrap();
+                    tx.end(CommitMode::Flush).unwrap();
+                }
+            }
+            drop(heap);
+            rvm.truncate().unwrap();
+            rvm.close().unwrap();
         }
         other => panic!("unknown fixture {other}"),
     }
