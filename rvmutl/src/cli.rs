@@ -50,7 +50,7 @@ pub fn clap_command() -> clap::Command {
     for c in COMMANDS {
         let Some(o) = c.one_shot else { continue };
         let mut sub = clap::Command::new(o.name)
-            .about(c.summary)
+            .about(o.about.unwrap_or(c.summary))
             .long_about(format!(
                 "{}\n\nAt the prompt: {} {}",
                 c.details, c.name, c.usage

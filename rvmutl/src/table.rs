@@ -56,6 +56,8 @@ pub enum ArgSpec {
 #[derive(Debug, Clone, Copy)]
 pub struct OneShot {
     pub name: &'static str,
+    /// One line for `--help` when it differs from the prompt command's summary.
+    pub about: Option<&'static str>,
     pub args: &'static [ArgSpec],
     /// Whether `--json` is offered.
     pub json: bool,
@@ -118,7 +120,7 @@ pub const COMMANDS: &[CommandSpec] = &[
      Asks for what is missing. Refuses to wipe a log that still holds records not yet \
      applied to their segments unless you confirm (or pass --force to the subcommand).",
     sticky: false, writes: true, examples: ["init_log log 30M", "i", "i x 64K"],
-    one_shot: Some(OneShot { name: "init-log", json: false, args: &[
+    one_shot: Some(OneShot { name: "init-log", about: None, json: false, args: &[
         LOG_ARG,
         ArgSpec::Positional("SIZE", "record area size, e.g. 30M", true, false),
         ArgSpec::Flag("force", "wipe an existing log even if it holds unapplied records"),
@@ -136,7 +138,7 @@ pub const COMMANDS: &[CommandSpec] = &[
          LSN, creation and last truncation time, generation, clean-shutdown flag, and how the \
          chain of records ends (end of log, torn tail, or mid-log corruption).",
         sticky: false, writes: false, examples: ["status", "log_status"],
-        one_shot: Some(OneShot { name: "status", json: true, args: &[LOG_ARG, JSON_FLAG] })),
+        one_shot: Some(OneShot { name: "status", about: None, json: true, args: &[LOG_ARG, JSON_FLAG] })),
     spec!(Statistics, "statistics", [], "", "show the lifetime counters kept in the log",
         "The cumulative counters persisted in the status (commits, flushes, records and bytes \
          logged, truncations, recoveries, wraps, coalescing).",
@@ -175,7 +177,7 @@ pub const COMMANDS: &[CommandSpec] = &[
          mods ADDR/FMT [= VALUES]: newest first, the records whose ranges wrote the address range \
          (optionally only those writing the given values); monitor: the monitored ranges.",
         sticky: true, writes: false, examples: ["show all", "s 7 2", "show mods 0x1000/4x = 1", "show head tail"],
-        one_shot: Some(OneShot { name: "records", json: true, args: &[LOG_ARG, JSON_FLAG] })),
+        one_shot: Some(OneShot { name: "records", about: Some("show every record: the live log, how it ends, and what follows any damage (show all)"), json: true, args: &[LOG_ARG, JSON_FLAG] })),
     spec!(FindTail, "find_tail", [], "", "scan for the tail",
         "Scans the chain of records from the head and prints where it ends and why.",
         sticky: false, writes: false, examples: ["find_tail"], one_shot: None),
@@ -202,7 +204,7 @@ pub const COMMANDS: &[CommandSpec] = &[
      does. no_update: a dry run that lists what would be written where. prefix: on mid-log \
      corruption, apply only the records before the damage.",
     sticky: false, writes: true, examples: ["recover", "recover no_update", "recover update prefix"],
-    one_shot: Some(OneShot { name: "recover", json: true, args: &[
+    one_shot: Some(OneShot { name: "recover", about: None, json: true, args: &[
         LOG_ARG,
         ArgSpec::Flag("dry-run", "show what would be written where, write nothing"),
         ArgSpec::Flag("prefix", "on mid-log corruption, apply only the records before the damage"),
@@ -246,7 +248,7 @@ pub const COMMANDS: &[CommandSpec] = &[
      and the RDS heap. Reports every problem with its offset; the subcommand exits 1 if \
      anything is wrong. Never writes.",
     sticky: false, writes: false, examples: ["check", "check data"],
-    one_shot: Some(OneShot { name: "check", json: true, args: &[
+    one_shot: Some(OneShot { name: "check", about: None, json: true, args: &[
         LOG_ARG,
         ArgSpec::Positional("DATA", "a data segment to check too", false, true),
         JSON_FLAG,
@@ -255,7 +257,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     "UUID, format version, creation time, length, file size and space used on disk, and \
      each region's offset, length, address and end address.",
     sticky: false, writes: false, examples: ["segment data"],
-    one_shot: Some(OneShot { name: "segment", json: true, args: &[
+    one_shot: Some(OneShot { name: "segment", about: None, json: true, args: &[
         ArgSpec::Positional("DATA", "the data segment", true, true),
         JSON_FLAG,
     ]})),
@@ -264,7 +266,7 @@ pub const COMMANDS: &[CommandSpec] = &[
      and bytes per list), the largest free block and the fragmentation. Reads the file; \
      nothing is mapped.",
     sticky: false, writes: false, examples: ["heap data"],
-    one_shot: Some(OneShot { name: "heap", json: true, args: &[
+    one_shot: Some(OneShot { name: "heap", about: None, json: true, args: &[
         ArgSpec::Positional("DATA", "the data segment", true, true),
         JSON_FLAG,
     ]})),
