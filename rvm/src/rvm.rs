@@ -1280,6 +1280,10 @@ impl Inner {
                     let (s, l) = records[index];
                     let rec = &mut buf[s..s + l];
                     seal_record(rec, lsn, generation, batch_first_lsn, self.seed);
+                    // After a wrap the next record is at the area start, not after the run.
+                    if !run.is_empty() && run_start + run.len() as u64 != offset {
+                        flush_run(&mut run, run_start)?;
+                    }
                     if run.is_empty() {
                         run_start = offset;
                     }
@@ -1297,6 +1301,9 @@ impl Inner {
                         add(&self.stats.wraps, 1);
                     }
                     if length <= 2 * SECTOR_SIZE {
+                        if !run.is_empty() && run_start + run.len() as u64 != offset {
+                            flush_run(&mut run, run_start)?;
+                        }
                         if run.is_empty() {
                             run_start = offset;
                         }
