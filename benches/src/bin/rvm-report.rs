@@ -1,0 +1,651 @@
+//! `rvm-report`: quick versions of the benchmarks next to this machine's own limits measured in
+//! the same run, printed as a table of absolute figures and ratios (or one JSON object).
+//!
+//! ```text
+//! cargo run --release -p rvm-benches --bin rvm-report -- [--quick] [--json]
+//! ```
+//!
+//! Exit codes: 0 the report was produced (targets met or not: nothing here asserts a timing);
+//! 1 a benchmark could not run at all; 2 bad arguments.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use rvm::{CommitMode, Options};
+use rvm_benches::limits;
+use rvm_benches::scenario::{self, RecoveryScenario, TruncationScenario, TxScenario};
+use rvm_benches::scratch::Scratch;
+use rvm_benches::workload::{Mix, Rng};
+use rvm_benches::{ms, per_second, GIB, LOG_AREA_BYTES, MIB};
+
+/// How a figure compares with its target from the issue.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Target {
+    fn met(self, value: f64) -> bool {
+        match self {
+            Target::AtMost(t) => value <= t,
+            Target::AtLeast(t) => value >= t,
+        }
+    }
+    fn describe(self) -> String {
+        match self {
+            Target::AtMost(t) => format!("<= {}", human(t)),
+            Target::AtLeast(t) => format!(">= {}", human(t)),
+        }
+    }
+}
+
+struct Figure {
+    key: &'static str,
+    value: Option<f64>,
+    unit: &'static str,
+    what: &'static str,
+    target: Option<Target>,
+}
+
+#[derive(Default)]
+struct Report {
+    figures: Vec<Figure>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        key: &'static str,
+        value: Option<f64>,
+        unit: &'static str,
+        what: &'static str,
+    ) {
+        self.figures.push(Figure {
+            key,
+            value,
+            unit,
+            what,
+            target: None,
+        });
+    }
+    fn add_target(
+        &mut self,
+        key: &'static str,
+        value: Option<f64>,
+        unit: &'static str,
+        what: &'static str,
+        target: Target,
+    ) {
+        self.figures.push(Figure {
+            key,
+            value,
+            unit,
+            what,
+            target: Some(target),
+        });
+    }
+    fn value(&self, key: &str) -> Option<f64> {
+        self.figures
+            .iter()
+            .find(|f| f.key == key)
+            .and_then(|f| f.value)
+    }
+    fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
+    }
+}
+
+fn human(v: f64) -> String {
+    if v.abs() >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v.abs() >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+/// One part of the report: adds its figures (or fails and leaves a note).
+type Section = fn(&Plan, &mut Report) -> Result<()>;
+
+struct Plan {
+    quick: bool,
+}
+
+impl Plan {
+    fn pick<T>(&self, quick: T, full: T) -> T {
+        if self.quick {
+            quick
+        } else {
+            full
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let mut quick = false;
+    let mut json = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--json" => json = true,
+            "-h" | "--help" => {
+                println!("usage: rvm-report [--quick] [--json]\n\n  --quick  smaller runs, under a minute\n  --json   print one JSON object instead of the table");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("rvm-report: unknown argument {other:?} (try --help)");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let plan = Plan { quick };
+    let started = Instant::now();
+    let mut report = Report::default();
+    let sections: [(&str, Section); 7] = [
+        ("machine", machine),
+        ("open", open),
+        ("recovery", recovery),
+        ("transactions", transactions),
+        ("rds", rds),
+        ("rdsinit", rdsinit),
+        ("truncation", truncation),
+    ];
+    let mut failed = false;
+    for (name, section) in sections {
+        if !json {
+            eprintln!("rvm-report: {name} ...");
+        }
+        if let Err(e) = section(&plan, &mut report) {
+            failed = true;
+            report.note(format!("{name}: could not run: {e:#}"));
+        }
+    }
+    report.add(
+        "report_seconds",
+        Some(started.elapsed().as_secs_f64()),
+        "s",
+        "time this report took",
+    );
+    if json {
+        print_json(&report, quick);
+    } else {
+        print_table(&report, quick);
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_table(report: &Report, quick: bool) {
+    println!(
+        "rvm-report{} ({} cores; ratios are measured in this one run)",
+        if quick { " --quick" } else { "" },
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!(
+        "{:<36} {:>12} {:<6} {:<12} {:<7} what",
+        "key", "value", "unit", "target", ""
+    );
+    for f in &report.figures {
+        let value = f.value.map(human).unwrap_or_else(|| "null".into());
+        let (target, verdict) = match (f.target, f.value) {
+            (Some(t), Some(v)) => (t.describe(), if t.met(v) { "met" } else { "MISSED" }),
+            (Some(t), None) => (t.describe(), "n/a"),
+            (None, _) => (String::new(), ""),
+        };
+        println!(
+            "{:<36} {:>12} {:<6} {:<12} {:<7} {}",
+            f.key, value, f.unit, target, verdict, f.what
+        );
+    }
+    for n in &report.notes {
+        println!("note: {n}");
+    }
+}
+
+fn print_json(report: &Report, quick: bool) {
+    let mut map = serde_json::Map::new();
+    for f in &report.figures {
+        let v = f
+            .value
+            .and_then(serde_json::Number::from_f64)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null);
+        map.insert(f.key.to_string(), v);
+    }
+    map.insert("quick".into(), serde_json::Value::Bool(quick));
+    map.insert(
+        "notes".into(),
+        serde_json::Value::Array(
+            report
+                .notes
+                .iter()
+                .cloned()
+                .map(serde_json::Value::String)
+                .collect(),
+        ),
+    );
+    println!("{}", serde_json::Value::Object(map));
+}
+
+/// Memory bandwidth, log-sized sequential read + CRC, raw flush cost, and page-fault cost.
+fn machine(plan: &Plan, report: &mut Report) -> Result<()> {
+    let copy = limits::memcpy_bytes_per_s(64 << 20, plan.pick(8, 32));
+    report.add(
+        "memcpy_gb_per_s",
+        Some(copy / 1e9),
+        "GB/s",
+        "memcpy bandwidth (64 MiB buffers)",
+    );
+    let dir = Scratch::new("machine")?;
+    let log = dir.join("log");
+    scenario::create_log(&log, LOG_AREA_BYTES)?;
+    // Fill the file so the read is of real data in the page cache, as a full log's would be.
+    std::fs::write(&log, vec![0x11u8; (LOG_AREA_BYTES + 64 * 1024) as usize])?;
+    let (elapsed, bytes) = limits::read_and_crc(&log)?;
+    report.add(
+        "log_read_crc_mb_per_s",
+        Some(per_second(bytes, elapsed) / 1e6),
+        "MB/s",
+        "sequential read + CRC32 of a 30 MB file (page cache)",
+    );
+    let count = plan.pick(300, 1000);
+    let sparse =
+        limits::pwrite_fdatasync_loop(&dir.join("sync-sparse"), LOG_AREA_BYTES, 512, count)?;
+    report.add(
+        "fdatasync_per_s",
+        Some(per_second(count, sparse)),
+        "1/s",
+        "pwrite 512 B + fdatasync, appending in a new sparse file",
+    );
+    let allocated = dir.join("sync-allocated");
+    std::fs::write(&allocated, vec![0u8; 4 << 20])?;
+    let file = std::fs::File::open(&allocated)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::remove_file(&allocated)?;
+    let dense = {
+        // The same loop over blocks that are already allocated (a log after its first wrap).
+        let path = dir.join("sync-dense");
+        std::fs::write(&path, vec![0u8; 4 << 20])?;
+        std::fs::File::open(&path)?.sync_all()?;
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        let record = [0x5au8; 512];
+        let started = Instant::now();
+        for i in 0..count {
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(&record, (i * 512) % (4 << 20))?;
+            file.sync_data()?;
+        }
+        started.elapsed()
+    };
+    report.add(
+        "fdatasync_allocated_per_s",
+        Some(per_second(count, dense)),
+        "1/s",
+        "the same over already allocated blocks",
+    );
+    let data = dir.join("data");
+    scenario::create_segment(&data, GIB)?;
+    let pages: Vec<u64> = (0..plan.pick(20_000u64, 100_000))
+        .map(|i| (i * 37 % 262_000 + 1) * 4096)
+        .collect();
+    let faults = limits::private_mapping_faults(&data, &pages)?;
+    report.add(
+        "page_faults_per_s",
+        Some(per_second(pages.len() as u64, faults)),
+        "1/s",
+        "write faults on a private mapping of a sparse 1 GB file",
+    );
+    Ok(())
+}
+
+fn open(plan: &Plan, report: &mut Report) -> Result<()> {
+    let sizes: [(&'static str, u64); 4] = [
+        ("open_1m_ms", MIB),
+        ("open_64m_ms", 64 * MIB),
+        ("open_1g_ms", GIB),
+        ("open_4g_ms", 4 * GIB),
+    ];
+    let runs = plan.pick(15, 60);
+    for (key, size) in sizes {
+        let dir = Scratch::new("open")?;
+        let (log, data) = (dir.join("log"), dir.join("data"));
+        scenario::create_log(&log, LOG_AREA_BYTES)?;
+        scenario::create_segment(&data, size)?;
+        // The first map records the segment in the log; every later open finds it there.
+        scenario::open_and_map(&log, &data, Options::default())?
+            .0
+            .close()?;
+        let mut samples = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            let (rvm, seg) = scenario::open_and_map(&log, &data, Options::default())?;
+            samples.push(started.elapsed());
+            std::hint::black_box(seg);
+            rvm.close()?;
+        }
+        let what = "Rvm::open (empty 30 MB log) + map, median";
+        let v = Some(ms(median(samples)));
+        if key == "open_1g_ms" {
+            report.add_target(key, v, "ms", what, Target::AtMost(1.0));
+        } else {
+            report.add(key, v, "ms", what);
+        }
+    }
+    let r = ratio(report.value("open_1g_ms"), report.value("open_1m_ms"));
+    report.add_target(
+        "open_1g_over_1m",
+        r,
+        "x",
+        "open 1 GB / open 1 MB",
+        Target::AtMost(1.5),
+    );
+    Ok(())
+}
+
+fn recovery(plan: &Plan, report: &mut Report) -> Result<()> {
+    let runs = plan.pick(3, 7);
+    for mix in Mix::ALL {
+        let scenario = RecoveryScenario::build(mix, GIB, LOG_AREA_BYTES, 0xa11ce)?;
+        // The first recovery writes the segment's pages for the first time; later ones see
+        // the same page cache state as the limit measured below.
+        scenario.recover()?;
+        let mut ready = Vec::new();
+        let mut durable = Vec::new();
+        for _ in 0..runs {
+            let t = scenario.recover()?;
+            ready.push(t.ready);
+            durable.push(t.durable);
+        }
+        let mut limit = Vec::new();
+        for _ in 0..runs {
+            limit.push(scenario.limit()?.total());
+        }
+        let (ready, durable, limit) = (ms(median(ready)), ms(median(durable)), ms(median(limit)));
+        let over = ready / limit;
+        let f = &scenario.filled;
+        let keys: [&'static str; 4] = match mix {
+            Mix::OneRange => [
+                "recovery_30m_ms",
+                "recovery_30m_durable_ms",
+                "recovery_limit_ms",
+                "recovery_over_limit",
+            ],
+            Mix::Scattered => [
+                "recovery_scattered_ms",
+                "recovery_scattered_durable_ms",
+                "recovery_scattered_limit_ms",
+                "recovery_scattered_over_limit",
+            ],
+            Mix::Wrapped => [
+                "recovery_wrapped_ms",
+                "recovery_wrapped_durable_ms",
+                "recovery_wrapped_limit_ms",
+                "recovery_wrapped_over_limit",
+            ],
+        };
+        let what: &'static str = match mix {
+            Mix::OneRange => "mix (a): 11,000 tx of one 64 B-4 KiB range, 1 GB segment: open+map",
+            Mix::Scattered => "mix (b): 8 x 64 B ranges per tx over 1 GB, log full: open+map",
+            Mix::Wrapped => "mix (c): mix (a) in a wrapped log: open+map",
+        };
+        if mix == Mix::OneRange {
+            report.add_target(keys[0], Some(ready), "ms", what, Target::AtMost(70.0));
+        } else {
+            report.add(keys[0], Some(ready), "ms", what);
+        }
+        report.add(
+            keys[1],
+            Some(durable),
+            "ms",
+            "  ... until truncated and the segment synced",
+        );
+        report.add(
+            keys[2],
+            Some(limit),
+            "ms",
+            "  limit: read+CRC the log + fault the touched pages",
+        );
+        report.add_target(
+            keys[3],
+            Some(over),
+            "x",
+            "  ready / limit",
+            Target::AtMost(2.0),
+        );
+        report.note(format!(
+            "recovery {}: {} tx, {} ranges, {} MB of range data, {} MB of log, {} pages touched",
+            mix.name(),
+            f.transactions,
+            f.ranges,
+            f.range_bytes / 1_000_000,
+            f.log_used_bytes / 1_000_000,
+            f.touched_pages.len()
+        ));
+    }
+    Ok(())
+}
+
+fn transactions(plan: &Plan, report: &mut Report) -> Result<()> {
+    let segment = 64 * MIB;
+    {
+        let s = TxScenario::new(segment, LOG_AREA_BYTES, Options::default())?;
+        let commits = plan.pick(300_000, 2_000_000);
+        s.commit_loop(
+            64,
+            10_000,
+            CommitMode::NoFlush,
+            1000,
+            false,
+            &mut Rng::new(1),
+        )?;
+        let t = s.commit_loop(
+            64,
+            commits,
+            CommitMode::NoFlush,
+            1000,
+            false,
+            &mut Rng::new(2),
+        )?;
+        report.add_target(
+            "noflush_commits_per_s",
+            Some(per_second(commits, t)),
+            "1/s",
+            "64 B set_range + end(no_flush), flushes not timed",
+            Target::AtLeast(5e6),
+        );
+        let t = s.commit_loop(
+            64,
+            commits,
+            CommitMode::NoFlush,
+            1000,
+            true,
+            &mut Rng::new(3),
+        )?;
+        let st = s.rvm.statistics();
+        report.add_target(
+            "noflush_sustained_per_s",
+            Some(per_second(commits, t)),
+            "1/s",
+            "the same with a flush every 1,000 and truncation running, all timed",
+            Target::AtLeast(1e6),
+        );
+        report.note(format!(
+            "transactions: 64 MiB segment, 30 MB log; {} truncations ({} background) during the no_flush runs",
+            st.truncations, st.background_truncations
+        ));
+        let commits_4k = plan.pick(20_000, 100_000);
+        let t = s.commit_loop(
+            4096,
+            commits_4k,
+            CommitMode::NoFlush,
+            1000,
+            true,
+            &mut Rng::new(4),
+        )?;
+        let rate = per_second(commits_4k, t);
+        report.add(
+            "noflush_4k_commits_per_s",
+            Some(rate),
+            "1/s",
+            "4 KiB ranges, flush every 1,000, all timed",
+        );
+        report.add(
+            "noflush_4k_mb_per_s",
+            Some(rate * 4096.0 / 1e6),
+            "MB/s",
+            "  the same in range bytes",
+        );
+        s.rvm.close()?;
+    }
+    let commits = plan.pick(300u64, 1000);
+    let mut rates = Vec::new();
+    for threads in [1usize, 2, 4] {
+        // A fresh (sparse) log for each, like the raw fdatasync loop it is compared with.
+        let s = TxScenario::new(segment, LOG_AREA_BYTES, Options::default())?;
+        let per_thread = commits / threads as u64;
+        let t = s.flush_commits(threads, per_thread)?;
+        let rate = per_second(per_thread * threads as u64, t);
+        rates.push(rate);
+        let st = s.rvm.statistics();
+        report.note(format!(
+            "flush commits, {threads} thread(s): {} commits in {} log syncs",
+            st.flush_commits, st.flushes
+        ));
+        s.rvm.close()?;
+    }
+    report.add(
+        "flush_commits_per_s",
+        Some(rates[0]),
+        "1/s",
+        "64 B end(flush), 1 thread",
+    );
+    report.add("flush_2threads_per_s", Some(rates[1]), "1/s", "  2 threads");
+    report.add("flush_4threads_per_s", Some(rates[2]), "1/s", "  4 threads");
+    let raw = report.value("fdatasync_per_s");
+    report.add_target(
+        "flush_over_fdatasync",
+        ratio(Some(rates[0]), raw),
+        "x",
+        "1-thread flush commits / raw pwrite+fdatasync loop",
+        Target::AtLeast(0.9),
+    );
+    report.add_target(
+        "flush_4threads_over_1thread",
+        Some(rates[2] / rates[0]),
+        "x",
+        "group commit: 4 threads / 1 thread",
+        Target::AtLeast(3.0),
+    );
+    Ok(())
+}
+
+fn rds(_plan: &Plan, report: &mut Report) -> Result<()> {
+    report.add_target(
+        "rds_ops_per_s",
+        None,
+        "1/s",
+        "rds malloc/free 16 B-4 KiB, flushes not timed",
+        Target::AtLeast(2e6),
+    );
+    report.add_target(
+        "rds_ops_flush_per_s",
+        None,
+        "1/s",
+        "  the same with a flush every 1,000 timed",
+        Target::AtLeast(1e6),
+    );
+    report.note("rds: not measured: the RDS heap (rvm::rds) has not landed on main yet");
+    Ok(())
+}
+
+fn rdsinit(_plan: &Plan, report: &mut Report) -> Result<()> {
+    report.add_target(
+        "rdsinit_1g_ms",
+        None,
+        "ms",
+        "rdsinit of 1 GB + 30 MB log, whole process",
+        Target::AtMost(20.0),
+    );
+    report.add_target(
+        "rdsinit_1g_disk_bytes",
+        None,
+        "B",
+        "  disk blocks of the data file",
+        Target::AtMost(MIB as f64),
+    );
+    report.note("rdsinit: not measured: the rdsinit tool has not landed on main yet");
+    Ok(())
+}
+
+fn truncation(plan: &Plan, report: &mut Report) -> Result<()> {
+    let s = TruncationScenario::new(GIB, LOG_AREA_BYTES)?;
+    let runs = plan.pick(3, 7);
+    // First round writes the segment's pages for the first time: not counted.
+    s.fill_full(0x7a)?;
+    s.truncate()?;
+    let mut times = Vec::new();
+    let mut limit = Vec::new();
+    let mut filled = None;
+    for _ in 0..runs {
+        let f = s.fill_full(0x7a)?;
+        times.push(s.truncate()?);
+        limit.push(s.limit(&f)?.total());
+        filled = Some(f);
+    }
+    let (t, l) = (ms(median(times)), ms(median(limit)));
+    report.add(
+        "truncate_30m_ms",
+        Some(t),
+        "ms",
+        "truncate a full 30 MB log of mix (a), 1 GB segment",
+    );
+    report.add(
+        "truncate_limit_ms",
+        Some(l),
+        "ms",
+        "  limit: read+CRC the log + rewrite and sync the touched pages",
+    );
+    report.add_target(
+        "truncate_over_limit",
+        Some(t / l),
+        "x",
+        "  truncate / limit",
+        Target::AtMost(1.5),
+    );
+    if let Some(f) = filled {
+        report.note(format!(
+            "truncation: {} tx, {} MB of log, {} pages touched",
+            f.transactions,
+            f.log_used_bytes / 1_000_000,
+            f.touched_pages.len()
+        ));
+    }
+    s.rvm.close()?;
+    Ok(())
+}
