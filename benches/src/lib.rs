@@ -36,3 +36,13 @@ pub fn per_second(count: u64, elapsed: std::time::Duration) -> f64 {
 pub fn ms(elapsed: std::time::Duration) -> f64 {
     elapsed.as_secs_f64() * 1e3
 }
+
+/// Criterion settings for the slow, file-system-bound benchmarks: few samples and short
+/// measurement times so that `cargo bench` finishes in a few minutes on a shared 2-core machine.
+pub fn quick_criterion_settings() -> (usize, std::time::Duration, std::time::Duration) {
+    (
+        10,
+        std::time::Duration::from_millis(300),
+        std::time::Duration::from_secs(2),
+    )
+}
