@@ -1,0 +1,11 @@
+//! The bodies of the fuzz targets, in a library so that `cargo test` in this directory can
+//! replay the seed corpus without libFuzzer.
+//!
+//! Every target must never panic and never hang on any input; a panic is a bug in `rvm` (or in
+//! the model a target compares with) and libFuzzer saves the input under `fuzz/artifacts/`.
+
+pub mod fixture;
+pub mod input;
+pub mod log_recovery;
+pub mod segment_header;
+pub mod tx_model;
