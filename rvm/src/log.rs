@@ -16,8 +16,10 @@ use crate::format::log::{
 };
 use crate::format::DecodeError;
 
-/// Bytes read at a time when walking the log sequentially.
-const READ_WINDOW_BYTES: usize = 1 << 20;
+/// Bytes read at a time when walking the log sequentially: the window starts small (opening
+/// an empty log reads one small block) and doubles up to the maximum as the walk goes on.
+const READ_WINDOW_BYTES_MIN: usize = 16 << 10;
+const READ_WINDOW_BYTES_MAX: usize = 1 << 20;
 
 /// A record read from the log. `body` is empty for pads.
 #[derive(Debug, Clone)]
@@ -264,7 +266,7 @@ impl LogReader {
 
     fn check_offset(&self, offset: u64) -> std::result::Result<(), ReadError> {
         if offset < self.area_start()
-            || offset % RECORD_ALIGN != 0
+            || !offset.is_multiple_of(RECORD_ALIGN)
             || offset + RECORD_MIN_SIZE > self.area_end()
         {
             return Err(ReadError::Invalid(DecodeError::new(
@@ -395,10 +397,7 @@ impl LogReader {
                 );
             }
             let room = self.area_end() - offset;
-            let hbytes = match window.get(offset, RECORD_HEADER_SIZE as u64) {
-                Ok(b) => b,
-                Err(e) => return Err(e),
-            };
+            let hbytes = window.get(offset, RECORD_HEADER_SIZE as u64)?;
             let header = match RecordHeader::decode(hbytes, self.seed, room) {
                 Ok(h) => h,
                 Err(e) => break (offset, Err((false, e.to_string()))),
@@ -570,6 +569,23 @@ impl LogReader {
         until_lsn: u64,
         mut visit: impl FnMut(&Record) -> Result<()>,
     ) -> Result<()> {
+        self.walk_bodies(from_offset, from_lsn, until_lsn, |offset, header, body| {
+            visit(&Record {
+                offset,
+                header: *header,
+                body: body.to_vec(),
+            })
+        })
+    }
+
+    /// Like [`LogReader::walk`], lending each record's body instead of copying it.
+    pub fn walk_bodies(
+        &self,
+        from_offset: u64,
+        from_lsn: u64,
+        until_lsn: u64,
+        mut visit: impl FnMut(u64, &RecordHeader, &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let mut window = Window::new(self);
         let mut offset = self.normalize(from_offset);
         let mut lsn = from_lsn;
@@ -596,12 +612,7 @@ impl LogReader {
                     self.seed,
                 )
                 .map_err(|e| damaged(self, offset, e))?;
-                let record = Record {
-                    offset,
-                    header,
-                    body: bytes[span].to_vec(),
-                };
-                visit(&record)?;
+                visit(offset, &header, &bytes[span])?;
             }
             offset = self.next_offset(offset, header.length);
             lsn += 1;
@@ -623,6 +634,7 @@ struct Window<'a> {
     reader: &'a LogReader,
     start: u64,
     buf: Vec<u8>,
+    next_read: usize,
 }
 
 impl<'a> Window<'a> {
@@ -631,6 +643,7 @@ impl<'a> Window<'a> {
             reader,
             start: 0,
             buf: Vec::new(),
+            next_read: READ_WINDOW_BYTES_MIN,
         }
     }
 
@@ -638,8 +651,8 @@ impl<'a> Window<'a> {
     fn get(&mut self, offset: u64, len: u64) -> Result<&[u8]> {
         let end = offset + len;
         if offset < self.start || end > self.start + self.buf.len() as u64 {
-            let want_end =
-                (offset + (READ_WINDOW_BYTES as u64).max(len)).min(self.reader.area_end());
+            let want_end = (offset + (self.next_read as u64).max(len)).min(self.reader.area_end());
+            self.next_read = (self.next_read * 2).min(READ_WINDOW_BYTES_MAX);
             let want_end = want_end.max(end);
             self.buf.resize((want_end - offset) as usize, 0);
             self.reader

@@ -58,7 +58,7 @@ pub(crate) fn map_region(
     }
     let file_backed = device
         .mappable_fd()
-        .filter(|_| offset % page_size() as u64 == 0);
+        .filter(|_| offset.is_multiple_of(page_size() as u64));
     let result = match file_backed {
         Some(fd) => {
             // SAFETY: `fd` is open for the lifetime of the device, which outlives this call;

@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::device::{Access, Device, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
 use crate::format::log::{
-    encode_pad, seal_record, Counters, SegmentEntry, Status, PATH_HINT_BYTES_MAX,
+    encode_pad, seal_record, stamp_time, Counters, SegmentEntry, Status, PATH_HINT_BYTES_MAX,
     RECORD_AREA_MAX_BYTES, RECORD_AREA_MIN_BYTES, RECORD_AREA_OFFSET, RECORD_MIN_SIZE, SECTOR_SIZE,
     SEGMENTS_PER_LOG_MAX, STATUS_FLAG_CLEAN, STATUS_SLOT_SIZE,
 };
@@ -404,11 +404,13 @@ impl Rvm {
                 slot.header = Some(header);
             }
             let mut applier = Applier::new(&name);
-            reader.walk(
+            reader.walk_bodies(
                 status.head_offset,
                 status.head_lsn,
                 scan.next_lsn,
-                |record| applier.add_record(record, &|i| slot_target(&slots, i)),
+                |offset, header, body| {
+                    applier.add_body(offset, header, body, &|i| slot_target(&slots, i))
+                },
             )?;
             touched = applier.finish(&|i| slot_target(&slots, i))?;
         }
@@ -1120,7 +1122,7 @@ impl Inner {
 
     /// Write queued records (unsealed, back to back in `buf`) to the log: as many per batch
     /// as fit, one write and one sync per batch, truncating when the log is full.
-    fn write_batches(&self, buf: &mut [u8], records: &[(usize, usize)]) -> Result<()> {
+    fn write_batches(&self, buf: &mut Vec<u8>, records: &[(usize, usize)]) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -1161,28 +1163,17 @@ impl Inner {
         Ok(())
     }
 
-    /// Before this run writes its first record: bump the generation (so records left over
-    /// from a crashed run can never continue the chain) and, if the log is empty, move the
-    /// head and tail back to the start of the area.
+    /// Before this run writes its first record, bump the generation, so records left over
+    /// from a crashed run can never continue the chain.
     fn start_generation(&self) -> Result<()> {
         if lock(&self.pos).generation_started {
             return Ok(());
         }
-        let start = self.area_start;
         self.write_status(|s, p| {
             s.generation += 1;
             s.generation_start_lsn = p.next_lsn;
-            if p.is_empty() {
-                s.head_offset = start;
-                s.tail_offset = start;
-            }
         })?;
-        let mut p = lock(&self.pos);
-        if p.is_empty() {
-            p.head_offset = start;
-            p.tail_offset = start;
-        }
-        p.generation_started = true;
+        lock(&self.pos).generation_started = true;
         Ok(())
     }
 
@@ -1252,10 +1243,12 @@ impl Inner {
         (items, tail, lsn)
     }
 
-    /// Seal and write planned items: contiguous runs in one write each.
+    /// Seal and write planned items. The common case (no wrap inside the batch, records back
+    /// to back in the queue buffer) is one write straight from the buffer; otherwise
+    /// contiguous runs are gathered and written one by one.
     fn write_items(
         &self,
-        buf: &mut [u8],
+        buf: &mut Vec<u8>,
         records: &[(usize, usize)],
         items: &[Item],
     ) -> Result<()> {
@@ -1263,33 +1256,52 @@ impl Inner {
             Item::Record { lsn, .. } | Item::Pad { lsn, .. } => *lsn,
         };
         let generation = lock(&self.status).generation;
+        let time_us = now_us();
+        for item in items {
+            if let Item::Record { index, lsn, .. } = *item {
+                let (s, l) = records[index];
+                let rec = &mut buf[s..s + l];
+                stamp_time(rec, time_us);
+                seal_record(rec, lsn, generation, batch_first_lsn, self.seed);
+                add(&self.stats.records_written, 1);
+                add(&self.stats.bytes_logged, l as u64);
+            }
+        }
+        if let Some((file_offset, from)) = self.contiguous(records, items) {
+            // Records are adjacent in the file and in `buf`; only a final pad may follow.
+            let mut end = from;
+            for item in items {
+                match *item {
+                    Item::Record { index, .. } => end = records[index].0 + records[index].1,
+                    Item::Pad { length, lsn, .. } => {
+                        let (h, t) =
+                            encode_pad(length, lsn, generation, batch_first_lsn, self.seed);
+                        buf.truncate(end);
+                        buf.extend_from_slice(&h);
+                        buf.resize(buf.len() + (length as usize - h.len() - t.len()), 0);
+                        buf.extend_from_slice(&t);
+                        end = buf.len();
+                    }
+                }
+            }
+            return self.write_log(&buf[from..end], file_offset);
+        }
         let mut run: Vec<u8> = Vec::new();
         let mut run_start = 0u64;
-        let flush_run = |run: &mut Vec<u8>, run_start: u64| -> Result<()> {
-            if !run.is_empty() {
-                self.log
-                    .write_at(run, run_start)
-                    .map_err(self.log_io("write"))?;
+        for item in items {
+            let (Item::Record { offset, .. } | Item::Pad { offset, .. }) = *item;
+            if !run.is_empty() && offset != run_start + run.len() as u64 {
+                // Discontinuity (the area wrapped): write what is contiguous so far.
+                self.write_log(&run, run_start)?;
                 run.clear();
             }
-            Ok(())
-        };
-        for item in items {
+            if run.is_empty() {
+                run_start = offset;
+            }
             match *item {
-                Item::Record { index, offset, lsn } => {
+                Item::Record { index, .. } => {
                     let (s, l) = records[index];
-                    let rec = &mut buf[s..s + l];
-                    seal_record(rec, lsn, generation, batch_first_lsn, self.seed);
-                    // After a wrap the next record is at the area start, not after the run.
-                    if !run.is_empty() && run_start + run.len() as u64 != offset {
-                        flush_run(&mut run, run_start)?;
-                    }
-                    if run.is_empty() {
-                        run_start = offset;
-                    }
-                    run.extend_from_slice(rec);
-                    add(&self.stats.records_written, 1);
-                    add(&self.stats.bytes_logged, l as u64);
+                    run.extend_from_slice(&buf[s..s + l]);
                 }
                 Item::Pad {
                     offset,
@@ -1301,29 +1313,80 @@ impl Inner {
                         add(&self.stats.wraps, 1);
                     }
                     if length <= 2 * SECTOR_SIZE {
-                        if !run.is_empty() && run_start + run.len() as u64 != offset {
-                            flush_run(&mut run, run_start)?;
-                        }
-                        if run.is_empty() {
-                            run_start = offset;
-                        }
                         run.extend_from_slice(&h);
                         run.resize(run.len() + (length as usize - h.len() - t.len()), 0);
                         run.extend_from_slice(&t);
                     } else {
                         // A wrap pad: only its header and trailer are written.
-                        flush_run(&mut run, run_start)?;
-                        self.log
-                            .write_at(&h, offset)
-                            .map_err(self.log_io("write"))?;
-                        self.log
-                            .write_at(&t, offset + length - t.len() as u64)
-                            .map_err(self.log_io("write"))?;
+                        if !run.is_empty() {
+                            self.write_log(&run, run_start)?;
+                            run.clear();
+                        }
+                        self.write_log(&h, offset)?;
+                        self.write_log(&t, offset + length - t.len() as u64)?;
                     }
                 }
             }
         }
-        flush_run(&mut run, run_start)
+        if !run.is_empty() {
+            self.write_log(&run, run_start)?;
+        }
+        Ok(())
+    }
+
+    /// If the batch's records are back to back both in the file and in the queue buffer
+    /// (records in order, only a final pad), the file offset and buffer offset of the first.
+    fn contiguous(&self, records: &[(usize, usize)], items: &[Item]) -> Option<(u64, usize)> {
+        let mut expect: Option<(u64, usize)> = None;
+        let mut first = None;
+        for (n, item) in items.iter().enumerate() {
+            match *item {
+                Item::Record { index, offset, .. } => {
+                    let (s, l) = records[index];
+                    if let Some((o, b)) = expect {
+                        if o != offset || b != s {
+                            return None;
+                        }
+                    } else {
+                        first = Some((offset, s));
+                    }
+                    expect = Some((offset + l as u64, s + l));
+                }
+                Item::Pad { offset, length, .. } => {
+                    let last = n + 1 == items.len();
+                    if !last || length > 2 * SECTOR_SIZE || expect.map(|(o, _)| o) != Some(offset) {
+                        return None;
+                    }
+                }
+            }
+        }
+        // The pad is appended after the last record, so nothing may follow it in `buf`.
+        let last_record_end = expect?.1;
+        let after_last = records.iter().all(|(s, l)| s + l <= last_record_end);
+        if after_last {
+            first
+        } else {
+            None
+        }
+    }
+
+    /// Write into the record area.
+    ///
+    /// Architecture Invariant: the log is only written inside its record area (a planning
+    /// error becomes an error here, never a write elsewhere).
+    fn write_log(&self, bytes: &[u8], offset: u64) -> Result<()> {
+        if offset < self.area_start || offset + bytes.len() as u64 > self.area_end {
+            return Err(Error::Failed {
+                path: self.log_name.clone(),
+                cause: format!(
+                    "internal error: planned write {offset}+{} leaves the record area",
+                    bytes.len()
+                ),
+            });
+        }
+        self.log
+            .write_at(bytes, offset)
+            .map_err(self.log_io("write"))
     }
 
     /// The flush leader found no room: truncate (waiting for a background truncation if one
@@ -1414,9 +1477,9 @@ impl Inner {
                 };
                 let target = |i: u32| targets.get(i as usize).cloned().flatten();
                 let mut applier = Applier::new(&self.log_name);
-                reader.walk(head_offset, head_lsn, next_lsn, |record| {
-                    if record.header.lsn >= applied_lsn {
-                        applier.add_record(record, &target)?;
+                reader.walk_bodies(head_offset, head_lsn, next_lsn, |offset, header, body| {
+                    if header.lsn >= applied_lsn {
+                        applier.add_body(offset, header, body, &target)?;
                     }
                     Ok(())
                 })?;

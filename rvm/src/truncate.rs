@@ -1,20 +1,20 @@
 //! Applying logged new values to segments: used by truncation and by recovery.
 //!
 //! Ranges are collected (with their data) in log order, in slices of bounded size. For each
-//! slice the newest value of every byte wins: ranges are visited newest first and only the
-//! bytes no newer range covers are kept. The surviving pieces are sorted by segment and
-//! offset, adjacent pieces are merged, and each run is written with one positional write.
-//! The caller syncs each touched segment once at the end.
+//! slice the newest value of every byte must win. The ranges are sorted by segment and
+//! offset; ranges that overlap form a cluster, and inside a cluster they are applied oldest
+//! first, so the newest write of every byte lands last. The pieces go to the segment's device
+//! in one call, in offset order; the caller syncs each touched segment once at the end.
 //!
 //! Architecture Invariant: a range is written only if it lies entirely inside one region
 //! recorded in its segment's header; anything else is an error before the slice is written.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::device::DeviceRef;
 use crate::error::{Error, Result};
+use crate::format::log::{ranges, RecordHeader};
 use crate::format::segment::SegmentHeader;
-use crate::log::Record;
 
 /// Range data held in memory before a slice is written out. Bounds memory for any log size.
 const SLICE_BYTES_MAX: usize = 64 << 20;
@@ -46,26 +46,33 @@ impl Applier {
         }
     }
 
-    /// Add a verified transaction record's ranges, checking each against its segment.
-    pub(crate) fn add_record(&mut self, record: &Record, target: Target<'_>) -> Result<()> {
-        for range in record.ranges() {
+    /// Add a verified transaction record's ranges (lent by `LogReader::walk_bodies`),
+    /// checking each against its segment.
+    pub(crate) fn add_body(
+        &mut self,
+        record_offset: u64,
+        header: &RecordHeader,
+        body: &[u8],
+        target: Target<'_>,
+    ) -> Result<()> {
+        for range in ranges(body, header.range_count) {
             let range = range.map_err(|e| Error::DamagedRecord {
                 path: self.log_name.clone(),
-                offset: record.offset,
+                offset: record_offset,
                 detail: e.to_string(),
             })?;
             let h = range.header;
-            let Some((device, header)) = target(h.segment) else {
+            let Some((device, segment)) = target(h.segment) else {
                 return Err(Error::DamagedRecord {
                     path: self.log_name.clone(),
-                    offset: record.offset,
+                    offset: record_offset,
                     detail: format!("range names segment {} which is not open", h.segment),
                 });
             };
-            if header.region_containing(h.offset, h.length).is_none() {
+            if segment.region_containing(h.offset, h.length).is_none() {
                 return Err(Error::RangeOutsideSegment {
                     log: self.log_name.clone(),
-                    record_offset: record.offset,
+                    record_offset,
                     segment: device.name().to_string(),
                     segment_offset: h.offset,
                     length: h.length,
@@ -98,29 +105,39 @@ impl Applier {
         if self.entries.is_empty() {
             return Ok(());
         }
-        // Newest first: keep only bytes no newer range has claimed.
-        let mut covered: BTreeMap<u32, BTreeMap<u64, u64>> = BTreeMap::new();
-        let mut pieces: Vec<(u32, u64, u64, usize)> = Vec::with_capacity(self.entries.len());
-        for e in self.entries.iter().rev() {
-            let set = covered.entry(e.slot).or_default();
-            let end = e.offset + e.length;
-            for (s, t) in uncovered(set, e.offset, end) {
-                pieces.push((e.slot, s, t, e.data_at + (s - e.offset) as usize));
-            }
-            insert(set, e.offset, end);
-        }
-        pieces.sort_unstable_by_key(|p| (p.0, p.1));
-        let mut run: Vec<u8> = Vec::new();
+        // `entries` is in log order, so the index is the age: a stable sort by position keeps
+        // older-before-newer among ranges that start at the same offset.
+        let mut order: Vec<usize> = (0..self.entries.len()).collect();
+        order.sort_by_key(|&i| (self.entries[i].slot, self.entries[i].offset));
         let mut i = 0;
-        while i < pieces.len() {
-            let (slot, start, _, _) = pieces[i];
-            run.clear();
-            let mut end = start;
-            while i < pieces.len() && pieces[i].0 == slot && pieces[i].1 == end {
-                let (_, s, t, at) = pieces[i];
-                run.extend_from_slice(&self.data[at..at + (t - s) as usize]);
-                end = t;
-                i += 1;
+        while i < order.len() {
+            let slot = self.entries[order[i]].slot;
+            let mut writes: Vec<(u64, &[u8])> = Vec::new();
+            while i < order.len() && self.entries[order[i]].slot == slot {
+                // A cluster: ranges that overlap one another (transitively).
+                let first = &self.entries[order[i]];
+                let mut cluster_end = first.offset + first.length;
+                let mut j = i + 1;
+                while j < order.len()
+                    && self.entries[order[j]].slot == slot
+                    && self.entries[order[j]].offset < cluster_end
+                {
+                    let e = &self.entries[order[j]];
+                    cluster_end = cluster_end.max(e.offset + e.length);
+                    j += 1;
+                }
+                if j - i > 1 {
+                    // Oldest first, so the newest value of every byte is written last.
+                    order[i..j].sort_unstable();
+                }
+                for &k in &order[i..j] {
+                    let e = &self.entries[k];
+                    writes.push((
+                        e.offset,
+                        &self.data[e.data_at..e.data_at + e.length as usize],
+                    ));
+                }
+                i = j;
             }
             let (device, _) = target(slot).ok_or_else(|| Error::DamagedRecord {
                 path: self.log_name.clone(),
@@ -128,7 +145,7 @@ impl Applier {
                 detail: format!("segment {slot} is not open"),
             })?;
             device
-                .write_at(&run, start)
+                .write_pieces(&writes)
                 .map_err(|e| Error::io(device.name(), "write", e))?;
             self.touched.insert(slot);
         }
@@ -138,80 +155,66 @@ impl Applier {
     }
 }
 
-/// The parts of `[start, end)` not covered by the disjoint intervals in `set`.
-fn uncovered(set: &BTreeMap<u64, u64>, start: u64, end: u64) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let mut cursor = start;
-    if let Some((_, &e)) = set.range(..=start).next_back() {
-        cursor = cursor.max(e);
-    }
-    for (&s, &e) in set.range(start..end) {
-        if s > cursor {
-            out.push((cursor, s));
-        }
-        cursor = cursor.max(e);
-        if cursor >= end {
-            break;
-        }
-    }
-    if cursor < end {
-        out.push((cursor, end));
-    }
-    out
-}
-
-/// Add `[start, end)` to `set`, merging with overlapping or adjacent intervals.
-fn insert(set: &mut BTreeMap<u64, u64>, mut start: u64, mut end: u64) {
-    let overlapping: Vec<(u64, u64)> = set
-        .range(..=end)
-        .rev()
-        .take_while(|(_, &e)| e >= start)
-        .map(|(&s, &e)| (s, e))
-        .collect();
-    for (s, e) in overlapping {
-        set.remove(&s);
-        start = start.min(s);
-        end = end.max(e);
-    }
-    set.insert(start, end);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::{Device, MemDevice};
+    use crate::format::log::{seal_record, TransactionEncoder};
+    use crate::format::log::{RangeHeader, RECORD_HEADER_SIZE, RECORD_TRAILER_SIZE};
+    use crate::format::segment::{RegionEntry, SegmentHeader};
+    use crate::format::Uuid;
+    use std::sync::Arc;
 
+    /// Applying random overlapping ranges gives the same bytes as applying them one by one
+    /// in log order.
     #[test]
-    fn uncovered_and_insert_agree_with_a_byte_model() {
-        let mut set = BTreeMap::new();
-        let mut model = [false; 64];
-        let spans = [
-            (10, 20),
-            (15, 30),
-            (0, 5),
-            (40, 50),
-            (5, 10),
-            (2, 60),
-            (60, 64),
-        ];
-        for (s, t) in spans {
-            let got: Vec<u64> = uncovered(&set, s, t)
-                .into_iter()
-                .flat_map(|(a, b)| a..b)
-                .collect();
-            let want: Vec<u64> = (s..t).filter(|b| !model[*b as usize]).collect();
-            assert_eq!(got, want, "uncovered({s},{t})");
-            insert(&mut set, s, t);
-            for b in s..t {
-                model[b as usize] = true;
-            }
-            let mut last_end = None;
-            for (&a, &b) in &set {
-                assert!(a < b);
-                if let Some(le) = last_end {
-                    assert!(a > le, "intervals must be disjoint and non-adjacent");
-                }
-                last_end = Some(b);
-            }
+    fn newest_value_of_every_byte_wins() {
+        let dev = Arc::new(MemDevice::new("seg", vec![0; 4096 + 8192]));
+        let header = SegmentHeader {
+            uuid: Uuid([1; 16]),
+            length_bytes: 4096 + 8192,
+            created_unix_ms: 0,
+            regions: vec![RegionEntry {
+                offset: 4096,
+                length: 8192,
+                address: 0,
+            }],
+        };
+        let d: crate::device::DeviceRef = dev.clone();
+        let target = move |i: u32| (i == 0).then(|| (d.clone(), header.clone()));
+        let mut model = vec![0u8; 4096 + 8192];
+        let mut applier = Applier::new("log");
+        let mut x: u64 = 12345;
+        for n in 0..400u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let offset = 4096 + x % 8000;
+            let length = 1 + (x >> 20) % 150;
+            let length = length.min(4096 + 8192 - offset);
+            let mut buf = Vec::new();
+            let start = TransactionEncoder::begin(&mut buf, 0, 0, 1);
+            TransactionEncoder::range(
+                &mut buf,
+                &RangeHeader {
+                    segment: 0,
+                    offset,
+                    length,
+                    address: 0,
+                },
+            )
+            .fill(n as u8);
+            TransactionEncoder::finish(&mut buf, start);
+            seal_record(&mut buf, n as u64 + 1, 1, 1, 0);
+            let h = RecordHeader::decode(&buf, 0, buf.len() as u64).unwrap();
+            let body = &buf[RECORD_HEADER_SIZE..buf.len() - RECORD_TRAILER_SIZE];
+            applier.add_body(0, &h, body, &target).unwrap();
+            model[offset as usize..(offset + length) as usize].fill(n as u8);
         }
+        let touched = applier.finish(&target).unwrap();
+        assert_eq!(touched.into_iter().collect::<Vec<_>>(), vec![0]);
+        let mut got = vec![0u8; 4096 + 8192];
+        dev.read_at(&mut got, 0).unwrap();
+        assert_eq!(got, model);
     }
 }

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::format::log::{
     transaction_record_size, RangeHeader, TransactionEncoder, TX_FLAG_FLUSH, TX_FLAG_RESTORE,
 };
-use crate::rvm::{now_us, Rvm};
+use crate::rvm::Rvm;
 
 /// How a transaction begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +196,10 @@ impl<'a> Transaction<'a> {
 
     /// The ranges declared so far, merged: overlapping or adjacent ranges of one region
     /// become one.
-    fn coalesced(&self) -> Vec<Range> {
+    fn coalesced(&mut self) -> Vec<Range> {
+        if self.ranges.len() <= 1 {
+            return std::mem::take(&mut self.ranges);
+        }
         let mut rs = self.ranges.clone();
         rs.sort_unstable_by_key(|r| (r.region_start, r.address));
         let mut out: Vec<Range> = Vec::with_capacity(rs.len());
@@ -218,8 +221,9 @@ impl<'a> Transaction<'a> {
     /// is written, and aborted (memory restored in restore mode).
     pub fn end(mut self, mode: CommitMode) -> Result<()> {
         let inner = self.rvm.inner.clone();
-        let ranges = self.coalesced();
+        let declared_count = self.ranges.len();
         let declared: usize = self.ranges.iter().map(|r| r.length).sum();
+        let ranges = self.coalesced();
         let merged: usize = ranges.iter().map(|r| r.length).sum();
         let size = transaction_record_size(ranges.iter().map(|r| r.length as u64));
         if !ranges.is_empty() && size > inner.record_bytes_max {
@@ -236,7 +240,7 @@ impl<'a> Transaction<'a> {
         let stats = &inner.stats;
         stats
             .ranges_coalesced
-            .fetch_add((self.ranges.len() - ranges.len()) as u64, Ordering::Relaxed);
+            .fetch_add((declared_count - ranges.len()) as u64, Ordering::Relaxed);
         stats
             .bytes_saved_by_coalescing
             .fetch_add(declared.saturating_sub(merged) as u64, Ordering::Relaxed);
@@ -261,9 +265,8 @@ impl<'a> Transaction<'a> {
             if self.mode == BeginMode::Restore {
                 flags |= TX_FLAG_RESTORE;
             }
-            let time_us = now_us();
             let mut q = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
-            let start = TransactionEncoder::begin(&mut q.buf, flags, time_us, ranges.len() as u32);
+            let start = TransactionEncoder::begin(&mut q.buf, flags, 0, ranges.len() as u32);
             for r in &ranges {
                 let header = RangeHeader {
                     segment: r.slot,

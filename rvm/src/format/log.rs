@@ -371,15 +371,16 @@ impl Status {
 
     /// Check that the positions describe a sane circular area.
     fn validate_geometry(&self) -> Result<(), DecodeError> {
-        let in_area =
-            |o: u64| o >= self.area_offset && o <= self.area_end() && o % RECORD_ALIGN == 0;
+        let in_area = |o: u64| {
+            o >= self.area_offset && o <= self.area_end() && o.is_multiple_of(RECORD_ALIGN)
+        };
         if self.area_offset != RECORD_AREA_OFFSET {
             return Err(DecodeError::new(
                 "area_offset",
                 format!("{} is not {RECORD_AREA_OFFSET}", self.area_offset),
             ));
         }
-        if self.area_size % SECTOR_SIZE != 0
+        if !self.area_size.is_multiple_of(SECTOR_SIZE)
             || !(RECORD_AREA_MIN_BYTES..=RECORD_AREA_MAX_BYTES).contains(&self.area_size)
         {
             return Err(DecodeError::new(
@@ -463,7 +464,7 @@ const RG_ADDRESS: usize = 24;
 const _: () = assert!(RH_HEADER_CRC + 4 == RECORD_HEADER_SIZE);
 const _: () = assert!(RT_MAGIC + 4 == RECORD_TRAILER_SIZE);
 const _: () = assert!(RG_ADDRESS + 8 == RANGE_HEADER_SIZE);
-const _: () = assert!(RECORD_MIN_SIZE % RECORD_ALIGN == 0);
+const _: () = assert!(RECORD_MIN_SIZE.is_multiple_of(RECORD_ALIGN));
 
 /// The CRC seed of a log: records from another log never validate here.
 pub fn crc_seed(log_uuid: &Uuid) -> u32 {
@@ -534,7 +535,7 @@ impl RecordHeader {
                 format!("unknown record kind {}", h.kind),
             ));
         }
-        if h.length < RECORD_MIN_SIZE || h.length % RECORD_ALIGN != 0 || h.length > room {
+        if h.length < RECORD_MIN_SIZE || !h.length.is_multiple_of(RECORD_ALIGN) || h.length > room {
             return Err(DecodeError::new(
                 "length",
                 format!(
@@ -662,6 +663,12 @@ pub fn seal_record(rec: &mut [u8], lsn: u64, generation: u64, batch_first_lsn: u
     put_u32(rec, t + RT_MAGIC, TRAILER_MAGIC);
     let crc = record_crc(&rec[..t + RT_CRC], &[], &[], seed);
     put_u32(rec, t + RT_CRC, crc);
+}
+
+/// Set the (informational) commit time of an unsealed record; done once per flush so the
+/// commit path needs no clock read.
+pub fn stamp_time(rec: &mut [u8], time_us: u64) {
+    put_u64(rec, RH_TIME_US, time_us);
 }
 
 /// Appends an unsealed transaction record to a buffer: header fields that do not depend on the

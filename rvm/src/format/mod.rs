@@ -42,7 +42,7 @@ impl std::fmt::Display for DecodeError {
 pub const fn align_up(value: u64, align: u64) -> u64 {
     match value.checked_add(align - 1) {
         Some(v) => v & !(align - 1),
-        None => u64::MAX & !(align - 1),
+        None => !(align - 1),
     }
 }
 
@@ -148,6 +148,6 @@ mod tests {
         assert_eq!(align_up(0, 8), 0);
         assert_eq!(align_up(1, 8), 8);
         assert_eq!(align_up(4096, 4096), 4096);
-        assert_eq!(align_up(u64::MAX, 8), u64::MAX & !7);
+        assert_eq!(align_up(u64::MAX, 8), !7);
     }
 }

@@ -1,0 +1,401 @@
+//! Behaviour of the public API: mapping, transactions, isolation of committed values,
+//! limits, locking, and the classic weaknesses this library fixes (spec section K).
+
+use std::path::{Path, PathBuf};
+
+use rvm::segment::{self, CreateOptions, RegionSpec};
+use rvm::{BeginMode, CommitMode, Error, MapOptions, Options, Rvm};
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("rvm-api-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn make(dir: &Dir, area: u64, region: u64, address: u64) -> (PathBuf, PathBuf) {
+    let (log, data) = (dir.path("log"), dir.path("data"));
+    Rvm::create_log(&log, area).unwrap();
+    let header = segment::layout(
+        4096 + region,
+        &[RegionSpec {
+            length: region,
+            address,
+        }],
+    )
+    .unwrap();
+    drop(segment::create(&data, &header, CreateOptions::default()).unwrap());
+    (log, data)
+}
+
+fn reopen_value(log: &Path, data: &Path, offset: usize) -> u64 {
+    let rvm = Rvm::open(log, Options::default().background_recovery(false)).unwrap();
+    let seg = rvm.map(data, MapOptions::anywhere()).unwrap();
+    seg.read(seg.regions()[0].address + offset).unwrap()
+}
+
+#[test]
+fn set_range_outside_every_region_is_refused() {
+    let d = Dir::new("notmapped");
+    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    let r = seg.regions()[0];
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    let err = tx.set_range(r.address + r.length - 4, 8).unwrap_err();
+    assert!(matches!(err, Error::NotMapped { .. }), "{err}");
+    assert_eq!(err.code_name(), "RVM_ENOT_MAPPED");
+    assert!(tx.set_range(r.address + r.length - 8, 8).is_ok());
+    let local = 0u64;
+    assert!(tx.set_range(&local as *const u64 as usize, 8).is_err());
+}
+
+#[test]
+fn abort_restores_overlapping_ranges_exactly() {
+    let d = Dir::new("abort");
+    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    let b = seg.regions()[0].address;
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    tx.fill(b, 4096, 7).unwrap();
+    tx.end(CommitMode::NoFlush).unwrap();
+    let mut before = vec![0u8; 4096];
+    seg.read_bytes(b, &mut before).unwrap();
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    tx.fill(b + 2000, 150, 0o141).unwrap();
+    tx.fill(b + 2100, 50, 0o142).unwrap();
+    tx.fill(b + 2050, 500, 0o143).unwrap();
+    tx.fill(b + 100, 10, 1).unwrap();
+    tx.abort().unwrap();
+    let mut after = vec![0u8; 4096];
+    seg.read_bytes(b, &mut after).unwrap();
+    assert_eq!(before, after);
+    // Dropping an un-ended transaction aborts it too.
+    {
+        let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+        tx.fill(b, 10, 9).unwrap();
+    }
+    seg.read_bytes(b, &mut after).unwrap();
+    assert_eq!(before, after);
+    assert_eq!(rvm.statistics().aborts, 2);
+}
+
+#[test]
+fn values_are_captured_at_commit_not_at_flush() {
+    // Spec K11: a later uncommitted write to committed bytes must not be logged as committed.
+    let d = Dir::new("capture");
+    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    {
+        let rvm = Rvm::open(&log, Options::default()).unwrap();
+        let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+        let b = seg.regions()[0].address;
+        let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+        tx.write(b, &1111u64).unwrap();
+        tx.end(CommitMode::NoFlush).unwrap();
+        // Another transaction changes the same bytes and is still open when the flush happens.
+        let mut other = rvm.begin(BeginMode::NoRestore).unwrap();
+        other.write(b, &2222u64).unwrap();
+        rvm.flush().unwrap();
+        std::mem::forget(other);
+        std::mem::forget(rvm); // crash
+    }
+    let (log2, data2) = (d.path("log2"), d.path("data2"));
+    std::fs::copy(&log, &log2).unwrap();
+    std::fs::copy(&data, &data2).unwrap();
+    let rvm = Rvm::open(
+        &log2,
+        Options::default()
+            .segment_path(&data2)
+            .background_recovery(false),
+    )
+    .unwrap();
+    let seg = rvm.map(&data2, MapOptions::anywhere()).unwrap();
+    assert_eq!(seg.read::<u64>(seg.regions()[0].address).unwrap(), 1111);
+}
+
+#[test]
+fn unmap_then_map_again_shows_committed_changes() {
+    // Spec K12: the classic library returns stale data here.
+    let d = Dir::new("remap");
+    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();
+    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    let b = seg.regions()[0].address;
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    tx.modify_bytes(b + 16, b"HELLO").unwrap();
+    tx.end(CommitMode::NoFlush).unwrap();
+    rvm.unmap(&seg).unwrap();
+    assert!(
+        seg.read::<u8>(b).is_err(),
+        "reads through a stale handle are refused"
+    );
+    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    let mut got = [0u8; 5];
+    seg.read_bytes(seg.regions()[0].address + 16, &mut got)
+        .unwrap();
+    assert_eq!(&got, b"HELLO");
+}
+
+#[test]
+fn unmap_is_refused_while_a_transaction_holds_a_range() {
+    let d = Dir::new("pinned");
+    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    tx.set_range(seg.regions()[0].address, 8).unwrap();
+    let err = rvm.unmap(&seg).unwrap_err();
+    assert_eq!(err.code_name(), "RVM_EUNCOMMIT");
+    tx.end(CommitMode::Flush).unwrap();
+    rvm.unmap(&seg).unwrap();
+}
+
+#[test]
+fn too_big_is_refused_before_writing_and_the_largest_allowed_completes() {
+    // Spec K14b: a transaction that passes the size check must always complete.
+    let d = Dir::new("toobig");
+    let area = 64 * 1024;
+    let (log, data) = make(&d, area, 128 * 1024, 0);
+    let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();
+    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    let b = seg.regions()[0].address;
+    let max = rvm.query().record_bytes_max;
+    // Fill the log partly so the big transaction needs a truncation to fit.
+    for i in 0..40u64 {
+        let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+        tx.write(b + 8 * i as usize, &i).unwrap();
+        tx.end(CommitMode::Flush).unwrap();
+    }
+    let used_before = rvm.query().used_bytes;
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    tx.fill(b, area as usize, 0xaa).unwrap();
+    let err = tx.end(CommitMode::Flush).unwrap_err();
+    assert!(matches!(err, Error::TooBig { .. }), "{err}");
+    assert_eq!(err.code_name(), "RVM_ETOO_BIG");
+    assert_eq!(
+        seg.read::<u64>(b + 8).unwrap(),
+        1,
+        "the refused transaction was rolled back"
+    );
+    assert_eq!(rvm.query().used_bytes, used_before, "nothing was written");
+    // The largest transaction the log accepts completes (one range: record overhead 112 bytes).
+    let biggest = (max - 112) as usize & !7;
+    let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+    tx.fill(b, biggest, 0x5c).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    drop(seg);
+    rvm.close().unwrap();
+    assert_eq!(
+        reopen_value(&log, &data, biggest - 8),
+        0x5c5c_5c5c_5c5c_5c5c
+    );
+}
+
+#[test]
+fn a_second_opener_of_the_log_is_refused() {
+    let d = Dir::new("locked");
+    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    let err = Rvm::open(&log, Options::default()).unwrap_err();
+    assert!(matches!(err, Error::InUse { .. }), "{err}");
+    assert!(err.to_string().contains("log") && err.to_string().contains("in use"));
+    let _seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    // A second process: the child tries to open the same log.
+    let out = std::process::Command::new("flock")
+        .args(["--nonblock", "--exclusive"])
+        .arg(&log)
+        .arg("true")
+        .output();
+    if let Ok(out) = out {
+        assert!(!out.status.success(), "another process could lock the log");
+    }
+}
+
+#[test]
+fn an_occupied_fixed_address_is_reported_not_clobbered() {
+    let d = Dir::new("occupied");
+    // Take a page-aligned address that is certainly in use: this test's own heap mapping.
+    let probe = vec![0u8; 1 << 20];
+    let inside = (probe.as_ptr() as u64 + 8192) & !4095;
+    let (log, data) = make(&d, 64 * 1024, 4096, inside);
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    let err = rvm.map(&data, MapOptions::default()).unwrap_err();
+    match &err {
+        Error::AddressInUse {
+            start, occupant, ..
+        } => {
+            assert_eq!(*start, inside);
+            assert!(
+                occupant.contains('-'),
+                "names the occupying mapping: {occupant}"
+            );
+        }
+        other => panic!("expected AddressInUse, got {other}"),
+    }
+    assert!(err.to_string().contains(&format!("{inside:#x}")));
+    assert!(
+        probe.iter().all(|b| *b == 0),
+        "the existing mapping was not touched"
+    );
+}
+
+#[test]
+fn a_one_gigabyte_sparse_segment_maps_without_reading_it() {
+    let d = Dir::new("sparse");
+    let gig = 1u64 << 30;
+    let (log, data) = make(&d, 64 * 1024, gig - 4096, 0);
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    let r = seg.regions()[0];
+    assert_eq!(r.length as u64, gig - 4096);
+    // Count resident pages of the mapping: nothing was read up front.
+    let pages = r.length / 4096;
+    let mut vec = vec![0u8; pages];
+    // SAFETY: the region is mapped and page aligned; vec has one byte per page.
+    let rc = unsafe { libc::mincore(r.address as *mut libc::c_void, r.length, vec.as_mut_ptr()) };
+    assert_eq!(rc, 0);
+    let resident = vec.iter().filter(|b| **b & 1 == 1).count();
+    assert!(
+        resident < 64,
+        "{resident} pages resident right after mapping 1 GB"
+    );
+    let on_disk = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&data).unwrap()) * 512;
+    assert!(
+        on_disk < 1 << 20,
+        "the segment file stays sparse ({on_disk} bytes)"
+    );
+    // Touching one page in a transaction faults in only that page.
+    let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+    tx.write(r.address + 512 * 1024 * 1024, &42u64).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+}
+
+#[test]
+fn concurrent_flush_commits_from_threads_are_all_durable() {
+    let d = Dir::new("threads");
+    let (log, data) = make(&d, 1 << 20, 64 * 1024, 0);
+    let threads = 4;
+    let per_thread = 200;
+    {
+        let rvm = Rvm::open(&log, Options::default()).unwrap();
+        let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+        let b = seg.regions()[0].address;
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let rvm = &rvm;
+                s.spawn(move || {
+                    for i in 0..per_thread {
+                        let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+                        tx.write(b + (t * per_thread + i) * 8, &((t * 1000 + i) as u64 + 1))
+                            .unwrap();
+                        tx.end(CommitMode::Flush).unwrap();
+                    }
+                });
+            }
+        });
+        let st = rvm.statistics();
+        assert_eq!(st.flush_commits, (threads * per_thread) as u64);
+        assert!(
+            st.flushes <= st.flush_commits,
+            "one sync never serves less than one commit"
+        );
+        std::mem::forget(seg);
+        std::mem::forget(rvm); // crash: no close
+    }
+    let (log2, data2) = (d.path("log2"), d.path("data2"));
+    std::fs::copy(&log, &log2).unwrap();
+    std::fs::copy(&data, &data2).unwrap();
+    let rvm = Rvm::open(
+        &log2,
+        Options::default()
+            .segment_path(&data2)
+            .background_recovery(false),
+    )
+    .unwrap();
+    let seg = rvm.map(&data2, MapOptions::anywhere()).unwrap();
+    let b = seg.regions()[0].address;
+    for t in 0..threads {
+        for i in 0..per_thread {
+            assert_eq!(
+                seg.read::<u64>(b + (t * per_thread + i) * 8).unwrap(),
+                (t * 1000 + i) as u64 + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn background_truncation_starts_at_the_threshold_and_statistics_add_up() {
+    let d = Dir::new("threshold");
+    let (log, data) = make(&d, 64 * 1024, 64 * 1024, 0);
+    let rvm = Rvm::open(&log, Options::default().truncate_threshold(50)).unwrap();
+    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    let b = seg.regions()[0].address;
+    for i in 0..400u64 {
+        let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+        tx.write(b + (i as usize % 1000) * 8, &i).unwrap();
+        tx.set_range(b + (i as usize % 1000) * 8, 4).unwrap(); // coalesces into the first range
+        tx.end(if i % 2 == 0 {
+            CommitMode::Flush
+        } else {
+            CommitMode::NoFlush
+        })
+        .unwrap();
+    }
+    rvm.wait_for_truncation().unwrap();
+    let st = rvm.statistics();
+    assert!(st.background_truncations > 0, "{st:?}");
+    assert_eq!(st.flush_commits + st.no_flush_commits, 400);
+    assert_eq!(st.ranges_coalesced, 400);
+    assert!(st.wraps > 0 || st.truncations > 0);
+    let q = rvm.query();
+    assert!(q.used_percent <= 100.0 && q.used_bytes + q.free_bytes == q.area_size);
+    assert_eq!(q.active_transactions, 0);
+    assert_eq!(q.segments.len(), 1);
+}
+
+#[test]
+fn bad_files_get_errors_that_name_them_and_change_nothing() {
+    let d = Dir::new("badfiles");
+    let junk = d.path("junk");
+    std::fs::write(&junk, vec![0x42u8; 200_000]).unwrap();
+    let err = Rvm::open(&junk, Options::default()).unwrap_err();
+    assert!(
+        err.to_string().contains(&junk.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&junk).unwrap(), vec![0x42u8; 200_000]);
+    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    use std::os::unix::fs::PermissionsExt;
+    for f in [&log, &data] {
+        assert_eq!(
+            std::fs::metadata(f).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{}",
+            f.display()
+        );
+    }
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    let err = rvm.map(&junk, MapOptions::anywhere()).unwrap_err();
+    assert!(
+        matches!(err, Error::BadSegment { .. }) && err.to_string().contains("junk"),
+        "{err}"
+    );
+    let err = Rvm::create_log(&log, 64 * 1024).unwrap_err();
+    assert!(err.to_string().contains("log"), "{err}");
+    let err = Rvm::create_log(d.path("tiny"), 100).unwrap_err();
+    assert!(err.to_string().contains("log size"), "{err}");
+    assert!(!d.path("tiny").exists());
+}

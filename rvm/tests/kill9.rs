@@ -1,0 +1,206 @@
+//! Real crashes: a child process commits transactions in a loop and reports each
+//! acknowledged flush commit on a pipe; the parent SIGKILLs it at a random moment, reopens
+//! the log, and checks that every acknowledged commit is present and nothing else is.
+//!
+//! This is a plain binary (`harness = false`): run without arguments it is the parent; the
+//! parent re-runs it with `RVM_KILL9_CHILD` set to be the child.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use rvm::segment::{self, RegionSpec};
+use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
+
+const SLOTS: usize = 512;
+const REGION_BYTES: u64 = 16 * 4096;
+/// A marker written by transactions that are always aborted: it must never be seen.
+const POISON: u64 = 0xdead_dead_dead_dead;
+
+fn main() -> ExitCode {
+    if let Ok(dir) = std::env::var("RVM_KILL9_CHILD") {
+        child(Path::new(&dir));
+        return ExitCode::SUCCESS;
+    }
+    let kills: usize = std::env::var("RVM_KILL9_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    match parent(kills) {
+        Ok(()) => {
+            println!("kill9: {kills} kills survived");
+            println!("1 passed, 0 failed");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kill9: FAILED: {e}");
+            println!("0 passed, 1 failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Slot `i % SLOTS` holds the iteration number `i` of its last write, and slot+SLOTS holds
+/// its complement, written in the same transaction (a torn transaction would show).
+fn child(dir: &Path) {
+    let rvm =
+        Rvm::open(dir.join("log"), Options::default().truncate_threshold(30)).expect("child open");
+    let seg = rvm
+        .map(dir.join("data"), MapOptions::anywhere())
+        .expect("child map");
+    let base = seg.regions()[0].address;
+    let start: u64 = std::env::var("RVM_KILL9_START").unwrap().parse().unwrap();
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    for i in start.. {
+        let slot = (i as usize) % SLOTS;
+        // An aborted restore transaction writing poison over a random slot.
+        let mut t = rvm.begin(BeginMode::Restore).unwrap();
+        t.write(base + ((i as usize * 7) % SLOTS) * 8, &POISON)
+            .unwrap();
+        t.abort().unwrap();
+        let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+        tx.write(base + slot * 8, &i).unwrap();
+        tx.write(base + (SLOTS + slot) * 8, &!i).unwrap();
+        let flush = i % 4 == 0;
+        tx.end(if flush {
+            CommitMode::Flush
+        } else {
+            CommitMode::NoFlush
+        })
+        .unwrap();
+        if flush {
+            // Acknowledged: durable from here on.
+            if writeln!(out, "{i}").and_then(|_| out.flush()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn parent(kills: usize) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("rvm-kill9-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Rvm::create_log(dir.join("log"), 256 * 1024).map_err(|e| e.to_string())?;
+    let header = segment::layout(
+        4096 + REGION_BYTES,
+        &[RegionSpec {
+            length: REGION_BYTES,
+            address: 0,
+        }],
+    )
+    .map_err(|e| e.to_string())?;
+    drop(
+        segment::create(&dir.join("data"), &header, Default::default())
+            .map_err(|e| e.to_string())?,
+    );
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut rng = Rng(std::process::id() as u64 * 0x9e37_79b9 + 1);
+    // The highest acknowledged iteration per slot, over all rounds.
+    let mut acked: Vec<Option<u64>> = vec![None; SLOTS];
+    let mut next_start = 1u64;
+    let mut total_acked = 0usize;
+    for round in 0..kills {
+        let mut child = Command::new(&exe)
+            .env("RVM_KILL9_CHILD", &dir)
+            .env("RVM_KILL9_START", next_start.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().unwrap();
+        // Read acknowledgements in a thread; kill after a random delay.
+        let reader = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                match line.ok().and_then(|l| l.trim().parse::<u64>().ok()) {
+                    Some(i) => seen.push(i),
+                    None => break,
+                }
+            }
+            seen
+        });
+        std::thread::sleep(Duration::from_millis(5 + rng.next() % 60));
+        child.kill().map_err(|e| e.to_string())?; // SIGKILL
+        let _ = child.wait();
+        let seen = reader.join().unwrap();
+        total_acked += seen.len();
+        for &i in &seen {
+            let slot = (i as usize) % SLOTS;
+            acked[slot] = Some(acked[slot].map_or(i, |a| a.max(i)));
+        }
+        let highest_started = verify(&dir, &acked, round)?;
+        next_start = highest_started + 1;
+    }
+    if total_acked == 0 {
+        return Err("no commit was ever acknowledged: the test exercised nothing".into());
+    }
+    std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Reopen and check every slot. Returns the highest iteration found, so the next child
+/// continues with larger numbers.
+fn verify(dir: &Path, acked: &[Option<u64>], round: usize) -> Result<u64, String> {
+    let rvm = Rvm::open(
+        dir.join("log"),
+        Options::default().background_recovery(false),
+    )
+    .map_err(|e| format!("round {round}: reopen: {e}"))?;
+    let seg = rvm
+        .map(dir.join("data"), MapOptions::anywhere())
+        .map_err(|e| e.to_string())?;
+    let base = seg.regions()[0].address;
+    let mut highest = 0u64;
+    for (slot, acked_slot) in acked.iter().enumerate() {
+        let v: u64 = seg.read(base + slot * 8).map_err(|e| e.to_string())?;
+        let c: u64 = seg
+            .read(base + (SLOTS + slot) * 8)
+            .map_err(|e| e.to_string())?;
+        if v == POISON || c == POISON {
+            return Err(format!(
+                "round {round}: slot {slot} holds an aborted transaction's value"
+            ));
+        }
+        if v == 0 && c == 0 {
+            if let Some(a) = acked[slot] {
+                return Err(format!(
+                    "round {round}: slot {slot} is empty but iteration {a} was acknowledged"
+                ));
+            }
+            continue;
+        }
+        if c != !v {
+            return Err(format!(
+                "round {round}: slot {slot} is torn: {v:#x} / {c:#x}"
+            ));
+        }
+        if v as usize % SLOTS != slot {
+            return Err(format!(
+                "round {round}: slot {slot} holds a value ({v}) never written there"
+            ));
+        }
+        if let Some(a) = *acked_slot {
+            if v < a {
+                return Err(format!(
+                    "round {round}: slot {slot} holds {v}, but {a} was acknowledged"
+                ));
+            }
+        }
+        highest = highest.max(v);
+    }
+    rvm.close().map_err(|e| e.to_string())?;
+    Ok(highest)
+}
