@@ -67,6 +67,45 @@ pub fn pwrite_fdatasync_loop(
     Ok(elapsed)
 }
 
+/// The raw flush of [`pwrite_fdatasync_loop`] one operation at a time, so that it can be
+/// interleaved with the operation it bounds and both see the same moment of a shared disk.
+pub struct SyncLoop {
+    file: File,
+    record: Vec<u8>,
+    file_bytes: u64,
+    offset: u64,
+}
+
+impl SyncLoop {
+    /// A new sparse file of `file_bytes` at `path` (removed with its directory).
+    pub fn new(path: &Path, file_bytes: u64, record_bytes: usize) -> io::Result<SyncLoop> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        file.set_len(file_bytes)?;
+        Ok(SyncLoop {
+            file,
+            record: vec![0x5a; record_bytes],
+            file_bytes,
+            offset: 0,
+        })
+    }
+
+    /// Append one record with pwrite and fdatasync it; returns the time taken.
+    pub fn once(&mut self) -> io::Result<Duration> {
+        if self.offset + self.record.len() as u64 > self.file_bytes {
+            self.offset = 0;
+        }
+        let started = Instant::now();
+        self.file.write_all_at(&self.record, self.offset)?;
+        self.file.sync_data()?;
+        self.offset += self.record.len() as u64;
+        Ok(started.elapsed())
+    }
+}
+
 /// Memory copy bandwidth in bytes per second: `reps` copies of a `bytes` buffer, after one
 /// untimed copy that faults both buffers in.
 pub fn memcpy_bytes_per_s(bytes: usize, reps: u32) -> f64 {
