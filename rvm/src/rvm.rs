@@ -267,6 +267,8 @@ pub(crate) struct Inner {
     pub(crate) segments: RwLock<Vec<Slot>>,
     pub(crate) regions: RwLock<Vec<RegionRef>>,
     failed: Mutex<Option<String>>,
+    /// Set (once) with `failed`: lets the commit path check without taking a lock.
+    has_failed: std::sync::atomic::AtomicBool,
     pub(crate) stats: Stats,
     pub(crate) active: AtomicUsize,
 }
@@ -448,6 +450,7 @@ impl Rvm {
             segments: RwLock::new(slots),
             regions: RwLock::new(Vec::new()),
             failed: Mutex::new(None),
+            has_failed: std::sync::atomic::AtomicBool::new(false),
             stats: Stats::default(),
             active: AtomicUsize::new(0),
             log,
@@ -765,6 +768,9 @@ enum Item {
 
 impl Inner {
     pub(crate) fn check_failed(&self) -> Result<()> {
+        if !self.has_failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
         match &*lock(&self.failed) {
             Some(cause) => Err(Error::Failed {
                 path: self.log_name.clone(),
@@ -778,6 +784,7 @@ impl Inner {
         let mut f = lock(&self.failed);
         if f.is_none() {
             *f = Some(e.to_string());
+            self.has_failed.store(true, Ordering::Release);
         }
     }
 

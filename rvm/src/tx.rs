@@ -60,6 +60,23 @@ pub struct Transaction<'a> {
     finished: bool,
 }
 
+/// The vectors of a finished transaction, kept per thread for the next one: a commit then
+/// allocates nothing in the common case.
+#[derive(Default)]
+struct Spare {
+    ranges: Vec<Range>,
+    undo_index: Vec<(usize, usize, usize)>,
+    undo: Vec<u8>,
+    pins: Vec<Arc<AtomicUsize>>,
+}
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Option<Spare>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Spare buffers larger than this are dropped rather than kept.
+const SPARE_UNDO_BYTES_MAX: usize = 1 << 20;
+
 static NEXT_TRANSACTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for Transaction<'_> {
@@ -81,13 +98,14 @@ impl<'a> Transaction<'a> {
                 .no_restore_transactions
                 .fetch_add(1, Ordering::Relaxed),
         };
+        let spare = SPARE.with(|c| c.borrow_mut().take()).unwrap_or_default();
         Transaction {
             rvm,
             mode,
-            ranges: Vec::new(),
-            undo_index: Vec::new(),
-            undo: Vec::new(),
-            pins: Vec::new(),
+            ranges: spare.ranges,
+            undo_index: spare.undo_index,
+            undo: spare.undo,
+            pins: spare.pins,
             attachments: Vec::new(),
             id: NEXT_TRANSACTION_ID.fetch_add(1, Ordering::Relaxed),
             finished: false,
@@ -194,39 +212,43 @@ impl<'a> Transaction<'a> {
         self.rvm.read_bytes(address, buf)
     }
 
-    /// The ranges declared so far, merged: overlapping or adjacent ranges of one region
-    /// become one.
-    fn coalesced(&mut self) -> Vec<Range> {
+    /// Merge the declared ranges in place: overlapping or adjacent ranges of one region
+    /// become one. (Undo entries keep the declaration order for abort.)
+    fn coalesce(&mut self) {
         if self.ranges.len() <= 1 {
-            return std::mem::take(&mut self.ranges);
+            return;
         }
-        let mut rs = self.ranges.clone();
-        rs.sort_unstable_by_key(|r| (r.region_start, r.address));
-        let mut out: Vec<Range> = Vec::with_capacity(rs.len());
-        for r in rs {
-            if let Some(last) = out.last_mut() {
+        self.ranges
+            .sort_unstable_by_key(|r| (r.region_start, r.address));
+        let mut out = 0;
+        for i in 0..self.ranges.len() {
+            let r = self.ranges[i];
+            if out > 0 {
+                let last = &mut self.ranges[out - 1];
                 if last.region_start == r.region_start && r.address <= last.address + last.length {
                     let end = (last.address + last.length).max(r.address + r.length);
                     last.length = end - last.address;
                     continue;
                 }
             }
-            out.push(r);
+            self.ranges[out] = r;
+            out += 1;
         }
-        out
+        self.ranges.truncate(out);
     }
 
     /// Commit. With [`CommitMode::Flush`] the transaction is durable when this returns.
     /// A transaction too large for the log is refused with [`Error::TooBig`] before anything
     /// is written, and aborted (memory restored in restore mode).
     pub fn end(mut self, mode: CommitMode) -> Result<()> {
-        let inner = self.rvm.inner.clone();
+        let rvm = self.rvm;
+        let inner = &rvm.inner;
         let declared_count = self.ranges.len();
         let declared: usize = self.ranges.iter().map(|r| r.length).sum();
-        let ranges = self.coalesced();
-        let merged: usize = ranges.iter().map(|r| r.length).sum();
-        let size = transaction_record_size(ranges.iter().map(|r| r.length as u64));
-        if !ranges.is_empty() && size > inner.record_bytes_max {
+        self.coalesce();
+        let merged: usize = self.ranges.iter().map(|r| r.length).sum();
+        let size = transaction_record_size(self.ranges.iter().map(|r| r.length as u64));
+        if !self.ranges.is_empty() && size > inner.record_bytes_max {
             self.rollback();
             return Err(Error::TooBig {
                 size,
@@ -238,9 +260,10 @@ impl<'a> Transaction<'a> {
             return Err(e);
         }
         let stats = &inner.stats;
-        stats
-            .ranges_coalesced
-            .fetch_add((declared_count - ranges.len()) as u64, Ordering::Relaxed);
+        stats.ranges_coalesced.fetch_add(
+            (declared_count - self.ranges.len()) as u64,
+            Ordering::Relaxed,
+        );
         stats
             .bytes_saved_by_coalescing
             .fetch_add(declared.saturating_sub(merged) as u64, Ordering::Relaxed);
@@ -248,6 +271,7 @@ impl<'a> Transaction<'a> {
             CommitMode::Flush => stats.flush_commits.fetch_add(1, Ordering::Relaxed),
             CommitMode::NoFlush => stats.no_flush_commits.fetch_add(1, Ordering::Relaxed),
         };
+        let ranges = &self.ranges;
         let (seq, over_limit) = if ranges.is_empty() {
             (
                 inner
@@ -267,23 +291,17 @@ impl<'a> Transaction<'a> {
             }
             let mut q = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
             let start = TransactionEncoder::begin(&mut q.buf, flags, 0, ranges.len() as u32);
-            for r in &ranges {
+            for r in ranges {
                 let header = RangeHeader {
                     segment: r.slot,
                     offset: r.segment_offset,
                     length: r.length as u64,
                     address: r.address as u64,
                 };
-                let data = TransactionEncoder::range(&mut q.buf, &header);
                 // SAFETY: the range was checked at set_range and its region is pinned until
-                // `release` below, so the memory is mapped.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        r.address as *const u8,
-                        data.as_mut_ptr(),
-                        r.length,
-                    )
-                };
+                // `release` below, so the memory is mapped for the whole copy.
+                let data = unsafe { std::slice::from_raw_parts(r.address as *const u8, r.length) };
+                TransactionEncoder::range_from(&mut q.buf, &header, data);
             }
             TransactionEncoder::finish(&mut q.buf, start);
             let seq = inner.queued(&mut q, start);
@@ -335,6 +353,19 @@ impl Drop for Transaction<'_> {
         if !self.finished {
             self.rvm.inner.stats.aborts.fetch_add(1, Ordering::Relaxed);
             self.rollback();
+        }
+        if self.undo.capacity() <= SPARE_UNDO_BYTES_MAX {
+            let mut spare = Spare {
+                ranges: std::mem::take(&mut self.ranges),
+                undo_index: std::mem::take(&mut self.undo_index),
+                undo: std::mem::take(&mut self.undo),
+                pins: std::mem::take(&mut self.pins),
+            };
+            spare.ranges.clear();
+            spare.undo_index.clear();
+            spare.undo.clear();
+            spare.pins.clear();
+            let _ = SPARE.try_with(|c| *c.borrow_mut() = Some(spare));
         }
     }
 }

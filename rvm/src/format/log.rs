@@ -699,6 +699,16 @@ impl TransactionEncoder {
         &mut buf[data..data + range.length as usize]
     }
 
+    /// Append one range header and its data, copied from `data` (padded with zeros to 8).
+    pub fn range_from(buf: &mut Vec<u8>, range: &RangeHeader, data: &[u8]) {
+        let at = buf.len();
+        buf.resize(at + RANGE_HEADER_SIZE, 0);
+        range.encode_into(&mut buf[at..at + RANGE_HEADER_SIZE]);
+        buf.extend_from_slice(data);
+        let padded = align_up(data.len() as u64, RECORD_ALIGN) as usize;
+        buf.resize(buf.len() + (padded - data.len()), 0);
+    }
+
     /// Finish the record that starts at `start`: reserve the trailer and set the length.
     pub fn finish(buf: &mut Vec<u8>, start: usize) -> u64 {
         buf.resize(buf.len() + RECORD_TRAILER_SIZE, 0);
