@@ -413,3 +413,41 @@ impl TxScenario {
         Ok(started.elapsed())
     }
 }
+
+/// One whole `rdsinit` process creating a 30 MB log and a 1 GB segment with an RDS heap in a
+/// fresh directory: the wall time from spawn to exit, and the disk blocks of the data file.
+pub struct RdsinitRun {
+    pub elapsed: Duration,
+    pub data_disk_bytes: u64,
+    pub log_disk_bytes: u64,
+}
+
+/// Run `rdsinit --log-size 30M LOG DATA --data-len 1G --yes` once (non-interactive).
+pub fn rdsinit_whole_process(binary: &Path) -> Result<RdsinitRun> {
+    let dir = Scratch::new("rdsinit")?;
+    let (log, data) = (dir.join("log"), dir.join("data"));
+    let started = Instant::now();
+    let output = std::process::Command::new(binary)
+        .arg("--log-size")
+        .arg("30M")
+        .arg(&log)
+        .arg(&data)
+        .args(["--data-len", "1G", "--yes"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .with_context(|| format!("run {}", binary.display()))?;
+    let elapsed = started.elapsed();
+    ensure!(
+        output.status.success() && data.exists(),
+        "rdsinit failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(RdsinitRun {
+        elapsed,
+        data_disk_bytes: limits::disk_bytes(&data)?,
+        log_disk_bytes: limits::disk_bytes(&log)?,
+    })
+}
