@@ -1,5 +1,5 @@
-//! Placeholder: the rvmutl command is built in its own issue.
+//! `rvmutl`: see the library crate and `rvmutl --help`.
+
 fn main() -> std::process::ExitCode {
-    eprintln!("rvmutl: not built yet");
-    std::process::ExitCode::from(2)
+    rvmutl::cli::run(std::env::args_os().collect())
 }

@@ -304,6 +304,25 @@ impl Status {
                 format!("log format version {version}, this library reads {LOG_FORMAT_VERSION}"),
             ));
         }
+        let status = Self::decode_fields(buf, len, true)?;
+        status.validate_geometry()?;
+        Ok(status)
+    }
+
+    /// Decode a slot without checking its CRC, version or geometry: for inspectors that show
+    /// what a damaged slot holds. Only the magic must match. Never use the result to find
+    /// records: nothing in it is verified.
+    pub fn decode_unverified(buf: &[u8]) -> Option<Status> {
+        if buf.len() < ST_SEGMENTS || buf[ST_MAGIC..ST_MAGIC + 8] != STATUS_MAGIC {
+            return None;
+        }
+        let len = (get_u32(buf, ST_ENCODED_LEN) as usize).clamp(ST_SEGMENTS, buf.len());
+        Self::decode_fields(buf, len, false).ok()
+    }
+
+    /// The fields of a slot whose first `len` bytes are the encoded status. `strict` refuses
+    /// a malformed segment table; otherwise the table is cut at the first bad entry.
+    fn decode_fields(buf: &[u8], len: usize, strict: bool) -> Result<Status, DecodeError> {
         let mut counters = [0u64; STATUS_COUNTERS];
         for (i, c) in counters.iter_mut().enumerate() {
             *c = get_u64(buf, ST_COUNTERS + 8 * i);
@@ -311,16 +330,19 @@ impl Status {
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&buf[ST_LOG_UUID..ST_LOG_UUID + 16]);
         let count = get_u32(buf, ST_SEGMENT_COUNT) as usize;
-        if count > SEGMENTS_PER_LOG_MAX {
+        if count > SEGMENTS_PER_LOG_MAX && strict {
             return Err(DecodeError::new(
                 "segment_count",
                 format!("{count} exceeds the maximum {SEGMENTS_PER_LOG_MAX}"),
             ));
         }
-        let mut segments = Vec::with_capacity(count);
+        let mut segments = Vec::with_capacity(count.min(SEGMENTS_PER_LOG_MAX));
         let mut at = ST_SEGMENTS;
-        for _ in 0..count {
+        for _ in 0..count.min(SEGMENTS_PER_LOG_MAX) {
             if at + SEG_ENTRY_FIXED > len {
+                if !strict {
+                    break;
+                }
                 return Err(DecodeError::new(
                     "segment_table",
                     "entry runs past the encoded length",
@@ -331,6 +353,9 @@ impl Status {
             let length_bytes = get_u64(buf, at + 16);
             let plen = get_u32(buf, at + 24) as usize;
             if plen > PATH_HINT_BYTES_MAX || at + SEG_ENTRY_FIXED + plen > len {
+                if !strict {
+                    break;
+                }
                 return Err(DecodeError::new(
                     "segment_table",
                     "path hint length out of range",
@@ -365,7 +390,6 @@ impl Status {
             counters: Counters::from_array(&counters),
             segments,
         };
-        status.validate_geometry()?;
         Ok(status)
     }
 
@@ -895,6 +919,19 @@ mod tests {
                 "flip at byte {i} went unnoticed"
             );
         }
+    }
+
+    #[test]
+    fn unverified_decode_reads_a_damaged_slot() {
+        let s = sample_status();
+        let mut buf = s.encode();
+        buf[ST_HEAD_OFFSET] ^= 0x40;
+        assert!(Status::decode(&buf).is_err());
+        let d = Status::decode_unverified(&buf).unwrap();
+        assert_eq!(d.sequence, s.sequence);
+        assert_eq!(d.head_offset, s.head_offset ^ 0x40);
+        assert_eq!(d.segments, s.segments);
+        assert!(Status::decode_unverified(&[0u8; 300]).is_none());
     }
 
     #[test]

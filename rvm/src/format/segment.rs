@@ -123,6 +123,24 @@ impl SegmentHeader {
                 format!("{count} exceeds {REGIONS_MAX}"),
             ));
         }
+        let h = Self::decode_fields(buf, count);
+        h.validate()?;
+        Ok(h)
+    }
+
+    /// Decode without checking the CRC, version or layout rules: for inspectors that show what
+    /// a damaged header holds. Only the magic must match; the region count is capped at
+    /// [`REGIONS_MAX`]. Nothing in the result is verified.
+    pub fn decode_unverified(buf: &[u8]) -> Option<SegmentHeader> {
+        if buf.len() < SEGMENT_HEADER_SIZE as usize || buf[SH_MAGIC..SH_MAGIC + 8] != SEGMENT_MAGIC
+        {
+            return None;
+        }
+        let count = (get_u32(buf, SH_REGION_COUNT) as usize).min(REGIONS_MAX);
+        Some(Self::decode_fields(buf, count))
+    }
+
+    fn decode_fields(buf: &[u8], count: usize) -> SegmentHeader {
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&buf[SH_UUID..SH_UUID + 16]);
         let regions = (0..count)
@@ -135,14 +153,12 @@ impl SegmentHeader {
                 }
             })
             .collect();
-        let h = SegmentHeader {
+        SegmentHeader {
             uuid: Uuid(uuid),
             length_bytes: get_u64(buf, SH_LENGTH),
             created_unix_ms: get_u64(buf, SH_CREATED_MS),
             regions,
-        };
-        h.validate()?;
-        Ok(h)
+        }
     }
 
     /// The layout rules every segment obeys (also checked before one is created).
@@ -250,6 +266,18 @@ mod tests {
         let mut h = classic_1g();
         h.regions[0].offset = 0;
         assert!(h.validate().unwrap_err().detail.contains("header"));
+    }
+
+    #[test]
+    fn unverified_decode_reads_a_damaged_header() {
+        let h = classic_1g();
+        let mut buf = h.encode();
+        buf[SH_LENGTH] ^= 1;
+        assert!(SegmentHeader::decode(&buf).is_err());
+        let d = SegmentHeader::decode_unverified(&buf).unwrap();
+        assert_eq!(d.regions, h.regions);
+        assert_eq!(d.length_bytes, h.length_bytes ^ 1);
+        assert!(SegmentHeader::decode_unverified(&[0u8; 4096]).is_none());
     }
 
     #[test]

@@ -1,0 +1,927 @@
+//! The real binary, run with pipes: every non-interactive mode, every refusal (message, exit
+//! status, and not one byte changed on disk), the required layouts, and the generated help,
+//! man page and completions.
+
+mod support;
+
+use support::*;
+
+const CLASSIC_1G: [&str; 6] = [
+    "0x40000000",
+    "0x70000000",
+    "0x3fefd000",
+    "0x100000",
+    "0x50",
+    "0x20",
+];
+const SERVER_1G: [&str; 6] = [
+    "1073741824",
+    "0x50000000",
+    "1072627712",
+    "1048576",
+    "80",
+    "64",
+];
+const TINY: [&str; 6] = ["12288", "0x50000000", "4096", "4096", "16", "64"];
+
+fn args<'a>(head: &[&'a str], values: &[&'a str]) -> Vec<&'a str> {
+    head.iter().chain(values).copied().collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The required layouts.
+
+#[test]
+fn classic_1g_layout_with_chunk_32() {
+    let dir = TempDir::new("classic");
+    make_log(&dir.join("log"));
+    let run = rdsinit(&dir, &args(&["-f", "log", "data"], &CLASSIC_1G));
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("heap    0x1000        0x3fefd000 (1072680960)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("0x70000000..0xafefd000"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Heap check: ok"), "{}", run.stdout);
+    verify_segment(
+        &dir.join("log"),
+        &dir.join("data"),
+        Layout {
+            data_len: 0x4000_0000,
+            start_addr: 0x7000_0000,
+            heap_len: 0x3fef_d000,
+            static_len: 0x10_0000,
+            nlists: 0x50,
+            chunk_size: 0x20,
+        },
+    );
+    assert!(disk_usage(&dir.join("data")) < 1 << 20);
+}
+
+#[test]
+fn server_setup_script_layout() {
+    let dir = TempDir::new("server");
+    make_log(&dir.join("log"));
+    rdsinit(&dir, &args(&["-f", "log", "data"], &SERVER_1G)).assert_ok();
+    verify_segment(
+        &dir.join("log"),
+        &dir.join("data"),
+        Layout {
+            data_len: 1 << 30,
+            start_addr: 0x5000_0000,
+            heap_len: 1_072_627_712,
+            static_len: 1 << 20,
+            nlists: 80,
+            chunk_size: 64,
+        },
+    );
+}
+
+#[test]
+fn tiny_three_page_segment() {
+    let dir = TempDir::new("tiny");
+    make_log(&dir.join("log"));
+    let values = ["12288", "0x50000000", "4096", "4096", "80", "64"];
+    let run = rdsinit(&dir, &args(&["-f", "log", "data"], &values));
+    run.assert_ok();
+    // The statistics of the new heap: one free block of every whole chunk after the header.
+    assert!(run.stdout.contains("Heap statistics:"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("free_blocks              1"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("allocated_bytes          0"),
+        "{}",
+        run.stdout
+    );
+    verify_segment(
+        &dir.join("log"),
+        &dir.join("data"),
+        Layout {
+            data_len: 3 * 4096,
+            start_addr: 0x5000_0000,
+            heap_len: 4096,
+            static_len: 4096,
+            nlists: 80,
+            chunk_size: 64,
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The modern interface.
+
+#[test]
+fn one_command_creates_log_and_sparse_1g_segment() {
+    let dir = TempDir::new("modern");
+    let run = rdsinit(
+        &dir,
+        &[
+            "--log-size",
+            "30M",
+            "log",
+            "data",
+            "--data-len",
+            "1G",
+            "--yes",
+        ],
+    );
+    run.assert_ok();
+    // 30 MiB of records plus 64 KiB of status blocks, as `rvmutl init_log log 30M` makes.
+    assert_eq!(
+        std::fs::metadata(dir.join("log")).unwrap().len(),
+        (30 << 20) + (64 << 10)
+    );
+    let usage = disk_usage(&dir.join("data"));
+    assert!(usage < 1 << 20, "the data file uses {usage} bytes on disk");
+    verify_segment(
+        &dir.join("log"),
+        &dir.join("data"),
+        Layout {
+            data_len: 1 << 30,
+            start_addr: 0x5000_0000,
+            heap_len: (1 << 30) - (1 << 20) - 4096,
+            static_len: 1 << 20,
+            nlists: 80,
+            chunk_size: 64,
+        },
+    );
+}
+
+#[test]
+fn json_reports_every_parameter_region_and_file() {
+    let dir = TempDir::new("json");
+    let run = rdsinit(
+        &dir,
+        &[
+            "--json",
+            "--log-size",
+            "2M",
+            "log",
+            "data",
+            "--data-len",
+            "8M",
+            "--static-len",
+            "64K",
+            "--nlists",
+            "20",
+            "--chunk-size",
+            "128",
+            "-f",
+        ],
+    );
+    run.assert_ok();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    let heap_len = (8u64 << 20) - (64 << 10) - 4096;
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["dry_run"], false);
+    assert_eq!(v["mode"], "firm");
+    let p = &v["parameters"];
+    assert_eq!(p["data_len"], 8u64 << 20);
+    assert_eq!(p["start_addr"], 0x5000_0000u64);
+    assert_eq!(p["heap_len"], heap_len);
+    assert_eq!(p["static_len"], 64u64 << 10);
+    assert_eq!(p["nlists"], 20);
+    assert_eq!(p["chunk_size"], 128);
+    let regions = v["regions"].as_array().unwrap();
+    let names: Vec<&str> = regions
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["header", "heap", "static"]);
+    assert_eq!(regions[1]["offset"], 4096);
+    assert_eq!(regions[1]["address"], 0x5000_0000u64);
+    assert_eq!(regions[1]["end_address"], 0x5000_0000u64 + heap_len);
+    assert_eq!(regions[2]["offset"], 4096 + heap_len);
+    assert_eq!(regions[2]["address"], 0x5000_0000u64 + heap_len);
+    assert_eq!(regions[2]["length"], 64u64 << 10);
+    assert_eq!(v["log"]["path"], "log");
+    assert_eq!(v["log"]["size_bytes"], (2u64 << 20) + (64 << 10));
+    assert_eq!(v["log"]["action"], "created");
+    assert_eq!(v["data"]["path"], "data");
+    assert_eq!(v["data"]["length_bytes"], 8u64 << 20);
+    assert_eq!(v["data"]["fill"], "sparse");
+    assert!(v["data"]["disk_usage_bytes"].as_u64().unwrap() < 1 << 20);
+    let header = rvm::segment::read_header(&dir.join("data")).unwrap();
+    assert_eq!(v["segment_uuid"], header.uuid.to_string());
+    assert_eq!(v["heap"]["check"], "ok");
+}
+
+#[test]
+fn dry_run_validates_and_touches_nothing() {
+    let dir = TempDir::new("dry");
+    make_log(&dir.join("log"));
+    let before = snapshot(&dir);
+    let run = rdsinit(
+        &dir,
+        &args(&["--dry-run", "-f", "log", "data"], &CLASSIC_1G),
+    );
+    run.assert_ok();
+    assert!(run.stdout.contains("dry run"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("0x70000000..0xafefd000"),
+        "{}",
+        run.stdout
+    );
+    // Without -f a dry run asks nothing either.
+    let run = rdsinit(
+        &dir,
+        &[
+            "--dry-run",
+            "--json",
+            "--log-size",
+            "1M",
+            "newlog",
+            "data",
+            "--data-len",
+            "1G",
+        ],
+    );
+    run.assert_ok();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["log"]["action"], "created");
+    assert_eq!(v["parameters"]["heap_len"], (1u64 << 30) - (1 << 20) - 4096);
+    assert_eq!(snapshot(&dir), before);
+}
+
+#[test]
+fn confirmation_from_a_pipe() {
+    let dir = TempDir::new("confirm");
+    make_log(&dir.join("log"));
+    let before = snapshot(&dir);
+    for (answer, code) in [("q\n", 1), ("", 1), ("maybe\nq\n", 1)] {
+        let run = rdsinit_in(&dir.path, &args(&["log", "data"], &TINY), answer);
+        assert_eq!(run.code, code, "{answer:?}: {}", run.all());
+        assert!(run.stdout.contains("The following parameters are chosen:"));
+        assert!(run
+            .stdout
+            .contains("Do you agree with these parameters ? (y|n|q)"));
+        assert!(run
+            .stdout
+            .contains("rdsinit quit. No permanent change is made"));
+        assert_eq!(snapshot(&dir), before, "{answer:?}");
+    }
+    let run = rdsinit_in(&dir.path, &args(&["log", "data"], &TINY), "y\n");
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("   heap length:          0x1000 (4096)"),
+        "{}",
+        run.stdout
+    );
+    // The modern flags ask the same question.
+    let run = rdsinit_in(&dir.path, &["log", "data2", "--data-len", "2M"], "y\n");
+    run.assert_ok();
+    assert!(run.stdout.contains("Do you agree"));
+    assert!(dir.join("data2").exists());
+}
+
+#[test]
+fn force_overwrites_a_segment_with_unapplied_records() {
+    let dir = TempDir::new("force");
+    let (log, data) = (dir.join("log"), dir.join("data"));
+    make_log(&log);
+    make_segment(&data);
+    leave_unapplied_record(&log, &data);
+    let run = rdsinit(&dir, &args(&["-f", "--force", "log", "data"], &TINY));
+    run.assert_ok();
+    assert!(run.stderr.contains("unapplied"), "{}", run.stderr);
+    verify_segment(
+        &log,
+        &data,
+        Layout {
+            data_len: 3 * 4096,
+            start_addr: 0x5000_0000,
+            heap_len: 4096,
+            static_len: 4096,
+            nlists: 16,
+            chunk_size: 64,
+        },
+    );
+}
+
+#[test]
+fn force_reinitializes_an_empty_log() {
+    let dir = TempDir::new("reinit");
+    make_log(&dir.join("log"));
+    let run = rdsinit(
+        &dir,
+        &[
+            "--log-size",
+            "3M",
+            "--force",
+            "log",
+            "data",
+            "--data-len",
+            "2M",
+            "--yes",
+        ],
+    );
+    run.assert_ok();
+    assert!(run.stdout.contains("reinitialized"), "{}", run.stdout);
+    assert_eq!(
+        std::fs::metadata(dir.join("log")).unwrap().len(),
+        (3 << 20) + (64 << 10)
+    );
+}
+
+#[test]
+fn zero_and_fallocate_allocate_every_block() {
+    let dir = TempDir::new("zero");
+    make_log(&dir.join("log"));
+    for (flag, name) in [("--zero", "zeroed"), ("--fallocate", "allocated")] {
+        let run = rdsinit(
+            &dir,
+            &[
+                "log",
+                name,
+                "--data-len",
+                "1M",
+                "--static-len",
+                "64K",
+                flag,
+                "--yes",
+            ],
+        );
+        run.assert_ok();
+        // Not a terminal: no progress bar.
+        assert!(
+            !run.stderr.contains("rdsinit: allocating"),
+            "{}",
+            run.stderr
+        );
+        assert!(disk_usage(&dir.join(name)) >= 1 << 20, "{flag}");
+        verify_segment(
+            &dir.join("log"),
+            &dir.join(name),
+            Layout {
+                data_len: 1 << 20,
+                start_addr: 0x5000_0000,
+                heap_len: (1 << 20) - (64 << 10) - 4096,
+                static_len: 64 << 10,
+                nlists: 80,
+                chunk_size: 64,
+            },
+        );
+    }
+}
+
+#[test]
+fn round_flag_rounds_given_values_up() {
+    let dir = TempDir::new("round");
+    make_log(&dir.join("log"));
+    let run = rdsinit(
+        &dir,
+        &[
+            "log",
+            "data",
+            "--data-len",
+            "1M",
+            "--start-addr",
+            "0x50000010",
+            "--heap-len",
+            "5000",
+            "--static-len",
+            "5000",
+            "--chunk-size",
+            "33",
+            "--round",
+            "--yes",
+        ],
+    );
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("heap length 0x1388 (5000) rounded up to 0x2000 (8192)"),
+        "{}",
+        run.stdout
+    );
+    verify_segment(
+        &dir.join("log"),
+        &dir.join("data"),
+        Layout {
+            data_len: 1 << 20,
+            start_addr: 0x5000_1000,
+            heap_len: 8192,
+            static_len: 8192,
+            nlists: 80,
+            chunk_size: 40,
+        },
+    );
+}
+
+#[test]
+fn one_log_serves_several_segments() {
+    let dir = TempDir::new("several");
+    make_log(&dir.join("log"));
+    for name in ["a", "b", "c"] {
+        rdsinit(&dir, &["log", name, "--data-len", "2M", "--yes"]).assert_ok();
+    }
+    // Running again over an existing segment replaces it.
+    let run = rdsinit(&dir, &["log", "a", "--data-len", "4M", "--yes"]);
+    run.assert_ok();
+    assert!(run.stderr.contains("will be overwritten"), "{}", run.stderr);
+    assert_eq!(std::fs::metadata(dir.join("a")).unwrap().len(), 4 << 20);
+}
+
+#[test]
+fn occupied_range_is_a_warning() {
+    let dir = TempDir::new("occupied");
+    make_log(&dir.join("log"));
+    // The top of the user address space holds at least the stack of any process.
+    let run = rdsinit(
+        &dir,
+        &[
+            "--dry-run",
+            "log",
+            "data",
+            "--data-len",
+            "0x100000000000",
+            "--start-addr",
+            "0x700000000000",
+        ],
+    );
+    run.assert_ok();
+    assert!(
+        run.stderr.contains("already mapped in this process"),
+        "{}",
+        run.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refusals: each names the parameter or file and the rule, exits non-zero, changes nothing.
+
+#[derive(Clone, Copy, Debug)]
+enum Setup {
+    Empty,
+    Log,
+    LogAndSegment,
+    /// The log holds an unapplied record for the segment in `data`.
+    Pending,
+    /// `log` holds bytes that are not a log.
+    JunkLog,
+    /// `log` holds a segment.
+    SegmentAsLog,
+    /// `data` is a directory.
+    DataDirectory,
+    /// `data` is a hard link to `log`.
+    HardLink,
+    /// The log holds an unapplied record for a segment that has since disappeared.
+    PendingElsewhere,
+}
+
+fn prepare(dir: &TempDir, setup: Setup) {
+    let (log, data) = (dir.join("log"), dir.join("data"));
+    match setup {
+        Setup::Empty => {}
+        Setup::Log => make_log(&log),
+        Setup::LogAndSegment => {
+            make_log(&log);
+            make_segment(&data);
+        }
+        Setup::Pending => {
+            make_log(&log);
+            make_segment(&data);
+            leave_unapplied_record(&log, &data);
+        }
+        Setup::JunkLog => std::fs::write(&log, vec![0xab; 200_000]).unwrap(),
+        Setup::SegmentAsLog => make_segment(&log),
+        Setup::DataDirectory => {
+            make_log(&log);
+            std::fs::create_dir(&data).unwrap();
+        }
+        Setup::HardLink => {
+            make_log(&log);
+            std::fs::hard_link(&log, &data).unwrap();
+        }
+        Setup::PendingElsewhere => {
+            let other = dir.join("other");
+            make_log(&log);
+            make_segment(&other);
+            leave_unapplied_record(&log, &other);
+            std::fs::remove_file(&other).unwrap();
+        }
+    }
+}
+
+struct Refusal {
+    setup: Setup,
+    args: Vec<String>,
+    code: i32,
+    /// Every one of these appears in standard error.
+    expect: Vec<&'static str>,
+}
+
+fn firm(values: [&str; 6]) -> Vec<String> {
+    let mut v: Vec<String> = ["-f", "log", "data"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    v.extend(values.iter().map(|s| s.to_string()));
+    v
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_string).collect()
+}
+
+fn refusals() -> Vec<Refusal> {
+    let r = |setup, args: Vec<String>, code, expect: &[&'static str]| Refusal {
+        setup,
+        args,
+        code,
+        expect: expect.to_vec(),
+    };
+    let nlists_too_many = (rdsinit::heap::NLISTS_MAX + 1).to_string();
+    vec![
+        // The layout rules.
+        r(
+            Setup::Log,
+            firm(["1G", "0x50000000", "1G", "1M", "80", "64"]),
+            3,
+            &[
+                "heap length",
+                "--heap-len",
+                "do not fit",
+                "largest heap that fits is 0x3feff000",
+                "the heap length alone leaves no room for a static region",
+            ],
+        ),
+        r(
+            Setup::Log,
+            firm(["1G", "0x50000000", "0x3fefd001", "1M", "80", "64"]),
+            3,
+            &["--heap-len", "not a multiple of 4096"],
+        ),
+        r(
+            Setup::Log,
+            firm(["1G", "0x50000000", "1M", "1049576", "80", "64"]),
+            3,
+            &["--static-len", "not a multiple of 4096"],
+        ),
+        r(
+            Setup::Log,
+            firm(["1G", "0x50000010", "1M", "1M", "80", "64"]),
+            3,
+            &["--start-addr", "not a multiple of 4096"],
+        ),
+        r(
+            Setup::Log,
+            firm(["1G", "0x1000", "1M", "1M", "80", "64"]),
+            3,
+            &["--start-addr", "below the minimum 0x2000000"],
+        ),
+        r(
+            Setup::Log,
+            firm(["1G", "0x7fffd0000000", "0x3fefd000", "1M", "80", "64"]),
+            3,
+            &[
+                "--start-addr",
+                "address-space limit 0x7ffffffff000",
+                "highest start address",
+            ],
+        ),
+        r(
+            Setup::Log,
+            firm(["1G", "0x50000000", "1M", "1M", "80", "36"]),
+            3,
+            &["--chunk-size", "not a multiple of 8"],
+        ),
+        r(
+            Setup::Log,
+            firm(["1G", "0x50000000", "1M", "1M", "80", "24"]),
+            3,
+            &["--chunk-size", "below the minimum 0x20 (32)"],
+        ),
+        r(
+            Setup::Log,
+            firm(["1G", "0x50000000", "1M", "1M", "0", "64"]),
+            3,
+            &["--nlists", "below the minimum 0x1 (1)"],
+        ),
+        r(
+            Setup::Log,
+            firm(["1G", "0x50000000", "1M", "1M", &nlists_too_many, "64"]),
+            3,
+            &["--nlists", "above the maximum"],
+        ),
+        r(
+            Setup::Log,
+            firm(["12288", "0x50000000", "4096", "4096", "4096", "64"]),
+            3,
+            &[
+                "--heap-len",
+                "no room for a block after the",
+                "with 4096 lists",
+            ],
+        ),
+        r(
+            Setup::Log,
+            firm(["8K", "0x50000000", "4K", "4K", "80", "64"]),
+            3,
+            &["--data-len", "below the minimum 0x3000 (12288)"],
+        ),
+        r(
+            Setup::Log,
+            words("log data --data-len 12K --yes"),
+            3,
+            &["--data-len", "no room for a heap", "--static-len"],
+        ),
+        r(
+            Setup::Log,
+            words("log data --data-len 1M --heap-len 5000 --yes"),
+            3,
+            &["--heap-len", "not a multiple of 4096", "--round"],
+        ),
+        // The files.
+        r(
+            Setup::Log,
+            firm(["1G", "0x50000000", "1M", "1M", "80", "64"])
+                .into_iter()
+                .map(|a| if a == "data" { "./log".into() } else { a })
+                .collect(),
+            3,
+            &["same file"],
+        ),
+        r(
+            Setup::HardLink,
+            firm(["1G", "0x50000000", "1M", "1M", "80", "64"]),
+            3,
+            &["same file"],
+        ),
+        r(
+            Setup::Pending,
+            firm(TINY),
+            3,
+            &["DATA data holds segment", "unapplied record", "--force"],
+        ),
+        r(
+            Setup::Empty,
+            firm(TINY),
+            3,
+            &["LOG log does not exist", "rvmutl init_log", "--log-size"],
+        ),
+        r(
+            Setup::Log,
+            words("--log-size 1M log data --data-len 2M --yes"),
+            3,
+            &["already exists", "--force"],
+        ),
+        r(
+            Setup::Pending,
+            words("--log-size 1M --force log data --data-len 2M --yes"),
+            3,
+            &["unapplied record", "even with --force"],
+        ),
+        r(Setup::JunkLog, firm(TINY), 3, &["not a usable rvm log"]),
+        r(
+            Setup::PendingElsewhere,
+            firm(TINY),
+            3,
+            &["unapplied record(s) for segment", "other", "is not there"],
+        ),
+        r(
+            Setup::SegmentAsLog,
+            words("--log-size 1M --force log data --data-len 2M --yes"),
+            3,
+            &["holds an rvm data segment, not a log"],
+        ),
+        r(
+            Setup::Empty,
+            words("--log-size 32K log data --data-len 2M --yes"),
+            3,
+            &[
+                "--log-size",
+                "record area 0x8000 (32768) must be between 0x10000 (65536)",
+            ],
+        ),
+        r(
+            Setup::DataDirectory,
+            firm(TINY),
+            3,
+            &["DATA data is a directory"],
+        ),
+        r(
+            Setup::Log,
+            words("-f log missing/data 12288 0x50000000 4096 4096 16 64"),
+            3,
+            &["directory missing does not exist"],
+        ),
+        // The command line.
+        r(
+            Setup::Log,
+            words("log data 1G 0x50000000 1M 1M"),
+            2,
+            &["missing NLISTS CHUNK"],
+        ),
+        r(
+            Setup::Log,
+            words("log data 1G 0x50000000 1M 1M 80 64 --nlists 8"),
+            2,
+            &["cannot be mixed"],
+        ),
+        r(
+            Setup::Log,
+            words("log data --heap-len 1M"),
+            2,
+            &["--data-len is required"],
+        ),
+        r(
+            Setup::Log,
+            words("-f log data 1G 0x5000000z 1M 1M 80 64"),
+            2,
+            &["SADDR", "not a number", "hexadecimal"],
+        ),
+        r(
+            Setup::Log,
+            words("-f log data 1G 0x50000000 1M 1M 80 64 9"),
+            2,
+            &["unexpected"],
+        ),
+        r(Setup::Log, words("-x log data"), 2, &["-x"]),
+        r(Setup::Log, words("--round log data"), 2, &["--round"]),
+        r(
+            Setup::Log,
+            words("--zero --fallocate log data --data-len 1M"),
+            2,
+            &["--fallocate"],
+        ),
+        r(Setup::Log, words("log"), 2, &["DATA"]),
+    ]
+}
+
+#[test]
+fn every_refusal_names_the_rule_and_changes_nothing() {
+    let cases = refusals();
+    let mut failures = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let dir = TempDir::new(&format!("refusal{i}"));
+        prepare(&dir, case.setup);
+        let before = snapshot(&dir);
+        let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
+        let run = rdsinit(&dir, &args);
+        let mut problems = Vec::new();
+        if run.code != case.code {
+            problems.push(format!("exit status {} (expected {})", run.code, case.code));
+        }
+        for text in &case.expect {
+            if !run.stderr.contains(text) {
+                problems.push(format!("missing {text:?}"));
+            }
+        }
+        if snapshot(&dir) != before {
+            problems.push("files changed".to_string());
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "case {i} {:?} {:?}: {}\n  stderr: {}",
+                case.setup,
+                case.args,
+                problems.join(", "),
+                run.stderr.trim()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn json_refusal_is_machine_readable() {
+    let dir = TempDir::new("jsonerr");
+    make_log(&dir.join("log"));
+    let run = rdsinit(
+        &dir,
+        &["--json", "log", "data", "--data-len", "12K", "--yes"],
+    );
+    assert_eq!(run.code, 3);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect(&run.stdout);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["exit_code"], 3);
+    assert!(v["error"].as_str().unwrap().contains("--data-len"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Help, man page, completions, pipes.
+
+#[test]
+fn help_explains_every_parameter_and_the_exit_codes() {
+    let dir = TempDir::new("help");
+    let run = rdsinit(&dir, &["--help"]);
+    run.assert_ok();
+    let help = run.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    for field in rdsinit::Field::ALL {
+        assert!(help.contains(field.flag()), "{}", field.flag());
+        assert!(help.contains(field.classic()), "{}", field.classic());
+        // The explanation the dialogue shows, word for word.
+        let explanation = field.explanation();
+        let start: String = explanation
+            .split_whitespace()
+            .take(8)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(help.contains(&start), "{start}");
+    }
+    for text in [
+        "--log-size",
+        "--force",
+        "--yes",
+        "--dry-run",
+        "--json",
+        "--zero",
+        "--fallocate",
+        "--round",
+        "Exit status",
+        "0 the segment was initialized",
+        "1 quit",
+        "2 the command line",
+        "3 a check refused",
+        "4 writing",
+    ] {
+        assert!(help.contains(text), "{text}");
+    }
+    let short = rdsinit(&dir, &["-h"]);
+    short.assert_ok();
+    assert!(short.stdout.contains("Exit status"));
+    assert!(rdsinit(&dir, &["--version"])
+        .assert_ok()
+        .stdout
+        .contains("rdsinit"));
+}
+
+#[test]
+fn man_page_and_completions_come_from_the_same_definitions() {
+    let dir = TempDir::new("man");
+    let man = rdsinit(&dir, &["--generate-man"]);
+    man.assert_ok();
+    assert!(man.stdout.contains(".TH rdsinit"), "{}", man.stdout);
+    assert!(man.stdout.contains("data\\-len"), "{}", man.stdout);
+    assert!(man.stdout.contains("Exit status"), "{}", man.stdout);
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let run = rdsinit(&dir, &["--generate-completions", shell]);
+        run.assert_ok();
+        assert!(run.stdout.contains("data-len"), "{shell}");
+        assert!(run.stdout.contains("log-size"), "{shell}");
+    }
+}
+
+#[test]
+fn broken_pipe_is_not_an_error() {
+    let dir = TempDir::new("pipe");
+    make_log(&dir.join("log"));
+    let spawning = spawning();
+    let mut child = std::process::Command::new(BIN)
+        .args(["--dry-run", "log", "data", "--data-len", "1G"])
+        .current_dir(&dir.path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(spawning);
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn files_in_use_are_refused() {
+    let dir = TempDir::new("inuse");
+    prepare(&dir, Setup::LogAndSegment);
+    let before = snapshot(&dir);
+    for (what, name) in [("LOG", "log"), ("DATA", "data")] {
+        // Held here the way a running server holds them (an exclusive flock). Only this test's
+        // files are open, so the guard against inherited descriptors is not needed.
+        let held =
+            rvm::device::FileDevice::open(&dir.join(name), rvm::device::Access::ReadWrite).unwrap();
+        let run = rdsinit(&dir, &args(&["-f", "log", "data"], &TINY));
+        drop(held);
+        assert_eq!(run.code, 3, "{}", run.all());
+        assert!(
+            run.stderr
+                .contains(&format!("{what} {name} is in use by another process")),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(snapshot(&dir), before);
+    }
+}

@@ -1,0 +1,423 @@
+//! The full consistency checker and the inspector. Both work on a byte image of the heap
+//! region plus the address it is mapped at, so tools can run them on a segment file without
+//! mapping it; the mapped heap runs the same code over its memory.
+
+use crate::format::heap::{
+    BlockState, HeapCounters, HeapGeometry, FREE_NEXT_OFFSET, FREE_PREV_OFFSET,
+};
+use crate::rds::reader::{read_header, Reader};
+use crate::rds::view::View;
+use crate::rds::Error;
+
+/// Problems listed in one report; further ones are only counted, so a badly damaged heap
+/// does not produce an unbounded report.
+pub const PROBLEMS_REPORTED_MAX: usize = 1000;
+
+/// What kind of damage a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The heap header is missing, of another version, or inconsistent.
+    Header,
+    /// A block's head or foot tag is damaged, or the two disagree.
+    Tag,
+    /// A list link (head, prev or next) is wrong.
+    Link,
+    /// A free block is on the wrong list, on two lists, or on none.
+    List,
+    /// The header's byte counters disagree with the blocks.
+    Accounting,
+}
+
+/// One problem found by the checker, with the address where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub address: u64,
+    pub kind: ProblemKind,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#x}: {:?}: {}", self.address, self.kind, self.detail)
+    }
+}
+
+/// The result of a full check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    pub problems: Vec<Problem>,
+    /// Problems found beyond [`PROBLEMS_REPORTED_MAX`].
+    pub problems_omitted: u64,
+    /// Whether the block walk reached the end of the heap (it stops at a damaged tag).
+    pub walk_complete: bool,
+    pub blocks: u64,
+    pub free_blocks: u64,
+    pub allocated_blocks: u64,
+    pub free_bytes: u64,
+    pub allocated_bytes: u64,
+    /// Pairs of neighbouring free blocks. Free merges with both neighbours, so only
+    /// [`Heap::prealloc`](crate::rds::Heap::prealloc) creates them; not a problem.
+    pub adjacent_free_pairs: u64,
+}
+
+impl CheckReport {
+    /// True when no problem was found.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty() && self.problems_omitted == 0
+    }
+
+    pub(crate) fn unreadable(address: u64, detail: String) -> CheckReport {
+        let mut r = CheckReport::default();
+        r.add(address, ProblemKind::Header, detail);
+        r
+    }
+
+    fn add(&mut self, address: u64, kind: ProblemKind, detail: impl Into<String>) {
+        if self.problems.len() < PROBLEMS_REPORTED_MAX {
+            self.problems.push(Problem {
+                address,
+                kind,
+                detail: detail.into(),
+            });
+        } else {
+            self.problems_omitted += 1;
+        }
+    }
+}
+
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} blocks ({} free, {} bytes; {} allocated, {} bytes){}",
+            self.blocks,
+            self.free_blocks,
+            self.free_bytes,
+            self.allocated_blocks,
+            self.allocated_bytes,
+            if self.walk_complete {
+                ""
+            } else {
+                "; walk stopped at damage"
+            }
+        )?;
+        for p in &self.problems {
+            writeln!(f, "{p}")?;
+        }
+        if self.problems_omitted > 0 {
+            writeln!(f, "... and {} more problems", self.problems_omitted)?;
+        }
+        Ok(())
+    }
+}
+
+/// Blocks and bytes on one free list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListInfo {
+    /// The list's number (1-based; the last one holds every larger block).
+    pub list: u64,
+    pub blocks: u64,
+    pub bytes: u64,
+}
+
+/// One block, as found by walking the heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Address of the block (its head tag).
+    pub address: u64,
+    pub chunks: u64,
+    /// Block length in bytes, tags included.
+    pub bytes: u64,
+    pub state: BlockState,
+}
+
+impl BlockInfo {
+    /// The address `malloc` returned for this block.
+    pub fn data_address(&self) -> u64 {
+        self.address + crate::format::heap::USER_DATA_OFFSET
+    }
+}
+
+/// What [`inspect_image`] finds in a heap image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeapImageInfo {
+    pub address: u64,
+    pub version: u64,
+    pub geometry: HeapGeometry,
+    /// The counters as stored in the header.
+    pub counters: HeapCounters,
+    /// Per-list histogram from walking the lists (list 1 first).
+    pub lists: Vec<ListInfo>,
+    /// The largest free block found by the block walk, in bytes (tags included).
+    pub largest_free_block: u64,
+    /// The largest allocation it could satisfy.
+    pub largest_allocation: u64,
+    /// 1 - largest free block / free bytes (0 when nothing is free).
+    pub fragmentation: f64,
+    /// The full check of the image (block counts and bytes, and any damage).
+    pub check: CheckReport,
+}
+
+/// External fragmentation: the share of free bytes outside the largest free block.
+pub fn fragmentation(largest_free_block: u64, free_bytes: u64) -> f64 {
+    if free_bytes == 0 {
+        0.0
+    } else {
+        1.0 - largest_free_block.min(free_bytes) as f64 / free_bytes as f64
+    }
+}
+
+/// Check a byte image of a heap region mapped at `heap_address` (see [`CheckReport`]).
+pub fn check_image(heap_region: &[u8], heap_address: u64) -> CheckReport {
+    check_view(View::of_image(heap_region, heap_address))
+}
+
+/// Decode a heap image: header fields, counters, per-list histogram, largest free block,
+/// fragmentation, and the full check. Fails only if there is no readable header.
+pub fn inspect_image(heap_region: &[u8], heap_address: u64) -> Result<HeapImageInfo, Error> {
+    inspect_view(View::of_image(heap_region, heap_address))
+}
+
+/// Every block of a heap image, in address order; stops with an error at damage.
+pub fn blocks_image(heap_region: &[u8], heap_address: u64) -> Result<Vec<BlockInfo>, Error> {
+    blocks_view(View::of_image(heap_region, heap_address))
+}
+
+pub(crate) fn blocks_view(view: View<'_>) -> Result<Vec<BlockInfo>, Error> {
+    let header = read_header(&view)?;
+    let r = Reader::new(view, header.geometry);
+    let mut out = Vec::new();
+    let mut at = r.start;
+    while at < r.end {
+        let b = r.block_at(at)?;
+        let bytes = b.chunks * r.chunk();
+        out.push(BlockInfo {
+            address: at,
+            chunks: b.chunks,
+            bytes,
+            state: b.state,
+        });
+        at += bytes;
+    }
+    Ok(out)
+}
+
+struct Scan {
+    report: CheckReport,
+    lists: Vec<ListInfo>,
+    largest_free_chunks: u64,
+}
+
+fn bit(bits: &[u64], i: u64) -> bool {
+    bits.get((i / 64) as usize)
+        .is_some_and(|w| w >> (i % 64) & 1 == 1)
+}
+
+fn set_bit(bits: &mut [u64], i: u64) {
+    if let Some(w) = bits.get_mut((i / 64) as usize) {
+        *w |= 1 << (i % 64);
+    }
+}
+
+fn scan(r: &Reader<'_>, counters: &HeapCounters) -> Scan {
+    let g = r.geometry;
+    let ch = g.chunk_size;
+    let mut rep = CheckReport::default();
+    let mut lists = Vec::with_capacity(g.nlists as usize);
+    let mut largest = 0;
+    // One bit per chunk: set where a free block starts (from the block walk), and where a
+    // block was met on a list walk.
+    let words = g.chunk_count.div_ceil(64) as usize;
+    let mut free_starts = vec![0u64; words];
+    let mut on_list = vec![0u64; words];
+    let index = |address: u64| (address - r.start) / ch;
+
+    // 1. Walk every block by its size.
+    let mut at = r.start;
+    let mut previous_free = false;
+    while at < r.end {
+        match r.block_at(at) {
+            Ok(b) => {
+                let bytes = b.chunks * ch;
+                rep.blocks += 1;
+                match b.state {
+                    BlockState::Free => {
+                        rep.free_blocks += 1;
+                        rep.free_bytes += bytes;
+                        set_bit(&mut free_starts, index(at));
+                        largest = largest.max(b.chunks);
+                        if previous_free {
+                            rep.adjacent_free_pairs += 1;
+                        }
+                    }
+                    BlockState::Allocated => {
+                        rep.allocated_blocks += 1;
+                        rep.allocated_bytes += bytes;
+                    }
+                }
+                previous_free = b.state == BlockState::Free;
+                at += bytes;
+            }
+            Err(e) => {
+                rep.add(at, ProblemKind::Tag, e.to_string());
+                break;
+            }
+        }
+    }
+    rep.walk_complete = at >= r.end;
+    let walked_to = at;
+
+    // 2. Walk every list: each entry must be a free block of the list's size class, with a
+    // prev link naming the entry before it, and on no other list.
+    for list in 1..=g.nlists {
+        let mut info = ListInfo {
+            list,
+            ..ListInfo::default()
+        };
+        let mut prev = 0u64;
+        let mut cur = match r.list_head(list) {
+            Ok(h) => h,
+            Err(e) => {
+                rep.add(r.list_address(list), ProblemKind::Header, e.to_string());
+                lists.push(info);
+                continue;
+            }
+        };
+        while cur != 0 {
+            let is_free_block = r.on_chunk_boundary(cur)
+                && if cur < walked_to {
+                    bit(&free_starts, index(cur))
+                } else {
+                    // Past the damage that stopped the block walk: judge by the tags alone.
+                    r.block_at(cur).is_ok_and(|b| b.state == BlockState::Free)
+                };
+            let from = if prev == 0 {
+                format!("the head of list {list}")
+            } else {
+                format!("{prev:#x}")
+            };
+            if !is_free_block {
+                rep.add(
+                    cur,
+                    ProblemKind::Link,
+                    format!("{from} links to {cur:#x}, which is not a free block"),
+                );
+                break;
+            }
+            if bit(&on_list, index(cur)) {
+                rep.add(
+                    cur,
+                    ProblemKind::List,
+                    format!("reached again from {from} (a cycle, or on two lists)"),
+                );
+                break;
+            }
+            set_bit(&mut on_list, index(cur));
+            let chunks = r.block_at(cur).map(|b| b.chunks).unwrap_or(0);
+            if g.list_for(chunks) != list {
+                rep.add(
+                    cur,
+                    ProblemKind::List,
+                    format!(
+                        "free block of {chunks} chunks is on list {list}, it belongs on list {}",
+                        g.list_for(chunks)
+                    ),
+                );
+            }
+            info.blocks += 1;
+            info.bytes += chunks * ch;
+            largest = largest.max(chunks);
+            match r.word(cur + FREE_PREV_OFFSET) {
+                Ok(p) if p == prev => {}
+                Ok(p) => rep.add(
+                    cur,
+                    ProblemKind::Link,
+                    format!("prev link is {p:#x}, expected {prev:#x}"),
+                ),
+                Err(e) => rep.add(cur, ProblemKind::Link, e.to_string()),
+            }
+            prev = cur;
+            cur = match r.word(cur + FREE_NEXT_OFFSET) {
+                Ok(n) => n,
+                Err(e) => {
+                    rep.add(cur, ProblemKind::Link, e.to_string());
+                    break;
+                }
+            };
+        }
+        lists.push(info);
+    }
+
+    // 3. Every free block the walk found must be on a list.
+    for (w, (free, listed)) in free_starts.iter().zip(&on_list).enumerate() {
+        let mut lost = free & !listed;
+        while lost != 0 {
+            let i = w as u64 * 64 + lost.trailing_zeros() as u64;
+            lost &= lost - 1;
+            let address = r.start + i * ch;
+            let chunks = r.block_at(address).map(|b| b.chunks).unwrap_or(0);
+            rep.add(
+                address,
+                ProblemKind::List,
+                format!("free block of {chunks} chunks is on no list (lost)"),
+            );
+        }
+    }
+
+    // 4. The header's byte accounting must match the blocks.
+    if rep.walk_complete {
+        if counters.free_bytes != rep.free_bytes {
+            rep.add(
+                r.base,
+                ProblemKind::Accounting,
+                format!(
+                    "header counts {} free bytes, the blocks hold {}",
+                    counters.free_bytes, rep.free_bytes
+                ),
+            );
+        }
+        if counters.allocated_bytes != rep.allocated_bytes {
+            rep.add(
+                r.base,
+                ProblemKind::Accounting,
+                format!(
+                    "header counts {} allocated bytes, the blocks hold {}",
+                    counters.allocated_bytes, rep.allocated_bytes
+                ),
+            );
+        }
+    }
+    Scan {
+        report: rep,
+        lists,
+        largest_free_chunks: largest,
+    }
+}
+
+pub(crate) fn check_view(view: View<'_>) -> CheckReport {
+    let header = match read_header(&view) {
+        Ok(h) => h,
+        Err(e) => return CheckReport::unreadable(view.address(), e.to_string()),
+    };
+    let r = Reader::new(view, header.geometry);
+    scan(&r, &header.counters).report
+}
+
+pub(crate) fn inspect_view(view: View<'_>) -> Result<HeapImageInfo, Error> {
+    let header = read_header(&view)?;
+    let g = header.geometry;
+    let r = Reader::new(view, g);
+    let s = scan(&r, &header.counters);
+    let largest_free_block = s.largest_free_chunks * g.chunk_size;
+    Ok(HeapImageInfo {
+        address: view.address(),
+        version: header.version,
+        geometry: g,
+        counters: header.counters,
+        lists: s.lists,
+        largest_free_block,
+        largest_allocation: g.usable_bytes(s.largest_free_chunks),
+        fragmentation: fragmentation(largest_free_block, s.report.free_bytes),
+        check: s.report,
+    })
+}

@@ -1,0 +1,109 @@
+//! The heap's error type. [`Error::code_name`] gives the classic RDS code (`ENO_ROOM`,
+//! `EFREED_TWICE`, ...) for users who know them.
+
+/// Why a heap operation was refused. A refused operation has changed nothing in the heap,
+/// except where a variant says otherwise.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The underlying RVM call failed.
+    #[error(transparent)]
+    Rvm(#[from] crate::Error),
+
+    /// No free block is large enough.
+    #[error(
+        "no room: asked for {requested} bytes, the largest allocation that would succeed now \
+         is {largest_free} bytes"
+    )]
+    NoRoom { requested: u64, largest_free: u64 },
+
+    /// The block at this address is already free.
+    #[error("block at {address:#x} is already free (double free)")]
+    DoubleFree { address: u64 },
+
+    /// The address is not one `malloc` returned from this heap.
+    #[error("{address:#x} was not allocated from this heap: {reason}")]
+    NotFromHeap { address: u64, reason: String },
+
+    /// A block tag, list link or header field is damaged; nothing was followed past it.
+    #[error("heap corrupted at {address:#x}: {detail}")]
+    Corrupt { address: u64, detail: String },
+
+    /// The heap was written by another version of this library.
+    #[error("heap at {address:#x} has format version {found}, this library reads {expected}")]
+    VersionSkew {
+        address: u64,
+        found: u64,
+        expected: u64,
+    },
+
+    /// The region holds no heap (never initialised, or not an RDS segment).
+    #[error("no RDS heap at {address:#x}: {reason}")]
+    NoHeap { address: u64, reason: String },
+
+    /// The segment is not laid out as a heap segment (two regions, static right after heap,
+    /// mapped at the recorded addresses).
+    #[error("{path}: not usable as a heap segment: {reason}")]
+    BadSegment { path: String, reason: String },
+
+    /// A layout parameter is out of range; the message names it and the rule.
+    #[error("invalid heap layout: {parameter}: {rule}")]
+    BadLayout {
+        parameter: &'static str,
+        rule: String,
+    },
+
+    /// Another argument is out of range; the message names it and the rule.
+    #[error("invalid {parameter}: {rule}")]
+    InvalidArgument {
+        parameter: &'static str,
+        rule: String,
+    },
+
+    /// This thread already holds the heap in another open transaction; waiting for it would
+    /// never end. Finish that transaction first.
+    #[error(
+        "the heap is held by transaction {holder} of this thread; end or abort it before using \
+         the heap in transaction {requester}"
+    )]
+    Busy { holder: u64, requester: u64 },
+}
+
+impl Error {
+    /// The classic RDS error name closest to this error (RVM errors keep their RVM name).
+    pub fn code_name(&self) -> &'static str {
+        match self {
+            Error::Rvm(e) => e.code_name(),
+            Error::NoRoom { .. } => "ENO_ROOM",
+            Error::DoubleFree { .. } => "EFREED_TWICE",
+            Error::NotFromHeap { .. } => "EBAD_ARGS",
+            Error::Corrupt { .. } => "ECORRUPT",
+            Error::VersionSkew { .. } => "EHEAP_VERSION_SKEW",
+            Error::NoHeap { .. } => "EHEAP_INIT",
+            Error::BadSegment { .. } => "EBAD_SEGMENT_HDR",
+            Error::BadLayout { .. } | Error::InvalidArgument { .. } | Error::Busy { .. } => {
+                "EBAD_ARGS"
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_sizes_and_addresses() {
+        let e = Error::NoRoom {
+            requested: 5000,
+            largest_free: 4000,
+        };
+        assert!(e.to_string().contains("5000") && e.to_string().contains("4000"));
+        assert_eq!(e.code_name(), "ENO_ROOM");
+        let e = Error::DoubleFree { address: 0x1234 };
+        assert!(e.to_string().contains("0x1234"));
+        assert_eq!(e.code_name(), "EFREED_TWICE");
+        let e = Error::from(crate::Error::TooBig { size: 1, max: 0 });
+        assert_eq!(e.code_name(), "RVM_ETOO_BIG");
+    }
+}

@@ -1,0 +1,1292 @@
+//! The heap handle: the locking rule, malloc, free, prealloc, intention lists, statistics.
+//!
+//! # The locking rule (spec K11)
+//!
+//! A transaction that changes the heap *owns* it until that transaction commits or aborts:
+//! the first heap call made with a transaction takes the heap's lock and attaches the lock to
+//! the transaction ([`Transaction::attach`]), which releases it only after the commit has
+//! captured the new values or the abort has put the old ones back. Other threads' heap calls
+//! wait meanwhile, so no transaction ever allocates from, or frees into, heap state that an
+//! abort could still take back. A heap call from the owning thread with a *different* open
+//! transaction would wait for itself forever, so it is refused with [`Error::Busy`].
+//! Read-only calls ([`Heap::check`], [`Heap::statistics`], [`Heap::maxblock`]) also wait for
+//! other threads' heap transactions, and see the calling thread's own uncommitted changes.
+//!
+//! Heap changes are refused in [`BeginMode::NoRestore`] transactions: without saved old values
+//! an abort would leave half-logged metadata behind in memory.
+//!
+//! Because of this rule, freeing directly in the caller's transaction is safe here, unlike in
+//! Coda; intention lists ([`Heap::fake_free`], [`Heap::do_free`]) are still provided for code
+//! that wants to free only once its main transaction has committed.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLockReadGuard, Weak};
+use std::thread::ThreadId;
+
+use crate::format::heap::{
+    header_length, list_offset, BlockState, HeapCounters, HeapGeometry, HeapHeader, Tag, TagEnd,
+    COUNTERS_OFFSET, COUNTERS_SIZE, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, TAG_SIZE, USER_DATA_OFFSET,
+};
+use crate::rds::check::{self, BlockInfo, CheckReport, HeapImageInfo, ListInfo};
+use crate::rds::reader::{corrupt, read_header, FreeBlock, Reader};
+use crate::rds::view::View;
+use crate::rds::Error;
+use crate::segment::Segment;
+use crate::tx::{BeginMode, Transaction};
+
+/// A recoverable heap in the first region of a mapped heap segment. Cheap to clone; every
+/// clone (and every [`Heap::load`] of the same mapped segment) shares one lock. `Send + Sync`.
+#[derive(Clone)]
+pub struct Heap {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Heap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Heap")
+            .field("address", &format_args!("{:#x}", self.shared.base))
+            .field("length", &self.shared.length)
+            .finish()
+    }
+}
+
+pub(crate) struct Shared {
+    segment: Segment,
+    /// Address and length of the heap region.
+    base: u64,
+    length: u64,
+    static_address: usize,
+    static_length: usize,
+    state: Mutex<State>,
+    released: Condvar,
+}
+
+#[derive(Clone, Copy)]
+struct Owner {
+    transaction: u64,
+    thread: ThreadId,
+}
+
+/// Volatile state, protected by `Shared::state`.
+struct State {
+    owner: Option<Owner>,
+    /// `geometry` and `nonempty` describe memory as of `expected_generation`. Cleared when a
+    /// transaction ends with the heap's generation not where the heap left it (an abort put
+    /// old values back) and after any failed call; rebuilt lazily from the header's list heads,
+    /// which costs O(nlists), whatever the heap's size.
+    valid: bool,
+    geometry: Option<HeapGeometry>,
+    /// Bit `i` set when list `i` is non-empty.
+    nonempty: Vec<u64>,
+    /// The blocks of the large list by size, so a fit is found without walking the list.
+    large: LargeIndex,
+    expected_generation: u64,
+    /// The header's fixed words (magic .. chunk count) when it was last validated; compared
+    /// at every call, so a header changed behind the heap's back is validated again.
+    header_words: [u64; HEADER_WORDS],
+    /// The transaction whose `set_range` already covers the counters (0: none). Later calls
+    /// in the same transaction store into them without declaring them again: the range's old
+    /// value is saved once, and commit captures whatever the range holds then.
+    counters_declared_in: u64,
+}
+
+/// Attached to the owning transaction; releases the heap when the transaction is over.
+struct HeapGuard {
+    shared: Arc<Shared>,
+}
+
+impl Drop for HeapGuard {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        let mut st = lock(&shared.state);
+        st.owner = None;
+        st.counters_declared_in = 0;
+        let mapped = shared.mapped_flag();
+        let current = *mapped && {
+            // SAFETY: the region stays mapped while the mapped flag is held.
+            let view = unsafe { View::of_mapped(shared.base, shared.length) };
+            view.word(shared.base + COUNTERS_OFFSET) == Some(st.expected_generation)
+        };
+        if !current {
+            st.valid = false;
+        }
+        drop(mapped);
+        drop(st);
+        shared.released.notify_all();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn mapped_flag(&self) -> RwLockReadGuard<'_, bool> {
+        self.segment
+            .inner
+            .mapped
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Heaps loaded in this process, so that two loads of one mapped segment share a lock.
+static REGISTRY: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+struct Plan {
+    base: u64,
+    length: u64,
+    static_address: usize,
+    static_length: usize,
+}
+
+fn check_segment(segment: &Segment) -> Result<Plan, Error> {
+    let bad = |reason: String| Error::BadSegment {
+        path: segment.path().to_string(),
+        reason,
+    };
+    let regions = &segment.header().regions;
+    if regions.len() != 2 {
+        return Err(bad(format!(
+            "it has {} regions; a heap segment has two (the heap, then the static region)",
+            regions.len()
+        )));
+    }
+    let (heap, statics) = (regions[0], regions[1]);
+    if heap.address == 0 {
+        return Err(bad("the heap region has no fixed address".into()));
+    }
+    if statics.address != heap.end_address() {
+        return Err(bad(format!(
+            "the static region is at {:#x}, not right after the heap (at {:#x})",
+            statics.address,
+            heap.end_address()
+        )));
+    }
+    let mapped = segment.regions();
+    if mapped.len() != 2
+        || mapped[0].address as u64 != heap.address
+        || mapped[1].address as u64 != statics.address
+    {
+        return Err(bad(format!(
+            "the heap is mapped at {:#x} but the pointers inside it need {:#x}: map the \
+             segment at its recorded addresses (MapOptions::default())",
+            mapped.first().map_or(0, |m| m.address),
+            heap.address
+        )));
+    }
+    Ok(Plan {
+        base: heap.address,
+        length: heap.length,
+        static_address: statics.address as usize,
+        static_length: statics.length as usize,
+    })
+}
+
+fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
+    let mut registry = lock(&REGISTRY);
+    registry.retain(|w| w.strong_count() > 0);
+    for w in registry.iter() {
+        if let Some(s) = w.upgrade() {
+            if Arc::ptr_eq(&s.segment.inner, &segment.inner) {
+                return s;
+            }
+        }
+    }
+    let shared = Arc::new(Shared {
+        segment: segment.clone(),
+        base: plan.base,
+        length: plan.length,
+        static_address: plan.static_address,
+        static_length: plan.static_length,
+        state: Mutex::new(State {
+            owner: None,
+            valid: false,
+            geometry: None,
+            nonempty: Vec::new(),
+            large: LargeIndex::default(),
+            expected_generation: 0,
+            header_words: [0; HEADER_WORDS],
+            counters_declared_in: 0,
+        }),
+        released: Condvar::new(),
+    });
+    registry.push(Arc::downgrade(&shared));
+    shared
+}
+
+/// Addresses to free once the transaction that stopped using them has committed
+/// (Coda's `intentionList_t`). See [`Heap::fake_free`].
+#[derive(Debug, Default, Clone)]
+pub struct IntentionList {
+    addresses: Vec<usize>,
+    members: HashSet<usize>,
+}
+
+impl IntentionList {
+    pub fn new() -> IntentionList {
+        IntentionList::default()
+    }
+    pub fn len(&self) -> usize {
+        self.addresses.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty()
+    }
+    /// The recorded addresses, in the order they were recorded.
+    pub fn addresses(&self) -> &[usize] {
+        &self.addresses
+    }
+    /// Forget every recorded address (what Coda does on abort).
+    pub fn clear(&mut self) {
+        self.addresses.clear();
+        self.members.clear();
+    }
+}
+
+/// Counters and list shape of a heap (see [`Heap::statistics`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HeapStatistics {
+    pub heap_length: u64,
+    pub chunk_size: u64,
+    pub nlists: u64,
+    /// Bytes available to blocks (whole chunks after the header).
+    pub capacity_bytes: u64,
+    /// Bytes in free blocks (tags included).
+    pub free_bytes: u64,
+    /// Bytes in allocated blocks (tags included).
+    pub allocated_bytes: u64,
+    pub malloc_count: u64,
+    pub free_count: u64,
+    pub prealloc_count: u64,
+    /// Merges of a freed block with a free neighbour.
+    pub coalesce_count: u64,
+    /// Allocations served by the head of their exact-size list.
+    pub exact_hits: u64,
+    /// Allocations served from the list of large blocks.
+    pub large_hits: u64,
+    /// Allocations served by splitting a block of a larger exact-size list.
+    pub splits: u64,
+    /// One entry per list (list 1 first): blocks and bytes on it.
+    pub lists: Vec<ListInfo>,
+    pub free_blocks: u64,
+    /// The largest free block in bytes (tags included).
+    pub largest_free_block: u64,
+    /// The largest allocation that would succeed now ([`Heap::maxblock`]).
+    pub largest_allocation: u64,
+    /// External fragmentation: 1 - largest free block / free bytes (0 when nothing is free).
+    pub fragmentation: f64,
+    /// Set when damage stopped the list walk early; the figures above are then partial.
+    pub damage: Option<String>,
+}
+
+/// A volatile index of the large list: (chunks, address) of each of its blocks. Built on
+/// first use by walking the list (O(length of the large list), whatever the heap's size),
+/// kept up to date by every change to the list, and dropped with the rest of the volatile
+/// state when an abort may have changed the list behind it.
+#[derive(Default)]
+struct LargeIndex {
+    built: bool,
+    blocks: BTreeSet<(u64, u64)>,
+}
+
+/// One heap call's view of the heap: validated reads plus writes through the transaction.
+struct Ctx<'s> {
+    r: Reader<'static>,
+    nonempty: &'s mut Vec<u64>,
+    large: &'s mut LargeIndex,
+    counters: HeapCounters,
+}
+
+fn head_word(state: BlockState, chunks: u64) -> u64 {
+    Tag::head(state, chunks).encode()
+}
+fn foot_word(state: BlockState, chunks: u64) -> u64 {
+    Tag::foot(state, chunks).encode()
+}
+
+impl Ctx<'_> {
+    fn geometry(&self) -> HeapGeometry {
+        self.r.geometry
+    }
+
+    /// Write up to three consecutive words at `at` through the transaction.
+    fn put(&self, tx: &mut Transaction<'_>, at: u64, words: &[u64]) -> Result<(), Error> {
+        let mut buf = [0u8; 24];
+        let n = words.len().min(3);
+        for (i, w) in words.iter().take(n).enumerate() {
+            buf[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        tx.modify_bytes(at as usize, &buf[..8 * n])?;
+        Ok(())
+    }
+
+    fn set_nonempty(&mut self, list: u64, nonempty: bool) {
+        let (word, bit) = ((list / 64) as usize, list % 64);
+        if let Some(w) = self.nonempty.get_mut(word) {
+            if nonempty {
+                *w |= 1 << bit;
+            } else {
+                *w &= !(1 << bit);
+            }
+        }
+    }
+
+    /// The smallest non-empty exact-size list above `chunks` (exact lists are 1..nlists-1).
+    fn first_nonempty_above(&self, chunks: u64) -> Option<u64> {
+        let limit = self.geometry().nlists;
+        let mut i = chunks + 1;
+        while i < limit {
+            let word = *self.nonempty.get((i / 64) as usize)?;
+            let bits = word >> (i % 64);
+            if bits != 0 {
+                let found = i + bits.trailing_zeros() as u64;
+                return (found < limit).then_some(found);
+            }
+            i = (i / 64 + 1) * 64;
+        }
+        None
+    }
+
+    fn highest_nonempty_exact(&self) -> Option<u64> {
+        (1..self.geometry().nlists).rev().find(|l| {
+            self.nonempty
+                .get((l / 64) as usize)
+                .is_some_and(|w| w >> (l % 64) & 1 == 1)
+        })
+    }
+
+    fn index_large(&mut self, list: u64, chunks: u64, block: u64, present: bool) {
+        if list == self.geometry().nlists && self.large.built {
+            if present {
+                self.large.blocks.insert((chunks, block));
+            } else {
+                self.large.blocks.remove(&(chunks, block));
+            }
+        }
+    }
+
+    /// Build the large-list index if it is not built.
+    fn large_index(&mut self) -> Result<&BTreeSet<(u64, u64)>, Error> {
+        if !self.large.built {
+            let blocks = &mut self.large.blocks;
+            blocks.clear();
+            self.r.walk_list(self.r.geometry.nlists, |b| {
+                blocks.insert((b.chunks, b.address));
+                true
+            })?;
+            self.large.built = true;
+        }
+        Ok(&self.large.blocks)
+    }
+
+    /// The best fit for `chunks` in the large list (the smallest block at least that big),
+    /// checked with its links.
+    fn search_large(&mut self, chunks: u64) -> Result<Option<FreeBlock>, Error> {
+        let nlists = self.geometry().nlists;
+        let Some(&(size, address)) = self.large_index()?.range((chunks, 0)..).next() else {
+            return Ok(None);
+        };
+        let b = self.r.free_block(address, nlists)?;
+        if b.chunks != size {
+            return Err(corrupt(
+                address,
+                "the block's size changed behind the heap's index",
+            ));
+        }
+        self.r.check_links(&b, nlists)?;
+        Ok(Some(b))
+    }
+
+    /// The largest free block in chunks (0 if none).
+    fn largest_free_chunks(&mut self) -> Result<u64, Error> {
+        if let Some(&(chunks, _)) = self.large_index()?.last() {
+            return Ok(chunks);
+        }
+        Ok(self.highest_nonempty_exact().unwrap_or(0))
+    }
+
+    fn unlink(&mut self, tx: &mut Transaction<'_>, block: u64, list: u64) -> Result<(), Error> {
+        if list == self.geometry().nlists {
+            let chunks = self.r.tag(block, TagEnd::Head)?.chunks;
+            self.index_large(list, chunks, block, false);
+        }
+        let prev = self.r.word(block + FREE_PREV_OFFSET)?;
+        let next = self.r.word(block + FREE_NEXT_OFFSET)?;
+        if prev == 0 {
+            self.put(tx, self.r.list_address(list), &[next])?;
+            if next == 0 {
+                self.set_nonempty(list, false);
+            }
+        } else {
+            self.put(tx, prev + FREE_NEXT_OFFSET, &[next])?;
+        }
+        if next != 0 {
+            self.put(tx, next + FREE_PREV_OFFSET, &[prev])?;
+        }
+        Ok(())
+    }
+
+    /// Make `block` a free block of `chunks` chunks (head tag and links; the caller writes the
+    /// foot) at the head of `list`.
+    fn push(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        block: u64,
+        chunks: u64,
+        list: u64,
+    ) -> Result<(), Error> {
+        let old = self.r.list_head(list)?;
+        self.put(tx, block, &[head_word(BlockState::Free, chunks), 0, old])?;
+        if old != 0 {
+            self.put(tx, old + FREE_PREV_OFFSET, &[block])?;
+        }
+        self.put(tx, self.r.list_address(list), &[block])?;
+        self.set_nonempty(list, true);
+        self.index_large(list, chunks, block, true);
+        Ok(())
+    }
+
+    /// Put free block `new` (of `chunks` chunks) where `old` is on `list`.
+    fn replace(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        old: u64,
+        new: u64,
+        chunks: u64,
+        list: u64,
+    ) -> Result<(), Error> {
+        if list == self.geometry().nlists {
+            let old_chunks = self.r.tag(old, TagEnd::Head)?.chunks;
+            self.index_large(list, old_chunks, old, false);
+            self.index_large(list, chunks, new, true);
+        }
+        let prev = self.r.word(old + FREE_PREV_OFFSET)?;
+        let next = self.r.word(old + FREE_NEXT_OFFSET)?;
+        self.put(tx, new, &[head_word(BlockState::Free, chunks), prev, next])?;
+        if prev == 0 {
+            self.put(tx, self.r.list_address(list), &[new])?;
+        } else {
+            self.put(tx, prev + FREE_NEXT_OFFSET, &[new])?;
+        }
+        if next != 0 {
+            self.put(tx, next + FREE_PREV_OFFSET, &[new])?;
+        }
+        Ok(())
+    }
+
+    fn mark_allocated(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        block: u64,
+        chunks: u64,
+    ) -> Result<(), Error> {
+        let ch = self.geometry().chunk_size;
+        self.put(tx, block, &[head_word(BlockState::Allocated, chunks)])?;
+        self.put(
+            tx,
+            block + chunks * ch - TAG_SIZE,
+            &[foot_word(BlockState::Allocated, chunks)],
+        )
+    }
+
+    /// Shrink free block `b` (on `list`) to its first `rest` chunks, moving it to the list it
+    /// then belongs on. Its foot is written by the caller. The target list's head must have
+    /// been checked.
+    fn shrink(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        b: &FreeBlock,
+        list: u64,
+        rest: u64,
+    ) -> Result<(), Error> {
+        let rest_list = self.geometry().list_for(rest);
+        if rest_list == list {
+            self.index_large(list, b.chunks, b.address, false);
+            self.index_large(list, rest, b.address, true);
+            self.put(tx, b.address, &[head_word(BlockState::Free, rest)])
+        } else {
+            self.unlink(tx, b.address, list)?;
+            self.push(tx, b.address, rest, rest_list)
+        }
+    }
+
+    /// Take `chunks` chunks from free block `b` on `list` and mark them allocated: the whole
+    /// block on an exact fit, else its high end, so the low remainder keeps its head and often
+    /// its place on the list. Returns the allocated block's address.
+    fn take(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        b: &FreeBlock,
+        list: u64,
+        chunks: u64,
+    ) -> Result<u64, Error> {
+        let g = self.geometry();
+        if b.chunks == chunks {
+            self.unlink(tx, b.address, list)?;
+            self.mark_allocated(tx, b.address, chunks)?;
+            return Ok(b.address);
+        }
+        let rest = b.chunks - chunks;
+        if g.list_for(rest) != list {
+            self.r.head_for_push(g.list_for(rest))?;
+        }
+        let carved = b.address + rest * g.chunk_size;
+        self.shrink(tx, b, list, rest)?;
+        // The remainder's foot and the new block's head are adjacent: one range.
+        self.put(
+            tx,
+            carved - TAG_SIZE,
+            &[
+                foot_word(BlockState::Free, rest),
+                head_word(BlockState::Allocated, chunks),
+            ],
+        )?;
+        self.put(
+            tx,
+            carved + chunks * g.chunk_size - TAG_SIZE,
+            &[foot_word(BlockState::Allocated, chunks)],
+        )?;
+        Ok(carved)
+    }
+
+    fn no_room(&mut self, requested: u64) -> Error {
+        let largest = self.largest_free_chunks().unwrap_or(0);
+        Error::NoRoom {
+            requested,
+            largest_free: self.geometry().usable_bytes(largest),
+        }
+    }
+
+    /// The head of the smallest non-empty exact-size list above `chunks`, with its list.
+    fn smallest_exact_above(&self, chunks: u64) -> Result<Option<(FreeBlock, u64)>, Error> {
+        let mut from = chunks;
+        while let Some(list) = self.first_nonempty_above(from) {
+            match self.r.checked_head(list)? {
+                Some(b) => return Ok(Some((b, list))),
+                // The index said non-empty; trust memory, not the index.
+                None => from = list,
+            }
+        }
+        Ok(None)
+    }
+
+    /// The best free block of at least `chunks` chunks, with its list: every exact-size list
+    /// holds smaller blocks than the large list, so the smallest non-empty exact list that
+    /// fits comes first, then the best fit in the large list.
+    fn best_block(&mut self, chunks: u64) -> Result<Option<(FreeBlock, u64)>, Error> {
+        let g = self.geometry();
+        if chunks < g.nlists {
+            if let Some(found) = self.smallest_exact_above(chunks - 1)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(self.search_large(chunks)?.map(|b| (b, g.nlists)))
+    }
+
+    fn malloc(&mut self, tx: &mut Transaction<'_>, size: u64) -> Result<u64, Error> {
+        let g = self.geometry();
+        let Some(chunks) = g.chunks_for(size).filter(|c| *c <= g.chunk_count) else {
+            return Err(self.no_room(size));
+        };
+        let exact = if chunks < g.nlists {
+            self.r.checked_head(chunks)?
+        } else {
+            None
+        };
+        let block = match exact {
+            Some(b) => {
+                self.unlink(tx, b.address, chunks)?;
+                self.mark_allocated(tx, b.address, chunks)?;
+                self.counters.exact_hits += 1;
+                b.address
+            }
+            None => {
+                let Some((b, list)) = self.best_block(chunks)? else {
+                    return Err(self.no_room(size));
+                };
+                if list == g.nlists {
+                    self.counters.large_hits += 1;
+                } else {
+                    self.counters.splits += 1;
+                }
+                self.take(tx, &b, list, chunks)?
+            }
+        };
+        let bytes = chunks * g.chunk_size;
+        let c = &mut self.counters;
+        c.malloc_count += 1;
+        c.free_bytes = c.free_bytes.saturating_sub(bytes);
+        c.allocated_bytes = c.allocated_bytes.saturating_add(bytes);
+        Ok(block + USER_DATA_OFFSET)
+    }
+
+    fn prealloc(&mut self, tx: &mut Transaction<'_>, size: u64, count: u64) -> Result<(), Error> {
+        let g = self.geometry();
+        let chunks = g
+            .chunks_for(size)
+            .filter(|c| *c < g.nlists)
+            .ok_or_else(|| Error::InvalidArgument {
+                parameter: "size",
+                rule: if g.nlists == 1 {
+                    "prealloc fills the exact-size lists, and this heap has none (nlists is 1)"
+                        .to_string()
+                } else {
+                    format!(
+                        "prealloc fills the exact-size lists (blocks of 1 to {} chunks of {} \
+                         bytes); {size} bytes needs a larger block",
+                        g.nlists - 1,
+                        g.chunk_size
+                    )
+                },
+            })?;
+        for _ in 0..count {
+            self.r.head_for_push(chunks)?;
+            let Some((b, list)) = self.best_block(chunks + 1)? else {
+                return Err(self.no_room(size));
+            };
+            let rest = b.chunks - chunks;
+            if g.list_for(rest) != list {
+                self.r.head_for_push(g.list_for(rest))?;
+            }
+            let carved = b.address + rest * g.chunk_size;
+            self.shrink(tx, &b, list, rest)?;
+            self.put(tx, carved - TAG_SIZE, &[foot_word(BlockState::Free, rest)])?;
+            self.push(tx, carved, chunks, chunks)?;
+            self.put(
+                tx,
+                carved + chunks * g.chunk_size - TAG_SIZE,
+                &[foot_word(BlockState::Free, chunks)],
+            )?;
+        }
+        self.counters.prealloc_count += 1;
+        Ok(())
+    }
+
+    fn free(&mut self, tx: &mut Transaction<'_>, address: u64) -> Result<(), Error> {
+        let g = self.geometry();
+        let ch = g.chunk_size;
+        let b = self.r.allocated_block(address)?;
+        let n = b.chunks;
+        let after = b.address + n * ch;
+        // Check both neighbours and every list this free will touch before writing anything,
+        // so a refused free leaves the heap as it was.
+        let left = if b.address > self.r.start {
+            let foot_at = b.address - TAG_SIZE;
+            let foot = self.r.tag(foot_at, TagEnd::Foot)?;
+            if foot.state == BlockState::Free {
+                let l_address = foot
+                    .chunks
+                    .checked_mul(ch)
+                    .and_then(|bytes| b.address.checked_sub(bytes))
+                    .filter(|a| *a >= self.r.start)
+                    .ok_or_else(|| corrupt(foot_at, "free block runs before the first block"))?;
+                let l = self.r.free_block(l_address, g.list_for(foot.chunks))?;
+                if l.chunks != foot.chunks {
+                    return Err(corrupt(
+                        l_address,
+                        "head and foot disagree on the block size",
+                    ));
+                }
+                self.r.check_links(&l, g.list_for(l.chunks))?;
+                Some(l)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let right = if after < self.r.end {
+            let head = self.r.tag(after, TagEnd::Head)?;
+            if head.state == BlockState::Free {
+                let r = self.r.free_block(after, g.list_for(head.chunks))?;
+                self.r.check_links(&r, g.list_for(r.chunks))?;
+                Some(r)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let total = n + left.map_or(0, |l| l.chunks) + right.map_or(0, |r| r.chunks);
+        let dest = g.list_for(total);
+        self.r.head_for_push(dest)?;
+        let free_foot = |chunks| [foot_word(BlockState::Free, chunks)];
+        match (left, right) {
+            (None, None) => {
+                self.push(tx, b.address, n, dest)?;
+                self.put(tx, after - TAG_SIZE, &free_foot(n))?;
+            }
+            (Some(l), None) => {
+                self.grow_left(tx, &l, total, dest)?;
+                self.put(tx, after - TAG_SIZE, &free_foot(total))?;
+            }
+            (None, Some(r)) => {
+                let r_list = g.list_for(r.chunks);
+                if r_list == dest {
+                    self.replace(tx, r.address, b.address, total, dest)?;
+                } else {
+                    self.unlink(tx, r.address, r_list)?;
+                    self.push(tx, b.address, total, dest)?;
+                }
+                self.put(tx, r.address + r.chunks * ch - TAG_SIZE, &free_foot(total))?;
+            }
+            (Some(l), Some(r)) => {
+                self.unlink(tx, r.address, g.list_for(r.chunks))?;
+                self.grow_left(tx, &l, total, dest)?;
+                self.put(tx, r.address + r.chunks * ch - TAG_SIZE, &free_foot(total))?;
+            }
+        }
+        if left.is_some() {
+            // The freed block's head is now inside its left neighbour. Mark it free anyway,
+            // so freeing this address again is reported as a double free.
+            self.put(tx, b.address, &[head_word(BlockState::Free, n)])?;
+        }
+        let bytes = n * ch;
+        let c = &mut self.counters;
+        c.free_count += 1;
+        c.coalesce_count += u64::from(left.is_some()) + u64::from(right.is_some());
+        c.free_bytes = c.free_bytes.saturating_add(bytes);
+        c.allocated_bytes = c.allocated_bytes.saturating_sub(bytes);
+        Ok(())
+    }
+
+    /// Grow free block `l` to `total` chunks, moving it to list `dest` if its list changes.
+    fn grow_left(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        l: &FreeBlock,
+        total: u64,
+        dest: u64,
+    ) -> Result<(), Error> {
+        let l_list = self.geometry().list_for(l.chunks);
+        if l_list == dest {
+            self.index_large(dest, l.chunks, l.address, false);
+            self.index_large(dest, total, l.address, true);
+            self.put(tx, l.address, &[head_word(BlockState::Free, total)])
+        } else {
+            self.unlink(tx, l.address, l_list)?;
+            self.push(tx, l.address, total, dest)
+        }
+    }
+}
+
+impl Heap {
+    /// Initialise (zap) a heap in the first region of `segment`, inside `tx`: header, empty
+    /// lists and one free block covering every whole chunk. The segment must be a heap
+    /// segment (two regions, static right after heap) mapped at its recorded addresses.
+    /// Whatever the region held before is discarded (the static region is not touched).
+    pub fn init(
+        tx: &mut Transaction<'_>,
+        segment: &Segment,
+        nlists: u64,
+        chunk_size: u64,
+    ) -> Result<Heap, Error> {
+        let plan = check_segment(segment)?;
+        let geometry =
+            HeapGeometry::new(plan.length, chunk_size, nlists).map_err(|e| Error::BadLayout {
+                parameter: e.field,
+                rule: e.detail,
+            })?;
+        let heap = Heap {
+            shared: shared_for(segment, &plan),
+        };
+        let mut st = heap.enter_write(tx)?;
+        let base = plan.base;
+        let header_bytes = header_length(nlists);
+        tx.set_range(base as usize, header_bytes as usize)?;
+        st.counters_declared_in = tx.id();
+        st.valid = false;
+        // SAFETY: the set_range above pinned the region until the transaction ends.
+        let view = unsafe { View::of_mapped(base, plan.length) };
+        let old_generation = view.word(base + COUNTERS_OFFSET).unwrap_or(0);
+        let mut header = HeapHeader::new(geometry);
+        header.counters.generation = old_generation.wrapping_add(1);
+        header.counters.free_bytes = geometry.chunk_count * geometry.chunk_size;
+        let mut bytes = vec![0u8; header_bytes as usize];
+        bytes[..header.encode().len()].copy_from_slice(&header.encode());
+        let start = base + geometry.blocks_offset;
+        let first_list = list_offset(geometry.list_for(geometry.chunk_count)) as usize;
+        bytes[first_list..first_list + 8].copy_from_slice(&start.to_le_bytes());
+        // SAFETY: declared with set_range above: mapped, pinned, old value saved.
+        unsafe { store(base, &bytes) };
+        let chunks = geometry.chunk_count;
+        let words = [head_word(BlockState::Free, chunks), 0, 0];
+        let mut block_head = [0u8; 24];
+        for (i, w) in words.iter().enumerate() {
+            block_head[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        tx.modify_bytes(start as usize, &block_head)?;
+        let end = base + geometry.blocks_end();
+        tx.modify_bytes(
+            (end - TAG_SIZE) as usize,
+            &foot_word(BlockState::Free, chunks).to_le_bytes(),
+        )?;
+        st.geometry = Some(geometry);
+        st.expected_generation = header.counters.generation;
+        drop(st);
+        Ok(heap)
+    }
+
+    /// Adopt the heap in a mapped heap segment: checks the segment's layout and the heap
+    /// header (magic, version, geometry). Nothing else is read, so loading costs the same for
+    /// any heap size; the volatile index of non-empty lists is built at the first call.
+    pub fn load(segment: &Segment) -> Result<Heap, Error> {
+        let plan = check_segment(segment)?;
+        let heap = Heap {
+            shared: shared_for(segment, &plan),
+        };
+        let _st = heap.enter_read();
+        let _mapped = heap.mapped()?;
+        // SAFETY: the region stays mapped while `_mapped` is held.
+        let view = unsafe { View::of_mapped(plan.base, plan.length) };
+        let header = read_header(&view)?;
+        if header.geometry.heap_length != plan.length {
+            return Err(corrupt(
+                plan.base,
+                format!(
+                    "the header says the heap is {} bytes but its region is {} bytes",
+                    header.geometry.heap_length, plan.length
+                ),
+            ));
+        }
+        drop(_mapped);
+        drop(_st);
+        Ok(heap)
+    }
+
+    /// Address of the heap region.
+    pub fn address(&self) -> usize {
+        self.shared.base as usize
+    }
+    /// Length of the heap region.
+    pub fn length(&self) -> usize {
+        self.shared.length as usize
+    }
+    /// Address of the static region (right after the heap).
+    pub fn static_address(&self) -> usize {
+        self.shared.static_address
+    }
+    pub fn static_length(&self) -> usize {
+        self.shared.static_length
+    }
+    /// The segment this heap lives in.
+    pub fn segment(&self) -> &Segment {
+        &self.shared.segment
+    }
+
+    /// Allocate `size` bytes in `tx`; returns the address of the data (8-byte aligned; its
+    /// contents are whatever the block held). Quick fit: the head of the list of blocks of
+    /// exactly the needed number of chunks; else (best fit) the head of the smallest larger
+    /// non-empty exact-size list, else the best fit among the first blocks of the large list.
+    /// A larger block is split and the high end handed out, so the remainder keeps its head.
+    pub fn malloc(&self, tx: &mut Transaction<'_>, size: usize) -> Result<usize, Error> {
+        self.write_op(tx, |c, tx| c.malloc(tx, size as u64))
+            .map(|a| a as usize)
+    }
+
+    /// Free the block whose data starts at `address`, in `tx`, merging it at once with a
+    /// free neighbour on either side.
+    pub fn free(&self, tx: &mut Transaction<'_>, address: usize) -> Result<(), Error> {
+        self.write_op(tx, |c, tx| c.free(tx, address as u64))
+    }
+
+    /// Carve `count` free blocks sized for allocations of `size` bytes and put them on their
+    /// exact-size list, so later allocations of that size are list hits. `size` must fit an
+    /// exact-size list (fewer than `nlists` chunks). On [`Error::NoRoom`] the blocks carved
+    /// so far stay carved in `tx`.
+    pub fn prealloc(
+        &self,
+        tx: &mut Transaction<'_>,
+        size: usize,
+        count: usize,
+    ) -> Result<(), Error> {
+        self.write_op(tx, |c, tx| c.prealloc(tx, size as u64, count as u64))
+    }
+
+    /// Check that `address` could be freed now and record it in `intentions` instead of
+    /// freeing it; [`Heap::do_free`] frees the recorded blocks later. Recording the same
+    /// address twice is a double free.
+    pub fn fake_free(&self, intentions: &mut IntentionList, address: usize) -> Result<(), Error> {
+        if intentions.members.contains(&address) {
+            return Err(Error::DoubleFree {
+                address: address as u64,
+            });
+        }
+        self.read_op(|r| r.allocated_block(address as u64).map(|_| ()))?;
+        intentions.members.insert(address);
+        intentions.addresses.push(address);
+        Ok(())
+    }
+
+    /// Free every block recorded in `intentions`, in `tx`. Coda runs this in its own
+    /// transaction after the one that recorded the frees has committed. Every address is
+    /// checked to still be an allocated block before the first is freed, so a stale or
+    /// doubled intention frees nothing. Damage found while freeing can still stop it part way
+    /// (the heap stays consistent, some blocks freed): abort the transaction then.
+    pub fn do_free(
+        &self,
+        tx: &mut Transaction<'_>,
+        intentions: IntentionList,
+    ) -> Result<(), Error> {
+        self.write_op(tx, |c, tx| {
+            for a in &intentions.addresses {
+                c.r.allocated_block(*a as u64)?;
+            }
+            for a in &intentions.addresses {
+                c.free(tx, *a as u64)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The largest allocation that would succeed now, in bytes (0 if none, or if the heap is
+    /// damaged or unmapped).
+    pub fn maxblock(&self) -> usize {
+        self.read_indexed(|c| {
+            let largest = c.largest_free_chunks()?;
+            Ok(c.geometry().usable_bytes(largest) as usize)
+        })
+        .unwrap_or(0)
+    }
+
+    /// Counters from the header plus the shape of the free lists (walked, O(free blocks)).
+    pub fn statistics(&self) -> HeapStatistics {
+        let result = self.read_indexed(|c| {
+            let g = c.geometry();
+            let counters = c.counters;
+            let mut s = HeapStatistics {
+                heap_length: g.heap_length,
+                chunk_size: g.chunk_size,
+                nlists: g.nlists,
+                capacity_bytes: g.chunk_count * g.chunk_size,
+                free_bytes: counters.free_bytes,
+                allocated_bytes: counters.allocated_bytes,
+                malloc_count: counters.malloc_count,
+                free_count: counters.free_count,
+                prealloc_count: counters.prealloc_count,
+                coalesce_count: counters.coalesce_count,
+                exact_hits: counters.exact_hits,
+                large_hits: counters.large_hits,
+                splits: counters.splits,
+                ..HeapStatistics::default()
+            };
+            let mut largest = 0;
+            for list in 1..=g.nlists {
+                let mut info = ListInfo {
+                    list,
+                    blocks: 0,
+                    bytes: 0,
+                };
+                let walked = c.r.walk_list(list, |b| {
+                    info.blocks += 1;
+                    info.bytes += b.chunks * g.chunk_size;
+                    largest = largest.max(b.chunks);
+                    true
+                });
+                s.free_blocks += info.blocks;
+                s.lists.push(info);
+                if let Err(e) = walked {
+                    s.damage.get_or_insert(e.to_string());
+                }
+            }
+            s.largest_free_block = largest * g.chunk_size;
+            s.largest_allocation = g.usable_bytes(largest);
+            s.fragmentation = check::fragmentation(s.largest_free_block, s.free_bytes);
+            Ok(s)
+        });
+        result.unwrap_or_else(|e| HeapStatistics {
+            damage: Some(e.to_string()),
+            ..HeapStatistics::default()
+        })
+    }
+
+    /// Zero the event counters (malloc, free, prealloc, coalesce, hits, splits) in `tx`. The
+    /// byte accounting (free and allocated bytes) is state, not statistics, and is kept.
+    pub fn clear_statistics(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
+        self.write_op(tx, |c, _| {
+            let k = &mut c.counters;
+            *k = HeapCounters {
+                generation: k.generation,
+                free_bytes: k.free_bytes,
+                allocated_bytes: k.allocated_bytes,
+                ..HeapCounters::default()
+            };
+            Ok(())
+        })
+    }
+
+    /// Full consistency check: every block's tags, every list's links and membership, and the
+    /// byte accounting. Each problem is reported with its address.
+    pub fn check(&self) -> CheckReport {
+        let st = self.enter_read();
+        let mapped = match self.mapped() {
+            Ok(m) => m,
+            Err(e) => return CheckReport::unreadable(self.shared.base, e.to_string()),
+        };
+        // SAFETY: the region stays mapped while `mapped` is held.
+        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
+        let report = check::check_view(view);
+        drop(mapped);
+        drop(st);
+        report
+    }
+
+    /// Header, counters, per-list histogram and largest free block (a full walk, like
+    /// [`inspect_image`](crate::rds::inspect_image) on the mapped region).
+    pub fn inspect(&self) -> Result<HeapImageInfo, Error> {
+        let _st = self.enter_read();
+        let _mapped = self.mapped()?;
+        // SAFETY: the region stays mapped while `_mapped` is held.
+        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
+        check::inspect_view(view)
+    }
+
+    /// Every block in address order (a full walk; stops with an error at damage).
+    pub fn blocks(&self) -> Result<Vec<BlockInfo>, Error> {
+        let _st = self.enter_read();
+        let _mapped = self.mapped()?;
+        // SAFETY: the region stays mapped while `_mapped` is held.
+        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
+        check::blocks_view(view)
+    }
+
+    /// Bytes the caller may use in the allocated block whose data starts at `address`.
+    pub fn usable_size(&self, address: usize) -> Result<usize, Error> {
+        self.read_op(|r| {
+            let b = r.allocated_block(address as u64)?;
+            Ok(r.geometry.usable_bytes(b.chunks) as usize)
+        })
+    }
+
+    /// Check that `[address, address+length)` lies inside the data of one allocated block.
+    pub(crate) fn check_allocated_range(&self, address: usize, length: usize) -> Result<(), Error> {
+        let usable = self.usable_size(address)?;
+        if length > usable {
+            return Err(Error::InvalidArgument {
+                parameter: "length",
+                rule: format!(
+                    "{length} bytes do not fit in the {usable} usable bytes of the block at \
+                     {address:#x}"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    // ---- locking and the per-call context ----
+
+    fn enter_write(&self, tx: &mut Transaction<'_>) -> Result<MutexGuard<'_, State>, Error> {
+        if tx.mode() != BeginMode::Restore {
+            return Err(Error::InvalidArgument {
+                parameter: "transaction",
+                rule: "heap changes need a restore-mode transaction, so that an abort puts the \
+                       heap back exactly"
+                    .into(),
+            });
+        }
+        let mut st = lock(&self.shared.state);
+        loop {
+            match st.owner {
+                Some(o) if o.transaction == tx.id() => return Ok(st),
+                None => {
+                    st.owner = Some(Owner {
+                        transaction: tx.id(),
+                        thread: std::thread::current().id(),
+                    });
+                    tx.attach(Box::new(HeapGuard {
+                        shared: self.shared.clone(),
+                    }));
+                    return Ok(st);
+                }
+                Some(o) if o.thread == std::thread::current().id() => {
+                    return Err(Error::Busy {
+                        holder: o.transaction,
+                        requester: tx.id(),
+                    })
+                }
+                Some(_) => {
+                    st = self
+                        .shared
+                        .released
+                        .wait(st)
+                        .unwrap_or_else(|e| e.into_inner())
+                }
+            }
+        }
+    }
+
+    /// Lock for reading: waits while another thread's transaction owns the heap.
+    fn enter_read(&self) -> MutexGuard<'_, State> {
+        let mut st = lock(&self.shared.state);
+        loop {
+            match st.owner {
+                Some(o) if o.thread != std::thread::current().id() => {
+                    st = self
+                        .shared
+                        .released
+                        .wait(st)
+                        .unwrap_or_else(|e| e.into_inner())
+                }
+                _ => return st,
+            }
+        }
+    }
+
+    fn mapped(&self) -> Result<RwLockReadGuard<'_, bool>, Error> {
+        let mapped = self.shared.mapped_flag();
+        if !*mapped {
+            return Err(Error::Rvm(crate::Error::NotMapped {
+                address: self.shared.base,
+                length: self.shared.length,
+            }));
+        }
+        Ok(mapped)
+    }
+
+    /// A reader for the heap as memory holds it now, rebuilding the volatile index if it may
+    /// be stale. The region must be pinned or its mapped flag held.
+    fn refresh(&self, st: &mut State, view: View<'static>) -> Result<Reader<'static>, Error> {
+        let base = self.shared.base;
+        let generation = view.word(base + COUNTERS_OFFSET);
+        let header_words = read_header_words(&view, base);
+        if let Some(g) = st.geometry.filter(|_| st.valid) {
+            if generation == Some(st.expected_generation) && header_words == Some(st.header_words) {
+                return Ok(Reader::new(view, g));
+            }
+        }
+        st.valid = false;
+        let header = read_header(&view)?;
+        let g = header.geometry;
+        if g.heap_length != self.shared.length {
+            return Err(corrupt(
+                self.shared.base,
+                format!(
+                    "the header says the heap is {} bytes but its region is {} bytes",
+                    g.heap_length, self.shared.length
+                ),
+            ));
+        }
+        let reader = Reader::new(view, g);
+        st.large.built = false;
+        st.large.blocks.clear();
+        st.nonempty.clear();
+        st.nonempty.resize((g.nlists as usize + 1).div_ceil(64), 0);
+        for list in 1..=g.nlists {
+            if reader.list_head(list)? != 0 {
+                st.nonempty[(list / 64) as usize] |= 1 << (list % 64);
+            }
+        }
+        st.geometry = Some(g);
+        st.expected_generation = header.counters.generation;
+        st.header_words = header_words.unwrap_or_default();
+        st.valid = true;
+        Ok(reader)
+    }
+
+    /// Run a changing call: own the heap for `tx`, declare the counters, validate, run `op`,
+    /// store the counters with a new generation. Any error clears the volatile index.
+    fn write_op<'t, R>(
+        &self,
+        tx: &mut Transaction<'t>,
+        op: impl FnOnce(&mut Ctx<'_>, &mut Transaction<'t>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut st = self.enter_write(tx)?;
+        let counters_at = self.shared.base + COUNTERS_OFFSET;
+        if st.counters_declared_in != tx.id() {
+            tx.set_range(counters_at as usize, COUNTERS_SIZE as usize)?;
+            st.counters_declared_in = tx.id();
+        }
+        // SAFETY: the set_range on the counters (now or earlier in this transaction) pinned
+        // the heap region: it stays mapped until the transaction ends, after this call.
+        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
+        let st = &mut *st;
+        let result = (|| {
+            let reader = self.refresh(st, view)?;
+            let counters = reader.counters()?;
+            let mut ctx = Ctx {
+                r: reader,
+                nonempty: &mut st.nonempty,
+                large: &mut st.large,
+                counters,
+            };
+            let value = op(&mut ctx, tx)?;
+            let mut counters = ctx.counters;
+            counters.generation = counters.generation.wrapping_add(1);
+            // SAFETY: the counters were declared with set_range in this transaction (above).
+            unsafe { store(counters_at, &counters.encode()) };
+            st.expected_generation = counters.generation;
+            Ok(value)
+        })();
+        if result.is_err() {
+            st.valid = false;
+        }
+        result
+    }
+
+    /// Run a read-only call that needs only validated reads.
+    fn read_op<R>(
+        &self,
+        op: impl FnOnce(&Reader<'static>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut st = self.enter_read();
+        let mapped = self.mapped()?;
+        // SAFETY: the region stays mapped while `mapped` is held.
+        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
+        let reader = self.refresh(&mut st, view)?;
+        let result = op(&reader);
+        drop(mapped);
+        result
+    }
+
+    /// Run a read-only call that also needs the index and the counters.
+    fn read_indexed<R>(
+        &self,
+        op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut st = self.enter_read();
+        let mapped = self.mapped()?;
+        // SAFETY: the region stays mapped while `mapped` is held.
+        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
+        let st = &mut *st;
+        let reader = self.refresh(st, view)?;
+        let counters = reader.counters()?;
+        let mut ctx = Ctx {
+            r: reader,
+            nonempty: &mut st.nonempty,
+            large: &mut st.large,
+            counters,
+        };
+        let result = op(&mut ctx);
+        drop(mapped);
+        result
+    }
+}
+
+/// Words of the header before the counters: magic, version and geometry.
+const HEADER_WORDS: usize = (COUNTERS_OFFSET / 8) as usize - 1;
+
+fn read_header_words(view: &View<'_>, base: u64) -> Option<[u64; HEADER_WORDS]> {
+    let mut words = [0u64; HEADER_WORDS];
+    for (i, w) in words.iter_mut().enumerate() {
+        *w = view.word(base + 8 * i as u64)?;
+    }
+    Some(words)
+}
+
+/// Copy `bytes` to mapped memory at `at`.
+///
+/// # Safety
+/// `[at, at+bytes.len())` must have been declared with `set_range` in the transaction that is
+/// making this change (so it is mapped, pinned, and its old value saved for abort).
+unsafe fn store(at: u64, bytes: &[u8]) {
+    // SAFETY: per the contract above the destination is mapped writable memory, and it cannot
+    // overlap `bytes`, which the caller built on its own stack or heap.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as usize as *mut u8, bytes.len()) }
+}
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Heap>();
+}

@@ -1,0 +1,375 @@
+//! Validated reads of heap structures: blocks, list links, list heads. Every pointer read
+//! from the heap is checked (inside the block area, on a chunk boundary, tags at both ends
+//! agreeing) before anything is read through it, so damage is reported, never followed.
+
+use crate::format::heap::HEAP_FORMAT_VERSION;
+use crate::format::heap::{
+    list_offset, BlockState, HeapCounters, HeapGeometry, HeapHeader, Tag, TagEnd, COUNTERS_OFFSET,
+    COUNTERS_SIZE, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, HEADER_FIXED_SIZE, TAG_SIZE,
+    USER_DATA_OFFSET,
+};
+use crate::rds::view::View;
+use crate::rds::Error;
+
+/// A block whose tags have been checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Block {
+    pub address: u64,
+    pub chunks: u64,
+    pub state: BlockState,
+}
+
+/// A free block whose tags have been checked, with its list links (not yet checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FreeBlock {
+    pub address: u64,
+    pub chunks: u64,
+    pub prev: u64,
+    pub next: u64,
+}
+
+pub(crate) fn corrupt(address: u64, detail: impl Into<String>) -> Error {
+    Error::Corrupt {
+        address,
+        detail: detail.into(),
+    }
+}
+
+/// Decode and validate the fixed header at the start of `view`, mapping each failure to the
+/// error a user expects (no heap, version skew, damage).
+pub(crate) fn read_header(view: &View<'_>) -> Result<HeapHeader, Error> {
+    let address = view.address();
+    let mut fixed = [0u8; HEADER_FIXED_SIZE];
+    if view.read(address, &mut fixed).is_none() {
+        return Err(Error::NoHeap {
+            address,
+            reason: format!(
+                "the region is {} bytes, shorter than a heap header",
+                view.length()
+            ),
+        });
+    }
+    let header = HeapHeader::decode(&fixed).map_err(|e| match e.field {
+        "magic" => Error::NoHeap {
+            address,
+            reason: e.detail.clone(),
+        },
+        "version" => Error::VersionSkew {
+            address,
+            found: u64::from_le_bytes(fixed[8..16].try_into().unwrap_or_default()),
+            expected: HEAP_FORMAT_VERSION,
+        },
+        _ => corrupt(address, format!("heap header: {e}")),
+    })?;
+    if header.geometry.heap_length > view.length() {
+        return Err(corrupt(
+            address,
+            format!(
+                "the header says the heap is {} bytes but its region is {} bytes",
+                header.geometry.heap_length,
+                view.length()
+            ),
+        ));
+    }
+    Ok(header)
+}
+
+/// Read-only access to one heap's structures.
+#[derive(Clone, Copy)]
+pub(crate) struct Reader<'v> {
+    pub view: View<'v>,
+    pub geometry: HeapGeometry,
+    /// Absolute address of the heap region.
+    pub base: u64,
+    /// Absolute address of the first block.
+    pub start: u64,
+    /// Absolute address just past the last whole chunk.
+    pub end: u64,
+}
+
+impl<'v> Reader<'v> {
+    pub(crate) fn new(view: View<'v>, geometry: HeapGeometry) -> Reader<'v> {
+        let base = view.address();
+        Reader {
+            view,
+            geometry,
+            base,
+            start: base + geometry.blocks_offset,
+            end: base + geometry.blocks_end(),
+        }
+    }
+
+    pub(crate) fn chunk(&self) -> u64 {
+        self.geometry.chunk_size
+    }
+
+    pub(crate) fn word(&self, at: u64) -> Result<u64, Error> {
+        self.view
+            .word(at)
+            .ok_or_else(|| corrupt(at, "pointer leads outside the heap region"))
+    }
+
+    pub(crate) fn counters(&self) -> Result<HeapCounters, Error> {
+        let mut buf = [0u8; COUNTERS_SIZE as usize];
+        self.view
+            .read(self.base + COUNTERS_OFFSET, &mut buf)
+            .ok_or_else(|| corrupt(self.base, "heap header is cut short"))?;
+        HeapCounters::decode(&buf).map_err(|e| corrupt(self.base, e.to_string()))
+    }
+
+    /// Absolute address of list `list`'s head pointer.
+    pub(crate) fn list_address(&self, list: u64) -> u64 {
+        self.base + list_offset(list)
+    }
+
+    pub(crate) fn list_head(&self, list: u64) -> Result<u64, Error> {
+        self.word(self.list_address(list))
+    }
+
+    /// Whether `address` is a chunk boundary inside the block area.
+    pub(crate) fn on_chunk_boundary(&self, address: u64) -> bool {
+        address >= self.start
+            && address < self.end
+            && (address - self.start).is_multiple_of(self.geometry.chunk_size)
+    }
+
+    /// The tag at `at`, which must be of kind `end`.
+    pub(crate) fn tag(&self, at: u64, end: TagEnd) -> Result<Tag, Error> {
+        let word = self.word(at)?;
+        let tag = Tag::decode(word).map_err(|e| corrupt(at, e.detail))?;
+        if tag.end != end {
+            return Err(corrupt(
+                at,
+                format!("found a {:?} tag where a {end:?} tag belongs", tag.end),
+            ));
+        }
+        Ok(tag)
+    }
+
+    /// The block starting at `address`: head tag, size inside the heap, matching foot tag.
+    pub(crate) fn block_at(&self, address: u64) -> Result<Block, Error> {
+        if !self.on_chunk_boundary(address) {
+            return Err(corrupt(
+                address,
+                format!(
+                    "not a chunk boundary inside the block area {:#x}..{:#x}",
+                    self.start, self.end
+                ),
+            ));
+        }
+        let head = self.tag(address, TagEnd::Head)?;
+        let block_end = head
+            .chunks
+            .checked_mul(self.chunk())
+            .and_then(|bytes| address.checked_add(bytes))
+            .filter(|e| *e <= self.end)
+            .ok_or_else(|| {
+                corrupt(
+                    address,
+                    format!(
+                        "block of {} chunks runs past the end of the heap",
+                        head.chunks
+                    ),
+                )
+            })?;
+        let foot_at = block_end - TAG_SIZE;
+        let foot = self.tag(foot_at, TagEnd::Foot)?;
+        if foot.state != head.state || foot.chunks != head.chunks {
+            return Err(corrupt(
+                foot_at,
+                format!(
+                    "foot tag ({:?}, {} chunks) does not match the head tag at {address:#x} \
+                     ({:?}, {} chunks)",
+                    foot.state, foot.chunks, head.state, head.chunks
+                ),
+            ));
+        }
+        Ok(Block {
+            address,
+            chunks: head.chunks,
+            state: head.state,
+        })
+    }
+
+    /// A free block on list `list` that is only linked to, not resized: its head tag must
+    /// say free with a size of that list's class that fits in the heap, which makes its link
+    /// words (in the same cache line as the tag) safe to read and write. The foot is not read.
+    pub(crate) fn linked_block(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
+        if !self.on_chunk_boundary(address) {
+            return Err(corrupt(
+                address,
+                format!(
+                    "list {list} links to {address:#x}, not a chunk boundary inside the block \
+                     area {:#x}..{:#x}",
+                    self.start, self.end
+                ),
+            ));
+        }
+        let head = self.tag(address, TagEnd::Head)?;
+        if head.state != BlockState::Free {
+            return Err(corrupt(
+                address,
+                format!("list {list} links to an allocated block"),
+            ));
+        }
+        let fits = head
+            .chunks
+            .checked_mul(self.chunk())
+            .and_then(|bytes| address.checked_add(bytes))
+            .is_some_and(|e| e <= self.end);
+        if !fits {
+            return Err(corrupt(
+                address,
+                format!(
+                    "block of {} chunks runs past the end of the heap",
+                    head.chunks
+                ),
+            ));
+        }
+        let belongs = self.geometry.list_for(head.chunks);
+        if belongs != list {
+            return Err(corrupt(
+                address,
+                format!(
+                    "free block of {} chunks is on list {list}, it belongs on list {belongs}",
+                    head.chunks
+                ),
+            ));
+        }
+        Ok(FreeBlock {
+            address,
+            chunks: head.chunks,
+            prev: self.word(address + FREE_PREV_OFFSET)?,
+            next: self.word(address + FREE_NEXT_OFFSET)?,
+        })
+    }
+
+    /// The free block at `address`, which must belong on list `list`, with its foot tag
+    /// checked too: for blocks whose size the caller relies on (to split, merge or take).
+    pub(crate) fn free_block(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
+        let b = self.linked_block(address, list)?;
+        self.block_at(address)?;
+        Ok(b)
+    }
+
+    /// Check that `b`'s neighbours on list `list` link back to it.
+    pub(crate) fn check_links(&self, b: &FreeBlock, list: u64) -> Result<(), Error> {
+        if b.prev == 0 {
+            let head = self.list_head(list)?;
+            if head != b.address {
+                return Err(corrupt(
+                    b.address,
+                    format!("free block has no prev link but list {list} starts at {head:#x}"),
+                ));
+            }
+        } else {
+            let p = self.linked_block(b.prev, list)?;
+            if p.next != b.address {
+                return Err(corrupt(
+                    p.address,
+                    format!("next link is {:#x}, expected {:#x}", p.next, b.address),
+                ));
+            }
+        }
+        if b.next != 0 {
+            let n = self.linked_block(b.next, list)?;
+            if n.prev != b.address {
+                return Err(corrupt(
+                    n.address,
+                    format!("prev link is {:#x}, expected {:#x}", n.prev, b.address),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The first block of list `list`, fully checked with its links: for taking it.
+    pub(crate) fn checked_head(&self, list: u64) -> Result<Option<FreeBlock>, Error> {
+        match self.head_for_push(list)? {
+            Some(b) => {
+                self.block_at(b.address)?;
+                self.check_links(&b, list)?;
+                Ok(Some(b))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The first block of list `list`, checked enough to link a new block in front of it.
+    pub(crate) fn head_for_push(&self, list: u64) -> Result<Option<FreeBlock>, Error> {
+        let head = self.list_head(list)?;
+        if head == 0 {
+            return Ok(None);
+        }
+        let b = self.linked_block(head, list)?;
+        if b.prev != 0 {
+            return Err(corrupt(
+                head,
+                format!("first block of list {list} has prev link {:#x}", b.prev),
+            ));
+        }
+        Ok(Some(b))
+    }
+
+    /// Walk list `list` from its head, checking every block and back link, calling `visit` for
+    /// each; stops early when `visit` returns false. Cycles cannot go unnoticed: every block's
+    /// prev link must name the block the walk came from, and a cycle would reach some block
+    /// from a second predecessor.
+    pub(crate) fn walk_list(
+        &self,
+        list: u64,
+        mut visit: impl FnMut(&FreeBlock) -> bool,
+    ) -> Result<(), Error> {
+        let mut prev = 0;
+        let mut cur = self.list_head(list)?;
+        let mut steps = 0u64;
+        while cur != 0 {
+            let b = self.linked_block(cur, list)?;
+            if b.prev != prev {
+                return Err(corrupt(
+                    cur,
+                    format!("prev link is {:#x}, expected {prev:#x}", b.prev),
+                ));
+            }
+            steps += 1;
+            if steps > self.geometry.chunk_count {
+                return Err(corrupt(cur, format!("list {list} is longer than the heap")));
+            }
+            if !visit(&b) {
+                return Ok(());
+            }
+            prev = cur;
+            cur = b.next;
+        }
+        Ok(())
+    }
+
+    /// The allocated block whose user data starts at `address`. Distinguishes addresses that
+    /// cannot be from this heap, blocks already free, and damaged blocks.
+    pub(crate) fn allocated_block(&self, address: u64) -> Result<Block, Error> {
+        let not_from_heap = |reason: String| Error::NotFromHeap { address, reason };
+        if address < self.start + USER_DATA_OFFSET || address >= self.end {
+            return Err(not_from_heap(format!(
+                "outside the heap's blocks {:#x}..{:#x}",
+                self.start, self.end
+            )));
+        }
+        let block = address - USER_DATA_OFFSET;
+        if !(block - self.start).is_multiple_of(self.chunk()) {
+            return Err(not_from_heap(format!(
+                "no block starts there (blocks are {}-byte chunks from {:#x}, and data starts \
+                 {USER_DATA_OFFSET} bytes into a block)",
+                self.chunk(),
+                self.start
+            )));
+        }
+        let head = Tag::decode(self.word(block)?)
+            .ok()
+            .filter(|t| t.end == TagEnd::Head)
+            .ok_or_else(|| not_from_heap(format!("no block header at {block:#x}")))?;
+        if head.state == BlockState::Free {
+            return Err(Error::DoubleFree { address });
+        }
+        self.block_at(block)
+    }
+}

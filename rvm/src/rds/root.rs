@@ -1,0 +1,197 @@
+//! A typed root in the static region and typed persistent pointers into the heap.
+//!
+//! A program keeps the root of its data structure in the static region (Coda keeps its
+//! `camlib_recoverable_segment` there) and links heap blocks with [`PersistentPtr`]s. Both
+//! stay valid across restarts because the regions are always mapped at the addresses recorded
+//! in the segment header. The static region starts zero-filled, so a root whose value is
+//! all zeros means "not initialised yet".
+
+use std::marker::PhantomData;
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::rds::{Error, Heap};
+use crate::segment::Segment;
+use crate::tx::Transaction;
+
+/// The absolute address of a `T` in the heap (0 is null). Plain data (`Pod`), so it can be
+/// stored in the heap, in the static region, or inside other persistent values.
+#[repr(transparent)]
+pub struct PersistentPtr<T> {
+    address: u64,
+    _type: PhantomData<fn() -> T>,
+}
+
+// Manual impls: derives would require `T` itself to be Clone/Copy/Eq/...
+impl<T> Clone for PersistentPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for PersistentPtr<T> {}
+impl<T> PartialEq for PersistentPtr<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.address == other.address
+    }
+}
+impl<T> Eq for PersistentPtr<T> {}
+impl<T> std::hash::Hash for PersistentPtr<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.address.hash(state)
+    }
+}
+impl<T> Default for PersistentPtr<T> {
+    fn default() -> Self {
+        Self::null()
+    }
+}
+impl<T> std::fmt::Debug for PersistentPtr<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PersistentPtr({:#x})", self.address)
+    }
+}
+// SAFETY: a transparent wrapper of one u64 (PhantomData is zero-sized): no padding, and every
+// bit pattern (including all zeros, the null pointer) is a valid value.
+unsafe impl<T: 'static> Zeroable for PersistentPtr<T> {}
+// SAFETY: as above; `fn() -> T` makes the type Copy + 'static whatever T is.
+unsafe impl<T: 'static> Pod for PersistentPtr<T> {}
+
+impl<T> PersistentPtr<T> {
+    pub const fn null() -> Self {
+        PersistentPtr {
+            address: 0,
+            _type: PhantomData,
+        }
+    }
+    pub const fn from_address(address: usize) -> Self {
+        PersistentPtr {
+            address: address as u64,
+            _type: PhantomData,
+        }
+    }
+    pub fn is_null(&self) -> bool {
+        self.address == 0
+    }
+    pub fn address(&self) -> usize {
+        self.address as usize
+    }
+    /// The same address, typed as a `U`.
+    pub fn cast<U>(self) -> PersistentPtr<U> {
+        PersistentPtr::from_address(self.address as usize)
+    }
+}
+
+/// A typed handle on a `T` at the start of the static region (see [`Heap::static_root`]).
+pub struct Root<T> {
+    segment: Segment,
+    address: usize,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Root<T> {
+    fn clone(&self) -> Self {
+        Root {
+            segment: self.segment.clone(),
+            address: self.address,
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Root<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Root({:#x})", self.address)
+    }
+}
+
+impl<T: Pod> Root<T> {
+    pub fn address(&self) -> usize {
+        self.address
+    }
+
+    /// A copy of the root's current value.
+    pub fn get(&self) -> Result<T, Error> {
+        Ok(self.segment.read::<T>(self.address)?)
+    }
+
+    /// Replace the root's value in `tx`.
+    pub fn set(&self, tx: &mut Transaction<'_>, value: &T) -> Result<(), Error> {
+        tx.write(self.address, value)?;
+        Ok(())
+    }
+
+    /// Read the value, let `change` modify it, and write it back in `tx`; returns the new
+    /// value.
+    pub fn update(
+        &self,
+        tx: &mut Transaction<'_>,
+        change: impl FnOnce(&mut T),
+    ) -> Result<T, Error> {
+        let mut value = self.get()?;
+        change(&mut value);
+        self.set(tx, &value)?;
+        Ok(value)
+    }
+}
+
+impl Heap {
+    /// A typed root of type `T` at the start of the static region. `T` must fit in the
+    /// static region.
+    pub fn static_root<T: Pod>(&self) -> Result<Root<T>, Error> {
+        let size = std::mem::size_of::<T>();
+        if size > self.static_length() {
+            return Err(Error::InvalidArgument {
+                parameter: "root type",
+                rule: format!(
+                    "{} is {size} bytes, the static region holds {}",
+                    std::any::type_name::<T>(),
+                    self.static_length()
+                ),
+            });
+        }
+        Ok(Root {
+            segment: self.segment().clone(),
+            address: self.static_address(),
+            _type: PhantomData,
+        })
+    }
+
+    /// Allocate a block for a `T` in `tx` and store `value` in it.
+    pub fn alloc<T: Pod>(
+        &self,
+        tx: &mut Transaction<'_>,
+        value: &T,
+    ) -> Result<PersistentPtr<T>, Error> {
+        let address = self.malloc(tx, std::mem::size_of::<T>())?;
+        tx.write(address, value)?;
+        Ok(PersistentPtr::from_address(address))
+    }
+
+    /// A copy of the `T` that `ptr` points to. The pointer must name an allocated block large
+    /// enough for a `T`, so a dangling or foreign pointer is an error, not a wild read.
+    pub fn get<T: Pod>(&self, ptr: PersistentPtr<T>) -> Result<T, Error> {
+        self.check_allocated_range(ptr.address(), std::mem::size_of::<T>())?;
+        Ok(self.segment().read::<T>(ptr.address())?)
+    }
+
+    /// Store `value` where `ptr` points, in `tx` (checked like [`Heap::get`]).
+    pub fn set<T: Pod>(
+        &self,
+        tx: &mut Transaction<'_>,
+        ptr: PersistentPtr<T>,
+        value: &T,
+    ) -> Result<(), Error> {
+        self.check_allocated_range(ptr.address(), std::mem::size_of::<T>())?;
+        tx.write(ptr.address(), value)?;
+        Ok(())
+    }
+
+    /// Free the block `ptr` points to, in `tx`.
+    pub fn free_ptr<T>(
+        &self,
+        tx: &mut Transaction<'_>,
+        ptr: PersistentPtr<T>,
+    ) -> Result<(), Error> {
+        self.free(tx, ptr.address())
+    }
+}

@@ -1,0 +1,581 @@
+//! Functional tests of the RDS heap: allocation, coalescing, abort, refused calls, intention
+//! lists, prealloc, statistics, roots, locking, and the image checker.
+
+mod rds_support;
+
+use rds_support::{layout, Fixture};
+use rvm::device::Tear;
+use rvm::rds::{self, BlockState, Error, Heap, IntentionList, PersistentPtr, ProblemKind};
+use rvm::{BeginMode, CommitMode};
+
+#[test]
+fn malloc_free_and_exact_accounting() {
+    let f = Fixture::new(layout(1, 1 << 20, 80, 64));
+    let capacity = f.heap.statistics().capacity_bytes;
+    assert_eq!(f.heap.statistics().free_bytes, capacity);
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let a = f.heap.malloc(&mut tx, 100).unwrap();
+    let b = f.heap.malloc(&mut tx, 1).unwrap();
+    let c = f.heap.malloc(&mut tx, 5000).unwrap();
+    tx.fill(a, 100, 0xaa).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    assert!(f.heap.usable_size(a).unwrap() >= 100);
+    assert_eq!(a % 8, 0);
+    let s = f.heap.statistics();
+    // 100 + 16 -> 2 chunks; 1 + 16 -> 1 chunk; 5016 -> 79 chunks.
+    assert_eq!(s.allocated_bytes, (2 + 1 + 79) * 64);
+    assert_eq!(s.free_bytes + s.allocated_bytes, capacity);
+    assert_eq!(s.malloc_count, 3);
+    f.assert_consistent();
+
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, b).unwrap();
+    f.heap.free(&mut tx, a).unwrap();
+    f.heap.free(&mut tx, c).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let s = f.heap.statistics();
+    assert_eq!(s.allocated_bytes, 0);
+    assert_eq!(s.free_bytes, capacity);
+    assert_eq!(s.free_blocks, 1, "immediate coalescing leaves one block");
+    assert_eq!(s.fragmentation, 0.0);
+    assert!(s.coalesce_count >= 3);
+    f.assert_consistent();
+}
+
+/// Fill the whole heap with the smallest blocks, then free them in an order that needs
+/// merges on both sides; the heap must end as one free block. Run for chunk sizes including
+/// 32 (Coda's 64-bit build refuses it) and 40 (not a divisor of the region length).
+#[test]
+fn fill_and_drain_for_every_chunk_size() {
+    for (i, chunk) in [32u64, 40, 48, 64, 200].into_iter().enumerate() {
+        for nlists in [1u64, 2, 7, 80] {
+            let f = Fixture::new(layout(
+                10 + i as u64 * 4 + nlists % 4,
+                64 << 10,
+                nlists,
+                chunk,
+            ));
+            let capacity = f.heap.statistics().capacity_bytes;
+            let g = f.heap.inspect().unwrap().geometry;
+            assert!(g.blocks_offset + g.chunk_count * chunk <= 64 << 10);
+            let mut blocks = Vec::new();
+            let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+            loop {
+                match f.heap.malloc(&mut tx, 1) {
+                    Ok(a) => blocks.push(a),
+                    Err(Error::NoRoom {
+                        requested,
+                        largest_free,
+                    }) => {
+                        assert_eq!((requested, largest_free), (1, 0));
+                        break;
+                    }
+                    Err(e) => panic!("chunk {chunk}: {e}"),
+                }
+            }
+            tx.end(CommitMode::NoFlush).unwrap();
+            assert_eq!(
+                blocks.len() as u64,
+                g.chunk_count,
+                "chunk {chunk} nlists {nlists}"
+            );
+            assert_eq!(f.heap.statistics().free_bytes, 0);
+            f.assert_consistent();
+            // Free every other block, then the rest: the second pass merges on both sides.
+            let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+            for a in blocks.iter().step_by(2) {
+                f.heap.free(&mut tx, *a).unwrap();
+            }
+            tx.end(CommitMode::NoFlush).unwrap();
+            f.assert_consistent();
+            let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+            for a in blocks.iter().skip(1).step_by(2) {
+                f.heap.free(&mut tx, *a).unwrap();
+            }
+            tx.end(CommitMode::NoFlush).unwrap();
+            let s = f.heap.statistics();
+            assert_eq!((s.free_blocks, s.free_bytes), (1, capacity));
+            assert_eq!(f.heap.maxblock() as u64, capacity - 16);
+            f.assert_consistent();
+        }
+    }
+}
+
+#[test]
+fn abort_restores_the_heap_exactly() {
+    let f = Fixture::new(layout(40, 256 << 10, 16, 32));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let keep: Vec<usize> = (0..50)
+        .map(|i| f.heap.malloc(&mut tx, 10 + i * 13).unwrap())
+        .collect();
+    tx.end(CommitMode::Flush).unwrap();
+    let before = f.heap_bytes();
+    let stats_before = f.heap.statistics();
+
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    for a in keep.iter().step_by(3) {
+        f.heap.free(&mut tx, *a).unwrap();
+    }
+    for i in 0..40 {
+        f.heap.malloc(&mut tx, 1 + i * 37).unwrap();
+    }
+    f.heap.prealloc(&mut tx, 40, 5).unwrap();
+    f.heap.clear_statistics(&mut tx).unwrap();
+    tx.abort().unwrap();
+    assert!(f.heap_bytes() == before, "abort left heap bytes changed");
+    assert_eq!(f.heap.statistics(), stats_before);
+    f.assert_consistent();
+
+    // Dropping an un-ended transaction aborts it too, and the heap stays usable.
+    {
+        let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+        f.heap.malloc(&mut tx, 3000).unwrap();
+    }
+    assert!(f.heap_bytes() == before);
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.malloc(&mut tx, 3000).unwrap();
+    tx.end(CommitMode::NoFlush).unwrap();
+    f.assert_consistent();
+}
+
+#[test]
+fn refused_calls_change_nothing() {
+    let f = Fixture::new(layout(41, 64 << 10, 8, 48));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let a = f.heap.malloc(&mut tx, 100).unwrap();
+    let b = f.heap.malloc(&mut tx, 100).unwrap();
+    f.heap.free(&mut tx, a).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let before = f.heap_bytes();
+
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let base = f.heap.address();
+    let cases: Vec<(usize, &str)> = vec![
+        (a, "EFREED_TWICE"),
+        (b + 8, "EBAD_ARGS"),
+        (b + 48, "EBAD_ARGS"),
+        (0, "EBAD_ARGS"),
+        (base, "EBAD_ARGS"),
+        (base + f.heap.length(), "EBAD_ARGS"),
+        (usize::MAX, "EBAD_ARGS"),
+        (f.heap.static_address() + 8, "EBAD_ARGS"),
+    ];
+    for (address, code) in cases {
+        let e = f.heap.free(&mut tx, address).unwrap_err();
+        assert_eq!(e.code_name(), code, "free({address:#x}): {e}");
+    }
+    assert!(matches!(
+        f.heap.malloc(&mut tx, 1 << 30).unwrap_err(),
+        Error::NoRoom { requested, .. } if requested == 1 << 30
+    ));
+    assert!(f.heap.malloc(&mut tx, usize::MAX).is_err());
+    assert!(f.heap.prealloc(&mut tx, 100_000, 1).is_err());
+    tx.end(CommitMode::Flush).unwrap();
+    assert!(f.heap_bytes() == before);
+    f.assert_consistent();
+}
+
+#[test]
+fn corruption_is_detected_and_not_followed() {
+    let f = Fixture::new(layout(42, 64 << 10, 8, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let a = f.heap.malloc(&mut tx, 100).unwrap();
+    let b = f.heap.malloc(&mut tx, 100).unwrap();
+    let c = f.heap.malloc(&mut tx, 100).unwrap();
+    f.heap.free(&mut tx, b).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+
+    // Blocks are carved from the high end, so c < b < a. A buffer overrun from `c` smashes
+    // the head tag of `b`, the free block after it.
+    let smashed = c - 8 + 2 * 64;
+    assert_eq!(smashed, b - 8);
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    tx.write(smashed, &0x4141_4141_4141_4141u64).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let before = f.heap_bytes();
+    let report = f.heap.check();
+    assert!(!report.is_ok());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.address == smashed as u64 && p.kind == ProblemKind::Tag),
+        "{report}"
+    );
+
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let e = f.heap.free(&mut tx, c).unwrap_err();
+    assert_eq!(e.code_name(), "ECORRUPT", "{e}");
+    let e = f.heap.free(&mut tx, a).unwrap_err();
+    assert_eq!(e.code_name(), "ECORRUPT", "{e}");
+    tx.end(CommitMode::Flush).unwrap();
+    assert!(f.heap_bytes() == before, "refused frees changed the heap");
+
+    // A list head pointing outside the heap is reported, not followed.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let offset = smashed - f.heap.address();
+    tx.modify_bytes(smashed, &before[offset..offset + 8])
+        .unwrap();
+    let list_2 = f.heap.address() + 192 + 8;
+    tx.write(list_2, &0xdead_beef_u64).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let e = f.heap.malloc(&mut tx, 100).unwrap_err();
+    assert_eq!(e.code_name(), "ECORRUPT", "{e}");
+    tx.abort().unwrap();
+    let report = f.heap.check();
+    assert!(
+        report.problems.iter().any(|p| p.kind == ProblemKind::Link),
+        "{report}"
+    );
+}
+
+#[test]
+fn version_skew_and_missing_heap_are_refused_at_load() {
+    let f = Fixture::new(layout(43, 64 << 10, 8, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    tx.write(f.heap.address() + 8, &2u64).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let e = Heap::load(&f.segment).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::VersionSkew {
+                found: 2,
+                expected: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.code_name(), "EHEAP_VERSION_SKEW");
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    assert_eq!(
+        f.heap.malloc(&mut tx, 8).unwrap_err().code_name(),
+        "EHEAP_VERSION_SKEW"
+    );
+    tx.fill(f.heap.address(), 8, 0).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    assert_eq!(
+        Heap::load(&f.segment).unwrap_err().code_name(),
+        "EHEAP_INIT"
+    );
+}
+
+#[test]
+fn intention_lists_free_at_do_free() {
+    let f = Fixture::new(layout(44, 64 << 10, 8, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let blocks: Vec<usize> = (0..6)
+        .map(|_| f.heap.malloc(&mut tx, 40).unwrap())
+        .collect();
+    tx.end(CommitMode::Flush).unwrap();
+    let allocated = f.heap.statistics().allocated_bytes;
+
+    let mut intentions = IntentionList::new();
+    for a in &blocks[..4] {
+        f.heap.fake_free(&mut intentions, *a).unwrap();
+    }
+    assert!(matches!(
+        f.heap.fake_free(&mut intentions, blocks[0]),
+        Err(Error::DoubleFree { .. })
+    ));
+    assert_eq!(intentions.len(), 4);
+    assert_eq!(
+        f.heap.statistics().allocated_bytes,
+        allocated,
+        "fake_free frees nothing"
+    );
+
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.do_free(&mut tx, intentions).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    assert_eq!(f.heap.statistics().allocated_bytes, allocated - 4 * 64);
+    f.assert_consistent();
+
+    // A stale intention (freed meanwhile) is refused before anything is freed.
+    let mut intentions = IntentionList::new();
+    f.heap.fake_free(&mut intentions, blocks[4]).unwrap();
+    f.heap.fake_free(&mut intentions, blocks[5]).unwrap();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, blocks[5]).unwrap();
+    let before = f.heap.statistics();
+    assert!(matches!(
+        f.heap.do_free(&mut tx, intentions),
+        Err(Error::DoubleFree { .. })
+    ));
+    assert_eq!(f.heap.statistics().allocated_bytes, before.allocated_bytes);
+    tx.end(CommitMode::Flush).unwrap();
+    f.assert_consistent();
+}
+
+#[test]
+fn prealloc_makes_later_mallocs_exact_hits() {
+    let f = Fixture::new(layout(45, 256 << 10, 80, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.prealloc(&mut tx, 200, 10).unwrap();
+    f.heap.clear_statistics(&mut tx).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let s = f.heap.statistics();
+    assert_eq!(s.lists[3].blocks, 10, "200 + 16 bytes is 4 chunks of 64");
+    assert_eq!(s.malloc_count, 0);
+    f.assert_consistent();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    for _ in 0..10 {
+        f.heap.malloc(&mut tx, 200).unwrap();
+    }
+    tx.end(CommitMode::Flush).unwrap();
+    let s = f.heap.statistics();
+    assert_eq!((s.exact_hits, s.malloc_count), (10, 10));
+    assert_eq!(s.lists[3].blocks, 0);
+    f.assert_consistent();
+}
+
+#[test]
+fn no_room_reports_the_largest_free_block() {
+    let f = Fixture::new(layout(46, 64 << 10, 8, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let max = f.heap.maxblock();
+    assert_eq!(max as u64, f.heap.statistics().capacity_bytes - 16);
+    let e = f.heap.malloc(&mut tx, max + 1).unwrap_err();
+    assert!(
+        matches!(e, Error::NoRoom { requested, largest_free } if requested == max as u64 + 1 && largest_free == max as u64)
+    );
+    assert!(e.to_string().contains(&max.to_string()));
+    let a = f.heap.malloc(&mut tx, max).unwrap();
+    assert_eq!(f.heap.maxblock(), 0);
+    f.heap.free(&mut tx, a).unwrap();
+    tx.end(CommitMode::NoFlush).unwrap();
+}
+
+#[test]
+fn heap_changes_need_a_restore_transaction_and_one_at_a_time_per_thread() {
+    let f = Fixture::new(layout(47, 64 << 10, 8, 64));
+    let mut tx = f.rvm.begin(BeginMode::NoRestore).unwrap();
+    assert_eq!(
+        f.heap.malloc(&mut tx, 8).unwrap_err().code_name(),
+        "EBAD_ARGS"
+    );
+    tx.end(CommitMode::NoFlush).unwrap();
+    let mut first = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.malloc(&mut first, 8).unwrap();
+    let mut second = f.rvm.begin(BeginMode::Restore).unwrap();
+    assert!(matches!(
+        f.heap.malloc(&mut second, 8),
+        Err(Error::Busy { holder, requester }) if holder == first.id() && requester == second.id()
+    ));
+    // Read-only calls from the owning thread see its uncommitted change.
+    assert_eq!(f.heap.statistics().malloc_count, 1);
+    first.end(CommitMode::NoFlush).unwrap();
+    f.heap.malloc(&mut second, 8).unwrap();
+    second.end(CommitMode::NoFlush).unwrap();
+    f.assert_consistent();
+}
+
+#[test]
+fn threads_allocate_concurrently_without_overlap() {
+    let f = Fixture::new(layout(48, 1 << 20, 40, 32));
+    let all = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..4usize {
+            let (f, all) = (&f, &all);
+            s.spawn(move || {
+                let mut mine = Vec::new();
+                for round in 0..50usize {
+                    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+                    let size = 1 + (t * 131 + round * 17) % 700;
+                    let a = f.heap.malloc(&mut tx, size).unwrap();
+                    tx.fill(a, size, t as u8 + 1).unwrap();
+                    let mut freed = None;
+                    if round % 3 == 2 && !mine.is_empty() {
+                        let old: (usize, usize) = mine.swap_remove(0);
+                        f.heap.free(&mut tx, old.0).unwrap();
+                        freed = Some(old);
+                    }
+                    if round % 5 == 4 {
+                        tx.abort().unwrap();
+                        mine.extend(freed);
+                    } else {
+                        tx.end(CommitMode::NoFlush).unwrap();
+                        mine.push((a, size));
+                    }
+                }
+                all.lock()
+                    .unwrap()
+                    .extend(mine.into_iter().map(|(a, n)| (a, n, t as u8 + 1)));
+            });
+        }
+    });
+    let mut all = all.into_inner().unwrap();
+    all.sort();
+    for w in all.windows(2) {
+        assert!(w[0].0 + w[0].1 <= w[1].0, "overlap: {:?}", w);
+    }
+    for (a, n, t) in &all {
+        let mut buf = vec![0u8; *n];
+        f.segment.read_bytes(*a, &mut buf).unwrap();
+        assert!(
+            buf.iter().all(|b| b == t),
+            "block {a:#x} of thread {t} was overwritten"
+        );
+    }
+    f.assert_consistent();
+}
+
+#[test]
+fn roots_and_persistent_pointers_survive_restart_and_crash() {
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    #[repr(C)]
+    struct Node {
+        value: u64,
+        next: PersistentPtr<Node>,
+    }
+    let f = Fixture::new(layout(49, 64 << 10, 8, 64));
+    let root = f.heap.static_root::<PersistentPtr<Node>>().unwrap();
+    assert!(root.get().unwrap().is_null(), "static region starts zeroed");
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let mut head = PersistentPtr::null();
+    for value in 1..=5 {
+        head = f.heap.alloc(&mut tx, &Node { value, next: head }).unwrap();
+    }
+    root.set(&mut tx, &head).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    assert!(f.heap.static_root::<[[u8; 4096]; 2]>().is_err());
+
+    let f = f.reopen_clean();
+    let walk = |f: &Fixture| {
+        let root = f.heap.static_root::<PersistentPtr<Node>>().unwrap();
+        let mut values = Vec::new();
+        let mut p = root.get().unwrap();
+        while !p.is_null() {
+            let n = f.heap.get(p).unwrap();
+            values.push(n.value);
+            p = n.next;
+        }
+        values
+    };
+    assert_eq!(walk(&f), vec![5, 4, 3, 2, 1]);
+
+    // Pop one node committed, then crash in the middle of popping another (uncommitted).
+    let root = f.heap.static_root::<PersistentPtr<Node>>().unwrap();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let top = root.get().unwrap();
+    let node = f.heap.get(top).unwrap();
+    root.set(&mut tx, &node.next).unwrap();
+    f.heap.free_ptr(&mut tx, top).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    assert!(f.heap.get(top).is_err(), "a dangling pointer is refused");
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let top = root.get().unwrap();
+    root.set(&mut tx, &PersistentPtr::null()).unwrap();
+    f.heap.free_ptr(&mut tx, top).unwrap();
+    // Power fails before the commit: the devices go down, then the transaction is dropped.
+    f.controller.crash_now();
+    drop(tx);
+    let f = f.crash_and_recover(Tear::RandomSectors);
+    assert_eq!(walk(&f), vec![4, 3, 2, 1]);
+    f.assert_consistent();
+}
+
+#[test]
+fn image_checker_and_inspector_read_the_segment_without_mapping() {
+    let f = Fixture::new(layout(50, 128 << 10, 8, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let blocks: Vec<usize> = (0..20)
+        .map(|i| f.heap.malloc(&mut tx, 50 * i).unwrap())
+        .collect();
+    for a in blocks.iter().step_by(4) {
+        f.heap.free(&mut tx, *a).unwrap();
+    }
+    tx.end(CommitMode::Flush).unwrap();
+    f.rvm.truncate().unwrap();
+    let image = f.data.live();
+    let heap_offset = 4096;
+    let region = &image[heap_offset..heap_offset + (128 << 10)];
+    let address = f.heap.address() as u64;
+    let report = rds::check_image(region, address);
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report, f.heap.check());
+    let info = rds::inspect_image(region, address).unwrap();
+    assert_eq!(info.geometry.chunk_size, 64);
+    assert_eq!(info.counters, {
+        let s = f.heap.statistics();
+        rvm::rds::HeapCounters {
+            generation: info.counters.generation,
+            free_bytes: s.free_bytes,
+            allocated_bytes: s.allocated_bytes,
+            malloc_count: s.malloc_count,
+            free_count: s.free_count,
+            prealloc_count: s.prealloc_count,
+            coalesce_count: s.coalesce_count,
+            exact_hits: s.exact_hits,
+            large_hits: s.large_hits,
+            splits: s.splits,
+        }
+    });
+    let listed: u64 = info.lists.iter().map(|l| l.blocks).sum();
+    assert_eq!(listed, info.check.free_blocks);
+    let blocks = rds::blocks_image(region, address).unwrap();
+    assert_eq!(blocks.len() as u64, report.blocks);
+    assert_eq!(
+        blocks
+            .iter()
+            .filter(|b| b.state == BlockState::Allocated)
+            .count(),
+        15
+    );
+    // The image checker and inspector never panic on damage, wherever it is.
+    let mut damaged = region.to_vec();
+    for i in (0..damaged.len()).step_by(997) {
+        damaged[i] ^= 0x5a;
+        let _ = rds::check_image(&damaged, address);
+        let _ = rds::inspect_image(&damaged, address);
+        let _ = rds::blocks_image(&damaged, address);
+    }
+    assert!(!rds::check_image(&damaged, address).is_ok());
+    assert_eq!(rds::check_image(&region[..100], address).problems.len(), 1);
+    assert!(rds::inspect_image(&[0u8; 4096], address).is_err());
+}
+
+#[test]
+fn segments_that_are_not_heap_segments_are_refused() {
+    use rvm::device::{DeviceRef, MemDevice};
+    use rvm::segment::{self, RegionSpec};
+    use rvm::MapOptions;
+    use std::sync::Arc;
+    let f = Fixture::new(layout(51, 64 << 10, 8, 64));
+    // One region only.
+    let one: DeviceRef = Arc::new(MemDevice::new("one", Vec::new()));
+    let header = segment::layout(
+        4096 + 8192,
+        &[RegionSpec {
+            length: 8192,
+            address: rds_support::address_for(52),
+        }],
+    )
+    .unwrap();
+    segment::write_header(&*one, &header).unwrap();
+    let seg = f.rvm.map_device(one, MapOptions::default()).unwrap();
+    assert_eq!(
+        Heap::load(&seg).unwrap_err().code_name(),
+        "EBAD_SEGMENT_HDR"
+    );
+    // A heap segment mapped anywhere: its pointers would be wrong.
+    f.rvm.unmap(&f.segment).unwrap();
+    let anywhere = f
+        .rvm
+        .map_device(f.data.clone(), MapOptions::anywhere())
+        .unwrap();
+    let e = Heap::load(&anywhere).unwrap_err();
+    assert_eq!(e.code_name(), "EBAD_SEGMENT_HDR", "{e}");
+    // The old handle's segment is unmapped: calls fail cleanly.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    assert_eq!(
+        f.heap.malloc(&mut tx, 8).unwrap_err().code_name(),
+        "RVM_ENOT_MAPPED"
+    );
+    tx.abort().unwrap();
+    assert!(!f.heap.check().is_ok());
+    assert_eq!(f.heap.maxblock(), 0);
+    assert!(f.heap.statistics().damage.is_some());
+}

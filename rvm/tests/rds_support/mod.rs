@@ -1,0 +1,167 @@
+//! Shared set-up for the rds tests: a log and a heap segment on crash devices (so any test
+//! can crash them), mapped at a fixed address unique to the test.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use rvm::device::{CrashController, CrashDevice, DeviceRef, Tear};
+use rvm::rds::{self, Heap, HeapLayout};
+use rvm::{MapOptions, Options, Rvm, Segment};
+
+pub const LOG_AREA_BYTES: u64 = 4 << 20;
+
+/// A distinct fixed address per test (tests in one binary run in parallel threads of one
+/// process, and fixed mappings must not collide).
+pub fn address_for(test: u64) -> u64 {
+    0x3000_0000_0000 + test * 0x10_0000_0000
+}
+
+pub fn layout(test: u64, heap_length: u64, nlists: u64, chunk_size: u64) -> HeapLayout {
+    HeapLayout {
+        start_address: address_for(test),
+        heap_length,
+        static_length: 4096,
+        nlists,
+        chunk_size,
+    }
+}
+
+pub struct Fixture {
+    pub controller: Arc<CrashController>,
+    pub log: Arc<CrashDevice>,
+    pub data: Arc<CrashDevice>,
+    pub layout: HeapLayout,
+    /// Declared before `rvm` so the segment handle and heap go first.
+    pub heap: Heap,
+    pub segment: Segment,
+    pub rvm: Rvm,
+}
+
+pub fn options(data: &Arc<CrashDevice>) -> Options {
+    // No background truncation: a test decides when the log is applied.
+    Options::default()
+        .truncate_threshold(0)
+        .segment_device(data.clone() as DeviceRef)
+}
+
+impl Fixture {
+    pub fn new(layout: HeapLayout) -> Fixture {
+        Self::with_seed(layout, 1)
+    }
+
+    pub fn with_seed(layout: HeapLayout, seed: u64) -> Fixture {
+        Self::with_log(layout, seed, LOG_AREA_BYTES)
+    }
+
+    pub fn with_log(layout: HeapLayout, seed: u64, log_area_bytes: u64) -> Fixture {
+        let controller = CrashController::new(seed);
+        let log = Arc::new(CrashDevice::new("log", controller.clone(), Vec::new()));
+        let data = Arc::new(CrashDevice::new("data", controller.clone(), Vec::new()));
+        Rvm::init_log_on(&*log, log_area_bytes).unwrap();
+        let rvm = Rvm::open_device(log.clone(), options(&data)).unwrap();
+        rds::create_heap_segment_on(
+            &rvm,
+            data.clone() as DeviceRef,
+            layout.segment_length_min(),
+            &layout,
+        )
+        .unwrap();
+        let segment = rvm.map_device(data.clone(), MapOptions::default()).unwrap();
+        let heap = Heap::load(&segment).unwrap();
+        Fixture {
+            controller,
+            log,
+            data,
+            layout,
+            heap,
+            segment,
+            rvm,
+        }
+    }
+
+    /// Simulate power loss: drop the instance (its writes fail), restart the devices with
+    /// unsynced writes torn per `tear`, and recover.
+    pub fn crash_and_recover(self, tear: Tear) -> Fixture {
+        let Fixture {
+            controller,
+            log,
+            data,
+            layout,
+            heap,
+            segment,
+            rvm,
+        } = self;
+        controller.crash_now();
+        drop(heap);
+        drop(segment);
+        drop(rvm);
+        log.set_tear(tear);
+        data.set_tear(tear);
+        log.restart();
+        data.restart();
+        Self::reopen(controller, log, data, layout)
+    }
+
+    /// Close cleanly and open again.
+    pub fn reopen_clean(self) -> Fixture {
+        let Fixture {
+            controller,
+            log,
+            data,
+            layout,
+            heap,
+            segment,
+            rvm,
+        } = self;
+        drop(heap);
+        drop(segment);
+        rvm.close().unwrap();
+        Self::reopen(controller, log, data, layout)
+    }
+
+    fn reopen(
+        controller: Arc<CrashController>,
+        log: Arc<CrashDevice>,
+        data: Arc<CrashDevice>,
+        layout: HeapLayout,
+    ) -> Fixture {
+        let rvm = Rvm::open_device(log.clone(), options(&data)).unwrap();
+        let segment = rvm.map_device(data.clone(), MapOptions::default()).unwrap();
+        let heap = Heap::load(&segment).unwrap();
+        Fixture {
+            controller,
+            log,
+            data,
+            layout,
+            heap,
+            segment,
+            rvm,
+        }
+    }
+
+    /// A copy of the heap region as mapped now.
+    pub fn heap_bytes(&self) -> Vec<u8> {
+        let mut buf = vec![0u8; self.layout.heap_length as usize];
+        self.segment
+            .read_bytes(self.layout.start_address as usize, &mut buf)
+            .unwrap();
+        buf
+    }
+
+    pub fn assert_consistent(&self) {
+        let report = self.heap.check();
+        assert!(report.is_ok(), "heap check failed:\n{report}");
+    }
+}
+
+/// Chunks a block for `size` bytes takes, computed independently of the heap.
+pub fn chunks_for(size: usize, chunk_size: u64) -> u64 {
+    ((size as u64 + 16).div_ceil(chunk_size)).max(1)
+}
+
+/// The byte a test writes into every byte of the block at `address`.
+pub fn pattern(address: usize) -> u8 {
+    ((address >> 3) as u8) ^ 0x5a
+}
+
+pub mod workload;

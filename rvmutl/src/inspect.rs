@@ -1,0 +1,388 @@
+//! `segment DATA` and `heap DATA`: read the file (never map it: it may be in use).
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use rvm::device::Device;
+use rvm::format::log::{Status, STATUS_SLOT_SIZE};
+use rvm::format::segment::{SegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_SIZE};
+use serde_json::json;
+
+use crate::render::time_ms;
+
+/// What status slot `index` of a log holds, decoded without verification (for a damaged
+/// slot: what it says, to be taken with care).
+pub fn unverified_slot(device: &dyn Device, index: u64) -> Option<Status> {
+    let mut buf = vec![0u8; STATUS_SLOT_SIZE as usize];
+    device.read_at(&mut buf, index * STATUS_SLOT_SIZE).ok()?;
+    Status::decode_unverified(&buf)
+}
+
+/// A one-line summary of an unverified status.
+pub fn unverified_summary(s: &Status) -> String {
+    format!(
+        "as stored (unverified): sequence {}, head offset {} LSN {}, tail offset {} LSN {}, written {}",
+        s.sequence,
+        s.head_offset,
+        s.head_lsn,
+        s.tail_offset,
+        s.tail_lsn,
+        time_ms(s.written_unix_ms)
+    )
+}
+
+/// For a log whose status slots are both damaged: what each holds, unverified.
+pub fn describe_damaged_log(path: &Path, out: &mut dyn Write) -> Result<()> {
+    let device = crate::session::open_read_only(path)?;
+    for i in 0..2 {
+        match unverified_slot(&device, i) {
+            Some(s) => writeln!(out, "status slot {i}: {}", unverified_summary(&s))?,
+            None => writeln!(
+                out,
+                "status slot {i}: no status slot magic: nothing to decode"
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// Print a segment's header, regions, and its file and on-disk sizes.
+pub fn segment(path: &Path, out: &mut dyn Write, json: bool) -> Result<()> {
+    let header = match rvm::segment::read_header(path) {
+        Ok(h) => h,
+        Err(e) => {
+            // Show what the damaged header says, then fail.
+            let device = crate::session::open_read_only(path)?;
+            let mut buf = vec![0u8; SEGMENT_HEADER_SIZE as usize];
+            if device.read_at(&mut buf, 0).is_ok() {
+                if let Some(h) = SegmentHeader::decode_unverified(&buf) {
+                    writeln!(
+                        out,
+                        "Segment {} (DAMAGED header; the values below are as stored, unverified)",
+                        path.display()
+                    )?;
+                    print_header(&h, out)?;
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    let meta = std::fs::metadata(path).with_context(|| format!("{}: stat", path.display()))?;
+    let file_size = meta.len();
+    let on_disk = meta.blocks() * 512;
+    if json {
+        let v = json!({
+            "segment": path.display().to_string(),
+            "uuid": header.uuid.to_string(),
+            "format_version": SEGMENT_FORMAT_VERSION,
+            "created_unix_ms": header.created_unix_ms,
+            "length_bytes": header.length_bytes,
+            "header_bytes": SEGMENT_HEADER_SIZE,
+            "file_size_bytes": file_size,
+            "on_disk_bytes": on_disk,
+            "regions": header.regions.iter().enumerate().map(|(i, r)| json!({
+                "index": i, "offset": r.offset, "length": r.length, "address": r.address,
+                "end_offset": r.end_offset(), "end_address": r.end_address(),
+            })).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    writeln!(out, "Segment {}", path.display())?;
+    print_header(&header, out)?;
+    writeln!(out, "  {:<18}{file_size} bytes", "file size:")?;
+    writeln!(
+        out,
+        "  {:<18}{on_disk} bytes{}",
+        "on disk:",
+        if on_disk < file_size { " (sparse)" } else { "" }
+    )?;
+    Ok(())
+}
+
+fn print_header(header: &SegmentHeader, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "  {:<18}{}", "UUID:", header.uuid)?;
+    writeln!(out, "  {:<18}{}", "format version:", SEGMENT_FORMAT_VERSION)?;
+    writeln!(
+        out,
+        "  {:<18}{}",
+        "created:",
+        time_ms(header.created_unix_ms)
+    )?;
+    writeln!(
+        out,
+        "  {:<18}{} bytes ({SEGMENT_HEADER_SIZE}-byte header)",
+        "length:", header.length_bytes
+    )?;
+    writeln!(out, "  {:<18}{}", "regions:", header.regions.len())?;
+    for (i, r) in header.regions.iter().enumerate() {
+        writeln!(
+            out,
+            "    region {i}: offset {:#x}, length {:#x} ({} bytes), address {:#x}, end address {:#x}, end offset {:#x}",
+            r.offset,
+            r.length,
+            r.length,
+            r.address,
+            r.end_address(),
+            r.end_offset()
+        )?;
+    }
+    Ok(())
+}
+
+/// The heap region (region 0) of a segment, read from the file: its bytes and address.
+fn read_heap_region(path: &Path, header: &SegmentHeader) -> Result<(Vec<u8>, u64, u64)> {
+    let region = header.regions.first().ok_or_else(|| {
+        anyhow::anyhow!("{}: the segment has no regions, so no heap", path.display())
+    })?;
+    let device = crate::session::open_read_only(path)?;
+    let length = usize::try_from(region.length)
+        .ok()
+        .filter(|l| *l <= HEAP_REGION_BYTES_MAX)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: region 0 is {} bytes, more than rvmutl reads at once ({HEAP_REGION_BYTES_MAX})",
+                path.display(),
+                region.length
+            )
+        })?;
+    let mut bytes = vec![0u8; length];
+    device
+        .read_at(&mut bytes, region.offset)
+        .with_context(|| format!("{}: read region 0", path.display()))?;
+    Ok((bytes, region.address, region.offset))
+}
+
+/// Largest heap region `heap` and `check` read into memory.
+const HEAP_REGION_BYTES_MAX: usize = 1 << 34;
+
+/// Print the RDS heap of region 0: header, counters, free-list histogram, largest free block,
+/// fragmentation and the checker's findings. Returns whether the checker found problems.
+pub fn heap(path: &Path, out: &mut dyn Write, json: bool) -> Result<bool> {
+    let header = rvm::segment::read_header(path)?;
+    let (bytes, address, file_offset) = read_heap_region(path, &header)?;
+    let info = rvm::rds::inspect_image(&bytes, address).map_err(|e| {
+        anyhow::anyhow!("{}: no readable RDS heap in region 0: {e}", path.display())
+    })?;
+    let g = &info.geometry;
+    let c = &info.counters;
+    let check = &info.check;
+    let problems: Vec<(u64, String)> = check
+        .problems
+        .iter()
+        .map(|p| {
+            (
+                file_offset + p.address.saturating_sub(address),
+                format!("{:?}: {}", p.kind, p.detail),
+            )
+        })
+        .collect();
+    if json {
+        let v = json!({
+            "segment": path.display().to_string(),
+            "address": info.address,
+            "file_offset": file_offset,
+            "version": info.version,
+            "heap_length": g.heap_length,
+            "chunk_size": g.chunk_size,
+            "nlists": g.nlists,
+            "blocks_offset": g.blocks_offset,
+            "chunk_count": g.chunk_count,
+            "counters": {
+                "generation": c.generation,
+                "free_bytes": c.free_bytes,
+                "allocated_bytes": c.allocated_bytes,
+                "malloc_count": c.malloc_count,
+                "free_count": c.free_count,
+                "prealloc_count": c.prealloc_count,
+                "coalesce_count": c.coalesce_count,
+                "exact_hits": c.exact_hits,
+                "large_hits": c.large_hits,
+                "splits": c.splits,
+            },
+            "lists": info.lists.iter().map(|l| json!({"list": l.list, "blocks": l.blocks, "bytes": l.bytes})).collect::<Vec<_>>(),
+            "largest_free_block": info.largest_free_block,
+            "largest_allocation": info.largest_allocation,
+            "fragmentation": info.fragmentation,
+            "blocks": check.blocks,
+            "free_blocks": check.free_blocks,
+            "allocated_blocks": check.allocated_blocks,
+            "free_bytes": check.free_bytes,
+            "allocated_bytes": check.allocated_bytes,
+            "walk_complete": check.walk_complete,
+            "problems": check.problems.iter().zip(&problems).map(|(p, (offset, _))| json!({
+                "address": p.address, "file_offset": offset, "kind": format!("{:?}", p.kind), "detail": p.detail,
+            })).collect::<Vec<_>>(),
+            "problems_omitted": check.problems_omitted,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(!check.is_ok());
+    }
+    writeln!(
+        out,
+        "RDS heap of {} (region 0: {} bytes at address {:#x}, file offset {:#x})",
+        path.display(),
+        g.heap_length,
+        address,
+        file_offset
+    )?;
+    writeln!(
+        out,
+        "  (the file as of the last truncation: records still in a log are not included)"
+    )?;
+    let kv =
+        |out: &mut dyn Write, k: &str, v: String| writeln!(out, "  {:<22}{v}", format!("{k}:"));
+    kv(out, "version", info.version.to_string())?;
+    kv(out, "chunk size", format!("{} bytes", g.chunk_size))?;
+    kv(
+        out,
+        "free lists",
+        format!(
+            "{} (list i < {} holds blocks of i chunks, list {} the larger ones)",
+            g.nlists, g.nlists, g.nlists
+        ),
+    )?;
+    kv(
+        out,
+        "blocks",
+        format!(
+            "from offset {} in the region, {} chunks",
+            g.blocks_offset, g.chunk_count
+        ),
+    )?;
+    kv(out, "generation", c.generation.to_string())?;
+    kv(
+        out,
+        "free bytes",
+        format!(
+            "{} (header), {} (blocks walked)",
+            c.free_bytes, check.free_bytes
+        ),
+    )?;
+    kv(
+        out,
+        "allocated bytes",
+        format!(
+            "{} (header), {} (blocks walked)",
+            c.allocated_bytes, check.allocated_bytes
+        ),
+    )?;
+    kv(
+        out,
+        "blocks walked",
+        format!(
+            "{} ({} free, {} allocated){}",
+            check.blocks,
+            check.free_blocks,
+            check.allocated_blocks,
+            if check.walk_complete {
+                ""
+            } else {
+                "; the walk stopped at damage"
+            }
+        ),
+    )?;
+    kv(
+        out,
+        "operations",
+        format!(
+            "malloc {}, free {}, prealloc {}, coalesce {}",
+            c.malloc_count, c.free_count, c.prealloc_count, c.coalesce_count
+        ),
+    )?;
+    kv(
+        out,
+        "allocations served",
+        format!(
+            "exact list {}, large list {}, split {}",
+            c.exact_hits, c.large_hits, c.splits
+        ),
+    )?;
+    writeln!(out, "  free-list histogram:")?;
+    writeln!(out, "    {:>6} {:>8} {:>12}", "list", "blocks", "bytes")?;
+    for l in &info.lists {
+        writeln!(out, "    {:>6} {:>8} {:>12}", l.list, l.blocks, l.bytes)?;
+    }
+    kv(
+        out,
+        "largest free block",
+        format!(
+            "{} bytes (largest allocation it can serve: {} bytes)",
+            info.largest_free_block, info.largest_allocation
+        ),
+    )?;
+    kv(
+        out,
+        "fragmentation",
+        format!("{:.1}%", info.fragmentation * 100.0),
+    )?;
+    for (p, (offset, text)) in check.problems.iter().zip(&problems) {
+        writeln!(
+            out,
+            "PROBLEM {} offset {offset} ({offset:#x}), address {:#x}: {text}",
+            path.display(),
+            p.address
+        )?;
+    }
+    if check.problems_omitted > 0 {
+        writeln!(out, "... and {} more problems", check.problems_omitted)?;
+    }
+    if check.is_ok() {
+        writeln!(out, "  heap check: no problems found")?;
+    }
+    Ok(!check.is_ok())
+}
+
+/// Run the heap checker on region 0 of a segment, reporting each problem with its file offset.
+pub fn check_heap(
+    path: &Path,
+    header: &SegmentHeader,
+    problem: &mut dyn FnMut(Option<u64>, &'static str, String),
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let (bytes, address, file_offset) = match read_heap_region(path, header) {
+        Ok(r) => r,
+        Err(e) => {
+            problem(None, "heap", e.to_string());
+            return Ok(());
+        }
+    };
+    if !bytes.starts_with(&rvm::format::heap::HEAP_MAGIC) {
+        notes.push(
+            "  heap: region 0 does not start with the RDS heap magic: no heap, not checked".into(),
+        );
+        return Ok(());
+    }
+    let report = rvm::rds::check_image(&bytes, address);
+    notes.push(format!(
+        "  heap: {} blocks ({} free, {} bytes; {} allocated, {} bytes){}",
+        report.blocks,
+        report.free_blocks,
+        report.free_bytes,
+        report.allocated_blocks,
+        report.allocated_bytes,
+        if report.walk_complete {
+            ""
+        } else {
+            "; the walk stopped at damage"
+        }
+    ));
+    for p in &report.problems {
+        let offset = file_offset + p.address.saturating_sub(address);
+        problem(
+            Some(offset),
+            "heap",
+            format!("address {:#x}: {:?}: {}", p.address, p.kind, p.detail),
+        );
+    }
+    if report.problems_omitted > 0 {
+        problem(
+            None,
+            "heap",
+            format!("... and {} more heap problems", report.problems_omitted),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! `rvmutl recover` writes exactly the segment bytes the library's own recovery writes, and a
+//! dry run writes nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use rvm::{Options, Rvm};
+
+fn copy_fixture(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for name in ["log", "data"] {
+        std::fs::copy(from.join(name), to.join(name)).unwrap();
+    }
+}
+
+fn rvmutl(args: &[&str]) -> std::process::Output {
+    Command::new(common::rvmutl()).args(args).output().unwrap()
+}
+
+#[test]
+fn recover_matches_the_library_recovery() {
+    let _serial = common::serial();
+    for fixture in ["partly", "wrapped", "crash"] {
+        let base = common::test_dir(&format!("recover-{fixture}"));
+        let original = base.join("original");
+        std::fs::create_dir_all(&original).unwrap();
+        common::build(fixture, &original);
+        let by_tool = base.join("tool");
+        let by_library = base.join("library");
+        copy_fixture(&original, &by_tool);
+        copy_fixture(&original, &by_library);
+
+        // A dry run changes nothing.
+        let log = by_tool.join("log");
+        let data = by_tool.join("data");
+        let out = rvmutl(&[
+            "recover",
+            log.to_str().unwrap(),
+            "--dry-run",
+            "--segment",
+            data.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{fixture}: {out:?}");
+        for name in ["log", "data"] {
+            assert_eq!(
+                std::fs::read(original.join(name)).unwrap(),
+                std::fs::read(by_tool.join(name)).unwrap(),
+                "{fixture}: the dry run changed {name}"
+            );
+        }
+
+        // The tool, told where the segment is (the log's path hint names the original).
+        let out = rvmutl(&[
+            "recover",
+            log.to_str().unwrap(),
+            "--segment",
+            data.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{fixture}: {out:?}");
+
+        // The library, on the other copy.
+        let rvm = Rvm::open(
+            by_library.join("log"),
+            Options::default()
+                .truncate_threshold(0)
+                .background_recovery(false)
+                .segment_path(by_library.join("data")),
+        )
+        .unwrap();
+        rvm.close().unwrap();
+
+        let tool_bytes = std::fs::read(&data).unwrap();
+        let library_bytes = std::fs::read(by_library.join("data")).unwrap();
+        assert_eq!(tool_bytes.len(), library_bytes.len());
+        assert!(
+            tool_bytes == library_bytes,
+            "{fixture}: segments differ after recovery"
+        );
+        assert_ne!(
+            tool_bytes,
+            std::fs::read(original.join("data")).unwrap(),
+            "{fixture}: recovery applied nothing"
+        );
+
+        // The log is empty afterwards and a second recover has nothing to do.
+        let out = rvmutl(&["recover", log.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("log is empty, nothing to recover"), "{text}");
+        let out = rvmutl(&["check", log.to_str().unwrap(), data.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{fixture}: check after recover: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn broken_pipe_is_not_an_error() {
+    let _serial = common::serial();
+    let dir = common::test_dir("pipe");
+    common::build("wrapped", &dir);
+    let log = common::log_path(&dir);
+    let mut child = Command::new(common::rvmutl())
+        .args(["records", log.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line and close the pipe, as `| head -1` would.
+    {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with("Record LSN"), "{first}");
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn man_page_and_completions_come_from_the_table() {
+    let _serial = common::serial();
+    let out = rvmutl(&["man"]);
+    assert!(out.status.success());
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(man.contains(".TH rvmutl"), "{man}");
+    for c in rvmutl::table::COMMANDS {
+        assert!(
+            man.contains(c.name),
+            "the man page does not mention {}",
+            c.name
+        );
+    }
+    let out = rvmutl(&["completions", "bash"]);
+    assert!(out.status.success());
+    let bash = String::from_utf8_lossy(&out.stdout);
+    for sub in [
+        "status", "records", "recover", "check", "segment", "heap", "init-log",
+    ] {
+        assert!(bash.contains(sub), "bash completions lack {sub}");
+    }
+    let out = rvmutl(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && help.contains("open_log") && help.contains("seg_dict"),
+        "{help}"
+    );
+}
