@@ -451,3 +451,102 @@ pub fn rdsinit_whole_process(binary: &Path) -> Result<RdsinitRun> {
         log_disk_bytes: limits::disk_bytes(&log)?,
     })
 }
+
+/// Where the benchmark heap is mapped (fixed: the heap stores absolute addresses).
+pub const RDS_HEAP_ADDRESS: u64 = 0x2200_0000_0000;
+/// Heap size of the RDS benchmark: room for the live set with little pressure.
+pub const RDS_HEAP_BYTES: u64 = 64 << 20;
+/// Live blocks the RDS workload keeps around: it frees when it holds more, allocates when it
+/// holds fewer, and picks at random in between.
+const RDS_LIVE_BLOCKS: usize = 8192;
+
+/// An RDS heap in a file segment with a 30 MB log, for malloc/free benchmarks.
+pub struct RdsScenario {
+    _dir: Scratch,
+    pub rvm: Rvm,
+    pub heap: rvm::rds::Heap,
+    live: std::cell::RefCell<Vec<usize>>,
+}
+
+impl RdsScenario {
+    pub fn new(options: Options) -> Result<Self> {
+        use rvm::rds::{self, HeapLayout};
+        let dir = Scratch::new("rds")?;
+        let (log, data) = (dir.join("log"), dir.join("data"));
+        create_log(&log, crate::LOG_AREA_BYTES)?;
+        let rvm = Rvm::open(&log, options)?;
+        let layout = HeapLayout {
+            start_address: RDS_HEAP_ADDRESS,
+            heap_length: RDS_HEAP_BYTES,
+            static_length: PAGE_BYTES,
+            nlists: 80,
+            chunk_size: 64,
+        };
+        rds::create_heap_segment(
+            &rvm,
+            &data,
+            layout.segment_length_min(),
+            &layout,
+            CreateOptions::default(),
+        )?;
+        let seg = rvm.map(&data, MapOptions::default())?;
+        touch_every_page(&seg);
+        let heap = rvm::rds::Heap::load(&seg)?;
+        Ok(RdsScenario {
+            _dir: dir,
+            rvm,
+            heap,
+            live: std::cell::RefCell::new(Vec::with_capacity(2 * RDS_LIVE_BLOCKS)),
+        })
+    }
+
+    /// `operations` mallocs (16 B-4 KiB) and frees, `per_transaction` of them in each
+    /// restore-mode transaction ended no_flush, `rvm.flush()` after every `flush_every`
+    /// transactions (0: never). With `time_flushes` false the flushes are left out of the time.
+    pub fn malloc_free_loop(
+        &self,
+        operations: u64,
+        per_transaction: u64,
+        flush_every: u64,
+        time_flushes: bool,
+        rng: &mut Rng,
+    ) -> Result<Duration> {
+        let mut live = self.live.borrow_mut();
+        let mut elapsed = Duration::ZERO;
+        let mut started = Instant::now();
+        let mut done = 0u64;
+        let mut transactions = 0u64;
+        while done < operations {
+            let mut tx = self.rvm.begin(BeginMode::Restore)?;
+            for _ in 0..per_transaction.min(operations - done) {
+                let allocate = match live.len() {
+                    0 => true,
+                    n if n >= 2 * RDS_LIVE_BLOCKS => false,
+                    n if n < RDS_LIVE_BLOCKS / 2 => true,
+                    _ => rng.next_u64() & 1 == 0,
+                };
+                if allocate {
+                    let size = 16 + rng.below(4096 - 16 + 1) as usize;
+                    live.push(self.heap.malloc(&mut tx, size)?);
+                } else {
+                    let i = rng.below(live.len() as u64) as usize;
+                    let address = live.swap_remove(i);
+                    self.heap.free(&mut tx, address)?;
+                }
+                done += 1;
+            }
+            tx.end(CommitMode::NoFlush)?;
+            transactions += 1;
+            if flush_every > 0 && transactions.is_multiple_of(flush_every) {
+                if time_flushes {
+                    self.rvm.flush()?;
+                } else {
+                    elapsed += started.elapsed();
+                    self.rvm.flush()?;
+                    started = Instant::now();
+                }
+            }
+        }
+        Ok(elapsed + started.elapsed())
+    }
+}
