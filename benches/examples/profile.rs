@@ -9,7 +9,8 @@
 //!
 //! Scenarios: `noflush N` (64 B no_flush commits, flush every 1,000), `flush N` (64 B flush
 //! commits, one thread), `flush4 N` (the same from 4 threads), `rawsync N` (pwrite 512 B +
-//! fdatasync in a new sparse file, the limit of `flush`), `recovery a|b|c` (one recovery
+//! fdatasync in a new sparse file, the limit of `flush`), `rds N` (RDS malloc/free, one per
+//! no_flush transaction, after 50,000 untimed), `recovery a|b|c` (one recovery
 //! of a crashed 30 MB log into a 1 GB segment, after one untimed warm-up), `truncate` (one
 //! truncation of a full 30 MB log). Prints the time of the measured part.
 
@@ -62,6 +63,17 @@ fn main() -> Result<()> {
                 per_second(count, t)
             );
         }
+        "rds" => {
+            let s = rvm_benches::scenario::RdsScenario::new(Options::default())?;
+            let mut rng = Rng::new(0x4d5);
+            s.malloc_free_loop(50_000, 1, 1000, true, &mut rng)?;
+            let t = s.malloc_free_loop(count, 1, 1000, false, &mut rng)?;
+            println!(
+                "rds: {count} malloc/free in {:.1} ms: {:.0}/s",
+                ms(t),
+                per_second(count, t)
+            );
+        }
         "recovery" => {
             let mix = match args.get(1).map(String::as_str) {
                 Some("b") => Mix::Scattered,
@@ -85,7 +97,7 @@ fn main() -> Result<()> {
             s.fill_full(0x7a)?;
             println!("truncate: {:.1} ms", ms(s.truncate()?));
         }
-        _ => bail!("usage: profile noflush|flush|flush4|rawsync N | recovery a|b|c | truncate"),
+        _ => bail!("usage: profile noflush|flush|flush4|rawsync|rds N | recovery a|b|c | truncate"),
     }
     Ok(())
 }
