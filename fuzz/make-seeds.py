@@ -89,3 +89,11 @@ for n in range(4):
         if rng.random() < 0.1:
             ops += [rng.choice([6, 7])]
     tx_seed("mixed-%d" % n, n % 3, rng.randrange(1, 400), ops)
+
+# heap_check: mode byte, then patches on the real heap (even) or raw heap bytes (odd).
+write("heap_check", "base", [0])
+write("heap_check", "patched-tag", [0, 2] + list(struct.pack("<H", 40)) + list(struct.pack("<Q", 0xdeadbeef)))
+write("heap_check", "patched-bytes", [0, 0] + list(struct.pack("<I", 5000)) + [8] + [0xff] * 8)
+write("heap_check", "short", [0, 3] + list(struct.pack("<I", 700)))
+write("heap_check", "other-address", [2] + list(struct.pack("<Q", 0x7fff_ffff_f000)))
+write("heap_check", "raw", [1] + [0] * 64 + [0xff] * 64)

@@ -5,6 +5,7 @@
 //! the model a target compares with) and libFuzzer saves the input under `fuzz/artifacts/`.
 
 pub mod fixture;
+pub mod heap_check;
 pub mod input;
 pub mod log_recovery;
 pub mod segment_header;

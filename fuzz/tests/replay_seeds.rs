@@ -20,6 +20,11 @@ fn replay(target: &str, run: fn(&[u8])) {
 }
 
 #[test]
+fn heap_check_seeds() {
+    replay("heap_check", rvm_fuzz::heap_check::run);
+}
+
+#[test]
 fn log_recovery_seeds() {
     replay("log_recovery", rvm_fuzz::log_recovery::run);
 }
