@@ -97,3 +97,18 @@ write("heap_check", "patched-bytes", [0, 0] + list(struct.pack("<I", 5000)) + [8
 write("heap_check", "short", [0, 3] + list(struct.pack("<I", 700)))
 write("heap_check", "other-address", [2] + list(struct.pack("<Q", 0x7fff_ffff_f000)))
 write("heap_check", "raw", [1] + [0] * 64 + [0xff] * 64)
+
+# rdsinit_number: text (its first 9 bytes also give the round-trip value and shift).
+for i, t in enumerate(["4096", "0x1000", "010000", "30M", "1G", "0x40000000", " 64 ", "18446744073709551615", "16g", "0x", "08", "-1", "1T"]):
+    write("rdsinit_number", "n%02d" % i, t.encode())
+
+# rvmutl_parse: command lines and formats, one per line.
+lines = [
+    "open_log /srv/rvm/log", "status", "show head", "show all", "peek 0x50000000/4xl",
+    "peek data 0x1000/16c", "poke 0x50000000/l 12 -3 0x7f", "set head 0x10000",
+    "find 0x50001000", "recover", "sizeof all", "head", "next 10", "prev",
+    "4xl", "16c", "2uw", "0x1000,0x20", "30M", "8S", "2P", "3,4", "x10", "quit",
+    "open_log log > out.txt", "init_log /tmp/l 1M", "write_status",
+]
+for i in range(0, len(lines), 3):
+    write("rvmutl_parse", "l%02d" % i, "\n".join(lines[i:i + 3]).encode())

@@ -30,6 +30,16 @@ fn log_recovery_seeds() {
 }
 
 #[test]
+fn rdsinit_number_seeds() {
+    replay("rdsinit_number", rvm_fuzz::rdsinit_number::run);
+}
+
+#[test]
+fn rvmutl_parse_seeds() {
+    replay("rvmutl_parse", rvm_fuzz::rvmutl_parse::run);
+}
+
+#[test]
 fn segment_header_seeds() {
     replay("segment_header", rvm_fuzz::segment_header::run);
 }
