@@ -3,8 +3,10 @@
 #
 #   fuzz/run-all.sh [SECONDS_PER_TARGET]        (default 20; or FUZZ_SECONDS)
 #
-# Works on the stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags, and the
-# address sanitizer is used (FUZZ_SANITIZER=none turns it off). Installs cargo-fuzz if it is
+# Works on the stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags. No
+# sanitizer by default: the targets are safe Rust over the library, and without one they run
+# 5-25 times more executions in the same time (tx_model: ~2,500/s instead of ~100/s);
+# FUZZ_SANITIZER=address runs them under the address sanitizer. Installs cargo-fuzz if it is
 # missing. New inputs go to a temporary directory, so the repository's corpus stays the seeds.
 # A target that crashes fails the run; libFuzzer saves the input under fuzz/artifacts/TARGET/.
 # Prints one line per target with its execution count, then "N passed, N failed".
@@ -12,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 seconds="${1:-${FUZZ_SECONDS:-20}}"
-sanitizer="${FUZZ_SANITIZER:-address}"
+sanitizer="${FUZZ_SANITIZER:-none}"
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
