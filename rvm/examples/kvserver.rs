@@ -370,8 +370,8 @@ fn create(config: &Config) -> Result<()> {
     let creating = config.log.with_extension("creating");
     let _ = std::fs::remove_file(&creating);
     let _ = std::fs::remove_file(&config.data);
-    Rvm::create_log(&creating, config.log_bytes)
-        .with_context(|| format!("creating {}", creating.display()))?;
+    // The library's error names the file and the operation.
+    Rvm::create_log(&creating, config.log_bytes)?;
     let rvm = Rvm::open(&creating, Options::default())?;
     let layout = &config.layout;
     rds::create_heap_segment(

@@ -92,11 +92,13 @@ impl FileDevice {
             .read(true)
             .write(access == Access::ReadWrite)
             .open(path)?;
-        Self::adopt(file, path, access)
+        Self::adopt(file, path, access == Access::ReadWrite)
     }
 
-    /// Create a new regular file with mode 0600 (refuses an existing one), lock it, and fsync
-    /// its directory so the name survives a crash.
+    /// Create a new regular file with mode 0600 (refuses an existing one) and fsync its
+    /// directory so the name survives a crash. The file is not locked: `O_EXCL` already makes
+    /// the creation exclusive, and an unlocked descriptor cannot leave a stale lock behind in
+    /// a child process forked meanwhile (see `adopt`).
     pub fn create_new(path: &Path) -> io::Result<FileDevice> {
         let file = OpenOptions::new()
             .read(true)
@@ -104,12 +106,24 @@ impl FileDevice {
             .create_new(true)
             .mode(0o600)
             .open(path)?;
-        let dev = Self::adopt(file, path, Access::ReadWrite)?;
+        let dev = Self::adopt(file, path, false)?;
         sync_parent_dir(path)?;
         Ok(dev)
     }
 
-    fn adopt(file: File, path: &Path, access: Access) -> io::Result<FileDevice> {
+    /// Open a new or existing file read-write and lock it.
+    pub fn create_locked(path: &Path) -> io::Result<FileDevice> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        Self::adopt(file, path, true)
+    }
+
+    fn adopt(file: File, path: &Path, lock: bool) -> io::Result<FileDevice> {
         let meta = file.metadata()?;
         let ft = meta.file_type();
         let block = ft.is_block_device();
@@ -119,12 +133,8 @@ impl FileDevice {
                 "not a regular file or block device",
             ));
         }
-        if access == Access::ReadWrite {
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => return Err(in_use_error()),
-                Err(std::fs::TryLockError::Error(e)) => return Err(e),
-            }
+        if lock {
+            lock_exclusive(&file)?;
         }
         Ok(FileDevice {
             file,
@@ -134,8 +144,34 @@ impl FileDevice {
         })
     }
 
+    /// Take the exclusive lock on an open device (as `open` with `Access::ReadWrite` does).
+    pub fn lock(&self) -> io::Result<()> {
+        lock_exclusive(&self.file)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// How long to keep trying a lock held by someone else before reporting "in use".
+const LOCK_RETRY_MS_MAX: u64 = 200;
+
+/// Take an exclusive `flock`. A lock belongs to the open file description, which a child
+/// process forked by another thread shares until it calls exec (descriptors are close-on-exec);
+/// so a file this process has just closed can look locked for a moment. A holder that is still
+/// there after `LOCK_RETRY_MS_MAX` is a real second user.
+fn lock_exclusive(file: &File) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCK_RETRY_MS_MAX);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(in_use_error()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
     }
 }
 
@@ -606,7 +642,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("locked");
         let _ = std::fs::remove_file(&p);
-        let a = FileDevice::create_new(&p).unwrap();
+        drop(FileDevice::create_new(&p).unwrap());
+        let a = FileDevice::open(&p, Access::ReadWrite).unwrap();
         let err = FileDevice::open(&p, Access::ReadWrite).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         FileDevice::open(&p, Access::ReadOnly).unwrap();

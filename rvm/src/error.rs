@@ -10,12 +10,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An I/O call failed.
-    #[error("{path}: {op}: {source}")]
+    /// An I/O call failed. (`cause` is part of the message, so it is not also reported as
+    /// the error's `source()`: error-chain printers would show it twice.)
+    #[error("{path}: {op}: {cause}")]
     Io {
         path: String,
         op: &'static str,
-        source: io::Error,
+        cause: io::Error,
     },
 
     /// The file is locked by another process (or another handle in this one).
@@ -175,7 +176,7 @@ impl Error {
         Error::Io {
             path: path.to_string(),
             op,
-            source,
+            cause: source,
         }
     }
 }

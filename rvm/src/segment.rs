@@ -77,7 +77,7 @@ pub struct CreateOptions {
 pub fn create(path: &Path, header: &SegmentHeader, options: CreateOptions) -> Result<FileDevice> {
     let name = path.display().to_string();
     header.validate().map_err(|e| layout_error(header, e))?;
-    let dev = match FileDevice::create_new(path) {
+    let dev = match FileDevice::create_new(path).and_then(|d| d.lock().map(|_| d)) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && options.overwrite => {
             FileDevice::open(path, Access::ReadWrite).map_err(|e| Error::io(&name, "open", e))?

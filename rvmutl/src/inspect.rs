@@ -300,9 +300,15 @@ pub fn heap(path: &Path, out: &mut dyn Write, json: bool) -> Result<bool> {
             c.exact_hits, c.large_hits, c.splits
         ),
     )?;
-    writeln!(out, "  free-list histogram:")?;
+    // Only lists holding blocks: a fresh heap has one block and nlists - 1 empty lists, and
+    // 80 rows of zeros hide the one that matters. JSON output keeps every list.
+    let empty = info.lists.iter().filter(|l| l.blocks == 0).count();
+    writeln!(
+        out,
+        "  free-list histogram ({empty} empty lists not shown):"
+    )?;
     writeln!(out, "    {:>6} {:>8} {:>12}", "list", "blocks", "bytes")?;
-    for l in &info.lists {
+    for l in info.lists.iter().filter(|l| l.blocks > 0) {
         writeln!(out, "    {:>6} {:>8} {:>12}", l.list, l.blocks, l.bytes)?;
     }
     kv(
