@@ -323,30 +323,15 @@ fn machine(plan: &Plan, report: &mut Report) -> Result<()> {
         "1/s",
         "pwrite 512 B + fdatasync, appending in a new sparse file",
     );
-    let allocated = dir.join("sync-allocated");
-    std::fs::write(&allocated, vec![0u8; 4 << 20])?;
-    let file = std::fs::File::open(&allocated)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::remove_file(&allocated)?;
-    let dense = {
-        // The same loop over blocks that are already allocated (a log after its first wrap).
-        let path = dir.join("sync-dense");
-        std::fs::write(&path, vec![0u8; 4 << 20])?;
-        std::fs::File::open(&path)?.sync_all()?;
-        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-        let record = [0x5au8; 512];
-        let started = Instant::now();
-        for i in 0..count {
-            use std::os::unix::fs::FileExt;
-            file.write_all_at(&record, (i * 512) % (4 << 20))?;
-            file.sync_data()?;
-        }
-        started.elapsed()
-    };
+    // The same loop over blocks that are already allocated (a log after its first wrap).
+    let mut dense = limits::SyncLoop::preallocated(&dir.join("sync-dense"), 4 << 20, 512)?;
+    let mut dense_time = Duration::ZERO;
+    for _ in 0..count {
+        dense_time += dense.once()?;
+    }
     report.add(
         "fdatasync_allocated_per_s",
-        Some(per_second(count, dense)),
+        Some(per_second(count, dense_time)),
         "1/s",
         "the same over already allocated blocks",
     );
