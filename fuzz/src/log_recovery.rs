@@ -39,9 +39,19 @@ pub fn run(data: &[u8]) {
     let mut input = Input::new(data);
     let mode = input.u8();
     let recover_prefix = mode & 2 != 0;
+    let mut expected = None;
     let (log_image, segment_before, covered) = if mode & 1 == 0 {
-        let (log, segment) = base();
-        (patched(log.clone(), &mut input), segment.clone(), None)
+        let base = base();
+        if input.is_empty() {
+            // No patch: the crashed log is intact, so recovery must succeed and give exactly
+            // the committed state.
+            expected = Some(&base.committed);
+        }
+        (
+            patched(base.log.clone(), &mut input),
+            base.segment.clone(),
+            None,
+        )
     } else {
         let (log, covered) = synthesized(&mut input);
         (log, segment_image(), Some(covered))
@@ -61,10 +71,21 @@ pub fn run(data: &[u8]) {
     if std::env::var_os("RVM_FUZZ_DEBUG").is_some() {
         eprintln!("log_recovery: open: {:?}", opened.as_ref().map(|_| ()));
     }
+    if expected.is_some() {
+        if let Err(e) = &opened {
+            panic!("recovery of an intact crashed log failed: {e}");
+        }
+    }
     if let Ok(rvm) = opened {
         let _ = rvm.close();
     }
     let after = segment.snapshot();
+    if let Some(expected) = expected {
+        assert!(
+            after == *expected,
+            "recovery of an intact crashed log did not give the committed state"
+        );
+    }
     assert_outside_regions_unchanged(&segment_before, &after);
     if let Some(covered) = covered {
         for (at, (old, new)) in segment_before.iter().zip(&after).enumerate() {
@@ -80,10 +101,17 @@ pub fn run(data: &[u8]) {
     }
 }
 
+/// A crashed log, the segment as the crash left it, and the segment as recovery must leave it.
+struct Base {
+    log: Vec<u8>,
+    segment: Vec<u8>,
+    committed: Vec<u8>,
+}
+
 /// A log written by the library, as a crash leaves it: committed records (flush and no_flush)
 /// not yet truncated, the live part wrapped around the end of the area. Built once.
-fn base() -> &'static (Vec<u8>, Vec<u8>) {
-    static BASE: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+fn base() -> &'static Base {
+    static BASE: OnceLock<Base> = OnceLock::new();
     BASE.get_or_init(|| {
         let log = Arc::new(MemDevice::new("log", Vec::new()));
         Rvm::init_log_on(&*log, AREA_BYTES).expect("init log");
@@ -114,10 +142,23 @@ fn base() -> &'static (Vec<u8>, Vec<u8>) {
             }
         }
         rvm.flush().expect("flush");
-        let image = (log.snapshot(), segment.snapshot());
+        let log_image = log.snapshot();
+        let segment_image = segment.snapshot();
+        // Every commit is flushed, so the committed state is what the regions hold now.
+        let mut committed = segment_image.clone();
+        for r in &regions {
+            let at = r.segment_offset as usize;
+            mapped
+                .read_bytes(r.address, &mut committed[at..at + r.length])
+                .expect("read region");
+        }
         drop(mapped);
         drop(rvm);
-        image
+        Base {
+            log: log_image,
+            segment: segment_image,
+            committed,
+        }
     })
 }
 
