@@ -10,7 +10,7 @@
 //! Scenarios: `noflush N` (64 B no_flush commits, flush every 1,000), `flush N` (64 B flush
 //! commits, one thread), `flush4 N` (the same from 4 threads), `rawsync N` (pwrite 512 B +
 //! fdatasync in a new sparse file, the limit of `flush`), `rds N` (RDS malloc/free, one per
-//! no_flush transaction, after 50,000 untimed), `recovery a|b|c` (one recovery
+//! no_flush transaction, after 50,000 untimed), `recovery a|b|c [RUNS]` (recoveries
 //! of a crashed 30 MB log into a 1 GB segment, after one untimed warm-up), `truncate` (one
 //! truncation of a full 30 MB log). Prints the time of the measured part.
 
@@ -82,13 +82,25 @@ fn main() -> Result<()> {
             };
             let s = RecoveryScenario::build(mix, GIB, LOG_AREA_BYTES, 0xa11ce)?;
             s.recover()?;
-            let t = s.recover()?;
-            println!(
-                "recovery {}: ready {:.1} ms, durable {:.1} ms",
-                mix.name(),
-                ms(t.ready),
-                ms(t.durable)
-            );
+            let runs = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1);
+            for _ in 0..runs {
+                s.restore()?;
+                let started = Instant::now();
+                let reader = rvm::log::LogReader::open(&s.log)?;
+                let scan = reader.scan()?;
+                println!(
+                    "  scan alone: {:.1} ms ({} records)",
+                    ms(started.elapsed()),
+                    scan.records.len()
+                );
+                let t = s.recover()?;
+                println!(
+                    "recovery {}: ready {:.1} ms, durable {:.1} ms",
+                    mix.name(),
+                    ms(t.ready),
+                    ms(t.durable)
+                );
+            }
         }
         "truncate" => {
             let s = TruncationScenario::new(GIB, LOG_AREA_BYTES)?;
