@@ -1,0 +1,115 @@
+//! One scenario at a time, for profilers (the commands are in BENCHMARKS.md):
+//!
+//! ```text
+//! cargo build --release -p rvm-benches --example profile
+//! perf record -g target/release/examples/profile noflush 2000000
+//! valgrind --tool=callgrind target/release/examples/profile noflush 200000
+//! strace -f -c target/release/examples/profile flush 2000
+//! ```
+//!
+//! Scenarios: `noflush N` (64 B no_flush commits, flush every 1,000), `flush N` (64 B flush
+//! commits, one thread), `flush4 N` (the same from 4 threads), `rawsync N` (pwrite 512 B +
+//! fdatasync in a new sparse file, the limit of `flush`), `rds N` (RDS malloc/free, one per
+//! no_flush transaction, after 50,000 untimed), `recovery a|b|c [RUNS]` (recoveries
+//! of a crashed 30 MB log into a 1 GB segment, after one untimed warm-up), `truncate` (one
+//! truncation of a full 30 MB log). Prints the time of the measured part.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use rvm::{CommitMode, Options};
+use rvm_benches::scenario::{RecoveryScenario, TruncationScenario, TxScenario};
+use rvm_benches::workload::{Mix, Rng};
+use rvm_benches::{ms, per_second, GIB, LOG_AREA_BYTES, MIB};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let what = args.first().map(String::as_str).unwrap_or("");
+    let count: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    match what {
+        "noflush" | "flush" | "flush4" => {
+            let s = TxScenario::new(64 * MIB, LOG_AREA_BYTES, Options::default())?;
+            let started = Instant::now();
+            match what {
+                "noflush" => {
+                    s.commit_loop(64, count, CommitMode::NoFlush, 1000, true, &mut Rng::new(1))?;
+                }
+                "flush" => {
+                    s.flush_commits(1, count)?;
+                }
+                _ => {
+                    s.flush_commits(4, count / 4)?;
+                }
+            }
+            let t = started.elapsed();
+            println!(
+                "{what}: {count} commits in {:.1} ms: {:.0}/s",
+                ms(t),
+                per_second(count, t)
+            );
+            println!("{:?}", s.rvm.statistics());
+        }
+        "rawsync" => {
+            let dir = rvm_benches::scratch::Scratch::new("rawsync")?;
+            let t = rvm_benches::limits::pwrite_fdatasync_loop(
+                &dir.join("f"),
+                LOG_AREA_BYTES,
+                512,
+                count,
+            )?;
+            println!(
+                "rawsync: {count} pwrite+fdatasync in {:.1} ms: {:.0}/s",
+                ms(t),
+                per_second(count, t)
+            );
+        }
+        "rds" => {
+            let s = rvm_benches::scenario::RdsScenario::new(Options::default())?;
+            let mut rng = Rng::new(0x4d5);
+            s.malloc_free_loop(50_000, 1, 1000, true, &mut rng)?;
+            let t = s.malloc_free_loop(count, 1, 1000, false, &mut rng)?;
+            println!(
+                "rds: {count} malloc/free in {:.1} ms: {:.0}/s",
+                ms(t),
+                per_second(count, t)
+            );
+        }
+        "recovery" => {
+            let mix = match args.get(1).map(String::as_str) {
+                Some("b") => Mix::Scattered,
+                Some("c") => Mix::Wrapped,
+                _ => Mix::OneRange,
+            };
+            let s = RecoveryScenario::build(mix, GIB, LOG_AREA_BYTES, 0xa11ce)?;
+            s.recover()?;
+            let runs = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1);
+            for _ in 0..runs {
+                s.restore()?;
+                let started = Instant::now();
+                let reader = rvm::log::LogReader::open(&s.log)?;
+                let scan = reader.scan()?;
+                println!(
+                    "  scan alone: {:.1} ms ({} records)",
+                    ms(started.elapsed()),
+                    scan.records.len()
+                );
+                let t = s.recover()?;
+                println!(
+                    "recovery {}: ready {:.1} ms, durable {:.1} ms",
+                    mix.name(),
+                    ms(t.ready),
+                    ms(t.durable)
+                );
+            }
+        }
+        "truncate" => {
+            let s = TruncationScenario::new(GIB, LOG_AREA_BYTES)?;
+            s.fill_full(0x7a)?;
+            s.truncate()?;
+            s.fill_full(0x7a)?;
+            println!("truncate: {:.1} ms", ms(s.truncate()?));
+        }
+        _ => bail!("usage: profile noflush|flush|flush4|rawsync|rds N | recovery a|b|c | truncate"),
+    }
+    Ok(())
+}
