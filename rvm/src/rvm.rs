@@ -43,6 +43,10 @@ pub(crate) fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// Bounds of the pause a flush leader may take to let its group finish queueing.
+const GATHER_WAIT_US_MIN: u64 = 50;
+const GATHER_WAIT_US_MAX: u64 = 1000;
+
 /// Room kept after every record when planning a flush, so the sector pad that ends the
 /// flush always fits (a pad is at least [`RECORD_MIN_SIZE`] and at most a sector more).
 const PAD_RESERVE_BYTES: u64 = SECTOR_SIZE + RECORD_MIN_SIZE;
@@ -197,6 +201,14 @@ pub(crate) struct Queue {
     durable_seq: u64,
     flushing: bool,
     spare: Vec<u8>,
+    /// Committers inside `flush_until` now (the leader included).
+    flush_waiters: usize,
+    /// Recent peak of committers served by one log sync (decays by one per sync).
+    peak_waiters: usize,
+    /// A would-be leader is briefly waiting for the rest of its group (see `flush_until`).
+    gathering: bool,
+    /// Duration of the last log write + sync, to size that wait.
+    last_sync_us: u64,
 }
 
 /// Log positions.
@@ -429,6 +441,10 @@ impl Rvm {
                 durable_seq: 0,
                 flushing: false,
                 spare: Vec::new(),
+                flush_waiters: 0,
+                peak_waiters: 0,
+                gathering: false,
+                last_sync_us: 0,
             }),
             queue_cond: Condvar::new(),
             pos: Mutex::new(Pos {
@@ -1055,43 +1071,82 @@ impl Inner {
     /// Make every commit up to `seq` durable, leading a flush if nobody else is.
     pub(crate) fn flush_until(&self, seq: u64) -> Result<()> {
         let mut q = lock(&self.queue);
+        if q.durable_seq >= seq {
+            return Ok(());
+        }
+        q.flush_waiters += 1;
+        if q.gathering && q.flush_waiters >= q.peak_waiters {
+            // The group a waiting leader expects is complete: let it go now.
+            self.queue_cond.notify_all();
+        }
+        self.flush_until_locked(q, seq)
+    }
+
+    /// Group commit. The first committer that finds no flush running leads: it takes the whole
+    /// queue, writes it as one batch and syncs once for everybody queued. Committers that
+    /// arrive meanwhile wait for the next leader. Without a pause, the threads released by
+    /// one sync would still be between `begin` and `end` when the next leader takes the queue,
+    /// and the committers would split into groups taking turns. So when fewer committers are
+    /// waiting than recent syncs served (a peak that decays by one per sync), the would-be
+    /// leader waits once, at most the last sync's duration (bounded by
+    /// GATHER_WAIT_US_MIN..MAX), for the rest to queue. A lone committer never waits.
+    fn flush_until_locked<'q>(&'q self, mut q: MutexGuard<'q, Queue>, seq: u64) -> Result<()> {
+        let mut gathered = false;
         loop {
+            // Leave the count of waiters while still holding the lock, so a would-be leader
+            // never counts a committer that is already done.
             if q.durable_seq >= seq {
+                q.flush_waiters -= 1;
                 return Ok(());
             }
-            self.check_failed()?;
-            if !q.flushing {
-                q.flushing = true;
-                let spare = std::mem::take(&mut q.spare);
-                let buf = std::mem::replace(&mut q.buf, spare);
-                let records = std::mem::take(&mut q.records);
-                let upto = q.queued_seq;
-                drop(q);
-                let started = Instant::now();
-                let mut buf = buf;
-                let result = self.write_batches(&mut buf, &records);
-                add(
-                    &self.stats.flush_time_us,
-                    started.elapsed().as_micros() as u64,
-                );
-                q = lock(&self.queue);
-                q.flushing = false;
-                buf.clear();
-                if q.spare.capacity() < buf.capacity() {
-                    q.spare = buf;
-                }
-                match result {
-                    Ok(()) => q.durable_seq = upto,
-                    Err(e) => {
-                        self.fail(&e);
-                        self.queue_cond.notify_all();
-                        return Err(e);
-                    }
-                }
-                self.queue_cond.notify_all();
-            } else {
-                q = self.queue_cond.wait(q).unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = self.check_failed() {
+                q.flush_waiters -= 1;
+                return Err(e);
             }
+            if q.flushing {
+                q = self.queue_cond.wait(q).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            if !gathered && q.flush_waiters > 0 && q.flush_waiters < q.peak_waiters {
+                gathered = true;
+                q.gathering = true;
+                let wait_us = q.last_sync_us.clamp(GATHER_WAIT_US_MIN, GATHER_WAIT_US_MAX);
+                q = self
+                    .queue_cond
+                    .wait_timeout(q, std::time::Duration::from_micros(wait_us))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                q.gathering = false;
+                continue;
+            }
+            q.flushing = true;
+            q.peak_waiters = q.flush_waiters.max(q.peak_waiters.saturating_sub(1));
+            let spare = std::mem::take(&mut q.spare);
+            let mut buf = std::mem::replace(&mut q.buf, spare);
+            let records = std::mem::take(&mut q.records);
+            let upto = q.queued_seq;
+            drop(q);
+            let started = Instant::now();
+            let result = self.write_batches(&mut buf, &records);
+            let took_us = started.elapsed().as_micros() as u64;
+            add(&self.stats.flush_time_us, took_us);
+            q = lock(&self.queue);
+            q.flushing = false;
+            q.last_sync_us = took_us;
+            buf.clear();
+            if q.spare.capacity() < buf.capacity() {
+                q.spare = buf;
+            }
+            match result {
+                Ok(()) => q.durable_seq = upto,
+                Err(e) => {
+                    self.fail(&e);
+                    q.flush_waiters -= 1;
+                    self.queue_cond.notify_all();
+                    return Err(e);
+                }
+            }
+            self.queue_cond.notify_all();
         }
     }
 
