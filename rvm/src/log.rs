@@ -101,6 +101,8 @@ pub struct Scan {
     /// The LSN the next record would get.
     pub next_lsn: u64,
     pub end: ScanEnd,
+    /// Indices (in the log's segment table) of the segments the valid records write to.
+    pub segments_used: std::collections::BTreeSet<u32>,
 }
 
 impl Scan {
@@ -386,6 +388,7 @@ impl LogReader {
     pub fn scan(&self) -> Result<Scan> {
         let mut window = Window::new(self);
         let mut records = Vec::new();
+        let mut segments_used = std::collections::BTreeSet::new();
         let mut offset = self.normalize(self.status.head_offset);
         let mut lsn = self.status.head_lsn;
         let mut walked: u64 = 0;
@@ -405,39 +408,47 @@ impl LogReader {
             if let Err(e) = self.chain_accepts(&header, lsn) {
                 break (offset, Err((false, e.to_string())));
             }
-            let full = if header.kind == KIND_PAD {
-                None
+            // Verify in place in the read window (no copy of the record).
+            let problem: Option<(bool, String)> = if header.kind == KIND_PAD {
+                let mut head = [0u8; RECORD_HEADER_SIZE];
+                head.copy_from_slice(window.get(offset, RECORD_HEADER_SIZE as u64)?);
+                let trailer = window.get(
+                    offset + header.length - RECORD_TRAILER_SIZE as u64,
+                    RECORD_TRAILER_SIZE as u64,
+                )?;
+                verify_record(&header, &head, &[], trailer, self.seed)
+                    .err()
+                    .map(|e| (true, e.to_string()))
             } else {
-                Some(window.get(offset, header.length)?.to_vec())
-            };
-            let verified = match &full {
-                Some(rec) => {
-                    let span = body_span(header.length);
-                    verify_record(
-                        &header,
-                        rec,
-                        &rec[span.clone()],
-                        &rec[span.end..],
-                        self.seed,
-                    )
-                }
-                None => {
-                    let head = window.get(offset, RECORD_HEADER_SIZE as u64)?.to_vec();
-                    let trailer = window.get(
-                        offset + header.length - RECORD_TRAILER_SIZE as u64,
-                        RECORD_TRAILER_SIZE as u64,
-                    )?;
-                    verify_record(&header, &head, &[], trailer, self.seed)
-                }
-            };
-            if let Err(e) = verified {
-                break (offset, Err((true, e.to_string())));
-            }
-            if let Some(rec) = &full {
+                let rec = window.get(offset, header.length)?;
                 let span = body_span(header.length);
-                if let Some(Err(e)) = ranges(&rec[span], header.range_count).find(|r| r.is_err()) {
-                    break (offset, Err((true, format!("malformed range: {e}"))));
+                match verify_record(
+                    &header,
+                    rec,
+                    &rec[span.clone()],
+                    &rec[span.end..],
+                    self.seed,
+                ) {
+                    Err(e) => Some((true, e.to_string())),
+                    Ok(()) => {
+                        let mut bad = None;
+                        for r in ranges(&rec[span], header.range_count) {
+                            match r {
+                                Ok(r) => {
+                                    segments_used.insert(r.header.segment);
+                                }
+                                Err(e) => {
+                                    bad = Some((true, format!("malformed range: {e}")));
+                                    break;
+                                }
+                            }
+                        }
+                        bad
+                    }
                 }
+            };
+            if let Some(p) = problem {
+                break (offset, Err(p));
             }
             records.push(RecordSummary {
                 offset,
@@ -460,6 +471,7 @@ impl LogReader {
             tail_offset: end_offset,
             next_lsn: lsn,
             end,
+            segments_used,
         })
     }
 
@@ -584,6 +596,30 @@ impl LogReader {
         from_offset: u64,
         from_lsn: u64,
         until_lsn: u64,
+        visit: impl FnMut(u64, &RecordHeader, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.walk_records(from_offset, from_lsn, until_lsn, true, visit)
+    }
+
+    /// Walk records a [`LogReader::scan`] of this same device has just verified, without
+    /// checking their CRCs again (headers and LSNs are still checked). Recovery holds the
+    /// log's lock between the two passes, so the bytes cannot have changed.
+    pub(crate) fn walk_scanned(
+        &self,
+        from_offset: u64,
+        from_lsn: u64,
+        until_lsn: u64,
+        visit: impl FnMut(u64, &RecordHeader, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.walk_records(from_offset, from_lsn, until_lsn, false, visit)
+    }
+
+    fn walk_records(
+        &self,
+        from_offset: u64,
+        from_lsn: u64,
+        until_lsn: u64,
+        verify: bool,
         mut visit: impl FnMut(u64, &RecordHeader, &[u8]) -> Result<()>,
     ) -> Result<()> {
         let mut window = Window::new(self);
@@ -604,14 +640,16 @@ impl LogReader {
             if header.kind != KIND_PAD {
                 let bytes = window.get(offset, header.length)?;
                 let span = body_span(header.length);
-                verify_record(
-                    &header,
-                    bytes,
-                    &bytes[span.clone()],
-                    &bytes[span.end..],
-                    self.seed,
-                )
-                .map_err(|e| damaged(self, offset, e))?;
+                if verify {
+                    verify_record(
+                        &header,
+                        bytes,
+                        &bytes[span.clone()],
+                        &bytes[span.end..],
+                        self.seed,
+                    )
+                    .map_err(|e| damaged(self, offset, e))?;
+                }
                 visit(offset, &header, &bytes[span])?;
             }
             offset = self.next_offset(offset, header.length);

@@ -394,7 +394,7 @@ impl Rvm {
         let mut touched = BTreeSet::new();
         if has_records {
             // Resolve every segment the live records name before writing anything.
-            let used = collect_used_segments(&reader, &scan)?;
+            let used = scan.segments_used.clone();
             for index in &used {
                 let slot = slots.get_mut(*index as usize).filter(|s| !s.free()).ok_or_else(|| Error::DamagedRecord {
                     path: name.clone(),
@@ -406,7 +406,7 @@ impl Rvm {
                 slot.header = Some(header);
             }
             let mut applier = Applier::new(&name);
-            reader.walk_bodies(
+            reader.walk_scanned(
                 status.head_offset,
                 status.head_lsn,
                 scan.next_lsn,
@@ -681,33 +681,6 @@ fn check_area(area: u64) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// The segment indices named by the live records of a scan.
-fn collect_used_segments(reader: &LogReader, scan: &crate::log::Scan) -> Result<BTreeSet<u32>> {
-    let mut used = BTreeSet::new();
-    let last = scan
-        .records
-        .last()
-        .map(|r| r.lsn + 1)
-        .unwrap_or(reader.status().head_lsn);
-    reader.walk(
-        reader.status().head_offset,
-        reader.status().head_lsn,
-        last,
-        |record| {
-            for r in record.ranges() {
-                let r = r.map_err(|e| Error::DamagedRecord {
-                    path: reader.name().to_string(),
-                    offset: record.offset,
-                    detail: e.to_string(),
-                })?;
-                used.insert(r.header.segment);
-            }
-            Ok(())
-        },
-    )?;
-    Ok(used)
 }
 
 fn slot_target(slots: &[Slot], index: u32) -> Option<(DeviceRef, SegmentHeader)> {
