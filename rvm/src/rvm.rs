@@ -164,8 +164,6 @@ pub struct LogState {
 
 #[derive(Default)]
 pub(crate) struct Stats {
-    pub(crate) flush_commits: AtomicU64,
-    pub(crate) no_flush_commits: AtomicU64,
     pub(crate) restore_transactions: AtomicU64,
     pub(crate) no_restore_transactions: AtomicU64,
     pub(crate) aborts: AtomicU64,
@@ -176,8 +174,6 @@ pub(crate) struct Stats {
     truncations: AtomicU64,
     background_truncations: AtomicU64,
     space_waits: AtomicU64,
-    pub(crate) ranges_coalesced: AtomicU64,
-    pub(crate) bytes_saved_by_coalescing: AtomicU64,
     flush_time_us: AtomicU64,
     truncation_time_us: AtomicU64,
     last_truncation_us: AtomicU64,
@@ -201,6 +197,8 @@ pub(crate) struct Queue {
     durable_seq: u64,
     flushing: bool,
     spare: Vec<u8>,
+    /// Commit counters, kept here because every commit holds this lock anyway.
+    pub(crate) counts: CommitCounts,
     /// Committers inside `flush_until` now (the leader included).
     flush_waiters: usize,
     /// Recent peak of committers served by one log sync (decays by one per sync).
@@ -209,6 +207,17 @@ pub(crate) struct Queue {
     gathering: bool,
     /// Duration of the last log write + sync, to size that wait.
     last_sync_us: u64,
+}
+
+/// Per-commit counters (see `Queue::counts`).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct CommitCounts {
+    pub(crate) flush_commits: u64,
+    pub(crate) no_flush_commits: u64,
+    pub(crate) restore_transactions: u64,
+    pub(crate) no_restore_transactions: u64,
+    pub(crate) ranges_coalesced: u64,
+    pub(crate) bytes_saved_by_coalescing: u64,
 }
 
 /// Log positions.
@@ -441,6 +450,7 @@ impl Rvm {
                 durable_seq: 0,
                 flushing: false,
                 spare: Vec::new(),
+                counts: CommitCounts::default(),
                 flush_waiters: 0,
                 peak_waiters: 0,
                 gathering: false,
@@ -809,11 +819,12 @@ impl Inner {
 
     fn lifetime_counters(&self) -> Counters {
         let b = self.lifetime_base;
+        let c = lock(&self.queue).counts;
         let s = &self.stats;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Counters {
-            flush_commits: b.flush_commits + g(&s.flush_commits),
-            no_flush_commits: b.no_flush_commits + g(&s.no_flush_commits),
+            flush_commits: b.flush_commits + c.flush_commits,
+            no_flush_commits: b.no_flush_commits + c.no_flush_commits,
             aborts: b.aborts + g(&s.aborts),
             flushes: b.flushes + g(&s.flushes),
             records_written: b.records_written + g(&s.records_written),
@@ -821,20 +832,20 @@ impl Inner {
             truncations: b.truncations + g(&s.truncations),
             recoveries: b.recoveries + u64::from(g(&s.recovered_records) > 0),
             wraps: b.wraps + g(&s.wraps),
-            ranges_coalesced: b.ranges_coalesced + g(&s.ranges_coalesced),
-            bytes_saved_by_coalescing: b.bytes_saved_by_coalescing
-                + g(&s.bytes_saved_by_coalescing),
+            ranges_coalesced: b.ranges_coalesced + c.ranges_coalesced,
+            bytes_saved_by_coalescing: b.bytes_saved_by_coalescing + c.bytes_saved_by_coalescing,
         }
     }
 
     fn statistics(&self) -> Statistics {
+        let c = lock(&self.queue).counts;
         let s = &self.stats;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Statistics {
-            flush_commits: g(&s.flush_commits),
-            no_flush_commits: g(&s.no_flush_commits),
-            restore_transactions: g(&s.restore_transactions),
-            no_restore_transactions: g(&s.no_restore_transactions),
+            flush_commits: c.flush_commits,
+            no_flush_commits: c.no_flush_commits,
+            restore_transactions: c.restore_transactions + g(&s.restore_transactions),
+            no_restore_transactions: c.no_restore_transactions + g(&s.no_restore_transactions),
             aborts: g(&s.aborts),
             flushes: g(&s.flushes),
             records_written: g(&s.records_written),
@@ -843,8 +854,8 @@ impl Inner {
             truncations: g(&s.truncations),
             background_truncations: g(&s.background_truncations),
             space_waits: g(&s.space_waits),
-            ranges_coalesced: g(&s.ranges_coalesced),
-            bytes_saved_by_coalescing: g(&s.bytes_saved_by_coalescing),
+            ranges_coalesced: c.ranges_coalesced,
+            bytes_saved_by_coalescing: c.bytes_saved_by_coalescing,
             flush_time_us: g(&s.flush_time_us),
             truncation_time_us: g(&s.truncation_time_us),
             last_truncation_us: g(&s.last_truncation_us),
