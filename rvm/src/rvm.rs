@@ -793,6 +793,20 @@ impl Inner {
 
     /// Write a new status slot built from the last one, the positions, and `change`.
     fn write_status(&self, change: impl FnOnce(&mut Status, &Pos)) -> Result<()> {
+        self.write_status_then(change, |_| {})
+    }
+
+    /// Write a status, then apply `then` to the in-memory positions *before releasing the
+    /// status lock*. A status write copies the head from `pos`; if the head moved in a
+    /// separate step after the write, a status written in between by another thread would
+    /// record the old head, and once the space behind the new head was reused, recovery
+    /// from that status would stop at the first reused record and lose everything after
+    /// it. (Found by the crash-model test.)
+    fn write_status_then(
+        &self,
+        change: impl FnOnce(&mut Status, &Pos),
+        then: impl FnOnce(&mut Pos),
+    ) -> Result<()> {
         let mut last = lock(&self.status);
         let mut next = last.clone();
         {
@@ -814,6 +828,7 @@ impl Inner {
             .map_err(self.log_io("write status"))?;
         self.log.sync().map_err(self.log_io("fsync status"))?;
         *last = next;
+        then(&mut lock(&self.pos));
         Ok(())
     }
 
@@ -1215,12 +1230,13 @@ impl Inner {
         if lock(&self.pos).generation_started {
             return Ok(());
         }
-        self.write_status(|s, p| {
-            s.generation += 1;
-            s.generation_start_lsn = p.next_lsn;
-        })?;
-        lock(&self.pos).generation_started = true;
-        Ok(())
+        self.write_status_then(
+            |s, p| {
+                s.generation += 1;
+                s.generation_start_lsn = p.next_lsn;
+            },
+            |p| p.generation_started = true,
+        )
     }
 
     /// Place records `records[from..]` after the tail: returns the items (records and pads)
@@ -1446,13 +1462,16 @@ impl Inner {
         };
         if empty && !at_start {
             let start = self.area_start;
-            self.write_status(|s, _| {
-                s.head_offset = start;
-                s.tail_offset = start;
-            })?;
-            let mut p = lock(&self.pos);
-            p.head_offset = start;
-            p.tail_offset = start;
+            self.write_status_then(
+                |s, _| {
+                    s.head_offset = start;
+                    s.tail_offset = start;
+                },
+                |p| {
+                    p.head_offset = start;
+                    p.tail_offset = start;
+                },
+            )?;
         } else if empty && need + 2 * PAD_RESERVE_BYTES > self.area_end - self.area_start {
             return Err(Error::TooBig {
                 size: need,
@@ -1542,11 +1561,17 @@ impl Inner {
                 d.sync().map_err(|e| Error::io(d.name(), "fsync", e))?;
             }
             let truncated_ms = now_ms();
-            self.write_status(|s, _| {
-                s.head_offset = tail_offset;
-                s.head_lsn = next_lsn;
-                s.last_truncation_unix_ms = truncated_ms;
-            })?;
+            self.write_status_then(
+                |s, _| {
+                    s.head_offset = tail_offset;
+                    s.head_lsn = next_lsn;
+                    s.last_truncation_unix_ms = truncated_ms;
+                },
+                |p| {
+                    p.head_offset = tail_offset;
+                    p.head_lsn = next_lsn;
+                },
+            )?;
             Ok(())
         })();
         let mut p = lock(&self.pos);
