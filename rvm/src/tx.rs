@@ -36,6 +36,15 @@ pub enum CommitMode {
     NoFlush,
 }
 
+/// The region of the last range declared (pinned by this transaction).
+#[derive(Debug, Clone, Copy)]
+struct CachedRegion {
+    start: usize,
+    end: usize,
+    slot: u32,
+    segment_offset: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Range {
     address: usize,
@@ -56,6 +65,9 @@ pub struct Transaction<'a> {
     pins: Vec<Arc<AtomicUsize>>,
     /// Guards released after the transaction ends or aborts (see [`Transaction::attach`]).
     attachments: Vec<Box<dyn Send + 'a>>,
+    /// The first attachment (most transactions have at most one): no vector needed.
+    attachment: Option<Box<dyn Send + 'a>>,
+    last_region: Option<CachedRegion>,
     id: std::cell::Cell<u64>,
     finished: bool,
 }
@@ -100,6 +112,8 @@ impl<'a> Transaction<'a> {
             undo: spare.undo,
             pins: spare.pins,
             attachments: Vec::new(),
+            attachment: None,
+            last_region: None,
             id: std::cell::Cell::new(0),
             finished: false,
         }
@@ -124,7 +138,11 @@ impl<'a> Transaction<'a> {
     /// this to hold a lock for exactly the transaction's lifetime, e.g. the RDS heap keeps
     /// other transactions out of the allocator until an allocating transaction ends.
     pub fn attach(&mut self, guard: Box<dyn Send + 'a>) {
-        self.attachments.push(guard);
+        if self.attachment.is_none() {
+            self.attachment = Some(guard);
+        } else {
+            self.attachments.push(guard);
+        }
     }
 
     pub fn mode(&self) -> BeginMode {
@@ -137,8 +155,41 @@ impl<'a> Transaction<'a> {
         if length == 0 {
             return Ok(());
         }
-        let inner = &self.rvm.inner;
-        let regions = inner.regions.read().unwrap_or_else(|e| e.into_inner());
+        // Fast path: the region of the previous range. This transaction pins it, so it
+        // cannot be unmapped and the cached description stays true.
+        let cached = self.last_region.filter(|r| {
+            address >= r.start && address.checked_add(length).is_some_and(|e| e <= r.end)
+        });
+        let region = match cached {
+            Some(r) => r,
+            None => self.find_and_pin(address, length)?,
+        };
+        if self.mode == BeginMode::Restore {
+            let at = self.undo.len();
+            // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
+            // transaction pins it.
+            let old = unsafe { std::slice::from_raw_parts(address as *const u8, length) };
+            self.undo.extend_from_slice(old);
+            self.undo_index.push((address, length, at));
+        }
+        self.ranges.push(Range {
+            address,
+            length,
+            region_start: region.start,
+            slot: region.slot,
+            segment_offset: region.segment_offset + (address - region.start) as u64,
+        });
+        Ok(())
+    }
+
+    /// Look the region up in the region table and pin it for this transaction.
+    fn find_and_pin(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
+        let regions = self
+            .rvm
+            .inner
+            .regions
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let i = regions.partition_point(|r| r.start <= address);
         let region = i
             .checked_sub(1)
@@ -154,28 +205,14 @@ impl<'a> Transaction<'a> {
             region.pins.fetch_add(1, Ordering::AcqRel);
             self.pins.push(region.pins.clone());
         }
-        if self.mode == BeginMode::Restore {
-            let at = self.undo.len();
-            self.undo.resize(at + length, 0);
-            // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
-            // transaction pins it.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    address as *const u8,
-                    self.undo[at..].as_mut_ptr(),
-                    length,
-                )
-            };
-            self.undo_index.push((address, length, at));
-        }
-        self.ranges.push(Range {
-            address,
-            length,
-            region_start: region.start,
+        let cached = CachedRegion {
+            start: region.start,
+            end: region.end,
             slot: region.slot,
-            segment_offset: region.segment_offset + (address - region.start) as u64,
-        });
-        Ok(())
+            segment_offset: region.segment_offset,
+        };
+        self.last_region = Some(cached);
+        Ok(cached)
     }
 
     /// `set_range` followed by copying `bytes` to `address`.
@@ -339,6 +376,7 @@ impl<'a> Transaction<'a> {
             return;
         }
         self.finished = true;
+        self.last_region = None;
         for p in self.pins.drain(..) {
             p.fetch_sub(1, Ordering::AcqRel);
         }
@@ -347,6 +385,7 @@ impl<'a> Transaction<'a> {
         while let Some(guard) = self.attachments.pop() {
             drop(guard);
         }
+        drop(self.attachment.take());
     }
 }
 

@@ -59,6 +59,11 @@ fn set_range_outside_every_region_is_refused() {
     assert!(tx.set_range(r.address + r.length - 8, 8).is_ok());
     let local = 0u64;
     assert!(tx.set_range(&local as *const u64 as usize, 8).is_err());
+    // After a range in the region (the transaction caches it), one running past its end is
+    // still refused.
+    assert!(tx.set_range(r.address + 16, 8).is_ok());
+    assert!(tx.set_range(r.address + r.length - 4, 8).is_err());
+    assert!(tx.set_range(r.address + r.length, 1).is_err());
 }
 
 #[test]
