@@ -150,26 +150,44 @@ impl Tag {
         (guard << TAG_SIZE_BITS) | (self.chunks & TAG_SIZE_MASK)
     }
 
-    /// Decode a stored tag word. Any word that is not a tag (wrong guard, zero size) is an
-    /// error; this never panics.
-    pub fn decode(word: u64) -> Result<Tag, DecodeError> {
+    /// Decode a stored tag word, or None if it is not a tag (wrong guard, zero size). The
+    /// allocator's fast path; [`Tag::decode`] says what is wrong.
+    #[inline]
+    pub fn from_word(word: u64) -> Option<Tag> {
         let chunks = word & TAG_SIZE_MASK;
         let (end, state) = match word >> TAG_SIZE_BITS {
             GUARD_HEAD_FREE => (TagEnd::Head, BlockState::Free),
             GUARD_HEAD_ALLOCATED => (TagEnd::Head, BlockState::Allocated),
             GUARD_FOOT_FREE => (TagEnd::Foot, BlockState::Free),
             GUARD_FOOT_ALLOCATED => (TagEnd::Foot, BlockState::Allocated),
-            _ => {
-                return Err(DecodeError::new(
-                    "tag",
-                    format!("{word:#018x} is not a block tag (bad guard)"),
-                ))
-            }
+            _ => return None,
         };
         if chunks == 0 {
-            return Err(DecodeError::new("tag", "block size of zero chunks"));
+            return None;
         }
-        Ok(Tag { end, state, chunks })
+        Some(Tag { end, state, chunks })
+    }
+
+    /// Decode a stored tag word. Any word that is not a tag (wrong guard, zero size) is an
+    /// error; this never panics.
+    pub fn decode(word: u64) -> Result<Tag, DecodeError> {
+        match Tag::from_word(word) {
+            Some(tag) => Ok(tag),
+            None if word & TAG_SIZE_MASK == 0 && Tag::guard_is_known(word) => {
+                Err(DecodeError::new("tag", "block size of zero chunks"))
+            }
+            None => Err(DecodeError::new(
+                "tag",
+                format!("{word:#018x} is not a block tag (bad guard)"),
+            )),
+        }
+    }
+
+    fn guard_is_known(word: u64) -> bool {
+        matches!(
+            word >> TAG_SIZE_BITS,
+            GUARD_HEAD_FREE | GUARD_HEAD_ALLOCATED | GUARD_FOOT_FREE | GUARD_FOOT_ALLOCATED
+        )
     }
 }
 

@@ -83,7 +83,10 @@ struct State {
     expected_generation: u64,
     /// The header's fixed words (magic .. chunk count) when it was last validated; compared
     /// at every call, so a header changed behind the heap's back is validated again.
-    header_words: [u64; HEADER_WORDS],
+    header_words: HeaderWords,
+    /// Threads waiting in `released.wait` for the owner to finish: the owner's release
+    /// wakes them only if there are any (a wake-up is a system call).
+    waiters: usize,
     /// The transaction whose `set_range` already covers the counters (0: none). Later calls
     /// in the same transaction store into them without declaring them again: the range's old
     /// value is saved once, and commit captures whatever the range holds then.
@@ -110,9 +113,12 @@ impl Drop for HeapGuard {
         if !current {
             st.valid = false;
         }
+        let waiters = st.waiters > 0;
         drop(mapped);
         drop(st);
-        shared.released.notify_all();
+        if waiters {
+            shared.released.notify_all();
+        }
     }
 }
 
@@ -206,7 +212,8 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
             nonempty: Vec::new(),
             large: LargeIndex::default(),
             expected_generation: 0,
-            header_words: [0; HEADER_WORDS],
+            header_words: [0; HEADER_BYTES],
+            waiters: 0,
             counters_declared_in: 0,
         }),
         released: Condvar::new(),
@@ -1105,15 +1112,21 @@ impl Heap {
                         requester: tx.id(),
                     })
                 }
-                Some(_) => {
-                    st = self
-                        .shared
-                        .released
-                        .wait(st)
-                        .unwrap_or_else(|e| e.into_inner())
-                }
+                Some(_) => st = self.wait_for_release(st),
             }
         }
+    }
+
+    /// Wait until the owning transaction releases the heap (or a spurious wake-up).
+    fn wait_for_release<'g>(&'g self, mut st: MutexGuard<'g, State>) -> MutexGuard<'g, State> {
+        st.waiters += 1;
+        let mut st = self
+            .shared
+            .released
+            .wait(st)
+            .unwrap_or_else(|e| e.into_inner());
+        st.waiters -= 1;
+        st
     }
 
     /// Lock for reading: waits while another thread's transaction owns the heap.
@@ -1122,11 +1135,7 @@ impl Heap {
         loop {
             match st.owner {
                 Some(o) if o.thread != std::thread::current().id() => {
-                    st = self
-                        .shared
-                        .released
-                        .wait(st)
-                        .unwrap_or_else(|e| e.into_inner())
+                    st = self.wait_for_release(st)
                 }
                 _ => return st,
             }
@@ -1179,7 +1188,7 @@ impl Heap {
         }
         st.geometry = Some(g);
         st.expected_generation = header.counters.generation;
-        st.header_words = header_words.unwrap_or_default();
+        st.header_words = header_words.unwrap_or([0; HEADER_BYTES]);
         st.valid = true;
         Ok(reader)
     }
@@ -1263,15 +1272,15 @@ impl Heap {
     }
 }
 
-/// Words of the header before the counters: magic, version and geometry.
-const HEADER_WORDS: usize = (COUNTERS_OFFSET / 8) as usize - 1;
+/// Bytes of the header before the counters' reserved word: magic, version and geometry.
+const HEADER_BYTES: usize = COUNTERS_OFFSET as usize - 8;
+type HeaderWords = [u8; HEADER_BYTES];
 
-fn read_header_words(view: &View<'_>, base: u64) -> Option<[u64; HEADER_WORDS]> {
-    let mut words = [0u64; HEADER_WORDS];
-    for (i, w) in words.iter_mut().enumerate() {
-        *w = view.word(base + 8 * i as u64)?;
-    }
-    Some(words)
+#[inline]
+fn read_header_words(view: &View<'_>, base: u64) -> Option<HeaderWords> {
+    let mut bytes = [0u8; HEADER_BYTES];
+    view.read(base, &mut bytes)?;
+    Some(bytes)
 }
 
 /// Copy `bytes` to mapped memory at `at`.

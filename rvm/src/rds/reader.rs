@@ -103,10 +103,12 @@ impl<'v> Reader<'v> {
         self.geometry.chunk_size
     }
 
+    #[inline]
     pub(crate) fn word(&self, at: u64) -> Result<u64, Error> {
-        self.view
-            .word(at)
-            .ok_or_else(|| corrupt(at, "pointer leads outside the heap region"))
+        match self.view.word(at) {
+            Some(w) => Ok(w),
+            None => Err(outside(at)),
+        }
     }
 
     pub(crate) fn counters(&self) -> Result<HeapCounters, Error> {
@@ -134,56 +136,53 @@ impl<'v> Reader<'v> {
     }
 
     /// The tag at `at`, which must be of kind `end`.
+    #[inline]
     pub(crate) fn tag(&self, at: u64, end: TagEnd) -> Result<Tag, Error> {
-        let word = self.word(at)?;
-        let tag = Tag::decode(word).map_err(|e| corrupt(at, e.detail))?;
-        if tag.end != end {
-            return Err(corrupt(
+        if let Some(tag) = self.view.word(at).and_then(Tag::from_word) {
+            if tag.end == end {
+                return Ok(tag);
+            }
+        }
+        Err(self.tag_error(at, end))
+    }
+
+    /// Why [`Reader::tag`] refused the word at `at`.
+    #[cold]
+    #[inline(never)]
+    fn tag_error(&self, at: u64, end: TagEnd) -> Error {
+        let word = match self.word(at) {
+            Ok(w) => w,
+            Err(e) => return e,
+        };
+        match Tag::decode(word) {
+            Err(e) => corrupt(at, e.detail),
+            Ok(tag) => corrupt(
                 at,
                 format!("found a {:?} tag where a {end:?} tag belongs", tag.end),
-            ));
+            ),
         }
-        Ok(tag)
+    }
+
+    /// Where a block of `chunks` chunks starting at `address` ends, if it ends inside the
+    /// block area.
+    #[inline]
+    fn block_end(&self, address: u64, chunks: u64) -> Option<u64> {
+        chunks
+            .checked_mul(self.chunk())
+            .and_then(|bytes| address.checked_add(bytes))
+            .filter(|e| *e <= self.end)
     }
 
     /// The block starting at `address`: head tag, size inside the heap, matching foot tag.
     pub(crate) fn block_at(&self, address: u64) -> Result<Block, Error> {
         if !self.on_chunk_boundary(address) {
-            return Err(corrupt(
-                address,
-                format!(
-                    "not a chunk boundary inside the block area {:#x}..{:#x}",
-                    self.start, self.end
-                ),
-            ));
+            return Err(self.not_a_boundary(address));
         }
         let head = self.tag(address, TagEnd::Head)?;
-        let block_end = head
-            .chunks
-            .checked_mul(self.chunk())
-            .and_then(|bytes| address.checked_add(bytes))
-            .filter(|e| *e <= self.end)
-            .ok_or_else(|| {
-                corrupt(
-                    address,
-                    format!(
-                        "block of {} chunks runs past the end of the heap",
-                        head.chunks
-                    ),
-                )
-            })?;
-        let foot_at = block_end - TAG_SIZE;
-        let foot = self.tag(foot_at, TagEnd::Foot)?;
-        if foot.state != head.state || foot.chunks != head.chunks {
-            return Err(corrupt(
-                foot_at,
-                format!(
-                    "foot tag ({:?}, {} chunks) does not match the head tag at {address:#x} \
-                     ({:?}, {} chunks)",
-                    foot.state, foot.chunks, head.state, head.chunks
-                ),
-            ));
-        }
+        let Some(block_end) = self.block_end(address, head.chunks) else {
+            return Err(runs_past_the_end(address, head.chunks));
+        };
+        self.check_foot(address, block_end, head)?;
         Ok(Block {
             address,
             chunks: head.chunks,
@@ -191,50 +190,47 @@ impl<'v> Reader<'v> {
         })
     }
 
+    /// The foot tag of the block at `address` (ending at `block_end`) must match its head.
+    #[inline]
+    fn check_foot(&self, address: u64, block_end: u64, head: Tag) -> Result<(), Error> {
+        let foot_at = block_end - TAG_SIZE;
+        let foot = self.tag(foot_at, TagEnd::Foot)?;
+        if foot.state != head.state || foot.chunks != head.chunks {
+            return Err(foot_mismatch(address, foot_at, foot, head));
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_a_boundary(&self, address: u64) -> Error {
+        corrupt(
+            address,
+            format!(
+                "not a chunk boundary inside the block area {:#x}..{:#x}",
+                self.start, self.end
+            ),
+        )
+    }
+
     /// A free block on list `list` that is only linked to, not resized: its head tag must
     /// say free with a size of that list's class that fits in the heap, which makes its link
     /// words (in the same cache line as the tag) safe to read and write. The foot is not read.
+    #[inline]
     pub(crate) fn linked_block(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
         if !self.on_chunk_boundary(address) {
-            return Err(corrupt(
-                address,
-                format!(
-                    "list {list} links to {address:#x}, not a chunk boundary inside the block \
-                     area {:#x}..{:#x}",
-                    self.start, self.end
-                ),
-            ));
+            return Err(self.bad_link(address, list));
         }
         let head = self.tag(address, TagEnd::Head)?;
         if head.state != BlockState::Free {
-            return Err(corrupt(
-                address,
-                format!("list {list} links to an allocated block"),
-            ));
+            return Err(links_to_allocated(address, list));
         }
-        let fits = head
-            .chunks
-            .checked_mul(self.chunk())
-            .and_then(|bytes| address.checked_add(bytes))
-            .is_some_and(|e| e <= self.end);
-        if !fits {
-            return Err(corrupt(
-                address,
-                format!(
-                    "block of {} chunks runs past the end of the heap",
-                    head.chunks
-                ),
-            ));
+        if self.block_end(address, head.chunks).is_none() {
+            return Err(runs_past_the_end(address, head.chunks));
         }
         let belongs = self.geometry.list_for(head.chunks);
         if belongs != list {
-            return Err(corrupt(
-                address,
-                format!(
-                    "free block of {} chunks is on list {list}, it belongs on list {belongs}",
-                    head.chunks
-                ),
-            ));
+            return Err(wrong_list(address, head.chunks, list, belongs));
         }
         Ok(FreeBlock {
             address,
@@ -244,12 +240,34 @@ impl<'v> Reader<'v> {
         })
     }
 
+    #[cold]
+    #[inline(never)]
+    fn bad_link(&self, address: u64, list: u64) -> Error {
+        corrupt(
+            address,
+            format!(
+                "list {list} links to {address:#x}, not a chunk boundary inside the block area \
+                 {:#x}..{:#x}",
+                self.start, self.end
+            ),
+        )
+    }
+
     /// The free block at `address`, which must belong on list `list`, with its foot tag
     /// checked too: for blocks whose size the caller relies on (to split, merge or take).
+    #[inline]
     pub(crate) fn free_block(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
         let b = self.linked_block(address, list)?;
-        self.block_at(address)?;
+        self.check_free_foot(&b)?;
         Ok(b)
+    }
+
+    /// The foot of free block `b` (whose head [`Reader::linked_block`] checked) must match.
+    #[inline]
+    fn check_free_foot(&self, b: &FreeBlock) -> Result<(), Error> {
+        // linked_block checked that the block ends inside the block area.
+        let block_end = b.address + b.chunks * self.chunk();
+        self.check_foot(b.address, block_end, Tag::head(BlockState::Free, b.chunks))
     }
 
     /// Check that `b`'s neighbours on list `list` link back to it.
@@ -271,6 +289,12 @@ impl<'v> Reader<'v> {
                 ));
             }
         }
+        self.check_next_link(b, list)
+    }
+
+    /// Check that `b`'s successor on list `list` (if any) links back to it.
+    #[inline]
+    fn check_next_link(&self, b: &FreeBlock, list: u64) -> Result<(), Error> {
         if b.next != 0 {
             let n = self.linked_block(b.next, list)?;
             if n.prev != b.address {
@@ -287,8 +311,9 @@ impl<'v> Reader<'v> {
     pub(crate) fn checked_head(&self, list: u64) -> Result<Option<FreeBlock>, Error> {
         match self.head_for_push(list)? {
             Some(b) => {
-                self.block_at(b.address)?;
-                self.check_links(&b, list)?;
+                self.check_free_foot(&b)?;
+                // head_for_push found it at the head of the list with no prev link.
+                self.check_next_link(&b, list)?;
                 Ok(Some(b))
             }
             None => Ok(None),
@@ -372,4 +397,47 @@ impl<'v> Reader<'v> {
         }
         self.block_at(block)
     }
+}
+
+#[cold]
+#[inline(never)]
+fn outside(at: u64) -> Error {
+    corrupt(at, "pointer leads outside the heap region")
+}
+
+#[cold]
+#[inline(never)]
+fn runs_past_the_end(address: u64, chunks: u64) -> Error {
+    corrupt(
+        address,
+        format!("block of {chunks} chunks runs past the end of the heap"),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn foot_mismatch(address: u64, foot_at: u64, foot: Tag, head: Tag) -> Error {
+    corrupt(
+        foot_at,
+        format!(
+            "foot tag ({:?}, {} chunks) does not match the head tag at {address:#x} \
+             ({:?}, {} chunks)",
+            foot.state, foot.chunks, head.state, head.chunks
+        ),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn links_to_allocated(address: u64, list: u64) -> Error {
+    corrupt(address, format!("list {list} links to an allocated block"))
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_list(address: u64, chunks: u64, list: u64, belongs: u64) -> Error {
+    corrupt(
+        address,
+        format!("free block of {chunks} chunks is on list {list}, it belongs on list {belongs}"),
+    )
 }
