@@ -9,9 +9,11 @@
 //! Blocks are whole multiples of `chunk_size` bytes, laid end to end from `blocks_offset` (the
 //! header length rounded up to a chunk multiple). The bytes after the last whole chunk (the
 //! *slack*, fewer than `chunk_size`) are never used, so a heap length that is not a multiple of
-//! the chunk size cannot be overrun. Each block starts with a *head tag* and ends with a *foot
-//! tag*: one u64 each holding a guard pattern, the block's state and its size in chunks. A free
-//! block also holds the absolute addresses of its list neighbours right after its head tag:
+//! the chunk size cannot be overrun. Each block starts with a *head tag* (a guard pattern that
+//! also says whether the block is free or allocated, and its size in chunks) and ends with a
+//! *foot tag* (the foot guard and the size: allocating or freeing a block without changing its
+//! size leaves the foot alone). A free block also holds the absolute addresses of its list
+//! neighbours right after its head tag:
 //!
 //! ```text
 //! allocated: | head tag | user data ...                  | foot tag |
@@ -27,7 +29,9 @@ use super::{get_u64, put_u64, DecodeError};
 /// First eight bytes of every heap region.
 pub const HEAP_MAGIC: [u8; 8] = *b"RVMRDSHP";
 /// Bumped whenever the layout below changes; a heap of another version is refused.
-pub const HEAP_FORMAT_VERSION: u64 = 1;
+/// Version 2: foot tags carry no state, and the counters are ordered so that a malloc and a
+/// free each change one short run of them.
+pub const HEAP_FORMAT_VERSION: u64 = 2;
 
 /// Smallest chunk: a free block of one chunk must hold its head tag, two list links and its
 /// foot tag (4 words). Coda's 64-bit build needs 40; this layout needs only 32.
@@ -56,11 +60,30 @@ const HH_BLOCKS_OFFSET: usize = 40;
 const HH_CHUNK_COUNT: usize = 48;
 const HH_RESERVED: usize = 56;
 /// Offset of the counters: the only header bytes that change after `init` besides the list
-/// heads, kept contiguous so one `set_range` covers them.
+/// heads, kept contiguous so one `set_range` covers the ones an operation changes.
 pub const COUNTERS_OFFSET: u64 = 64;
 /// Number of u64 counters (see [`HeapCounters`]).
 pub const COUNTERS_WORDS: usize = 10;
 pub const COUNTERS_SIZE: u64 = 8 * COUNTERS_WORDS as u64;
+
+/// Positions of the counters (u64 words from [`COUNTERS_OFFSET`]). The ones every malloc
+/// changes and the ones every free changes overlap in the middle (generation and byte
+/// accounting), so each operation changes one short contiguous run: malloc words 0..=6, free
+/// words 4..=8.
+pub mod counter {
+    pub const SPLITS: usize = 0;
+    pub const LARGE_HITS: usize = 1;
+    pub const EXACT_HITS: usize = 2;
+    pub const MALLOC_COUNT: usize = 3;
+    pub const GENERATION: usize = 4;
+    pub const FREE_BYTES: usize = 5;
+    pub const ALLOCATED_BYTES: usize = 6;
+    pub const FREE_COUNT: usize = 7;
+    pub const COALESCE_COUNT: usize = 8;
+    pub const PREALLOC_COUNT: usize = 9;
+}
+/// Offset of the generation counter.
+pub const GENERATION_OFFSET: u64 = COUNTERS_OFFSET + 8 * counter::GENERATION as u64;
 const HH_COUNTERS_RESERVED: usize = COUNTERS_OFFSET as usize + COUNTERS_SIZE as usize; // 144
 /// Offset of the list heads: list `i` (1-based) at `LISTS_OFFSET + 8 * (i - 1)`.
 pub const LISTS_OFFSET: u64 = 192;
@@ -91,13 +114,16 @@ const _: () = assert!(CHUNK_SIZE_MIN.is_multiple_of(CHUNK_SIZE_ALIGN));
 /// Width of the size field (in chunks) in a tag; the upper bits hold the guard pattern.
 const TAG_SIZE_BITS: u32 = 40;
 const TAG_SIZE_MASK: u64 = (1 << TAG_SIZE_BITS) - 1;
-// Guard patterns (24 bits). Four distinct values, far apart in Hamming distance, so a tag
-// overwritten with ordinary data, a head read as a foot, or a free block taken for an
-// allocated one is recognised.
+// Guard patterns (24 bits). Three distinct values, far apart in Hamming distance (at least
+// 13 of 24 bits), so a tag overwritten with ordinary data, a head read as a foot, or a free
+// block taken for an allocated one is recognised. Version 1's two foot guards (0x6D9A52 free,
+// 0x93E5C4 allocated) are not tags in version 2.
 const GUARD_HEAD_FREE: u64 = 0x4E_3F21;
 const GUARD_HEAD_ALLOCATED: u64 = 0xB1_C07A;
-const GUARD_FOOT_FREE: u64 = 0x6D_9A52;
-const GUARD_FOOT_ALLOCATED: u64 = 0x93_E5C4;
+const GUARD_FOOT: u64 = 0x64_95CC;
+const _: () = assert!((GUARD_HEAD_FREE ^ GUARD_HEAD_ALLOCATED).count_ones() >= 13);
+const _: () = assert!((GUARD_HEAD_FREE ^ GUARD_FOOT).count_ones() >= 13);
+const _: () = assert!((GUARD_HEAD_ALLOCATED ^ GUARD_FOOT).count_ones() >= 13);
 
 /// Whether a block is free (on a list) or allocated (owned by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,39 +141,57 @@ pub enum TagEnd {
 
 /// A decoded boundary tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tag {
-    pub end: TagEnd,
-    pub state: BlockState,
-    /// Block length in chunks (at least 1).
-    pub chunks: u64,
+pub enum Tag {
+    /// The tag at the start of a block: its state and its length in chunks (at least 1).
+    Head { state: BlockState, chunks: u64 },
+    /// The tag at the end of a block: its length in chunks (at least 1). The state is the
+    /// head's alone, so allocating or freeing a block leaves its foot as it is.
+    Foot { chunks: u64 },
+}
+
+/// The stored head tag of a block.
+#[inline]
+pub fn head_word(state: BlockState, chunks: u64) -> u64 {
+    Tag::Head { state, chunks }.encode()
+}
+
+/// The stored foot tag of a block.
+#[inline]
+pub fn foot_word(chunks: u64) -> u64 {
+    Tag::Foot { chunks }.encode()
 }
 
 impl Tag {
-    pub fn head(state: BlockState, chunks: u64) -> Tag {
-        Tag {
-            end: TagEnd::Head,
-            state,
-            chunks,
+    pub fn end(&self) -> TagEnd {
+        match self {
+            Tag::Head { .. } => TagEnd::Head,
+            Tag::Foot { .. } => TagEnd::Foot,
         }
     }
-    pub fn foot(state: BlockState, chunks: u64) -> Tag {
-        Tag {
-            end: TagEnd::Foot,
-            state,
-            chunks,
+
+    /// Block length in chunks.
+    pub fn chunks(&self) -> u64 {
+        match *self {
+            Tag::Head { chunks, .. } | Tag::Foot { chunks } => chunks,
         }
     }
 
     /// The tag as stored (a little-endian u64). `chunks` is masked to the size field; callers
     /// never build a block longer than [`BLOCK_CHUNKS_MAX`].
+    #[inline]
     pub fn encode(&self) -> u64 {
-        let guard = match (self.end, self.state) {
-            (TagEnd::Head, BlockState::Free) => GUARD_HEAD_FREE,
-            (TagEnd::Head, BlockState::Allocated) => GUARD_HEAD_ALLOCATED,
-            (TagEnd::Foot, BlockState::Free) => GUARD_FOOT_FREE,
-            (TagEnd::Foot, BlockState::Allocated) => GUARD_FOOT_ALLOCATED,
+        let guard = match self {
+            Tag::Head {
+                state: BlockState::Free,
+                ..
+            } => GUARD_HEAD_FREE,
+            Tag::Head {
+                state: BlockState::Allocated,
+                ..
+            } => GUARD_HEAD_ALLOCATED,
+            Tag::Foot { .. } => GUARD_FOOT,
         };
-        (guard << TAG_SIZE_BITS) | (self.chunks & TAG_SIZE_MASK)
+        (guard << TAG_SIZE_BITS) | (self.chunks() & TAG_SIZE_MASK)
     }
 
     /// Decode a stored tag word, or None if it is not a tag (wrong guard, zero size). The
@@ -155,17 +199,21 @@ impl Tag {
     #[inline]
     pub fn from_word(word: u64) -> Option<Tag> {
         let chunks = word & TAG_SIZE_MASK;
-        let (end, state) = match word >> TAG_SIZE_BITS {
-            GUARD_HEAD_FREE => (TagEnd::Head, BlockState::Free),
-            GUARD_HEAD_ALLOCATED => (TagEnd::Head, BlockState::Allocated),
-            GUARD_FOOT_FREE => (TagEnd::Foot, BlockState::Free),
-            GUARD_FOOT_ALLOCATED => (TagEnd::Foot, BlockState::Allocated),
-            _ => return None,
-        };
         if chunks == 0 {
             return None;
         }
-        Some(Tag { end, state, chunks })
+        match word >> TAG_SIZE_BITS {
+            GUARD_HEAD_FREE => Some(Tag::Head {
+                state: BlockState::Free,
+                chunks,
+            }),
+            GUARD_HEAD_ALLOCATED => Some(Tag::Head {
+                state: BlockState::Allocated,
+                chunks,
+            }),
+            GUARD_FOOT => Some(Tag::Foot { chunks }),
+            _ => None,
+        }
     }
 
     /// Decode a stored tag word. Any word that is not a tag (wrong guard, zero size) is an
@@ -186,7 +234,7 @@ impl Tag {
     fn guard_is_known(word: u64) -> bool {
         matches!(
             word >> TAG_SIZE_BITS,
-            GUARD_HEAD_FREE | GUARD_HEAD_ALLOCATED | GUARD_FOOT_FREE | GUARD_FOOT_ALLOCATED
+            GUARD_HEAD_FREE | GUARD_HEAD_ALLOCATED | GUARD_FOOT
         )
     }
 }
@@ -216,21 +264,43 @@ pub struct HeapCounters {
 }
 
 impl HeapCounters {
+    /// The counters in stored order (see [`counter`]).
+    #[inline]
+    pub fn to_words(&self) -> [u64; COUNTERS_WORDS] {
+        let mut w = [0u64; COUNTERS_WORDS];
+        w[counter::SPLITS] = self.splits;
+        w[counter::LARGE_HITS] = self.large_hits;
+        w[counter::EXACT_HITS] = self.exact_hits;
+        w[counter::MALLOC_COUNT] = self.malloc_count;
+        w[counter::GENERATION] = self.generation;
+        w[counter::FREE_BYTES] = self.free_bytes;
+        w[counter::ALLOCATED_BYTES] = self.allocated_bytes;
+        w[counter::FREE_COUNT] = self.free_count;
+        w[counter::COALESCE_COUNT] = self.coalesce_count;
+        w[counter::PREALLOC_COUNT] = self.prealloc_count;
+        w
+    }
+
+    /// The counters from their stored order (see [`counter`]).
+    #[inline]
+    pub fn from_words(w: &[u64; COUNTERS_WORDS]) -> HeapCounters {
+        HeapCounters {
+            generation: w[counter::GENERATION],
+            free_bytes: w[counter::FREE_BYTES],
+            allocated_bytes: w[counter::ALLOCATED_BYTES],
+            malloc_count: w[counter::MALLOC_COUNT],
+            free_count: w[counter::FREE_COUNT],
+            prealloc_count: w[counter::PREALLOC_COUNT],
+            coalesce_count: w[counter::COALESCE_COUNT],
+            exact_hits: w[counter::EXACT_HITS],
+            large_hits: w[counter::LARGE_HITS],
+            splits: w[counter::SPLITS],
+        }
+    }
+
     pub fn encode(&self) -> [u8; COUNTERS_SIZE as usize] {
         let mut buf = [0u8; COUNTERS_SIZE as usize];
-        let words = [
-            self.generation,
-            self.free_bytes,
-            self.allocated_bytes,
-            self.malloc_count,
-            self.free_count,
-            self.prealloc_count,
-            self.coalesce_count,
-            self.exact_hits,
-            self.large_hits,
-            self.splits,
-        ];
-        for (i, w) in words.iter().enumerate() {
+        for (i, w) in self.to_words().iter().enumerate() {
             put_u64(&mut buf, 8 * i, *w);
         }
         buf
@@ -244,19 +314,11 @@ impl HeapCounters {
                 format!("{} bytes, need {COUNTERS_SIZE}", buf.len()),
             ));
         }
-        let w = |i: usize| get_u64(buf, 8 * i);
-        Ok(HeapCounters {
-            generation: w(0),
-            free_bytes: w(1),
-            allocated_bytes: w(2),
-            malloc_count: w(3),
-            free_count: w(4),
-            prealloc_count: w(5),
-            coalesce_count: w(6),
-            exact_hits: w(7),
-            large_hits: w(8),
-            splits: w(9),
-        })
+        let mut words = [0u64; COUNTERS_WORDS];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = get_u64(buf, 8 * i);
+        }
+        Ok(HeapCounters::from_words(&words))
     }
 }
 
@@ -508,7 +570,7 @@ mod tests {
     #[test]
     fn version_skew_is_reported_as_version() {
         let mut bytes = HeapHeader::new(HeapGeometry::new(1 << 16, 32, 4).unwrap()).encode();
-        put_u64(&mut bytes, HH_VERSION, 2);
+        put_u64(&mut bytes, HH_VERSION, 1);
         assert_eq!(HeapHeader::decode(&bytes).unwrap_err().field, "version");
         let mut bytes = HeapHeader::new(HeapGeometry::new(1 << 16, 32, 4).unwrap()).encode();
         put_u64(&mut bytes, HH_CHUNK_COUNT, 3);
@@ -518,18 +580,57 @@ mod tests {
     #[test]
     fn tags_round_trip_and_are_distinct() {
         let mut seen = std::collections::HashSet::new();
-        for end in [TagEnd::Head, TagEnd::Foot] {
-            for state in [BlockState::Free, BlockState::Allocated] {
-                for chunks in [1, 2, 1000, BLOCK_CHUNKS_MAX] {
-                    let t = Tag { end, state, chunks };
-                    let w = t.encode();
-                    assert_eq!(Tag::decode(w).unwrap(), t);
-                    assert!(seen.insert(w));
-                }
+        for chunks in [1, 2, 1000, BLOCK_CHUNKS_MAX] {
+            let tags = [
+                Tag::Head {
+                    state: BlockState::Free,
+                    chunks,
+                },
+                Tag::Head {
+                    state: BlockState::Allocated,
+                    chunks,
+                },
+                Tag::Foot { chunks },
+            ];
+            for t in tags {
+                let w = t.encode();
+                assert_eq!(Tag::decode(w).unwrap(), t);
+                assert_eq!(Tag::from_word(w), Some(t));
+                assert_eq!(t.chunks(), chunks);
+                assert!(seen.insert(w));
             }
         }
+        assert_eq!(head_word(BlockState::Allocated, 3), 0xB1C0_7A00_0000_0003);
+        assert_eq!(foot_word(3), 0x6495_CC00_0000_0003);
         assert!(Tag::decode(0).is_err());
-        assert!(Tag::decode(Tag::head(BlockState::Free, 1).encode() & !TAG_SIZE_MASK).is_err());
+        assert!(Tag::decode(head_word(BlockState::Free, 1) & !TAG_SIZE_MASK).is_err());
+        // Version 1's foot guards are not tags any more.
+        for v1_foot in [0x6D9A_5200_0000_0003, 0x93E5_C400_0000_0003] {
+            assert!(Tag::decode(v1_foot).is_err());
+            assert_eq!(Tag::from_word(v1_foot), None);
+        }
+    }
+
+    #[test]
+    fn counters_round_trip_in_their_stored_order() {
+        let c = HeapCounters {
+            generation: 1,
+            free_bytes: 2,
+            allocated_bytes: 3,
+            malloc_count: 4,
+            free_count: 5,
+            prealloc_count: 6,
+            coalesce_count: 7,
+            exact_hits: 8,
+            large_hits: 9,
+            splits: 10,
+        };
+        assert_eq!(HeapCounters::decode(&c.encode()).unwrap(), c);
+        assert_eq!(HeapCounters::from_words(&c.to_words()), c);
+        let bytes = c.encode();
+        assert_eq!(get_u64(&bytes, 8 * counter::GENERATION), 1);
+        assert_eq!(get_u64(&bytes, 0), 10, "splits come first");
+        assert_eq!(GENERATION_OFFSET, 96);
     }
 
     #[test]

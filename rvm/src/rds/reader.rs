@@ -5,7 +5,7 @@
 use crate::format::heap::HEAP_FORMAT_VERSION;
 use crate::format::heap::{
     list_offset, BlockState, HeapCounters, HeapGeometry, HeapHeader, Tag, TagEnd, COUNTERS_OFFSET,
-    COUNTERS_SIZE, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, HEADER_FIXED_SIZE, TAG_SIZE,
+    COUNTERS_SIZE, COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, HEADER_FIXED_SIZE, TAG_SIZE,
     USER_DATA_OFFSET,
 };
 use crate::rds::view::View;
@@ -112,11 +112,25 @@ impl<'v> Reader<'v> {
     }
 
     pub(crate) fn counters(&self) -> Result<HeapCounters, Error> {
+        Ok(HeapCounters::from_words(&self.counter_words()?))
+    }
+
+    /// The counters as stored (see [`crate::format::heap::counter`] for their order).
+    #[inline]
+    pub(crate) fn counter_words(&self) -> Result<[u64; COUNTERS_WORDS], Error> {
         let mut buf = [0u8; COUNTERS_SIZE as usize];
-        self.view
+        if self
+            .view
             .read(self.base + COUNTERS_OFFSET, &mut buf)
-            .ok_or_else(|| corrupt(self.base, "heap header is cut short"))?;
-        HeapCounters::decode(&buf).map_err(|e| corrupt(self.base, e.to_string()))
+            .is_none()
+        {
+            return Err(corrupt(self.base, "heap header is cut short"));
+        }
+        let mut words = [0u64; COUNTERS_WORDS];
+        for (w, bytes) in words.iter_mut().zip(buf.chunks_exact(8)) {
+            *w = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+        }
+        Ok(words)
     }
 
     /// Absolute address of list `list`'s head pointer.
@@ -135,15 +149,22 @@ impl<'v> Reader<'v> {
             && (address - self.start).is_multiple_of(self.geometry.chunk_size)
     }
 
-    /// The tag at `at`, which must be of kind `end`.
+    /// The head tag at `at`: the block's state and length in chunks.
     #[inline]
-    pub(crate) fn tag(&self, at: u64, end: TagEnd) -> Result<Tag, Error> {
-        if let Some(tag) = self.view.word(at).and_then(Tag::from_word) {
-            if tag.end == end {
-                return Ok(tag);
-            }
+    pub(crate) fn head(&self, at: u64) -> Result<(BlockState, u64), Error> {
+        match self.view.word(at).and_then(Tag::from_word) {
+            Some(Tag::Head { state, chunks }) => Ok((state, chunks)),
+            _ => Err(self.tag_error(at, TagEnd::Head)),
         }
-        Err(self.tag_error(at, end))
+    }
+
+    /// The foot tag at `at`: the block's length in chunks.
+    #[inline]
+    pub(crate) fn foot(&self, at: u64) -> Result<u64, Error> {
+        match self.view.word(at).and_then(Tag::from_word) {
+            Some(Tag::Foot { chunks }) => Ok(chunks),
+            _ => Err(self.tag_error(at, TagEnd::Foot)),
+        }
     }
 
     /// Why [`Reader::tag`] refused the word at `at`.
@@ -158,7 +179,7 @@ impl<'v> Reader<'v> {
             Err(e) => corrupt(at, e.detail),
             Ok(tag) => corrupt(
                 at,
-                format!("found a {:?} tag where a {end:?} tag belongs", tag.end),
+                format!("found a {:?} tag where a {end:?} tag belongs", tag.end()),
             ),
         }
     }
@@ -178,25 +199,26 @@ impl<'v> Reader<'v> {
         if !self.on_chunk_boundary(address) {
             return Err(self.not_a_boundary(address));
         }
-        let head = self.tag(address, TagEnd::Head)?;
-        let Some(block_end) = self.block_end(address, head.chunks) else {
-            return Err(runs_past_the_end(address, head.chunks));
+        let (state, chunks) = self.head(address)?;
+        let Some(block_end) = self.block_end(address, chunks) else {
+            return Err(runs_past_the_end(address, chunks));
         };
-        self.check_foot(address, block_end, head)?;
+        self.check_foot(address, block_end, chunks)?;
         Ok(Block {
             address,
-            chunks: head.chunks,
-            state: head.state,
+            chunks,
+            state,
         })
     }
 
-    /// The foot tag of the block at `address` (ending at `block_end`) must match its head.
+    /// The foot tag of the block at `address` (ending at `block_end`) must give the length
+    /// its head gives.
     #[inline]
-    fn check_foot(&self, address: u64, block_end: u64, head: Tag) -> Result<(), Error> {
+    fn check_foot(&self, address: u64, block_end: u64, chunks: u64) -> Result<(), Error> {
         let foot_at = block_end - TAG_SIZE;
-        let foot = self.tag(foot_at, TagEnd::Foot)?;
-        if foot.state != head.state || foot.chunks != head.chunks {
-            return Err(foot_mismatch(address, foot_at, foot, head));
+        let foot = self.foot(foot_at)?;
+        if foot != chunks {
+            return Err(foot_mismatch(address, foot_at, foot, chunks));
         }
         Ok(())
     }
@@ -221,20 +243,20 @@ impl<'v> Reader<'v> {
         if !self.on_chunk_boundary(address) {
             return Err(self.bad_link(address, list));
         }
-        let head = self.tag(address, TagEnd::Head)?;
-        if head.state != BlockState::Free {
+        let (state, chunks) = self.head(address)?;
+        if state != BlockState::Free {
             return Err(links_to_allocated(address, list));
         }
-        if self.block_end(address, head.chunks).is_none() {
-            return Err(runs_past_the_end(address, head.chunks));
+        if self.block_end(address, chunks).is_none() {
+            return Err(runs_past_the_end(address, chunks));
         }
-        let belongs = self.geometry.list_for(head.chunks);
+        let belongs = self.geometry.list_for(chunks);
         if belongs != list {
-            return Err(wrong_list(address, head.chunks, list, belongs));
+            return Err(wrong_list(address, chunks, list, belongs));
         }
         Ok(FreeBlock {
             address,
-            chunks: head.chunks,
+            chunks,
             prev: self.word(address + FREE_PREV_OFFSET)?,
             next: self.word(address + FREE_NEXT_OFFSET)?,
         })
@@ -267,7 +289,7 @@ impl<'v> Reader<'v> {
     fn check_free_foot(&self, b: &FreeBlock) -> Result<(), Error> {
         // linked_block checked that the block ends inside the block area.
         let block_end = b.address + b.chunks * self.chunk();
-        self.check_foot(b.address, block_end, Tag::head(BlockState::Free, b.chunks))
+        self.check_foot(b.address, block_end, b.chunks)
     }
 
     /// Check that `b`'s neighbours on list `list` link back to it.
@@ -388,11 +410,10 @@ impl<'v> Reader<'v> {
                 self.start
             )));
         }
-        let head = Tag::decode(self.word(block)?)
-            .ok()
-            .filter(|t| t.end == TagEnd::Head)
-            .ok_or_else(|| not_from_heap(format!("no block header at {block:#x}")))?;
-        if head.state == BlockState::Free {
+        let Some(Tag::Head { state, .. }) = Tag::from_word(self.word(block)?) else {
+            return Err(not_from_heap(format!("no block header at {block:#x}")));
+        };
+        if state == BlockState::Free {
             return Err(Error::DoubleFree { address });
         }
         self.block_at(block)
@@ -416,13 +437,12 @@ fn runs_past_the_end(address: u64, chunks: u64) -> Error {
 
 #[cold]
 #[inline(never)]
-fn foot_mismatch(address: u64, foot_at: u64, foot: Tag, head: Tag) -> Error {
+fn foot_mismatch(address: u64, foot_at: u64, foot: u64, head: u64) -> Error {
     corrupt(
         foot_at,
         format!(
-            "foot tag ({:?}, {} chunks) does not match the head tag at {address:#x} \
-             ({:?}, {} chunks)",
-            foot.state, foot.chunks, head.state, head.chunks
+            "foot tag ({foot} chunks) does not match the head tag at {address:#x} \
+             ({head} chunks)"
         ),
     )
 }
