@@ -96,12 +96,14 @@ struct State {
     counters_declared: u16,
 }
 
-/// The counter words (bit `i`: word `i`, see [`counter`]) a call may change. Each call
-/// declares its set before it reads anything: one `set_range` from its first to its last word,
-/// or none when the transaction has declared them already.
+/// Counter words `first..=last` as a set (bit `i`: word `i`, see [`counter`]).
 const fn counter_span(first: usize, last: usize) -> u16 {
     ((1u32 << (last + 1)) - (1u32 << first)) as u16
 }
+// The counter words each kind of call may change. A call declares its set before it reads
+// anything: one `set_range` from its first to its last word not yet declared in the
+// transaction, or none when the transaction has declared them all already. The order of the
+// words (see `counter`) keeps the malloc and free sets contiguous.
 const MALLOC_COUNTERS: u16 = counter_span(counter::SPLITS, counter::ALLOCATED_BYTES);
 const FREE_COUNTERS: u16 = counter_span(counter::GENERATION, counter::COALESCE_COUNT);
 const PREALLOC_COUNTERS: u16 = (1 << counter::GENERATION) | (1 << counter::PREALLOC_COUNT);

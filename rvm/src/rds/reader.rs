@@ -85,6 +85,9 @@ pub(crate) struct Reader<'v> {
     pub start: u64,
     /// Absolute address just past the last whole chunk.
     pub end: u64,
+    /// `chunk_size - 1` when the chunk size is a power of two (the usual case), so chunk
+    /// boundaries are checked with a mask instead of a division; 0 otherwise.
+    chunk_mask: u64,
 }
 
 impl<'v> Reader<'v> {
@@ -96,6 +99,11 @@ impl<'v> Reader<'v> {
             base,
             start: base + geometry.blocks_offset,
             end: base + geometry.blocks_end(),
+            chunk_mask: if geometry.chunk_size.is_power_of_two() {
+                geometry.chunk_size - 1
+            } else {
+                0
+            },
         }
     }
 
@@ -142,11 +150,20 @@ impl<'v> Reader<'v> {
         self.word(self.list_address(list))
     }
 
+    /// Whether `offset` (from the first block) is a multiple of the chunk size.
+    #[inline]
+    fn is_chunk_multiple(&self, offset: u64) -> bool {
+        if self.chunk_mask != 0 {
+            offset & self.chunk_mask == 0
+        } else {
+            offset.is_multiple_of(self.geometry.chunk_size)
+        }
+    }
+
     /// Whether `address` is a chunk boundary inside the block area.
+    #[inline]
     pub(crate) fn on_chunk_boundary(&self, address: u64) -> bool {
-        address >= self.start
-            && address < self.end
-            && (address - self.start).is_multiple_of(self.geometry.chunk_size)
+        address >= self.start && address < self.end && self.is_chunk_multiple(address - self.start)
     }
 
     /// The head tag at `at`: the block's state and length in chunks.
@@ -402,7 +419,7 @@ impl<'v> Reader<'v> {
             )));
         }
         let block = address - USER_DATA_OFFSET;
-        if !(block - self.start).is_multiple_of(self.chunk()) {
+        if !self.is_chunk_multiple(block - self.start) {
             return Err(not_from_heap(format!(
                 "no block starts there (blocks are {}-byte chunks from {:#x}, and data starts \
                  {USER_DATA_OFFSET} bytes into a block)",
