@@ -43,6 +43,10 @@ pub(crate) fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// Bounds of the pause a flush leader may take to let its group finish queueing.
+const GATHER_WAIT_US_MIN: u64 = 50;
+const GATHER_WAIT_US_MAX: u64 = 1000;
+
 /// Room kept after every record when planning a flush, so the sector pad that ends the
 /// flush always fits (a pad is at least [`RECORD_MIN_SIZE`] and at most a sector more).
 const PAD_RESERVE_BYTES: u64 = SECTOR_SIZE + RECORD_MIN_SIZE;
@@ -160,8 +164,6 @@ pub struct LogState {
 
 #[derive(Default)]
 pub(crate) struct Stats {
-    pub(crate) flush_commits: AtomicU64,
-    pub(crate) no_flush_commits: AtomicU64,
     pub(crate) restore_transactions: AtomicU64,
     pub(crate) no_restore_transactions: AtomicU64,
     pub(crate) aborts: AtomicU64,
@@ -172,8 +174,6 @@ pub(crate) struct Stats {
     truncations: AtomicU64,
     background_truncations: AtomicU64,
     space_waits: AtomicU64,
-    pub(crate) ranges_coalesced: AtomicU64,
-    pub(crate) bytes_saved_by_coalescing: AtomicU64,
     flush_time_us: AtomicU64,
     truncation_time_us: AtomicU64,
     last_truncation_us: AtomicU64,
@@ -197,6 +197,27 @@ pub(crate) struct Queue {
     durable_seq: u64,
     flushing: bool,
     spare: Vec<u8>,
+    /// Commit counters, kept here because every commit holds this lock anyway.
+    pub(crate) counts: CommitCounts,
+    /// Committers inside `flush_until` now (the leader included).
+    flush_waiters: usize,
+    /// Recent peak of committers served by one log sync (decays by one per sync).
+    peak_waiters: usize,
+    /// A would-be leader is briefly waiting for the rest of its group (see `flush_until`).
+    gathering: bool,
+    /// Duration of the last log write + sync, to size that wait.
+    last_sync_us: u64,
+}
+
+/// Per-commit counters (see `Queue::counts`).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct CommitCounts {
+    pub(crate) flush_commits: u64,
+    pub(crate) no_flush_commits: u64,
+    pub(crate) restore_transactions: u64,
+    pub(crate) no_restore_transactions: u64,
+    pub(crate) ranges_coalesced: u64,
+    pub(crate) bytes_saved_by_coalescing: u64,
 }
 
 /// Log positions.
@@ -429,6 +450,11 @@ impl Rvm {
                 durable_seq: 0,
                 flushing: false,
                 spare: Vec::new(),
+                counts: CommitCounts::default(),
+                flush_waiters: 0,
+                peak_waiters: 0,
+                gathering: false,
+                last_sync_us: 0,
             }),
             queue_cond: Condvar::new(),
             pos: Mutex::new(Pos {
@@ -767,6 +793,20 @@ impl Inner {
 
     /// Write a new status slot built from the last one, the positions, and `change`.
     fn write_status(&self, change: impl FnOnce(&mut Status, &Pos)) -> Result<()> {
+        self.write_status_then(change, |_| {})
+    }
+
+    /// Write a status, then apply `then` to the in-memory positions *before releasing the
+    /// status lock*. A status write copies the head from `pos`; if the head moved in a
+    /// separate step after the write, a status written in between by another thread would
+    /// record the old head, and once the space behind the new head was reused, recovery
+    /// from that status would stop at the first reused record and lose everything after
+    /// it. (Found by the crash-model test.)
+    fn write_status_then(
+        &self,
+        change: impl FnOnce(&mut Status, &Pos),
+        then: impl FnOnce(&mut Pos),
+    ) -> Result<()> {
         let mut last = lock(&self.status);
         let mut next = last.clone();
         {
@@ -788,16 +828,18 @@ impl Inner {
             .map_err(self.log_io("write status"))?;
         self.log.sync().map_err(self.log_io("fsync status"))?;
         *last = next;
+        then(&mut lock(&self.pos));
         Ok(())
     }
 
     fn lifetime_counters(&self) -> Counters {
         let b = self.lifetime_base;
+        let c = lock(&self.queue).counts;
         let s = &self.stats;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Counters {
-            flush_commits: b.flush_commits + g(&s.flush_commits),
-            no_flush_commits: b.no_flush_commits + g(&s.no_flush_commits),
+            flush_commits: b.flush_commits + c.flush_commits,
+            no_flush_commits: b.no_flush_commits + c.no_flush_commits,
             aborts: b.aborts + g(&s.aborts),
             flushes: b.flushes + g(&s.flushes),
             records_written: b.records_written + g(&s.records_written),
@@ -805,20 +847,20 @@ impl Inner {
             truncations: b.truncations + g(&s.truncations),
             recoveries: b.recoveries + u64::from(g(&s.recovered_records) > 0),
             wraps: b.wraps + g(&s.wraps),
-            ranges_coalesced: b.ranges_coalesced + g(&s.ranges_coalesced),
-            bytes_saved_by_coalescing: b.bytes_saved_by_coalescing
-                + g(&s.bytes_saved_by_coalescing),
+            ranges_coalesced: b.ranges_coalesced + c.ranges_coalesced,
+            bytes_saved_by_coalescing: b.bytes_saved_by_coalescing + c.bytes_saved_by_coalescing,
         }
     }
 
     fn statistics(&self) -> Statistics {
+        let c = lock(&self.queue).counts;
         let s = &self.stats;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Statistics {
-            flush_commits: g(&s.flush_commits),
-            no_flush_commits: g(&s.no_flush_commits),
-            restore_transactions: g(&s.restore_transactions),
-            no_restore_transactions: g(&s.no_restore_transactions),
+            flush_commits: c.flush_commits,
+            no_flush_commits: c.no_flush_commits,
+            restore_transactions: c.restore_transactions + g(&s.restore_transactions),
+            no_restore_transactions: c.no_restore_transactions + g(&s.no_restore_transactions),
             aborts: g(&s.aborts),
             flushes: g(&s.flushes),
             records_written: g(&s.records_written),
@@ -827,8 +869,8 @@ impl Inner {
             truncations: g(&s.truncations),
             background_truncations: g(&s.background_truncations),
             space_waits: g(&s.space_waits),
-            ranges_coalesced: g(&s.ranges_coalesced),
-            bytes_saved_by_coalescing: g(&s.bytes_saved_by_coalescing),
+            ranges_coalesced: c.ranges_coalesced,
+            bytes_saved_by_coalescing: c.bytes_saved_by_coalescing,
             flush_time_us: g(&s.flush_time_us),
             truncation_time_us: g(&s.truncation_time_us),
             last_truncation_us: g(&s.last_truncation_us),
@@ -1055,43 +1097,82 @@ impl Inner {
     /// Make every commit up to `seq` durable, leading a flush if nobody else is.
     pub(crate) fn flush_until(&self, seq: u64) -> Result<()> {
         let mut q = lock(&self.queue);
+        if q.durable_seq >= seq {
+            return Ok(());
+        }
+        q.flush_waiters += 1;
+        if q.gathering && q.flush_waiters >= q.peak_waiters {
+            // The group a waiting leader expects is complete: let it go now.
+            self.queue_cond.notify_all();
+        }
+        self.flush_until_locked(q, seq)
+    }
+
+    /// Group commit. The first committer that finds no flush running leads: it takes the whole
+    /// queue, writes it as one batch and syncs once for everybody queued. Committers that
+    /// arrive meanwhile wait for the next leader. Without a pause, the threads released by
+    /// one sync would still be between `begin` and `end` when the next leader takes the queue,
+    /// and the committers would split into groups taking turns. So when fewer committers are
+    /// waiting than recent syncs served (a peak that decays by one per sync), the would-be
+    /// leader waits once, at most the last sync's duration (bounded by
+    /// GATHER_WAIT_US_MIN..MAX), for the rest to queue. A lone committer never waits.
+    fn flush_until_locked<'q>(&'q self, mut q: MutexGuard<'q, Queue>, seq: u64) -> Result<()> {
+        let mut gathered = false;
         loop {
+            // Leave the count of waiters while still holding the lock, so a would-be leader
+            // never counts a committer that is already done.
             if q.durable_seq >= seq {
+                q.flush_waiters -= 1;
                 return Ok(());
             }
-            self.check_failed()?;
-            if !q.flushing {
-                q.flushing = true;
-                let spare = std::mem::take(&mut q.spare);
-                let buf = std::mem::replace(&mut q.buf, spare);
-                let records = std::mem::take(&mut q.records);
-                let upto = q.queued_seq;
-                drop(q);
-                let started = Instant::now();
-                let mut buf = buf;
-                let result = self.write_batches(&mut buf, &records);
-                add(
-                    &self.stats.flush_time_us,
-                    started.elapsed().as_micros() as u64,
-                );
-                q = lock(&self.queue);
-                q.flushing = false;
-                buf.clear();
-                if q.spare.capacity() < buf.capacity() {
-                    q.spare = buf;
-                }
-                match result {
-                    Ok(()) => q.durable_seq = upto,
-                    Err(e) => {
-                        self.fail(&e);
-                        self.queue_cond.notify_all();
-                        return Err(e);
-                    }
-                }
-                self.queue_cond.notify_all();
-            } else {
-                q = self.queue_cond.wait(q).unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = self.check_failed() {
+                q.flush_waiters -= 1;
+                return Err(e);
             }
+            if q.flushing {
+                q = self.queue_cond.wait(q).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            if !gathered && q.flush_waiters > 0 && q.flush_waiters < q.peak_waiters {
+                gathered = true;
+                q.gathering = true;
+                let wait_us = q.last_sync_us.clamp(GATHER_WAIT_US_MIN, GATHER_WAIT_US_MAX);
+                q = self
+                    .queue_cond
+                    .wait_timeout(q, std::time::Duration::from_micros(wait_us))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                q.gathering = false;
+                continue;
+            }
+            q.flushing = true;
+            q.peak_waiters = q.flush_waiters.max(q.peak_waiters.saturating_sub(1));
+            let spare = std::mem::take(&mut q.spare);
+            let mut buf = std::mem::replace(&mut q.buf, spare);
+            let records = std::mem::take(&mut q.records);
+            let upto = q.queued_seq;
+            drop(q);
+            let started = Instant::now();
+            let result = self.write_batches(&mut buf, &records);
+            let took_us = started.elapsed().as_micros() as u64;
+            add(&self.stats.flush_time_us, took_us);
+            q = lock(&self.queue);
+            q.flushing = false;
+            q.last_sync_us = took_us;
+            buf.clear();
+            if q.spare.capacity() < buf.capacity() {
+                q.spare = buf;
+            }
+            match result {
+                Ok(()) => q.durable_seq = upto,
+                Err(e) => {
+                    self.fail(&e);
+                    q.flush_waiters -= 1;
+                    self.queue_cond.notify_all();
+                    return Err(e);
+                }
+            }
+            self.queue_cond.notify_all();
         }
     }
 
@@ -1149,12 +1230,13 @@ impl Inner {
         if lock(&self.pos).generation_started {
             return Ok(());
         }
-        self.write_status(|s, p| {
-            s.generation += 1;
-            s.generation_start_lsn = p.next_lsn;
-        })?;
-        lock(&self.pos).generation_started = true;
-        Ok(())
+        self.write_status_then(
+            |s, p| {
+                s.generation += 1;
+                s.generation_start_lsn = p.next_lsn;
+            },
+            |p| p.generation_started = true,
+        )
     }
 
     /// Place records `records[from..]` after the tail: returns the items (records and pads)
@@ -1380,13 +1462,16 @@ impl Inner {
         };
         if empty && !at_start {
             let start = self.area_start;
-            self.write_status(|s, _| {
-                s.head_offset = start;
-                s.tail_offset = start;
-            })?;
-            let mut p = lock(&self.pos);
-            p.head_offset = start;
-            p.tail_offset = start;
+            self.write_status_then(
+                |s, _| {
+                    s.head_offset = start;
+                    s.tail_offset = start;
+                },
+                |p| {
+                    p.head_offset = start;
+                    p.tail_offset = start;
+                },
+            )?;
         } else if empty && need + 2 * PAD_RESERVE_BYTES > self.area_end - self.area_start {
             return Err(Error::TooBig {
                 size: need,
@@ -1476,11 +1561,17 @@ impl Inner {
                 d.sync().map_err(|e| Error::io(d.name(), "fsync", e))?;
             }
             let truncated_ms = now_ms();
-            self.write_status(|s, _| {
-                s.head_offset = tail_offset;
-                s.head_lsn = next_lsn;
-                s.last_truncation_unix_ms = truncated_ms;
-            })?;
+            self.write_status_then(
+                |s, _| {
+                    s.head_offset = tail_offset;
+                    s.head_lsn = next_lsn;
+                    s.last_truncation_unix_ms = truncated_ms;
+                },
+                |p| {
+                    p.head_offset = tail_offset;
+                    p.head_lsn = next_lsn;
+                },
+            )?;
             Ok(())
         })();
         let mut p = lock(&self.pos);

@@ -56,7 +56,7 @@ pub struct Transaction<'a> {
     pins: Vec<Arc<AtomicUsize>>,
     /// Guards released after the transaction ends or aborts (see [`Transaction::attach`]).
     attachments: Vec<Box<dyn Send + 'a>>,
-    id: u64,
+    id: std::cell::Cell<u64>,
     finished: bool,
 }
 
@@ -91,13 +91,6 @@ impl std::fmt::Debug for Transaction<'_> {
 impl<'a> Transaction<'a> {
     pub(crate) fn new(rvm: &'a Rvm, mode: BeginMode) -> Self {
         rvm.inner.active.fetch_add(1, Ordering::Relaxed);
-        let stats = &rvm.inner.stats;
-        match mode {
-            BeginMode::Restore => stats.restore_transactions.fetch_add(1, Ordering::Relaxed),
-            BeginMode::NoRestore => stats
-                .no_restore_transactions
-                .fetch_add(1, Ordering::Relaxed),
-        };
         let spare = SPARE.with(|c| c.borrow_mut().take()).unwrap_or_default();
         Transaction {
             rvm,
@@ -107,14 +100,18 @@ impl<'a> Transaction<'a> {
             undo: spare.undo,
             pins: spare.pins,
             attachments: Vec::new(),
-            id: NEXT_TRANSACTION_ID.fetch_add(1, Ordering::Relaxed),
+            id: std::cell::Cell::new(0),
             finished: false,
         }
     }
 
-    /// A process-unique id for this transaction.
+    /// A process-unique id for this transaction (assigned when first asked for).
     pub fn id(&self) -> u64 {
-        self.id
+        if self.id.get() == 0 {
+            self.id
+                .set(NEXT_TRANSACTION_ID.fetch_add(1, Ordering::Relaxed));
+        }
+        self.id.get()
     }
 
     /// The instance this transaction belongs to.
@@ -259,28 +256,22 @@ impl<'a> Transaction<'a> {
             self.rollback();
             return Err(e);
         }
-        let stats = &inner.stats;
-        stats.ranges_coalesced.fetch_add(
-            (declared_count - self.ranges.len()) as u64,
-            Ordering::Relaxed,
-        );
-        stats
-            .bytes_saved_by_coalescing
-            .fetch_add(declared.saturating_sub(merged) as u64, Ordering::Relaxed);
-        match mode {
-            CommitMode::Flush => stats.flush_commits.fetch_add(1, Ordering::Relaxed),
-            CommitMode::NoFlush => stats.no_flush_commits.fetch_add(1, Ordering::Relaxed),
-        };
         let ranges = &self.ranges;
+        let mut q = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+        // Counted under the queue lock this commit takes anyway (no extra atomics).
+        let c = &mut q.counts;
+        match mode {
+            CommitMode::Flush => c.flush_commits += 1,
+            CommitMode::NoFlush => c.no_flush_commits += 1,
+        }
+        match self.mode {
+            BeginMode::Restore => c.restore_transactions += 1,
+            BeginMode::NoRestore => c.no_restore_transactions += 1,
+        }
+        c.ranges_coalesced += (declared_count - ranges.len()) as u64;
+        c.bytes_saved_by_coalescing += declared.saturating_sub(merged) as u64;
         let (seq, over_limit) = if ranges.is_empty() {
-            (
-                inner
-                    .queue
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .queued_seq,
-                false,
-            )
+            (q.queued_seq, false)
         } else {
             let mut flags = 0;
             if mode == CommitMode::Flush {
@@ -289,7 +280,6 @@ impl<'a> Transaction<'a> {
             if self.mode == BeginMode::Restore {
                 flags |= TX_FLAG_RESTORE;
             }
-            let mut q = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
             let start = TransactionEncoder::begin(&mut q.buf, flags, 0, ranges.len() as u32);
             for r in ranges {
                 let header = RangeHeader {
@@ -307,6 +297,7 @@ impl<'a> Transaction<'a> {
             let seq = inner.queued(&mut q, start);
             (seq, inner.queue_over_limit(&q))
         };
+        drop(q);
         self.release();
         match mode {
             CommitMode::Flush => inner.flush_until(seq),
@@ -317,9 +308,20 @@ impl<'a> Transaction<'a> {
 
     /// Abort: in restore mode every declared byte gets its old value back.
     pub fn abort(mut self) -> Result<()> {
-        self.rvm.inner.stats.aborts.fetch_add(1, Ordering::Relaxed);
+        self.count_abort();
         self.rollback();
         Ok(())
+    }
+
+    fn count_abort(&self) {
+        let stats = &self.rvm.inner.stats;
+        stats.aborts.fetch_add(1, Ordering::Relaxed);
+        match self.mode {
+            BeginMode::Restore => stats.restore_transactions.fetch_add(1, Ordering::Relaxed),
+            BeginMode::NoRestore => stats
+                .no_restore_transactions
+                .fetch_add(1, Ordering::Relaxed),
+        };
     }
 
     fn rollback(&mut self) {
@@ -351,7 +353,7 @@ impl<'a> Transaction<'a> {
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.rvm.inner.stats.aborts.fetch_add(1, Ordering::Relaxed);
+            self.count_abort();
             self.rollback();
         }
         if self.undo.capacity() <= SPARE_UNDO_BYTES_MAX {
