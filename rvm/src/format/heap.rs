@@ -9,11 +9,10 @@
 //! Blocks are whole multiples of `chunk_size` bytes, laid end to end from `blocks_offset` (the
 //! header length rounded up to a chunk multiple). The bytes after the last whole chunk (the
 //! *slack*, fewer than `chunk_size`) are never used, so a heap length that is not a multiple of
-//! the chunk size cannot be overrun. Each block starts with a *head tag* (a guard pattern that
-//! also says whether the block is free or allocated, and its size in chunks) and ends with a
-//! *foot tag* (the foot guard and the size: allocating or freeing a block without changing its
-//! size leaves the foot alone). A free block also holds the absolute addresses of its list
-//! neighbours right after its head tag:
+//! the chunk size cannot be overrun. Each block starts with a *head tag* and ends with a *foot
+//! tag*: one u64 each holding a guard pattern (which says head or foot, free or allocated) and
+//! the block's size in chunks, so both ends carry the size and the state. A free block also
+//! holds the absolute addresses of its list neighbours right after its head tag:
 //!
 //! ```text
 //! allocated: | head tag | user data ...                  | foot tag |
@@ -29,9 +28,9 @@ use super::{get_u64, put_u64, DecodeError};
 /// First eight bytes of every heap region.
 pub const HEAP_MAGIC: [u8; 8] = *b"RVMRDSHP";
 /// Bumped whenever the layout below changes; a heap of another version is refused.
-/// Version 2: foot tags carry no state, and the counters are ordered so that a malloc and a
-/// free each change one short run of them.
-pub const HEAP_FORMAT_VERSION: u64 = 2;
+/// Version 3: foot tags carry the state again (as in version 1), with the counters in
+/// version 2's order (a malloc and a free each change one short run of them).
+pub const HEAP_FORMAT_VERSION: u64 = 3;
 
 /// Smallest chunk: a free block of one chunk must hold its head tag, two list links and its
 /// foot tag (4 words). Coda's 64-bit build needs 40; this layout needs only 32.
@@ -114,16 +113,31 @@ const _: () = assert!(CHUNK_SIZE_MIN.is_multiple_of(CHUNK_SIZE_ALIGN));
 /// Width of the size field (in chunks) in a tag; the upper bits hold the guard pattern.
 const TAG_SIZE_BITS: u32 = 40;
 const TAG_SIZE_MASK: u64 = (1 << TAG_SIZE_BITS) - 1;
-// Guard patterns (24 bits). Three distinct values, far apart in Hamming distance (at least
-// 13 of 24 bits), so a tag overwritten with ordinary data, a head read as a foot, or a free
-// block taken for an allocated one is recognised. Version 1's two foot guards (0x6D9A52 free,
-// 0x93E5C4 allocated) are not tags in version 2.
+// Guard patterns (24 bits). Four distinct values (version 1's), far apart in Hamming distance
+// (at least 11 of 24 bits pairwise), so a tag overwritten with ordinary data, a head read as a
+// foot, or a free block taken for an allocated one is recognised. Version 2's stateless foot
+// guard (0x6495CC) is not a tag in version 3.
 const GUARD_HEAD_FREE: u64 = 0x4E_3F21;
 const GUARD_HEAD_ALLOCATED: u64 = 0xB1_C07A;
-const GUARD_FOOT: u64 = 0x64_95CC;
-const _: () = assert!((GUARD_HEAD_FREE ^ GUARD_HEAD_ALLOCATED).count_ones() >= 13);
-const _: () = assert!((GUARD_HEAD_FREE ^ GUARD_FOOT).count_ones() >= 13);
-const _: () = assert!((GUARD_HEAD_ALLOCATED ^ GUARD_FOOT).count_ones() >= 13);
+const GUARD_FOOT_FREE: u64 = 0x6D_9A52;
+const GUARD_FOOT_ALLOCATED: u64 = 0x93_E5C4;
+const GUARDS: [u64; 4] = [
+    GUARD_HEAD_FREE,
+    GUARD_HEAD_ALLOCATED,
+    GUARD_FOOT_FREE,
+    GUARD_FOOT_ALLOCATED,
+];
+const _: () = {
+    let mut i = 0;
+    while i < GUARDS.len() {
+        let mut j = i + 1;
+        while j < GUARDS.len() {
+            assert!((GUARDS[i] ^ GUARDS[j]).count_ones() >= 11);
+            j += 1;
+        }
+        i += 1;
+    }
+};
 
 /// Whether a block is free (on a list) or allocated (owned by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,9 +158,8 @@ pub enum TagEnd {
 pub enum Tag {
     /// The tag at the start of a block: its state and its length in chunks (at least 1).
     Head { state: BlockState, chunks: u64 },
-    /// The tag at the end of a block: its length in chunks (at least 1). The state is the
-    /// head's alone, so allocating or freeing a block leaves its foot as it is.
-    Foot { chunks: u64 },
+    /// The tag at the end of a block: the same state and length as its head tag.
+    Foot { state: BlockState, chunks: u64 },
 }
 
 /// The stored head tag of a block.
@@ -157,8 +170,8 @@ pub fn head_word(state: BlockState, chunks: u64) -> u64 {
 
 /// The stored foot tag of a block.
 #[inline]
-pub fn foot_word(chunks: u64) -> u64 {
-    Tag::Foot { chunks }.encode()
+pub fn foot_word(state: BlockState, chunks: u64) -> u64 {
+    Tag::Foot { state, chunks }.encode()
 }
 
 impl Tag {
@@ -172,7 +185,14 @@ impl Tag {
     /// Block length in chunks.
     pub fn chunks(&self) -> u64 {
         match *self {
-            Tag::Head { chunks, .. } | Tag::Foot { chunks } => chunks,
+            Tag::Head { chunks, .. } | Tag::Foot { chunks, .. } => chunks,
+        }
+    }
+
+    /// The block's state, as this tag gives it.
+    pub fn state(&self) -> BlockState {
+        match *self {
+            Tag::Head { state, .. } | Tag::Foot { state, .. } => state,
         }
     }
 
@@ -189,7 +209,14 @@ impl Tag {
                 state: BlockState::Allocated,
                 ..
             } => GUARD_HEAD_ALLOCATED,
-            Tag::Foot { .. } => GUARD_FOOT,
+            Tag::Foot {
+                state: BlockState::Free,
+                ..
+            } => GUARD_FOOT_FREE,
+            Tag::Foot {
+                state: BlockState::Allocated,
+                ..
+            } => GUARD_FOOT_ALLOCATED,
         };
         (guard << TAG_SIZE_BITS) | (self.chunks() & TAG_SIZE_MASK)
     }
@@ -211,7 +238,14 @@ impl Tag {
                 state: BlockState::Allocated,
                 chunks,
             }),
-            GUARD_FOOT => Some(Tag::Foot { chunks }),
+            GUARD_FOOT_FREE => Some(Tag::Foot {
+                state: BlockState::Free,
+                chunks,
+            }),
+            GUARD_FOOT_ALLOCATED => Some(Tag::Foot {
+                state: BlockState::Allocated,
+                chunks,
+            }),
             _ => None,
         }
     }
@@ -232,10 +266,7 @@ impl Tag {
     }
 
     fn guard_is_known(word: u64) -> bool {
-        matches!(
-            word >> TAG_SIZE_BITS,
-            GUARD_HEAD_FREE | GUARD_HEAD_ALLOCATED | GUARD_FOOT
-        )
+        GUARDS.contains(&(word >> TAG_SIZE_BITS))
     }
 }
 
@@ -570,8 +601,10 @@ mod tests {
     #[test]
     fn version_skew_is_reported_as_version() {
         let mut bytes = HeapHeader::new(HeapGeometry::new(1 << 16, 32, 4).unwrap()).encode();
-        put_u64(&mut bytes, HH_VERSION, 1);
-        assert_eq!(HeapHeader::decode(&bytes).unwrap_err().field, "version");
+        for old in [1, 2] {
+            put_u64(&mut bytes, HH_VERSION, old);
+            assert_eq!(HeapHeader::decode(&bytes).unwrap_err().field, "version");
+        }
         let mut bytes = HeapHeader::new(HeapGeometry::new(1 << 16, 32, 4).unwrap()).encode();
         put_u64(&mut bytes, HH_CHUNK_COUNT, 3);
         assert_eq!(HeapHeader::decode(&bytes).unwrap_err().field, "geometry");
@@ -590,25 +623,37 @@ mod tests {
                     state: BlockState::Allocated,
                     chunks,
                 },
-                Tag::Foot { chunks },
+                Tag::Foot {
+                    state: BlockState::Free,
+                    chunks,
+                },
+                Tag::Foot {
+                    state: BlockState::Allocated,
+                    chunks,
+                },
             ];
             for t in tags {
                 let w = t.encode();
                 assert_eq!(Tag::decode(w).unwrap(), t);
                 assert_eq!(Tag::from_word(w), Some(t));
                 assert_eq!(t.chunks(), chunks);
+                assert_eq!(
+                    Tag::decode(w).unwrap().state(),
+                    t.state(),
+                    "the state round-trips at both ends"
+                );
                 assert!(seen.insert(w));
             }
         }
         assert_eq!(head_word(BlockState::Allocated, 3), 0xB1C0_7A00_0000_0003);
-        assert_eq!(foot_word(3), 0x6495_CC00_0000_0003);
+        assert_eq!(foot_word(BlockState::Free, 3), 0x6D9A_5200_0000_0003);
+        assert_eq!(foot_word(BlockState::Allocated, 3), 0x93E5_C400_0000_0003);
         assert!(Tag::decode(0).is_err());
         assert!(Tag::decode(head_word(BlockState::Free, 1) & !TAG_SIZE_MASK).is_err());
-        // Version 1's foot guards are not tags any more.
-        for v1_foot in [0x6D9A_5200_0000_0003, 0x93E5_C400_0000_0003] {
-            assert!(Tag::decode(v1_foot).is_err());
-            assert_eq!(Tag::from_word(v1_foot), None);
-        }
+        // Version 2's stateless foot guard is not a tag.
+        let v2_foot = 0x6495_CC00_0000_0003;
+        assert!(Tag::decode(v2_foot).is_err());
+        assert_eq!(Tag::from_word(v2_foot), None);
     }
 
     #[test]

@@ -25,8 +25,8 @@ use std::thread::ThreadId;
 
 use crate::format::heap::{
     counter, foot_word, head_word, header_length, list_offset, BlockState, HeapCounters,
-    HeapGeometry, HeapHeader, COUNTERS_OFFSET, COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET,
-    GENERATION_OFFSET, TAG_SIZE, USER_DATA_OFFSET,
+    HeapGeometry, HeapHeader, COUNTERS_OFFSET, COUNTERS_WORDS, FREE_BLOCK_MIN_BYTES,
+    FREE_NEXT_OFFSET, FREE_PREV_OFFSET, GENERATION_OFFSET, TAG_SIZE, USER_DATA_OFFSET,
 };
 use crate::rds::check::{self, BlockInfo, CheckReport, HeapImageInfo, ListInfo};
 use crate::rds::reader::{corrupt, read_header, FreeBlock, Reader};
@@ -338,10 +338,10 @@ impl Ctx<'_> {
         self.r.geometry
     }
 
-    /// Write up to four consecutive words at `at` through the transaction (one range).
+    /// Write up to five consecutive words at `at` through the transaction (one range).
     fn put(&self, tx: &mut Transaction<'_>, at: u64, words: &[u64]) -> Result<(), Error> {
-        let mut buf = [0u8; 32];
-        let n = words.len().min(4);
+        let mut buf = [0u8; 40];
+        let n = words.len().min(5);
         for (i, w) in words.iter().take(n).enumerate() {
             buf[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
         }
@@ -456,7 +456,7 @@ impl Ctx<'_> {
     }
 
     /// Make `block` a free block of `chunks` chunks (head tag and links) at the head of
-    /// `list`. Its foot is the caller's, and needs writing only if the block's length changed.
+    /// `list`. Its foot tag is the caller's.
     fn push(
         &mut self,
         tx: &mut Transaction<'_>,
@@ -464,24 +464,45 @@ impl Ctx<'_> {
         chunks: u64,
         list: u64,
     ) -> Result<(), Error> {
-        self.push_after(tx, block, chunks, list, None)
+        self.push_with(tx, block, chunks, list, None, false)
     }
 
     /// [`Ctx::push`], also writing `foot_before` (the foot tag of the block that ends where
-    /// `block` starts) in the same range.
-    fn push_after(
+    /// `block` starts) in the same range, and with `own_foot` the block's free foot tag: in
+    /// the same range too when the block is four words long (one 32-byte chunk).
+    fn push_with(
         &mut self,
         tx: &mut Transaction<'_>,
         block: u64,
         chunks: u64,
         list: u64,
         foot_before: Option<u64>,
+        own_foot: bool,
     ) -> Result<(), Error> {
         let old = self.r.list_head(list)?;
-        let head = head_word(BlockState::Free, chunks);
-        match foot_before {
-            None => self.put(tx, block, &[head, 0, old])?,
-            Some(foot) => self.put(tx, block - TAG_SIZE, &[foot, head, 0, old])?,
+        let bytes = chunks * self.geometry().chunk_size;
+        let foot = own_foot.then(|| foot_word(BlockState::Free, chunks));
+        let mut words = [0u64; 5];
+        let mut n = 0;
+        let mut at = block;
+        if let Some(f) = foot_before {
+            words[0] = f;
+            n = 1;
+            at = block - TAG_SIZE;
+        }
+        words[n..n + 3].copy_from_slice(&[head_word(BlockState::Free, chunks), 0, old]);
+        n += 3;
+        let foot_apart = match foot {
+            Some(f) if bytes == FREE_BLOCK_MIN_BYTES => {
+                words[n] = f;
+                n += 1;
+                None
+            }
+            other => other,
+        };
+        self.put(tx, at, &words[..n])?;
+        if let Some(f) = foot_apart {
+            self.put(tx, block + bytes - TAG_SIZE, &[f])?;
         }
         if old != 0 {
             self.put(tx, old + FREE_PREV_OFFSET, &[block])?;
@@ -520,15 +541,48 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Mark free block `block` (already off its list) allocated. Its foot already holds its
-    /// length, so only the head changes.
+    /// Write the allocated head and foot tags of `block` (`chunks` chunks), with
+    /// `foot_before` (the foot tag of the block that ends where `block` starts) in the head's
+    /// range. A block of four words (one 32-byte chunk) is one range, its two middle words
+    /// rewritten unchanged; a longer one is two.
+    fn put_allocated_tags(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        block: u64,
+        chunks: u64,
+        foot_before: Option<u64>,
+    ) -> Result<(), Error> {
+        let bytes = chunks * self.geometry().chunk_size;
+        let head = head_word(BlockState::Allocated, chunks);
+        let foot = foot_word(BlockState::Allocated, chunks);
+        let mut words = [0u64; 5];
+        let mut n = 0;
+        let mut at = block;
+        if let Some(f) = foot_before {
+            words[0] = f;
+            n = 1;
+            at = block - TAG_SIZE;
+        }
+        words[n] = head;
+        n += 1;
+        if bytes == FREE_BLOCK_MIN_BYTES {
+            words[n] = self.r.word(block + TAG_SIZE)?;
+            words[n + 1] = self.r.word(block + 2 * TAG_SIZE)?;
+            words[n + 2] = foot;
+            return self.put(tx, at, &words[..n + 3]);
+        }
+        self.put(tx, at, &words[..n])?;
+        self.put(tx, block + bytes - TAG_SIZE, &[foot])
+    }
+
+    /// Mark free block `block` (already off its list) allocated: head and foot tags.
     fn mark_allocated(
         &mut self,
         tx: &mut Transaction<'_>,
         block: u64,
         chunks: u64,
     ) -> Result<(), Error> {
-        self.put(tx, block, &[head_word(BlockState::Allocated, chunks)])
+        self.put_allocated_tags(tx, block, chunks, None)
     }
 
     /// Shrink free block `b` (on `list`) to its first `rest` chunks, moving it to the list it
@@ -574,18 +628,9 @@ impl Ctx<'_> {
         }
         let carved = b.address + rest * g.chunk_size;
         self.shrink(tx, b, list, rest)?;
-        // The remainder's foot and the new block's head are adjacent: one range.
-        self.put(
-            tx,
-            carved - TAG_SIZE,
-            &[foot_word(rest), head_word(BlockState::Allocated, chunks)],
-        )?;
-        // The old block's foot, now the new block's: only its length changes.
-        self.put(
-            tx,
-            carved + chunks * g.chunk_size - TAG_SIZE,
-            &[foot_word(chunks)],
-        )?;
+        // The remainder's foot and the new block's head are adjacent: one range; the old
+        // block's foot becomes the new block's (allocated, its length).
+        self.put_allocated_tags(tx, carved, chunks, Some(foot_word(BlockState::Free, rest)))?;
         Ok(carved)
     }
 
@@ -690,12 +735,15 @@ impl Ctx<'_> {
             }
             let carved = b.address + rest * g.chunk_size;
             self.shrink(tx, &b, list, rest)?;
-            // The remainder's foot and the new block's head and links: one range.
-            self.push_after(tx, carved, chunks, chunks, Some(foot_word(rest)))?;
-            self.put(
+            // The remainder's foot and the new block's head and links: one range (with the
+            // new block's foot too when the block is four words).
+            self.push_with(
                 tx,
-                carved + chunks * g.chunk_size - TAG_SIZE,
-                &[foot_word(chunks)],
+                carved,
+                chunks,
+                chunks,
+                Some(foot_word(BlockState::Free, rest)),
+                true,
             )?;
         }
         self.counters.prealloc_count += 1;
@@ -711,25 +759,24 @@ impl Ctx<'_> {
         // Check both neighbours and every list this free will touch before writing anything,
         // so a refused free leaves the heap as it was.
         let left = if b.address > self.r.start {
-            // The foot before the block gives the left neighbour's length; its head, whether
-            // it is free.
+            // The foot before the block gives the left neighbour's state and length; only a
+            // free one is followed, to its head, which must agree.
             let foot_at = b.address - TAG_SIZE;
-            let l_chunks = self.r.foot(foot_at)?;
-            let l_address = l_chunks
-                .checked_mul(ch)
-                .and_then(|bytes| b.address.checked_sub(bytes))
-                .filter(|a| *a >= self.r.start)
-                .ok_or_else(|| corrupt(foot_at, "the block before runs before the first block"))?;
-            let (state, chunks) = self.r.head(l_address)?;
-            if chunks != l_chunks {
-                return Err(corrupt(
-                    l_address,
-                    "head and foot disagree on the block size",
-                ));
-            }
+            let (state, l_chunks) = self.r.foot(foot_at)?;
             if state == BlockState::Free {
+                let l_address = l_chunks
+                    .checked_mul(ch)
+                    .and_then(|bytes| b.address.checked_sub(bytes))
+                    .filter(|a| *a >= self.r.start)
+                    .ok_or_else(|| corrupt(foot_at, "free block runs before the first block"))?;
                 let list = g.list_for(l_chunks);
                 let l = self.r.linked_block(l_address, list)?;
+                if l.chunks != l_chunks {
+                    return Err(corrupt(
+                        l_address,
+                        "head and foot disagree on the block size",
+                    ));
+                }
                 self.r.check_links(&l, list)?;
                 Some(l)
             } else {
@@ -754,10 +801,10 @@ impl Ctx<'_> {
         let total = n + left.map_or(0, |l| l.chunks) + right.map_or(0, |r| r.chunks);
         let dest = g.list_for(total);
         self.r.head_for_push(dest)?;
-        let free_foot = |chunks| [foot_word(chunks)];
+        let free_foot = |chunks| [foot_word(BlockState::Free, chunks)];
         match (left, right) {
-            // The block keeps its length, and its foot with it.
-            (None, None) => self.push(tx, b.address, n, dest)?,
+            // The block keeps its length; its foot says free now.
+            (None, None) => self.push_with(tx, b.address, n, dest, None, true)?,
             (Some(l), None) => {
                 self.grow_left(tx, &l, total, dest)?;
                 self.put(tx, after - TAG_SIZE, &free_foot(total))?;
@@ -860,7 +907,10 @@ impl Heap {
         }
         tx.modify_bytes(start as usize, &block_head)?;
         let end = base + geometry.blocks_end();
-        tx.modify_bytes((end - TAG_SIZE) as usize, &foot_word(chunks).to_le_bytes())?;
+        tx.modify_bytes(
+            (end - TAG_SIZE) as usize,
+            &foot_word(BlockState::Free, chunks).to_le_bytes(),
+        )?;
         st.geometry = Some(geometry);
         st.expected_generation = header.counters.generation;
         drop(st);

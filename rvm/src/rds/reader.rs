@@ -175,11 +175,11 @@ impl<'v> Reader<'v> {
         }
     }
 
-    /// The foot tag at `at`: the block's length in chunks.
+    /// The foot tag at `at`: the block's state and length in chunks.
     #[inline]
-    pub(crate) fn foot(&self, at: u64) -> Result<u64, Error> {
+    pub(crate) fn foot(&self, at: u64) -> Result<(BlockState, u64), Error> {
         match self.view.word(at).and_then(Tag::from_word) {
-            Some(Tag::Foot { chunks }) => Ok(chunks),
+            Some(Tag::Foot { state, chunks }) => Ok((state, chunks)),
             _ => Err(self.tag_error(at, TagEnd::Foot)),
         }
     }
@@ -220,7 +220,7 @@ impl<'v> Reader<'v> {
         let Some(block_end) = self.block_end(address, chunks) else {
             return Err(runs_past_the_end(address, chunks));
         };
-        self.check_foot(address, block_end, chunks)?;
+        self.check_foot(address, block_end, state, chunks)?;
         Ok(Block {
             address,
             chunks,
@@ -228,14 +228,20 @@ impl<'v> Reader<'v> {
         })
     }
 
-    /// The foot tag of the block at `address` (ending at `block_end`) must give the length
-    /// its head gives.
+    /// The foot tag of the block at `address` (ending at `block_end`) must give the state and
+    /// the length its head gives.
     #[inline]
-    fn check_foot(&self, address: u64, block_end: u64, chunks: u64) -> Result<(), Error> {
+    fn check_foot(
+        &self,
+        address: u64,
+        block_end: u64,
+        state: BlockState,
+        chunks: u64,
+    ) -> Result<(), Error> {
         let foot_at = block_end - TAG_SIZE;
         let foot = self.foot(foot_at)?;
-        if foot != chunks {
-            return Err(foot_mismatch(address, foot_at, foot, chunks));
+        if foot != (state, chunks) {
+            return Err(foot_mismatch(address, foot_at, foot, (state, chunks)));
         }
         Ok(())
     }
@@ -306,7 +312,7 @@ impl<'v> Reader<'v> {
     fn check_free_foot(&self, b: &FreeBlock) -> Result<(), Error> {
         // linked_block checked that the block ends inside the block area.
         let block_end = b.address + b.chunks * self.chunk();
-        self.check_foot(b.address, block_end, b.chunks)
+        self.check_foot(b.address, block_end, BlockState::Free, b.chunks)
     }
 
     /// Check that `b`'s neighbours on list `list` link back to it.
@@ -454,12 +460,18 @@ fn runs_past_the_end(address: u64, chunks: u64) -> Error {
 
 #[cold]
 #[inline(never)]
-fn foot_mismatch(address: u64, foot_at: u64, foot: u64, head: u64) -> Error {
+fn foot_mismatch(
+    address: u64,
+    foot_at: u64,
+    foot: (BlockState, u64),
+    head: (BlockState, u64),
+) -> Error {
     corrupt(
         foot_at,
         format!(
-            "foot tag ({foot} chunks) does not match the head tag at {address:#x} \
-             ({head} chunks)"
+            "foot tag ({:?}, {} chunks) does not match the head tag at {address:#x} \
+             ({:?}, {} chunks)",
+            foot.0, foot.1, head.0, head.1
         ),
     )
 }
