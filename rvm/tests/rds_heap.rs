@@ -230,25 +230,102 @@ fn corruption_is_detected_and_not_followed() {
     );
 }
 
+/// Both tags carry the state: a foot that disagrees with its head (same size, other state)
+/// is reported by the checker and refused by the calls that meet it, and a forged "free" foot
+/// before a block being freed is not followed into an allocated neighbour.
+#[test]
+fn foot_state_must_agree_with_the_head() {
+    const FOOT_FREE: u64 = 0x6D9A_5200_0000_0000;
+    const FOOT_ALLOCATED: u64 = 0x93E5_C400_0000_0000;
+    let f = Fixture::new(layout(45, 64 << 10, 8, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    // Carved from the high end: z < y < x, 2 chunks (128 bytes) each.
+    let x = f.heap.malloc(&mut tx, 100).unwrap();
+    let y = f.heap.malloc(&mut tx, 100).unwrap();
+    let _z = f.heap.malloc(&mut tx, 100).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let y_foot = y - 8 + 128 - 8;
+    assert_eq!(y_foot, x - 16);
+    let intact = f.heap_bytes();
+
+    // Allocated y with a free foot (the checker reports it at y's block).
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    tx.write(y_foot, &(FOOT_FREE | 2)).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let report = f.heap.check();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.address == (y - 8) as u64 && p.kind == ProblemKind::Tag),
+        "{report}"
+    );
+    let before = f.heap_bytes();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let e = f.heap.free(&mut tx, y).unwrap_err();
+    assert_eq!(e.code_name(), "ECORRUPT", "{e}");
+    // x's left neighbour claims to be free: its head says otherwise, so nothing is merged.
+    let e = f.heap.free(&mut tx, x).unwrap_err();
+    assert_eq!(e.code_name(), "ECORRUPT", "{e}");
+    tx.end(CommitMode::Flush).unwrap();
+    assert!(f.heap_bytes() == before, "refused frees changed the heap");
+
+    // Repair it; then free y and give it an allocated foot.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let offset = y_foot - f.heap.address();
+    tx.modify_bytes(y_foot, &intact[offset..offset + 8])
+        .unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    f.assert_consistent();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, y).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    f.assert_consistent();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    tx.write(y_foot, &(FOOT_ALLOCATED | 2)).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let report = f.heap.check();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.address == (y - 8) as u64 && p.kind == ProblemKind::Tag),
+        "{report}"
+    );
+    let before = f.heap_bytes();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let e = f.heap.malloc(&mut tx, 100).unwrap_err();
+    assert_eq!(e.code_name(), "ECORRUPT", "{e}");
+    tx.end(CommitMode::Flush).unwrap();
+    assert!(
+        f.heap_bytes() == before,
+        "a refused malloc changed the heap"
+    );
+}
+
 #[test]
 fn version_skew_and_missing_heap_are_refused_at_load() {
     let f = Fixture::new(layout(43, 64 << 10, 8, 64));
-    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
-    tx.write(f.heap.address() + 8, &2u64).unwrap();
-    tx.end(CommitMode::Flush).unwrap();
-    let e = Heap::load(&f.segment).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::VersionSkew {
-                found: 2,
-                expected: 1,
-                ..
-            }
-        ),
-        "{e}"
-    );
-    assert_eq!(e.code_name(), "EHEAP_VERSION_SKEW");
+    // A version-1 heap (other counter order) and a version-2 heap (foot tags without the
+    // state) are refused.
+    for old in [1u64, 2] {
+        let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+        tx.write(f.heap.address() + 8, &old).unwrap();
+        tx.end(CommitMode::Flush).unwrap();
+        let e = Heap::load(&f.segment).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::VersionSkew {
+                    found,
+                    expected: 3,
+                    ..
+                } if found == old
+            ),
+            "{e}"
+        );
+        assert_eq!(e.code_name(), "EHEAP_VERSION_SKEW");
+    }
     let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
     assert_eq!(
         f.heap.malloc(&mut tx, 8).unwrap_err().code_name(),
@@ -578,4 +655,101 @@ fn segments_that_are_not_heap_segments_are_refused() {
     assert!(!f.heap.check().is_ok());
     assert_eq!(f.heap.maxblock(), 0);
     assert!(f.heap.statistics().damage.is_some());
+}
+
+/// Ranges a transaction has declared so far (from its `Debug` output).
+fn declared_ranges(tx: &rvm::Transaction<'_>) -> usize {
+    let debug = format!("{tx:?}");
+    debug
+        .split("ranges: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `ranges: N` in a transaction's Debug output: {debug}"))
+}
+
+/// The common operations declare few ranges: each costs a `set_range`, coalescing at commit
+/// and a 32-byte range header in the log. The counters a call changes are one range, declared
+/// once per transaction; adjacent words are written as one range. Both tags of a block carry
+/// its state, so allocating or freeing a block rewrites its foot as well as its head: one
+/// range more than the head alone, except for a block of four words (one 32-byte chunk),
+/// whose head and foot are written as one range.
+#[test]
+fn common_operations_declare_few_ranges() {
+    let f = Fixture::new(layout(52, 64 << 10, 8, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    // Carved from the high end of the one free block: e < d < c < b < a, all of 2 chunks.
+    let blocks: Vec<usize> = (0..5)
+        .map(|_| f.heap.malloc(&mut tx, 100).unwrap())
+        .collect();
+    tx.end(CommitMode::NoFlush).unwrap();
+    let (b, c, d) = (blocks[1], blocks[2], blocks[3]);
+
+    // Free with allocated neighbours onto an empty list: counters, head tag and links, foot
+    // tag, list head.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, b).unwrap();
+    assert_eq!(declared_ranges(&tx), 4);
+    tx.end(CommitMode::NoFlush).unwrap();
+    // The same onto a non-empty list: also the old first block's back link.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, d).unwrap();
+    assert_eq!(declared_ranges(&tx), 5);
+    tx.end(CommitMode::NoFlush).unwrap();
+    // Exact-fit malloc of the first of two: counters, list head, the next block's back link,
+    // head tag, foot tag.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    assert_eq!(f.heap.malloc(&mut tx, 100).unwrap(), d);
+    assert_eq!(declared_ranges(&tx), 5);
+    // A second one in the same transaction: its counters are declared already; list head,
+    // head tag, foot tag.
+    assert_eq!(f.heap.malloc(&mut tx, 100).unwrap(), b);
+    assert_eq!(declared_ranges(&tx), 8);
+    tx.abort().unwrap();
+    f.assert_consistent();
+    // A split of the large block: counters, its head, the remainder's foot with the new
+    // block's head, the new block's foot.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.malloc(&mut tx, 1000).unwrap();
+    assert_eq!(declared_ranges(&tx), 4);
+    tx.abort().unwrap();
+    // Free between two free blocks (d on the left, b on the right, list 2 = d, b): counters,
+    // d's next link (b unlinked), list 2's head (d unlinked), d's head and links (pushed on
+    // list 6), list 6's head, the merged foot (b's), c's head (marked free, for double frees).
+    // Merging writes no more than with stateless feet: the merged block's foot changes anyway.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, c).unwrap();
+    assert_eq!(declared_ranges(&tx), 7);
+    tx.end(CommitMode::NoFlush).unwrap();
+    f.assert_consistent();
+
+    // One-chunk blocks of 32 bytes: head, links and foot are one range.
+    let f = Fixture::new(layout(53, 64 << 10, 8, 32));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let blocks: Vec<usize> = (0..5)
+        .map(|_| f.heap.malloc(&mut tx, 16).unwrap())
+        .collect();
+    tx.end(CommitMode::NoFlush).unwrap();
+    let (b, d) = (blocks[1], blocks[3]);
+    // Free onto an empty list: counters, head tag with links and foot tag, list head.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, b).unwrap();
+    assert_eq!(declared_ranges(&tx), 3);
+    // Onto a non-empty list, in the same transaction: block, back link, list head.
+    f.heap.free(&mut tx, d).unwrap();
+    assert_eq!(declared_ranges(&tx), 6);
+    tx.end(CommitMode::NoFlush).unwrap();
+    // Exact-fit malloc: counters, list head, the next block's back link, the block's tags.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    assert_eq!(f.heap.malloc(&mut tx, 16).unwrap(), d);
+    assert_eq!(declared_ranges(&tx), 4);
+    tx.abort().unwrap();
+    // Prealloc of one block onto list 1 (= d, b): counters, the large block's head, the
+    // remainder's foot with the new block's head, links and foot (one range), d's back link,
+    // list 1's head.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.prealloc(&mut tx, 16, 1).unwrap();
+    assert_eq!(declared_ranges(&tx), 5);
+    tx.end(CommitMode::NoFlush).unwrap();
+    f.assert_consistent();
 }

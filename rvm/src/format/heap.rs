@@ -10,8 +10,9 @@
 //! header length rounded up to a chunk multiple). The bytes after the last whole chunk (the
 //! *slack*, fewer than `chunk_size`) are never used, so a heap length that is not a multiple of
 //! the chunk size cannot be overrun. Each block starts with a *head tag* and ends with a *foot
-//! tag*: one u64 each holding a guard pattern, the block's state and its size in chunks. A free
-//! block also holds the absolute addresses of its list neighbours right after its head tag:
+//! tag*: one u64 each holding a guard pattern (which says head or foot, free or allocated) and
+//! the block's size in chunks, so both ends carry the size and the state. A free block also
+//! holds the absolute addresses of its list neighbours right after its head tag:
 //!
 //! ```text
 //! allocated: | head tag | user data ...                  | foot tag |
@@ -27,7 +28,9 @@ use super::{get_u64, put_u64, DecodeError};
 /// First eight bytes of every heap region.
 pub const HEAP_MAGIC: [u8; 8] = *b"RVMRDSHP";
 /// Bumped whenever the layout below changes; a heap of another version is refused.
-pub const HEAP_FORMAT_VERSION: u64 = 1;
+/// Version 3: foot tags carry the state again (as in version 1), with the counters in
+/// version 2's order (a malloc and a free each change one short run of them).
+pub const HEAP_FORMAT_VERSION: u64 = 3;
 
 /// Smallest chunk: a free block of one chunk must hold its head tag, two list links and its
 /// foot tag (4 words). Coda's 64-bit build needs 40; this layout needs only 32.
@@ -56,11 +59,30 @@ const HH_BLOCKS_OFFSET: usize = 40;
 const HH_CHUNK_COUNT: usize = 48;
 const HH_RESERVED: usize = 56;
 /// Offset of the counters: the only header bytes that change after `init` besides the list
-/// heads, kept contiguous so one `set_range` covers them.
+/// heads, kept contiguous so one `set_range` covers the ones an operation changes.
 pub const COUNTERS_OFFSET: u64 = 64;
 /// Number of u64 counters (see [`HeapCounters`]).
 pub const COUNTERS_WORDS: usize = 10;
 pub const COUNTERS_SIZE: u64 = 8 * COUNTERS_WORDS as u64;
+
+/// Positions of the counters (u64 words from [`COUNTERS_OFFSET`]). The ones every malloc
+/// changes and the ones every free changes overlap in the middle (generation and byte
+/// accounting), so each operation changes one short contiguous run: malloc words 0..=6, free
+/// words 4..=8.
+pub mod counter {
+    pub const SPLITS: usize = 0;
+    pub const LARGE_HITS: usize = 1;
+    pub const EXACT_HITS: usize = 2;
+    pub const MALLOC_COUNT: usize = 3;
+    pub const GENERATION: usize = 4;
+    pub const FREE_BYTES: usize = 5;
+    pub const ALLOCATED_BYTES: usize = 6;
+    pub const FREE_COUNT: usize = 7;
+    pub const COALESCE_COUNT: usize = 8;
+    pub const PREALLOC_COUNT: usize = 9;
+}
+/// Offset of the generation counter.
+pub const GENERATION_OFFSET: u64 = COUNTERS_OFFSET + 8 * counter::GENERATION as u64;
 const HH_COUNTERS_RESERVED: usize = COUNTERS_OFFSET as usize + COUNTERS_SIZE as usize; // 144
 /// Offset of the list heads: list `i` (1-based) at `LISTS_OFFSET + 8 * (i - 1)`.
 pub const LISTS_OFFSET: u64 = 192;
@@ -91,13 +113,31 @@ const _: () = assert!(CHUNK_SIZE_MIN.is_multiple_of(CHUNK_SIZE_ALIGN));
 /// Width of the size field (in chunks) in a tag; the upper bits hold the guard pattern.
 const TAG_SIZE_BITS: u32 = 40;
 const TAG_SIZE_MASK: u64 = (1 << TAG_SIZE_BITS) - 1;
-// Guard patterns (24 bits). Four distinct values, far apart in Hamming distance, so a tag
-// overwritten with ordinary data, a head read as a foot, or a free block taken for an
-// allocated one is recognised.
+// Guard patterns (24 bits). Four distinct values (version 1's), far apart in Hamming distance
+// (at least 11 of 24 bits pairwise), so a tag overwritten with ordinary data, a head read as a
+// foot, or a free block taken for an allocated one is recognised. Version 2's stateless foot
+// guard (0x6495CC) is not a tag in version 3.
 const GUARD_HEAD_FREE: u64 = 0x4E_3F21;
 const GUARD_HEAD_ALLOCATED: u64 = 0xB1_C07A;
 const GUARD_FOOT_FREE: u64 = 0x6D_9A52;
 const GUARD_FOOT_ALLOCATED: u64 = 0x93_E5C4;
+const GUARDS: [u64; 4] = [
+    GUARD_HEAD_FREE,
+    GUARD_HEAD_ALLOCATED,
+    GUARD_FOOT_FREE,
+    GUARD_FOOT_ALLOCATED,
+];
+const _: () = {
+    let mut i = 0;
+    while i < GUARDS.len() {
+        let mut j = i + 1;
+        while j < GUARDS.len() {
+            assert!((GUARDS[i] ^ GUARDS[j]).count_ones() >= 11);
+            j += 1;
+        }
+        i += 1;
+    }
+};
 
 /// Whether a block is free (on a list) or allocated (owned by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,61 +155,118 @@ pub enum TagEnd {
 
 /// A decoded boundary tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tag {
-    pub end: TagEnd,
-    pub state: BlockState,
-    /// Block length in chunks (at least 1).
-    pub chunks: u64,
+pub enum Tag {
+    /// The tag at the start of a block: its state and its length in chunks (at least 1).
+    Head { state: BlockState, chunks: u64 },
+    /// The tag at the end of a block: the same state and length as its head tag.
+    Foot { state: BlockState, chunks: u64 },
+}
+
+/// The stored head tag of a block.
+#[inline]
+pub fn head_word(state: BlockState, chunks: u64) -> u64 {
+    Tag::Head { state, chunks }.encode()
+}
+
+/// The stored foot tag of a block.
+#[inline]
+pub fn foot_word(state: BlockState, chunks: u64) -> u64 {
+    Tag::Foot { state, chunks }.encode()
 }
 
 impl Tag {
-    pub fn head(state: BlockState, chunks: u64) -> Tag {
-        Tag {
-            end: TagEnd::Head,
-            state,
-            chunks,
+    pub fn end(&self) -> TagEnd {
+        match self {
+            Tag::Head { .. } => TagEnd::Head,
+            Tag::Foot { .. } => TagEnd::Foot,
         }
     }
-    pub fn foot(state: BlockState, chunks: u64) -> Tag {
-        Tag {
-            end: TagEnd::Foot,
-            state,
-            chunks,
+
+    /// Block length in chunks.
+    pub fn chunks(&self) -> u64 {
+        match *self {
+            Tag::Head { chunks, .. } | Tag::Foot { chunks, .. } => chunks,
+        }
+    }
+
+    /// The block's state, as this tag gives it.
+    pub fn state(&self) -> BlockState {
+        match *self {
+            Tag::Head { state, .. } | Tag::Foot { state, .. } => state,
         }
     }
 
     /// The tag as stored (a little-endian u64). `chunks` is masked to the size field; callers
     /// never build a block longer than [`BLOCK_CHUNKS_MAX`].
+    #[inline]
     pub fn encode(&self) -> u64 {
-        let guard = match (self.end, self.state) {
-            (TagEnd::Head, BlockState::Free) => GUARD_HEAD_FREE,
-            (TagEnd::Head, BlockState::Allocated) => GUARD_HEAD_ALLOCATED,
-            (TagEnd::Foot, BlockState::Free) => GUARD_FOOT_FREE,
-            (TagEnd::Foot, BlockState::Allocated) => GUARD_FOOT_ALLOCATED,
+        let guard = match self {
+            Tag::Head {
+                state: BlockState::Free,
+                ..
+            } => GUARD_HEAD_FREE,
+            Tag::Head {
+                state: BlockState::Allocated,
+                ..
+            } => GUARD_HEAD_ALLOCATED,
+            Tag::Foot {
+                state: BlockState::Free,
+                ..
+            } => GUARD_FOOT_FREE,
+            Tag::Foot {
+                state: BlockState::Allocated,
+                ..
+            } => GUARD_FOOT_ALLOCATED,
         };
-        (guard << TAG_SIZE_BITS) | (self.chunks & TAG_SIZE_MASK)
+        (guard << TAG_SIZE_BITS) | (self.chunks() & TAG_SIZE_MASK)
+    }
+
+    /// Decode a stored tag word, or None if it is not a tag (wrong guard, zero size). The
+    /// allocator's fast path; [`Tag::decode`] says what is wrong.
+    #[inline]
+    pub fn from_word(word: u64) -> Option<Tag> {
+        let chunks = word & TAG_SIZE_MASK;
+        if chunks == 0 {
+            return None;
+        }
+        match word >> TAG_SIZE_BITS {
+            GUARD_HEAD_FREE => Some(Tag::Head {
+                state: BlockState::Free,
+                chunks,
+            }),
+            GUARD_HEAD_ALLOCATED => Some(Tag::Head {
+                state: BlockState::Allocated,
+                chunks,
+            }),
+            GUARD_FOOT_FREE => Some(Tag::Foot {
+                state: BlockState::Free,
+                chunks,
+            }),
+            GUARD_FOOT_ALLOCATED => Some(Tag::Foot {
+                state: BlockState::Allocated,
+                chunks,
+            }),
+            _ => None,
+        }
     }
 
     /// Decode a stored tag word. Any word that is not a tag (wrong guard, zero size) is an
     /// error; this never panics.
     pub fn decode(word: u64) -> Result<Tag, DecodeError> {
-        let chunks = word & TAG_SIZE_MASK;
-        let (end, state) = match word >> TAG_SIZE_BITS {
-            GUARD_HEAD_FREE => (TagEnd::Head, BlockState::Free),
-            GUARD_HEAD_ALLOCATED => (TagEnd::Head, BlockState::Allocated),
-            GUARD_FOOT_FREE => (TagEnd::Foot, BlockState::Free),
-            GUARD_FOOT_ALLOCATED => (TagEnd::Foot, BlockState::Allocated),
-            _ => {
-                return Err(DecodeError::new(
-                    "tag",
-                    format!("{word:#018x} is not a block tag (bad guard)"),
-                ))
+        match Tag::from_word(word) {
+            Some(tag) => Ok(tag),
+            None if word & TAG_SIZE_MASK == 0 && Tag::guard_is_known(word) => {
+                Err(DecodeError::new("tag", "block size of zero chunks"))
             }
-        };
-        if chunks == 0 {
-            return Err(DecodeError::new("tag", "block size of zero chunks"));
+            None => Err(DecodeError::new(
+                "tag",
+                format!("{word:#018x} is not a block tag (bad guard)"),
+            )),
         }
-        Ok(Tag { end, state, chunks })
+    }
+
+    fn guard_is_known(word: u64) -> bool {
+        GUARDS.contains(&(word >> TAG_SIZE_BITS))
     }
 }
 
@@ -198,21 +295,43 @@ pub struct HeapCounters {
 }
 
 impl HeapCounters {
+    /// The counters in stored order (see [`counter`]).
+    #[inline]
+    pub fn to_words(&self) -> [u64; COUNTERS_WORDS] {
+        let mut w = [0u64; COUNTERS_WORDS];
+        w[counter::SPLITS] = self.splits;
+        w[counter::LARGE_HITS] = self.large_hits;
+        w[counter::EXACT_HITS] = self.exact_hits;
+        w[counter::MALLOC_COUNT] = self.malloc_count;
+        w[counter::GENERATION] = self.generation;
+        w[counter::FREE_BYTES] = self.free_bytes;
+        w[counter::ALLOCATED_BYTES] = self.allocated_bytes;
+        w[counter::FREE_COUNT] = self.free_count;
+        w[counter::COALESCE_COUNT] = self.coalesce_count;
+        w[counter::PREALLOC_COUNT] = self.prealloc_count;
+        w
+    }
+
+    /// The counters from their stored order (see [`counter`]).
+    #[inline]
+    pub fn from_words(w: &[u64; COUNTERS_WORDS]) -> HeapCounters {
+        HeapCounters {
+            generation: w[counter::GENERATION],
+            free_bytes: w[counter::FREE_BYTES],
+            allocated_bytes: w[counter::ALLOCATED_BYTES],
+            malloc_count: w[counter::MALLOC_COUNT],
+            free_count: w[counter::FREE_COUNT],
+            prealloc_count: w[counter::PREALLOC_COUNT],
+            coalesce_count: w[counter::COALESCE_COUNT],
+            exact_hits: w[counter::EXACT_HITS],
+            large_hits: w[counter::LARGE_HITS],
+            splits: w[counter::SPLITS],
+        }
+    }
+
     pub fn encode(&self) -> [u8; COUNTERS_SIZE as usize] {
         let mut buf = [0u8; COUNTERS_SIZE as usize];
-        let words = [
-            self.generation,
-            self.free_bytes,
-            self.allocated_bytes,
-            self.malloc_count,
-            self.free_count,
-            self.prealloc_count,
-            self.coalesce_count,
-            self.exact_hits,
-            self.large_hits,
-            self.splits,
-        ];
-        for (i, w) in words.iter().enumerate() {
+        for (i, w) in self.to_words().iter().enumerate() {
             put_u64(&mut buf, 8 * i, *w);
         }
         buf
@@ -226,19 +345,11 @@ impl HeapCounters {
                 format!("{} bytes, need {COUNTERS_SIZE}", buf.len()),
             ));
         }
-        let w = |i: usize| get_u64(buf, 8 * i);
-        Ok(HeapCounters {
-            generation: w(0),
-            free_bytes: w(1),
-            allocated_bytes: w(2),
-            malloc_count: w(3),
-            free_count: w(4),
-            prealloc_count: w(5),
-            coalesce_count: w(6),
-            exact_hits: w(7),
-            large_hits: w(8),
-            splits: w(9),
-        })
+        let mut words = [0u64; COUNTERS_WORDS];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = get_u64(buf, 8 * i);
+        }
+        Ok(HeapCounters::from_words(&words))
     }
 }
 
@@ -490,8 +601,10 @@ mod tests {
     #[test]
     fn version_skew_is_reported_as_version() {
         let mut bytes = HeapHeader::new(HeapGeometry::new(1 << 16, 32, 4).unwrap()).encode();
-        put_u64(&mut bytes, HH_VERSION, 2);
-        assert_eq!(HeapHeader::decode(&bytes).unwrap_err().field, "version");
+        for old in [1, 2] {
+            put_u64(&mut bytes, HH_VERSION, old);
+            assert_eq!(HeapHeader::decode(&bytes).unwrap_err().field, "version");
+        }
         let mut bytes = HeapHeader::new(HeapGeometry::new(1 << 16, 32, 4).unwrap()).encode();
         put_u64(&mut bytes, HH_CHUNK_COUNT, 3);
         assert_eq!(HeapHeader::decode(&bytes).unwrap_err().field, "geometry");
@@ -500,18 +613,69 @@ mod tests {
     #[test]
     fn tags_round_trip_and_are_distinct() {
         let mut seen = std::collections::HashSet::new();
-        for end in [TagEnd::Head, TagEnd::Foot] {
-            for state in [BlockState::Free, BlockState::Allocated] {
-                for chunks in [1, 2, 1000, BLOCK_CHUNKS_MAX] {
-                    let t = Tag { end, state, chunks };
-                    let w = t.encode();
-                    assert_eq!(Tag::decode(w).unwrap(), t);
-                    assert!(seen.insert(w));
-                }
+        for chunks in [1, 2, 1000, BLOCK_CHUNKS_MAX] {
+            let tags = [
+                Tag::Head {
+                    state: BlockState::Free,
+                    chunks,
+                },
+                Tag::Head {
+                    state: BlockState::Allocated,
+                    chunks,
+                },
+                Tag::Foot {
+                    state: BlockState::Free,
+                    chunks,
+                },
+                Tag::Foot {
+                    state: BlockState::Allocated,
+                    chunks,
+                },
+            ];
+            for t in tags {
+                let w = t.encode();
+                assert_eq!(Tag::decode(w).unwrap(), t);
+                assert_eq!(Tag::from_word(w), Some(t));
+                assert_eq!(t.chunks(), chunks);
+                assert_eq!(
+                    Tag::decode(w).unwrap().state(),
+                    t.state(),
+                    "the state round-trips at both ends"
+                );
+                assert!(seen.insert(w));
             }
         }
+        assert_eq!(head_word(BlockState::Allocated, 3), 0xB1C0_7A00_0000_0003);
+        assert_eq!(foot_word(BlockState::Free, 3), 0x6D9A_5200_0000_0003);
+        assert_eq!(foot_word(BlockState::Allocated, 3), 0x93E5_C400_0000_0003);
         assert!(Tag::decode(0).is_err());
-        assert!(Tag::decode(Tag::head(BlockState::Free, 1).encode() & !TAG_SIZE_MASK).is_err());
+        assert!(Tag::decode(head_word(BlockState::Free, 1) & !TAG_SIZE_MASK).is_err());
+        // Version 2's stateless foot guard is not a tag.
+        let v2_foot = 0x6495_CC00_0000_0003;
+        assert!(Tag::decode(v2_foot).is_err());
+        assert_eq!(Tag::from_word(v2_foot), None);
+    }
+
+    #[test]
+    fn counters_round_trip_in_their_stored_order() {
+        let c = HeapCounters {
+            generation: 1,
+            free_bytes: 2,
+            allocated_bytes: 3,
+            malloc_count: 4,
+            free_count: 5,
+            prealloc_count: 6,
+            coalesce_count: 7,
+            exact_hits: 8,
+            large_hits: 9,
+            splits: 10,
+        };
+        assert_eq!(HeapCounters::decode(&c.encode()).unwrap(), c);
+        assert_eq!(HeapCounters::from_words(&c.to_words()), c);
+        let bytes = c.encode();
+        assert_eq!(get_u64(&bytes, 8 * counter::GENERATION), 1);
+        assert_eq!(get_u64(&bytes, 0), 10, "splits come first");
+        assert_eq!(GENERATION_OFFSET, 96);
     }
 
     #[test]

@@ -24,8 +24,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLockReadGuard, Weak};
 use std::thread::ThreadId;
 
 use crate::format::heap::{
-    header_length, list_offset, BlockState, HeapCounters, HeapGeometry, HeapHeader, Tag, TagEnd,
-    COUNTERS_OFFSET, COUNTERS_SIZE, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, TAG_SIZE, USER_DATA_OFFSET,
+    counter, foot_word, head_word, header_length, list_offset, BlockState, HeapCounters,
+    HeapGeometry, HeapHeader, COUNTERS_OFFSET, COUNTERS_WORDS, FREE_BLOCK_MIN_BYTES,
+    FREE_NEXT_OFFSET, FREE_PREV_OFFSET, GENERATION_OFFSET, TAG_SIZE, USER_DATA_OFFSET,
 };
 use crate::rds::check::{self, BlockInfo, CheckReport, HeapImageInfo, ListInfo};
 use crate::rds::reader::{corrupt, read_header, FreeBlock, Reader};
@@ -83,12 +84,40 @@ struct State {
     expected_generation: u64,
     /// The header's fixed words (magic .. chunk count) when it was last validated; compared
     /// at every call, so a header changed behind the heap's back is validated again.
-    header_words: [u64; HEADER_WORDS],
-    /// The transaction whose `set_range` already covers the counters (0: none). Later calls
-    /// in the same transaction store into them without declaring them again: the range's old
-    /// value is saved once, and commit captures whatever the range holds then.
+    header_words: HeaderWords,
+    /// Threads waiting in `released.wait` for the owner to finish: the owner's release
+    /// wakes them only if there are any (a wake-up is a system call).
+    waiters: usize,
+    /// The transaction whose `set_range`s cover the counters in `counters_declared` (0:
+    /// none). Later calls in the same transaction store into those without declaring them
+    /// again: a range's old value is saved once, and commit captures whatever it holds then.
     counters_declared_in: u64,
+    /// Bit `i` set: counter word `i` (see [`counter`]) is declared in `counters_declared_in`.
+    counters_declared: u16,
 }
+
+/// Counter words `first..=last` as a set (bit `i`: word `i`, see [`counter`]).
+const fn counter_span(first: usize, last: usize) -> u16 {
+    ((1u32 << (last + 1)) - (1u32 << first)) as u16
+}
+// The counter words each kind of call may change. A call declares its set before it reads
+// anything: one `set_range` from its first to its last word not yet declared in the
+// transaction, or none when the transaction has declared them all already. The order of the
+// words (see `counter`) keeps the malloc and free sets contiguous.
+const MALLOC_COUNTERS: u16 = counter_span(counter::SPLITS, counter::ALLOCATED_BYTES);
+const FREE_COUNTERS: u16 = counter_span(counter::GENERATION, counter::COALESCE_COUNT);
+const PREALLOC_COUNTERS: u16 = (1 << counter::GENERATION) | (1 << counter::PREALLOC_COUNT);
+const ALL_COUNTERS: u16 = counter_span(0, COUNTERS_WORDS - 1);
+const _: () = assert!(
+    counter::SPLITS < counter::LARGE_HITS
+        && counter::LARGE_HITS < counter::EXACT_HITS
+        && counter::EXACT_HITS < counter::MALLOC_COUNT
+        && counter::MALLOC_COUNT < counter::GENERATION
+        && counter::GENERATION < counter::FREE_BYTES
+        && counter::FREE_BYTES < counter::ALLOCATED_BYTES
+        && counter::ALLOCATED_BYTES < counter::FREE_COUNT
+        && counter::FREE_COUNT < counter::COALESCE_COUNT
+);
 
 /// Attached to the owning transaction; releases the heap when the transaction is over.
 struct HeapGuard {
@@ -101,18 +130,22 @@ impl Drop for HeapGuard {
         let mut st = lock(&shared.state);
         st.owner = None;
         st.counters_declared_in = 0;
+        st.counters_declared = 0;
         let mapped = shared.mapped_flag();
         let current = *mapped && {
             // SAFETY: the region stays mapped while the mapped flag is held.
             let view = unsafe { View::of_mapped(shared.base, shared.length) };
-            view.word(shared.base + COUNTERS_OFFSET) == Some(st.expected_generation)
+            view.word(shared.base + GENERATION_OFFSET) == Some(st.expected_generation)
         };
         if !current {
             st.valid = false;
         }
+        let waiters = st.waiters > 0;
         drop(mapped);
         drop(st);
-        shared.released.notify_all();
+        if waiters {
+            shared.released.notify_all();
+        }
     }
 }
 
@@ -206,8 +239,10 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
             nonempty: Vec::new(),
             large: LargeIndex::default(),
             expected_generation: 0,
-            header_words: [0; HEADER_WORDS],
+            header_words: [0; HEADER_BYTES],
+            waiters: 0,
             counters_declared_in: 0,
+            counters_declared: 0,
         }),
         released: Condvar::new(),
     });
@@ -298,22 +333,15 @@ struct Ctx<'s> {
     counters: HeapCounters,
 }
 
-fn head_word(state: BlockState, chunks: u64) -> u64 {
-    Tag::head(state, chunks).encode()
-}
-fn foot_word(state: BlockState, chunks: u64) -> u64 {
-    Tag::foot(state, chunks).encode()
-}
-
 impl Ctx<'_> {
     fn geometry(&self) -> HeapGeometry {
         self.r.geometry
     }
 
-    /// Write up to three consecutive words at `at` through the transaction.
+    /// Write up to five consecutive words at `at` through the transaction (one range).
     fn put(&self, tx: &mut Transaction<'_>, at: u64, words: &[u64]) -> Result<(), Error> {
-        let mut buf = [0u8; 24];
-        let n = words.len().min(3);
+        let mut buf = [0u8; 40];
+        let n = words.len().min(5);
         for (i, w) in words.iter().take(n).enumerate() {
             buf[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
         }
@@ -408,7 +436,7 @@ impl Ctx<'_> {
 
     fn unlink(&mut self, tx: &mut Transaction<'_>, block: u64, list: u64) -> Result<(), Error> {
         if list == self.geometry().nlists {
-            let chunks = self.r.tag(block, TagEnd::Head)?.chunks;
+            let (_, chunks) = self.r.head(block)?;
             self.index_large(list, chunks, block, false);
         }
         let prev = self.r.word(block + FREE_PREV_OFFSET)?;
@@ -427,8 +455,8 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Make `block` a free block of `chunks` chunks (head tag and links; the caller writes the
-    /// foot) at the head of `list`.
+    /// Make `block` a free block of `chunks` chunks (head tag and links) at the head of
+    /// `list`. Its foot tag is the caller's.
     fn push(
         &mut self,
         tx: &mut Transaction<'_>,
@@ -436,8 +464,46 @@ impl Ctx<'_> {
         chunks: u64,
         list: u64,
     ) -> Result<(), Error> {
+        self.push_with(tx, block, chunks, list, None, false)
+    }
+
+    /// [`Ctx::push`], also writing `foot_before` (the foot tag of the block that ends where
+    /// `block` starts) in the same range, and with `own_foot` the block's free foot tag: in
+    /// the same range too when the block is four words long (one 32-byte chunk).
+    fn push_with(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        block: u64,
+        chunks: u64,
+        list: u64,
+        foot_before: Option<u64>,
+        own_foot: bool,
+    ) -> Result<(), Error> {
         let old = self.r.list_head(list)?;
-        self.put(tx, block, &[head_word(BlockState::Free, chunks), 0, old])?;
+        let bytes = chunks * self.geometry().chunk_size;
+        let foot = own_foot.then(|| foot_word(BlockState::Free, chunks));
+        let mut words = [0u64; 5];
+        let mut n = 0;
+        let mut at = block;
+        if let Some(f) = foot_before {
+            words[0] = f;
+            n = 1;
+            at = block - TAG_SIZE;
+        }
+        words[n..n + 3].copy_from_slice(&[head_word(BlockState::Free, chunks), 0, old]);
+        n += 3;
+        let foot_apart = match foot {
+            Some(f) if bytes == FREE_BLOCK_MIN_BYTES => {
+                words[n] = f;
+                n += 1;
+                None
+            }
+            other => other,
+        };
+        self.put(tx, at, &words[..n])?;
+        if let Some(f) = foot_apart {
+            self.put(tx, block + bytes - TAG_SIZE, &[f])?;
+        }
         if old != 0 {
             self.put(tx, old + FREE_PREV_OFFSET, &[block])?;
         }
@@ -457,7 +523,7 @@ impl Ctx<'_> {
         list: u64,
     ) -> Result<(), Error> {
         if list == self.geometry().nlists {
-            let old_chunks = self.r.tag(old, TagEnd::Head)?.chunks;
+            let (_, old_chunks) = self.r.head(old)?;
             self.index_large(list, old_chunks, old, false);
             self.index_large(list, chunks, new, true);
         }
@@ -475,23 +541,52 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Write the allocated head and foot tags of `block` (`chunks` chunks), with
+    /// `foot_before` (the foot tag of the block that ends where `block` starts) in the head's
+    /// range. A block of four words (one 32-byte chunk) is one range, its two middle words
+    /// rewritten unchanged; a longer one is two.
+    fn put_allocated_tags(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        block: u64,
+        chunks: u64,
+        foot_before: Option<u64>,
+    ) -> Result<(), Error> {
+        let bytes = chunks * self.geometry().chunk_size;
+        let head = head_word(BlockState::Allocated, chunks);
+        let foot = foot_word(BlockState::Allocated, chunks);
+        let mut words = [0u64; 5];
+        let mut n = 0;
+        let mut at = block;
+        if let Some(f) = foot_before {
+            words[0] = f;
+            n = 1;
+            at = block - TAG_SIZE;
+        }
+        words[n] = head;
+        n += 1;
+        if bytes == FREE_BLOCK_MIN_BYTES {
+            words[n] = self.r.word(block + TAG_SIZE)?;
+            words[n + 1] = self.r.word(block + 2 * TAG_SIZE)?;
+            words[n + 2] = foot;
+            return self.put(tx, at, &words[..n + 3]);
+        }
+        self.put(tx, at, &words[..n])?;
+        self.put(tx, block + bytes - TAG_SIZE, &[foot])
+    }
+
+    /// Mark free block `block` (already off its list) allocated: head and foot tags.
     fn mark_allocated(
         &mut self,
         tx: &mut Transaction<'_>,
         block: u64,
         chunks: u64,
     ) -> Result<(), Error> {
-        let ch = self.geometry().chunk_size;
-        self.put(tx, block, &[head_word(BlockState::Allocated, chunks)])?;
-        self.put(
-            tx,
-            block + chunks * ch - TAG_SIZE,
-            &[foot_word(BlockState::Allocated, chunks)],
-        )
+        self.put_allocated_tags(tx, block, chunks, None)
     }
 
     /// Shrink free block `b` (on `list`) to its first `rest` chunks, moving it to the list it
-    /// then belongs on. Its foot is written by the caller. The target list's head must have
+    /// then belongs on. Its new foot is written by the caller. The target list's head must have
     /// been checked.
     fn shrink(
         &mut self,
@@ -533,20 +628,9 @@ impl Ctx<'_> {
         }
         let carved = b.address + rest * g.chunk_size;
         self.shrink(tx, b, list, rest)?;
-        // The remainder's foot and the new block's head are adjacent: one range.
-        self.put(
-            tx,
-            carved - TAG_SIZE,
-            &[
-                foot_word(BlockState::Free, rest),
-                head_word(BlockState::Allocated, chunks),
-            ],
-        )?;
-        self.put(
-            tx,
-            carved + chunks * g.chunk_size - TAG_SIZE,
-            &[foot_word(BlockState::Allocated, chunks)],
-        )?;
+        // The remainder's foot and the new block's head are adjacent: one range; the old
+        // block's foot becomes the new block's (allocated, its length).
+        self.put_allocated_tags(tx, carved, chunks, Some(foot_word(BlockState::Free, rest)))?;
         Ok(carved)
     }
 
@@ -651,12 +735,15 @@ impl Ctx<'_> {
             }
             let carved = b.address + rest * g.chunk_size;
             self.shrink(tx, &b, list, rest)?;
-            self.put(tx, carved - TAG_SIZE, &[foot_word(BlockState::Free, rest)])?;
-            self.push(tx, carved, chunks, chunks)?;
-            self.put(
+            // The remainder's foot and the new block's head and links: one range (with the
+            // new block's foot too when the block is four words).
+            self.push_with(
                 tx,
-                carved + chunks * g.chunk_size - TAG_SIZE,
-                &[foot_word(BlockState::Free, chunks)],
+                carved,
+                chunks,
+                chunks,
+                Some(foot_word(BlockState::Free, rest)),
+                true,
             )?;
         }
         self.counters.prealloc_count += 1;
@@ -672,23 +759,25 @@ impl Ctx<'_> {
         // Check both neighbours and every list this free will touch before writing anything,
         // so a refused free leaves the heap as it was.
         let left = if b.address > self.r.start {
+            // The foot before the block gives the left neighbour's state and length; only a
+            // free one is followed, to its head, which must agree.
             let foot_at = b.address - TAG_SIZE;
-            let foot = self.r.tag(foot_at, TagEnd::Foot)?;
-            if foot.state == BlockState::Free {
-                let l_address = foot
-                    .chunks
+            let (state, l_chunks) = self.r.foot(foot_at)?;
+            if state == BlockState::Free {
+                let l_address = l_chunks
                     .checked_mul(ch)
                     .and_then(|bytes| b.address.checked_sub(bytes))
                     .filter(|a| *a >= self.r.start)
                     .ok_or_else(|| corrupt(foot_at, "free block runs before the first block"))?;
-                let l = self.r.free_block(l_address, g.list_for(foot.chunks))?;
-                if l.chunks != foot.chunks {
+                let list = g.list_for(l_chunks);
+                let l = self.r.linked_block(l_address, list)?;
+                if l.chunks != l_chunks {
                     return Err(corrupt(
                         l_address,
                         "head and foot disagree on the block size",
                     ));
                 }
-                self.r.check_links(&l, g.list_for(l.chunks))?;
+                self.r.check_links(&l, list)?;
                 Some(l)
             } else {
                 None
@@ -697,10 +786,11 @@ impl Ctx<'_> {
             None
         };
         let right = if after < self.r.end {
-            let head = self.r.tag(after, TagEnd::Head)?;
-            if head.state == BlockState::Free {
-                let r = self.r.free_block(after, g.list_for(head.chunks))?;
-                self.r.check_links(&r, g.list_for(r.chunks))?;
+            let (state, chunks) = self.r.head(after)?;
+            if state == BlockState::Free {
+                let list = g.list_for(chunks);
+                let r = self.r.free_block(after, list)?;
+                self.r.check_links(&r, list)?;
                 Some(r)
             } else {
                 None
@@ -713,10 +803,8 @@ impl Ctx<'_> {
         self.r.head_for_push(dest)?;
         let free_foot = |chunks| [foot_word(BlockState::Free, chunks)];
         match (left, right) {
-            (None, None) => {
-                self.push(tx, b.address, n, dest)?;
-                self.put(tx, after - TAG_SIZE, &free_foot(n))?;
-            }
+            // The block keeps its length; its foot says free now.
+            (None, None) => self.push_with(tx, b.address, n, dest, None, true)?,
             (Some(l), None) => {
                 self.grow_left(tx, &l, total, dest)?;
                 self.put(tx, after - TAG_SIZE, &free_foot(total))?;
@@ -796,10 +884,11 @@ impl Heap {
         let header_bytes = header_length(nlists);
         tx.set_range(base as usize, header_bytes as usize)?;
         st.counters_declared_in = tx.id();
+        st.counters_declared = ALL_COUNTERS;
         st.valid = false;
         // SAFETY: the set_range above pinned the region until the transaction ends.
         let view = unsafe { View::of_mapped(base, plan.length) };
-        let old_generation = view.word(base + COUNTERS_OFFSET).unwrap_or(0);
+        let old_generation = view.word(base + GENERATION_OFFSET).unwrap_or(0);
         let mut header = HeapHeader::new(geometry);
         header.counters.generation = old_generation.wrapping_add(1);
         header.counters.free_bytes = geometry.chunk_count * geometry.chunk_size;
@@ -881,14 +970,14 @@ impl Heap {
     /// non-empty exact-size list, else the best fit among the first blocks of the large list.
     /// A larger block is split and the high end handed out, so the remainder keeps its head.
     pub fn malloc(&self, tx: &mut Transaction<'_>, size: usize) -> Result<usize, Error> {
-        self.write_op(tx, |c, tx| c.malloc(tx, size as u64))
+        self.write_op(tx, MALLOC_COUNTERS, |c, tx| c.malloc(tx, size as u64))
             .map(|a| a as usize)
     }
 
     /// Free the block whose data starts at `address`, in `tx`, merging it at once with a
     /// free neighbour on either side.
     pub fn free(&self, tx: &mut Transaction<'_>, address: usize) -> Result<(), Error> {
-        self.write_op(tx, |c, tx| c.free(tx, address as u64))
+        self.write_op(tx, FREE_COUNTERS, |c, tx| c.free(tx, address as u64))
     }
 
     /// Carve `count` free blocks sized for allocations of `size` bytes and put them on their
@@ -901,7 +990,9 @@ impl Heap {
         size: usize,
         count: usize,
     ) -> Result<(), Error> {
-        self.write_op(tx, |c, tx| c.prealloc(tx, size as u64, count as u64))
+        self.write_op(tx, PREALLOC_COUNTERS, |c, tx| {
+            c.prealloc(tx, size as u64, count as u64)
+        })
     }
 
     /// Check that `address` could be freed now and record it in `intentions` instead of
@@ -929,7 +1020,7 @@ impl Heap {
         tx: &mut Transaction<'_>,
         intentions: IntentionList,
     ) -> Result<(), Error> {
-        self.write_op(tx, |c, tx| {
+        self.write_op(tx, FREE_COUNTERS, |c, tx| {
             for a in &intentions.addresses {
                 c.r.allocated_block(*a as u64)?;
             }
@@ -1004,7 +1095,7 @@ impl Heap {
     /// Zero the event counters (malloc, free, prealloc, coalesce, hits, splits) in `tx`. The
     /// byte accounting (free and allocated bytes) is state, not statistics, and is kept.
     pub fn clear_statistics(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
-        self.write_op(tx, |c, _| {
+        self.write_op(tx, ALL_COUNTERS, |c, _| {
             let k = &mut c.counters;
             *k = HeapCounters {
                 generation: k.generation,
@@ -1105,15 +1196,21 @@ impl Heap {
                         requester: tx.id(),
                     })
                 }
-                Some(_) => {
-                    st = self
-                        .shared
-                        .released
-                        .wait(st)
-                        .unwrap_or_else(|e| e.into_inner())
-                }
+                Some(_) => st = self.wait_for_release(st),
             }
         }
+    }
+
+    /// Wait until the owning transaction releases the heap (or a spurious wake-up).
+    fn wait_for_release<'g>(&'g self, mut st: MutexGuard<'g, State>) -> MutexGuard<'g, State> {
+        st.waiters += 1;
+        let mut st = self
+            .shared
+            .released
+            .wait(st)
+            .unwrap_or_else(|e| e.into_inner());
+        st.waiters -= 1;
+        st
     }
 
     /// Lock for reading: waits while another thread's transaction owns the heap.
@@ -1122,11 +1219,7 @@ impl Heap {
         loop {
             match st.owner {
                 Some(o) if o.thread != std::thread::current().id() => {
-                    st = self
-                        .shared
-                        .released
-                        .wait(st)
-                        .unwrap_or_else(|e| e.into_inner())
+                    st = self.wait_for_release(st)
                 }
                 _ => return st,
             }
@@ -1148,7 +1241,7 @@ impl Heap {
     /// be stale. The region must be pinned or its mapped flag held.
     fn refresh(&self, st: &mut State, view: View<'static>) -> Result<Reader<'static>, Error> {
         let base = self.shared.base;
-        let generation = view.word(base + COUNTERS_OFFSET);
+        let generation = view.word(base + GENERATION_OFFSET);
         let header_words = read_header_words(&view, base);
         if let Some(g) = st.geometry.filter(|_| st.valid) {
             if generation == Some(st.expected_generation) && header_words == Some(st.header_words) {
@@ -1179,42 +1272,83 @@ impl Heap {
         }
         st.geometry = Some(g);
         st.expected_generation = header.counters.generation;
-        st.header_words = header_words.unwrap_or_default();
+        st.header_words = header_words.unwrap_or([0; HEADER_BYTES]);
         st.valid = true;
         Ok(reader)
     }
 
-    /// Run a changing call: own the heap for `tx`, declare the counters, validate, run `op`,
-    /// store the counters with a new generation. Any error clears the volatile index.
+    /// Declare (`set_range`) the counter words in `words` (bit `i`: word `i`) that this
+    /// transaction has not declared yet: one range from the first missing word to the last.
+    fn declare_counters(
+        &self,
+        st: &mut State,
+        tx: &mut Transaction<'_>,
+        words: u16,
+    ) -> Result<(), Error> {
+        let missing = words & !st.counters_declared;
+        if missing == 0 {
+            return Ok(());
+        }
+        let first = missing.trailing_zeros() as usize;
+        let last = 15 - missing.leading_zeros() as usize;
+        let at = self.shared.base + COUNTERS_OFFSET + 8 * first as u64;
+        tx.set_range(at as usize, 8 * (last + 1 - first))?;
+        st.counters_declared |= counter_span(first, last);
+        Ok(())
+    }
+
+    /// Run a changing call: own the heap for `tx`, declare the counter words in `counters`
+    /// (the ones the call may change) and the generation, validate, run `op`, store the
+    /// counters that changed with a new generation. Any error clears the volatile index.
     fn write_op<'t, R>(
         &self,
         tx: &mut Transaction<'t>,
+        counters: u16,
         op: impl FnOnce(&mut Ctx<'_>, &mut Transaction<'t>) -> Result<R, Error>,
     ) -> Result<R, Error> {
         let mut st = self.enter_write(tx)?;
-        let counters_at = self.shared.base + COUNTERS_OFFSET;
         if st.counters_declared_in != tx.id() {
-            tx.set_range(counters_at as usize, COUNTERS_SIZE as usize)?;
             st.counters_declared_in = tx.id();
+            st.counters_declared = 0;
         }
+        // Before anything is read: in a restore transaction the old values must be saved
+        // before they change, and the first range of the transaction pins the heap region.
+        self.declare_counters(&mut st, tx, counters | 1 << counter::GENERATION)?;
         // SAFETY: the set_range on the counters (now or earlier in this transaction) pinned
         // the heap region: it stays mapped until the transaction ends, after this call.
         let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
         let st = &mut *st;
         let result = (|| {
             let reader = self.refresh(st, view)?;
-            let counters = reader.counters()?;
+            let old = reader.counter_words()?;
             let mut ctx = Ctx {
                 r: reader,
                 nonempty: &mut st.nonempty,
                 large: &mut st.large,
-                counters,
+                counters: HeapCounters::from_words(&old),
             };
             let value = op(&mut ctx, tx)?;
             let mut counters = ctx.counters;
             counters.generation = counters.generation.wrapping_add(1);
-            // SAFETY: the counters were declared with set_range in this transaction (above).
-            unsafe { store(counters_at, &counters.encode()) };
+            let new = counters.to_words();
+            let mut changed = 0u16;
+            for (i, (n, o)) in new.iter().zip(&old).enumerate() {
+                if n != o {
+                    changed |= 1 << i;
+                }
+            }
+            // Every call declared what it may change above; this only declares a counter a
+            // call changed without saying so, so that nothing is ever stored undeclared.
+            debug_assert_eq!(changed & !st.counters_declared, 0, "undeclared counters");
+            self.declare_counters(st, tx, changed)?;
+            let counters_at = self.shared.base + COUNTERS_OFFSET;
+            for (i, word) in new.iter().enumerate() {
+                if changed & 1 << i != 0 {
+                    // SAFETY: declared with set_range in this transaction (above, or by an
+                    // earlier call in it).
+                    unsafe { store(counters_at + 8 * i as u64, &word.to_le_bytes()) };
+                }
+            }
             st.expected_generation = counters.generation;
             Ok(value)
         })();
@@ -1263,15 +1397,15 @@ impl Heap {
     }
 }
 
-/// Words of the header before the counters: magic, version and geometry.
-const HEADER_WORDS: usize = (COUNTERS_OFFSET / 8) as usize - 1;
+/// Bytes of the header before the counters' reserved word: magic, version and geometry.
+const HEADER_BYTES: usize = COUNTERS_OFFSET as usize - 8;
+type HeaderWords = [u8; HEADER_BYTES];
 
-fn read_header_words(view: &View<'_>, base: u64) -> Option<[u64; HEADER_WORDS]> {
-    let mut words = [0u64; HEADER_WORDS];
-    for (i, w) in words.iter_mut().enumerate() {
-        *w = view.word(base + 8 * i as u64)?;
-    }
-    Some(words)
+#[inline]
+fn read_header_words(view: &View<'_>, base: u64) -> Option<HeaderWords> {
+    let mut bytes = [0u8; HEADER_BYTES];
+    view.read(base, &mut bytes)?;
+    Some(bytes)
 }
 
 /// Copy `bytes` to mapped memory at `at`.

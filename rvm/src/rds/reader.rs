@@ -5,7 +5,7 @@
 use crate::format::heap::HEAP_FORMAT_VERSION;
 use crate::format::heap::{
     list_offset, BlockState, HeapCounters, HeapGeometry, HeapHeader, Tag, TagEnd, COUNTERS_OFFSET,
-    COUNTERS_SIZE, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, HEADER_FIXED_SIZE, TAG_SIZE,
+    COUNTERS_SIZE, COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, HEADER_FIXED_SIZE, TAG_SIZE,
     USER_DATA_OFFSET,
 };
 use crate::rds::view::View;
@@ -85,6 +85,9 @@ pub(crate) struct Reader<'v> {
     pub start: u64,
     /// Absolute address just past the last whole chunk.
     pub end: u64,
+    /// `chunk_size - 1` when the chunk size is a power of two (the usual case), so chunk
+    /// boundaries are checked with a mask instead of a division; 0 otherwise.
+    chunk_mask: u64,
 }
 
 impl<'v> Reader<'v> {
@@ -96,6 +99,11 @@ impl<'v> Reader<'v> {
             base,
             start: base + geometry.blocks_offset,
             end: base + geometry.blocks_end(),
+            chunk_mask: if geometry.chunk_size.is_power_of_two() {
+                geometry.chunk_size - 1
+            } else {
+                0
+            },
         }
     }
 
@@ -103,18 +111,34 @@ impl<'v> Reader<'v> {
         self.geometry.chunk_size
     }
 
+    #[inline]
     pub(crate) fn word(&self, at: u64) -> Result<u64, Error> {
-        self.view
-            .word(at)
-            .ok_or_else(|| corrupt(at, "pointer leads outside the heap region"))
+        match self.view.word(at) {
+            Some(w) => Ok(w),
+            None => Err(outside(at)),
+        }
     }
 
     pub(crate) fn counters(&self) -> Result<HeapCounters, Error> {
+        Ok(HeapCounters::from_words(&self.counter_words()?))
+    }
+
+    /// The counters as stored (see [`crate::format::heap::counter`] for their order).
+    #[inline]
+    pub(crate) fn counter_words(&self) -> Result<[u64; COUNTERS_WORDS], Error> {
         let mut buf = [0u8; COUNTERS_SIZE as usize];
-        self.view
+        if self
+            .view
             .read(self.base + COUNTERS_OFFSET, &mut buf)
-            .ok_or_else(|| corrupt(self.base, "heap header is cut short"))?;
-        HeapCounters::decode(&buf).map_err(|e| corrupt(self.base, e.to_string()))
+            .is_none()
+        {
+            return Err(corrupt(self.base, "heap header is cut short"));
+        }
+        let mut words = [0u64; COUNTERS_WORDS];
+        for (w, bytes) in words.iter_mut().zip(buf.chunks_exact(8)) {
+            *w = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+        }
+        Ok(words)
     }
 
     /// Absolute address of list `list`'s head pointer.
@@ -126,130 +150,169 @@ impl<'v> Reader<'v> {
         self.word(self.list_address(list))
     }
 
-    /// Whether `address` is a chunk boundary inside the block area.
-    pub(crate) fn on_chunk_boundary(&self, address: u64) -> bool {
-        address >= self.start
-            && address < self.end
-            && (address - self.start).is_multiple_of(self.geometry.chunk_size)
+    /// Whether `offset` (from the first block) is a multiple of the chunk size.
+    #[inline]
+    fn is_chunk_multiple(&self, offset: u64) -> bool {
+        if self.chunk_mask != 0 {
+            offset & self.chunk_mask == 0
+        } else {
+            offset.is_multiple_of(self.geometry.chunk_size)
+        }
     }
 
-    /// The tag at `at`, which must be of kind `end`.
-    pub(crate) fn tag(&self, at: u64, end: TagEnd) -> Result<Tag, Error> {
-        let word = self.word(at)?;
-        let tag = Tag::decode(word).map_err(|e| corrupt(at, e.detail))?;
-        if tag.end != end {
-            return Err(corrupt(
-                at,
-                format!("found a {:?} tag where a {end:?} tag belongs", tag.end),
-            ));
+    /// Whether `address` is a chunk boundary inside the block area.
+    #[inline]
+    pub(crate) fn on_chunk_boundary(&self, address: u64) -> bool {
+        address >= self.start && address < self.end && self.is_chunk_multiple(address - self.start)
+    }
+
+    /// The head tag at `at`: the block's state and length in chunks.
+    #[inline]
+    pub(crate) fn head(&self, at: u64) -> Result<(BlockState, u64), Error> {
+        match self.view.word(at).and_then(Tag::from_word) {
+            Some(Tag::Head { state, chunks }) => Ok((state, chunks)),
+            _ => Err(self.tag_error(at, TagEnd::Head)),
         }
-        Ok(tag)
+    }
+
+    /// The foot tag at `at`: the block's state and length in chunks.
+    #[inline]
+    pub(crate) fn foot(&self, at: u64) -> Result<(BlockState, u64), Error> {
+        match self.view.word(at).and_then(Tag::from_word) {
+            Some(Tag::Foot { state, chunks }) => Ok((state, chunks)),
+            _ => Err(self.tag_error(at, TagEnd::Foot)),
+        }
+    }
+
+    /// Why [`Reader::tag`] refused the word at `at`.
+    #[cold]
+    #[inline(never)]
+    fn tag_error(&self, at: u64, end: TagEnd) -> Error {
+        let word = match self.word(at) {
+            Ok(w) => w,
+            Err(e) => return e,
+        };
+        match Tag::decode(word) {
+            Err(e) => corrupt(at, e.detail),
+            Ok(tag) => corrupt(
+                at,
+                format!("found a {:?} tag where a {end:?} tag belongs", tag.end()),
+            ),
+        }
+    }
+
+    /// Where a block of `chunks` chunks starting at `address` ends, if it ends inside the
+    /// block area.
+    #[inline]
+    fn block_end(&self, address: u64, chunks: u64) -> Option<u64> {
+        chunks
+            .checked_mul(self.chunk())
+            .and_then(|bytes| address.checked_add(bytes))
+            .filter(|e| *e <= self.end)
     }
 
     /// The block starting at `address`: head tag, size inside the heap, matching foot tag.
     pub(crate) fn block_at(&self, address: u64) -> Result<Block, Error> {
         if !self.on_chunk_boundary(address) {
-            return Err(corrupt(
-                address,
-                format!(
-                    "not a chunk boundary inside the block area {:#x}..{:#x}",
-                    self.start, self.end
-                ),
-            ));
+            return Err(self.not_a_boundary(address));
         }
-        let head = self.tag(address, TagEnd::Head)?;
-        let block_end = head
-            .chunks
-            .checked_mul(self.chunk())
-            .and_then(|bytes| address.checked_add(bytes))
-            .filter(|e| *e <= self.end)
-            .ok_or_else(|| {
-                corrupt(
-                    address,
-                    format!(
-                        "block of {} chunks runs past the end of the heap",
-                        head.chunks
-                    ),
-                )
-            })?;
-        let foot_at = block_end - TAG_SIZE;
-        let foot = self.tag(foot_at, TagEnd::Foot)?;
-        if foot.state != head.state || foot.chunks != head.chunks {
-            return Err(corrupt(
-                foot_at,
-                format!(
-                    "foot tag ({:?}, {} chunks) does not match the head tag at {address:#x} \
-                     ({:?}, {} chunks)",
-                    foot.state, foot.chunks, head.state, head.chunks
-                ),
-            ));
-        }
+        let (state, chunks) = self.head(address)?;
+        let Some(block_end) = self.block_end(address, chunks) else {
+            return Err(runs_past_the_end(address, chunks));
+        };
+        self.check_foot(address, block_end, state, chunks)?;
         Ok(Block {
             address,
-            chunks: head.chunks,
-            state: head.state,
+            chunks,
+            state,
         })
+    }
+
+    /// The foot tag of the block at `address` (ending at `block_end`) must give the state and
+    /// the length its head gives.
+    #[inline]
+    fn check_foot(
+        &self,
+        address: u64,
+        block_end: u64,
+        state: BlockState,
+        chunks: u64,
+    ) -> Result<(), Error> {
+        let foot_at = block_end - TAG_SIZE;
+        let foot = self.foot(foot_at)?;
+        if foot != (state, chunks) {
+            return Err(foot_mismatch(address, foot_at, foot, (state, chunks)));
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_a_boundary(&self, address: u64) -> Error {
+        corrupt(
+            address,
+            format!(
+                "not a chunk boundary inside the block area {:#x}..{:#x}",
+                self.start, self.end
+            ),
+        )
     }
 
     /// A free block on list `list` that is only linked to, not resized: its head tag must
     /// say free with a size of that list's class that fits in the heap, which makes its link
     /// words (in the same cache line as the tag) safe to read and write. The foot is not read.
+    #[inline]
     pub(crate) fn linked_block(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
         if !self.on_chunk_boundary(address) {
-            return Err(corrupt(
-                address,
-                format!(
-                    "list {list} links to {address:#x}, not a chunk boundary inside the block \
-                     area {:#x}..{:#x}",
-                    self.start, self.end
-                ),
-            ));
+            return Err(self.bad_link(address, list));
         }
-        let head = self.tag(address, TagEnd::Head)?;
-        if head.state != BlockState::Free {
-            return Err(corrupt(
-                address,
-                format!("list {list} links to an allocated block"),
-            ));
+        let (state, chunks) = self.head(address)?;
+        if state != BlockState::Free {
+            return Err(links_to_allocated(address, list));
         }
-        let fits = head
-            .chunks
-            .checked_mul(self.chunk())
-            .and_then(|bytes| address.checked_add(bytes))
-            .is_some_and(|e| e <= self.end);
-        if !fits {
-            return Err(corrupt(
-                address,
-                format!(
-                    "block of {} chunks runs past the end of the heap",
-                    head.chunks
-                ),
-            ));
+        if self.block_end(address, chunks).is_none() {
+            return Err(runs_past_the_end(address, chunks));
         }
-        let belongs = self.geometry.list_for(head.chunks);
+        let belongs = self.geometry.list_for(chunks);
         if belongs != list {
-            return Err(corrupt(
-                address,
-                format!(
-                    "free block of {} chunks is on list {list}, it belongs on list {belongs}",
-                    head.chunks
-                ),
-            ));
+            return Err(wrong_list(address, chunks, list, belongs));
         }
         Ok(FreeBlock {
             address,
-            chunks: head.chunks,
+            chunks,
             prev: self.word(address + FREE_PREV_OFFSET)?,
             next: self.word(address + FREE_NEXT_OFFSET)?,
         })
     }
 
+    #[cold]
+    #[inline(never)]
+    fn bad_link(&self, address: u64, list: u64) -> Error {
+        corrupt(
+            address,
+            format!(
+                "list {list} links to {address:#x}, not a chunk boundary inside the block area \
+                 {:#x}..{:#x}",
+                self.start, self.end
+            ),
+        )
+    }
+
     /// The free block at `address`, which must belong on list `list`, with its foot tag
     /// checked too: for blocks whose size the caller relies on (to split, merge or take).
+    #[inline]
     pub(crate) fn free_block(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
         let b = self.linked_block(address, list)?;
-        self.block_at(address)?;
+        self.check_free_foot(&b)?;
         Ok(b)
+    }
+
+    /// The foot of free block `b` (whose head [`Reader::linked_block`] checked) must match.
+    #[inline]
+    fn check_free_foot(&self, b: &FreeBlock) -> Result<(), Error> {
+        // linked_block checked that the block ends inside the block area.
+        let block_end = b.address + b.chunks * self.chunk();
+        self.check_foot(b.address, block_end, BlockState::Free, b.chunks)
     }
 
     /// Check that `b`'s neighbours on list `list` link back to it.
@@ -271,6 +334,12 @@ impl<'v> Reader<'v> {
                 ));
             }
         }
+        self.check_next_link(b, list)
+    }
+
+    /// Check that `b`'s successor on list `list` (if any) links back to it.
+    #[inline]
+    fn check_next_link(&self, b: &FreeBlock, list: u64) -> Result<(), Error> {
         if b.next != 0 {
             let n = self.linked_block(b.next, list)?;
             if n.prev != b.address {
@@ -287,8 +356,9 @@ impl<'v> Reader<'v> {
     pub(crate) fn checked_head(&self, list: u64) -> Result<Option<FreeBlock>, Error> {
         match self.head_for_push(list)? {
             Some(b) => {
-                self.block_at(b.address)?;
-                self.check_links(&b, list)?;
+                self.check_free_foot(&b)?;
+                // head_for_push found it at the head of the list with no prev link.
+                self.check_next_link(&b, list)?;
                 Ok(Some(b))
             }
             None => Ok(None),
@@ -355,7 +425,7 @@ impl<'v> Reader<'v> {
             )));
         }
         let block = address - USER_DATA_OFFSET;
-        if !(block - self.start).is_multiple_of(self.chunk()) {
+        if !self.is_chunk_multiple(block - self.start) {
             return Err(not_from_heap(format!(
                 "no block starts there (blocks are {}-byte chunks from {:#x}, and data starts \
                  {USER_DATA_OFFSET} bytes into a block)",
@@ -363,13 +433,60 @@ impl<'v> Reader<'v> {
                 self.start
             )));
         }
-        let head = Tag::decode(self.word(block)?)
-            .ok()
-            .filter(|t| t.end == TagEnd::Head)
-            .ok_or_else(|| not_from_heap(format!("no block header at {block:#x}")))?;
-        if head.state == BlockState::Free {
+        let Some(Tag::Head { state, .. }) = Tag::from_word(self.word(block)?) else {
+            return Err(not_from_heap(format!("no block header at {block:#x}")));
+        };
+        if state == BlockState::Free {
             return Err(Error::DoubleFree { address });
         }
         self.block_at(block)
     }
+}
+
+#[cold]
+#[inline(never)]
+fn outside(at: u64) -> Error {
+    corrupt(at, "pointer leads outside the heap region")
+}
+
+#[cold]
+#[inline(never)]
+fn runs_past_the_end(address: u64, chunks: u64) -> Error {
+    corrupt(
+        address,
+        format!("block of {chunks} chunks runs past the end of the heap"),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn foot_mismatch(
+    address: u64,
+    foot_at: u64,
+    foot: (BlockState, u64),
+    head: (BlockState, u64),
+) -> Error {
+    corrupt(
+        foot_at,
+        format!(
+            "foot tag ({:?}, {} chunks) does not match the head tag at {address:#x} \
+             ({:?}, {} chunks)",
+            foot.0, foot.1, head.0, head.1
+        ),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn links_to_allocated(address: u64, list: u64) -> Error {
+    corrupt(address, format!("list {list} links to an allocated block"))
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_list(address: u64, chunks: u64, list: u64, belongs: u64) -> Error {
+    corrupt(
+        address,
+        format!("free block of {chunks} chunks is on list {list}, it belongs on list {belongs}"),
+    )
 }

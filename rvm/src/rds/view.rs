@@ -53,6 +53,7 @@ impl<'a> View<'a> {
     }
 
     /// The little-endian u64 at absolute address `at`, if all 8 bytes lie inside the region.
+    #[inline]
     pub(crate) fn word(&self, at: u64) -> Option<u64> {
         let offset = at.checked_sub(self.address)?;
         if offset.checked_add(8)? > self.length {
@@ -68,6 +69,7 @@ impl<'a> View<'a> {
     }
 
     /// Copy `buf.len()` bytes from absolute address `at`, if they lie inside the region.
+    #[inline]
     pub(crate) fn read(&self, at: u64, buf: &mut [u8]) -> Option<()> {
         let offset = at.checked_sub(self.address)?;
         if offset.checked_add(buf.len() as u64)? > self.length {
