@@ -165,10 +165,12 @@ fn run_case(
         let crashed_at = run_until_crash(&mut rvm, &mut base, &h, &mut model, remaining)?;
         let Some(done) = crashed_at else { break };
         remaining = &remaining[done..];
-        drop(std::mem::replace(
-            &mut rvm,
-            recover_and_check(&h, &mut model, &mut base)?,
-        ));
+        // The crashed instance must be gone before the devices come back: a crashed process
+        // does no more I/O, but this one's truncation thread and its `Drop` would. Dropped
+        // while the devices are still down, every write it attempts fails.
+        h.controller.crash_now();
+        drop(std::mem::replace(&mut rvm, placeholder(&h)));
+        rvm = recover_and_check(&h, &mut model, &mut base)?;
         if let Some(c) = crashes.next() {
             h.controller.crash_after(*c);
         }
