@@ -39,6 +39,20 @@ fn make(dir: &Dir, area: u64, region: u64, address: u64) -> (PathBuf, PathBuf) {
     (log, data)
 }
 
+/// After a simulated crash (the instance forgotten, its lock held by this process), recover a
+/// copy of the files as they are on disk, as the next process would.
+fn recover_copy(dir: &Dir, log: &Path, data: &Path) -> (Rvm, rvm::Segment) {
+    let (log2, data2) = (dir.path("log2"), dir.path("data2"));
+    std::fs::copy(log, &log2).unwrap();
+    std::fs::copy(data, &data2).unwrap();
+    let options = Options::default()
+        .segment_path(&data2)
+        .background_recovery(false);
+    let rvm = Rvm::open(&log2, options).unwrap();
+    let seg = rvm.map(&data2, MapOptions::anywhere()).unwrap();
+    (rvm, seg)
+}
+
 fn reopen_value(log: &Path, data: &Path, offset: usize) -> u64 {
     let rvm = Rvm::open(log, Options::default().background_recovery(false)).unwrap();
     let seg = rvm.map(data, MapOptions::anywhere()).unwrap();
@@ -116,17 +130,7 @@ fn values_are_captured_at_commit_not_at_flush() {
         std::mem::forget(other);
         std::mem::forget(rvm); // crash
     }
-    let (log2, data2) = (d.path("log2"), d.path("data2"));
-    std::fs::copy(&log, &log2).unwrap();
-    std::fs::copy(&data, &data2).unwrap();
-    let rvm = Rvm::open(
-        &log2,
-        Options::default()
-            .segment_path(&data2)
-            .background_recovery(false),
-    )
-    .unwrap();
-    let seg = rvm.map(&data2, MapOptions::anywhere()).unwrap();
+    let (_rvm, seg) = recover_copy(&d, &log, &data);
     assert_eq!(seg.read::<u64>(seg.regions()[0].address).unwrap(), 1111);
 }
 
@@ -319,17 +323,7 @@ fn concurrent_flush_commits_from_threads_are_all_durable() {
         std::mem::forget(seg);
         std::mem::forget(rvm); // crash: no close
     }
-    let (log2, data2) = (d.path("log2"), d.path("data2"));
-    std::fs::copy(&log, &log2).unwrap();
-    std::fs::copy(&data, &data2).unwrap();
-    let rvm = Rvm::open(
-        &log2,
-        Options::default()
-            .segment_path(&data2)
-            .background_recovery(false),
-    )
-    .unwrap();
-    let seg = rvm.map(&data2, MapOptions::anywhere()).unwrap();
+    let (_rvm, seg) = recover_copy(&d, &log, &data);
     let b = seg.regions()[0].address;
     for t in 0..threads {
         for i in 0..per_thread {
