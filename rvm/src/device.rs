@@ -111,18 +111,6 @@ impl FileDevice {
         Ok(dev)
     }
 
-    /// Open a new or existing file read-write and lock it.
-    pub fn create_locked(path: &Path) -> io::Result<FileDevice> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)?;
-        Self::adopt(file, path, true)
-    }
-
     fn adopt(file: File, path: &Path, lock: bool) -> io::Result<FileDevice> {
         let meta = file.metadata()?;
         let ft = meta.file_type();

@@ -131,8 +131,9 @@ pub(crate) fn unmap_region(address: usize, length: usize) {
     }
 }
 
-/// Describe what occupies `[start, end)` in this process, from /proc/self/maps.
-pub(crate) fn occupant(start: u64, end: u64) -> String {
+/// The mappings of this process that overlap `[start, end)`, from /proc/self/maps, each as
+/// "start-end name".
+fn occupants(start: u64, end: u64) -> Vec<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let mut found = Vec::new();
     for line in maps.lines() {
@@ -150,19 +151,22 @@ pub(crate) fn occupant(start: u64, end: u64) -> String {
             found.push(format!("{a:#x}-{b:#x} {name}"));
         }
     }
+    found
+}
+
+/// Describe what occupies `[start, end)`, for an error message.
+pub(crate) fn occupant(start: u64, end: u64) -> String {
+    let found = occupants(start, end);
     if found.is_empty() {
+        // The kernel refused the range but /proc/self/maps shows nothing (it changed since).
         "an existing mapping".to_string()
     } else {
         found.join(", ")
     }
 }
 
-/// Whether any part of `[start, end)` is mapped in this process (for tools that warn).
+/// What occupies any part of `[start, end)` in this process, if anything (for tools that warn).
 pub fn range_is_occupied(start: u64, end: u64) -> Option<String> {
-    let o = occupant(start, end);
-    if o == "an existing mapping" {
-        None
-    } else {
-        Some(o)
-    }
+    let found = occupants(start, end);
+    (!found.is_empty()).then(|| found.join(", "))
 }

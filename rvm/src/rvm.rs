@@ -411,12 +411,10 @@ impl Rvm {
                 remap_needs_truncate: false,
             })
             .collect();
-        let has_records = scan.records.iter().any(|r| r.range_count > 0);
         let mut touched = BTreeSet::new();
-        if has_records {
+        if !scan.segments_used.is_empty() {
             // Resolve every segment the live records name before writing anything.
-            let used = scan.segments_used.clone();
-            for index in &used {
+            for index in &scan.segments_used {
                 let slot = slots.get_mut(*index as usize).filter(|s| !s.free()).ok_or_else(|| Error::DamagedRecord {
                     path: name.clone(),
                     offset: status.head_offset,
@@ -590,13 +588,10 @@ impl Rvm {
     /// durable).
     pub fn wait_for_truncation(&self) -> Result<()> {
         let mut p = lock(&self.inner.pos);
-        while p.truncation_requested
-            || p.truncating
-            || (!p.pending_sync.is_empty() && self.truncator.is_some())
+        // Without a truncation thread, nothing is requested or running in the background.
+        while self.truncator.is_some()
+            && (p.truncation_requested || p.truncating || !p.pending_sync.is_empty())
         {
-            if self.truncator.is_none() {
-                break;
-            }
             p = self
                 .inner
                 .pos_cond
@@ -757,6 +752,21 @@ fn find_segment(
         uuid: entry.uuid,
         path_hint: entry.path_hint.clone(),
     }))
+}
+
+/// Append a whole pad record (header, zero body, trailer) of `length` bytes to `buf`.
+fn append_pad(
+    buf: &mut Vec<u8>,
+    length: u64,
+    lsn: u64,
+    generation: u64,
+    batch_first_lsn: u64,
+    seed: u32,
+) {
+    let (h, t) = encode_pad(length, lsn, generation, batch_first_lsn, seed);
+    buf.extend_from_slice(&h);
+    buf.resize(buf.len() + (length as usize - h.len() - t.len()), 0);
+    buf.extend_from_slice(&t);
 }
 
 /// One item of a planned flush.
@@ -1336,12 +1346,8 @@ impl Inner {
                 match *item {
                     Item::Record { index, .. } => end = records[index].0 + records[index].1,
                     Item::Pad { length, lsn, .. } => {
-                        let (h, t) =
-                            encode_pad(length, lsn, generation, batch_first_lsn, self.seed);
                         buf.truncate(end);
-                        buf.extend_from_slice(&h);
-                        buf.resize(buf.len() + (length as usize - h.len() - t.len()), 0);
-                        buf.extend_from_slice(&t);
+                        append_pad(buf, length, lsn, generation, batch_first_lsn, self.seed);
                         end = buf.len();
                     }
                 }
@@ -1370,15 +1376,21 @@ impl Inner {
                     length,
                     lsn,
                 } => {
-                    let (h, t) = encode_pad(length, lsn, generation, batch_first_lsn, self.seed);
                     if offset + length >= self.area_end {
                         add(&self.stats.wraps, 1);
                     }
                     if length <= 2 * SECTOR_SIZE {
-                        run.extend_from_slice(&h);
-                        run.resize(run.len() + (length as usize - h.len() - t.len()), 0);
-                        run.extend_from_slice(&t);
+                        append_pad(
+                            &mut run,
+                            length,
+                            lsn,
+                            generation,
+                            batch_first_lsn,
+                            self.seed,
+                        );
                     } else {
+                        let (h, t) =
+                            encode_pad(length, lsn, generation, batch_first_lsn, self.seed);
                         // A wrap pad: only its header and trailer are written.
                         if !run.is_empty() {
                             self.write_log(&run, run_start)?;
@@ -1577,8 +1589,7 @@ impl Inner {
         let mut p = lock(&self.pos);
         p.truncating = false;
         if result.is_ok() {
-            p.head_offset = tail_offset;
-            p.head_lsn = next_lsn;
+            // The head itself moved with the status write (`write_status_then`).
             p.pending_sync.clear();
             add(&self.stats.truncations, 1);
             if background {
