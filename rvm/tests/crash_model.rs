@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use rvm::device::{CrashController, CrashDevice, Device, MemDevice, Tear};
+use rvm::device::{CrashController, CrashDevice, MemDevice, Tear};
 use rvm::segment::{self, RegionSpec};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
 
@@ -368,6 +368,7 @@ proptest! {
 /// the same state: replay is idempotent.
 #[test]
 fn crash_during_recovery_recovers_the_same_state() {
+    let mut crashes_inside_recovery = 0;
     for crash_at in 0..40 {
         let (log_img, data_img) = fresh_images();
         let controller = CrashController::new(crash_at + 1);
@@ -403,14 +404,18 @@ fn crash_during_recovery_recovers_the_same_state() {
             }
             drop(r);
         }
+        crashes_inside_recovery += 1;
         let (r, b) = reopen_after_crash(&h).unwrap();
         assert_eq!(
             read_region(&r, b),
             expect,
             "after a crash at device operation {crash_at} during recovery"
         );
-        // The write count must not be zero: recovery did real work that the crash could hit.
-        assert!(h.controller.operations() > 0);
-        let _ = Device::len(&*h.log);
     }
+    // Recovery of 30 transactions writes the segment, syncs it and writes a status: the
+    // first crash points land inside it (the later ones after it, checked above).
+    assert!(
+        crashes_inside_recovery >= 3,
+        "only {crashes_inside_recovery} crash points fell inside recovery"
+    );
 }
