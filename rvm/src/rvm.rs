@@ -517,6 +517,9 @@ impl Rvm {
     pub fn map(&self, path: impl AsRef<Path>, options: MapOptions) -> Result<Segment> {
         let path = path.as_ref();
         let name = path.display().to_string();
+        // The unlocked probe only learns the UUID, to reuse a device recovery already holds
+        // (a second open would find our own lock). `map_segment` reads the header again from
+        // the locked device it maps, which is the copy that counts.
         let probe =
             FileDevice::open(path, Access::ReadOnly).map_err(|e| Error::io(&name, "open", e))?;
         let header = read_header_from(&probe)?;
