@@ -75,6 +75,16 @@ fn region(rvm: &Rvm, base: usize) -> Vec<u8> {
     buf
 }
 
+/// A fresh log and segment, an open instance, and `flushes` flush commits made: returns them
+/// with the expected region contents.
+fn started(flushes: usize) -> (Setup, Rvm, usize, Vec<u8>) {
+    let s = setup(64 * 1024);
+    let (rvm, base) = open(&s).unwrap();
+    let mut expect = vec![0u8; REGION_BYTES];
+    commit_flushes(&rvm, base, 0, flushes, &mut expect);
+    (s, rvm, base, expect)
+}
+
 /// "Crash": copy the devices' bytes as they are now and forget the instance (no close).
 fn crash(s: &Setup, rvm: Rvm) -> Setup {
     let copy = Setup {
@@ -148,10 +158,7 @@ fn empty_log() {
 }
 
 fn clean_close() {
-    let s = setup(64 * 1024);
-    let (rvm, base) = open(&s).unwrap();
-    let mut expect = vec![0u8; REGION_BYTES];
-    commit_flushes(&rvm, base, 0, 5, &mut expect);
+    let (s, rvm, _, expect) = started(5);
     rvm.close().unwrap();
     let status = LogReader::from_device(s.log.clone() as DeviceRef)
         .unwrap()
@@ -164,10 +171,7 @@ fn clean_close() {
 }
 
 fn committed_not_closed() {
-    let s = setup(64 * 1024);
-    let (rvm, base) = open(&s).unwrap();
-    let mut expect = vec![0u8; REGION_BYTES];
-    commit_flushes(&rvm, base, 0, 20, &mut expect);
+    let (s, rvm, _, expect) = started(20);
     let c = crash(&s, rvm);
     let sc = scan(&c);
     assert_eq!(sc.end, ScanEnd::End);
@@ -179,10 +183,7 @@ fn committed_not_closed() {
 }
 
 fn torn_tail() {
-    let s = setup(64 * 1024);
-    let (rvm, base) = open(&s).unwrap();
-    let mut expect = vec![0u8; REGION_BYTES];
-    commit_flushes(&rvm, base, 0, 3, &mut expect);
+    let (s, rvm, base, mut expect) = started(3);
     let before_last = expect.clone();
     commit_flushes(&rvm, base, 3, 1, &mut expect);
     let c = crash(&s, rvm);
@@ -208,10 +209,7 @@ fn torn_tail() {
 }
 
 fn mid_log_corruption() {
-    let s = setup(64 * 1024);
-    let (rvm, base) = open(&s).unwrap();
-    let mut expect = vec![0u8; REGION_BYTES];
-    commit_flushes(&rvm, base, 0, 2, &mut expect);
+    let (s, rvm, base, mut expect) = started(2);
     let prefix = expect.clone();
     commit_flushes(&rvm, base, 2, 4, &mut expect);
     let c = crash(&s, rvm);
@@ -253,10 +251,7 @@ fn mid_log_corruption() {
 }
 
 fn damage_before_clean_tail() {
-    let s = setup(64 * 1024);
-    let (rvm, base) = open(&s).unwrap();
-    let mut expect = vec![0u8; REGION_BYTES];
-    commit_flushes(&rvm, base, 0, 1, &mut expect);
+    let (s, rvm, _, _) = started(1);
     rvm.close().unwrap();
     // One batch only, so no later flush exists; the clean-close tail still proves damage.
     let rec = scan(&s).records[0];
@@ -352,10 +347,7 @@ fn interrupted_truncation() {
 }
 
 fn stale_status_slot() {
-    let s = setup(64 * 1024);
-    let (rvm, base) = open(&s).unwrap();
-    let mut expect = vec![0u8; REGION_BYTES];
-    commit_flushes(&rvm, base, 0, 3, &mut expect);
+    let (s, rvm, _, expect) = started(3);
     rvm.truncate().unwrap();
     rvm.close().unwrap();
     let reader = LogReader::from_device(s.log.clone() as DeviceRef).unwrap();
@@ -371,10 +363,7 @@ fn stale_status_slot() {
 }
 
 fn torn_status_slot() {
-    let s = setup(64 * 1024);
-    let (rvm, base) = open(&s).unwrap();
-    let mut expect = vec![0u8; REGION_BYTES];
-    commit_flushes(&rvm, base, 0, 6, &mut expect);
+    let (s, rvm, _, expect) = started(6);
     rvm.truncate().unwrap();
     let c = crash(&s, rvm);
     let reader = LogReader::from_device(c.log.clone() as DeviceRef).unwrap();
@@ -423,10 +412,7 @@ fn craft_record(status: &Status, lsn: u64, generation: u64, offset: u64, fill: u
 }
 
 fn leftover_generation() {
-    let s = setup(64 * 1024);
-    let (rvm, base) = open(&s).unwrap();
-    let mut expect = vec![0u8; REGION_BYTES];
-    commit_flushes(&rvm, base, 0, 2, &mut expect);
+    let (s, rvm, _, expect) = started(2);
     let c = crash(&s, rvm);
     let reader = LogReader::from_device(c.log.clone() as DeviceRef).unwrap();
     let sc = reader.scan().unwrap();
@@ -462,10 +448,7 @@ fn leftover_generation() {
 }
 
 fn record_from_another_log() {
-    let s = setup(64 * 1024);
-    let (rvm, base) = open(&s).unwrap();
-    let mut expect = vec![0u8; REGION_BYTES];
-    commit_flushes(&rvm, base, 0, 1, &mut expect);
+    let (s, rvm, _, _) = started(1);
     let c = crash(&s, rvm);
     let reader = LogReader::from_device(c.log.clone() as DeviceRef).unwrap();
     let sc = reader.scan().unwrap();
@@ -483,10 +466,7 @@ fn record_from_another_log() {
 }
 
 fn range_outside_segment() {
-    let s = setup(64 * 1024);
-    let (rvm, base) = open(&s).unwrap();
-    let mut expect = vec![0u8; REGION_BYTES];
-    commit_flushes(&rvm, base, 0, 1, &mut expect);
+    let (s, rvm, _, _) = started(1);
     let c = crash(&s, rvm);
     let reader = LogReader::from_device(c.log.clone() as DeviceRef).unwrap();
     let sc = reader.scan().unwrap();
