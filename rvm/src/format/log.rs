@@ -506,7 +506,7 @@ pub struct RecordHeader {
     pub generation: u64,
     /// LSN of the first record written by the same flush (same write + sync).
     pub batch_first_lsn: u64,
-    /// Commit time in microseconds since the epoch; informational only.
+    /// Time of the flush that wrote the record, microseconds since the epoch; informational.
     pub time_us: u64,
     pub range_count: u32,
 }
