@@ -28,15 +28,15 @@ pub mod format;
 pub mod log;
 mod mapping;
 pub use crate::mapping::range_is_occupied;
+mod apply;
+mod instance;
 pub mod rds;
-mod rvm;
 pub mod segment;
-mod truncate;
 mod tx;
 
 pub use crate::error::{Error, Result};
 pub use crate::format::Uuid;
-pub use crate::rvm::{LogState, Options, Rvm, Statistics};
+pub use crate::instance::{LogState, Options, Rvm, Statistics};
 pub use crate::segment::{MapOptions, MappedRegion, Placement, Segment};
 pub use crate::tx::{BeginMode, CommitMode, Transaction};
 pub use bytemuck::{AnyBitPattern, NoUninit, Pod, Zeroable};

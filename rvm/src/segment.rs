@@ -38,7 +38,7 @@ pub fn layout(length_bytes: u64, regions: &[RegionSpec]) -> Result<SegmentHeader
     let header = SegmentHeader {
         uuid,
         length_bytes,
-        created_unix_ms: crate::rvm::now_ms(),
+        created_unix_ms: crate::instance::now_ms(),
         regions: entries,
     };
     header.validate().map_err(|e| layout_error(&header, e))?;

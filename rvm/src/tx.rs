@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::format::log::{
     transaction_record_size, RangeHeader, TransactionEncoder, TX_FLAG_FLUSH, TX_FLAG_RESTORE,
 };
-use crate::rvm::Rvm;
+use crate::instance::Rvm;
 
 /// How a transaction begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,164 @@
+//! The commit queue and group commit.
+
+use std::sync::MutexGuard;
+use std::time::Instant;
+
+use super::stats::add;
+use super::{lock, Inner, Rvm};
+use crate::error::Result;
+
+/// Bounds of the pause a flush leader may take to let its group finish queueing.
+pub(super) const GATHER_WAIT_US_MIN: u64 = 50;
+pub(super) const GATHER_WAIT_US_MAX: u64 = 1000;
+
+/// Commits waiting to be written.
+pub(crate) struct Queue {
+    /// Unsealed transaction records, back to back.
+    pub(crate) buf: Vec<u8>,
+    /// (start, length) of each record in `buf`.
+    pub(crate) records: Vec<(usize, usize)>,
+    /// Sequence number of the last commit queued.
+    pub(crate) queued_seq: u64,
+    /// Every commit up to this sequence number is durable.
+    pub(super) durable_seq: u64,
+    pub(super) flushing: bool,
+    pub(super) spare: Vec<u8>,
+    /// Commit counters, kept here because every commit holds this lock anyway.
+    pub(crate) counts: CommitCounts,
+    /// Committers inside `flush_until` now (the leader included).
+    pub(super) flush_waiters: usize,
+    /// Recent peak of committers served by one log sync (decays by one per sync).
+    pub(super) peak_waiters: usize,
+    /// A would-be leader is briefly waiting for the rest of its group (see `flush_until`).
+    pub(super) gathering: bool,
+    /// Duration of the last log write + sync, to size that wait.
+    pub(super) last_sync_us: u64,
+}
+
+/// Per-commit counters (see `Queue::counts`).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct CommitCounts {
+    pub(crate) flush_commits: u64,
+    pub(crate) no_flush_commits: u64,
+    pub(crate) restore_transactions: u64,
+    pub(crate) no_restore_transactions: u64,
+    pub(crate) ranges_coalesced: u64,
+    pub(crate) bytes_saved_by_coalescing: u64,
+}
+
+impl Rvm {
+    /// Write every queued no_flush commit to the log and sync it.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush_all()
+    }
+}
+
+impl Inner {
+    /// Queue-side of a commit: called with the queue locked by the transaction after it has
+    /// appended its record. Returns the commit's sequence number.
+    pub(crate) fn queued(&self, q: &mut Queue, start: usize) -> u64 {
+        let len = q.buf.len() - start;
+        q.records.push((start, len));
+        q.queued_seq += 1;
+        q.queued_seq
+    }
+
+    pub(crate) fn queue_over_limit(&self, q: &Queue) -> bool {
+        q.buf.len()
+            > self
+                .options
+                .no_flush_queue_bytes_max
+                .min(((self.area_end - self.area_start) / 4) as usize)
+    }
+
+    /// Make every commit up to `seq` durable, leading a flush if nobody else is.
+    pub(crate) fn flush_until(&self, seq: u64) -> Result<()> {
+        let mut q = lock(&self.queue);
+        if q.durable_seq >= seq {
+            return Ok(());
+        }
+        q.flush_waiters += 1;
+        if q.gathering && q.flush_waiters >= q.peak_waiters {
+            // The group a waiting leader expects is complete: let it go now.
+            self.queue_cond.notify_all();
+        }
+        self.flush_until_locked(q, seq)
+    }
+
+    /// Group commit. The first committer that finds no flush running leads: it takes the whole
+    /// queue, writes it as one batch and syncs once for everybody queued. Committers that
+    /// arrive meanwhile wait for the next leader. Without a pause, the threads released by
+    /// one sync would still be between `begin` and `end` when the next leader takes the queue,
+    /// and the committers would split into groups taking turns. So when fewer committers are
+    /// waiting than recent syncs served (a peak that decays by one per sync), the would-be
+    /// leader waits once, at most the last sync's duration (bounded by
+    /// GATHER_WAIT_US_MIN..MAX), for the rest to queue. A lone committer never waits.
+    pub(super) fn flush_until_locked<'q>(
+        &'q self,
+        mut q: MutexGuard<'q, Queue>,
+        seq: u64,
+    ) -> Result<()> {
+        let mut gathered = false;
+        loop {
+            // Leave the count of waiters while still holding the lock, so a would-be leader
+            // never counts a committer that is already done.
+            if q.durable_seq >= seq {
+                q.flush_waiters -= 1;
+                return Ok(());
+            }
+            if let Err(e) = self.check_failed() {
+                q.flush_waiters -= 1;
+                return Err(e);
+            }
+            if q.flushing {
+                q = self.queue_cond.wait(q).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            if !gathered && q.flush_waiters > 0 && q.flush_waiters < q.peak_waiters {
+                gathered = true;
+                q.gathering = true;
+                let wait_us = q.last_sync_us.clamp(GATHER_WAIT_US_MIN, GATHER_WAIT_US_MAX);
+                q = self
+                    .queue_cond
+                    .wait_timeout(q, std::time::Duration::from_micros(wait_us))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                q.gathering = false;
+                continue;
+            }
+            q.flushing = true;
+            q.peak_waiters = q.flush_waiters.max(q.peak_waiters.saturating_sub(1));
+            let spare = std::mem::take(&mut q.spare);
+            let mut buf = std::mem::replace(&mut q.buf, spare);
+            let records = std::mem::take(&mut q.records);
+            let upto = q.queued_seq;
+            drop(q);
+            let started = Instant::now();
+            let result = self.write_batches(&mut buf, &records);
+            let took_us = started.elapsed().as_micros() as u64;
+            add(&self.stats.flush_time_us, took_us);
+            q = lock(&self.queue);
+            q.flushing = false;
+            q.last_sync_us = took_us;
+            buf.clear();
+            if q.spare.capacity() < buf.capacity() {
+                q.spare = buf;
+            }
+            match result {
+                Ok(()) => q.durable_seq = upto,
+                Err(e) => {
+                    self.fail(&e);
+                    q.flush_waiters -= 1;
+                    self.queue_cond.notify_all();
+                    return Err(e);
+                }
+            }
+            self.queue_cond.notify_all();
+        }
+    }
+
+    pub(crate) fn flush_all(&self) -> Result<()> {
+        let seq = lock(&self.queue).queued_seq;
+        self.flush_until(seq)
+    }
+}

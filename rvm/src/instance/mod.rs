@@ -1,0 +1,189 @@
+//! The `Rvm` instance: one log, the segments it maps, the commit queue, and truncation.
+//!
+//! The rooms follow the life of a transaction, top-down:
+//!
+//! * [`open`]: create a log, open it, and recover it (replay every committed record);
+//! * [`segments`]: the log's segment table, mapping and unmapping;
+//! * `crate::tx`: transactions (`set_range`, `end`, `abort`) capture records into the queue;
+//! * [`commit`]: the commit queue and group commit (who leads a flush, who waits);
+//! * [`flush`]: planning where queued records go in the log, sealing and writing them;
+//! * [`status`]: the log positions and the status writes that persist them;
+//! * [`truncation`]: when truncation runs and how it moves the head (`crate::apply` writes
+//!   the records into the segments);
+//! * [`stats`]: counters and the `query` snapshot.
+//!
+//! Lock order (outer first): `segments` → `status` → `regions` → `pos`; `queue` is never held
+//! while taking another lock except `pos` for a moment. Log writes happen outside every lock:
+//! one committer at a time becomes the flush leader (`Queue::flushing`), takes the whole queue,
+//! writes it as one batch and syncs once for everybody (group commit).
+
+mod commit;
+mod flush;
+mod open;
+mod options;
+mod segments;
+mod stats;
+mod status;
+mod truncation;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::device::DeviceRef;
+use crate::error::{Error, Result};
+use crate::format::log::{Counters, Status, STATUS_FLAG_CLEAN};
+use crate::segment::Segment;
+use crate::tx::{BeginMode, Transaction};
+
+use commit::Queue;
+pub use options::Options;
+use segments::{RegionRef, Slot};
+use stats::Stats;
+pub use stats::{LogState, Statistics};
+use status::Pos;
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+pub(crate) struct Inner {
+    pub(crate) log: DeviceRef,
+    pub(crate) log_name: String,
+    seed: u32,
+    area_start: u64,
+    area_end: u64,
+    pub(crate) record_bytes_max: u64,
+    options: Options,
+    pub(crate) queue: Mutex<Queue>,
+    queue_cond: Condvar,
+    pos: Mutex<Pos>,
+    pos_cond: Condvar,
+    truncate_lock: Mutex<()>,
+    status: Mutex<Status>,
+    lifetime_base: Counters,
+    pub(crate) segments: RwLock<Vec<Slot>>,
+    pub(crate) regions: RwLock<Vec<RegionRef>>,
+    failed: Mutex<Option<String>>,
+    /// Set (once) with `failed`: lets the commit path check without taking a lock.
+    has_failed: AtomicBool,
+    pub(crate) stats: Stats,
+    pub(crate) active: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A recoverable-memory instance: one log, its segments and their transactions.
+///
+/// `Rvm` is `Send + Sync`; share it between threads by reference (or in an `Arc`).
+/// Dropping it flushes queued commits, marks the log cleanly closed and unmaps its segments;
+/// [`Rvm::close`] does the same and reports errors.
+pub struct Rvm {
+    pub(crate) inner: Arc<Inner>,
+    truncator: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Rvm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rvm")
+            .field("log", &self.inner.log_name)
+            .finish()
+    }
+}
+
+impl Rvm {
+    /// Begin a transaction.
+    pub fn begin(&self, mode: BeginMode) -> Result<Transaction<'_>> {
+        self.inner.check_failed()?;
+        Ok(Transaction::new(self, mode))
+    }
+
+    /// Flush queued commits, mark the log cleanly closed, and unmap every segment.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        let flushed = self.inner.flush_all();
+        {
+            let mut p = lock(&self.inner.pos);
+            p.shutdown = true;
+        }
+        self.inner.pos_cond.notify_all();
+        if let Some(h) = self.truncator.take() {
+            let _ = h.join();
+        }
+        let result = flushed.and_then(|_| {
+            self.inner.check_failed()?;
+            let pending = !lock(&self.inner.pos).pending_sync.is_empty();
+            if pending {
+                self.inner.truncate_now(false)?;
+            }
+            self.inner.write_status(|s, p| {
+                s.flags |= STATUS_FLAG_CLEAN;
+                s.tail_offset = p.tail_offset;
+                s.tail_lsn = p.next_lsn;
+            })
+        });
+        let segments: Vec<Segment> = {
+            let slots = self
+                .inner
+                .segments
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            slots.iter().filter_map(|s| s.mapped.clone()).collect()
+        };
+        for s in segments {
+            let _ = self.inner.unmap_segment(&s);
+        }
+        result
+    }
+}
+
+impl Drop for Rvm {
+    fn drop(&mut self) {
+        if self.truncator.is_some() || !lock(&self.inner.pos).shutdown {
+            let _ = self.shutdown();
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn check_failed(&self) -> Result<()> {
+        if !self.has_failed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match &*lock(&self.failed) {
+            Some(cause) => Err(Error::Failed {
+                path: self.log_name.clone(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&self, e: &Error) {
+        let mut f = lock(&self.failed);
+        if f.is_none() {
+            *f = Some(e.to_string());
+            self.has_failed.store(true, Ordering::Release);
+        }
+    }
+
+    fn log_io(&self, op: &'static str) -> impl Fn(std::io::Error) -> Error + '_ {
+        move |e| Error::io(&self.log_name, op, e)
+    }
+}

@@ -1,0 +1,65 @@
+//! Options for opening a log.
+
+use std::path::PathBuf;
+
+use crate::device::DeviceRef;
+
+/// Options for [`Rvm::open`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Log use (percent) at which background truncation starts; 0 disables the background
+    /// thread (truncation then happens only when space runs out or when asked).
+    pub truncate_threshold_percent: u8,
+    /// Queued no_flush commits are flushed when they hold more than this many bytes.
+    pub no_flush_queue_bytes_max: usize,
+    /// On mid-log corruption, recover only the records before the damage instead of failing.
+    pub recover_prefix: bool,
+    /// Segment files to look in (by UUID) when the log's path hints are stale.
+    pub segment_paths: Vec<PathBuf>,
+    /// Segment devices to look in (tests, fuzzing).
+    pub segment_devices: Vec<DeviceRef>,
+    /// When true (the default), `open` returns once the log has been replayed into the
+    /// segments' page cache; syncing them and freeing the log continues in the background.
+    /// When false, `open` returns only after the recovered state is durable.
+    pub background_recovery: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            truncate_threshold_percent: 50,
+            no_flush_queue_bytes_max: 8 << 20,
+            recover_prefix: false,
+            segment_paths: Vec::new(),
+            segment_devices: Vec::new(),
+            background_recovery: true,
+        }
+    }
+}
+
+impl Options {
+    pub fn truncate_threshold(mut self, percent: u8) -> Self {
+        self.truncate_threshold_percent = percent;
+        self
+    }
+    pub fn no_flush_queue_bytes_max(mut self, bytes: usize) -> Self {
+        self.no_flush_queue_bytes_max = bytes;
+        self
+    }
+    pub fn recover_prefix(mut self, yes: bool) -> Self {
+        self.recover_prefix = yes;
+        self
+    }
+    pub fn segment_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.segment_paths.push(path.into());
+        self
+    }
+    pub fn segment_device(mut self, device: DeviceRef) -> Self {
+        self.segment_devices.push(device);
+        self
+    }
+    pub fn background_recovery(mut self, yes: bool) -> Self {
+        self.background_recovery = yes;
+        self
+    }
+}

@@ -1,0 +1,177 @@
+//! Counters of an instance and the `query` snapshot of its log.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{lock, Inner, Rvm};
+use crate::format::log::{Counters, SegmentEntry};
+use crate::format::Uuid;
+
+#[derive(Debug, Clone, Default)]
+pub struct Statistics {
+    pub flush_commits: u64,
+    pub no_flush_commits: u64,
+    pub restore_transactions: u64,
+    pub no_restore_transactions: u64,
+    pub aborts: u64,
+    /// Log syncs (each covers every commit queued before it: group commit).
+    pub flushes: u64,
+    pub records_written: u64,
+    pub bytes_logged: u64,
+    pub wraps: u64,
+    pub truncations: u64,
+    pub background_truncations: u64,
+    /// Times a commit had to wait for log space.
+    pub space_waits: u64,
+    pub ranges_coalesced: u64,
+    pub bytes_saved_by_coalescing: u64,
+    pub flush_time_us: u64,
+    pub truncation_time_us: u64,
+    pub last_truncation_us: u64,
+    pub recovered_records: u64,
+    pub recovery_time_us: u64,
+    /// Totals over the life of the log (persisted in its status).
+    pub lifetime: Counters,
+}
+
+/// A snapshot of the log's state.
+#[derive(Debug, Clone)]
+pub struct LogState {
+    pub log_path: String,
+    pub log_uuid: Uuid,
+    pub area_offset: u64,
+    pub area_size: u64,
+    pub head_offset: u64,
+    pub head_lsn: u64,
+    pub tail_offset: u64,
+    pub next_lsn: u64,
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+    pub used_percent: f64,
+    pub active_transactions: usize,
+    pub queued_no_flush_commits: usize,
+    pub queued_bytes: usize,
+    pub generation: u64,
+    /// The largest transaction record this log accepts.
+    pub record_bytes_max: u64,
+    pub segments: Vec<SegmentEntry>,
+}
+
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) restore_transactions: AtomicU64,
+    pub(crate) no_restore_transactions: AtomicU64,
+    pub(crate) aborts: AtomicU64,
+    pub(super) flushes: AtomicU64,
+    pub(super) records_written: AtomicU64,
+    pub(super) bytes_logged: AtomicU64,
+    pub(super) wraps: AtomicU64,
+    pub(super) truncations: AtomicU64,
+    pub(super) background_truncations: AtomicU64,
+    pub(super) space_waits: AtomicU64,
+    pub(super) flush_time_us: AtomicU64,
+    pub(super) truncation_time_us: AtomicU64,
+    pub(super) last_truncation_us: AtomicU64,
+    pub(super) recovered_records: AtomicU64,
+    pub(super) recovery_time_us: AtomicU64,
+}
+
+pub(super) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Rvm {
+    /// This instance's counters, and the log's lifetime totals.
+    pub fn statistics(&self) -> Statistics {
+        self.inner.statistics()
+    }
+
+    /// A snapshot of the log's positions, use and segment table.
+    pub fn query(&self) -> LogState {
+        self.inner.query()
+    }
+}
+
+impl Inner {
+    pub(super) fn lifetime_counters(&self) -> Counters {
+        let b = self.lifetime_base;
+        let c = lock(&self.queue).counts;
+        let s = &self.stats;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Counters {
+            flush_commits: b.flush_commits + c.flush_commits,
+            no_flush_commits: b.no_flush_commits + c.no_flush_commits,
+            aborts: b.aborts + g(&s.aborts),
+            flushes: b.flushes + g(&s.flushes),
+            records_written: b.records_written + g(&s.records_written),
+            bytes_logged: b.bytes_logged + g(&s.bytes_logged),
+            truncations: b.truncations + g(&s.truncations),
+            recoveries: b.recoveries + u64::from(g(&s.recovered_records) > 0),
+            wraps: b.wraps + g(&s.wraps),
+            ranges_coalesced: b.ranges_coalesced + c.ranges_coalesced,
+            bytes_saved_by_coalescing: b.bytes_saved_by_coalescing + c.bytes_saved_by_coalescing,
+        }
+    }
+
+    pub(super) fn statistics(&self) -> Statistics {
+        let c = lock(&self.queue).counts;
+        let s = &self.stats;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Statistics {
+            flush_commits: c.flush_commits,
+            no_flush_commits: c.no_flush_commits,
+            restore_transactions: c.restore_transactions + g(&s.restore_transactions),
+            no_restore_transactions: c.no_restore_transactions + g(&s.no_restore_transactions),
+            aborts: g(&s.aborts),
+            flushes: g(&s.flushes),
+            records_written: g(&s.records_written),
+            bytes_logged: g(&s.bytes_logged),
+            wraps: g(&s.wraps),
+            truncations: g(&s.truncations),
+            background_truncations: g(&s.background_truncations),
+            space_waits: g(&s.space_waits),
+            ranges_coalesced: c.ranges_coalesced,
+            bytes_saved_by_coalescing: c.bytes_saved_by_coalescing,
+            flush_time_us: g(&s.flush_time_us),
+            truncation_time_us: g(&s.truncation_time_us),
+            last_truncation_us: g(&s.last_truncation_us),
+            recovered_records: g(&s.recovered_records),
+            recovery_time_us: g(&s.recovery_time_us),
+            lifetime: self.lifetime_counters(),
+        }
+    }
+
+    pub(super) fn query(&self) -> LogState {
+        let (queued, queued_bytes) = {
+            let q = lock(&self.queue);
+            (q.records.len(), q.buf.len())
+        };
+        let status = lock(&self.status).clone();
+        let p = lock(&self.pos);
+        let area = self.area_end - self.area_start;
+        let used = self.used_bytes(&p);
+        LogState {
+            log_path: self.log_name.clone(),
+            log_uuid: status.log_uuid,
+            area_offset: self.area_start,
+            area_size: area,
+            head_offset: p.head_offset,
+            head_lsn: p.head_lsn,
+            tail_offset: p.tail_offset,
+            next_lsn: p.next_lsn,
+            used_bytes: used,
+            free_bytes: area - used,
+            used_percent: used as f64 * 100.0 / area as f64,
+            active_transactions: self.active.load(Ordering::Relaxed),
+            queued_no_flush_commits: queued,
+            queued_bytes,
+            generation: status.generation,
+            record_bytes_max: self.record_bytes_max,
+            segments: status
+                .segments
+                .iter()
+                .filter(|s| s.uuid != Uuid::NIL)
+                .cloned()
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! When truncation runs (threshold, request, out of space, background thread) and how it
+//! moves the head once the records are in the segments.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::segments::slot_target;
+use super::stats::add;
+use super::{lock, now_ms, Inner, Rvm};
+use crate::apply::Applier;
+use crate::device::DeviceRef;
+use crate::error::{Error, Result};
+use crate::format::segment::SegmentHeader;
+use crate::log::LogReader;
+
+impl Rvm {
+    /// Flush, then apply the whole log to the segments, sync them, and free the log.
+    pub fn truncate(&self) -> Result<()> {
+        self.inner.flush_all()?;
+        self.inner.truncate_now(false)
+    }
+
+    /// Wait until no truncation is requested or running (after `open`, until recovery is
+    /// durable).
+    pub fn wait_for_truncation(&self) -> Result<()> {
+        let mut p = lock(&self.inner.pos);
+        // Without a truncation thread, nothing is requested or running in the background.
+        while self.truncator.is_some()
+            && (p.truncation_requested || p.truncating || !p.pending_sync.is_empty())
+        {
+            p = self
+                .inner
+                .pos_cond
+                .wait(p)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(p);
+        self.inner.check_failed()
+    }
+}
+
+impl Inner {
+    pub(crate) fn request_truncation(&self) {
+        let mut p = lock(&self.pos);
+        p.truncation_requested = true;
+        self.pos_cond.notify_all();
+    }
+
+    pub(super) fn truncation_thread(&self) {
+        loop {
+            {
+                let mut p = lock(&self.pos);
+                while !p.truncation_requested && !p.shutdown {
+                    p = self.pos_cond.wait(p).unwrap_or_else(|e| e.into_inner());
+                }
+                if p.shutdown {
+                    return;
+                }
+            }
+            if let Err(e) = self.truncate_now(true) {
+                self.fail(&e);
+                let mut p = lock(&self.pos);
+                p.truncation_requested = false;
+                self.pos_cond.notify_all();
+            }
+        }
+    }
+
+    /// Apply every durable record to the segments, sync them, then move the head past those
+    /// records with a status write. One truncation at a time; commits continue meanwhile.
+    pub(crate) fn truncate_now(&self, background: bool) -> Result<()> {
+        let _one = lock(&self.truncate_lock);
+        self.check_failed()?;
+        let started = Instant::now();
+        let (head_offset, head_lsn, tail_offset, next_lsn, applied_lsn, mut touched) = {
+            let mut p = lock(&self.pos);
+            p.truncation_requested = false;
+            if p.is_empty() && p.pending_sync.is_empty() {
+                self.pos_cond.notify_all();
+                return Ok(());
+            }
+            p.truncating = true;
+            (
+                p.head_offset,
+                p.head_lsn,
+                p.tail_offset,
+                p.next_lsn,
+                p.applied_lsn,
+                p.pending_sync.clone(),
+            )
+        };
+        let result = (|| -> Result<()> {
+            if head_lsn < next_lsn {
+                let status = lock(&self.status).clone();
+                let reader = LogReader::with_status(self.log.clone(), status);
+                let targets: Vec<Option<(DeviceRef, SegmentHeader)>> = {
+                    let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+                    (0..slots.len())
+                        .map(|i| slot_target(&slots, i as u32))
+                        .collect()
+                };
+                let target = |i: u32| targets.get(i as usize).cloned().flatten();
+                let mut applier = Applier::new(&self.log_name);
+                reader.walk_bodies(head_offset, head_lsn, next_lsn, |offset, header, body| {
+                    if header.lsn >= applied_lsn {
+                        applier.add_body(offset, header, body, &target)?;
+                    }
+                    Ok(())
+                })?;
+                touched.extend(applier.finish(&target)?);
+            }
+            let devices: Vec<DeviceRef> = {
+                let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+                touched
+                    .iter()
+                    .filter_map(|i| slots.get(*i as usize).and_then(|s| s.device.clone()))
+                    .collect()
+            };
+            for d in devices {
+                d.sync().map_err(|e| Error::io(d.name(), "fsync", e))?;
+            }
+            let truncated_ms = now_ms();
+            self.write_status_then(
+                |s, _| {
+                    s.head_offset = tail_offset;
+                    s.head_lsn = next_lsn;
+                    s.last_truncation_unix_ms = truncated_ms;
+                },
+                |p| {
+                    p.head_offset = tail_offset;
+                    p.head_lsn = next_lsn;
+                },
+            )?;
+            Ok(())
+        })();
+        let mut p = lock(&self.pos);
+        p.truncating = false;
+        if result.is_ok() {
+            // The head itself moved with the status write (`write_status_then`).
+            p.pending_sync.clear();
+            add(&self.stats.truncations, 1);
+            if background {
+                add(&self.stats.background_truncations, 1);
+            }
+            let us = started.elapsed().as_micros() as u64;
+            add(&self.stats.truncation_time_us, us);
+            self.stats.last_truncation_us.store(us, Ordering::Relaxed);
+        }
+        self.pos_cond.notify_all();
+        result
+    }
+}
