@@ -137,6 +137,7 @@ impl FileDevice {
         lock_exclusive(&self.file)
     }
 
+    /// The path this device was opened with.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -269,6 +270,7 @@ pub struct MemDevice {
 }
 
 impl MemDevice {
+    /// A device named `name` holding `bytes`.
     pub fn new(name: &str, bytes: Vec<u8>) -> MemDevice {
         MemDevice {
             name: name.to_string(),
@@ -378,6 +380,7 @@ impl CrashController {
         self.lock().crashed = true;
     }
 
+    /// True once the scheduled crash has happened.
     pub fn has_crashed(&self) -> bool {
         self.lock().crashed
     }
@@ -464,6 +467,8 @@ struct CrashImages {
 }
 
 impl CrashDevice {
+    /// A device named `name` whose live and durable images both start as `initial`; it crashes
+    /// when `controller` says so.
     pub fn new(name: &str, controller: Arc<CrashController>, initial: Vec<u8>) -> CrashDevice {
         CrashDevice {
             name: name.to_string(),
@@ -481,6 +486,7 @@ impl CrashDevice {
         self.images.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// What a crash does to writes that were not synced.
     pub fn set_tear(&self, tear: Tear) {
         self.images().tear = tear;
     }

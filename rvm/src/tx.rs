@@ -145,6 +145,7 @@ impl<'a> Transaction<'a> {
         }
     }
 
+    /// The mode this transaction was begun in.
     pub fn mode(&self) -> BeginMode {
         self.mode
     }

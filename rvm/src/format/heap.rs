@@ -63,6 +63,7 @@ const HH_RESERVED: usize = 56;
 pub const COUNTERS_OFFSET: u64 = 64;
 /// Number of u64 counters (see [`HeapCounters`]).
 pub const COUNTERS_WORDS: usize = 10;
+/// Bytes of the counters.
 pub const COUNTERS_SIZE: u64 = 8 * COUNTERS_WORDS as u64;
 
 /// Positions of the counters (u64 words from [`COUNTERS_OFFSET`]). The ones every malloc
@@ -70,15 +71,25 @@ pub const COUNTERS_SIZE: u64 = 8 * COUNTERS_WORDS as u64;
 /// accounting), so each operation changes one short contiguous run: malloc words 0..=6, free
 /// words 4..=8.
 pub mod counter {
+    /// Allocations served by splitting a block of a larger exact-size list.
     pub const SPLITS: usize = 0;
+    /// Allocations served from the list of large blocks.
     pub const LARGE_HITS: usize = 1;
+    /// Allocations served by the head of their exact-size list.
     pub const EXACT_HITS: usize = 2;
+    /// Successful allocations.
     pub const MALLOC_COUNT: usize = 3;
+    /// Changes with every heap operation (see `HeapCounters::generation`).
     pub const GENERATION: usize = 4;
+    /// Bytes in free blocks.
     pub const FREE_BYTES: usize = 5;
+    /// Bytes in allocated blocks.
     pub const ALLOCATED_BYTES: usize = 6;
+    /// Successful frees.
     pub const FREE_COUNT: usize = 7;
+    /// Merges of a freed block with a free neighbour.
     pub const COALESCE_COUNT: usize = 8;
+    /// Blocks created by `prealloc`.
     pub const PREALLOC_COUNT: usize = 9;
 }
 /// Offset of the generation counter.
@@ -142,14 +153,18 @@ const _: () = {
 /// Whether a block is free (on a list) or allocated (owned by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockState {
+    /// On a free list.
     Free,
+    /// Handed out by malloc.
     Allocated,
 }
 
 /// Which end of a block a tag sits at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TagEnd {
+    /// The tag at the start of a block.
     Head,
+    /// The tag at the end of a block.
     Foot,
 }
 
@@ -157,9 +172,19 @@ pub enum TagEnd {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tag {
     /// The tag at the start of a block: its state and its length in chunks (at least 1).
-    Head { state: BlockState, chunks: u64 },
+    Head {
+        /// Free or allocated.
+        state: BlockState,
+        /// Length of the block in chunks.
+        chunks: u64,
+    },
     /// The tag at the end of a block: the same state and length as its head tag.
-    Foot { state: BlockState, chunks: u64 },
+    Foot {
+        /// Free or allocated.
+        state: BlockState,
+        /// Length of the block in chunks.
+        chunks: u64,
+    },
 }
 
 /// The stored head tag of a block.
@@ -175,6 +200,7 @@ pub fn foot_word(state: BlockState, chunks: u64) -> u64 {
 }
 
 impl Tag {
+    /// Which end of a block this tag is.
     pub fn end(&self) -> TagEnd {
         match self {
             Tag::Head { .. } => TagEnd::Head,
@@ -281,8 +307,11 @@ pub struct HeapCounters {
     pub free_bytes: u64,
     /// Bytes in allocated blocks (whole blocks, tags included).
     pub allocated_bytes: u64,
+    /// Successful allocations.
     pub malloc_count: u64,
+    /// Successful frees.
     pub free_count: u64,
+    /// Blocks created by `prealloc`.
     pub prealloc_count: u64,
     /// Merges of a freed block with a free neighbour.
     pub coalesce_count: u64,
@@ -329,6 +358,7 @@ impl HeapCounters {
         }
     }
 
+    /// The counters' on-disk bytes.
     pub fn encode(&self) -> [u8; COUNTERS_SIZE as usize] {
         let mut buf = [0u8; COUNTERS_SIZE as usize];
         for (i, w) in self.to_words().iter().enumerate() {
@@ -358,8 +388,11 @@ impl HeapCounters {
 /// header is noticed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeapGeometry {
+    /// Length of the heap region in bytes.
     pub heap_length: u64,
+    /// Allocation granularity in bytes.
     pub chunk_size: u64,
+    /// Number of exact-size free lists.
     pub nlists: u64,
     /// Offset of the first block from the start of the heap region.
     pub blocks_offset: u64,
@@ -462,12 +495,16 @@ pub const fn list_offset(list: u64) -> u64 {
 /// The fixed part of a heap header, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeapHeader {
+    /// Heap format version.
     pub version: u64,
+    /// Length, chunk size, lists and what follows from them.
     pub geometry: HeapGeometry,
+    /// Operation counters and byte accounting.
     pub counters: HeapCounters,
 }
 
 impl HeapHeader {
+    /// The header of a freshly initialized heap of this geometry.
     pub fn new(geometry: HeapGeometry) -> HeapHeader {
         HeapHeader {
             version: HEAP_FORMAT_VERSION,

@@ -38,26 +38,37 @@ impl Default for Options {
 }
 
 impl Options {
+    /// Sets [`Options::truncate_threshold_percent`] (0 disables background truncation).
     pub fn truncate_threshold(mut self, percent: u8) -> Self {
         self.truncate_threshold_percent = percent;
         self
     }
+
+    /// Sets [`Options::no_flush_queue_bytes_max`].
     pub fn no_flush_queue_bytes_max(mut self, bytes: usize) -> Self {
         self.no_flush_queue_bytes_max = bytes;
         self
     }
+
+    /// Sets [`Options::recover_prefix`]: on mid-log corruption, recover the records before it.
     pub fn recover_prefix(mut self, yes: bool) -> Self {
         self.recover_prefix = yes;
         self
     }
+
+    /// Adds a file to [`Options::segment_paths`], where recovery looks for segments by UUID.
     pub fn segment_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.segment_paths.push(path.into());
         self
     }
+
+    /// Adds a device to [`Options::segment_devices`], where recovery looks for segments by UUID.
     pub fn segment_device(mut self, device: DeviceRef) -> Self {
         self.segment_devices.push(device);
         self
     }
+
+    /// Sets [`Options::background_recovery`].
     pub fn background_recovery(mut self, yes: bool) -> Self {
         self.background_recovery = yes;
         self

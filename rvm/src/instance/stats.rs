@@ -6,28 +6,47 @@ use super::{lock, Inner, Rvm};
 use crate::format::log::{Counters, SegmentEntry};
 use crate::format::Uuid;
 
+/// Counters of this instance since it was opened, plus the log's lifetime totals
+/// ([`Rvm::statistics`]).
 #[derive(Debug, Clone, Default)]
 pub struct Statistics {
+    /// Transactions committed with `CommitMode::Flush`.
     pub flush_commits: u64,
+    /// Transactions committed with `CommitMode::NoFlush`.
     pub no_flush_commits: u64,
+    /// Transactions begun in `BeginMode::Restore`.
     pub restore_transactions: u64,
+    /// Transactions begun in `BeginMode::NoRestore`.
     pub no_restore_transactions: u64,
+    /// Transactions aborted (explicitly or by drop).
     pub aborts: u64,
     /// Log syncs (each covers every commit queued before it: group commit).
     pub flushes: u64,
+    /// Transaction records written to the log.
     pub records_written: u64,
+    /// Bytes of transaction records written to the log.
     pub bytes_logged: u64,
+    /// Times the log's writing position wrapped to the start of the record area.
     pub wraps: u64,
+    /// Truncations completed (records applied to the segments and log space freed).
     pub truncations: u64,
+    /// Truncations run by the background thread (included in `truncations`).
     pub background_truncations: u64,
     /// Times a commit had to wait for log space.
     pub space_waits: u64,
+    /// Ranges merged into an overlapping or adjacent range at commit.
     pub ranges_coalesced: u64,
+    /// Log bytes saved by coalescing ranges.
     pub bytes_saved_by_coalescing: u64,
+    /// Time spent writing and syncing the log, in microseconds.
     pub flush_time_us: u64,
+    /// Time spent truncating, in microseconds.
     pub truncation_time_us: u64,
+    /// Duration of the last truncation, in microseconds.
     pub last_truncation_us: u64,
+    /// Records replayed by recovery when this instance opened the log.
     pub recovered_records: u64,
+    /// Time recovery took before `open` returned, in microseconds.
     pub recovery_time_us: u64,
     /// Totals over the life of the log (persisted in its status).
     pub lifetime: Counters,
@@ -36,23 +55,39 @@ pub struct Statistics {
 /// A snapshot of the log's state.
 #[derive(Debug, Clone)]
 pub struct LogState {
+    /// The log's file or device name.
     pub log_path: String,
+    /// The log's identity (seeds every record CRC).
     pub log_uuid: Uuid,
+    /// File offset of the record area.
     pub area_offset: u64,
+    /// Size of the record area in bytes.
     pub area_size: u64,
+    /// File offset of the oldest record not yet truncated.
     pub head_offset: u64,
+    /// LSN of the oldest record not yet truncated.
     pub head_lsn: u64,
+    /// File offset where the next flush writes.
     pub tail_offset: u64,
+    /// LSN the next record gets.
     pub next_lsn: u64,
+    /// Bytes of the record area holding records not yet truncated.
     pub used_bytes: u64,
+    /// Bytes of the record area free for new records.
     pub free_bytes: u64,
+    /// `used_bytes` as a percentage of the record area.
     pub used_percent: f64,
+    /// Transactions begun and not yet ended or aborted.
     pub active_transactions: usize,
+    /// no_flush commits queued in memory, not yet written to the log.
     pub queued_no_flush_commits: usize,
+    /// Bytes of those queued commits.
     pub queued_bytes: usize,
+    /// The log's generation (bumped by each run that writes records).
     pub generation: u64,
     /// The largest transaction record this log accepts.
     pub record_bytes_max: u64,
+    /// The log's segment table (used entries only).
     pub segments: Vec<SegmentEntry>,
 }
 

@@ -15,48 +15,83 @@ pub enum Error {
         "no room: asked for {requested} bytes, the largest allocation that would succeed now \
          is {largest_free} bytes"
     )]
-    NoRoom { requested: u64, largest_free: u64 },
+    NoRoom {
+        /// Bytes asked for.
+        requested: u64,
+        /// The largest allocation that would succeed now.
+        largest_free: u64,
+    },
 
     /// The block at this address is already free.
     #[error("block at {address:#x} is already free (double free)")]
-    DoubleFree { address: u64 },
+    DoubleFree {
+        /// The block's address.
+        address: u64,
+    },
 
     /// The address is not one `malloc` returned from this heap.
     #[error("{address:#x} was not allocated from this heap: {reason}")]
-    NotFromHeap { address: u64, reason: String },
+    NotFromHeap {
+        /// The address given.
+        address: u64,
+        /// Why it is not a block of this heap.
+        reason: String,
+    },
 
     /// A block tag, list link or header field is damaged; nothing was followed past it.
     #[error("heap corrupted at {address:#x}: {detail}")]
-    Corrupt { address: u64, detail: String },
+    Corrupt {
+        /// Address of the damaged tag, link or field.
+        address: u64,
+        /// What is wrong there.
+        detail: String,
+    },
 
     /// The heap was written by another version of this library.
     #[error("heap at {address:#x} has format version {found}, this library reads {expected}")]
     VersionSkew {
+        /// Address of the heap header.
         address: u64,
+        /// The version in the header.
         found: u64,
+        /// The version this library reads and writes.
         expected: u64,
     },
 
     /// The region holds no heap (never initialised, or not an RDS segment).
     #[error("no RDS heap at {address:#x}: {reason}")]
-    NoHeap { address: u64, reason: String },
+    NoHeap {
+        /// Address of the region.
+        address: u64,
+        /// What is missing or wrong.
+        reason: String,
+    },
 
     /// The segment is not laid out as a heap segment (two regions, static right after heap,
     /// mapped at the recorded addresses).
     #[error("{path}: not usable as a heap segment: {reason}")]
-    BadSegment { path: String, reason: String },
+    BadSegment {
+        /// The segment file or device.
+        path: String,
+        /// What is wrong with its layout.
+        reason: String,
+    },
 
     /// A layout parameter is out of range; the message names it and the rule.
     #[error("invalid heap layout: {parameter}: {rule}")]
     BadLayout {
+        /// The parameter, by its classic name.
         parameter: &'static str,
+        /// The rule it breaks, with the value given.
         rule: String,
     },
 
     /// Another argument is out of range; the message names it and the rule.
     #[error("invalid {parameter}: {rule}")]
     InvalidArgument {
+        /// The argument.
         parameter: &'static str,
+        /// The rule it breaks, with the value given.
         rule: String,
     },
 
@@ -66,7 +101,12 @@ pub enum Error {
         "the heap is held by transaction {holder} of this thread; end or abort it before using \
          the heap in transaction {requester}"
     )]
-    Busy { holder: u64, requester: u64 },
+    Busy {
+        /// Id of the transaction holding the heap.
+        holder: u64,
+        /// Id of the transaction that asked.
+        requester: u64,
+    },
 }
 
 impl Error {

@@ -259,15 +259,21 @@ pub struct IntentionList {
 }
 
 impl IntentionList {
+    /// An empty list.
     pub fn new() -> IntentionList {
         IntentionList::default()
     }
+
+    /// Number of recorded addresses.
     pub fn len(&self) -> usize {
         self.addresses.len()
     }
+
+    /// True when nothing is recorded.
     pub fn is_empty(&self) -> bool {
         self.addresses.is_empty()
     }
+
     /// The recorded addresses, in the order they were recorded.
     pub fn addresses(&self) -> &[usize] {
         &self.addresses
@@ -282,8 +288,11 @@ impl IntentionList {
 /// Counters and list shape of a heap (see [`Heap::statistics`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HeapStatistics {
+    /// Length of the heap region in bytes.
     pub heap_length: u64,
+    /// Allocation granularity in bytes.
     pub chunk_size: u64,
+    /// Number of exact-size free lists (the last holds every larger block).
     pub nlists: u64,
     /// Bytes available to blocks (whole chunks after the header).
     pub capacity_bytes: u64,
@@ -291,8 +300,11 @@ pub struct HeapStatistics {
     pub free_bytes: u64,
     /// Bytes in allocated blocks (tags included).
     pub allocated_bytes: u64,
+    /// Successful `malloc` calls.
     pub malloc_count: u64,
+    /// Successful `free` calls.
     pub free_count: u64,
+    /// Blocks created by `prealloc`.
     pub prealloc_count: u64,
     /// Merges of a freed block with a free neighbour.
     pub coalesce_count: u64,
@@ -304,6 +316,7 @@ pub struct HeapStatistics {
     pub splits: u64,
     /// One entry per list (list 1 first): blocks and bytes on it.
     pub lists: Vec<ListInfo>,
+    /// Number of free blocks.
     pub free_blocks: u64,
     /// The largest free block in bytes (tags included).
     pub largest_free_block: u64,
@@ -956,6 +969,7 @@ impl Heap {
     pub fn static_address(&self) -> usize {
         self.shared.static_address
     }
+    /// Length of the static region in bytes.
     pub fn static_length(&self) -> usize {
         self.shared.static_length
     }

@@ -75,10 +75,14 @@ pub const STATIC_LENGTH_MAX: u64 = 1 << 40;
 pub struct HeapLayout {
     /// Address of the heap region; the static region follows it.
     pub start_address: u64,
+    /// Length of the heap region in bytes (a multiple of the page size).
     pub heap_length: u64,
+    /// Length of the static region in bytes (a multiple of the page size).
     pub static_length: u64,
     /// Free lists: list i < nlists holds blocks of exactly i chunks, list nlists the rest.
     pub nlists: u64,
+    /// Allocation granularity in bytes (a multiple of 8 between `CHUNK_SIZE_MIN` and
+    /// `CHUNK_SIZE_MAX` of `rvm::format::heap`).
     pub chunk_size: u64,
 }
 

@@ -57,21 +57,25 @@ unsafe impl<T: 'static> Zeroable for PersistentPtr<T> {}
 unsafe impl<T: 'static> Pod for PersistentPtr<T> {}
 
 impl<T> PersistentPtr<T> {
+    /// The null pointer (address 0).
     pub const fn null() -> Self {
         PersistentPtr {
             address: 0,
             _type: PhantomData,
         }
     }
+    /// A pointer to `address` (checked when it is used, not here).
     pub const fn from_address(address: usize) -> Self {
         PersistentPtr {
             address: address as u64,
             _type: PhantomData,
         }
     }
+    /// True for the null pointer.
     pub fn is_null(&self) -> bool {
         self.address == 0
     }
+    /// The absolute address it holds.
     pub fn address(&self) -> usize {
         self.address as usize
     }
@@ -105,6 +109,7 @@ impl<T> std::fmt::Debug for Root<T> {
 }
 
 impl<T: Pod> Root<T> {
+    /// Address of the root value (the start of the static region).
     pub fn address(&self) -> usize {
         self.address
     }
