@@ -27,6 +27,7 @@ pub mod error;
 pub mod format;
 pub mod log;
 mod mapping;
+mod racy;
 pub use crate::mapping::range_is_occupied;
 mod apply;
 mod instance;

@@ -297,8 +297,9 @@ impl Segment {
                 length: buf.len() as u64,
             });
         }
-        // SAFETY: the range lies inside a region that stays mapped while `mapped` is held.
-        unsafe { std::ptr::copy_nonoverlapping(address as *const u8, buf.as_mut_ptr(), buf.len()) };
+        // SAFETY: the range lies inside a region that stays mapped while `mapped` is held;
+        // transactions may be writing it, so it is copied with race-defined accesses.
+        unsafe { crate::racy::load(address as *const u8, buf) };
         Ok(())
     }
 

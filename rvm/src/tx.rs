@@ -16,6 +16,7 @@ use crate::format::log::{
     transaction_record_size, RangeHeader, TransactionEncoder, TX_FLAG_FLUSH, TX_FLAG_RESTORE,
 };
 use crate::instance::Rvm;
+use crate::racy;
 
 /// How a transaction begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,9 +168,8 @@ impl<'a> Transaction<'a> {
         if self.mode == BeginMode::Restore {
             let at = self.undo.len();
             // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
-            // transaction pins it.
-            let old = unsafe { std::slice::from_raw_parts(address as *const u8, length) };
-            self.undo.extend_from_slice(old);
+            // transaction pins it; other threads may write it, so it is copied, not borrowed.
+            unsafe { racy::extend_from(&mut self.undo, address as *const u8, length) };
             self.undo_index.push((address, length, at));
         }
         self.ranges.push(Range {
@@ -218,8 +218,9 @@ impl<'a> Transaction<'a> {
     /// `set_range` followed by copying `bytes` to `address`.
     pub fn modify_bytes(&mut self, address: usize, bytes: &[u8]) -> Result<()> {
         self.set_range(address, bytes.len())?;
-        // SAFETY: set_range checked that the range is mapped and pinned it.
-        unsafe { std::ptr::copy(bytes.as_ptr(), address as *mut u8, bytes.len()) };
+        // SAFETY: set_range checked that the range is mapped and pinned it; `bytes` is a Rust
+        // slice, so it cannot lie in mapped memory (no reference to mapped memory exists).
+        unsafe { racy::store(address as *mut u8, bytes) };
         Ok(())
     }
 
@@ -232,7 +233,7 @@ impl<'a> Transaction<'a> {
     pub fn fill(&mut self, address: usize, length: usize, byte: u8) -> Result<()> {
         self.set_range(address, length)?;
         // SAFETY: set_range checked that the range is mapped and pinned it.
-        unsafe { std::ptr::write_bytes(address as *mut u8, byte, length) };
+        unsafe { racy::fill(address as *mut u8, length, byte) };
         Ok(())
     }
 
@@ -325,10 +326,10 @@ impl<'a> Transaction<'a> {
                     length: r.length as u64,
                     address: r.address as u64,
                 };
+                let data = TransactionEncoder::range(&mut q.buf, &header);
                 // SAFETY: the range was checked at set_range and its region is pinned until
                 // `release` below, so the memory is mapped for the whole copy.
-                let data = unsafe { std::slice::from_raw_parts(r.address as *const u8, r.length) };
-                TransactionEncoder::range_from(&mut q.buf, &header, data);
+                unsafe { racy::load(r.address as *const u8, data) };
             }
             TransactionEncoder::finish(&mut q.buf, start);
             let seq = inner.queued(&mut q, start);
@@ -364,9 +365,7 @@ impl<'a> Transaction<'a> {
     fn rollback(&mut self) {
         for &(address, length, at) in self.undo_index.iter().rev() {
             // SAFETY: the range was mapped at set_range and stays pinned until release.
-            unsafe {
-                std::ptr::copy_nonoverlapping(self.undo[at..].as_ptr(), address as *mut u8, length)
-            };
+            unsafe { racy::store(address as *mut u8, &self.undo[at..at + length]) };
         }
         self.release();
     }

@@ -1415,8 +1415,9 @@ fn read_header_words(view: &View<'_>, base: u64) -> Option<HeaderWords> {
 /// making this change (so it is mapped, pinned, and its old value saved for abort).
 unsafe fn store(at: u64, bytes: &[u8]) {
     // SAFETY: per the contract above the destination is mapped writable memory, and it cannot
-    // overlap `bytes`, which the caller built on its own stack or heap.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as usize as *mut u8, bytes.len()) }
+    // overlap `bytes`, which the caller built on its own stack or heap; other threads may read
+    // it, so it is written with race-defined accesses.
+    unsafe { crate::racy::store(at as usize as *mut u8, bytes) }
 }
 
 #[allow(dead_code)]
