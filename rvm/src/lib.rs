@@ -28,6 +28,7 @@ pub mod format;
 pub mod log;
 mod mapping;
 mod racy;
+mod range_lock;
 pub use crate::mapping::range_is_occupied;
 mod apply;
 mod instance;

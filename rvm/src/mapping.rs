@@ -28,7 +28,12 @@ pub(crate) fn page_size() -> usize {
 
 /// Map `length` bytes of `device` starting at `offset`, at `address` (fixed) or anywhere.
 /// Returns the address.
-pub(crate) fn map_region(
+///
+/// # Safety
+/// If the device has a mappable descriptor, its file must hold `[offset, offset + length)`
+/// and must not be shortened while the region is mapped (a page past the end of the file
+/// raises SIGBUS when touched): the contract of `Rvm::map` / `Rvm::map_device`.
+pub(crate) unsafe fn map_region(
     device: &dyn Device,
     offset: u64,
     length: usize,
@@ -56,9 +61,8 @@ pub(crate) fn map_region(
             });
         }
     }
-    let file_backed = device
-        .mappable_fd()
-        .filter(|_| offset.is_multiple_of(page_size() as u64));
+    // SAFETY: the descriptor is only mapped; its length is this function's caller's contract.
+    let file_backed = unsafe { device.mappable_fd() }.filter(|_| offset.is_multiple_of(page_size() as u64));
     let result = match file_backed {
         Some(fd) => {
             // SAFETY: `fd` is open for the lifetime of the device, which outlives this call;

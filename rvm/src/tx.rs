@@ -70,6 +70,8 @@ pub struct Transaction<'a> {
     attachment: Option<Box<dyn Send + 'a>>,
     last_region: Option<CachedRegion>,
     id: std::cell::Cell<u64>,
+    /// Isolation: this transaction holds range locks (released at end or abort).
+    holds_locks: bool,
     finished: bool,
 }
 
@@ -116,6 +118,7 @@ impl<'a> Transaction<'a> {
             attachment: None,
             last_region: None,
             id: std::cell::Cell::new(0),
+            holds_locks: false,
             finished: false,
         }
     }
@@ -152,6 +155,12 @@ impl<'a> Transaction<'a> {
 
     /// Declare that `[address, address+length)` will be modified. It must lie inside one
     /// mapped region. In restore mode call it *before* changing the bytes.
+    ///
+    /// With isolation (`Options::isolation`) the bytes are locked for this transaction until
+    /// it ends or aborts: if another transaction holds any of them this call waits for it, at
+    /// most the instance's `lock_timeout` ([`Error::LockTimeout`]), and fails at once with
+    /// [`Error::Deadlock`] if that transaction is itself waiting for this one (or belongs to
+    /// the calling thread). After such an error the transaction should be aborted.
     pub fn set_range(&mut self, address: usize, length: usize) -> Result<()> {
         if length == 0 {
             return Ok(());
@@ -165,6 +174,12 @@ impl<'a> Transaction<'a> {
             Some(r) => r,
             None => self.find_and_pin(address, length)?,
         };
+        if let Some(locks) = &self.rvm.inner.locks {
+            // Isolation: the bytes are this transaction's until it ends or aborts, and their
+            // old values are saved only once no other transaction can change them.
+            locks.acquire(self.id(), address, address + length)?;
+            self.holds_locks = true;
+        }
         if self.mode == BeginMode::Restore {
             let at = self.undo.len();
             // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
@@ -376,6 +391,11 @@ impl<'a> Transaction<'a> {
         }
         self.finished = true;
         self.last_region = None;
+        if self.holds_locks {
+            if let Some(locks) = &self.rvm.inner.locks {
+                locks.release(self.id());
+            }
+        }
         for p in self.pins.drain(..) {
             p.fetch_sub(1, Ordering::AcqRel);
         }

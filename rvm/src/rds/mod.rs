@@ -204,13 +204,20 @@ pub fn create_heap_segment(
     let header = layout.segment_header(data_length)?;
     // The device `create` returns holds the file's lock; mapping opens its own.
     drop(segment::create(data, &header, options)?);
-    let seg = rvm.map(data, MapOptions::default())?;
+    // SAFETY: forwarded from this function's contract.
+    let seg = unsafe { rvm.map(data, MapOptions::default()) }?;
     init_and_release(rvm, &seg, layout)?;
     Ok(header)
 }
 
 /// [`create_heap_segment`] on a device (an in-memory or crash device in tests).
-pub fn create_heap_segment_on(
+///
+/// # Safety
+///
+/// As for [`Rvm::map_device`]: if the device lends a mappable descriptor, the file it names
+/// must not be shortened until this call returns. Devices without one (memory and crash
+/// devices) meet this trivially.
+pub unsafe fn create_heap_segment_on(
     rvm: &Rvm,
     device: DeviceRef,
     data_length: u64,
@@ -218,7 +225,8 @@ pub fn create_heap_segment_on(
 ) -> Result<SegmentHeader, Error> {
     let header = layout.segment_header(data_length)?;
     segment::write_header(&*device, &header)?;
-    let seg = rvm.map_device(device, MapOptions::default())?;
+    // SAFETY: forwarded from this function's contract.
+    let seg = unsafe { rvm.map_device(device, MapOptions::default()) }?;
     init_and_release(rvm, &seg, layout)?;
     Ok(header)
 }
