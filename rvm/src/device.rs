@@ -134,9 +134,7 @@ impl std::error::Error for HeldByThisProcess {}
 /// Whether a lock failure (as returned by [`FileDevice::open`] or [`FileDevice::lock`]) means
 /// that the lock is held by this same process (another open handle), not by another process.
 pub fn held_by_this_process(error: &io::Error) -> bool {
-    error
-        .get_ref()
-        .is_some_and(|e| e.is::<HeldByThisProcess>())
+    error.get_ref().is_some_and(|e| e.is::<HeldByThisProcess>())
 }
 
 impl fmt::Debug for FileDevice {

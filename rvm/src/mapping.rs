@@ -62,7 +62,8 @@ pub(crate) unsafe fn map_region(
         }
     }
     // SAFETY: the descriptor is only mapped; its length is this function's caller's contract.
-    let file_backed = unsafe { device.mappable_fd() }.filter(|_| offset.is_multiple_of(page_size() as u64));
+    let file_backed =
+        unsafe { device.mappable_fd() }.filter(|_| offset.is_multiple_of(page_size() as u64));
     let result = match file_backed {
         Some(fd) => {
             // SAFETY: `fd` is open for the lifetime of the device, which outlives this call;

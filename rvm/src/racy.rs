@@ -124,7 +124,9 @@ mod tests {
 
     #[test]
     fn copies_every_length_and_alignment_exactly() {
-        let source: Vec<u8> = (0..64u8).map(|b| b.wrapping_mul(37).wrapping_add(1)).collect();
+        let source: Vec<u8> = (0..64u8)
+            .map(|b| b.wrapping_mul(37).wrapping_add(1))
+            .collect();
         for start in 0..9 {
             for len in 0..40 {
                 let mut out = vec![0u8; len];

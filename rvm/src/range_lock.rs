@@ -118,9 +118,7 @@ impl RangeLocks {
             }
             t.waiting.retain(|&(w, _)| w != owner);
             t.waiting.push((owner, h.owner));
-            let what = || {
-                format!("range lock on {start:#x}..{end:#x} for transaction {owner}")
-            };
+            let what = || format!("range lock on {start:#x}..{end:#x} for transaction {owner}");
             t = match self.sleep(t, started, what, h.owner) {
                 Ok(t) => t,
                 Err(e) => {
@@ -186,7 +184,10 @@ mod tests {
     fn a_cycle_of_waiters_is_found_and_a_chain_is_not_a_cycle() {
         assert!(waits_for(&[(2, 3), (3, 1)], 2, 1));
         assert!(!waits_for(&[(2, 3), (3, 4)], 2, 1));
-        assert!(!waits_for(&[(2, 3), (3, 2)], 2, 1), "a loop not through 1 ends");
+        assert!(
+            !waits_for(&[(2, 3), (3, 2)], 2, 1),
+            "a loop not through 1 ends"
+        );
     }
 
     #[test]

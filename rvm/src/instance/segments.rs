@@ -248,7 +248,8 @@ impl Inner {
             // SAFETY: the device's file holds the region (`read_header_from` checked the
             // device is as long as the segment) and is not shortened while mapped: the
             // contract of this function, passed on from `Rvm::map` / `Rvm::map_device`.
-            let placed = unsafe { mapping::map_region(&*device, r.offset, r.length as usize, want) };
+            let placed =
+                unsafe { mapping::map_region(&*device, r.offset, r.length as usize, want) };
             match placed {
                 Ok(address) => mapped.push(MappedRegion {
                     index: ri,

@@ -25,9 +25,13 @@
 //!     nlists: 80,
 //!     chunk_size: 64,
 //! };
-//! rds::create_heap_segment(&rvm, "/srv/data".as_ref(), layout.segment_length_min(), &layout,
-//!     Default::default())?;
-//! let segment = rvm.map("/srv/data", MapOptions::default())?;
+//! // SAFETY (both blocks): /srv/data is this program's own file; nothing shortens it while
+//! // it is mapped.
+//! unsafe {
+//!     rds::create_heap_segment(&rvm, "/srv/data".as_ref(), layout.segment_length_min(),
+//!         &layout, Default::default())
+//! }?;
+//! let segment = unsafe { rvm.map("/srv/data", MapOptions::default()) }?;
 //! let heap = Heap::load(&segment)?;
 //! let root = heap.static_root::<PersistentPtr<u64>>()?;
 //! let mut tx = rvm.begin(BeginMode::Restore)?;
@@ -194,7 +198,13 @@ impl HeapLayout {
 /// heap region at `start_address` and the static region right after it, map it, initialise
 /// the heap in a restore transaction committed with flush, truncate the log so the segment
 /// file holds the heap, and unmap it.
-pub fn create_heap_segment(
+///
+/// # Safety
+///
+/// The new file is mapped while the heap is initialised (as by [`Rvm::map`]): nobody may
+/// shorten it until this call returns, or touching a page past its end kills the process with
+/// SIGBUS. A file this call has just created, in a directory others do not write, meets this.
+pub unsafe fn create_heap_segment(
     rvm: &Rvm,
     data: &Path,
     data_length: u64,
