@@ -5,6 +5,12 @@
 //! write made after commit by another transaction is never logged as part of this one
 //! (spec K11). In restore mode the old values are saved at `set_range` and written back in
 //! reverse order of declaration on abort, which is exact even for overlapping ranges.
+//!
+//! Other threads may write the same mapped bytes at any time (classic semantics), so every
+//! access to them (saving old values, writing, capturing at commit, restoring) is a
+//! race-defined copy through `crate::racy`, never a reference. With isolation
+//! (`Options::isolation`) `set_range` also locks the bytes until end or abort
+//! (`crate::range_lock`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

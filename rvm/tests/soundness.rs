@@ -32,7 +32,10 @@ impl Drop for Dir {
 
 /// A log and a one-region segment (`region` bytes at `address`, 0: anywhere).
 fn make(dir: &Dir, name: &str, region: u64, address: u64) -> (PathBuf, PathBuf) {
-    let (log, data) = (dir.path(&format!("{name}.log")), dir.path(&format!("{name}.data")));
+    let (log, data) = (
+        dir.path(&format!("{name}.log")),
+        dir.path(&format!("{name}.data")),
+    );
     Rvm::create_log(&log, 1 << 20).unwrap();
     let header = segment::layout(
         4096 + region,
@@ -212,7 +215,11 @@ fn an_aborted_transactions_bytes_became_durable_through_another() {
     let rvm = Rvm::open(&log, Options::default()).unwrap();
     let seg = map(&rvm, &data, MapOptions::anywhere());
     let at = seg.regions()[0].address;
-    assert_eq!(seg.read::<u64>(at).unwrap(), 0, "the aborted value is not durable");
+    assert_eq!(
+        seg.read::<u64>(at).unwrap(),
+        0,
+        "the aborted value is not durable"
+    );
     assert_eq!(seg.read::<u64>(at + 8).unwrap(), 0x600d);
 }
 
@@ -290,7 +297,11 @@ fn two_transactions_waiting_for_each_other_hung_forever() {
         .filter(|r| matches!(r, Err(Error::Deadlock { .. })))
         .count();
     assert_eq!(deadlocks, 1, "exactly one is refused: {results:?}");
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,7 +403,9 @@ fn handles_kept_working_after_close() {
     assert!(matches!(seg.read::<u64>(at), Err(Error::NotMapped { .. })));
     assert!(not_mapped(root.get().unwrap_err().to_string()));
     assert!(not_mapped(heap.get(ptr).unwrap_err().to_string()));
-    assert!(not_mapped(heap.usable_size(ptr.address()).unwrap_err().to_string()));
+    assert!(not_mapped(
+        heap.usable_size(ptr.address()).unwrap_err().to_string()
+    ));
     assert!(!heap.check().problems.is_empty() || heap.inspect().is_err());
 }
 
