@@ -64,6 +64,25 @@ pub(crate) unsafe fn map_region(
     // SAFETY: the descriptor is only mapped; its length is this function's caller's contract.
     let file_backed =
         unsafe { device.mappable_fd() }.filter(|_| offset.is_multiple_of(page_size() as u64));
+    if let Some(fd) = file_backed {
+        // A descriptor naming a regular file too short for the region would fault (SIGBUS)
+        // at the first touch past its end: refuse it now. (Later shortening is the caller's
+        // contract; block devices report no size here and are checked by the header read.)
+        // SAFETY: fstat writes only into the zeroed struct it is given.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `fd` is open (the device's contract) and `st` is a valid out-pointer.
+        let rc = unsafe { libc::fstat(fd, &mut st) };
+        let need = offset.saturating_add(length as u64);
+        if rc == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG && (st.st_size as u64) < need {
+            return Err(Error::BadSegment {
+                path,
+                reason: format!(
+                    "the file it maps is {} bytes, the region needs {need}",
+                    st.st_size
+                ),
+            });
+        }
+    }
     let result = match file_backed {
         Some(fd) => {
             // SAFETY: `fd` is open for the lifetime of the device, which outlives this call;
