@@ -28,24 +28,46 @@ const WORD: usize = std::mem::size_of::<usize>();
 /// concurrent access to it must be made through this module (or be another atomic access).
 #[inline]
 pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) {
-    let len = dst.len();
+    // SAFETY: `dst` is `dst.len()` writable bytes; the source range is the caller's contract.
+    unsafe { load_raw(src, dst.as_mut_ptr(), dst.len()) }
+}
+
+/// [`load`] into `len` bytes at `out`, which must be writable (they may be uninitialised).
+///
+/// # Safety
+/// As for [`load`], and `[out, out + len)` is writable memory no reference points into.
+#[inline]
+unsafe fn load_raw(src: *const u8, out: *mut u8, len: usize) {
     let head = src.align_offset(WORD).min(len);
-    let mut i = 0;
-    while i < head {
-        // SAFETY: `src + i` is inside the readable range (contract); AtomicU8 has alignment 1.
-        dst[i] = unsafe { (*src.add(i).cast::<AtomicU8>()).load(Ordering::Relaxed) };
-        i += 1;
-    }
-    while i + WORD <= len {
-        // SAFETY: `src + i` is word-aligned (past `head`) and the word lies inside the range.
-        let w = unsafe { (*src.add(i).cast::<AtomicUsize>()).load(Ordering::Relaxed) };
-        dst[i..i + WORD].copy_from_slice(&w.to_ne_bytes());
-        i += WORD;
-    }
-    while i < len {
-        // SAFETY: as for the head bytes.
-        dst[i] = unsafe { (*src.add(i).cast::<AtomicU8>()).load(Ordering::Relaxed) };
-        i += 1;
+    // SAFETY: for every access below, `src + i` and `out + i` stay inside the `len` bytes of
+    // the source range (readable, the contract) and of the destination; word accesses to `src` start past
+    // `head`, so they are word-aligned; `out` is written unaligned.
+    unsafe {
+        let byte = |i: usize| (*src.add(i).cast::<AtomicU8>()).load(Ordering::Relaxed);
+        let word = |i: usize| (*src.add(i).cast::<AtomicUsize>()).load(Ordering::Relaxed);
+        let mut i = 0;
+        while i < head {
+            *out.add(i) = byte(i);
+            i += 1;
+        }
+        while i + 4 * WORD <= len {
+            let w = [
+                word(i),
+                word(i + WORD),
+                word(i + 2 * WORD),
+                word(i + 3 * WORD),
+            ];
+            out.add(i).cast::<[usize; 4]>().write_unaligned(w);
+            i += 4 * WORD;
+        }
+        while i + WORD <= len {
+            out.add(i).cast::<usize>().write_unaligned(word(i));
+            i += WORD;
+        }
+        while i < len {
+            *out.add(i) = byte(i);
+            i += 1;
+        }
     }
 }
 
@@ -57,26 +79,37 @@ pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) {
 #[inline]
 pub(crate) unsafe fn store(dst: *mut u8, src: &[u8]) {
     let len = src.len();
+    let from = src.as_ptr();
     let head = dst.align_offset(WORD).min(len);
-    let mut i = 0;
-    while i < head {
-        // SAFETY: `dst + i` is inside the writable range (contract); AtomicU8 has alignment 1.
-        unsafe { (*dst.add(i).cast::<AtomicU8>()).store(src[i], Ordering::Relaxed) };
-        i += 1;
-    }
-    while i + WORD <= len {
-        let mut w = [0u8; WORD];
-        w.copy_from_slice(&src[i..i + WORD]);
-        // SAFETY: `dst + i` is word-aligned (past `head`) and the word lies inside the range.
-        unsafe {
-            (*dst.add(i).cast::<AtomicUsize>()).store(usize::from_ne_bytes(w), Ordering::Relaxed)
+    // SAFETY: for every access below, `dst + i` and `from + i` stay inside the `len` bytes of
+    // the destination range (writable, the contract) and of `src`; word accesses to `dst` start
+    // past `head`, so they are word-aligned; `src` is read unaligned.
+    unsafe {
+        let byte = |i: usize, b: u8| (*dst.add(i).cast::<AtomicU8>()).store(b, Ordering::Relaxed);
+        let word = |i: usize| {
+            let w = from.add(i).cast::<usize>().read_unaligned();
+            (*dst.add(i).cast::<AtomicUsize>()).store(w, Ordering::Relaxed)
         };
-        i += WORD;
-    }
-    while i < len {
-        // SAFETY: as for the head bytes.
-        unsafe { (*dst.add(i).cast::<AtomicU8>()).store(src[i], Ordering::Relaxed) };
-        i += 1;
+        let mut i = 0;
+        while i < head {
+            byte(i, *from.add(i));
+            i += 1;
+        }
+        while i + 4 * WORD <= len {
+            word(i);
+            word(i + WORD);
+            word(i + 2 * WORD);
+            word(i + 3 * WORD);
+            i += 4 * WORD;
+        }
+        while i + WORD <= len {
+            word(i);
+            i += WORD;
+        }
+        while i < len {
+            byte(i, *from.add(i));
+            i += 1;
+        }
     }
 }
 
@@ -112,10 +145,14 @@ pub(crate) unsafe fn fill(dst: *mut u8, len: usize, byte: u8) {
 /// As for [`load`].
 #[inline]
 pub(crate) unsafe fn extend_from(out: &mut Vec<u8>, src: *const u8, len: usize) {
+    out.reserve(len);
     let at = out.len();
-    out.resize(at + len, 0);
-    // SAFETY: forwarded contract.
-    unsafe { load(src, &mut out[at..]) };
+    // SAFETY: `reserve` made room for `len` more bytes; `load_raw` writes every one of them
+    // before `set_len` exposes them. The source range is the caller's contract.
+    unsafe {
+        load_raw(src, out.as_mut_ptr().add(at), len);
+        out.set_len(at + len);
+    }
 }
 
 #[cfg(test)]

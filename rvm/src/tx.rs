@@ -347,10 +347,11 @@ impl<'a> Transaction<'a> {
                     length: r.length as u64,
                     address: r.address as u64,
                 };
-                let data = TransactionEncoder::range(&mut q.buf, &header);
-                // SAFETY: the range was checked at set_range and its region is pinned until
-                // `release` below, so the memory is mapped for the whole copy.
-                unsafe { racy::load(r.address as *const u8, data) };
+                TransactionEncoder::range_with(&mut q.buf, &header, |buf| {
+                    // SAFETY: the range was checked at set_range and its region is pinned
+                    // until `release` below, so the memory is mapped for the whole copy.
+                    unsafe { racy::extend_from(buf, r.address as *const u8, r.length) }
+                });
             }
             TransactionEncoder::finish(&mut q.buf, start);
             let seq = inner.queued(&mut q, start);
@@ -402,9 +403,10 @@ impl<'a> Transaction<'a> {
                 locks.release(self.id());
             }
         }
-        for p in self.pins.drain(..) {
+        for p in &self.pins {
             p.fetch_sub(1, Ordering::AcqRel);
         }
+        self.pins.clear();
         self.rvm.inner.active.fetch_sub(1, Ordering::Relaxed);
         // Last: after values are captured or restored, release what callers attached.
         while let Some(guard) = self.attachments.pop() {
