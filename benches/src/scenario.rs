@@ -43,8 +43,9 @@ pub fn create_segment(path: &Path, length_bytes: u64) -> Result<()> {
 /// Open a log and map a segment with it.
 pub fn open_and_map(log: &Path, data: &Path, options: Options) -> Result<(Rvm, Segment)> {
     let rvm = Rvm::open(log, options).with_context(|| format!("open {}", log.display()))?;
-    let seg = rvm
-        .map(data, MapOptions::anywhere())
+    // SAFETY: the bench created the segment file in its own temporary directory; nothing shortens
+    // it while it is mapped.
+    let seg = unsafe { rvm.map(data, MapOptions::anywhere()) }
         .with_context(|| format!("map {}", data.display()))?;
     Ok((rvm, seg))
 }
@@ -482,14 +483,20 @@ impl RdsScenario {
             nlists: 80,
             chunk_size: 64,
         };
-        rds::create_heap_segment(
-            &rvm,
-            &data,
-            layout.segment_length_min(),
-            &layout,
-            CreateOptions::default(),
-        )?;
-        let seg = rvm.map(&data, MapOptions::default())?;
+        // SAFETY: the bench created the segment file in its own temporary directory; nothing
+        // shortens it while it is mapped.
+        unsafe {
+            rds::create_heap_segment(
+                &rvm,
+                &data,
+                layout.segment_length_min(),
+                &layout,
+                CreateOptions::default(),
+            )
+        }?;
+        // SAFETY: the bench created the segment file in its own temporary directory; nothing
+        // shortens it while it is mapped.
+        let seg = unsafe { rvm.map(&data, MapOptions::default()) }?;
         touch_every_page(&seg);
         let heap = rvm::rds::Heap::load(&seg)?;
         Ok(RdsScenario {

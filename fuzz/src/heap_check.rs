@@ -59,11 +59,15 @@ pub fn base() -> &'static Vec<u8> {
         Rvm::init_log_on(&*log, 1 << 20).expect("log");
         let rvm =
             Rvm::open_device(log, Options::default().segment_device(data.clone())).expect("open");
-        rds::create_heap_segment_on(&rvm, data.clone(), layout.segment_length_min(), &layout)
-            .expect("create heap");
-        let segment = rvm
-            .map_device(data, MapOptions::default())
-            .expect("map heap");
+        // SAFETY: memory and crash devices lend no descriptor: the segment is read into anonymous
+        // memory, which nothing can shorten.
+        unsafe {
+            rds::create_heap_segment_on(&rvm, data.clone(), layout.segment_length_min(), &layout)
+        }
+        .expect("create heap");
+        // SAFETY: memory and crash devices lend no descriptor: the segment is read into anonymous
+        // memory, which nothing can shorten.
+        let segment = unsafe { rvm.map_device(data, MapOptions::default()) }.expect("map heap");
         let heap = Heap::load(&segment).expect("load heap");
         let mut tx = rvm.begin(BeginMode::Restore).expect("begin");
         let mut blocks = Vec::new();

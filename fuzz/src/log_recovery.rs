@@ -118,8 +118,9 @@ fn base() -> &'static Base {
         let segment = Arc::new(MemDevice::new("segment", segment_image()));
         let rvm = Rvm::open_device(log.clone(), Options::default().truncate_threshold(0))
             .expect("open new log");
-        let mapped = rvm
-            .map_device(segment.clone(), MapOptions::anywhere())
+        // SAFETY: memory and crash devices lend no descriptor: the segment is read into anonymous
+        // memory, which nothing can shorten.
+        let mapped = unsafe { rvm.map_device(segment.clone(), MapOptions::anywhere()) }
             .expect("map fixture");
         let regions = mapped.regions().to_vec();
         for i in 0..60usize {

@@ -64,8 +64,9 @@ pub fn run(data: &[u8]) {
     let mut maybe_committed = 0usize;
     {
         let rvm = Rvm::open_device(log.clone(), options()).expect("open a new log");
-        let mapped = rvm
-            .map_device(segment.clone(), MapOptions::anywhere())
+        // SAFETY: memory and crash devices lend no descriptor: the segment is read into anonymous
+        // memory, which nothing can shorten.
+        let mapped = unsafe { rvm.map_device(segment.clone(), MapOptions::anywhere()) }
             .expect("map the segment");
         let regions = mapped.regions().to_vec();
         controller.crash_after(crash_point);
@@ -190,8 +191,9 @@ pub fn run(data: &[u8]) {
         Ok(rvm) => rvm,
         Err(e) => panic!("recovery after a crash failed: {e}"),
     };
-    let mapped = rvm
-        .map_device(segment.clone(), MapOptions::anywhere())
+    // SAFETY: memory and crash devices lend no descriptor: the segment is read into anonymous
+    // memory, which nothing can shorten.
+    let mapped = unsafe { rvm.map_device(segment.clone(), MapOptions::anywhere()) }
         .expect("map after recovery");
     let regions = mapped.regions().to_vec();
     let recovered = read_regions(&mapped, &regions, image.len());

@@ -65,7 +65,10 @@ pub struct Built {
 /// Build the heap segment on `data` (created or overwritten) through an open `rvm`: segment
 /// header, heap initialised in a flushed transaction, log truncated into the segment.
 pub fn build(rvm: &Rvm, data: &Path, p: &Params, options: CreateOptions) -> anyhow::Result<Built> {
-    let header = rds::create_heap_segment(rvm, data, p.data_len, &layout(p), options)?;
+    // SAFETY: rdsinit has just created (or, with --force, checked that no rvm process holds) DATA,
+    // and holds its lock until the heap is written; the user runs rdsinit on a segment no other
+    // program is using, so nothing shortens it meanwhile.
+    let header = unsafe { rds::create_heap_segment(rvm, data, p.data_len, &layout(p), options) }?;
     Ok(Built {
         segment_uuid: header.uuid.to_string(),
     })
@@ -81,7 +84,10 @@ pub struct Inspection {
 
 /// Map `data` through `rvm`, load its heap, run the full checker and read the statistics.
 pub fn inspect(rvm: &Rvm, data: &Path) -> anyhow::Result<Inspection> {
-    let segment = rvm.map(data, MapOptions::default())?;
+    // SAFETY: rdsinit maps DATA only to check the heap it has just written; it holds the
+    // file's lock, and the user runs rdsinit on a segment no other program is using (the
+    // file checks refuse one an rvm process has open), so nothing shortens it meanwhile.
+    let segment = unsafe { rvm.map(data, MapOptions::default()) }?;
     let result = (|| -> Result<Inspection, rds::Error> {
         let heap = Heap::load(&segment)?;
         let report = heap.check();

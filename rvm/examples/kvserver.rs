@@ -374,13 +374,17 @@ fn create(config: &Config) -> Result<()> {
     Rvm::create_log(&creating, config.log_bytes)?;
     let rvm = Rvm::open(&creating, Options::default())?;
     let layout = &config.layout;
-    rds::create_heap_segment(
-        &rvm,
-        &config.data,
-        layout.segment_length_min(),
-        layout,
-        Default::default(),
-    )
+    // SAFETY: the data file belongs to this server (the library's flock keeps other rvm users away,
+    // and nothing else is meant to touch it), so nobody shortens it while mapped.
+    unsafe {
+        rds::create_heap_segment(
+            &rvm,
+            &config.data,
+            layout.segment_length_min(),
+            layout,
+            Default::default(),
+        )
+    }
     .with_context(|| format!("creating {}", config.data.display()))?;
     rvm.close()?;
     std::fs::rename(&creating, &config.log)?;
@@ -427,8 +431,9 @@ fn open(config: &Config) -> Result<Store> {
     }
     let rvm = Rvm::open(&config.log, Options::default().segment_path(&config.data))
         .with_context(|| format!("opening {}", config.log.display()))?;
-    let segment = rvm
-        .map(&config.data, MapOptions::default())
+    // SAFETY: the data file belongs to this server (the library's flock keeps other rvm
+    // users away, and nothing else is meant to touch it), so nobody shortens it while mapped.
+    let segment = unsafe { rvm.map(&config.data, MapOptions::default()) }
         .with_context(|| format!("mapping {}", config.data.display()))?;
     let heap = Heap::load(&segment)?;
     let root = heap.static_root::<KvRoot>()?;

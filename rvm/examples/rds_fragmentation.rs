@@ -71,9 +71,13 @@ fn main() -> ExitCode {
     let data: DeviceRef = Arc::new(MemDevice::new("data", Vec::new()));
     Rvm::init_log_on(&*log, 64 << 20).expect("log");
     let rvm = Rvm::open_device(log, Options::default().segment_device(data.clone())).expect("open");
-    rds::create_heap_segment_on(&rvm, data.clone(), layout.segment_length_min(), &layout)
-        .expect("create heap");
-    let segment = rvm.map_device(data, MapOptions::default()).expect("map");
+    // SAFETY: memory devices lend no descriptor: the segment is read into anonymous memory.
+    unsafe {
+        rds::create_heap_segment_on(&rvm, data.clone(), layout.segment_length_min(), &layout)
+    }
+    .expect("create heap");
+    // SAFETY: memory devices lend no descriptor: the segment is read into anonymous memory.
+    let segment = unsafe { rvm.map_device(data, MapOptions::default()) }.expect("map");
     let heap = Heap::load(&segment).expect("load");
     println!(
         "heap {} MiB, chunk {chunk_size}, nlists {nlists}, {per_tx} operations per transaction",

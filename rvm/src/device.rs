@@ -7,9 +7,10 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// Byte-addressed storage with an explicit durability barrier.
@@ -31,9 +32,27 @@ pub trait Device: Send + Sync + fmt::Debug {
     /// Set the length (regular files: sparse extension). Durable after `sync`.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// A file descriptor that can be memory-mapped, if the device has one.
-    fn mappable_fd(&self) -> Option<RawFd> {
+    ///
+    /// Segments on a device that returns `None` (the default) are read into anonymous memory
+    /// when mapped, which is always safe.
+    ///
+    /// # Safety
+    ///
+    /// Implementing this method is a promise the library relies on to stay sound: a returned
+    /// descriptor is open for as long as the device lives, and names a file whose contents
+    /// are this device's bytes (`read_at(buf, o)` reads the file's bytes at `o`) and which
+    /// is at least [`Device::len`] bytes long. A mapped page past the end of the file kills
+    /// the process with SIGBUS when it is touched, so a descriptor naming a shorter file, or
+    /// a file that someone may shorten, must not be returned. Callers may only use the
+    /// descriptor to map or size the device (never to close it).
+    unsafe fn mappable_fd(&self) -> Option<RawFd> {
         None
     }
+    /// Give up exclusive use of the device (a [`FileDevice`] drops its `flock`): called by
+    /// [`crate::Rvm::close`] for the devices the instance opened, so the files can be opened
+    /// again at once even while stale handles keep the device object alive. The device is not
+    /// written after this. The default does nothing.
+    fn unlock(&self) {}
     /// Whether this is a block device (no set_len; size fixed).
     fn is_block_device(&self) -> bool {
         false
@@ -69,6 +88,53 @@ pub struct FileDevice {
     path: PathBuf,
     name: String,
     block: bool,
+    /// (device, inode) of the file, the key of the process-wide lock registry.
+    key: (u64, u64),
+    /// Whether this handle holds the file's `flock` (and its entry in the registry).
+    locked: AtomicBool,
+}
+
+impl Drop for FileDevice {
+    fn drop(&mut self) {
+        if *self.locked.get_mut() {
+            forget_lock(self.key);
+        }
+    }
+}
+
+/// The files (by device and inode) this process holds an exclusive lock on, so that a second
+/// attempt from this same process is reported as such ([`held_by_this_process`]) instead of
+/// as "another process".
+static LOCKED_HERE: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+fn locked_here() -> MutexGuard<'static, Vec<(u64, u64)>> {
+    LOCKED_HERE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn forget_lock(key: (u64, u64)) {
+    let mut held = locked_here();
+    if let Some(i) = held.iter().position(|k| *k == key) {
+        held.swap_remove(i);
+    }
+}
+
+/// The error inside an [`io::ErrorKind::WouldBlock`] error when the lock is held by another
+/// handle of this same process.
+#[derive(Debug)]
+struct HeldByThisProcess;
+
+impl fmt::Display for HeldByThisProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("in use by this process (another open handle of it holds the lock)")
+    }
+}
+
+impl std::error::Error for HeldByThisProcess {}
+
+/// Whether a lock failure (as returned by [`FileDevice::open`] or [`FileDevice::lock`]) means
+/// that the lock is held by this same process (another open handle), not by another process.
+pub fn held_by_this_process(error: &io::Error) -> bool {
+    error.get_ref().is_some_and(|e| e.is::<HeldByThisProcess>())
 }
 
 impl fmt::Debug for FileDevice {
@@ -121,20 +187,37 @@ impl FileDevice {
                 "not a regular file or block device",
             ));
         }
-        if lock {
-            lock_exclusive(&file)?;
-        }
-        Ok(FileDevice {
+        let dev = FileDevice {
             file,
             name: path.display().to_string(),
             path: path.to_path_buf(),
             block,
-        })
+            key: (meta.dev(), meta.ino()),
+            locked: AtomicBool::new(false),
+        };
+        if lock {
+            dev.lock()?;
+        }
+        Ok(dev)
     }
 
     /// Take the exclusive lock on an open device (as `open` with `Access::ReadWrite` does).
+    /// A lock held by another handle of this process fails at once, and
+    /// [`held_by_this_process`] says so; one held by another process is retried briefly.
     pub fn lock(&self) -> io::Result<()> {
-        lock_exclusive(&self.file)
+        if self.locked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if locked_here().contains(&self.key) {
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, HeldByThisProcess));
+        }
+        lock_exclusive(&self.file)?;
+        let mut held = locked_here();
+        if !held.contains(&self.key) {
+            held.push(self.key);
+        }
+        self.locked.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The path this device was opened with.
@@ -213,8 +296,18 @@ impl Device for FileDevice {
         }
         self.file.set_len(len)
     }
-    fn mappable_fd(&self) -> Option<RawFd> {
+    // SAFETY (implementation): the descriptor is the device's own file, open for the
+    // device's lifetime, and its bytes are the device's bytes. Its length is whatever the
+    // file's is; the callers that map it (`Rvm::map`, `Rvm::map_device`) are `unsafe fn`s
+    // whose contract makes the caller vouch that nobody shortens the file while it is mapped.
+    unsafe fn mappable_fd(&self) -> Option<RawFd> {
         Some(self.file.as_raw_fd())
+    }
+    fn unlock(&self) {
+        if self.locked.swap(false, Ordering::AcqRel) {
+            let _ = self.file.unlock();
+            forget_lock(self.key);
+        }
     }
     fn is_block_device(&self) -> bool {
         self.block
@@ -640,6 +733,7 @@ mod tests {
         let a = FileDevice::open(&p, Access::ReadWrite).unwrap();
         let err = FileDevice::open(&p, Access::ReadWrite).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(held_by_this_process(&err), "{err}");
         FileDevice::open(&p, Access::ReadOnly).unwrap();
         drop(a);
         FileDevice::open(&p, Access::ReadWrite).unwrap();

@@ -19,9 +19,13 @@ pub enum Error {
         cause: io::Error,
     },
 
-    /// The file is locked by another process (or another handle in this one).
-    #[error("{path}: in use by another process (it is locked)")]
-    InUse { path: String },
+    /// The file is locked by another process, or (`by_this_process`) by another open handle
+    /// of this process, such as a second [`crate::Rvm`] on the same log.
+    #[error(
+        "{path}: in use by {} (it is locked)",
+        if *by_this_process { "this process (another open handle of it)" } else { "another process" }
+    )]
+    InUse { path: String, by_this_process: bool },
 
     /// The log's status slots are both unreadable, or the log is otherwise not a log.
     #[error("{path}: not a valid rvm log: {reason}")]
@@ -111,6 +115,39 @@ pub enum Error {
         occupant: String,
     },
 
+    /// The segment handle belongs to another [`crate::Rvm`] instance: only the instance that
+    /// mapped a segment may unmap it.
+    #[error("{path}: the segment is mapped by another Rvm instance ({owner}), not by {this}")]
+    ForeignSegment {
+        path: String,
+        owner: String,
+        this: String,
+    },
+
+    /// A wait for a lock held by another transaction (a range lock, the heap, ...) lasted
+    /// longer than the instance's `lock_timeout`: the holder may have been leaked with
+    /// `mem::forget`, or be stuck.
+    #[error("{what}: still held by transaction {holder} after waiting {waited_ms} ms")]
+    LockTimeout {
+        what: String,
+        holder: u64,
+        waited_ms: u64,
+    },
+
+    /// Waiting for the lock would deadlock: its holder is (directly or through others)
+    /// waiting for a lock this transaction holds. The requesting transaction should abort.
+    #[error(
+        "range {address:#x}..{end:#x}: transaction {requester} would deadlock waiting for \
+         transaction {holder}, which waits for it",
+        end = address.saturating_add(*length)
+    )]
+    Deadlock {
+        address: u64,
+        length: u64,
+        holder: u64,
+        requester: u64,
+    },
+
     /// The segment is already mapped by this log.
     #[error("{path}: segment is already mapped")]
     AlreadyMapped { path: String },
@@ -156,7 +193,8 @@ impl Error {
             Error::SegmentVersion { .. } => "RVM_EVERSION_SKEW",
             Error::SegmentNotFound { .. } => "RVM_EIO",
             Error::RangeOutsideSegment { .. } => "RVM_EOFFSET",
-            Error::NotMapped { .. } => "RVM_ENOT_MAPPED",
+            Error::NotMapped { .. } | Error::ForeignSegment { .. } => "RVM_ENOT_MAPPED",
+            Error::LockTimeout { .. } | Error::Deadlock { .. } => "RVM_EUNCOMMIT",
             Error::AddressInUse { .. } => "RVM_EVM_OVERLAP",
             Error::AlreadyMapped { .. } => "RVM_EOVERLAP",
             Error::TooManySegments { .. } => "RVM_ENO_MEMORY",
@@ -171,6 +209,7 @@ impl Error {
         if source.kind() == io::ErrorKind::WouldBlock {
             return Error::InUse {
                 path: path.to_string(),
+                by_this_process: crate::device::held_by_this_process(&source),
             };
         }
         Error::Io {

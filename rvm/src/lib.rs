@@ -10,7 +10,8 @@
 //! use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
 //! # fn main() -> rvm::Result<()> {
 //! let rvm = Rvm::open("/srv/rvm/log", Options::default())?;
-//! let segment = rvm.map("/srv/rvm/data", MapOptions::default())?;
+//! // SAFETY: the data file is this program's own; nothing shortens it while it is mapped.
+//! let segment = unsafe { rvm.map("/srv/rvm/data", MapOptions::default()) }?;
 //! let base = segment.regions()[0].address;
 //! let mut tx = rvm.begin(BeginMode::Restore)?;
 //! tx.write(base, &42u64)?;
@@ -27,6 +28,8 @@ pub mod error;
 pub mod format;
 pub mod log;
 mod mapping;
+mod racy;
+mod range_lock;
 pub use crate::mapping::range_is_occupied;
 mod apply;
 mod instance;

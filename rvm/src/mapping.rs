@@ -28,7 +28,12 @@ pub(crate) fn page_size() -> usize {
 
 /// Map `length` bytes of `device` starting at `offset`, at `address` (fixed) or anywhere.
 /// Returns the address.
-pub(crate) fn map_region(
+///
+/// # Safety
+/// If the device has a mappable descriptor, its file must hold `[offset, offset + length)`
+/// and must not be shortened while the region is mapped (a page past the end of the file
+/// raises SIGBUS when touched): the contract of `Rvm::map` / `Rvm::map_device`.
+pub(crate) unsafe fn map_region(
     device: &dyn Device,
     offset: u64,
     length: usize,
@@ -56,9 +61,28 @@ pub(crate) fn map_region(
             });
         }
     }
-    let file_backed = device
-        .mappable_fd()
-        .filter(|_| offset.is_multiple_of(page_size() as u64));
+    // SAFETY: the descriptor is only mapped; its length is this function's caller's contract.
+    let file_backed =
+        unsafe { device.mappable_fd() }.filter(|_| offset.is_multiple_of(page_size() as u64));
+    if let Some(fd) = file_backed {
+        // A descriptor naming a regular file too short for the region would fault (SIGBUS)
+        // at the first touch past its end: refuse it now. (Later shortening is the caller's
+        // contract; block devices report no size here and are checked by the header read.)
+        // SAFETY: fstat writes only into the zeroed struct it is given.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `fd` is open (the device's contract) and `st` is a valid out-pointer.
+        let rc = unsafe { libc::fstat(fd, &mut st) };
+        let need = offset.saturating_add(length as u64);
+        if rc == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG && (st.st_size as u64) < need {
+            return Err(Error::BadSegment {
+                path,
+                reason: format!(
+                    "the file it maps is {} bytes, the region needs {need}",
+                    st.st_size
+                ),
+            });
+        }
+    }
     let result = match file_backed {
         Some(fd) => {
             // SAFETY: `fd` is open for the lifetime of the device, which outlives this call;

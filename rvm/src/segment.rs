@@ -2,11 +2,13 @@
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use crate::device::{Access, Device, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
 use crate::format::segment::{RegionEntry, SegmentHeader, REGIONS_MAX, SEGMENT_HEADER_SIZE};
 use crate::format::{DecodeError, Uuid};
+use crate::range_lock::RangeLocks;
 
 /// One region to lay out: its length and the address it is mapped at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +98,8 @@ pub fn create(path: &Path, header: &SegmentHeader, options: CreateOptions) -> Re
     }
     write_header(&dev, header)?;
     if options.fallocate && !dev.is_block_device() {
-        if let Some(fd) = dev.mappable_fd() {
+        // SAFETY: the descriptor is only sized here (fallocate), never mapped or closed.
+        if let Some(fd) = unsafe { dev.mappable_fd() } {
             // SAFETY: fd is a valid open descriptor owned by `dev`.
             let rc = unsafe { libc::fallocate(fd, 0, 0, header.length_bytes as libc::off_t) };
             if rc != 0 {
@@ -263,6 +266,13 @@ pub(crate) struct SegmentShared {
     pub(crate) log_index: u32,
     /// Held for reading while memory is read; unmapping takes it for writing.
     pub(crate) mapped: RwLock<bool>,
+    /// The process-unique id of the instance that mapped the segment, and its log's name.
+    pub(crate) instance: u64,
+    pub(crate) instance_name: String,
+    /// The instance's range locks, when it runs with isolation.
+    pub(crate) locks: Option<Arc<RangeLocks>>,
+    /// The instance's bound on waiting for a lock (`Options::lock_timeout`).
+    pub(crate) lock_timeout: Duration,
 }
 
 impl Segment {
@@ -288,7 +298,11 @@ impl Segment {
         self.inner.regions.iter().find(|r| r.contains(address, len))
     }
 
-    /// Copy mapped memory at `address` into `buf`.
+    /// Copy mapped memory at `address` into `buf`. Returns a copy, never a reference: other
+    /// threads' transactions may be writing the same bytes. Without isolation a read that
+    /// races with a write may see part of each; with isolation (`Options::isolation`) it waits
+    /// (at most the instance's `lock_timeout`) until no other thread's transaction holds any
+    /// of the bytes. After unmap or close it fails with [`Error::NotMapped`].
     pub fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<()> {
         let mapped = self.inner.mapped.read().unwrap_or_else(|e| e.into_inner());
         if !*mapped || self.region_of(address, buf.len()).is_none() {
@@ -297,9 +311,19 @@ impl Segment {
                 length: buf.len() as u64,
             });
         }
-        // SAFETY: the range lies inside a region that stays mapped while `mapped` is held.
-        unsafe { std::ptr::copy_nonoverlapping(address as *const u8, buf.as_mut_ptr(), buf.len()) };
-        Ok(())
+        let end = address + buf.len();
+        let mut copy = || {
+            // SAFETY: the range lies inside a region that stays mapped while `mapped` is held;
+            // transactions may be writing it, so it is copied with race-defined accesses.
+            unsafe { crate::racy::load(address as *const u8, buf) }
+        };
+        match &self.inner.locks {
+            Some(locks) => locks.read(address, end, copy),
+            None => {
+                copy();
+                Ok(())
+            }
+        }
     }
 
     /// Read a plain value at `address` (any alignment).

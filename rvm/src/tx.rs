@@ -5,6 +5,12 @@
 //! write made after commit by another transaction is never logged as part of this one
 //! (spec K11). In restore mode the old values are saved at `set_range` and written back in
 //! reverse order of declaration on abort, which is exact even for overlapping ranges.
+//!
+//! Other threads may write the same mapped bytes at any time (classic semantics), so every
+//! access to them (saving old values, writing, capturing at commit, restoring) is a
+//! race-defined copy through `crate::racy`, never a reference. With isolation
+//! (`Options::isolation`) `set_range` also locks the bytes until end or abort
+//! (`crate::range_lock`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,6 +22,7 @@ use crate::format::log::{
     transaction_record_size, RangeHeader, TransactionEncoder, TX_FLAG_FLUSH, TX_FLAG_RESTORE,
 };
 use crate::instance::Rvm;
+use crate::racy;
 
 /// How a transaction begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +76,8 @@ pub struct Transaction<'a> {
     attachment: Option<Box<dyn Send + 'a>>,
     last_region: Option<CachedRegion>,
     id: std::cell::Cell<u64>,
+    /// Isolation: this transaction holds range locks (released at end or abort).
+    holds_locks: bool,
     finished: bool,
 }
 
@@ -115,6 +124,7 @@ impl<'a> Transaction<'a> {
             attachment: None,
             last_region: None,
             id: std::cell::Cell::new(0),
+            holds_locks: false,
             finished: false,
         }
     }
@@ -152,6 +162,12 @@ impl<'a> Transaction<'a> {
 
     /// Declare that `[address, address+length)` will be modified. It must lie inside one
     /// mapped region. In restore mode call it *before* changing the bytes.
+    ///
+    /// With isolation (`Options::isolation`) the bytes are locked for this transaction until
+    /// it ends or aborts: if another transaction holds any of them this call waits for it, at
+    /// most the instance's `lock_timeout` ([`Error::LockTimeout`]), and fails at once with
+    /// [`Error::Deadlock`] if that transaction is itself waiting for this one (or belongs to
+    /// the calling thread). After such an error the transaction should be aborted.
     pub fn set_range(&mut self, address: usize, length: usize) -> Result<()> {
         if length == 0 {
             return Ok(());
@@ -165,12 +181,17 @@ impl<'a> Transaction<'a> {
             Some(r) => r,
             None => self.find_and_pin(address, length)?,
         };
+        if let Some(locks) = &self.rvm.inner.locks {
+            // Isolation: the bytes are this transaction's until it ends or aborts, and their
+            // old values are saved only once no other transaction can change them.
+            locks.acquire(self.id(), address, address + length)?;
+            self.holds_locks = true;
+        }
         if self.mode == BeginMode::Restore {
             let at = self.undo.len();
             // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
-            // transaction pins it.
-            let old = unsafe { std::slice::from_raw_parts(address as *const u8, length) };
-            self.undo.extend_from_slice(old);
+            // transaction pins it; other threads may write it, so it is copied, not borrowed.
+            unsafe { racy::extend_from(&mut self.undo, address as *const u8, length) };
             self.undo_index.push((address, length, at));
         }
         self.ranges.push(Range {
@@ -219,8 +240,9 @@ impl<'a> Transaction<'a> {
     /// `set_range` followed by copying `bytes` to `address`.
     pub fn modify_bytes(&mut self, address: usize, bytes: &[u8]) -> Result<()> {
         self.set_range(address, bytes.len())?;
-        // SAFETY: set_range checked that the range is mapped and pinned it.
-        unsafe { std::ptr::copy(bytes.as_ptr(), address as *mut u8, bytes.len()) };
+        // SAFETY: set_range checked that the range is mapped and pinned it; `bytes` is a Rust
+        // slice, so it cannot lie in mapped memory (no reference to mapped memory exists).
+        unsafe { racy::store(address as *mut u8, bytes) };
         Ok(())
     }
 
@@ -233,7 +255,7 @@ impl<'a> Transaction<'a> {
     pub fn fill(&mut self, address: usize, length: usize, byte: u8) -> Result<()> {
         self.set_range(address, length)?;
         // SAFETY: set_range checked that the range is mapped and pinned it.
-        unsafe { std::ptr::write_bytes(address as *mut u8, byte, length) };
+        unsafe { racy::fill(address as *mut u8, length, byte) };
         Ok(())
     }
 
@@ -326,10 +348,11 @@ impl<'a> Transaction<'a> {
                     length: r.length as u64,
                     address: r.address as u64,
                 };
-                // SAFETY: the range was checked at set_range and its region is pinned until
-                // `release` below, so the memory is mapped for the whole copy.
-                let data = unsafe { std::slice::from_raw_parts(r.address as *const u8, r.length) };
-                TransactionEncoder::range_from(&mut q.buf, &header, data);
+                TransactionEncoder::range_with(&mut q.buf, &header, |buf| {
+                    // SAFETY: the range was checked at set_range and its region is pinned
+                    // until `release` below, so the memory is mapped for the whole copy.
+                    unsafe { racy::extend_from(buf, r.address as *const u8, r.length) }
+                });
             }
             TransactionEncoder::finish(&mut q.buf, start);
             let seq = inner.queued(&mut q, start);
@@ -365,9 +388,7 @@ impl<'a> Transaction<'a> {
     fn rollback(&mut self) {
         for &(address, length, at) in self.undo_index.iter().rev() {
             // SAFETY: the range was mapped at set_range and stays pinned until release.
-            unsafe {
-                std::ptr::copy_nonoverlapping(self.undo[at..].as_ptr(), address as *mut u8, length)
-            };
+            unsafe { racy::store(address as *mut u8, &self.undo[at..at + length]) };
         }
         self.release();
     }
@@ -378,9 +399,15 @@ impl<'a> Transaction<'a> {
         }
         self.finished = true;
         self.last_region = None;
-        for p in self.pins.drain(..) {
+        if self.holds_locks {
+            if let Some(locks) = &self.rvm.inner.locks {
+                locks.release(self.id());
+            }
+        }
+        for p in &self.pins {
             p.fetch_sub(1, Ordering::AcqRel);
         }
+        self.pins.clear();
         self.rvm.inner.active.fetch_sub(1, Ordering::Relaxed);
         // Last: after values are captured or restored, release what callers attached.
         while let Some(guard) = self.attachments.pop() {

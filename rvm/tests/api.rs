@@ -49,13 +49,17 @@ fn recover_copy(dir: &Dir, log: &Path, data: &Path) -> (Rvm, rvm::Segment) {
         .segment_path(&data2)
         .background_recovery(false);
     let rvm = Rvm::open(&log2, options).unwrap();
-    let seg = rvm.map(&data2, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&data2, MapOptions::anywhere()) }.unwrap();
     (rvm, seg)
 }
 
 fn reopen_value(log: &Path, data: &Path, offset: usize) -> u64 {
     let rvm = Rvm::open(log, Options::default().background_recovery(false)).unwrap();
-    let seg = rvm.map(data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(data, MapOptions::anywhere()) }.unwrap();
     seg.read(seg.regions()[0].address + offset).unwrap()
 }
 
@@ -64,7 +68,9 @@ fn set_range_outside_every_region_is_refused() {
     let d = Dir::new("notmapped");
     let (log, data) = make(&d, 64 * 1024, 8192, 0);
     let rvm = Rvm::open(&log, Options::default()).unwrap();
-    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
     let r = seg.regions()[0];
     let mut tx = rvm.begin(BeginMode::Restore).unwrap();
     let err = tx.set_range(r.address + r.length - 4, 8).unwrap_err();
@@ -85,7 +91,9 @@ fn abort_restores_overlapping_ranges_exactly() {
     let d = Dir::new("abort");
     let (log, data) = make(&d, 64 * 1024, 8192, 0);
     let rvm = Rvm::open(&log, Options::default()).unwrap();
-    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
     let b = seg.regions()[0].address;
     let mut tx = rvm.begin(BeginMode::Restore).unwrap();
     tx.fill(b, 4096, 7).unwrap();
@@ -118,7 +126,9 @@ fn values_are_captured_at_commit_not_at_flush() {
     let (log, data) = make(&d, 64 * 1024, 8192, 0);
     {
         let rvm = Rvm::open(&log, Options::default()).unwrap();
-        let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+        // SAFETY: the segment file lives in this test's private temporary directory and nothing
+        // shortens it while it is mapped.
+        let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
         let b = seg.regions()[0].address;
         let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
         tx.write(b, &1111u64).unwrap();
@@ -140,7 +150,9 @@ fn unmap_then_map_again_shows_committed_changes() {
     let d = Dir::new("remap");
     let (log, data) = make(&d, 64 * 1024, 8192, 0);
     let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();
-    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
     let b = seg.regions()[0].address;
     let mut tx = rvm.begin(BeginMode::Restore).unwrap();
     tx.modify_bytes(b + 16, b"HELLO").unwrap();
@@ -150,7 +162,9 @@ fn unmap_then_map_again_shows_committed_changes() {
         seg.read::<u8>(b).is_err(),
         "reads through a stale handle are refused"
     );
-    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
     let mut got = [0u8; 5];
     seg.read_bytes(seg.regions()[0].address + 16, &mut got)
         .unwrap();
@@ -162,7 +176,9 @@ fn unmap_is_refused_while_a_transaction_holds_a_range() {
     let d = Dir::new("pinned");
     let (log, data) = make(&d, 64 * 1024, 8192, 0);
     let rvm = Rvm::open(&log, Options::default()).unwrap();
-    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
     let mut tx = rvm.begin(BeginMode::Restore).unwrap();
     tx.set_range(seg.regions()[0].address, 8).unwrap();
     let err = rvm.unmap(&seg).unwrap_err();
@@ -178,7 +194,9 @@ fn too_big_is_refused_before_writing_and_the_largest_allowed_completes() {
     let area = 64 * 1024;
     let (log, data) = make(&d, area, 128 * 1024, 0);
     let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();
-    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
     let b = seg.regions()[0].address;
     let max = rvm.query().record_bytes_max;
     // Fill the log partly so the big transaction needs a truncation to fit.
@@ -220,7 +238,9 @@ fn a_second_opener_of_the_log_is_refused() {
     let err = Rvm::open(&log, Options::default()).unwrap_err();
     assert!(matches!(err, Error::InUse { .. }), "{err}");
     assert!(err.to_string().contains("log") && err.to_string().contains("in use"));
-    let _seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let _seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
     // A second process (flock(1) from util-linux) cannot take the lock either.
     let out = std::process::Command::new("flock")
         .args(["--nonblock", "--exclusive"])
@@ -239,7 +259,9 @@ fn an_occupied_fixed_address_is_reported_not_clobbered() {
     let inside = (probe.as_ptr() as u64 + 8192) & !4095;
     let (log, data) = make(&d, 64 * 1024, 4096, inside);
     let rvm = Rvm::open(&log, Options::default()).unwrap();
-    let err = rvm.map(&data, MapOptions::default()).unwrap_err();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let err = unsafe { rvm.map(&data, MapOptions::default()) }.unwrap_err();
     match &err {
         Error::AddressInUse {
             start, occupant, ..
@@ -265,7 +287,9 @@ fn a_one_gigabyte_sparse_segment_maps_without_reading_it() {
     let gig = 1u64 << 30;
     let (log, data) = make(&d, 64 * 1024, gig - 4096, 0);
     let rvm = Rvm::open(&log, Options::default()).unwrap();
-    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
     let r = seg.regions()[0];
     assert_eq!(r.length as u64, gig - 4096);
     // Count resident pages of the mapping: nothing was read up front.
@@ -298,7 +322,9 @@ fn concurrent_flush_commits_from_threads_are_all_durable() {
     let per_thread = 200;
     {
         let rvm = Rvm::open(&log, Options::default()).unwrap();
-        let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+        // SAFETY: the segment file lives in this test's private temporary directory and nothing
+        // shortens it while it is mapped.
+        let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
         let b = seg.regions()[0].address;
         std::thread::scope(|s| {
             for t in 0..threads {
@@ -340,7 +366,9 @@ fn background_truncation_starts_at_the_threshold_and_statistics_add_up() {
     let d = Dir::new("threshold");
     let (log, data) = make(&d, 1 << 20, 64 * 1024, 0);
     let rvm = Rvm::open(&log, Options::default().truncate_threshold(50)).unwrap();
-    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
     let b = seg.regions()[0].address;
     let mut commits = 0u64;
     while rvm.statistics().background_truncations == 0 {
@@ -399,7 +427,9 @@ fn bad_files_get_errors_that_name_them_and_change_nothing() {
         );
     }
     let rvm = Rvm::open(&log, Options::default()).unwrap();
-    let err = rvm.map(&junk, MapOptions::anywhere()).unwrap_err();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let err = unsafe { rvm.map(&junk, MapOptions::anywhere()) }.unwrap_err();
     assert!(
         matches!(err, Error::BadSegment { .. }) && err.to_string().contains("junk"),
         "{err}"

@@ -100,9 +100,10 @@ fn warmed_images(warmup: usize) -> (Vec<u8>, Vec<u8>) {
             .background_recovery(false)
             .segment_device(data.clone());
         let rvm = Rvm::open_device(log.clone(), options).unwrap();
-        let seg = rvm
-            .map_device(data.clone(), MapOptions::anywhere())
-            .unwrap();
+        // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read
+        // into anonymous memory), or name a file in the test's private temporary directory that
+        // nothing shortens.
+        let seg = unsafe { rvm.map_device(data.clone(), MapOptions::anywhere()) }.unwrap();
         for _ in 0..warmup {
             let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
             tx.fill(seg.regions()[0].address, 8, 0).unwrap();
@@ -120,7 +121,10 @@ fn open(h: &Harness) -> rvm::Result<(Rvm, usize)> {
         .background_recovery(false)
         .segment_device(h.data.clone());
     let rvm = Rvm::open_device(h.log.clone(), options)?;
-    let seg = rvm.map_device(h.data.clone(), MapOptions::anywhere())?;
+    // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read into
+    // anonymous memory), or name a file in the test's private temporary directory that nothing
+    // shortens.
+    let seg = unsafe { rvm.map_device(h.data.clone(), MapOptions::anywhere()) }?;
     let base = seg.regions()[0].address;
     Ok((rvm, base))
 }

@@ -46,9 +46,9 @@ fn main() -> ExitCode {
 fn child(dir: &Path) {
     let rvm =
         Rvm::open(dir.join("log"), Options::default().truncate_threshold(30)).expect("child open");
-    let seg = rvm
-        .map(dir.join("data"), MapOptions::anywhere())
-        .expect("child map");
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(dir.join("data"), MapOptions::anywhere()) }.expect("child map");
     let base = seg.regions()[0].address;
     let start: u64 = std::env::var("RVM_KILL9_START").unwrap().parse().unwrap();
     let out = std::io::stdout();
@@ -159,9 +159,10 @@ fn verify(dir: &Path, acked: &[Option<u64>], round: usize) -> Result<u64, String
         Options::default().background_recovery(false),
     )
     .map_err(|e| format!("round {round}: reopen: {e}"))?;
-    let seg = rvm
-        .map(dir.join("data"), MapOptions::anywhere())
-        .map_err(|e| e.to_string())?;
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg =
+        unsafe { rvm.map(dir.join("data"), MapOptions::anywhere()) }.map_err(|e| e.to_string())?;
     let base = seg.regions()[0].address;
     let mut highest = 0u64;
     for (slot, acked_slot) in acked.iter().enumerate() {

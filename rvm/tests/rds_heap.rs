@@ -632,17 +632,20 @@ fn segments_that_are_not_heap_segments_are_refused() {
     )
     .unwrap();
     segment::write_header(&*one, &header).unwrap();
-    let seg = f.rvm.map_device(one, MapOptions::default()).unwrap();
+    // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read into
+    // anonymous memory), or name a file in the test's private temporary directory that nothing
+    // shortens.
+    let seg = unsafe { f.rvm.map_device(one, MapOptions::default()) }.unwrap();
     assert_eq!(
         Heap::load(&seg).unwrap_err().code_name(),
         "EBAD_SEGMENT_HDR"
     );
     // A heap segment mapped anywhere: its pointers would be wrong.
     f.rvm.unmap(&f.segment).unwrap();
-    let anywhere = f
-        .rvm
-        .map_device(f.data.clone(), MapOptions::anywhere())
-        .unwrap();
+    // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read into
+    // anonymous memory), or name a file in the test's private temporary directory that nothing
+    // shortens.
+    let anywhere = unsafe { f.rvm.map_device(f.data.clone(), MapOptions::anywhere()) }.unwrap();
     let e = Heap::load(&anywhere).unwrap_err();
     assert_eq!(e.code_name(), "EBAD_SEGMENT_HDR", "{e}");
     // The old handle's segment is unmapped: calls fail cleanly.

@@ -52,7 +52,10 @@ fn open(s: &Setup) -> rvm::Result<(Rvm, usize)> {
 
 fn open_with(s: &Setup, o: Options) -> rvm::Result<(Rvm, usize)> {
     let rvm = Rvm::open_device(s.log.clone(), o)?;
-    let seg = rvm.map_device(s.data.clone(), MapOptions::anywhere())?;
+    // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read into
+    // anonymous memory), or name a file in the test's private temporary directory that nothing
+    // shortens.
+    let seg = unsafe { rvm.map_device(s.data.clone(), MapOptions::anywhere()) }?;
     let base = seg.regions()[0].address;
     Ok((rvm, base))
 }
@@ -318,9 +321,10 @@ fn interrupted_truncation() {
                 .segment_device(data.clone())
         };
         let rvm = Rvm::open_device(log.clone(), o()).unwrap();
-        let seg = rvm
-            .map_device(data.clone(), MapOptions::anywhere())
-            .unwrap();
+        // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read
+        // into anonymous memory), or name a file in the test's private temporary directory that
+        // nothing shortens.
+        let seg = unsafe { rvm.map_device(data.clone(), MapOptions::anywhere()) }.unwrap();
         let base = seg.regions()[0].address;
         let mut expect = vec![0u8; REGION_BYTES];
         commit_flushes(&rvm, base, 0, 12, &mut expect);
@@ -334,9 +338,10 @@ fn interrupted_truncation() {
         log.restart();
         data.restart();
         let rvm = Rvm::open_device(log.clone(), o()).unwrap();
-        let seg = rvm
-            .map_device(data.clone(), MapOptions::anywhere())
-            .unwrap();
+        // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read
+        // into anonymous memory), or name a file in the test's private temporary directory that
+        // nothing shortens.
+        let seg = unsafe { rvm.map_device(data.clone(), MapOptions::anywhere()) }.unwrap();
         assert_eq!(
             region(&rvm, seg.regions()[0].address),
             expect,
@@ -509,7 +514,9 @@ fn segment_by_uuid() {
     .unwrap();
     drop(segment::create(&data, &header, Default::default()).unwrap());
     let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();
-    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
     let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
     tx.write(seg.regions()[0].address + 8, &0x1234_5678_u64)
         .unwrap();
@@ -542,7 +549,9 @@ fn segment_by_uuid() {
             .background_recovery(false),
     )
     .unwrap();
-    let seg = rvm.map(&moved, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&moved, MapOptions::anywhere()) }.unwrap();
     assert_eq!(
         seg.read::<u64>(seg.regions()[0].address + 8).unwrap(),
         0x1234_5678

@@ -26,7 +26,9 @@ fn records_after_a_small_wrap_pad_go_to_the_area_start() {
     segment::create(&data, &header, CreateOptions::default()).unwrap();
     {
         let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();
-        let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+        // SAFETY: the segment file lives in this test's private temporary directory and nothing
+        // shortens it while it is mapped.
+        let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
         let base = seg.regions()[0].address;
         // A record of `record` bytes holds one range of `record - 112` bytes (header 56,
         // range header 32, trailer 24), and needs no sector pad when `record` is a multiple of
@@ -48,7 +50,9 @@ fn records_after_a_small_wrap_pad_go_to_the_area_start() {
         rvm.close().unwrap();
     }
     let rvm = Rvm::open(&log, Options::default()).unwrap();
-    let seg = rvm.map(&data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
     let first: u8 = seg.read(seg.regions()[0].address).unwrap();
     assert_eq!(first, 3, "the last flush-committed transaction survives");
     rvm.close().unwrap();

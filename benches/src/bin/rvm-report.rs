@@ -485,8 +485,46 @@ fn recovery(plan: &Plan, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// The no_flush commit loop with isolation on (range locks taken at `set_range`, released at
+/// `end`), next to the same loop with isolation off, in the same section run.
+fn transactions_isolated(plan: &Plan, report: &mut Report, segment: u64) -> Result<()> {
+    let commits = plan.pick(300_000, 2_000_000);
+    let mut rates = [0.0; 2];
+    for (i, isolation) in [false, true].into_iter().enumerate() {
+        let s = TxScenario::new(
+            segment,
+            LOG_AREA_BYTES,
+            Options::default().isolation(isolation),
+        )?;
+        let mut rng = Rng::new(11);
+        s.commit_loop(64, 10_000, CommitMode::NoFlush, 1000, false, &mut rng)?;
+        let t = s.commit_loop(64, commits, CommitMode::NoFlush, 1000, false, &mut rng)?;
+        rates[i] = per_second(commits, t);
+    }
+    report.add(
+        "noflush_isolation_off_per_s",
+        Some(rates[0]),
+        "1/s",
+        "64 B no_flush commits, isolation off (paired with the next line)",
+    );
+    report.add(
+        "noflush_isolation_on_per_s",
+        Some(rates[1]),
+        "1/s",
+        "  the same with isolation on (a range lock per set_range)",
+    );
+    report.add(
+        "isolation_on_over_off",
+        ratio(Some(rates[1]), Some(rates[0])),
+        "x",
+        "  isolation on / off",
+    );
+    Ok(())
+}
+
 fn transactions(plan: &Plan, report: &mut Report) -> Result<()> {
     let segment = 64 * MIB;
+    transactions_isolated(plan, report, segment)?;
     {
         let s = TxScenario::new(segment, LOG_AREA_BYTES, Options::default())?;
         let commits = plan.pick(300_000, 2_000_000);

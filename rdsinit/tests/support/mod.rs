@@ -180,7 +180,9 @@ pub fn make_segment(path: &Path) {
 pub fn leave_unapplied_record(log: &Path, data: &Path) {
     let _files = library_files();
     let rvm = Rvm::open(log, Options::default().truncate_threshold(0)).unwrap();
-    let seg = rvm.map(data, MapOptions::anywhere()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(data, MapOptions::anywhere()) }.unwrap();
     let base = seg.regions()[0].address;
     let mut tx = rvm.begin(BeginMode::Restore).unwrap();
     tx.write(base, &0x1234_5678_u64).unwrap();
@@ -235,7 +237,9 @@ pub fn verify_segment(log: &Path, data: &Path, layout: Layout) {
 /// Load the heap with the library and run its checker.
 fn check_heap(log: &Path, data: &Path, layout: Layout) {
     let rvm = Rvm::open(log, Options::default()).unwrap();
-    let seg = rvm.map(data, MapOptions::default()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(data, MapOptions::default()) }.unwrap();
     let heap = rvm::rds::Heap::load(&seg).unwrap();
     assert_eq!(heap.address() as u64, layout.start_addr);
     assert_eq!(heap.length() as u64, layout.heap_len);

@@ -26,7 +26,7 @@ mod stats;
 mod status;
 mod truncation;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -34,6 +34,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::device::DeviceRef;
 use crate::error::{Error, Result};
 use crate::format::log::{Counters, Status, STATUS_FLAG_CLEAN};
+use crate::range_lock::RangeLocks;
 use crate::segment::Segment;
 use crate::tx::{BeginMode, Transaction};
 
@@ -80,7 +81,14 @@ pub(crate) struct Inner {
     has_failed: AtomicBool,
     pub(crate) stats: Stats,
     pub(crate) active: AtomicUsize,
+    /// Process-unique id of this instance (segments it maps carry it).
+    pub(crate) id: u64,
+    /// The range-lock table, when the instance runs with isolation.
+    pub(crate) locks: Option<Arc<RangeLocks>>,
 }
+
+/// Source of [`Inner::id`].
+pub(crate) static NEXT_INSTANCE_ID: AtomicU64 = AtomicU64::new(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -111,7 +119,14 @@ impl Rvm {
         Ok(Transaction::new(self, mode))
     }
 
-    /// Flush queued commits, mark the log cleanly closed, and unmap every segment.
+    /// Flush queued commits, mark the log cleanly closed, unmap every segment, and release
+    /// the file locks of the log and of the segments' devices.
+    ///
+    /// Every handle derived from the instance becomes stale: [`Segment`]s, RDS heaps, roots
+    /// and pointers then answer [`Error::NotMapped`]. A segment is unmapped even if a
+    /// transaction leaked with `mem::forget` still declares a range in it (no transaction
+    /// can be alive otherwise: each borrows the instance). The files can be opened again at
+    /// once, by this process or another, even while stale handles are alive.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
     }
@@ -147,8 +162,19 @@ impl Rvm {
             slots.iter().filter_map(|s| s.mapped.clone()).collect()
         };
         for s in segments {
-            let _ = self.inner.unmap_segment(&s);
+            self.inner.unmap_segment_at_close(&s);
         }
+        {
+            let slots = self
+                .inner
+                .segments
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            for d in slots.iter().filter_map(|s| s.device.as_ref()) {
+                d.unlock();
+            }
+        }
+        self.inner.log.unlock();
         result
     }
 }

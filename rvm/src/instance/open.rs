@@ -185,6 +185,10 @@ impl Rvm {
             has_failed: AtomicBool::new(false),
             stats: Stats::default(),
             active: AtomicUsize::new(0),
+            id: super::NEXT_INSTANCE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            locks: options
+                .isolation
+                .then(|| Arc::new(crate::range_lock::RangeLocks::new(options.lock_timeout))),
             log,
             log_name: name,
             options,

@@ -1,6 +1,7 @@
 //! Options for opening a log.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::device::DeviceRef;
 
@@ -22,6 +23,17 @@ pub struct Options {
     /// segments' page cache; syncing them and freeing the log continues in the background.
     /// When false, `open` returns only after the recovered state is durable.
     pub background_recovery: bool,
+    /// Isolation (off by default): when true, every range a transaction declares with
+    /// `set_range` is locked until the transaction ends or aborts. Overlapping transactions
+    /// then run one after the other, an aborted transaction's bytes never become durable
+    /// through another transaction, and [`crate::Rvm::read`] / [`crate::Segment::read`] never
+    /// return a value a transaction is half-way through writing. See the README, "Semantics".
+    pub isolation: bool,
+    /// The longest any call waits for a lock another transaction holds (a range lock under
+    /// isolation, an RDS heap owned by another thread's transaction) before it fails with
+    /// [`crate::Error::LockTimeout`]. A transaction leaked with `mem::forget` holds its locks
+    /// forever; this bound turns that into an error instead of a hang. Default 10 s.
+    pub lock_timeout: Duration,
 }
 
 impl Default for Options {
@@ -33,6 +45,8 @@ impl Default for Options {
             segment_paths: Vec::new(),
             segment_devices: Vec::new(),
             background_recovery: true,
+            isolation: false,
+            lock_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -71,6 +85,16 @@ impl Options {
     /// Sets [`Options::background_recovery`].
     pub fn background_recovery(mut self, yes: bool) -> Self {
         self.background_recovery = yes;
+        self
+    }
+    /// Turn isolation (range locks held until end or abort) on or off.
+    pub fn isolation(mut self, yes: bool) -> Self {
+        self.isolation = yes;
+        self
+    }
+    /// Set the longest wait for a lock another transaction holds.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
         self
     }
 }

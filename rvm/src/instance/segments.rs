@@ -51,7 +51,21 @@ pub(super) fn slot_target(slots: &[Slot], index: u32) -> Option<(DeviceRef, Segm
 impl Rvm {
     /// Map a segment file: each region at the address in its header (or anywhere, per
     /// `options`). Nothing is read up front; pages fault in when touched.
-    pub fn map(&self, path: impl AsRef<Path>, options: MapOptions) -> Result<Segment> {
+    ///
+    /// # Safety
+    ///
+    /// The regions are mapped from the file (`MAP_PRIVATE`), so a page of the file that is
+    /// not in memory yet is read when first touched. If the file is shortened meanwhile, that
+    /// touch finds no data and the kernel kills the process with SIGBUS, which no check in the
+    /// library can prevent (the same hazard as `memmap2::Mmap::map` and LMDB's environments).
+    /// The caller must therefore ensure that **nobody shortens (truncates) the segment file
+    /// while it is mapped** by this instance, that is until [`Rvm::unmap`], [`Rvm::close`] or
+    /// the instance is dropped: no other handle of this process (`std::fs::File::set_len`,
+    /// ...), no other process. The library holds an exclusive `flock` on the file, which keeps
+    /// other rvm instances and the rvm tools away, but not programs that ignore it. Growing
+    /// the file, or writing it, is harmless for soundness. The library itself never shortens
+    /// a mapped segment.
+    pub unsafe fn map(&self, path: impl AsRef<Path>, options: MapOptions) -> Result<Segment> {
         let path = path.as_ref();
         let name = path.display().to_string();
         // The unlocked probe only learns the UUID, to reuse a device recovery already holds
@@ -82,17 +96,28 @@ impl Rvm {
         let hint = std::fs::canonicalize(path)
             .map(|p| p.display().to_string())
             .unwrap_or(name);
-        self.inner.map_segment(device, hint, options)
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.inner.map_segment(device, hint, options) }
     }
 
-    /// Map a segment held on a device.
-    pub fn map_device(&self, device: DeviceRef, options: MapOptions) -> Result<Segment> {
+    /// Map a segment held on a device. A device without a mappable descriptor (such as
+    /// [`crate::device::MemDevice`]) is read into anonymous memory; one with a descriptor
+    /// ([`Device::mappable_fd`](crate::device::Device::mappable_fd)) is mapped from it.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Rvm::map`]: if the device lends a descriptor, the file it names must not be
+    /// shortened by anyone while the segment is mapped by this instance.
+    pub unsafe fn map_device(&self, device: DeviceRef, options: MapOptions) -> Result<Segment> {
         let hint = device.name().to_string();
-        self.inner.map_segment(device, hint, options)
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.inner.map_segment(device, hint, options) }
     }
 
-    /// Unmap a segment. Refused while a transaction holds a range in it. Its committed changes
-    /// stay in the log; mapping it again shows them.
+    /// Unmap a segment. Refused while a transaction holds a range in it, and with
+    /// [`Error::ForeignSegment`] when another instance mapped it. Its committed changes stay
+    /// in the log; mapping it again shows them. Unmapping a segment already unmapped does
+    /// nothing.
     pub fn unmap(&self, segment: &Segment) -> Result<()> {
         self.inner.unmap_segment(segment)
     }
@@ -141,7 +166,9 @@ impl Rvm {
 }
 
 impl Inner {
-    pub(super) fn map_segment(
+    /// # Safety
+    /// As for [`Rvm::map_device`].
+    pub(super) unsafe fn map_segment(
         &self,
         device: DeviceRef,
         path_hint: String,
@@ -218,7 +245,12 @@ impl Inner {
                 Placement::Fixed => Some(r.address as usize),
                 Placement::Anywhere => None,
             };
-            match mapping::map_region(&*device, r.offset, r.length as usize, want) {
+            // SAFETY: the device's file holds the region (`read_header_from` checked the
+            // device is as long as the segment) and is not shortened while mapped: the
+            // contract of this function, passed on from `Rvm::map` / `Rvm::map_device`.
+            let placed =
+                unsafe { mapping::map_region(&*device, r.offset, r.length as usize, want) };
+            match placed {
                 Ok(address) => mapped.push(MappedRegion {
                     index: ri,
                     address,
@@ -240,6 +272,10 @@ impl Inner {
                 regions: mapped.clone(),
                 log_index: index as u32,
                 mapped: RwLock::new(true),
+                instance: self.id,
+                instance_name: self.log_name.clone(),
+                locks: self.locks.clone(),
+                lock_timeout: self.options.lock_timeout,
             }),
         };
         let slot = &mut slots[index];
@@ -262,12 +298,38 @@ impl Inner {
     }
 
     pub(super) fn unmap_segment(&self, segment: &Segment) -> Result<()> {
+        if segment.inner.instance != self.id {
+            return Err(Error::ForeignSegment {
+                path: segment.path().to_string(),
+                owner: segment.inner.instance_name.clone(),
+                this: self.log_name.clone(),
+            });
+        }
+        self.unmap_own_segment(segment, false)
+    }
+
+    /// At close: unmap even if a leaked (`mem::forget`) transaction still pins a region.
+    /// Sound because no transaction can be alive then (each borrows the instance), so nothing
+    /// will ever use the pin.
+    pub(super) fn unmap_segment_at_close(&self, segment: &Segment) {
+        let _ = self.unmap_own_segment(segment, true);
+    }
+
+    fn unmap_own_segment(&self, segment: &Segment, ignore_pins: bool) -> Result<()> {
         let index = segment.inner.log_index;
         let mut slots = self.segments.write().unwrap_or_else(|e| e.into_inner());
         let mut regions = self.regions.write().unwrap_or_else(|e| e.into_inner());
+        let current = slots
+            .get(index as usize)
+            .and_then(|s| s.mapped.as_ref())
+            .is_some_and(|m| Arc::ptr_eq(&m.inner, &segment.inner));
+        if !current {
+            // A stale handle (unmapped before, maybe mapped again since): nothing to do.
+            return Ok(());
+        }
         let mine: Vec<&RegionRef> = regions.iter().filter(|r| r.slot == index).collect();
         let pinned: usize = mine.iter().map(|r| r.pins.load(Ordering::Acquire)).sum();
-        if pinned > 0 {
+        if pinned > 0 && !ignore_pins {
             return Err(Error::Uncommitted {
                 what: format!("unmap {}", segment.path()),
                 count: pinned,

@@ -7,7 +7,10 @@
 //! the transaction ([`Transaction::attach`]), which releases it only after the commit has
 //! captured the new values or the abort has put the old ones back. Other threads' heap calls
 //! wait meanwhile, so no transaction ever allocates from, or frees into, heap state that an
-//! abort could still take back. A heap call from the owning thread with a *different* open
+//! abort could still take back. The wait is bounded by the instance's `Options::lock_timeout`
+//! (default 10 s): a transaction leaked with `mem::forget` owns the heap forever, and the
+//! other threads then get [`crate::Error::LockTimeout`] (wrapped in [`Error::Rvm`]) instead of
+//! hanging; a heap whose segment is unmapped, or whose instance is closed, answers `NotMapped`. A heap call from the owning thread with a *different* open
 //! transaction would wait for itself forever, so it is refused with [`Error::Busy`].
 //! Read-only calls ([`Heap::check`], [`Heap::statistics`], [`Heap::maxblock`]) also wait for
 //! other threads' heap transactions, and see the calling thread's own uncommitted changes.
@@ -938,7 +941,7 @@ impl Heap {
         let heap = Heap {
             shared: shared_for(segment, &plan),
         };
-        let _st = heap.enter_read();
+        let _st = heap.enter_read()?;
         let _mapped = heap.mapped()?;
         // SAFETY: the region stays mapped while `_mapped` is held.
         let view = unsafe { View::of_mapped(plan.base, plan.length) };
@@ -1124,7 +1127,10 @@ impl Heap {
     /// Full consistency check: every block's tags, every list's links and membership, and the
     /// byte accounting. Each problem is reported with its address.
     pub fn check(&self) -> CheckReport {
-        let st = self.enter_read();
+        let st = match self.enter_read() {
+            Ok(st) => st,
+            Err(e) => return CheckReport::unreadable(self.shared.base, e.to_string()),
+        };
         let mapped = match self.mapped() {
             Ok(m) => m,
             Err(e) => return CheckReport::unreadable(self.shared.base, e.to_string()),
@@ -1140,7 +1146,7 @@ impl Heap {
     /// Header, counters, per-list histogram and largest free block (a full walk, like
     /// [`inspect_image`](crate::rds::inspect_image) on the mapped region).
     pub fn inspect(&self) -> Result<HeapImageInfo, Error> {
-        let _st = self.enter_read();
+        let _st = self.enter_read()?;
         let _mapped = self.mapped()?;
         // SAFETY: the region stays mapped while `_mapped` is held.
         let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
@@ -1149,7 +1155,7 @@ impl Heap {
 
     /// Every block in address order (a full walk; stops with an error at damage).
     pub fn blocks(&self) -> Result<Vec<BlockInfo>, Error> {
-        let _st = self.enter_read();
+        let _st = self.enter_read()?;
         let _mapped = self.mapped()?;
         // SAFETY: the region stays mapped while `_mapped` is held.
         let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
@@ -1190,6 +1196,7 @@ impl Heap {
                     .into(),
             });
         }
+        let started = std::time::Instant::now();
         let mut st = lock(&self.shared.state);
         loop {
             match st.owner {
@@ -1210,32 +1217,54 @@ impl Heap {
                         requester: tx.id(),
                     })
                 }
-                Some(_) => st = self.wait_for_release(st),
+                Some(o) => st = self.wait_for_release(st, o, started)?,
             }
         }
     }
 
-    /// Wait until the owning transaction releases the heap (or a spurious wake-up).
-    fn wait_for_release<'g>(&'g self, mut st: MutexGuard<'g, State>) -> MutexGuard<'g, State> {
+    /// Wait until the owning transaction releases the heap (or a spurious wake-up). The whole
+    /// wait since `started` is bounded by the instance's `lock_timeout`: a transaction leaked
+    /// with `mem::forget` owns the heap forever, and waiting for it must end in an error. A
+    /// heap whose segment was unmapped (or whose instance was closed) answers `NotMapped`.
+    fn wait_for_release<'g>(
+        &'g self,
+        mut st: MutexGuard<'g, State>,
+        owner: Owner,
+        started: std::time::Instant,
+    ) -> Result<MutexGuard<'g, State>, Error> {
+        /// Waits are cut into slices this long, to notice an unmap or close.
+        const SLICE: std::time::Duration = std::time::Duration::from_millis(50);
+        drop(self.mapped()?);
+        let limit = self.shared.segment.inner.lock_timeout;
+        let waited = started.elapsed();
+        if waited >= limit {
+            return Err(Error::Rvm(crate::Error::LockTimeout {
+                what: format!("heap at {:#x}", self.shared.base),
+                holder: owner.transaction,
+                waited_ms: waited.as_millis() as u64,
+            }));
+        }
         st.waiters += 1;
-        let mut st = self
+        let (mut st, _) = self
             .shared
             .released
-            .wait(st)
+            .wait_timeout(st, (limit - waited).min(SLICE))
             .unwrap_or_else(|e| e.into_inner());
         st.waiters -= 1;
-        st
+        Ok(st)
     }
 
-    /// Lock for reading: waits while another thread's transaction owns the heap.
-    fn enter_read(&self) -> MutexGuard<'_, State> {
+    /// Lock for reading: waits while another thread's transaction owns the heap (bounded, see
+    /// `wait_for_release`).
+    fn enter_read(&self) -> Result<MutexGuard<'_, State>, Error> {
+        let started = std::time::Instant::now();
         let mut st = lock(&self.shared.state);
         loop {
             match st.owner {
                 Some(o) if o.thread != std::thread::current().id() => {
-                    st = self.wait_for_release(st)
+                    st = self.wait_for_release(st, o, started)?
                 }
-                _ => return st,
+                _ => return Ok(st),
             }
         }
     }
@@ -1377,7 +1406,7 @@ impl Heap {
         &self,
         op: impl FnOnce(&Reader<'static>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let mut st = self.enter_read();
+        let mut st = self.enter_read()?;
         let mapped = self.mapped()?;
         // SAFETY: the region stays mapped while `mapped` is held.
         let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
@@ -1392,7 +1421,7 @@ impl Heap {
         &self,
         op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let mut st = self.enter_read();
+        let mut st = self.enter_read()?;
         let mapped = self.mapped()?;
         // SAFETY: the region stays mapped while `mapped` is held.
         let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
@@ -1429,8 +1458,9 @@ fn read_header_words(view: &View<'_>, base: u64) -> Option<HeaderWords> {
 /// making this change (so it is mapped, pinned, and its old value saved for abort).
 unsafe fn store(at: u64, bytes: &[u8]) {
     // SAFETY: per the contract above the destination is mapped writable memory, and it cannot
-    // overlap `bytes`, which the caller built on its own stack or heap.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as usize as *mut u8, bytes.len()) }
+    // overlap `bytes`, which the caller built on its own stack or heap; other threads may read
+    // it, so it is written with race-defined accesses.
+    unsafe { crate::racy::store(at as usize as *mut u8, bytes) }
 }
 
 #[allow(dead_code)]

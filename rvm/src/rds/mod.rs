@@ -25,9 +25,13 @@
 //!     nlists: 80,
 //!     chunk_size: 64,
 //! };
-//! rds::create_heap_segment(&rvm, "/srv/data".as_ref(), layout.segment_length_min(), &layout,
-//!     Default::default())?;
-//! let segment = rvm.map("/srv/data", MapOptions::default())?;
+//! // SAFETY (both blocks): /srv/data is this program's own file; nothing shortens it while
+//! // it is mapped.
+//! unsafe {
+//!     rds::create_heap_segment(&rvm, "/srv/data".as_ref(), layout.segment_length_min(),
+//!         &layout, Default::default())
+//! }?;
+//! let segment = unsafe { rvm.map("/srv/data", MapOptions::default()) }?;
 //! let heap = Heap::load(&segment)?;
 //! let root = heap.static_root::<PersistentPtr<u64>>()?;
 //! let mut tx = rvm.begin(BeginMode::Restore)?;
@@ -198,7 +202,13 @@ impl HeapLayout {
 /// heap region at `start_address` and the static region right after it, map it, initialise
 /// the heap in a restore transaction committed with flush, truncate the log so the segment
 /// file holds the heap, and unmap it.
-pub fn create_heap_segment(
+///
+/// # Safety
+///
+/// The new file is mapped while the heap is initialised (as by [`Rvm::map`]): nobody may
+/// shorten it until this call returns, or touching a page past its end kills the process with
+/// SIGBUS. A file this call has just created, in a directory others do not write, meets this.
+pub unsafe fn create_heap_segment(
     rvm: &Rvm,
     data: &Path,
     data_length: u64,
@@ -208,13 +218,20 @@ pub fn create_heap_segment(
     let header = layout.segment_header(data_length)?;
     // The device `create` returns holds the file's lock; mapping opens its own.
     drop(segment::create(data, &header, options)?);
-    let seg = rvm.map(data, MapOptions::default())?;
+    // SAFETY: forwarded from this function's contract.
+    let seg = unsafe { rvm.map(data, MapOptions::default()) }?;
     init_and_release(rvm, &seg, layout)?;
     Ok(header)
 }
 
 /// [`create_heap_segment`] on a device (an in-memory or crash device in tests).
-pub fn create_heap_segment_on(
+///
+/// # Safety
+///
+/// As for [`Rvm::map_device`]: if the device lends a mappable descriptor, the file it names
+/// must not be shortened until this call returns. Devices without one (memory and crash
+/// devices) meet this trivially.
+pub unsafe fn create_heap_segment_on(
     rvm: &Rvm,
     device: DeviceRef,
     data_length: u64,
@@ -222,7 +239,8 @@ pub fn create_heap_segment_on(
 ) -> Result<SegmentHeader, Error> {
     let header = layout.segment_header(data_length)?;
     segment::write_header(&*device, &header)?;
-    let seg = rvm.map_device(device, MapOptions::default())?;
+    // SAFETY: forwarded from this function's contract.
+    let seg = unsafe { rvm.map_device(device, MapOptions::default()) }?;
     init_and_release(rvm, &seg, layout)?;
     Ok(header)
 }

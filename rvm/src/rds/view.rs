@@ -61,10 +61,9 @@ impl<'a> View<'a> {
         }
         let mut bytes = [0u8; 8];
         // SAFETY: the 8 bytes lie inside the region, which is readable for the view's lifetime
-        // (an image borrowed for 'a, or mapped memory per `of_mapped`'s contract).
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.base.add(offset as usize), bytes.as_mut_ptr(), 8)
-        };
+        // (an image borrowed for 'a, or mapped memory per `of_mapped`'s contract); other
+        // threads may write mapped memory, so it is copied with race-defined accesses.
+        unsafe { crate::racy::load(self.base.add(offset as usize), &mut bytes) };
         Some(u64::from_le_bytes(bytes))
     }
 
@@ -76,13 +75,7 @@ impl<'a> View<'a> {
             return None;
         }
         // SAFETY: as in `word`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.base.add(offset as usize),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
+        unsafe { crate::racy::load(self.base.add(offset as usize), buf) };
         Some(())
     }
 }

@@ -59,14 +59,22 @@ impl Fixture {
         let data = Arc::new(CrashDevice::new("data", controller.clone(), Vec::new()));
         Rvm::init_log_on(&*log, log_area_bytes).unwrap();
         let rvm = Rvm::open_device(log.clone(), options(&data)).unwrap();
-        rds::create_heap_segment_on(
-            &rvm,
-            data.clone() as DeviceRef,
-            layout.segment_length_min(),
-            &layout,
-        )
+        // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read
+        // into anonymous memory), or name a file in the test's private temporary directory that
+        // nothing shortens.
+        unsafe {
+            rds::create_heap_segment_on(
+                &rvm,
+                data.clone() as DeviceRef,
+                layout.segment_length_min(),
+                &layout,
+            )
+        }
         .unwrap();
-        let segment = rvm.map_device(data.clone(), MapOptions::default()).unwrap();
+        // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read
+        // into anonymous memory), or name a file in the test's private temporary directory that
+        // nothing shortens.
+        let segment = unsafe { rvm.map_device(data.clone(), MapOptions::default()) }.unwrap();
         let heap = Heap::load(&segment).unwrap();
         Fixture {
             controller,
@@ -126,7 +134,10 @@ impl Fixture {
         layout: HeapLayout,
     ) -> Fixture {
         let rvm = Rvm::open_device(log.clone(), options(&data)).unwrap();
-        let segment = rvm.map_device(data.clone(), MapOptions::default()).unwrap();
+        // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read
+        // into anonymous memory), or name a file in the test's private temporary directory that
+        // nothing shortens.
+        let segment = unsafe { rvm.map_device(data.clone(), MapOptions::default()) }.unwrap();
         let heap = Heap::load(&segment).unwrap();
         Fixture {
             controller,

@@ -87,7 +87,9 @@ pub fn build(name: &str, dir: &Path) {
         "partly" => {
             Rvm::create_log(&log, 1 << 20).unwrap();
             let rvm = Rvm::open(&log, options()).unwrap();
-            let seg = rvm.map(data_path(dir), MapOptions::default()).unwrap();
+            // SAFETY: the segment file lives in this test's private temporary directory and nothing
+            // shortens it while it is mapped.
+            let seg = unsafe { rvm.map(data_path(dir), MapOptions::default()) }.unwrap();
             let b0 = seg.regions()[0].address;
             let b1 = seg.regions()[1].address;
             assert_eq!(b0 as u64, REGION0_ADDRESS);
@@ -115,7 +117,9 @@ pub fn build(name: &str, dir: &Path) {
         "wrapped" => {
             Rvm::create_log(&log, 64 << 10).unwrap();
             let rvm = Rvm::open(&log, options()).unwrap();
-            let seg = rvm.map(data_path(dir), MapOptions::default()).unwrap();
+            // SAFETY: the segment file lives in this test's private temporary directory and nothing
+            // shortens it while it is mapped.
+            let seg = unsafe { rvm.map(data_path(dir), MapOptions::default()) }.unwrap();
             let b0 = seg.regions()[0].address;
             for i in 0..22u32 {
                 if i == 12 {
@@ -132,7 +136,9 @@ pub fn build(name: &str, dir: &Path) {
         "crash" => {
             Rvm::create_log(&log, 1 << 20).unwrap();
             let rvm = Rvm::open(&log, options()).unwrap();
-            let seg = rvm.map(data_path(dir), MapOptions::default()).unwrap();
+            // SAFETY: the segment file lives in this test's private temporary directory and nothing
+            // shortens it while it is mapped.
+            let seg = unsafe { rvm.map(data_path(dir), MapOptions::default()) }.unwrap();
             let b0 = seg.regions()[0].address;
             for i in 0..12u64 {
                 let mut tx = rvm.begin(BeginMode::Restore).unwrap();
@@ -164,15 +170,21 @@ pub fn build(name: &str, dir: &Path) {
                 nlists: 8,
                 chunk_size: 64,
             };
-            rvm::rds::create_heap_segment(
-                &rvm,
-                &data_path(dir),
-                layout.segment_length_min(),
-                &layout,
-                CreateOptions::default(),
-            )
+            // SAFETY: the segment file lives in this test's private temporary directory and nothing
+            // shortens it while it is mapped.
+            unsafe {
+                rvm::rds::create_heap_segment(
+                    &rvm,
+                    &data_path(dir),
+                    layout.segment_length_min(),
+                    &layout,
+                    CreateOptions::default(),
+                )
+            }
             .unwrap();
-            let seg = rvm.map(data_path(dir), MapOptions::default()).unwrap();
+            // SAFETY: the segment file lives in this test's private temporary directory and nothing
+            // shortens it while it is mapped.
+            let seg = unsafe { rvm.map(data_path(dir), MapOptions::default()) }.unwrap();
             let heap = rvm::rds::Heap::load(&seg).unwrap();
             let mut kept = Vec::new();
             for (i, size) in [10usize, 100, 200, 64, 1000, 3000, 50, 120]

@@ -1,0 +1,186 @@
+//! Copies to and from mapped memory that other threads may be writing at the same time.
+//!
+//! Mapped segment memory is shared by every thread of the process, and the classic RVM
+//! semantics let two transactions write the same bytes (and a reader read them) without any
+//! lock. A plain `memcpy`, or a `&[u8]` built over that memory, would then be a data race:
+//! undefined behaviour in Rust's memory model, whatever the hardware does. Every access the
+//! library makes to mapped memory goes through this module instead, which copies with
+//! relaxed atomic loads and stores: defined under races (a racing reader may see a mix of old
+//! and new bytes, never undefined behaviour), and compiled to ordinary moves.
+//!
+//! The aligned middle of a copy moves a machine word per access, the unaligned ends a byte per
+//! access. Two copies of the same bytes with different alignments of their ends may therefore
+//! access one word with different sizes; this is the same compromise as the byte-wise atomic
+//! memcpy proposal (P1478) and the crates that implement it, and no platform Rust supports
+//! tears or traps on it.
+//!
+//! Architecture Invariant: no reference (`&[u8]`, `&mut [u8]`, `&T`) is ever created over
+//! mapped segment memory; only these functions touch it.
+
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+const WORD: usize = std::mem::size_of::<usize>();
+
+/// Copy `dst.len()` bytes from mapped memory at `src` into `dst`.
+///
+/// # Safety
+/// `[src, src + dst.len())` must be mapped readable memory for the whole call, and every
+/// concurrent access to it must be made through this module (or be another atomic access).
+#[inline]
+pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) {
+    // SAFETY: `dst` is `dst.len()` writable bytes; the source range is the caller's contract.
+    unsafe { load_raw(src, dst.as_mut_ptr(), dst.len()) }
+}
+
+/// [`load`] into `len` bytes at `out`, which must be writable (they may be uninitialised).
+///
+/// # Safety
+/// As for [`load`], and `[out, out + len)` is writable memory no reference points into.
+#[inline]
+unsafe fn load_raw(src: *const u8, out: *mut u8, len: usize) {
+    let head = src.align_offset(WORD).min(len);
+    // SAFETY: for every access below, `src + i` and `out + i` stay inside the `len` bytes of
+    // the source range (readable, the contract) and of the destination; word accesses to `src` start past
+    // `head`, so they are word-aligned; `out` is written unaligned.
+    unsafe {
+        let byte = |i: usize| (*src.add(i).cast::<AtomicU8>()).load(Ordering::Relaxed);
+        let word = |i: usize| (*src.add(i).cast::<AtomicUsize>()).load(Ordering::Relaxed);
+        let mut i = 0;
+        while i < head {
+            *out.add(i) = byte(i);
+            i += 1;
+        }
+        while i + 4 * WORD <= len {
+            let w = [
+                word(i),
+                word(i + WORD),
+                word(i + 2 * WORD),
+                word(i + 3 * WORD),
+            ];
+            out.add(i).cast::<[usize; 4]>().write_unaligned(w);
+            i += 4 * WORD;
+        }
+        while i + WORD <= len {
+            out.add(i).cast::<usize>().write_unaligned(word(i));
+            i += WORD;
+        }
+        while i < len {
+            *out.add(i) = byte(i);
+            i += 1;
+        }
+    }
+}
+
+/// Copy `src` into mapped memory at `dst`.
+///
+/// # Safety
+/// `[dst, dst + src.len())` must be mapped writable memory for the whole call that no Rust
+/// reference points into, and every concurrent access to it must be made through this module.
+#[inline]
+pub(crate) unsafe fn store(dst: *mut u8, src: &[u8]) {
+    let len = src.len();
+    let from = src.as_ptr();
+    let head = dst.align_offset(WORD).min(len);
+    // SAFETY: for every access below, `dst + i` and `from + i` stay inside the `len` bytes of
+    // the destination range (writable, the contract) and of `src`; word accesses to `dst` start
+    // past `head`, so they are word-aligned; `src` is read unaligned.
+    unsafe {
+        let byte = |i: usize, b: u8| (*dst.add(i).cast::<AtomicU8>()).store(b, Ordering::Relaxed);
+        let word = |i: usize| {
+            let w = from.add(i).cast::<usize>().read_unaligned();
+            (*dst.add(i).cast::<AtomicUsize>()).store(w, Ordering::Relaxed)
+        };
+        let mut i = 0;
+        while i < head {
+            byte(i, *from.add(i));
+            i += 1;
+        }
+        while i + 4 * WORD <= len {
+            word(i);
+            word(i + WORD);
+            word(i + 2 * WORD);
+            word(i + 3 * WORD);
+            i += 4 * WORD;
+        }
+        while i + WORD <= len {
+            word(i);
+            i += WORD;
+        }
+        while i < len {
+            byte(i, *from.add(i));
+            i += 1;
+        }
+    }
+}
+
+/// Set `len` bytes of mapped memory at `dst` to `byte`.
+///
+/// # Safety
+/// As for [`store`].
+#[inline]
+pub(crate) unsafe fn fill(dst: *mut u8, len: usize, byte: u8) {
+    let head = dst.align_offset(WORD).min(len);
+    let word = usize::from_ne_bytes([byte; WORD]);
+    let mut i = 0;
+    while i < head {
+        // SAFETY: `dst + i` is inside the writable range (contract).
+        unsafe { (*dst.add(i).cast::<AtomicU8>()).store(byte, Ordering::Relaxed) };
+        i += 1;
+    }
+    while i + WORD <= len {
+        // SAFETY: `dst + i` is word-aligned and the word lies inside the range.
+        unsafe { (*dst.add(i).cast::<AtomicUsize>()).store(word, Ordering::Relaxed) };
+        i += WORD;
+    }
+    while i < len {
+        // SAFETY: as for the head bytes.
+        unsafe { (*dst.add(i).cast::<AtomicU8>()).store(byte, Ordering::Relaxed) };
+        i += 1;
+    }
+}
+
+/// Append `len` bytes of mapped memory at `src` to `out`.
+///
+/// # Safety
+/// As for [`load`].
+#[inline]
+pub(crate) unsafe fn extend_from(out: &mut Vec<u8>, src: *const u8, len: usize) {
+    out.reserve(len);
+    let at = out.len();
+    // SAFETY: `reserve` made room for `len` more bytes; `load_raw` writes every one of them
+    // before `set_len` exposes them. The source range is the caller's contract.
+    unsafe {
+        load_raw(src, out.as_mut_ptr().add(at), len);
+        out.set_len(at + len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_every_length_and_alignment_exactly() {
+        let source: Vec<u8> = (0..64u8)
+            .map(|b| b.wrapping_mul(37).wrapping_add(1))
+            .collect();
+        for start in 0..9 {
+            for len in 0..40 {
+                let mut out = vec![0u8; len];
+                // SAFETY: the range lies inside `source`, which nothing else accesses.
+                unsafe { load(source.as_ptr().add(start), &mut out) };
+                assert_eq!(out, source[start..start + len]);
+                let mut target = vec![0xeeu8; 64];
+                // SAFETY: the range lies inside `target`, and no reference points into it.
+                unsafe { store(target.as_mut_ptr().add(start), &source[..len]) };
+                assert_eq!(target[start..start + len], source[..len]);
+                assert!(target[..start].iter().all(|&b| b == 0xee));
+                assert!(target[start + len..].iter().all(|&b| b == 0xee));
+                // SAFETY: as above.
+                unsafe { fill(target.as_mut_ptr().add(start), len, 7) };
+                assert!(target[start..start + len].iter().all(|&b| b == 7));
+                assert!(target[start + len..].iter().all(|&b| b == 0xee));
+            }
+        }
+    }
+}
