@@ -33,6 +33,7 @@ mod rvm;
 pub mod segment;
 mod truncate;
 mod tx;
+pub mod units;
 
 pub use crate::error::{Error, Result};
 pub use crate::format::Uuid;
