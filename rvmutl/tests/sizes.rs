@@ -84,3 +84,12 @@ fn bad_sizes_are_named_and_create_nothing() {
         assert!(!log.exists(), "{text} created the log");
     }
 }
+
+#[test]
+fn init_log_help_says_kb_is_1024() {
+    let (code, out) = run(&["init-log", "--help"], "");
+    assert_eq!(code, 0, "{out}");
+    let text = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(text.contains("KB..: all 1024-based"), "{text}");
+    assert!(text.contains("512-byte sectors"), "{text}");
+}
