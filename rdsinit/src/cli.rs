@@ -48,7 +48,7 @@ blocks on disk.";
 const EXIT_CODES: &str = "\
 Exit status:
   0  the segment was initialized (with --dry-run: the layout is valid)
-  1  quit at a prompt (q), declined, or input ended: nothing changed
+  1  quit at a prompt (q), declined, or input ended: nothing was changed
   2  the command line was not understood
   3  a check refused a parameter or a file: nothing was changed
   4  writing the log or the segment failed; files rdsinit created
@@ -346,5 +346,22 @@ mod tests {
             .contains("missing HLEN SLEN NLISTS CHUNK"));
         assert!(Cli::try_parse_from(["rdsinit", "L"]).is_err());
         assert!(Cli::try_parse_from(["rdsinit", "--generate-man"]).is_ok());
+    }
+
+    #[test]
+    fn only_a_first_argument_names_a_subcommand() {
+        assert!(matches!(
+            parse(["rdsinit", "man"]),
+            Ok(Parsed::Tool(Tool::Man { dir: None }))
+        ));
+        assert!(matches!(
+            parse(["rdsinit", "completions", "zsh"]),
+            Ok(Parsed::Tool(Tool::Completions { .. }))
+        ));
+        // A log called man is written as a path; a DATA called man is just a path.
+        for args in [["rdsinit", "./man", "data"], ["rdsinit", "log", "man"]] {
+            assert!(matches!(parse(args), Ok(Parsed::Run(_))), "{args:?}");
+        }
+        assert!(parse(["rdsinit", "completions"]).is_err());
     }
 }
