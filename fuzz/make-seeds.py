@@ -98,9 +98,11 @@ write("heap_check", "short", [0, 3] + list(struct.pack("<I", 700)))
 write("heap_check", "other-address", [2] + list(struct.pack("<Q", 0x7fff_ffff_f000)))
 write("heap_check", "raw", [1] + [0] * 64 + [0xff] * 64)
 
-# rdsinit_number: text (its first 9 bytes also give the round-trip value and shift).
-for i, t in enumerate(["4096", "0x1000", "010000", "30M", "1G", "0x40000000", " 64 ", "18446744073709551615", "16g", "0x", "08", "-1", "1T"]):
-    write("rdsinit_number", "n%02d" % i, t.encode())
+# units: text (its first 10 bytes also give the round-trip value, shift and unit). The first
+# thirteen are the former rdsinit_number seeds; the rest are issue 12's sizes.
+for i, t in enumerate(["4096", "0x1000", "010000", "30M", "1G", "0x40000000", " 64 ", "18446744073709551615", "16g", "0x", "08", "-1", "1T",
+                       "1GB", "30MB", "2048S", "-5", "30MiB", "0x10KiB", "0x1B", "16P", "1_048_576", "x2a", "3Q", "1.5G", "17179869184G", "MiB", "0x10KBB"]):
+    write("units", "n%02d" % i, t.encode())
 
 # rvmutl_parse: command lines and formats, one per line.
 lines = [

@@ -6,8 +6,10 @@
 # Works on the stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags. No
 # sanitizer by default: the targets are safe Rust over the library, and without one they run
 # 5-25 times more executions in the same time (tx_model: ~2,500/s instead of ~100/s);
-# FUZZ_SANITIZER=address runs them under the address sanitizer. Installs cargo-fuzz if it is
-# missing. New inputs go to a temporary directory, so the repository's corpus stays the seeds.
+# FUZZ_SANITIZER=address runs them under the address sanitizer. If cargo-fuzz is missing it is
+# installed into the project's own .ci/tools (ignored by git, kept between runs, put first on
+# PATH), never into the user's home. New inputs go to a temporary directory, so the repository's
+# corpus stays the seeds.
 # A target that crashes fails the run; libFuzzer saves the input under fuzz/artifacts/TARGET/.
 # Prints one line per target with its execution count, then "N passed, N failed".
 set -euo pipefail
@@ -17,9 +19,11 @@ seconds="${1:-${FUZZ_SECONDS:-20}}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 export RUSTC_BOOTSTRAP=1
 
+tools="$(cd .. && pwd)/.ci/tools"
+export PATH="$tools/bin:$PATH"
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "fuzz: installing cargo-fuzz"
-    cargo install cargo-fuzz --locked
+    echo "fuzz: installing cargo-fuzz into $tools (once; later runs reuse it)"
+    cargo install --root "$tools" cargo-fuzz --locked
 fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/rvm-fuzz.XXXXXX")"

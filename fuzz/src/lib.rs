@@ -8,7 +8,7 @@ pub mod fixture;
 pub mod heap_check;
 pub mod input;
 pub mod log_recovery;
-pub mod rdsinit_number;
 pub mod rvmutl_parse;
 pub mod segment_header;
 pub mod tx_model;
+pub mod units;

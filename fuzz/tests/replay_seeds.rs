@@ -29,10 +29,6 @@ fn log_recovery_seeds() {
     replay("log_recovery", rvm_fuzz::log_recovery::run);
 }
 
-#[test]
-fn rdsinit_number_seeds() {
-    replay("rdsinit_number", rvm_fuzz::rdsinit_number::run);
-}
 
 #[test]
 fn rvmutl_parse_seeds() {
@@ -47,6 +43,11 @@ fn segment_header_seeds() {
 #[test]
 fn tx_model_seeds() {
     replay("tx_model", rvm_fuzz::tx_model::run);
+}
+
+#[test]
+fn units_seeds() {
+    replay("units", rvm_fuzz::units::run);
 }
 
 #[test]

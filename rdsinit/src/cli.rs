@@ -1,5 +1,5 @@
 //! The command line, defined once: it parses the arguments and generates `--help`, the man page
-//! (`--generate-man`) and shell completions (`--generate-completions SHELL`).
+//! (`rdsinit man`) and shell completions (`rdsinit completions SHELL`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{CommandFactory, Parser};
 
 use crate::heap;
-use crate::number::parse_number;
+use crate::number::parse_size;
 use crate::params::{Field, Params};
 
 const ABOUT: &str = "Initialize an RVM data segment holding an RDS persistent heap";
@@ -21,18 +21,29 @@ heap is built through the RVM log LOG, which must exist (made by `rvmutl init_lo
 --log-size creates it.
 
 Modes:
-  rdsinit LOG DATA                      asks for each value, with explanations
+  rdsinit LOG DATA
+      asks for each value, with explanations
   rdsinit LOG DATA DATALEN SADDR HLEN SLEN NLISTS CHUNK
-                                        shows the values and asks for confirmation
-                                        (answering n goes through the questions)
-  rdsinit -f LOG DATA DATALEN ...       no questions (scripts)
+      shows the values and asks for confirmation (answering n goes
+      through the questions)
+  rdsinit -f LOG DATA DATALEN SADDR HLEN SLEN NLISTS CHUNK
+      no questions (scripts)
   rdsinit [--log-size SIZE] LOG DATA --data-len LEN [--heap-len ...]
-                                        the same with flags and defaults; the heap gets
-                                        whatever the static region and header leave
+      the same with flags and defaults; the heap gets whatever the
+      static region and header leave
+  rdsinit man [DIR]
+      writes the man page (to DIR/rdsinit.1, or standard output)
+  rdsinit completions SHELL
+      writes a completion script for SHELL to standard output
 
-Numbers are decimal, hexadecimal (0x...) or octal (leading 0), optionally followed by K, M or G \
-(binary multiples). Nothing is written before every check has passed; a regular data file is \
-created sparse, so even a 1 GiB segment takes a few blocks on disk.";
+A first argument `man` or `completions` is that subcommand: write a LOG of that name as ./man.
+
+Numbers are decimal, hexadecimal (0x...) or octal (leading 0), and every value, flag or \
+positional or typed in the dialogue, may end in a unit as `rvmutl init_log` reads it: K, M, G or \
+T (also written KiB, MiB, GiB, TiB, or KB, MB, GB, TB: all are 1024-based multiples, as in the \
+classic tools), S (512-byte sectors) or P (4096-byte pages). Nothing is written before every \
+check has passed; a regular data file is created sparse, so even a 1 GiB segment takes a few \
+blocks on disk.";
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -40,15 +51,17 @@ Exit status:
   1  quit at a prompt (q), declined, or input ended: nothing was changed
   2  the command line was not understood
   3  a check refused a parameter or a file: nothing was changed
-  4  writing the log or the segment failed (files rdsinit created are removed)
+  4  writing the log or the segment failed; files rdsinit created
+     are removed
 
 Examples:
-  rdsinit --log-size 30M /srv/rvm/log /srv/rvm/data --data-len 1G --yes
+  rdsinit --log-size 30M srv/log srv/data --data-len 1G --yes
   rdsinit -f LOG DATA 1073741824 0x50000000 1072627712 1048576 80 64
-  rdsinit --dry-run --json LOG DATA --data-len 100M";
+  rdsinit --dry-run --json LOG DATA --data-len 100M
+  rdsinit man /usr/local/share/man/man1";
 
 fn number_arg(text: &str) -> Result<u64, String> {
-    parse_number(text).map_err(|e| e.to_string())
+    parse_size(text).map_err(|e| e.to_string())
 }
 
 /// `rdsinit [-f] LOG DATA [DATALEN SADDR HLEN SLEN NLISTS CHUNK]` plus the modern flags.
@@ -57,7 +70,9 @@ fn number_arg(text: &str) -> Result<u64, String> {
     name = "rdsinit",
     version,
     about = ABOUT,
-    override_usage = "rdsinit [OPTIONS] LOG DATA [DATALEN SADDR HLEN SLEN NLISTS CHUNK]",
+    override_usage = "rdsinit [OPTIONS] LOG DATA [DATALEN SADDR HLEN SLEN NLISTS CHUNK]\n       \
+                      rdsinit man [DIR]\n       rdsinit completions SHELL",
+    allow_negative_numbers = true,
     long_about = LONG_ABOUT,
     after_help = "Exit status: 0 done, 1 quit, 2 usage, 3 refused by a check, 4 write failed (see --help).",
     after_long_help = EXIT_CODES,
@@ -72,8 +87,9 @@ pub struct Cli {
         long,
         value_name = "SIZE",
         value_parser = number_arg,
-        long_help = "Create the log LOG with a record area of SIZE bytes (e.g. 30M; the file \
-                     also holds 64 KiB of status blocks), as `rvmutl init_log LOG SIZE` does. \
+        long_help = "Create the log LOG with a record area of SIZE bytes (e.g. 30M, 30MiB or \
+                     61440S; the file also holds 64 KiB of status blocks), as `rvmutl init_log \
+                     LOG SIZE` does, with the same size units. \
                      An existing LOG is refused unless --force is also given, and it is never \
                      re-initialized while it holds records that have not been applied to their \
                      segment."
@@ -138,11 +154,12 @@ pub struct Cli {
     #[arg(long)]
     pub fallocate: bool,
 
-    /// Write the man page (roff) to standard output.
+    /// Write the man page (roff) to standard output (the older spelling of `rdsinit man`).
     #[arg(long, hide = true)]
     pub generate_man: bool,
 
-    /// Write a completion script for SHELL to standard output.
+    /// Write a completion script for SHELL to standard output (the older spelling of
+    /// `rdsinit completions SHELL`).
     #[arg(long, hide = true, value_name = "SHELL")]
     pub generate_completions: Option<clap_complete::Shell>,
 
@@ -172,6 +189,55 @@ pub struct Cli {
     /// Classic form of --chunk-size.
     #[arg(value_name = "CHUNK", value_parser = number_arg)]
     pub chunk_value: Option<u64>,
+}
+
+/// The subcommands that do not initialize a segment. They are parsed apart from [`Cli`] (see
+/// [`parse`]) so that the classic positional values never read as a subcommand.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Tool {
+    /// Write the man page (to DIR/rdsinit.1, or standard output).
+    Man {
+        /// The directory to write rdsinit.1 into.
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Write a completion script for SHELL to standard output.
+    Completions {
+        /// The shell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `rdsinit man ...` and `rdsinit completions ...`.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rdsinit", version, about = ABOUT)]
+struct ToolCli {
+    #[command(subcommand)]
+    tool: Tool,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    /// Initialize a segment (or check a layout).
+    Run(Box<Cli>),
+    /// Write the man page or completions.
+    Tool(Tool),
+}
+
+/// Parse the command line (`args` includes the program name): a first argument `man` or
+/// `completions` is that subcommand, anything else the segment options.
+pub fn parse<I, T>(args: I) -> Result<Parsed, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("man" | "completions") => ToolCli::try_parse_from(args).map(|t| Parsed::Tool(t.tool)),
+        _ => Cli::try_parse_from(args).map(|c| Parsed::Run(Box::new(c))),
+    }
 }
 
 impl Cli {
@@ -280,5 +346,22 @@ mod tests {
             .contains("missing HLEN SLEN NLISTS CHUNK"));
         assert!(Cli::try_parse_from(["rdsinit", "L"]).is_err());
         assert!(Cli::try_parse_from(["rdsinit", "--generate-man"]).is_ok());
+    }
+
+    #[test]
+    fn only_a_first_argument_names_a_subcommand() {
+        assert!(matches!(
+            parse(["rdsinit", "man"]),
+            Ok(Parsed::Tool(Tool::Man { dir: None }))
+        ));
+        assert!(matches!(
+            parse(["rdsinit", "completions", "zsh"]),
+            Ok(Parsed::Tool(Tool::Completions { .. }))
+        ));
+        // A log called man is written as a path; a DATA called man is just a path.
+        for args in [["rdsinit", "./man", "data"], ["rdsinit", "log", "man"]] {
+            assert!(matches!(parse(args), Ok(Parsed::Run(_))), "{args:?}");
+        }
+        assert!(parse(["rdsinit", "completions"]).is_err());
     }
 }

@@ -7,7 +7,7 @@
 
 use std::io::{self, BufRead, Write};
 
-use crate::number::{hex_dec, parse_number};
+use crate::number::{hex_dec, parse_size};
 use crate::params::{
     check_address_range, check_fit, largest_heap, largest_static, occupied, propose, Field, Params,
     PAGE_BYTES, STATIC_LEN_DEFAULT,
@@ -139,7 +139,7 @@ impl<'a> Dialogue<'a> {
                     }
                 }
             } else {
-                match parse_number(&line) {
+                match parse_size(&line) {
                     Ok(v) => v,
                     Err(e) => {
                         self.say(&format!("{e}\n"))?;

@@ -2,7 +2,7 @@
 //!
 //! The binary (`src/main.rs`) only parses the command line and hands it to [`run::main_with`].
 //! This library holds the logic so it can be tested and fuzzed:
-//! - [`number`]: the number parser (`0x` hex, leading-`0` octal, decimal, `K`/`M`/`G`);
+//! - [`number`]: values are read by the library's size parser ([`rvm::units`]);
 //! - [`params`]: the six parameters, their rules, rounding proposals and cross checks;
 //! - [`dialogue`]: the interactive prompts;
 //! - [`files`]: the read-only checks of LOG and DATA before anything is written;
@@ -21,7 +21,7 @@ pub mod number;
 pub mod params;
 pub mod run;
 
-pub use number::{parse_number, NumberError};
+pub use number::{parse_size, NumberError};
 pub use params::{Field, ParamError, Params};
 
 /// Exit status: the segment was initialized (or, with `--dry-run`, the layout is valid).

@@ -17,7 +17,7 @@ use rvm::segment::CreateOptions;
 use rvm::{Options, Rvm};
 use serde_json::json;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Tool};
 use crate::dialogue::{occupied_warning, Answer, Defaults, Dialogue, Stop};
 use crate::files::{check_files, FileChecks, LogPlan};
 use crate::heap::{self, Inspection};
@@ -150,13 +150,7 @@ pub fn main_with(cli: Cli) -> u8 {
     let mut stderr = Tolerant::new(io::stderr());
     let progress = io::stderr().is_terminal();
     if cli.generate_man {
-        return match crate::cli::write_man(&mut stdout) {
-            Ok(()) => EXIT_OK,
-            Err(e) => {
-                let _ = writeln!(stderr, "rdsinit: {e}");
-                EXIT_FAILED
-            }
-        };
+        return write_man_or_fail(&mut stdout, &mut stderr);
     }
     if let Some(shell) = cli.generate_completions {
         crate::cli::write_completions(shell, &mut stdout);
@@ -226,15 +220,52 @@ pub fn main_with(cli: Cli) -> u8 {
                 }
             }
             if json {
-                let _ = writeln!(
-                    stdout,
-                    "{}",
-                    json!({"ok": false, "exit_code": code, "error": failure.message()})
-                );
+                let _ = writeln!(stdout, "{}", json_error(code, &failure.message()));
             }
             code
         }
     }
+}
+
+/// Run `rdsinit man` or `rdsinit completions`; returns the exit status.
+pub fn run_tool(tool: Tool) -> u8 {
+    let mut stdout = Tolerant::new(io::stdout());
+    let mut stderr = Tolerant::new(io::stderr());
+    match tool {
+        Tool::Man { dir: Some(dir) } => {
+            let path = dir.join("rdsinit.1");
+            let written =
+                std::fs::File::create(&path).and_then(|mut file| crate::cli::write_man(&mut file));
+            match written {
+                Ok(()) => EXIT_OK,
+                Err(e) => {
+                    let _ = writeln!(stderr, "rdsinit: {}: {e}", path.display());
+                    EXIT_FAILED
+                }
+            }
+        }
+        Tool::Man { dir: None } => write_man_or_fail(&mut stdout, &mut stderr),
+        Tool::Completions { shell } => {
+            crate::cli::write_completions(shell, &mut stdout);
+            let _ = stdout.flush();
+            EXIT_OK
+        }
+    }
+}
+
+fn write_man_or_fail(out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    match crate::cli::write_man(out) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            let _ = writeln!(err, "rdsinit: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// The JSON object `--json` prints on standard output when rdsinit fails with `exit_code`.
+pub fn json_error(exit_code: u8, message: &str) -> serde_json::Value {
+    json!({"ok": false, "exit_code": exit_code, "error": message})
 }
 
 /// Everything after argument parsing.
@@ -444,7 +475,8 @@ fn introduce(io: &mut Io, files: &FileChecks) -> Result<(), Failure> {
     d.paragraph(
         "",
         "Numbers may be decimal, hexadecimal (0x...) or octal (leading 0), optionally followed \
-         by K, M or G. An empty answer takes the value in brackets. Answer q at any prompt to \
+         by a unit: K, M, G (also KiB, MiB, GiB, or KB, MB, GB: all 1024-based), S (512-byte \
+         sectors) or P (4096-byte pages). An empty answer takes the value in brackets. Answer q at any prompt to \
          quit without changing anything.",
     )?;
     Ok(())
@@ -789,6 +821,16 @@ impl Report {
         s
     }
 
+    /// The log's action for JSON: a dry run says what it would do, never "created".
+    fn json_log_action(&self) -> &'static str {
+        match (self.dry_run, self.log_action) {
+            (false, action) => action,
+            (true, "created") => "would_create",
+            (true, "reinitialized") => "would_reinitialize",
+            (true, _) => "would_use",
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         let p = &self.params;
         let mut parameters = serde_json::Map::new();
@@ -824,7 +866,7 @@ impl Report {
             "log": {
                 "path": self.log_path.display().to_string(),
                 "size_bytes": self.log_size_bytes,
-                "action": self.log_action,
+                "action": self.json_log_action(),
             },
             "data": {
                 "path": self.data_path.display().to_string(),

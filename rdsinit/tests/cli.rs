@@ -248,7 +248,7 @@ fn dry_run_validates_and_touches_nothing() {
     run.assert_ok();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["dry_run"], true);
-    assert_eq!(v["log"]["action"], "created");
+    assert_eq!(v["log"]["action"], "would_create");
     assert_eq!(v["parameters"]["heap_len"], (1u64 << 30) - (1 << 20) - 4096);
     assert_eq!(snapshot(&dir), before);
 }
@@ -924,4 +924,239 @@ fn files_in_use_are_refused() {
         );
         assert_eq!(snapshot(&dir), before);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12: one size parser in every mode, man and completions subcommands, JSON.
+
+fn json_of(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.all()))
+}
+
+#[test]
+fn size_units_work_in_flags_positional_values_and_the_dialogue() {
+    let dir = TempDir::new("units");
+    make_log(&dir.join("log"));
+    let before = snapshot(&dir);
+    // A flag: "1GB" was refused with "'G' is not a decimal digit".
+    for text in [
+        "1GB",
+        "1GiB",
+        "1gb",
+        "1G",
+        "0x40000000",
+        "2097152S",
+        "262144P",
+    ] {
+        let run = rdsinit(
+            &dir,
+            &["--dry-run", "--json", "log", "data", "--data-len", text],
+        );
+        run.assert_ok();
+        assert_eq!(
+            json_of(&run)["parameters"]["data_len"],
+            1u64 << 30,
+            "{text}"
+        );
+    }
+    // The classic positional values.
+    let run = rdsinit(
+        &dir,
+        &[
+            "--dry-run",
+            "--json",
+            "-f",
+            "log",
+            "data",
+            "1GiB",
+            "0x70000000",
+            "0x3fefd000",
+            "1MB",
+            "80",
+            "32",
+        ],
+    );
+    run.assert_ok();
+    assert_eq!(json_of(&run)["parameters"]["static_len"], 1u64 << 20);
+    // The dialogue.
+    let run = rdsinit_in(
+        &dir.path,
+        &["--dry-run", "--json", "log", "data"],
+        "4MiB\ny\n\ny\n\ny\n\ny\n\ny\n\ny\ny\n",
+    );
+    run.assert_ok();
+    assert_eq!(json_of(&run)["parameters"]["data_len"], 4u64 << 20);
+    assert_eq!(snapshot(&dir), before);
+}
+
+#[test]
+fn log_size_takes_init_log_sectors() {
+    let dir = TempDir::new("sectors");
+    // `--log-size 2048S` was refused although the help points to init_log's syntax.
+    let run = rdsinit(
+        &dir,
+        &[
+            "--log-size",
+            "2048S",
+            "--json",
+            "--yes",
+            "log",
+            "data",
+            "--data-len",
+            "4M",
+        ],
+    );
+    run.assert_ok();
+    let v = json_of(&run);
+    assert_eq!(v["log"]["action"], "created");
+    assert_eq!(v["log"]["size_bytes"], 2048 * 512 + 64 * 1024);
+}
+
+#[test]
+fn negative_and_malformed_sizes_are_named() {
+    let dir = TempDir::new("negative");
+    make_log(&dir.join("log"));
+    let before = snapshot(&dir);
+    let cases: &[(&[&str], &str)] = &[
+        (&["--data-len", "-5"], "\"-5\" is negative"),
+        (
+            &["-f", "-5", "0x70000000", "1M", "1M", "80", "32"],
+            "\"-5\" is negative",
+        ),
+        (&["--data-len", "08"], "'8' is not an octal digit"),
+        (&["--data-len", "3Q"], "unknown size unit \"Q\""),
+    ];
+    for (extra, want) in cases {
+        let mut argv = vec!["log", "data"];
+        argv.extend_from_slice(extra);
+        let run = rdsinit(&dir, &argv);
+        assert_eq!(run.code, 2, "{argv:?}: {}", run.all());
+        assert!(run.stderr.contains(want), "{argv:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("a octal"), "{}", run.stderr);
+    }
+    assert_eq!(snapshot(&dir), before);
+}
+
+#[test]
+fn man_and_completions_are_subcommands() {
+    let dir = TempDir::new("subcommands");
+    let man = rdsinit(&dir, &["man"]);
+    man.assert_ok();
+    assert!(man.stdout.contains(".TH rdsinit"), "{}", man.all());
+    rdsinit(&dir, &["man", "."]).assert_ok();
+    let written = std::fs::read_to_string(dir.join("rdsinit.1")).unwrap();
+    assert_eq!(written, man.stdout);
+    for shell in ["bash", "zsh", "fish"] {
+        let run = rdsinit(&dir, &["completions", shell]);
+        run.assert_ok();
+        assert!(run.stdout.contains("data-len"), "{shell}");
+    }
+    let help = rdsinit(&dir, &["--help"]);
+    help.assert_ok();
+    assert!(help.stdout.contains("rdsinit man [DIR]"), "{}", help.stdout);
+    assert!(
+        help.stdout.contains("rdsinit completions SHELL"),
+        "{}",
+        help.stdout
+    );
+    let bad = rdsinit(&dir, &["completions", "tcsh"]);
+    assert_eq!(bad.code, 2);
+}
+
+/// The width a roff text line takes on screen: escapes like `\-` and `\fB` are one or zero
+/// columns.
+fn roff_width(line: &str) -> usize {
+    let mut width = 0;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            width += 1;
+            continue;
+        }
+        match chars.next() {
+            Some('f') => {
+                chars.next();
+            }
+            Some('*') | Some('(') => {
+                chars.next();
+                chars.next();
+                width += 1;
+            }
+            _ => width += 1,
+        }
+    }
+    width
+}
+
+#[test]
+fn man_page_fits_80_columns() {
+    // Lines starting with a blank are kept as they are by roff (no filling): each must fit in
+    // 80 columns after man's 7-column indent, or it wraps into the next line's text.
+    let dir = TempDir::new("man80");
+    let man = rdsinit(&dir, &["man"]);
+    man.assert_ok();
+    let mut preformatted = 0;
+    for line in man.stdout.lines().filter(|l| l.starts_with(' ')) {
+        preformatted += 1;
+        assert!(
+            roff_width(line) + 7 <= 80,
+            "too wide for 80 columns ({}): {line:?}",
+            roff_width(line) + 7
+        );
+    }
+    assert!(preformatted > 10, "{}", man.stdout);
+}
+
+#[test]
+fn dry_run_json_never_says_created() {
+    let dir = TempDir::new("dryjson");
+    let run = rdsinit(
+        &dir,
+        &[
+            "--dry-run",
+            "--json",
+            "--log-size",
+            "1M",
+            "log",
+            "data",
+            "--data-len",
+            "4M",
+        ],
+    );
+    run.assert_ok();
+    assert!(!run.stdout.contains("\"created\""), "{}", run.stdout);
+    assert_eq!(json_of(&run)["log"]["action"], "would_create");
+    make_log(&dir.join("log"));
+    let run = rdsinit(
+        &dir,
+        &["--dry-run", "--json", "log", "data", "--data-len", "4M"],
+    );
+    run.assert_ok();
+    assert_eq!(json_of(&run)["log"]["action"], "would_use");
+    assert!(!dir.join("data").exists());
+}
+
+#[test]
+fn usage_errors_under_json_print_a_json_object() {
+    let dir = TempDir::new("jsonusage");
+    for argv in [
+        &["--json", "--bogus", "log", "data"][..],
+        &["--json", "log"],
+        &["--json", "log", "data", "--data-len", "1X"],
+        &["log", "data", "--data-len", "-5", "--json"],
+    ] {
+        let run = rdsinit(&dir, argv);
+        assert_eq!(run.code, 2, "{argv:?}");
+        let v = json_of(&run);
+        assert_eq!(v["ok"], false, "{argv:?}");
+        assert_eq!(v["exit_code"], 2, "{argv:?}");
+        let error = v["error"].as_str().unwrap();
+        assert!(!error.is_empty() && !error.starts_with("error:"), "{error}");
+        // The human message still goes to standard error.
+        assert!(run.stderr.contains("error:"), "{}", run.stderr);
+    }
+    // Without --json standard output stays empty.
+    let run = rdsinit(&dir, &["--bogus", "log", "data"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
 }

@@ -36,6 +36,7 @@ mod instance;
 pub mod rds;
 pub mod segment;
 mod tx;
+pub mod units;
 
 pub use crate::error::{Error, Result};
 pub use crate::format::Uuid;

@@ -50,6 +50,8 @@ pub fn clap_command() -> clap::Command {
     for c in COMMANDS {
         let Some(o) = c.one_shot else { continue };
         let mut sub = clap::Command::new(o.name)
+            // `-5` reaches the size parser, which names the problem.
+            .allow_negative_numbers(true)
             .about(o.about.unwrap_or(c.summary))
             .long_about(format!(
                 "{}\n\nAt the prompt: {} {}",

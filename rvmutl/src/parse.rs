@@ -179,8 +179,9 @@ fn read_string(
     }
 }
 
-/// Parse an unsigned number: decimal, `0x..`/`x..` hex, or `0..` octal (as classic rvmutl),
-/// or the classic `HIGH,LOW` offset form (HIGH * 2^32 + LOW), which the C tool could not parse.
+/// Parse an unsigned number with the library's parser ([`rvm::units::parse_number`]: decimal,
+/// `0x..`/`x..` hex, or `0..` octal, as classic rvmutl), or the classic `HIGH,LOW` offset form
+/// (HIGH * 2^32 + LOW), which the C tool could not parse.
 pub fn parse_number(text: &str) -> Result<u64, ParseError> {
     if let Some((high, low)) = text.split_once(',') {
         if low.contains(',') {
@@ -193,26 +194,7 @@ pub fn parse_number(text: &str) -> Result<u64, ParseError> {
         }
         return Ok(high << 32 | low);
     }
-    let t = text.trim();
-    let (digits, radix) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        (h, 16)
-    } else if let Some(h) = t.strip_prefix('x').or_else(|| t.strip_prefix('X')) {
-        (h, 16)
-    } else if t.len() > 1 && t.starts_with('0') {
-        (&t[1..], 8)
-    } else {
-        (t, 10)
-    };
-    let digits = digits.replace('_', "");
-    if digits.is_empty() || digits.starts_with('+') || digits.starts_with('-') {
-        return err(format!("{text:?} is not a number"));
-    }
-    u64::from_str_radix(&digits, radix).map_err(|e| {
-        ParseError(match e.kind() {
-            std::num::IntErrorKind::PosOverflow => format!("{text} is too large"),
-            _ => format!("{text:?} is not a number"),
-        })
-    })
+    rvm::units::parse_number(text).map_err(|e| ParseError(e.to_string()))
 }
 
 /// Whether `text` reads as a number (used to tell an offset from a file name).
@@ -230,33 +212,14 @@ pub fn parse_signed(text: &str) -> Result<i128, ParseError> {
 
 /// Page size used by the `P` size unit: the fixed region alignment of the format (so a size
 /// means the same on every machine).
-pub const PAGE_BYTES: u64 = rvm::format::segment::REGION_ALIGN;
+pub const PAGE_BYTES: u64 = rvm::units::PAGE_BYTES;
 
-/// Parse a size with an optional unit: `K` KiB, `M` MiB, `G` GiB, `S` 512-byte sectors,
-/// `P` 4096-byte pages, `B` or none bytes (upper or lower case).
+/// Parse a size with the library's parser, the one rdsinit uses too
+/// ([`rvm::units::parse_size`]): a number with an optional unit, `K`/`KiB`/`KB` (all 1024),
+/// `M`.., `G`.., `T`.., `S` 512-byte sectors, `P` 4096-byte pages, `B` or none bytes (upper or
+/// lower case).
 pub fn parse_size(text: &str) -> Result<u64, ParseError> {
-    let t = text.trim();
-    let Some(last) = t.chars().last() else {
-        return err("empty size");
-    };
-    let hex = t.starts_with("0x") || t.starts_with("0X");
-    let (number, multiplier) = match last.to_ascii_lowercase() {
-        'k' => (&t[..t.len() - 1], 1u64 << 10),
-        'm' => (&t[..t.len() - 1], 1 << 20),
-        'g' => (&t[..t.len() - 1], 1 << 30),
-        's' => (&t[..t.len() - 1], 512),
-        'p' => (&t[..t.len() - 1], PAGE_BYTES),
-        'b' if !hex => (&t[..t.len() - 1], 1),
-        c if c.is_ascii_hexdigit() || (c.is_ascii_digit()) => (t, 1),
-        c => {
-            return err(format!(
-                "unknown size unit {c:?} in {text:?} (use K, M, G, S (512-byte sectors), P (4096-byte pages) or B)"
-            ))
-        }
-    };
-    let n = parse_number(number)?;
-    n.checked_mul(multiplier)
-        .ok_or_else(|| ParseError(format!("{text} is too large")))
+    rvm::units::parse_size(text).map_err(|e| ParseError(e.to_string()))
 }
 
 /// A range of virtual addresses with a format: `ADDR / [COUNT][SIZE][FORMAT]`.

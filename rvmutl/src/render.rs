@@ -5,16 +5,26 @@ use rvm::format::log::{KIND_PAD, KIND_TRANSACTION, TX_FLAG_FLUSH, TX_FLAG_RESTOR
 /// Bytes of range data shown in a record printout before "... N more bytes".
 pub const PREVIEW_BYTES: usize = 64;
 
-/// A unix time in milliseconds as `YYYY-MM-DD HH:MM:SS.mmm UTC`; 0 is "never".
+/// A unix time in milliseconds as `YYYY-MM-DD HH:MM:SS.mmm UTC`; 0 is "never". A time past
+/// the year 9999 (only a damaged or crafted file holds one) is shown as its raw number.
 pub fn time_ms(ms: u64) -> String {
     if ms == 0 {
         return "never".into();
     }
     let secs = ms / 1000;
-    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+    let date = i64::try_from(secs / 86_400)
+        .ok()
+        .and_then(|days| jiff::Span::new().try_days(days).ok())
+        .and_then(|days| jiff::civil::date(1970, 1, 1).checked_add(days).ok());
+    let Some(date) = date else {
+        return format!("{ms} ms after 1970-01-01 (past the year 9999)");
+    };
     let rem = secs % 86_400;
     format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC",
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03} UTC",
+        date.year(),
+        date.month(),
+        date.day(),
         rem / 3600,
         rem / 60 % 60,
         rem % 60,
@@ -25,21 +35,6 @@ pub fn time_ms(ms: u64) -> String {
 /// A unix time in microseconds, shown to the millisecond.
 pub fn time_us(us: u64) -> String {
     time_ms(us / 1000)
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// Classic hex dump lines: `OFFSET: hex bytes |ascii|`, 16 bytes a line.
@@ -123,6 +118,18 @@ mod tests {
         assert_eq!(time_ms(1), "1970-01-01 00:00:00.001 UTC");
         assert_eq!(time_ms(951_782_400_000), "2000-02-29 00:00:00.000 UTC");
         assert_eq!(time_ms(1_700_000_000_123), "2023-11-14 22:13:20.123 UTC");
+        // 2100 is not a leap year: the day after 28 February is 1 March.
+        assert_eq!(time_ms(4_107_542_400_000), "2100-03-01 00:00:00.000 UTC");
+        assert_eq!(time_ms(253_402_300_799_999), "9999-12-31 23:59:59.999 UTC");
+        assert_eq!(
+            time_ms(253_402_300_800_000),
+            "253402300800000 ms after 1970-01-01 (past the year 9999)"
+        );
+        assert!(time_ms(u64::MAX).contains("past the year 9999"));
+        assert_eq!(
+            time_us(1_700_000_000_123_456),
+            "2023-11-14 22:13:20.123 UTC"
+        );
     }
 
     #[test]

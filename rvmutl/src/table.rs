@@ -115,8 +115,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Forgets the open log and any unwritten status changes made with `set`.",
         sticky: false, writes: false, examples: ["close_log"], one_shot: None),
     spec!(InitLog, "init_log", ["i"], "[LOG [SIZE]]", "create or re-initialise a log",
-    "Writes an empty log with a record area of SIZE bytes (units K, M, G, S = 512-byte \
-     sectors, P = 4096-byte pages, B = bytes; rounded down to a sector) and opens it. \
+    "Writes an empty log with a record area of SIZE bytes (units K, M, G, T, also written \
+     KiB.. or KB..: all 1024-based; S = 512-byte sectors, P = 4096-byte pages, B = bytes; \
+     rounded down to a sector; rdsinit --log-size reads the same) and opens it. \
      Asks for what is missing. Refuses to wipe a log that still holds records not yet \
      applied to their segments unless you confirm (or pass --force to the subcommand).",
     sticky: false, writes: true, examples: ["init_log log 30M", "i", "i x 64K"],

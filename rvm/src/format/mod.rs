@@ -66,7 +66,9 @@ pub(crate) fn put_u64(buf: &mut [u8], at: usize, v: u64) {
     LittleEndian::write_u64(&mut buf[at..at + 8], v)
 }
 
-/// A 128-bit identifier (random, version 4 layout) for logs and segments.
+/// A 128-bit identifier (random, version 4) for logs and segments: a thin wrapper over the
+/// `uuid` crate's type that keeps the 16 bytes public, because they are written to disk as they
+/// are (RFC 4122 byte order, the order the canonical text shows them in).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Uuid(pub [u8; 16]);
 
@@ -74,53 +76,43 @@ impl Uuid {
     /// The all-zero UUID, never generated; used as "none".
     pub const NIL: Uuid = Uuid([0; 16]);
 
-    /// A fresh random UUID from the kernel's random source.
+    /// A fresh random (version 4) UUID from the operating system's random source. An error,
+    /// never a panic, if that source fails.
     pub fn random() -> std::io::Result<Uuid> {
         let mut bytes = [0u8; 16];
-        let mut filled = 0;
-        while filled < bytes.len() {
-            // SAFETY: the pointer and length describe the unfilled tail of `bytes`.
-            let n = unsafe {
-                libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
-            };
-            if n < 0 {
-                let err = std::io::Error::last_os_error();
-                if err.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(err);
-            }
-            filled += n as usize;
-        }
-        bytes[6] = (bytes[6] & 0x0f) | 0x40;
-        bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        Ok(Uuid(bytes))
+        getrandom::fill(&mut bytes)?;
+        Ok(uuid::Builder::from_random_bytes(bytes).into_uuid().into())
     }
 
-    /// Parse the canonical 8-4-4-4-12 hex form.
+    /// Parse the canonical 8-4-4-4-12 hex form (either case).
     pub fn parse(text: &str) -> Option<Uuid> {
-        let hex: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
-        if hex.len() != 32 || text.len() != 36 {
+        if text.len() != 36 {
             return None;
         }
-        let mut out = [0u8; 16];
-        for (i, pair) in hex.chunks(2).enumerate() {
-            let s = std::str::from_utf8(pair).ok()?;
-            out[i] = u8::from_str_radix(s, 16).ok()?;
-        }
-        Some(Uuid(out))
+        uuid::Uuid::try_parse(text).ok().map(Uuid::from)
+    }
+
+    /// The `uuid` crate's value with the same bytes.
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        uuid::Uuid::from_bytes(self.0)
+    }
+}
+
+impl From<uuid::Uuid> for Uuid {
+    fn from(u: uuid::Uuid) -> Uuid {
+        Uuid(u.into_bytes())
+    }
+}
+
+impl From<Uuid> for uuid::Uuid {
+    fn from(u: Uuid) -> uuid::Uuid {
+        u.as_uuid()
     }
 }
 
 impl std::fmt::Display for Uuid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
-            }
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        std::fmt::Display::fmt(&self.as_uuid().hyphenated(), f)
     }
 }
 
@@ -141,6 +133,56 @@ mod tests {
         assert_eq!(Uuid::parse(&u.to_string()), Some(u));
         assert_eq!(Uuid::parse("not-a-uuid"), None);
         assert_eq!(u.0[6] >> 4, 4, "version nibble");
+    }
+
+    #[test]
+    fn uuid_text_and_bytes_are_unchanged() {
+        // The bytes the hand-written type produced for this text: in the order the text shows
+        // them, which is the order they are written to disk.
+        let text = "4fe613e7-28f2-48d3-a5ca-dcf6b364e303";
+        let want = [
+            0x4f, 0xe6, 0x13, 0xe7, 0x28, 0xf2, 0x48, 0xd3, 0xa5, 0xca, 0xdc, 0xf6, 0xb3, 0x64,
+            0xe3, 0x03,
+        ];
+        let u = Uuid::parse(text).unwrap();
+        assert_eq!(u.0, want);
+        assert_eq!(u.to_string(), text);
+        assert_eq!(Uuid::parse(&text.to_uppercase()), Some(u));
+        assert_eq!(format!("{u:?}"), format!("Uuid({text})"));
+        // On disk: a segment header and a log status hold the same 16 bytes, in that order
+        // (offsets 24 and 32, FORMAT.md).
+        let header = segment::SegmentHeader {
+            uuid: u,
+            length_bytes: 1 << 20,
+            created_unix_ms: 0,
+            regions: vec![segment::RegionEntry {
+                offset: 4096,
+                length: 4096,
+                address: 0x5000_0000,
+            }],
+        };
+        assert_eq!(header.encode()[24..40], want);
+        let status = log::Status::new_log(u, 1 << 20, 0);
+        assert_eq!(status.encode()[32..48], want);
+        for bad in [
+            "4fe613e728f248d3a5cadcf6b364e303",
+            "{4fe613e7-28f2-48d3-a5ca-dcf6b364e303}",
+            "urn:uuid:4fe613e7-28f2-48d3-a5ca-dcf6b364e303",
+            "4fe613e7-28f2-48d3-a5ca-dcf6b364e30g",
+        ] {
+            assert_eq!(Uuid::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn uuid_random_is_version_4_rfc_variant() {
+        let a = Uuid::random().unwrap();
+        let b = Uuid::random().unwrap();
+        assert_ne!(a, b);
+        for u in [a, b] {
+            assert_eq!(u.0[6] >> 4, 4, "version nibble");
+            assert_eq!(u.0[8] >> 6, 0b10, "variant bits");
+        }
     }
 
     #[test]
