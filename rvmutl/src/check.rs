@@ -157,6 +157,19 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
             return Ok(report);
         }
     };
+    if let Some(reason) = log.reader.head_problem() {
+        let head = log.status().head_offset;
+        report.problem(
+            &log_name,
+            Some(log.reader.current_slot() as u64 * STATUS_SLOT_SIZE),
+            "status_head",
+            format!("{reason}; recovery refuses the log (head offset {head})"),
+        );
+        finish_without_records(&mut log, &log_name, &mut report);
+        report.notes.append(&mut segment_report.notes);
+        report.problems.append(&mut segment_report.problems);
+        return Ok(report);
+    }
     let scan = log.rescan()?.clone();
     let mut records: Vec<Record> = Vec::new();
     for r in &scan.records {
@@ -320,6 +333,23 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
         )?;
     }
     Ok(report)
+}
+
+/// The notes that need no records (the segment table), for a log whose records cannot be
+/// walked.
+fn finish_without_records(log: &mut OpenLog, log_name: &str, report: &mut Report) {
+    let live = log
+        .status()
+        .segments
+        .iter()
+        .filter(|s| s.uuid != rvm::Uuid::NIL)
+        .count();
+    report.notes.push(format!(
+        "  records: not walked ({log_name}'s current status gives no place to start)"
+    ));
+    report
+        .notes
+        .push(format!("  segment table: {live} segment(s)"));
 }
 
 fn check_segment_header(data: &Path, report: &mut Report) -> Option<SegmentHeader> {

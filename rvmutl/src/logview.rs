@@ -24,6 +24,9 @@ pub struct OpenLog {
     pub scan: Option<Scan>,
     /// The in-memory status differs from the disk (after `set`).
     pub status_changed: bool,
+    /// Why the records could not be walked from the head (a damaged current status), when
+    /// the log was opened anyway so its status can be shown.
+    pub scan_error: Option<String>,
 }
 
 /// Records found beyond a damaged spot.
@@ -55,9 +58,17 @@ impl OpenLog {
             reader,
             scan: None,
             status_changed: false,
+            scan_error: None,
         };
         if !no_tail {
-            log.rescan()?;
+            if let Err(e) = log.rescan() {
+                // A status whose head no record can start at: keep the log open so its
+                // status and bytes can be shown, and say why the records cannot be walked.
+                if log.reader.head_problem().is_none() {
+                    return Err(e);
+                }
+                log.scan_error = Some(e.to_string());
+            }
         }
         Ok(log)
     }

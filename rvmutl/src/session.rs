@@ -308,6 +308,8 @@ impl Session {
                 )),
                 _ => line.push_str(": log is empty"),
             }
+        } else if let Some(e) = &log.scan_error {
+            line.push_str(&format!(": the records cannot be walked: {e}"));
         } else {
             line.push_str(": tail not located (no_tail)");
         }
@@ -835,11 +837,23 @@ impl Session {
             "tail (scan)",
             if scanned {
                 format!("offset {tail_offset}, next LSN {next_lsn}")
+            } else if let Some(e) = &log.scan_error {
+                format!("not located: {e}")
             } else {
                 "not located (opened no_tail; find_tail locates it)".into()
             },
         );
-        kv("log empty", if empty { "yes" } else { "no" }.into());
+        kv(
+            "log empty",
+            if log.scan_error.is_some() {
+                "unknown (the records cannot be walked)"
+            } else if empty {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+        );
         kv(
             "space used",
             format!("{used} bytes ({})", percent(used, area)),
