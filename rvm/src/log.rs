@@ -794,7 +794,10 @@ mod tests {
         let reader = log_with_head_room(40);
         let end = reader.area_end();
         let problem = reader.head_problem().expect("the head has no room");
-        assert!(problem.contains(&format!("offset {}", end - 40)), "{problem}");
+        assert!(
+            problem.contains(&format!("offset {}", end - 40)),
+            "{problem}"
+        );
         assert!(problem.contains("40 bytes before the end"), "{problem}");
         let err = reader.scan().unwrap_err().to_string();
         assert!(err.contains("40 bytes before the end"), "{err}");

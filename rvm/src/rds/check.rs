@@ -1,12 +1,15 @@
 //! The full consistency checker and the inspector. Both work on a byte image of the heap
-//! region plus the address it is mapped at, so tools can run them on a segment file without
-//! mapping it; the mapped heap runs the same code over its memory.
+//! region plus the address it is mapped at, or on the region in a segment file read through a
+//! bounded page cache (so tools check any heap size without mapping or loading it); the mapped
+//! heap runs the same code over its memory.
 
+use crate::device::Device;
 use crate::format::heap::{
     BlockState, HeapCounters, HeapGeometry, FREE_NEXT_OFFSET, FREE_PREV_OFFSET,
 };
+use crate::format::segment::RegionEntry;
 use crate::rds::reader::{read_header, Reader};
-use crate::rds::view::View;
+use crate::rds::view::{DeviceImage, View};
 use crate::rds::Error;
 
 /// Problems listed in one report; further ones are only counted, so a badly damaged heap
@@ -181,6 +184,37 @@ pub fn inspect_image(heap_region: &[u8], heap_address: u64) -> Result<HeapImageI
 /// Every block of a heap image, in address order; stops with an error at damage.
 pub fn blocks_image(heap_region: &[u8], heap_address: u64) -> Result<Vec<BlockInfo>, Error> {
     blocks_view(View::of_image(heap_region, heap_address))
+}
+
+/// Check the heap in `region` of a segment stored on `device` (see [`CheckReport`]), reading
+/// only the pages that hold tags and links through a cache of a few MiB: memory does not grow
+/// with the heap, and an empty heap of any size costs a few reads. A read error is reported as
+/// a problem at the region's address.
+pub fn check_device(device: &dyn Device, region: &RegionEntry) -> CheckReport {
+    match inspect_device(device, region) {
+        Ok(info) => info.check,
+        Err(e) => CheckReport::unreadable(region.address, e.to_string()),
+    }
+}
+
+/// [`inspect_image`] of the heap in `region` of a segment stored on `device`, read as
+/// [`check_device`] reads it. Fails if there is no readable header or a read fails.
+pub fn inspect_device(device: &dyn Device, region: &RegionEntry) -> Result<HeapImageInfo, Error> {
+    inspect_device_counting(device, region).map(|(info, _)| info)
+}
+
+/// [`inspect_device`], also giving the bytes read from the device.
+pub(crate) fn inspect_device_counting(
+    device: &dyn Device,
+    region: &RegionEntry,
+) -> Result<(HeapImageInfo, u64), Error> {
+    let io = |e| Error::Rvm(crate::Error::io(device.name(), "read the heap region", e));
+    let image = DeviceImage::new(device, region.offset, region.length).map_err(io)?;
+    let result = inspect_view(View::of_device(&image, region.address, region.length));
+    if let Some(e) = image.take_error() {
+        return Err(io(e));
+    }
+    result.map(|info| (info, image.bytes_read()))
 }
 
 pub(crate) fn blocks_view(view: View<'_>) -> Result<Vec<BlockInfo>, Error> {
