@@ -268,6 +268,7 @@ fn run_one_shot(m: &clap::ArgMatches, out: &mut dyn Write) -> Result<u8> {
             Command::Recover {
                 update: Some(!flag("dry-run")),
                 prefix: flag("prefix"),
+                path: None,
             }
         }
         CommandId::Check => {
@@ -536,7 +537,12 @@ fn run_command(
         }
     };
     match result {
-        Some(Outcome::Quit) => state.quit = true,
+        Some(Outcome::Quit) => {
+            // As classic: quit exits 0. (Piped input that ends without quit exits with the
+            // worst status of its commands.)
+            state.quit = true;
+            state.worst = EXIT_OK;
+        }
         Some(Outcome::Problems) => state.worst = state.worst.max(EXIT_PROBLEMS),
         _ => {}
     }
@@ -582,6 +588,8 @@ pub fn command_id(command: &Command) -> CommandId {
         Command::SegDict => C::SegDict,
         Command::Monitor { .. } => C::Monitor,
         Command::Recover { .. } => C::Recover,
+        Command::Replay { .. } => C::Replay,
+        Command::FindHole => C::FindHole,
         Command::Peek { .. } => C::Peek,
         Command::Poke { .. } => C::Poke,
         Command::CopyLog { .. } => C::CopyLog,

@@ -9,7 +9,7 @@
 //! - [`format`]: the peek/poke format language (`4xl`, `16c`, ...).
 //! - [`session`]: the state of a session and the execution of each command.
 //! - [`logview`]: navigation in a log, intact records before the head, salvage after damage.
-//! - [`check`], [`recover`], [`inspect`], [`peekpoke`]: the bigger commands.
+//! - [`check`], [`recover`], [`inspect`], [`peekpoke`], [`sizes`]: the bigger commands.
 //! - [`cli`]: the prompt, piped scripts, one-shot subcommands, `--help`, man page and
 //!   completions.
 //!
@@ -25,6 +25,7 @@ pub mod peekpoke;
 pub mod recover;
 pub mod render;
 pub mod session;
+pub mod sizes;
 pub mod table;
 
 pub use crate::format::parse_format;

@@ -153,6 +153,15 @@ impl OpenLog {
         self.expect_at(at, record.header.lsn + 1)
     }
 
+    /// When `record` is the last of the live log and the log ends normally after it: the LSN
+    /// and offset the next record would get.
+    pub fn end_after(&self, record: &Record) -> Option<(u64, u64)> {
+        let scan = self.scan.as_ref()?;
+        let last = scan.records.last()?;
+        (scan.end == ScanEnd::End && last.offset == record.offset && last.lsn == record.header.lsn)
+            .then_some((scan.next_lsn, scan.tail_offset))
+    }
+
     /// The record preceding `record` (found through the trailer that ends before it).
     pub fn prev_of(&self, record: &Record) -> Result<Record, String> {
         if record.header.lsn <= 1 {

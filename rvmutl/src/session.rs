@@ -17,6 +17,8 @@ use rvm::log::{LogReader, Record, ScanEnd};
 use rvm::Rvm;
 use serde_json::{json, Value as Json};
 
+mod classic;
+
 use crate::format::{format_item, Format};
 use crate::logview::{OpenLog, Place};
 use crate::parse::{AddrSpec, Command, SetValue, ShowItem};
@@ -222,10 +224,18 @@ impl Session {
             Command::AllSpec => self.all_spec(out)?,
             Command::SegDict => self.seg_dict(out)?,
             Command::Monitor { clear, specs } => self.monitor(*clear, specs, out, input)?,
-            Command::Recover { update, prefix } => {
-                let update = update.unwrap_or(self.update);
-                return crate::recover::recover(self, update, *prefix, out);
-            }
+            Command::Recover {
+                update,
+                prefix,
+                path,
+            } => return self.recover_command(*update, *prefix, path.as_deref(), out, input),
+            Command::Replay {
+                update,
+                head,
+                tail,
+                path,
+            } => return self.replay(*update, *head, *tail, path.as_deref(), out, input),
+            Command::FindHole => self.find_hole(out)?,
             Command::Peek {
                 file,
                 offset,
@@ -238,7 +248,7 @@ impl Session {
             Command::CopyLog { to } => self.copy_log(to.as_deref(), out, input)?,
             Command::Set { field, value } => self.set(field, value, out)?,
             Command::SetSegDict { index, path } => self.set_seg_dict(*index, path, out)?,
-            Command::Sizeof(names) => sizeof(names, out)?,
+            Command::Sizeof(names) => crate::sizes::sizeof(names, out)?,
             Command::Update => {
                 self.update = true;
                 writeln!(out, "recover will apply the log (update)")?;
@@ -286,6 +296,14 @@ impl Session {
                 .ok_or_else(|| anyhow!("no log name given"))?,
         };
         let p = Path::new(&path);
+        if let Some(open) = &self.log {
+            if same_file(&open.path, p) {
+                bail!(
+                    "{path}: already open (read_status re-reads its status; close_log, then \
+                     open_log, opens it afresh)"
+                );
+            }
+        }
         if !p.exists() {
             writeln!(out, "? {path}: no such file")?;
             if yes_no(input, "Do you want to create it (y or n [n])? ", false)? {
@@ -982,9 +1000,17 @@ impl Session {
         })?))
     }
 
+    /// The newest live transaction (the pads that end a flush are not what `tail` means).
     fn tail_record(&mut self) -> Result<Option<Record>> {
         let log = self.log_mut()?;
-        let Some(last) = log.scan()?.records.last().copied() else {
+        let Some(last) = log
+            .scan()?
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.kind != KIND_PAD)
+            .copied()
+        else {
             return Ok(None);
         };
         Ok(Some(log.read(last.offset).map_err(|e| {
@@ -1094,7 +1120,18 @@ impl Session {
             ShowItem::Next(n) => {
                 for i in 0..*n {
                     let next = match self.current()? {
-                        Some(r) => self.log_ref()?.next_of(&r),
+                        Some(r) => {
+                            if let Some((lsn, offset)) = self.log_ref()?.end_after(&r) {
+                                writeln!(
+                                    out,
+                                    "-- end of the log: no record after LSN {} (the next, LSN \
+                                     {lsn}, would go at offset {offset})",
+                                    r.header.lsn
+                                )?;
+                                break;
+                            }
+                            self.log_ref()?.next_of(&r)
+                        }
                         None if i == 0 => match self.head_record()? {
                             Some(r) => Ok(r),
                             None => Err("Log is empty".into()),
@@ -1182,6 +1219,8 @@ impl Session {
             ShowItem::SegDict => self.seg_dict(out)?,
             ShowItem::Status => self.show_status(out)?,
             ShowItem::Statistics => self.show_statistics(out)?,
+            ShowItem::Timestamp => self.show_timestamp(out)?,
+            ShowItem::Uname => self.show_uname(out)?,
         }
         Ok(())
     }
@@ -1590,159 +1629,6 @@ pub(crate) fn end_json(end: &ScanEnd) -> Json {
     }
 }
 
-/// Sizes of the on-disk structures and the format's limits.
-pub const SIZES: &[(&str, u64, &str)] = &[
-    (
-        "status_slot",
-        rvm::format::log::STATUS_SLOT_SIZE,
-        "one log status slot (two at the start of a log)",
-    ),
-    (
-        "status_fixed",
-        rvm::format::log::STATUS_FIXED_BYTES as u64,
-        "fixed part of a status slot, before the segment table",
-    ),
-    (
-        "record_area_offset",
-        rvm::format::log::RECORD_AREA_OFFSET,
-        "file offset of the record area",
-    ),
-    (
-        "record_header",
-        rvm::format::log::RECORD_HEADER_SIZE as u64,
-        "record header",
-    ),
-    (
-        "record_trailer",
-        rvm::format::log::RECORD_TRAILER_SIZE as u64,
-        "record trailer (end marker)",
-    ),
-    (
-        "range_header",
-        rvm::format::log::RANGE_HEADER_SIZE as u64,
-        "range header inside a transaction record",
-    ),
-    (
-        "record_min",
-        rvm::format::log::RECORD_MIN_SIZE,
-        "smallest record (an empty pad)",
-    ),
-    (
-        "record_align",
-        rvm::format::log::RECORD_ALIGN,
-        "alignment of every record",
-    ),
-    (
-        "sector",
-        rvm::format::log::SECTOR_SIZE,
-        "every flush starts on a sector",
-    ),
-    (
-        "record_area_min",
-        rvm::format::log::RECORD_AREA_MIN_BYTES,
-        "smallest record area",
-    ),
-    (
-        "record_area_max",
-        rvm::format::log::RECORD_AREA_MAX_BYTES,
-        "largest record area",
-    ),
-    (
-        "segments_per_log_max",
-        rvm::format::log::SEGMENTS_PER_LOG_MAX as u64,
-        "segments one log can name",
-    ),
-    (
-        "path_hint_max",
-        rvm::format::log::PATH_HINT_BYTES_MAX as u64,
-        "longest segment path hint",
-    ),
-    (
-        "ranges_per_record_max",
-        rvm::format::log::RANGES_PER_RECORD_MAX as u64,
-        "ranges in one transaction record",
-    ),
-    (
-        "status_counters",
-        rvm::format::log::STATUS_COUNTERS as u64,
-        "lifetime counters kept in the status",
-    ),
-    (
-        "segment_header",
-        rvm::format::segment::SEGMENT_HEADER_SIZE,
-        "segment header at offset 0 of a segment",
-    ),
-    (
-        "region_align",
-        rvm::format::segment::REGION_ALIGN,
-        "alignment of region offsets, lengths and addresses",
-    ),
-    (
-        "regions_max",
-        rvm::format::segment::REGIONS_MAX as u64,
-        "regions in one segment",
-    ),
-    (
-        "heap_header_fixed",
-        rvm::format::heap::HEADER_FIXED_SIZE as u64,
-        "RDS heap header before its list heads",
-    ),
-    (
-        "heap_tag",
-        rvm::format::heap::TAG_SIZE,
-        "RDS block tag (one at each end of a block)",
-    ),
-    (
-        "heap_block_overhead",
-        rvm::format::heap::BLOCK_OVERHEAD_BYTES,
-        "RDS bytes per block beyond the caller's",
-    ),
-    (
-        "heap_free_block_min",
-        rvm::format::heap::FREE_BLOCK_MIN_BYTES,
-        "smallest RDS free block",
-    ),
-    (
-        "heap_chunk_min",
-        rvm::format::heap::CHUNK_SIZE_MIN,
-        "smallest RDS chunk size",
-    ),
-    (
-        "heap_chunk_max",
-        rvm::format::heap::CHUNK_SIZE_MAX,
-        "largest RDS chunk size",
-    ),
-    (
-        "heap_nlists_max",
-        rvm::format::heap::NLISTS_MAX,
-        "most RDS free lists",
-    ),
-    (
-        "heap_length_max",
-        rvm::format::heap::HEAP_LENGTH_MAX,
-        "largest RDS heap region",
-    ),
-];
-
-fn sizeof(names: &[String], out: &mut dyn Write) -> Result<()> {
-    let all = names.is_empty() || names.iter().any(|n| n == "all");
-    let options: Vec<(&str, &[&str])> = SIZES.iter().map(|(n, _, _)| (*n, &[][..])).collect();
-    let chosen: Vec<&str> = if all {
-        SIZES.iter().map(|(n, _, _)| *n).collect()
-    } else {
-        names
-            .iter()
-            .map(|n| crate::parse::keyword(n, &options).map_err(|e| anyhow!("{e}")))
-            .collect::<Result<_>>()?
-    };
-    for name in chosen {
-        if let Some((n, v, what)) = SIZES.iter().find(|(n, _, _)| *n == name) {
-            writeln!(out, "  {n:<24}{v:>14}  {what}")?;
-        }
-    }
-    Ok(())
-}
-
 fn help(topic: Option<&str>, out: &mut dyn Write) -> Result<()> {
     match topic {
         None => {
@@ -1784,7 +1670,11 @@ fn help(topic: Option<&str>, out: &mut dyn Write) -> Result<()> {
                 writeln!(
                     out,
                     "  names: {}",
-                    SIZES.iter().map(|s| s.0).collect::<Vec<_>>().join(" ")
+                    crate::sizes::SIZES
+                        .iter()
+                        .map(|s| s.0)
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 )?;
             }
         }

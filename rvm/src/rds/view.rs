@@ -15,6 +15,9 @@ const PAGE_BYTES: u64 = 64 << 10;
 /// Pages a [`DeviceImage`] keeps (direct-mapped by page number): 4 MiB, whatever the heap size.
 const PAGES_CACHED: usize = 64;
 
+/// A page of a [`DeviceImage`]: its number (from the region start) and its bytes.
+type CachedPage = (u64, Box<[u8]>);
+
 /// A heap region stored in a file (or any device), read a page at a time as a walk needs it.
 ///
 /// Memory is bounded by the cache (`PAGES_CACHED` pages of `PAGE_BYTES`), so a checker
@@ -27,7 +30,7 @@ pub(crate) struct DeviceImage<'d> {
     offset: u64,
     /// Bytes of the region that lie inside the file.
     readable: u64,
-    pages: RefCell<Vec<Option<(u64, Box<[u8]>)>>>,
+    pages: RefCell<Vec<Option<CachedPage>>>,
     /// The first read error, reported by the caller after the walk.
     error: RefCell<Option<std::io::Error>>,
     bytes_read: Cell<u64>,
