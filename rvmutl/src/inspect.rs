@@ -80,7 +80,7 @@ pub fn segment(path: &Path, out: &mut dyn Write, json: bool) -> Result<()> {
             "segment": path.display().to_string(),
             "uuid": header.uuid.to_string(),
             "format_version": SEGMENT_FORMAT_VERSION,
-            "created_unix_ms": header.created_unix_ms,
+            "created_unix_us": header.created_unix_ms.saturating_mul(1000),
             "length_bytes": header.length_bytes,
             "header_bytes": SEGMENT_HEADER_SIZE,
             "file_size_bytes": file_size,

@@ -748,7 +748,7 @@ impl Session {
                 Ok(s) => json!({
                     "slot": i, "offset": i as u64 * STATUS_SLOT_SIZE, "valid": true,
                     "current": i == current, "sequence": s.sequence,
-                    "written_unix_ms": s.written_unix_ms,
+                    "written_unix_us": s.written_unix_ms.saturating_mul(1000),
                 }),
                 Err(e) => json!({
                     "slot": i, "offset": i as u64 * STATUS_SLOT_SIZE, "valid": false,
@@ -765,9 +765,9 @@ impl Session {
                 "slots": slots,
                 "current_slot": current,
                 "sequence": st.sequence,
-                "created_unix_ms": st.created_unix_ms,
-                "written_unix_ms": st.written_unix_ms,
-                "last_truncation_unix_ms": st.last_truncation_unix_ms,
+                "created_unix_us": st.created_unix_ms.saturating_mul(1000),
+                "written_unix_us": st.written_unix_ms.saturating_mul(1000),
+                "last_truncation_unix_us": st.last_truncation_unix_ms.saturating_mul(1000),
                 "clean": st.is_clean(),
                 "flags": st.flags,
                 "generation": st.generation,
@@ -790,8 +790,8 @@ impl Session {
                 "transactions": transactions.len(),
                 "first_transaction_lsn": first_tx.as_ref().map(|r| r.header.lsn),
                 "last_transaction_lsn": last_tx.as_ref().map(|r| r.header.lsn),
-                "first_commit_time_us": first_tx.as_ref().map(|r| r.header.time_us),
-                "last_commit_time_us": last_tx.as_ref().map(|r| r.header.time_us),
+                "first_commit_unix_us": first_tx.as_ref().map(|r| r.header.time_us),
+                "last_commit_unix_us": last_tx.as_ref().map(|r| r.header.time_us),
                 "segments": st.segments.len(),
                 "end": end,
                 "status_changed_in_memory": log.status_changed,
@@ -1556,7 +1556,7 @@ pub(crate) fn record_json(log: &OpenLog, rec: &Record) -> Json {
         "kind": kind_name(h.kind).to_ascii_lowercase(),
         "wrap": log.is_wrap_pad(rec.offset, h.length, h.kind),
         "flags": if h.kind == KIND_PAD { Vec::new() } else { tx_flags(h.flags) },
-        "time_us": h.time_us,
+        "committed_unix_us": h.time_us,
         "generation": h.generation,
         "batch_first_lsn": h.batch_first_lsn,
         "range_count": h.range_count,
@@ -1629,7 +1629,7 @@ pub(crate) fn end_json(end: &ScanEnd) -> Json {
     }
 }
 
-fn help(topic: Option<&str>, out: &mut dyn Write) -> Result<()> {
+pub(crate) fn help(topic: Option<&str>, out: &mut dyn Write) -> Result<()> {
     match topic {
         None => {
             writeln!(out, "Commands (any unique prefix works; an empty line repeats next, prev, ns, ps, sr, show and peek):")?;

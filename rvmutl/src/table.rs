@@ -63,6 +63,8 @@ pub struct OneShot {
     pub args: &'static [ArgSpec],
     /// Whether `--json` is offered.
     pub json: bool,
+    /// `--help` text when the prompt command's details do not describe the subcommand.
+    pub details: Option<&'static str>,
 }
 
 /// One command: everything every front end needs to know about it.
@@ -122,7 +124,7 @@ pub const COMMANDS: &[CommandSpec] = &[
      Asks for what is missing. Refuses to wipe a log that still holds records not yet \
      applied to their segments unless you confirm (or pass --force to the subcommand).",
     sticky: false, writes: true, examples: ["init_log log 30M", "i", "i x 64K"],
-    one_shot: Some(OneShot { name: "init-log", about: None, json: false, args: &[
+    one_shot: Some(OneShot { details: None, name: "init-log", about: None, json: false, args: &[
         LOG_ARG,
         ArgSpec::Positional("SIZE", "record area size, e.g. 30M", true, false),
         ArgSpec::Flag("force", "wipe an existing log even if it holds unapplied records"),
@@ -140,7 +142,7 @@ pub const COMMANDS: &[CommandSpec] = &[
          LSN, creation and last truncation time, generation, clean-shutdown flag, and how the \
          chain of records ends (end of log, torn tail, or mid-log corruption).",
         sticky: false, writes: false, examples: ["status", "log_status"],
-        one_shot: Some(OneShot { name: "status", about: None, json: true, args: &[LOG_ARG, JSON_FLAG] })),
+        one_shot: Some(OneShot { details: None, name: "status", about: None, json: true, args: &[LOG_ARG, JSON_FLAG] })),
     spec!(Statistics, "statistics", [], "", "show the lifetime counters kept in the log",
         "The cumulative counters persisted in the status (commits, flushes, records and bytes \
          logged, truncations, recoveries, wraps, coalescing).",
@@ -180,7 +182,7 @@ pub const COMMANDS: &[CommandSpec] = &[
          mods ADDR/FMT [= VALUES]: newest first, the records whose ranges wrote the address range \
          (optionally only those writing the given values); monitor: the monitored ranges.",
         sticky: true, writes: false, examples: ["show all", "s 7 2", "show mods 0x1000/4x = 1", "show head tail"],
-        one_shot: Some(OneShot { name: "records", about: Some("show every record: the live log, how it ends, and what follows any damage (show all)"), json: true, args: &[LOG_ARG, JSON_FLAG] })),
+        one_shot: Some(OneShot { details: Some("Shows every live record from the head, in order (header, commit time, each range with a preview of its data), then how the chain of records ends: the normal end of the log, a torn tail, or mid-log corruption; after damage, the intact records found beyond it are shown too, marked as such. With --json: the records and the end as JSON. Never writes."), name: "records", about: Some("show every record: the live log, how it ends, and what follows any damage (show all)"), json: true, args: &[LOG_ARG, JSON_FLAG] })),
     spec!(FindTail, "find_tail", [], "", "scan for the tail",
         "Scans the chain of records from the head and prints where it ends and why.",
         sticky: false, writes: false, examples: ["find_tail"], one_shot: None),
@@ -207,7 +209,7 @@ pub const COMMANDS: &[CommandSpec] = &[
      does. no_update: a dry run that lists what would be written where. prefix: on mid-log \
      corruption, apply only the records before the damage. LOG: open that log first.",
     sticky: false, writes: true, examples: ["recover", "recover no_update", "recover update prefix", "recover no_update log"],
-    one_shot: Some(OneShot { name: "recover", about: None, json: true, args: &[
+    one_shot: Some(OneShot { details: None, name: "recover", about: None, json: true, args: &[
         LOG_ARG,
         ArgSpec::Flag("dry-run", "show what would be written where, write nothing"),
         ArgSpec::Flag("prefix", "on mid-log corruption, apply only the records before the damage"),
@@ -267,7 +269,7 @@ pub const COMMANDS: &[CommandSpec] = &[
      and the RDS heap. Reports every problem with its offset; the subcommand exits 1 if \
      anything is wrong. Never writes.",
     sticky: false, writes: false, examples: ["check", "check data"],
-    one_shot: Some(OneShot { name: "check", about: None, json: true, args: &[
+    one_shot: Some(OneShot { details: None, name: "check", about: None, json: true, args: &[
         LOG_ARG,
         ArgSpec::Positional("DATA", "a data segment to check too", false, true),
         JSON_FLAG,
@@ -276,7 +278,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     "UUID, format version, creation time, length, file size and space used on disk, and \
      each region's offset, length, address and end address.",
     sticky: false, writes: false, examples: ["segment data"],
-    one_shot: Some(OneShot { name: "segment", about: None, json: true, args: &[
+    one_shot: Some(OneShot { details: None, name: "segment", about: None, json: true, args: &[
         ArgSpec::Positional("DATA", "the data segment", true, true),
         JSON_FLAG,
     ]})),
@@ -285,7 +287,7 @@ pub const COMMANDS: &[CommandSpec] = &[
      and bytes per list), the largest free block and the fragmentation. Reads the file; \
      nothing is mapped.",
     sticky: false, writes: false, examples: ["heap data"],
-    one_shot: Some(OneShot { name: "heap", about: None, json: true, args: &[
+    one_shot: Some(OneShot { details: None, name: "heap", about: None, json: true, args: &[
         ArgSpec::Positional("DATA", "the data segment", true, true),
         JSON_FLAG,
     ]})),
