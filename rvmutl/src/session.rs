@@ -1022,6 +1022,9 @@ impl Session {
         match item {
             ShowItem::All => {
                 let log = self.log_mut()?;
+                if let Some(e) = &log.scan_error {
+                    bail!("the records cannot be walked: {e}");
+                }
                 let records = log.live()?;
                 let mut last = None;
                 for r in &records {
