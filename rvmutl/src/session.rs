@@ -1093,6 +1093,14 @@ impl Session {
                 loop {
                     self.print_record(&rec, out)?;
                     let log = self.log_ref()?;
+                    if let Some((lsn, offset)) = log.end_after(&rec) {
+                        writeln!(
+                            out,
+                            "-- end of the log (the next record, LSN {lsn}, would go at offset \
+                             {offset})"
+                        )?;
+                        break;
+                    }
                     if log.place(rec.header.lsn + 1) == Place::Beyond {
                         break;
                     }
@@ -1257,6 +1265,14 @@ impl Session {
         let (rec, sub) = if forward {
             if sub + 1 < sub_count(&rec) {
                 (rec, sub + 1)
+            } else if let Some((lsn, offset)) = log.end_after(&rec) {
+                writeln!(
+                    out,
+                    "-- end of the log: no record after LSN {} (the next, LSN {lsn}, would go at \
+                     offset {offset})",
+                    rec.header.lsn
+                )?;
+                return Ok(false);
             } else {
                 match log.next_of(&rec) {
                     Ok(n) => (n, 0),
