@@ -370,13 +370,14 @@ pub fn check_heap(
             ));
             return Ok(());
         }
-        Err(e @ rvm::rds::Error::NoHeap { .. }) => {
+        Err(rvm::rds::Error::NoHeap { reason, .. }) => {
             problem(
                 Some(file_offset),
                 "heap_missing",
                 format!(
                     "the segment is laid out as a heap segment (a heap region and a static \
-                     region right after it) but region 0 holds no heap: {e}"
+                     region right after it) but region 0 (address {address:#x}) holds no \
+                     heap: {reason}"
                 ),
             );
             return Ok(());
