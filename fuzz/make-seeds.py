@@ -104,6 +104,15 @@ for i, t in enumerate(["4096", "0x1000", "010000", "30M", "1G", "0x40000000", " 
                        "1GB", "30MB", "2048S", "-5", "30MiB", "0x10KiB", "0x1B", "16P", "1_048_576", "x2a", "3Q", "1.5G", "17179869184G", "MiB", "0x10KBB"]):
     write("units", "n%02d" % i, t.encode())
 
+# heap_walk_file: region file offset (u32), bytes past the end of the file (u32), then
+# heap_check's patches on the real heap.
+write("heap_walk_file", "base", struct.pack("<II", 4096, 0))
+write("heap_walk_file", "unaligned-offset", struct.pack("<II", 4099, 0))
+write("heap_walk_file", "past-the-file", struct.pack("<II", 8192, 100000))
+write("heap_walk_file", "patched-tag", struct.pack("<II", 4096, 0) + bytes([2]) + struct.pack("<H", 40) + struct.pack("<Q", 0xdeadbeef))
+write("heap_walk_file", "short", struct.pack("<II", 0, 0) + bytes([3]) + struct.pack("<I", 700))
+write("heap_walk_file", "cut-and-beyond", struct.pack("<II", 65536, 70000) + bytes([3]) + struct.pack("<I", 30000))
+
 # rvmutl_parse: command lines and formats, one per line.
 lines = [
     "open_log /srv/rvm/log", "status", "show head", "show all", "peek 0x50000000/4xl",
@@ -111,6 +120,12 @@ lines = [
     "find 0x50001000", "recover", "sizeof all", "head", "next 10", "prev",
     "4xl", "16c", "2uw", "0x1000,0x20", "30M", "8S", "2P", "3,4", "x10", "quit",
     "open_log log > out.txt", "init_log /tmp/l 1M", "write_status",
+    # issue 12 item 9: the classic commands and keywords added
+    "find_hole", "replay no_update head 3 tail 9 log", "recover no_update file log",
+    "show timestamp uname", "sizeof rec_hdr_t page_size all_sizes", "p 0/2h",
+    "p 0/i", "p log 8/3L", "p 0/w", "p 0/4*b", "set prev_head = 3", "set log_start = 0",
+    "set 100 = 3", "h", "he # a comment", "status#not a comment", "tail   # trailing",
+    "poke 8 = \"#not a comment\" # but this is", "help peek", "quit",
 ]
 for i in range(0, len(lines), 3):
     write("rvmutl_parse", "l%02d" % i, "\n".join(lines[i:i + 3]).encode())

@@ -95,7 +95,8 @@ pub fn base() -> &'static Vec<u8> {
     })
 }
 
-fn patched(mut image: Vec<u8>, input: &mut Input<'_>) -> Vec<u8> {
+/// `image` with up to `PATCHES_MAX` fuzzer patches (bytes, 64-bit words, a new length).
+pub fn patched(mut image: Vec<u8>, input: &mut Input<'_>) -> Vec<u8> {
     for _ in 0..PATCHES_MAX {
         if input.is_empty() || image.is_empty() {
             break;

@@ -6,6 +6,7 @@
 
 pub mod fixture;
 pub mod heap_check;
+pub mod heap_walk_file;
 pub mod input;
 pub mod log_recovery;
 pub mod rvmutl_parse;

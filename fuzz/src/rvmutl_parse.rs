@@ -1,5 +1,6 @@
 //! rvmutl's command-line parser and peek/poke format parser, with its number and size
-//! parsers: never panic on any line, and numbers written in a documented form parse back.
+//! parsers: never panic on any line, numbers written in a documented form parse back, and a
+//! trailing `# comment` changes nothing (the classic commands of issue 12 are in the seeds).
 
 use crate::input::Input;
 
@@ -7,7 +8,16 @@ pub fn run(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for line in text.split('\n').take(16) {
         let _ = rvmutl::parse::tokenize(line);
-        let _ = rvmutl::parse::parse_command_line(line);
+        let parsed = rvmutl::parse::parse_command_line(line);
+        if let Some(before) = before_comment(line) {
+            if !before.trim().is_empty() && line.len() < rvmutl::parse::LINE_BYTES_MAX {
+                assert_eq!(
+                    parsed,
+                    rvmutl::parse::parse_command_line(before),
+                    "a trailing comment changed how {line:?} parses"
+                );
+            }
+        }
         if let Ok(format) = rvmutl::parse_format(line) {
             let _ = format.byte_length();
         }
@@ -50,4 +60,32 @@ pub fn run(data: &[u8]) {
             "{small}{unit}"
         );
     }
+}
+
+/// The text before a `#` that starts a word outside a string, if the line has one.
+fn before_comment(line: &str) -> Option<&str> {
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut word_start = true;
+    for (i, c) in line.char_indices() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                word_start = true;
+            }
+            '#' if word_start => return Some(&line[..i]),
+            '=' | '>' => word_start = true,
+            c => word_start = c.is_whitespace(),
+        }
+    }
+    None
 }

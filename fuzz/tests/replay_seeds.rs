@@ -25,6 +25,11 @@ fn heap_check_seeds() {
 }
 
 #[test]
+fn heap_walk_file_seeds() {
+    replay("heap_walk_file", rvm_fuzz::heap_walk_file::run);
+}
+
+#[test]
 fn log_recovery_seeds() {
     replay("log_recovery", rvm_fuzz::log_recovery::run);
 }

@@ -352,6 +352,25 @@ impl LogReader {
         Ok(end - t.length)
     }
 
+    /// Why the current status's head is not a place where a record can start, or `None` when
+    /// it is. The status decoder already checks that the head lies in the area on a record
+    /// boundary; this catches a head too close to the end of the area for any record (a
+    /// damaged or hand-edited status), which would otherwise fail as a short read.
+    pub fn head_problem(&self) -> Option<String> {
+        let s = &self.status;
+        let head = self.normalize(s.head_offset);
+        let room = self.area_end().saturating_sub(head);
+        if head < self.area_start() || room < RECORD_MIN_SIZE {
+            return Some(format!(
+                "the current status (slot {}, sequence {}) is damaged: {}",
+                self.current,
+                s.sequence,
+                no_room(head, room, self.area_end())
+            ));
+        }
+        None
+    }
+
     /// Whether a record with this header may follow in the chain at `expected_lsn`.
     fn chain_accepts(
         &self,
@@ -386,6 +405,12 @@ impl LogReader {
     /// how the chain ended. Reads the whole live log once (and, after an unclean shutdown,
     /// the sector starts of the rest of the area to look for later flushes).
     pub fn scan(&self) -> Result<Scan> {
+        if let Some(reason) = self.head_problem() {
+            return Err(Error::BadLog {
+                path: self.name().to_string(),
+                reason,
+            });
+        }
         let mut window = Window::new(self);
         let mut records = Vec::new();
         let mut segments_used = std::collections::BTreeSet::new();
@@ -400,6 +425,9 @@ impl LogReader {
                 );
             }
             let room = self.area_end() - offset;
+            if room < RECORD_MIN_SIZE {
+                break (offset, Err((false, no_room(offset, room, self.area_end()))));
+            }
             let hbytes = window.get(offset, RECORD_HEADER_SIZE as u64)?;
             let header = match RecordHeader::decode(hbytes, self.seed, room) {
                 Ok(h) => h,
@@ -626,7 +654,14 @@ impl LogReader {
         let mut offset = self.normalize(from_offset);
         let mut lsn = from_lsn;
         while lsn < until_lsn {
-            let room = self.area_end() - offset;
+            let room = self.area_end().saturating_sub(offset);
+            if offset < self.area_start() || room < RECORD_MIN_SIZE {
+                return Err(damaged(
+                    self,
+                    offset,
+                    DecodeError::new("offset", no_room(offset, room, self.area_end())),
+                ));
+            }
             let h = window.get(offset, RECORD_HEADER_SIZE as u64)?;
             let header =
                 RecordHeader::decode(h, self.seed, room).map_err(|e| damaged(self, offset, e))?;
@@ -659,6 +694,14 @@ impl LogReader {
     }
 }
 
+/// The message for a record position with only `room` bytes left before the area end.
+fn no_room(offset: u64, room: u64, area_end: u64) -> String {
+    format!(
+        "offset {offset} is {room} bytes before the end of the record area at {area_end}, \
+         too close for a record (at least {RECORD_MIN_SIZE} bytes)"
+    )
+}
+
 fn damaged(reader: &LogReader, offset: u64, e: DecodeError) -> Error {
     Error::DamagedRecord {
         path: reader.name().to_string(),
@@ -688,6 +731,18 @@ impl<'a> Window<'a> {
     /// `len` bytes at `offset` (which must lie inside the area with the bytes).
     fn get(&mut self, offset: u64, len: u64) -> Result<&[u8]> {
         let end = offset + len;
+        if end > self.reader.area_end() {
+            // Callers check the room first; a read past the area would fail as a bare short
+            // read, so name the place instead.
+            return Err(Error::DamagedRecord {
+                path: self.reader.name().to_string(),
+                offset,
+                detail: format!(
+                    "{len} bytes at offset {offset} would run past the end of the record area at {}",
+                    self.reader.area_end()
+                ),
+            });
+        }
         if offset < self.start || end > self.start + self.buf.len() as u64 {
             let want_end = (offset + (self.next_read as u64).max(len)).min(self.reader.area_end());
             self.next_read = (self.next_read * 2).min(READ_WINDOW_BYTES_MAX);
@@ -715,4 +770,44 @@ pub fn write_status_slot(device: &dyn Device, status: &Status) -> Result<()> {
     device
         .sync()
         .map_err(|e| Error::io(device.name(), "fsync", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::MemDevice;
+
+    /// A fresh log whose current status has its head `room` bytes before the area end.
+    fn log_with_head_room(room: u64) -> LogReader {
+        let device = Arc::new(MemDevice::new("log", Vec::new()));
+        crate::Rvm::init_log_on(&*device, 1 << 16).unwrap();
+        let reader = LogReader::from_device(device.clone()).unwrap();
+        let mut status = reader.status().clone();
+        status.head_offset = status.area_end() - room;
+        status.sequence += 1;
+        write_status_slot(&*device, &status).unwrap();
+        LogReader::from_device(device).unwrap()
+    }
+
+    #[test]
+    fn head_without_room_for_a_record_is_named_not_a_short_read() {
+        let reader = log_with_head_room(40);
+        let end = reader.area_end();
+        let problem = reader.head_problem().expect("the head has no room");
+        assert!(
+            problem.contains(&format!("offset {}", end - 40)),
+            "{problem}"
+        );
+        assert!(problem.contains("40 bytes before the end"), "{problem}");
+        let err = reader.scan().unwrap_err().to_string();
+        assert!(err.contains("40 bytes before the end"), "{err}");
+        assert!(!err.contains("fill whole buffer"), "{err}");
+        let err = reader
+            .walk(end - 40, 1, 2, |_| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("40 bytes before the end"), "{err}");
+        // A head with room for a record is fine.
+        assert!(log_with_head_room(RECORD_MIN_SIZE).head_problem().is_none());
+    }
 }

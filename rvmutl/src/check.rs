@@ -23,13 +23,45 @@ pub struct Problem {
     pub detail: String,
 }
 
+/// Something `check` verified and found sound (or a fact worth knowing), as data: `kind`
+/// says what it is about, `fields` holds its facts, `text` says it in words.
+#[derive(Debug, Clone)]
+pub struct Note {
+    /// log, segment (the file being checked), status_slot, records, salvaged, segment_table,
+    /// segment_header, segment_not_in_log, heap.
+    pub kind: &'static str,
+    pub text: String,
+    /// The facts, as a JSON object.
+    pub fields: serde_json::Value,
+}
+
+impl Note {
+    pub fn new(kind: &'static str, text: impl Into<String>, fields: serde_json::Value) -> Note {
+        Note {
+            kind,
+            text: text.into(),
+            fields,
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let mut v = json!({"kind": self.kind, "text": self.text});
+        if let (Some(o), Some(fields)) = (v.as_object_mut(), self.fields.as_object()) {
+            for (k, x) in fields {
+                o.insert(k.clone(), x.clone());
+            }
+        }
+        v
+    }
+}
+
 /// What `check` found.
 #[derive(Debug, Default)]
 pub struct Report {
     pub log: String,
     pub data: Option<String>,
     /// What was checked and found sound, for the text report.
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
     pub problems: Vec<Problem>,
     pub records_checked: u64,
     pub ranges_checked: u64,
@@ -53,7 +85,7 @@ impl Report {
                 "ok": self.problems.is_empty(),
                 "records_checked": self.records_checked,
                 "ranges_checked": self.ranges_checked,
-                "notes": self.notes,
+                "notes": self.notes.iter().map(Note::to_json).collect::<Vec<_>>(),
                 "problems": self.problems.iter().map(|p| json!({
                     "file": p.file, "offset": p.offset, "kind": p.kind, "detail": p.detail,
                 })).collect::<Vec<_>>(),
@@ -62,7 +94,13 @@ impl Report {
             return Ok(());
         }
         for n in &self.notes {
-            writeln!(out, "{n}")?;
+            // The file being checked heads its notes.
+            let indent = if matches!(n.kind, "log" | "segment") {
+                ""
+            } else {
+                "  "
+            };
+            writeln!(out, "{indent}{}", n.text)?;
         }
         for p in &self.problems {
             match p.offset {
@@ -91,17 +129,26 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
         data: data.map(|d| d.display().to_string()),
         ..Report::default()
     };
-    report.notes.push(format!("Checking log {log_name}"));
+    report.notes.push(Note::new(
+        "log",
+        format!("Checking log {log_name}"),
+        json!({"file": log_name}),
+    ));
     let device = open_read_only(log_path)?;
     let slots = read_slots(&device)?;
     let current = current_slot(&slots);
     for (i, slot) in slots.iter().enumerate() {
         let offset = i as u64 * STATUS_SLOT_SIZE;
         match slot {
-            Ok(s) => report.notes.push(format!(
-                "  status slot {i} (offset {offset}): valid, sequence {}{}",
-                s.sequence,
-                if current == Some(i) { " (current)" } else { "" }
+            Ok(s) => report.notes.push(Note::new(
+                "status_slot",
+                format!(
+                    "status slot {i} (offset {offset}): valid, sequence {}{}",
+                    s.sequence,
+                    if current == Some(i) { " (current)" } else { "" }
+                ),
+                json!({"slot": i, "offset": offset, "valid": true, "sequence": s.sequence,
+                       "current": current == Some(i)}),
             )),
             Err(e) => {
                 let stored = crate::inspect::unverified_slot(&device, i as u64)
@@ -157,6 +204,19 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
             return Ok(report);
         }
     };
+    if let Some(reason) = log.reader.head_problem() {
+        let head = log.status().head_offset;
+        report.problem(
+            &log_name,
+            Some(log.reader.current_slot() as u64 * STATUS_SLOT_SIZE),
+            "status_head",
+            format!("{reason}; recovery refuses the log (head offset {head})"),
+        );
+        finish_without_records(&mut log, &log_name, &mut report);
+        report.notes.append(&mut segment_report.notes);
+        report.problems.append(&mut segment_report.problems);
+        return Ok(report);
+    }
     let scan = log.rescan()?.clone();
     let mut records: Vec<Record> = Vec::new();
     for r in &scan.records {
@@ -166,18 +226,27 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
         }
     }
     match (scan.records.first(), scan.records.last()) {
-        (Some(a), Some(b)) => report.notes.push(format!(
-            "  records: {} intact from LSN {} at offset {} to LSN {}; the chain ends at offset {} (next LSN {})",
-            scan.records.len(),
-            a.lsn,
-            a.offset,
-            b.lsn,
-            scan.tail_offset,
-            scan.next_lsn
+        (Some(a), Some(b)) => report.notes.push(Note::new(
+            "records",
+            format!(
+                "records: {} intact from LSN {} at offset {} to LSN {}; the chain ends at offset {} (next LSN {})",
+                scan.records.len(),
+                a.lsn,
+                a.offset,
+                b.lsn,
+                scan.tail_offset,
+                scan.next_lsn
+            ),
+            json!({"intact": scan.records.len(), "first_lsn": a.lsn, "first_offset": a.offset,
+                   "last_lsn": b.lsn, "end_offset": scan.tail_offset, "next_lsn": scan.next_lsn}),
         )),
-        _ => report.notes.push(format!(
-            "  records: none (the log is empty); the chain ends at offset {} (next LSN {})",
-            scan.tail_offset, scan.next_lsn
+        _ => report.notes.push(Note::new(
+            "records",
+            format!(
+                "records: none (the log is empty); the chain ends at offset {} (next LSN {})",
+                scan.tail_offset, scan.next_lsn
+            ),
+            json!({"intact": 0, "end_offset": scan.tail_offset, "next_lsn": scan.next_lsn}),
         )),
     }
     match &scan.end {
@@ -221,33 +290,45 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
             );
         }
         if let (Some(a), Some(b)) = (piece.records.first(), piece.records.last()) {
-            report.notes.push(format!(
-                "  after the {} at offset {}: {} intact record(s), LSN {}..{}{}",
-                if torn { "torn record" } else { "damage" },
-                piece.damage_offset,
-                piece.records.len(),
-                a.header.lsn,
-                b.header.lsn,
-                if torn {
-                    " (part of the same interrupted flush; recovery discards them)"
-                } else {
-                    ""
-                }
+            report.notes.push(Note::new(
+                "salvaged",
+                format!(
+                    "after the {} at offset {}: {} intact record(s), LSN {}..{}{}",
+                    if torn { "torn record" } else { "damage" },
+                    piece.damage_offset,
+                    piece.records.len(),
+                    a.header.lsn,
+                    b.header.lsn,
+                    if torn {
+                        " (part of the same interrupted flush; recovery discards them)"
+                    } else {
+                        ""
+                    }
+                ),
+                json!({"after_offset": piece.damage_offset, "after_torn_tail": torn,
+                       "intact": piece.records.len(), "first_lsn": a.header.lsn,
+                       "last_lsn": b.header.lsn}),
             ));
         }
         records.extend(piece.records.iter().cloned());
     }
     let table = log.status().segments.clone();
     let live = table.iter().filter(|s| s.uuid != rvm::Uuid::NIL).count();
-    report
-        .notes
-        .push(format!("  segment table: {live} segment(s)"));
+    report.notes.push(Note::new(
+        "segment_table",
+        format!("segment table: {live} segment(s)"),
+        json!({"segments": live}),
+    ));
     let data_index = segment_header.as_ref().and_then(|h| {
         let i = table.iter().position(|s| s.uuid == h.uuid);
         if i.is_none() {
-            segment_report.notes.push(format!(
-                "  note: the log does not name segment {} (its ranges cannot be checked against it)",
-                h.uuid
+            segment_report.notes.push(Note::new(
+                "segment_not_in_log",
+                format!(
+                    "note: the log does not name segment {} (its ranges cannot be checked against it)",
+                    h.uuid
+                ),
+                json!({"uuid": h.uuid.to_string()}),
             ));
         }
         i
@@ -322,16 +403,46 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
     Ok(report)
 }
 
+/// The notes that need no records (the segment table), for a log whose records cannot be
+/// walked.
+fn finish_without_records(log: &mut OpenLog, log_name: &str, report: &mut Report) {
+    let live = log
+        .status()
+        .segments
+        .iter()
+        .filter(|s| s.uuid != rvm::Uuid::NIL)
+        .count();
+    report.notes.push(Note::new(
+        "records",
+        format!("records: not walked ({log_name}'s current status gives no place to start)"),
+        json!({"walked": false}),
+    ));
+    report.notes.push(Note::new(
+        "segment_table",
+        format!("segment table: {live} segment(s)"),
+        json!({"segments": live}),
+    ));
+}
+
 fn check_segment_header(data: &Path, report: &mut Report) -> Option<SegmentHeader> {
     let name = data.display().to_string();
-    report.notes.push(format!("Checking segment {name}"));
+    report.notes.push(Note::new(
+        "segment",
+        format!("Checking segment {name}"),
+        json!({"file": name}),
+    ));
     match rvm::segment::read_header(data) {
         Ok(h) => {
-            report.notes.push(format!(
-                "  header: valid, UUID {}, {} regions, {} bytes",
-                h.uuid,
-                h.regions.len(),
-                h.length_bytes
+            report.notes.push(Note::new(
+                "segment_header",
+                format!(
+                    "header: valid, UUID {}, {} regions, {} bytes",
+                    h.uuid,
+                    h.regions.len(),
+                    h.length_bytes
+                ),
+                json!({"valid": true, "uuid": h.uuid.to_string(), "regions": h.regions.len(),
+                       "length_bytes": h.length_bytes}),
             ));
             Some(h)
         }

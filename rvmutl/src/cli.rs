@@ -40,6 +40,7 @@ pub fn clap_command() -> clap::Command {
         .about(ABOUT)
         .long_about(LONG_ABOUT)
         .args_conflicts_with_subcommands(true)
+        .disable_help_subcommand(true)
         .arg(
             Arg::new("LOG")
                 .help("open this log at the prompt")
@@ -55,7 +56,9 @@ pub fn clap_command() -> clap::Command {
             .about(o.about.unwrap_or(c.summary))
             .long_about(format!(
                 "{}\n\nAt the prompt: {} {}",
-                c.details, c.name, c.usage
+                o.details.unwrap_or(c.details),
+                c.name,
+                if o.details.is_some() { "all" } else { c.usage }
             ));
         for a in o.args {
             sub = sub.arg(match *a {
@@ -88,15 +91,26 @@ pub fn clap_command() -> clap::Command {
         cmd = cmd.subcommand(sub);
     }
     cmd.subcommand(
+        clap::Command::new("help")
+            .about("describe rvmutl, a command of the prompt, or a subcommand")
+            .long_about(
+                "Without COMMAND: the same as --help. With COMMAND: its usage and details (any \
+                 command of the prompt, e.g. `rvmutl help peek`, or a subcommand).",
+            )
+            .arg(Arg::new("COMMAND").help("a command or subcommand")),
+    )
+    .subcommand(
         clap::Command::new("man")
-            .about("write the man page (to DIR/rvmutl.1, or standard output)")
-            .hide(true)
+            .about("write the man pages (into DIR, or all to standard output)")
+            .long_about(
+                "Writes rvmutl.1 and one page per subcommand (rvmutl-status.1, ...) into DIR, \
+                 or all of them one after another to standard output (rvmutl man | man -l -).",
+            )
             .arg(Arg::new("DIR").value_hint(ValueHint::DirPath)),
     )
     .subcommand(
         clap::Command::new("completions")
             .about("write shell completions to standard output")
-            .hide(true)
             .arg(
                 Arg::new("SHELL")
                     .required(true)
@@ -162,7 +176,9 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     let to_clap = match &first {
         None => false,
         Some(f) => {
-            f.starts_with('-') || table::one_shot(f).is_some() || f == "man" || f == "completions"
+            f.starts_with('-')
+                || table::one_shot(f).is_some()
+                || ["man", "completions", "help"].contains(&f.as_str())
         }
     };
     if !to_clap {
@@ -175,8 +191,29 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         }
         return ExitCode::from(run_session(first.map(PathBuf::from)));
     }
+    let json = args.iter().any(|a| a == "--json");
     let matches = match clap_command().try_get_matches_from(args) {
         Ok(m) => m,
+        Err(e) if json && e.use_stderr() => {
+            // A usage error under --json: a JSON error object, so a script reading standard
+            // output still gets JSON.
+            let text = e.render().to_string();
+            // The error itself: the lines before the usage, on one line.
+            let message = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")
+                .trim_start_matches("error: ")
+                .to_string();
+            let v = serde_json::json!({
+                "error": {"kind": "usage", "message": message, "detail": text.trim_end()},
+                "exit_code": EXIT_ERROR,
+            });
+            let _ = writeln!(io::stdout(), "{v:#}");
+            return ExitCode::from(EXIT_ERROR);
+        }
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
@@ -191,6 +228,15 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) if json => {
+            let v = serde_json::json!({
+                "error": {"kind": "failed", "message": error_text(&e)},
+                "exit_code": EXIT_ERROR,
+            });
+            let _ = writeln!(out, "{v:#}");
+            let _ = out.flush();
+            ExitCode::from(EXIT_ERROR)
+        }
         Err(e) => {
             let _ = out.flush();
             let _ = writeln!(io::stderr(), "rvmutl: error: {}", error_text(&e));
@@ -219,16 +265,11 @@ fn run_one_shot(m: &clap::ArgMatches, out: &mut dyn Write) -> Result<u8> {
         .unwrap_or(false);
     match name {
         "man" => {
-            let man = clap_mangen::Man::new(clap_command());
-            match string("DIR") {
-                Some(dir) => {
-                    let path = Path::new(&dir).join("rvmutl.1");
-                    let mut file = std::fs::File::create(&path)?;
-                    man.render(&mut file)?;
-                    writeln!(out, "wrote {}", path.display())?;
-                }
-                None => man.render(out)?,
-            }
+            crate::manual::man(string("DIR").as_deref(), out)?;
+            return Ok(EXIT_OK);
+        }
+        "help" => {
+            crate::manual::help(string("COMMAND").as_deref(), out)?;
             return Ok(EXIT_OK);
         }
         "completions" => {
@@ -270,6 +311,7 @@ fn run_one_shot(m: &clap::ArgMatches, out: &mut dyn Write) -> Result<u8> {
             Command::Recover {
                 update: Some(!flag("dry-run")),
                 prefix: flag("prefix"),
+                path: None,
             }
         }
         CommandId::Check => {
@@ -538,7 +580,12 @@ fn run_command(
         }
     };
     match result {
-        Some(Outcome::Quit) => state.quit = true,
+        Some(Outcome::Quit) => {
+            // As classic: quit exits 0. (Piped input that ends without quit exits with the
+            // worst status of its commands.)
+            state.quit = true;
+            state.worst = EXIT_OK;
+        }
         Some(Outcome::Problems) => state.worst = state.worst.max(EXIT_PROBLEMS),
         _ => {}
     }
@@ -584,6 +631,8 @@ pub fn command_id(command: &Command) -> CommandId {
         Command::SegDict => C::SegDict,
         Command::Monitor { .. } => C::Monitor,
         Command::Recover { .. } => C::Recover,
+        Command::Replay { .. } => C::Replay,
+        Command::FindHole => C::FindHole,
         Command::Peek { .. } => C::Peek,
         Command::Poke { .. } => C::Poke,
         Command::CopyLog { .. } => C::CopyLog,

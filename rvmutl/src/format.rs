@@ -3,7 +3,9 @@
 //! Sizes: `b` byte, `s` short (2), `l` long (4), `O` offset (8, unsigned 64-bit, the width of
 //! every offset and LSN in the format), `f` float (4), `D` double (8), `t` time (8: unix
 //! milliseconds, as in the log status). Formats: `c` character, `d` signed decimal, `o` octal,
-//! `x` hex, `u` unsigned decimal; `f`, `D`, `O` and `t` imply their own. Default `1dl`.
+//! `x` hex, `u` unsigned decimal, `*` all of them at once; `f`, `D`, `O` and `t` imply their own.
+//! The classic shorthands are accepted: `h` short decimal, `i` and `w` long decimal, `L` long
+//! unsigned decimal. Default `1dl`.
 
 use crate::parse::{err, ParseError, Value, COUNT_MAX};
 
@@ -41,6 +43,8 @@ pub enum Radix {
     Unsigned,
     Float,
     Time,
+    /// Hex, unsigned and signed decimal, octal and characters at once (`*`).
+    All,
 }
 
 /// `[COUNT][SIZE][FORMAT]`
@@ -106,9 +110,15 @@ pub fn parse_format(text: &str) -> Result<Format, ParseError> {
             'o' => (None, Some(Radix::Octal)),
             'x' => (None, Some(Radix::Hex)),
             'u' => (None, Some(Radix::Unsigned)),
+            '*' => (None, Some(Radix::All)),
+            // Classic shorthands: a size with a format.
+            'h' => (Some(Size::Short), Some(Radix::Decimal)),
+            'i' | 'w' => (Some(Size::Long), Some(Radix::Decimal)),
+            'L' => (Some(Size::Long), Some(Radix::Unsigned)),
             other => {
                 return err(format!(
-                    "unknown format letter {other:?} (sizes b s l O f D t, formats c d o x u)"
+                    "unknown format letter {other:?} (sizes b s l O f D t, formats c d o x u *, \
+                     h i w L)"
                 ))
             }
         };
@@ -183,6 +193,16 @@ pub fn format_item(bytes: &[u8], size: Size, radix: Radix) -> String {
             }
         }
         Radix::Time => crate::render::time_ms(v),
+        Radix::All => {
+            let chars: String = bytes.iter().map(|b| char_escape(*b)).collect();
+            format!(
+                "{} (unsigned {}, signed {}, octal {}, chars \"{chars}\")",
+                format_item(bytes, size, Radix::Hex),
+                v,
+                sign_extend(v, n),
+                format_item(bytes, size, Radix::Octal)
+            )
+        }
     }
 }
 
@@ -260,6 +280,27 @@ mod tests {
         assert!(parse_format("0x").is_err());
         assert!(parse_format("q").is_err());
         assert!(parse_format("99999999999999999999999").is_err());
+    }
+
+    /// Issue 12 item 9: the classic peek codes h, i, L, w and * were unknown format letters.
+    #[test]
+    fn classic_format_codes() {
+        let f = |t: &str| {
+            let f = parse_format(t).unwrap();
+            (f.count, f.size, f.radix)
+        };
+        assert_eq!(f("2h"), (2, Size::Short, Radix::Decimal));
+        assert_eq!(f("i"), (1, Size::Long, Radix::Decimal));
+        assert_eq!(f("w"), (1, Size::Long, Radix::Decimal));
+        assert_eq!(f("3L"), (3, Size::Long, Radix::Unsigned));
+        assert_eq!(f("*"), (1, Size::Long, Radix::All));
+        assert_eq!(f("4*b"), (4, Size::Byte, Radix::All));
+        assert!(parse_format("*f").is_err());
+        assert!(parse_format("hb").is_err());
+        assert_eq!(
+            format_item(&[0xff, 0xff], Size::Short, Radix::All),
+            "0xffff (unsigned 65535, signed -1, octal 0177777, chars \"\\377\\377\")"
+        );
     }
 
     #[test]

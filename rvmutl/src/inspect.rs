@@ -7,9 +7,12 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rvm::device::Device;
 use rvm::format::log::{Status, STATUS_SLOT_SIZE};
-use rvm::format::segment::{SegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_SIZE};
+use rvm::format::segment::{
+    RegionEntry, SegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_SIZE,
+};
 use serde_json::json;
 
+use crate::check::Note;
 use crate::render::time_ms;
 
 /// What status slot `index` of a log holds, decoded without verification (for a damaged
@@ -77,7 +80,7 @@ pub fn segment(path: &Path, out: &mut dyn Write, json: bool) -> Result<()> {
             "segment": path.display().to_string(),
             "uuid": header.uuid.to_string(),
             "format_version": SEGMENT_FORMAT_VERSION,
-            "created_unix_ms": header.created_unix_ms,
+            "created_unix_us": header.created_unix_ms.saturating_mul(1000),
             "length_bytes": header.length_bytes,
             "header_bytes": SEGMENT_HEADER_SIZE,
             "file_size_bytes": file_size,
@@ -132,38 +135,24 @@ fn print_header(header: &SegmentHeader, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// The heap region (region 0) of a segment, read from the file: its bytes and address.
-fn read_heap_region(path: &Path, header: &SegmentHeader) -> Result<(Vec<u8>, u64, u64)> {
-    let region = header.regions.first().ok_or_else(|| {
+/// The heap region (region 0) of a segment and the file it is in, opened read-only.
+fn heap_region(
+    path: &Path,
+    header: &SegmentHeader,
+) -> Result<(rvm::device::FileDevice, RegionEntry)> {
+    let region = *header.regions.first().ok_or_else(|| {
         anyhow::anyhow!("{}: the segment has no regions, so no heap", path.display())
     })?;
-    let device = crate::session::open_read_only(path)?;
-    let length = usize::try_from(region.length)
-        .ok()
-        .filter(|l| *l <= HEAP_REGION_BYTES_MAX)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: region 0 is {} bytes, more than rvmutl reads at once ({HEAP_REGION_BYTES_MAX})",
-                path.display(),
-                region.length
-            )
-        })?;
-    let mut bytes = vec![0u8; length];
-    device
-        .read_at(&mut bytes, region.offset)
-        .with_context(|| format!("{}: read region 0", path.display()))?;
-    Ok((bytes, region.address, region.offset))
+    Ok((crate::session::open_read_only(path)?, region))
 }
-
-/// Largest heap region `heap` and `check` read into memory.
-const HEAP_REGION_BYTES_MAX: usize = 1 << 34;
 
 /// Print the RDS heap of region 0: header, counters, free-list histogram, largest free block,
 /// fragmentation and the checker's findings. Returns whether the checker found problems.
 pub fn heap(path: &Path, out: &mut dyn Write, json: bool) -> Result<bool> {
     let header = rvm::segment::read_header(path)?;
-    let (bytes, address, file_offset) = read_heap_region(path, &header)?;
-    let info = rvm::rds::inspect_image(&bytes, address).map_err(|e| {
+    let (device, region) = heap_region(path, &header)?;
+    let (address, file_offset) = (region.address, region.offset);
+    let info = rvm::rds::inspect_device(&device, &region).map_err(|e| {
         anyhow::anyhow!("{}: no readable RDS heap in region 0: {e}", path.display())
     })?;
     let g = &info.geometry;
@@ -341,39 +330,87 @@ pub fn heap(path: &Path, out: &mut dyn Write, json: bool) -> Result<bool> {
     Ok(!check.is_ok())
 }
 
+/// Whether a segment is laid out the way `rdsinit` lays out a heap segment: two regions, the
+/// static one right after the heap in the file and in memory.
+fn laid_out_as_heap_segment(header: &SegmentHeader) -> bool {
+    match header.regions.as_slice() {
+        [heap, statics] => {
+            statics.offset == heap.end_offset() && statics.address == heap.end_address()
+        }
+        _ => false,
+    }
+}
+
 /// Run the heap checker on region 0 of a segment, reporting each problem with its file offset.
+/// The heap is walked from the file through the library's bounded page cache, so memory does
+/// not grow with the heap. A segment laid out as a heap segment whose heap is missing is a
+/// problem; any other segment without a heap is only noted.
 pub fn check_heap(
     path: &Path,
     header: &SegmentHeader,
     problem: &mut dyn FnMut(Option<u64>, &'static str, String),
-    notes: &mut Vec<String>,
+    notes: &mut Vec<Note>,
 ) -> Result<()> {
-    let (bytes, address, file_offset) = match read_heap_region(path, header) {
+    let (device, region) = match heap_region(path, header) {
         Ok(r) => r,
         Err(e) => {
             problem(None, "heap", e.to_string());
             return Ok(());
         }
     };
-    if !bytes.starts_with(&rvm::format::heap::HEAP_MAGIC) {
-        notes.push(
-            "  heap: region 0 does not start with the RDS heap magic: no heap, not checked".into(),
-        );
-        return Ok(());
-    }
-    let report = rvm::rds::check_image(&bytes, address);
-    notes.push(format!(
-        "  heap: {} blocks ({} free, {} bytes; {} allocated, {} bytes){}",
-        report.blocks,
-        report.free_blocks,
-        report.free_bytes,
-        report.allocated_blocks,
-        report.allocated_bytes,
-        if report.walk_complete {
-            ""
-        } else {
-            "; the walk stopped at damage"
+    let (address, file_offset) = (region.address, region.offset);
+    let report = match rvm::rds::inspect_device(&device, &region) {
+        Ok(info) => info.check,
+        Err(rvm::rds::Error::NoHeap { reason, .. }) if !laid_out_as_heap_segment(header) => {
+            notes.push(Note::new(
+                "heap",
+                "heap: region 0 holds no RDS heap, and the segment is not laid out as a heap \
+                 segment, so none is expected",
+                json!({"present": false, "reason": reason}),
+            ));
+            return Ok(());
         }
+        Err(rvm::rds::Error::NoHeap { reason, .. }) => {
+            problem(
+                Some(file_offset),
+                "heap_missing",
+                format!(
+                    "the segment is laid out as a heap segment (a heap region and a static \
+                     region right after it) but region 0 (address {address:#x}) holds no \
+                     heap: {reason}"
+                ),
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            problem(Some(file_offset), "heap_header", e.to_string());
+            return Ok(());
+        }
+    };
+    notes.push(Note::new(
+        "heap",
+        format!(
+            "heap: {} blocks ({} free, {} bytes; {} allocated, {} bytes){}",
+            report.blocks,
+            report.free_blocks,
+            report.free_bytes,
+            report.allocated_blocks,
+            report.allocated_bytes,
+            if report.walk_complete {
+                ""
+            } else {
+                "; the walk stopped at damage"
+            }
+        ),
+        json!({
+            "present": true,
+            "blocks": report.blocks,
+            "free_blocks": report.free_blocks,
+            "free_bytes": report.free_bytes,
+            "allocated_blocks": report.allocated_blocks,
+            "allocated_bytes": report.allocated_bytes,
+            "walk_complete": report.walk_complete,
+        }),
     ));
     for p in &report.problems {
         let offset = file_offset + p.address.saturating_sub(address);

@@ -9,9 +9,9 @@
 //! - [`format`]: the peek/poke format language (`4xl`, `16c`, ...).
 //! - [`session`]: the state of a session and the execution of each command.
 //! - [`logview`]: navigation in a log, intact records before the head, salvage after damage.
-//! - [`check`], [`recover`], [`inspect`], [`peekpoke`]: the bigger commands.
-//! - [`cli`]: the prompt, piped scripts, one-shot subcommands, `--help`, man page and
-//!   completions.
+//! - [`check`], [`recover`], [`inspect`], [`peekpoke`], [`sizes`]: the bigger commands.
+//! - [`cli`]: the prompt, piped scripts, one-shot subcommands, `--help` and completions;
+//!   [`manual`]: `rvmutl help` and the man pages.
 //!
 //! Every byte of a log or segment is read and written through the `rvm` library.
 
@@ -20,11 +20,13 @@ pub mod cli;
 pub mod format;
 pub mod inspect;
 pub mod logview;
+pub mod manual;
 pub mod parse;
 pub mod peekpoke;
 pub mod recover;
 pub mod render;
 pub mod session;
+pub mod sizes;
 pub mod table;
 
 pub use crate::format::parse_format;

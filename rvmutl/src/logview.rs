@@ -24,6 +24,9 @@ pub struct OpenLog {
     pub scan: Option<Scan>,
     /// The in-memory status differs from the disk (after `set`).
     pub status_changed: bool,
+    /// Why the records could not be walked from the head (a damaged current status), when
+    /// the log was opened anyway so its status can be shown.
+    pub scan_error: Option<String>,
 }
 
 /// Records found beyond a damaged spot.
@@ -55,9 +58,17 @@ impl OpenLog {
             reader,
             scan: None,
             status_changed: false,
+            scan_error: None,
         };
         if !no_tail {
-            log.rescan()?;
+            if let Err(e) = log.rescan() {
+                // A status whose head no record can start at: keep the log open so its
+                // status and bytes can be shown, and say why the records cannot be walked.
+                if log.reader.head_problem().is_none() {
+                    return Err(e);
+                }
+                log.scan_error = Some(e.to_string());
+            }
         }
         Ok(log)
     }
@@ -140,6 +151,15 @@ impl OpenLog {
     pub fn next_of(&self, record: &Record) -> Result<Record, String> {
         let at = self.reader.next_offset(record.offset, record.header.length);
         self.expect_at(at, record.header.lsn + 1)
+    }
+
+    /// When `record` is the last of the live log and the log ends normally after it: the LSN
+    /// and offset the next record would get.
+    pub fn end_after(&self, record: &Record) -> Option<(u64, u64)> {
+        let scan = self.scan.as_ref()?;
+        let last = scan.records.last()?;
+        (scan.end == ScanEnd::End && last.offset == record.offset && last.lsn == record.header.lsn)
+            .then_some((scan.next_lsn, scan.tail_offset))
     }
 
     /// The record preceding `record` (found through the trailer that ends before it).

@@ -97,6 +97,8 @@ pub fn tokenize(line: &str) -> Result<Vec<Token>, ParseError> {
                 flush(&mut word, &mut tokens);
                 tokens.push(Token::Str(read_string(&mut chars)?));
             }
+            // A `#` starting a word begins a comment to the end of the line, as classic.
+            '#' if word.is_empty() => break,
             c => word.push(c),
         }
     }
@@ -267,12 +269,22 @@ pub enum ShowItem {
     NextSub(u64),
     PrevSub(u64),
     SubRec,
-    Record { lsn: u64, count: u64 },
-    Mods { spec: AddrSpec, values: Vec<Value> },
+    Record {
+        lsn: u64,
+        count: u64,
+    },
+    Mods {
+        spec: AddrSpec,
+        values: Vec<Value>,
+    },
     Monitor,
     SegDict,
     Status,
     Statistics,
+    /// The commit time of the current record (classic `timestamp`).
+    Timestamp,
+    /// Classic `uname`: transactions carry no unique name here; says so and names the record.
+    Uname,
 }
 
 /// Fields `set` can change in the in-memory status.
@@ -332,7 +344,18 @@ pub enum Command {
     Recover {
         update: Option<bool>,
         prefix: bool,
+        /// A log to open first (classic `recover [file] NAME`).
+        path: Option<String>,
     },
+    /// Classic `replay`: recovery from the head (see the table for what head/tail N mean).
+    Replay {
+        update: Option<bool>,
+        head: Option<u64>,
+        tail: Option<u64>,
+        path: Option<String>,
+    },
+    /// Look for the first hole (damaged or missing record) in the chain from the head.
+    FindHole,
     Peek {
         file: Option<String>,
         offset: Option<u64>,
@@ -640,18 +663,65 @@ fn parse_args(id: CommandId, mut a: Args<'_>) -> Result<Command, ParseError> {
         C::Recover => {
             let mut update = None;
             let mut prefix = false;
-            while let Some(w) = a.peek_word() {
-                match w {
-                    "update" => update = Some(true),
-                    "no_update" => update = Some(false),
-                    "prefix" => prefix = true,
-                    "clear" => {}
-                    _ => break,
+            let mut path = None;
+            while let Some(t) = a.peek() {
+                match t {
+                    Token::Word(w) if w == "update" => update = Some(true),
+                    Token::Word(w) if w == "no_update" => update = Some(false),
+                    Token::Word(w) if w == "prefix" => prefix = true,
+                    Token::Word(w) if w == "clear" || w == "file" => {}
+                    Token::Word(_) | Token::Str(_) if path.is_none() => {
+                        path = a.path();
+                        continue;
+                    }
+                    other => return a.usage_error(&format!("unexpected {}", describe(other))),
                 }
                 a.at += 1;
             }
-            Command::Recover { update, prefix }
+            Command::Recover {
+                update,
+                prefix,
+                path,
+            }
         }
+        C::Replay => {
+            let mut update = None;
+            let (mut head, mut tail) = (None, None);
+            let mut path = None;
+            while let Some(t) = a.peek() {
+                match t {
+                    Token::Word(w) if w == "update" => update = Some(true),
+                    Token::Word(w) if w == "no_update" => update = Some(false),
+                    Token::Word(w) if w == "clear" || w == "file" => {}
+                    Token::Word(w) if w == "head" || w == "tail" => {
+                        let which = w.clone();
+                        a.at += 1;
+                        let Some(n) = a.peek_word().filter(|n| is_number(n)) else {
+                            return a.usage_error(&format!("{which} needs a record number (LSN)"));
+                        };
+                        let n = parse_number(n)?;
+                        if which == "head" {
+                            head = Some(n);
+                        } else {
+                            tail = Some(n);
+                        }
+                    }
+                    Token::Word(_) | Token::Str(_) if path.is_none() => {
+                        path = a.path();
+                        continue;
+                    }
+                    other => return a.usage_error(&format!("unexpected {}", describe(other))),
+                }
+                a.at += 1;
+            }
+            Command::Replay {
+                update,
+                head,
+                tail,
+                path,
+            }
+        }
+        C::FindHole => Command::FindHole,
         C::Peek => parse_peek(&mut a)?,
         C::Poke => parse_poke(&mut a)?,
         C::CopyLog => Command::CopyLog { to: a.path() },
@@ -692,7 +762,8 @@ const SHOW_KEYWORDS: &[(&str, &[&str])] = &[
     ("seg_dict", &["segment_dictionary"]),
     ("status", &["log_status"]),
     ("statistics", &[]),
-    ("timestamp", &["uname"]),
+    ("timestamp", &[]),
+    ("uname", &[]),
 ];
 
 fn parse_show(a: &mut Args<'_>) -> Result<Vec<ShowItem>, ParseError> {
@@ -744,8 +815,8 @@ fn parse_show(a: &mut Args<'_>) -> Result<Vec<ShowItem>, ParseError> {
             "seg_dict" => ShowItem::SegDict,
             "status" => ShowItem::Status,
             "statistics" => ShowItem::Statistics,
-            // Classic keywords with no effect.
-            _ => continue,
+            "timestamp" => ShowItem::Timestamp,
+            _ => ShowItem::Uname,
         };
         items.push(item);
     }
@@ -947,6 +1018,9 @@ fn parse_set(a: &mut Args<'_>) -> Result<Command, ParseError> {
         };
         return Ok(Command::SetSegDict { index, path });
     }
+    if let Some(why) = classic_set_field(field_word) {
+        return err(why);
+    }
     let field = set_field(field_word)?;
     a.expect_equals()?;
     let value = match a.next() {
@@ -955,6 +1029,28 @@ fn parse_set(a: &mut Args<'_>) -> Result<Command, ParseError> {
         _ => return a.usage_error("expected a number or a field name after ="),
     };
     Ok(Command::Set { field, value })
+}
+
+/// Why a field the classic `set` knew has no counterpart here (or `None` for other words).
+fn classic_set_field(word: &str) -> Option<String> {
+    let lower = word.to_ascii_lowercase();
+    Some(match lower.as_str() {
+        "prev_head" | "prev" | "prev_tail" => format!(
+            "set {word}: the status keeps no previous head or tail; the previous status is \
+             the other status slot (`status` shows both, `peek` its bytes)"
+        ),
+        "log_start" => format!(
+            "set {word}: the record area always starts at offset {} (the status's \
+             area_offset, fixed by the format); to move where the live log starts, set \
+             head_offset and head_lsn",
+            rvm::format::log::RECORD_AREA_OFFSET
+        ),
+        _ if is_number(&lower) => format!(
+            "set {word} = ...: set changes named status fields only; to change bytes of a \
+             file at an offset use `poke FILE {word} = VALUE`"
+        ),
+        _ => return None,
+    })
 }
 
 fn set_field(word: &str) -> Result<&'static str, ParseError> {

@@ -17,6 +17,12 @@ use rvm::log::{LogReader, Record, ScanEnd};
 use rvm::Rvm;
 use serde_json::{json, Value as Json};
 
+mod classic;
+mod records;
+
+pub(crate) use records::{end_json, end_text, record_json, record_lines};
+use records::{sub_count, sub_record_lines};
+
 use crate::format::{format_item, Format};
 use crate::logview::{OpenLog, Place};
 use crate::parse::{AddrSpec, Command, SetValue, ShowItem};
@@ -222,10 +228,18 @@ impl Session {
             Command::AllSpec => self.all_spec(out)?,
             Command::SegDict => self.seg_dict(out)?,
             Command::Monitor { clear, specs } => self.monitor(*clear, specs, out, input)?,
-            Command::Recover { update, prefix } => {
-                let update = update.unwrap_or(self.update);
-                return crate::recover::recover(self, update, *prefix, out);
-            }
+            Command::Recover {
+                update,
+                prefix,
+                path,
+            } => return self.recover_command(*update, *prefix, path.as_deref(), out, input),
+            Command::Replay {
+                update,
+                head,
+                tail,
+                path,
+            } => return self.replay(*update, *head, *tail, path.as_deref(), out, input),
+            Command::FindHole => self.find_hole(out)?,
             Command::Peek {
                 file,
                 offset,
@@ -238,7 +252,7 @@ impl Session {
             Command::CopyLog { to } => self.copy_log(to.as_deref(), out, input)?,
             Command::Set { field, value } => self.set(field, value, out)?,
             Command::SetSegDict { index, path } => self.set_seg_dict(*index, path, out)?,
-            Command::Sizeof(names) => sizeof(names, out)?,
+            Command::Sizeof(names) => crate::sizes::sizeof(names, out)?,
             Command::Update => {
                 self.update = true;
                 writeln!(out, "recover will apply the log (update)")?;
@@ -286,6 +300,14 @@ impl Session {
                 .ok_or_else(|| anyhow!("no log name given"))?,
         };
         let p = Path::new(&path);
+        if let Some(open) = &self.log {
+            if same_file(&open.path, p) {
+                bail!(
+                    "{path}: already open (read_status re-reads its status; close_log, then \
+                     open_log, opens it afresh)"
+                );
+            }
+        }
         if !p.exists() {
             writeln!(out, "? {path}: no such file")?;
             if yes_no(input, "Do you want to create it (y or n [n])? ", false)? {
@@ -308,6 +330,8 @@ impl Session {
                 )),
                 _ => line.push_str(": log is empty"),
             }
+        } else if let Some(e) = &log.scan_error {
+            line.push_str(&format!(": the records cannot be walked: {e}"));
         } else {
             line.push_str(": tail not located (no_tail)");
         }
@@ -728,7 +752,7 @@ impl Session {
                 Ok(s) => json!({
                     "slot": i, "offset": i as u64 * STATUS_SLOT_SIZE, "valid": true,
                     "current": i == current, "sequence": s.sequence,
-                    "written_unix_ms": s.written_unix_ms,
+                    "written_unix_us": s.written_unix_ms.saturating_mul(1000),
                 }),
                 Err(e) => json!({
                     "slot": i, "offset": i as u64 * STATUS_SLOT_SIZE, "valid": false,
@@ -745,9 +769,9 @@ impl Session {
                 "slots": slots,
                 "current_slot": current,
                 "sequence": st.sequence,
-                "created_unix_ms": st.created_unix_ms,
-                "written_unix_ms": st.written_unix_ms,
-                "last_truncation_unix_ms": st.last_truncation_unix_ms,
+                "created_unix_us": st.created_unix_ms.saturating_mul(1000),
+                "written_unix_us": st.written_unix_ms.saturating_mul(1000),
+                "last_truncation_unix_us": st.last_truncation_unix_ms.saturating_mul(1000),
                 "clean": st.is_clean(),
                 "flags": st.flags,
                 "generation": st.generation,
@@ -770,8 +794,8 @@ impl Session {
                 "transactions": transactions.len(),
                 "first_transaction_lsn": first_tx.as_ref().map(|r| r.header.lsn),
                 "last_transaction_lsn": last_tx.as_ref().map(|r| r.header.lsn),
-                "first_commit_time_us": first_tx.as_ref().map(|r| r.header.time_us),
-                "last_commit_time_us": last_tx.as_ref().map(|r| r.header.time_us),
+                "first_commit_unix_us": first_tx.as_ref().map(|r| r.header.time_us),
+                "last_commit_unix_us": last_tx.as_ref().map(|r| r.header.time_us),
                 "segments": st.segments.len(),
                 "end": end,
                 "status_changed_in_memory": log.status_changed,
@@ -835,11 +859,23 @@ impl Session {
             "tail (scan)",
             if scanned {
                 format!("offset {tail_offset}, next LSN {next_lsn}")
+            } else if let Some(e) = &log.scan_error {
+                format!("not located: {e}")
             } else {
                 "not located (opened no_tail; find_tail locates it)".into()
             },
         );
-        kv("log empty", if empty { "yes" } else { "no" }.into());
+        kv(
+            "log empty",
+            if log.scan_error.is_some() {
+                "unknown (the records cannot be walked)"
+            } else if empty {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+        );
         kv(
             "space used",
             format!("{used} bytes ({})", percent(used, area)),
@@ -968,9 +1004,17 @@ impl Session {
         })?))
     }
 
+    /// The newest live transaction (the pads that end a flush are not what `tail` means).
     fn tail_record(&mut self) -> Result<Option<Record>> {
         let log = self.log_mut()?;
-        let Some(last) = log.scan()?.records.last().copied() else {
+        let Some(last) = log
+            .scan()?
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.kind != KIND_PAD)
+            .copied()
+        else {
             return Ok(None);
         };
         Ok(Some(log.read(last.offset).map_err(|e| {
@@ -982,6 +1026,9 @@ impl Session {
         match item {
             ShowItem::All => {
                 let log = self.log_mut()?;
+                if let Some(e) = &log.scan_error {
+                    bail!("the records cannot be walked: {e}");
+                }
                 let records = log.live()?;
                 let mut last = None;
                 for r in &records {
@@ -1050,6 +1097,14 @@ impl Session {
                 loop {
                     self.print_record(&rec, out)?;
                     let log = self.log_ref()?;
+                    if let Some((lsn, offset)) = log.end_after(&rec) {
+                        writeln!(
+                            out,
+                            "-- end of the log (the next record, LSN {lsn}, would go at offset \
+                             {offset})"
+                        )?;
+                        break;
+                    }
                     if log.place(rec.header.lsn + 1) == Place::Beyond {
                         break;
                     }
@@ -1080,7 +1135,18 @@ impl Session {
             ShowItem::Next(n) => {
                 for i in 0..*n {
                     let next = match self.current()? {
-                        Some(r) => self.log_ref()?.next_of(&r),
+                        Some(r) => {
+                            if let Some((lsn, offset)) = self.log_ref()?.end_after(&r) {
+                                writeln!(
+                                    out,
+                                    "-- end of the log: no record after LSN {} (the next, LSN \
+                                     {lsn}, would go at offset {offset})",
+                                    r.header.lsn
+                                )?;
+                                break;
+                            }
+                            self.log_ref()?.next_of(&r)
+                        }
                         None if i == 0 => match self.head_record()? {
                             Some(r) => Ok(r),
                             None => Err("Log is empty".into()),
@@ -1168,6 +1234,8 @@ impl Session {
             ShowItem::SegDict => self.seg_dict(out)?,
             ShowItem::Status => self.show_status(out)?,
             ShowItem::Statistics => self.show_statistics(out)?,
+            ShowItem::Timestamp => self.show_timestamp(out)?,
+            ShowItem::Uname => self.show_uname(out)?,
         }
         Ok(())
     }
@@ -1201,6 +1269,14 @@ impl Session {
         let (rec, sub) = if forward {
             if sub + 1 < sub_count(&rec) {
                 (rec, sub + 1)
+            } else if let Some((lsn, offset)) = log.end_after(&rec) {
+                writeln!(
+                    out,
+                    "-- end of the log: no record after LSN {} (the next, LSN {lsn}, would go at \
+                     offset {offset})",
+                    rec.header.lsn
+                )?;
+                return Ok(false);
             } else {
                 match log.next_of(&rec) {
                     Ok(n) => (n, 0),
@@ -1318,418 +1394,7 @@ fn set_field(s: &mut Status, field: &str, v: u64) {
     }
 }
 
-/// Number of sub-records: header, each range, trailer.
-fn sub_count(rec: &Record) -> usize {
-    if rec.header.kind == KIND_PAD {
-        2
-    } else {
-        rec.header.range_count as usize + 2
-    }
-}
-
-fn place_note(log: &OpenLog, lsn: u64) -> &'static str {
-    match log.place(lsn) {
-        Place::Live => "",
-        Place::Applied => "  (applied: before the head)",
-        Place::Beyond => "  (beyond the end of the chain)",
-    }
-}
-
-/// The text printout of a record: a summary line, then each range with a data preview.
-pub(crate) fn record_lines(log: &OpenLog, rec: &Record) -> Vec<String> {
-    let h = &rec.header;
-    let mut lines = Vec::new();
-    if h.kind == KIND_PAD {
-        let what = if log.is_wrap_pad(rec.offset, h.length, h.kind) {
-            "fills the end of the area; the log wraps to its start"
-        } else {
-            "fills to a sector boundary"
-        };
-        lines.push(format!(
-            "Record LSN {} at offset {} ({:#x}), {} bytes: PAD ({what}){}",
-            h.lsn,
-            rec.offset,
-            rec.offset,
-            h.length,
-            place_note(log, h.lsn)
-        ));
-        return lines;
-    }
-    lines.push(format!(
-        "Record LSN {} at offset {} ({:#x}), {} bytes: {} {}{}",
-        h.lsn,
-        rec.offset,
-        rec.offset,
-        h.length,
-        kind_name(h.kind),
-        tx_flags(h.flags).join(" "),
-        place_note(log, h.lsn)
-    ));
-    lines.push(format!(
-        "  committed {}, generation {}, flush batch from LSN {}, {} range{}",
-        time_us(h.time_us),
-        h.generation,
-        h.batch_first_lsn,
-        h.range_count,
-        if h.range_count == 1 { "" } else { "s" }
-    ));
-    for (i, r) in rec.ranges().enumerate() {
-        match r {
-            Ok(r) => {
-                lines.push(range_line(log, i + 1, &r));
-                lines.extend(preview(r.data, r.header.offset, "      "));
-            }
-            Err(e) => {
-                lines.push(format!("  range {}: malformed: {e}", i + 1));
-                break;
-            }
-        }
-    }
-    lines
-}
-
-fn segment_name(log: &OpenLog, index: u32) -> String {
-    match log.status().segments.get(index as usize) {
-        Some(s) if !s.path_hint.is_empty() => s.path_hint.clone(),
-        Some(s) => s.uuid.to_string(),
-        None => "not in the segment table".into(),
-    }
-}
-
-fn range_line(log: &OpenLog, number: usize, r: &rvm::format::log::RangeRef<'_>) -> String {
-    let h = &r.header;
-    format!(
-        "  range {number}: segment {} ({}), offset {} ({:#x}), length {}, address {:#x}",
-        h.segment,
-        segment_name(log, h.segment),
-        h.offset,
-        h.offset,
-        h.length,
-        h.address
-    )
-}
-
-/// The first [`render::PREVIEW_BYTES`] of range data as a hex dump.
-pub(crate) fn preview(data: &[u8], base: u64, indent: &str) -> Vec<String> {
-    let shown = data.len().min(render::PREVIEW_BYTES);
-    let mut lines = hex_lines(&data[..shown], base, indent);
-    if data.len() > shown {
-        lines.push(format!("{indent}... {} more bytes", data.len() - shown));
-    }
-    lines
-}
-
-fn sub_record_lines(log: &OpenLog, rec: &Record, sub: usize) -> Vec<String> {
-    let h = &rec.header;
-    let n = sub_count(rec);
-    if sub == 0 {
-        let mut lines = vec![format!(
-            "Record LSN {} header at offset {}: {}, {} bytes{}",
-            h.lsn,
-            rec.offset,
-            if h.kind == KIND_PAD {
-                "PAD".to_string()
-            } else {
-                format!("{} {}", kind_name(h.kind), tx_flags(h.flags).join(" "))
-            },
-            h.length,
-            place_note(log, h.lsn)
-        )];
-        lines.push(if h.kind == KIND_PAD {
-            format!(
-                "  generation {}, flush batch from LSN {}",
-                h.generation, h.batch_first_lsn
-            )
-        } else {
-            format!(
-                "  generation {}, flush batch from LSN {}, committed {}, {} ranges",
-                h.generation,
-                h.batch_first_lsn,
-                time_us(h.time_us),
-                h.range_count
-            )
-        });
-        return lines;
-    }
-    if sub == n - 1 {
-        return vec![format!(
-            "Record LSN {} trailer (end marker) at offset {}: LSN {}, length {}, CRC verified",
-            h.lsn,
-            rec.offset + h.length - RECORD_TRAILER_SIZE as u64,
-            h.lsn,
-            h.length
-        )];
-    }
-    match rec.ranges().nth(sub - 1) {
-        Some(Ok(r)) => {
-            let at = rec.offset + RECORD_HEADER_SIZE as u64 + r.body_offset as u64;
-            let mut lines = vec![format!(
-                "Record LSN {} range {} of {} at offset {at}:",
-                h.lsn, sub, h.range_count
-            )];
-            lines.push(range_line(log, sub, &r));
-            lines.extend(preview(r.data, r.header.offset, "      "));
-            lines
-        }
-        Some(Err(e)) => vec![format!("Record LSN {} range {sub}: malformed: {e}", h.lsn)],
-        None => vec![format!("Record LSN {} has no range {sub}", h.lsn)],
-    }
-}
-
-pub(crate) fn record_json(log: &OpenLog, rec: &Record) -> Json {
-    let h = &rec.header;
-    let ranges: Vec<Json> = rec
-        .ranges()
-        .map(|r| match r {
-            Ok(r) => json!({
-                "segment": r.header.segment,
-                "offset": r.header.offset,
-                "length": r.header.length,
-                "address": r.header.address,
-                "data_hex": hex_string(r.data, render::PREVIEW_BYTES),
-            }),
-            Err(e) => json!({"error": e.to_string()}),
-        })
-        .collect();
-    let place = match log.place(h.lsn) {
-        Place::Live => "live",
-        Place::Applied => "applied",
-        Place::Beyond => "beyond",
-    };
-    json!({
-        "lsn": h.lsn,
-        "offset": rec.offset,
-        "length": h.length,
-        "kind": kind_name(h.kind).to_ascii_lowercase(),
-        "wrap": log.is_wrap_pad(rec.offset, h.length, h.kind),
-        "flags": if h.kind == KIND_PAD { Vec::new() } else { tx_flags(h.flags) },
-        "time_us": h.time_us,
-        "generation": h.generation,
-        "batch_first_lsn": h.batch_first_lsn,
-        "range_count": h.range_count,
-        "place": place,
-        "ranges": ranges,
-    })
-}
-
-/// How the chain of records ends, in words.
-pub(crate) fn end_text(log: &OpenLog) -> Result<Vec<String>> {
-    let Some(scan) = &log.scan else {
-        return Ok(vec!["-- tail not located (opened no_tail)".into()]);
-    };
-    Ok(match &scan.end {
-        ScanEnd::End => vec![format!(
-            "-- end of log at offset {} (next LSN {}): {} records, {} bytes",
-            scan.tail_offset,
-            scan.next_lsn,
-            scan.records.len(),
-            log.used_bytes()
-        )],
-        ScanEnd::TornTail { offset, detail } => vec![
-            format!(
-                "-- torn tail at offset {offset} (LSN {} expected): {detail}",
-                scan.next_lsn
-            ),
-            "   a write interrupted by a crash: nothing after it was acknowledged; recovery discards it".into(),
-        ],
-        ScanEnd::Corrupt {
-            offset,
-            lsn,
-            detail,
-            later_lsn,
-            later_offset,
-        } => {
-            let clean = log.status().is_clean();
-            vec![
-                format!("-- DAMAGE at offset {offset} (LSN {lsn} expected): {detail}"),
-                if clean {
-                    format!(
-                        "   mid-log corruption, not a torn tail: the log was closed cleanly with its tail at offset {later_offset} (records up to LSN {later_lsn})"
-                    )
-                } else {
-                    format!(
-                        "   mid-log corruption, not a torn tail: a later flush follows (LSN {later_lsn} at offset {later_offset})"
-                    )
-                },
-                "   recovery refuses this log; `recover prefix` applies only the records before the damage".into(),
-            ]
-        }
-    })
-}
-
-pub(crate) fn end_json(end: &ScanEnd) -> Json {
-    match end {
-        ScanEnd::End => json!({"kind": "end"}),
-        ScanEnd::TornTail { offset, detail } => {
-            json!({"kind": "torn_tail", "offset": offset, "detail": detail})
-        }
-        ScanEnd::Corrupt {
-            offset,
-            lsn,
-            detail,
-            later_lsn,
-            later_offset,
-        } => json!({
-            "kind": "corrupt", "offset": offset, "lsn": lsn, "detail": detail,
-            "later_lsn": later_lsn, "later_offset": later_offset,
-        }),
-    }
-}
-
-/// Sizes of the on-disk structures and the format's limits.
-pub const SIZES: &[(&str, u64, &str)] = &[
-    (
-        "status_slot",
-        rvm::format::log::STATUS_SLOT_SIZE,
-        "one log status slot (two at the start of a log)",
-    ),
-    (
-        "status_fixed",
-        rvm::format::log::STATUS_FIXED_BYTES as u64,
-        "fixed part of a status slot, before the segment table",
-    ),
-    (
-        "record_area_offset",
-        rvm::format::log::RECORD_AREA_OFFSET,
-        "file offset of the record area",
-    ),
-    (
-        "record_header",
-        rvm::format::log::RECORD_HEADER_SIZE as u64,
-        "record header",
-    ),
-    (
-        "record_trailer",
-        rvm::format::log::RECORD_TRAILER_SIZE as u64,
-        "record trailer (end marker)",
-    ),
-    (
-        "range_header",
-        rvm::format::log::RANGE_HEADER_SIZE as u64,
-        "range header inside a transaction record",
-    ),
-    (
-        "record_min",
-        rvm::format::log::RECORD_MIN_SIZE,
-        "smallest record (an empty pad)",
-    ),
-    (
-        "record_align",
-        rvm::format::log::RECORD_ALIGN,
-        "alignment of every record",
-    ),
-    (
-        "sector",
-        rvm::format::log::SECTOR_SIZE,
-        "every flush starts on a sector",
-    ),
-    (
-        "record_area_min",
-        rvm::format::log::RECORD_AREA_MIN_BYTES,
-        "smallest record area",
-    ),
-    (
-        "record_area_max",
-        rvm::format::log::RECORD_AREA_MAX_BYTES,
-        "largest record area",
-    ),
-    (
-        "segments_per_log_max",
-        rvm::format::log::SEGMENTS_PER_LOG_MAX as u64,
-        "segments one log can name",
-    ),
-    (
-        "path_hint_max",
-        rvm::format::log::PATH_HINT_BYTES_MAX as u64,
-        "longest segment path hint",
-    ),
-    (
-        "ranges_per_record_max",
-        rvm::format::log::RANGES_PER_RECORD_MAX as u64,
-        "ranges in one transaction record",
-    ),
-    (
-        "status_counters",
-        rvm::format::log::STATUS_COUNTERS as u64,
-        "lifetime counters kept in the status",
-    ),
-    (
-        "segment_header",
-        rvm::format::segment::SEGMENT_HEADER_SIZE,
-        "segment header at offset 0 of a segment",
-    ),
-    (
-        "region_align",
-        rvm::format::segment::REGION_ALIGN,
-        "alignment of region offsets, lengths and addresses",
-    ),
-    (
-        "regions_max",
-        rvm::format::segment::REGIONS_MAX as u64,
-        "regions in one segment",
-    ),
-    (
-        "heap_header_fixed",
-        rvm::format::heap::HEADER_FIXED_SIZE as u64,
-        "RDS heap header before its list heads",
-    ),
-    (
-        "heap_tag",
-        rvm::format::heap::TAG_SIZE,
-        "RDS block tag (one at each end of a block)",
-    ),
-    (
-        "heap_block_overhead",
-        rvm::format::heap::BLOCK_OVERHEAD_BYTES,
-        "RDS bytes per block beyond the caller's",
-    ),
-    (
-        "heap_free_block_min",
-        rvm::format::heap::FREE_BLOCK_MIN_BYTES,
-        "smallest RDS free block",
-    ),
-    (
-        "heap_chunk_min",
-        rvm::format::heap::CHUNK_SIZE_MIN,
-        "smallest RDS chunk size",
-    ),
-    (
-        "heap_chunk_max",
-        rvm::format::heap::CHUNK_SIZE_MAX,
-        "largest RDS chunk size",
-    ),
-    (
-        "heap_nlists_max",
-        rvm::format::heap::NLISTS_MAX,
-        "most RDS free lists",
-    ),
-    (
-        "heap_length_max",
-        rvm::format::heap::HEAP_LENGTH_MAX,
-        "largest RDS heap region",
-    ),
-];
-
-fn sizeof(names: &[String], out: &mut dyn Write) -> Result<()> {
-    let all = names.is_empty() || names.iter().any(|n| n == "all");
-    let options: Vec<(&str, &[&str])> = SIZES.iter().map(|(n, _, _)| (*n, &[][..])).collect();
-    let chosen: Vec<&str> = if all {
-        SIZES.iter().map(|(n, _, _)| *n).collect()
-    } else {
-        names
-            .iter()
-            .map(|n| crate::parse::keyword(n, &options).map_err(|e| anyhow!("{e}")))
-            .collect::<Result<_>>()?
-    };
-    for name in chosen {
-        if let Some((n, v, what)) = SIZES.iter().find(|(n, _, _)| *n == name) {
-            writeln!(out, "  {n:<24}{v:>14}  {what}")?;
-        }
-    }
-    Ok(())
-}
-
-fn help(topic: Option<&str>, out: &mut dyn Write) -> Result<()> {
+pub(crate) fn help(topic: Option<&str>, out: &mut dyn Write) -> Result<()> {
     match topic {
         None => {
             writeln!(out, "Commands (any unique prefix works; an empty line repeats next, prev, ns, ps, sr, show and peek):")?;
@@ -1770,7 +1435,11 @@ fn help(topic: Option<&str>, out: &mut dyn Write) -> Result<()> {
                 writeln!(
                     out,
                     "  names: {}",
-                    SIZES.iter().map(|s| s.0).collect::<Vec<_>>().join(" ")
+                    crate::sizes::SIZES
+                        .iter()
+                        .map(|s| s.0)
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 )?;
             }
         }

@@ -27,6 +27,8 @@ pub enum CommandId {
     SegDict,
     Monitor,
     Recover,
+    Replay,
+    FindHole,
     Peek,
     Poke,
     CopyLog,
@@ -61,6 +63,8 @@ pub struct OneShot {
     pub args: &'static [ArgSpec],
     /// Whether `--json` is offered.
     pub json: bool,
+    /// `--help` text when the prompt command's details do not describe the subcommand.
+    pub details: Option<&'static str>,
 }
 
 /// One command: everything every front end needs to know about it.
@@ -121,7 +125,7 @@ pub const COMMANDS: &[CommandSpec] = &[
      Asks for what is missing. Refuses to wipe a log that still holds records not yet \
      applied to their segments unless you confirm (or pass --force to the subcommand).",
     sticky: false, writes: true, examples: ["init_log log 30M", "i", "i x 64K"],
-    one_shot: Some(OneShot { name: "init-log", about: None, json: false, args: &[
+    one_shot: Some(OneShot { details: None, name: "init-log", about: None, json: false, args: &[
         LOG_ARG,
         ArgSpec::Positional("SIZE", "record area size, e.g. 30M", true, false),
         ArgSpec::Flag("force", "wipe an existing log even if it holds unapplied records"),
@@ -139,16 +143,17 @@ pub const COMMANDS: &[CommandSpec] = &[
          LSN, creation and last truncation time, generation, clean-shutdown flag, and how the \
          chain of records ends (end of log, torn tail, or mid-log corruption).",
         sticky: false, writes: false, examples: ["status", "log_status"],
-        one_shot: Some(OneShot { name: "status", about: None, json: true, args: &[LOG_ARG, JSON_FLAG] })),
+        one_shot: Some(OneShot { details: None, name: "status", about: None, json: true, args: &[LOG_ARG, JSON_FLAG] })),
     spec!(Statistics, "statistics", [], "", "show the lifetime counters kept in the log",
         "The cumulative counters persisted in the status (commits, flushes, records and bytes \
          logged, truncations, recoveries, wraps, coalescing).",
         sticky: false, writes: false, examples: ["statistics"], one_shot: None),
-    spec!(Head, "head", [], "", "show the record at the head",
+    spec!(Head, "head", ["h", "he"], "", "show the record at the head",
         "Shows the oldest live record and makes it the current record.",
         sticky: false, writes: false, examples: ["head"], one_shot: None),
-    spec!(Tail, "tail", [], "", "show the last record before the tail",
-        "Shows the newest live record and makes it the current record.",
+    spec!(Tail, "tail", [], "", "show the last transaction before the tail",
+        "Shows the newest live transaction record (the pads a flush ends with are skipped) and \
+         makes it the current record.",
         sticky: false, writes: false, examples: ["tail"], one_shot: None),
     spec!(Earliest, "earliest", [], "", "show the earliest intact record",
         "Walks backward from the head over records already applied (truncated) but still \
@@ -178,7 +183,7 @@ pub const COMMANDS: &[CommandSpec] = &[
          mods ADDR/FMT [= VALUES]: newest first, the records whose ranges wrote the address range \
          (optionally only those writing the given values); monitor: the monitored ranges.",
         sticky: true, writes: false, examples: ["show all", "s 7 2", "show mods 0x1000/4x = 1", "show head tail"],
-        one_shot: Some(OneShot { name: "records", about: Some("show every record: the live log, how it ends, and what follows any damage (show all)"), json: true, args: &[LOG_ARG, JSON_FLAG] })),
+        one_shot: Some(OneShot { details: Some("Shows every live record from the head, in order (header, commit time, each range with a preview of its data), then how the chain of records ends: the normal end of the log, a torn tail, or mid-log corruption; after damage, the intact records found beyond it are shown too, marked as such. With --json: the records and the end as JSON. Never writes."), name: "records", about: Some("show every record: the live log, how it ends, and what follows any damage (show all)"), json: true, args: &[LOG_ARG, JSON_FLAG] })),
     spec!(FindTail, "find_tail", [], "", "scan for the tail",
         "Scans the chain of records from the head and prints where it ends and why.",
         sticky: false, writes: false, examples: ["find_tail"], one_shot: None),
@@ -199,25 +204,39 @@ pub const COMMANDS: &[CommandSpec] = &[
          reports when it applies data to them; without arguments asks for them, one per line, \
          ending with an empty line. `clear` removes all.",
         sticky: false, writes: false, examples: ["monitor 0x1000/4x", "monitor clear"], one_shot: None),
-    spec!(Recover, "recover", [], "[update|no_update] [prefix]", "apply the log to its segments",
+    spec!(Recover, "recover", [], "[update|no_update] [prefix] [LOG]", "apply the log to its segments",
     "update (the default unless the log was opened no_update): replays every committed \
      record into its segment, syncs, and empties the log, exactly as the library's recovery \
      does. no_update: a dry run that lists what would be written where. prefix: on mid-log \
-     corruption, apply only the records before the damage.",
-    sticky: false, writes: true, examples: ["recover", "recover no_update", "recover update prefix"],
-    one_shot: Some(OneShot { name: "recover", about: None, json: true, args: &[
+     corruption, apply only the records before the damage. LOG: open that log first.",
+    sticky: false, writes: true, examples: ["recover", "recover no_update", "recover update prefix", "recover no_update log"],
+    one_shot: Some(OneShot { details: None, name: "recover", about: None, json: true, args: &[
         LOG_ARG,
         ArgSpec::Flag("dry-run", "show what would be written where, write nothing"),
         ArgSpec::Flag("prefix", "on mid-log corruption, apply only the records before the damage"),
         ArgSpec::Repeated("segment", "DATA", "where to find a segment (matched by UUID)", true),
         JSON_FLAG,
     ]})),
+    spec!(Replay, "replay", [], "[update|no_update] [head N] [tail N] [LOG]",
+        "recover (the classic experimental replay)",
+        "Without head or tail: the same as `recover` (opening LOG first if given). The classic \
+         head N / tail N replayed an arbitrary stretch of records; rvm-rs refuses that, \
+         because records before the head are already in the segments and a partial replay \
+         could leave a segment mixing old and new values. To move the head, use `set \
+         head_offset`/`head_lsn` and `write_status`, then `recover`.",
+        sticky: false, writes: true, examples: ["replay", "replay no_update", "replay head 3 tail 5"], one_shot: None),
+    spec!(FindHole, "find_hole", [], "", "find the first hole in the log",
+        "Walks the chain of records from the head and says where it is broken (a damaged or \
+         missing record) and where intact records resume after it, or that there is no hole \
+         before the normal end of the log.",
+        sticky: false, writes: false, examples: ["find_hole"], one_shot: None),
     spec!(Peek, "peek", ["p"], "[FILE] [OFFSET] [/ [COUNT][SIZE][FORMAT]]", "dump bytes of a file",
         "Reads COUNT items of SIZE (b byte, s short, l long=4, O offset=8, f float, D double, \
          t time) at OFFSET and prints them in FORMAT (c char, d decimal, o octal, x hex, u \
-         unsigned). FILE defaults to the last one peeked, then the open log. An empty line \
+         unsigned, * all of these). Classic shorthands: h short decimal, i and w long \
+         decimal, L long unsigned. FILE defaults to the last one peeked, then the open log. An empty line \
          continues where the last peek stopped.",
-        sticky: true, writes: false, examples: ["peek log 65536/4xl", "p 0/8c", "peek"], one_shot: None),
+        sticky: true, writes: false, examples: ["peek log 65536/4xl", "p 0/8c", "peek", "p 0/2h", "p 0/4*b"], one_shot: None),
     spec!(Poke, "poke", [], "[FILE] OFFSET [/ [COUNT][SIZE]] = VALUE ... [OFFSET ... = ...]",
         "write values into a file",
         "Writes integers, floats or \"strings\" (C escapes, with their NUL) of SIZE at OFFSET, \
@@ -235,8 +254,10 @@ pub const COMMANDS: &[CommandSpec] = &[
          (as numbered by seg_dict) in FILE.",
         sticky: false, writes: false, examples: ["set head = tail", "set seg_dict 0 = data"], one_shot: None),
     spec!(Sizeof, "sizeof", [], "NAME ...|all", "sizes of on-disk structures and limits",
-        "Prints the size in bytes of the named structures or limits, or of all of them.",
-        sticky: false, writes: false, examples: ["sizeof all", "sizeof record_header range_header"], one_shot: None),
+        "Prints the size in bytes of the named structures or limits, or of all of them. The \
+         classic names (page_size, rec_hdr_t, log_status_t, all_sizes, ...) print their \
+         equivalent here, or say why there is none.",
+        sticky: false, writes: false, examples: ["sizeof all", "sizeof record_header range_header", "sizeof rec_hdr_t page_size"], one_shot: None),
     spec!(Update, "update", [], "", "let recover write (the default)",
         "After this, `recover` without a keyword applies the log.",
         sticky: false, writes: false, examples: ["update"], one_shot: None),
@@ -249,7 +270,7 @@ pub const COMMANDS: &[CommandSpec] = &[
      and the RDS heap. Reports every problem with its offset; the subcommand exits 1 if \
      anything is wrong. Never writes.",
     sticky: false, writes: false, examples: ["check", "check data"],
-    one_shot: Some(OneShot { name: "check", about: None, json: true, args: &[
+    one_shot: Some(OneShot { details: None, name: "check", about: None, json: true, args: &[
         LOG_ARG,
         ArgSpec::Positional("DATA", "a data segment to check too", false, true),
         JSON_FLAG,
@@ -258,7 +279,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     "UUID, format version, creation time, length, file size and space used on disk, and \
      each region's offset, length, address and end address.",
     sticky: false, writes: false, examples: ["segment data"],
-    one_shot: Some(OneShot { name: "segment", about: None, json: true, args: &[
+    one_shot: Some(OneShot { details: None, name: "segment", about: None, json: true, args: &[
         ArgSpec::Positional("DATA", "the data segment", true, true),
         JSON_FLAG,
     ]})),
@@ -267,7 +288,7 @@ pub const COMMANDS: &[CommandSpec] = &[
      and bytes per list), the largest free block and the fragmentation. Reads the file; \
      nothing is mapped.",
     sticky: false, writes: false, examples: ["heap data"],
-    one_shot: Some(OneShot { name: "heap", about: None, json: true, args: &[
+    one_shot: Some(OneShot { details: None, name: "heap", about: None, json: true, args: &[
         ArgSpec::Positional("DATA", "the data segment", true, true),
         JSON_FLAG,
     ]})),
@@ -275,7 +296,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Without an argument lists every command; with one shows its usage and details.",
         sticky: false, writes: false, examples: ["help", "help peek"], one_shot: None),
     spec!(Quit, "quit", ["q", "exit"], "", "leave rvmutl",
-        "Closes everything and exits.",
+        "Closes everything and exits with status 0, as classic. (Piped commands that end \
+         without quit exit with the worst status of the commands: 1 problems found, 2 an \
+         error.)",
         sticky: false, writes: false, examples: ["quit", "q"], one_shot: None),
 ];
 
@@ -364,6 +387,10 @@ mod tests {
             ("stati", CommandId::Statistics),
             ("write", CommandId::WriteStatus),
             ("find_t", CommandId::FindTail),
+            ("h", CommandId::Head),
+            ("he", CommandId::Head),
+            ("find_h", CommandId::FindHole),
+            ("rep", CommandId::Replay),
         ] {
             assert_eq!(lookup(word), Ok(id), "{word}");
         }

@@ -156,3 +156,134 @@ fn man_page_and_completions_come_from_the_table() {
         "{help}"
     );
 }
+
+/// Issue 12 item 10: `rvmutl help [COMMAND]` tried to open a log called `help`; `man` and
+/// `completions` were missing from `--help`; `records --help` described `show`.
+#[test]
+fn help_man_and_completions_are_commands() {
+    let _serial = common::serial();
+    let out = rvmutl(&["help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("Usage: rvmutl"), "{text}");
+    let out = rvmutl(&["help", "peek"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.starts_with("peek "), "{out:?}");
+    let out = rvmutl(&["help", "records"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Usage: rvmutl records"),
+        "{out:?}"
+    );
+    let out = rvmutl(&["help", "no_such_command"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = rvmutl(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for sub in ["help ", "man ", "completions "] {
+        assert!(
+            help.contains(&format!("  {sub}")),
+            "--help lacks {sub}: {help}"
+        );
+    }
+    let out = rvmutl(&["records", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Shows every live record"), "{text}");
+    assert!(
+        !text.contains("mods ADDR"),
+        "records --help describes show: {text}"
+    );
+}
+
+/// Issue 12 item 10: the man page referred to pages that were never written and its
+/// preformatted command list broke at 80 columns.
+#[test]
+fn man_pages_are_all_written_and_fit_80_columns() {
+    let _serial = common::serial();
+    let out = rvmutl(&["man"]);
+    assert!(out.status.success());
+    let man = String::from_utf8_lossy(&out.stdout);
+    // Every page the main page refers to is written.
+    let mut referred = 0;
+    for line in man.lines() {
+        if let Some(page) = line
+            .strip_prefix("rvmutl\\-")
+            .and_then(|r| r.strip_suffix("(1)"))
+        {
+            referred += 1;
+            let page = page.replace("\\-", "-");
+            assert!(
+                man.contains(&format!(".TH rvmutl-{page} ")),
+                "rvmutl-{page}(1) is referred to but not written"
+            );
+        }
+    }
+    assert!(referred >= 7, "{man}");
+    // No preformatted (indented) text lines: roff fills every paragraph to the width.
+    for line in man.lines() {
+        assert!(!line.starts_with("  "), "preformatted line: {line:?}");
+    }
+    // With groff at hand, render at 80 columns: nothing longer.
+    let groff = Command::new("groff")
+        .args(["-man", "-Tutf8", "-rLL=80n", "-P-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    if let Ok(mut child) = groff {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+        let rendered = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&rendered.stdout);
+        for line in text.lines() {
+            // Bold and underline are overstruck (c BACKSPACE c): count what shows.
+            let mut shown: Vec<char> = Vec::new();
+            for c in line.chars() {
+                if c == '\u{8}' {
+                    shown.pop();
+                } else {
+                    shown.push(c);
+                }
+            }
+            let shown: String = shown.into_iter().collect();
+            assert!(
+                shown.chars().count() <= 80,
+                "longer than 80 columns: {shown:?}"
+            );
+        }
+    }
+    // Written into a directory: one file per page.
+    let dir = common::test_dir("man-pages");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = rvmutl(&["man", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    for page in [
+        "rvmutl.1",
+        "rvmutl-status.1",
+        "rvmutl-records.1",
+        "rvmutl-help.1",
+    ] {
+        assert!(dir.join(page).exists(), "{page} not written");
+    }
+}
+
+/// Issue 12 item 11: a usage error under --json printed clap's text only.
+#[test]
+fn usage_errors_under_json_are_json() {
+    let _serial = common::serial();
+    for args in [
+        &["status", "--json"][..],
+        &["check", "--json", "--no-such-flag", "x"],
+        &["status", "--json", "/no/such/log"],
+    ] {
+        let out = rvmutl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out:?}"));
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+        assert_eq!(v["exit_code"], 2);
+    }
+}

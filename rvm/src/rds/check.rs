@@ -1,12 +1,15 @@
 //! The full consistency checker and the inspector. Both work on a byte image of the heap
-//! region plus the address it is mapped at, so tools can run them on a segment file without
-//! mapping it; the mapped heap runs the same code over its memory.
+//! region plus the address it is mapped at, or on the region in a segment file read through a
+//! bounded page cache (so tools check any heap size without mapping or loading it); the mapped
+//! heap runs the same code over its memory.
 
+use crate::device::Device;
 use crate::format::heap::{
     BlockState, HeapCounters, HeapGeometry, FREE_NEXT_OFFSET, FREE_PREV_OFFSET,
 };
+use crate::format::segment::RegionEntry;
 use crate::rds::reader::{read_header, Reader};
-use crate::rds::view::View;
+use crate::rds::view::{DeviceImage, View};
 use crate::rds::Error;
 
 /// Problems listed in one report; further ones are only counted, so a badly damaged heap
@@ -183,6 +186,37 @@ pub fn blocks_image(heap_region: &[u8], heap_address: u64) -> Result<Vec<BlockIn
     blocks_view(View::of_image(heap_region, heap_address))
 }
 
+/// Check the heap in `region` of a segment stored on `device` (see [`CheckReport`]), reading
+/// only the pages that hold tags and links through a cache of a few MiB: memory does not grow
+/// with the heap, and an empty heap of any size costs a few reads. A read error is reported as
+/// a problem at the region's address.
+pub fn check_device(device: &dyn Device, region: &RegionEntry) -> CheckReport {
+    match inspect_device(device, region) {
+        Ok(info) => info.check,
+        Err(e) => CheckReport::unreadable(region.address, e.to_string()),
+    }
+}
+
+/// [`inspect_image`] of the heap in `region` of a segment stored on `device`, read as
+/// [`check_device`] reads it. Fails if there is no readable header or a read fails.
+pub fn inspect_device(device: &dyn Device, region: &RegionEntry) -> Result<HeapImageInfo, Error> {
+    inspect_device_counting(device, region).map(|(info, _)| info)
+}
+
+/// [`inspect_device`], also giving the bytes read from the device.
+pub(crate) fn inspect_device_counting(
+    device: &dyn Device,
+    region: &RegionEntry,
+) -> Result<(HeapImageInfo, u64), Error> {
+    let io = |e| Error::Rvm(crate::Error::io(device.name(), "read the heap region", e));
+    let image = DeviceImage::new(device, region.offset, region.length).map_err(io)?;
+    let result = inspect_view(View::of_device(&image, region.address, region.length));
+    if let Some(e) = image.take_error() {
+        return Err(io(e));
+    }
+    result.map(|info| (info, image.bytes_read()))
+}
+
 pub(crate) fn blocks_view(view: View<'_>) -> Result<Vec<BlockInfo>, Error> {
     let header = read_header(&view)?;
     let r = Reader::new(view, header.geometry);
@@ -219,17 +253,33 @@ fn set_bit(bits: &mut [u64], i: u64) {
     }
 }
 
+/// Most memory the checker's two membership bitmaps may take (one bit per chunk each): enough
+/// for a 4 GiB heap of 32-byte chunks. A larger heap is checked without them (see `scan`).
+const BITMAP_BYTES_MAX: u64 = 32 << 20;
+
 fn scan(r: &Reader<'_>, counters: &HeapCounters) -> Scan {
+    scan_within(r, counters, BITMAP_BYTES_MAX)
+}
+
+/// The checker. With bitmaps (`bitmap_bytes_max` allows them), every list entry is matched
+/// against the block walk and every free block on no list is named. Without (a heap too large
+/// for the memory bound), list entries are judged by their tags, a cycle or a block on two lists
+/// still shows as a wrong prev link or size class, and free blocks on no list are counted.
+fn scan_within(r: &Reader<'_>, counters: &HeapCounters, bitmap_bytes_max: u64) -> Scan {
     let g = r.geometry;
     let ch = g.chunk_size;
     let mut rep = CheckReport::default();
     let mut lists = Vec::with_capacity(g.nlists as usize);
     let mut largest = 0;
     // One bit per chunk: set where a free block starts (from the block walk), and where a
-    // block was met on a list walk.
-    let words = g.chunk_count.div_ceil(64) as usize;
+    // block was met on a list walk. Allocated zeroed (untouched pages cost nothing), and only
+    // when they fit the memory bound.
+    let words = g.chunk_count.div_ceil(64);
+    let exact = words.saturating_mul(16) <= bitmap_bytes_max;
+    let words = if exact { words as usize } else { 0 };
     let mut free_starts = vec![0u64; words];
     let mut on_list = vec![0u64; words];
+    let mut listed_blocks = 0u64;
     let index = |address: u64| (address - r.start) / ch;
 
     // 1. Walk every block by its size.
@@ -283,9 +333,19 @@ fn scan(r: &Reader<'_>, counters: &HeapCounters) -> Scan {
                 continue;
             }
         };
+        let mut steps = 0u64;
         while cur != 0 {
+            steps += 1;
+            if steps > g.chunk_count {
+                rep.add(
+                    cur,
+                    ProblemKind::List,
+                    format!("list {list} is longer than the heap"),
+                );
+                break;
+            }
             let is_free_block = r.on_chunk_boundary(cur)
-                && if cur < walked_to {
+                && if exact && cur < walked_to {
                     bit(&free_starts, index(cur))
                 } else {
                     // Past the damage that stopped the block walk: judge by the tags alone.
@@ -304,7 +364,7 @@ fn scan(r: &Reader<'_>, counters: &HeapCounters) -> Scan {
                 );
                 break;
             }
-            if bit(&on_list, index(cur)) {
+            if exact && bit(&on_list, index(cur)) {
                 rep.add(
                     cur,
                     ProblemKind::List,
@@ -326,14 +386,21 @@ fn scan(r: &Reader<'_>, counters: &HeapCounters) -> Scan {
             }
             info.blocks += 1;
             info.bytes += chunks * ch;
+            listed_blocks += 1;
             largest = largest.max(chunks);
             match r.word(cur + FREE_PREV_OFFSET) {
                 Ok(p) if p == prev => {}
-                Ok(p) => rep.add(
-                    cur,
-                    ProblemKind::Link,
-                    format!("prev link is {p:#x}, expected {prev:#x}"),
-                ),
+                Ok(p) => {
+                    rep.add(
+                        cur,
+                        ProblemKind::Link,
+                        format!("prev link is {p:#x}, expected {prev:#x}"),
+                    );
+                    if !exact {
+                        // Without the bitmap a cycle shows only as this: stop here.
+                        break;
+                    }
+                }
                 Err(e) => rep.add(cur, ProblemKind::Link, e.to_string()),
             }
             prev = cur;
@@ -362,6 +429,18 @@ fn scan(r: &Reader<'_>, counters: &HeapCounters) -> Scan {
                 format!("free block of {chunks} chunks is on no list (lost)"),
             );
         }
+    }
+
+    if !exact && rep.walk_complete && listed_blocks < rep.free_blocks {
+        rep.add(
+            r.base,
+            ProblemKind::List,
+            format!(
+                "{} free blocks are on no list (lost); the heap is too large to name them \
+                 within the checker's memory bound",
+                rep.free_blocks - listed_blocks
+            ),
+        );
     }
 
     // 4. The header's byte accounting must match the blocks.
@@ -420,4 +499,92 @@ pub(crate) fn inspect_view(view: View<'_>) -> Result<HeapImageInfo, Error> {
         fragmentation: fragmentation(largest_free_block, s.report.free_bytes),
         check: s.report,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::device::{DeviceRef, MemDevice};
+    use crate::rds::{create_heap_segment_on, Heap, HeapLayout};
+    use crate::{BeginMode, CommitMode, MapOptions, Options, Rvm};
+
+    const ADDRESS: u64 = 0x2a00_0000_0000;
+
+    /// A heap region image with allocated and free blocks, made by the library.
+    fn heap_image() -> Vec<u8> {
+        let layout = HeapLayout {
+            start_address: ADDRESS,
+            heap_length: 64 << 10,
+            static_length: 4096,
+            nlists: 8,
+            chunk_size: 64,
+        };
+        let log: DeviceRef = Arc::new(MemDevice::new("log", Vec::new()));
+        let data: DeviceRef = Arc::new(MemDevice::new("data", Vec::new()));
+        Rvm::init_log_on(&*log, 1 << 20).unwrap();
+        let rvm = Rvm::open_device(log, Options::default().segment_device(data.clone())).unwrap();
+        // SAFETY: memory devices lend no descriptor to map; their regions are read into
+        // anonymous memory, which nothing can shorten.
+        unsafe { create_heap_segment_on(&rvm, data.clone(), layout.segment_length_min(), &layout) }
+            .unwrap();
+        // SAFETY: as above.
+        let segment = unsafe { rvm.map_device(data, MapOptions::default()) }.unwrap();
+        let heap = Heap::load(&segment).unwrap();
+        let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+        let blocks: Vec<usize> = (0..12)
+            .map(|i| heap.malloc(&mut tx, 100 + 50 * i).unwrap())
+            .collect();
+        for b in blocks.iter().step_by(3) {
+            heap.free(&mut tx, *b).unwrap();
+        }
+        tx.end(CommitMode::Flush).unwrap();
+        let mut image = vec![0u8; 64 << 10];
+        segment.read_bytes(ADDRESS as usize, &mut image).unwrap();
+        image
+    }
+
+    /// Issue 12 item 8: the membership bitmaps grew with the heap. Without them (a heap too
+    /// large for the memory bound), a sound heap still passes and a lost free block is still
+    /// found.
+    #[test]
+    fn without_bitmaps_the_checker_still_finds_lost_blocks() {
+        let mut image = heap_image();
+        let check = |image: &[u8], budget: u64| {
+            let view = View::of_image(image, ADDRESS);
+            let header = read_header(&view).unwrap();
+            scan_within(
+                &Reader::new(view, header.geometry),
+                &header.counters,
+                budget,
+            )
+            .report
+        };
+        let exact = check(&image, BITMAP_BYTES_MAX);
+        assert!(exact.is_ok(), "{exact}");
+        assert_eq!(check(&image, 0), exact);
+        // Empty every list: every free block is lost.
+        let view = View::of_image(&image, ADDRESS);
+        let g = read_header(&view).unwrap().geometry;
+        for list in 1..=g.nlists {
+            let at = crate::format::heap::list_offset(list) as usize;
+            image[at..at + 8].fill(0);
+        }
+        let exact = check(&image, BITMAP_BYTES_MAX);
+        let bounded = check(&image, 0);
+        assert!(exact.free_blocks > 0);
+        let lost = exact
+            .problems
+            .iter()
+            .filter(|p| p.detail.contains("on no list"))
+            .count() as u64;
+        assert_eq!(lost, exact.free_blocks, "{exact}");
+        assert!(
+            bounded.problems.iter().any(|p| p
+                .detail
+                .contains(&format!("{} free blocks are on no list", exact.free_blocks))),
+            "{bounded}"
+        );
+    }
 }

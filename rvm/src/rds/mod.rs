@@ -61,8 +61,8 @@ pub use crate::format::heap::{
     HEAP_LENGTH_MAX, NLISTS_MAX,
 };
 pub use check::{
-    blocks_image, check_image, fragmentation, inspect_image, BlockInfo, CheckReport, HeapImageInfo,
-    ListInfo, Problem, ProblemKind, PROBLEMS_REPORTED_MAX,
+    blocks_image, check_device, check_image, fragmentation, inspect_device, inspect_image,
+    BlockInfo, CheckReport, HeapImageInfo, ListInfo, Problem, ProblemKind, PROBLEMS_REPORTED_MAX,
 };
 pub use error::Error;
 pub use heap::{Heap, HeapStatistics, IntentionList};

@@ -1,16 +1,118 @@
-//! Bounds-checked reads of a heap region by absolute address, over either a byte image (tools,
-//! fuzzing) or the mapped region itself.
+//! Bounds-checked reads of a heap region by absolute address, over a byte image (fuzzing), the
+//! mapped region itself, or the region in a file read through a small page cache (tools).
 //!
 //! Reads go through raw pointers rather than a `&[u8]` over mapped memory: other threads may
 //! be writing their own allocated blocks while the heap reads its tags, and a shared reference
 //! would claim the whole region is immutable.
 
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
+
+use crate::device::Device;
+
+/// Bytes per page of a [`DeviceImage`]'s cache.
+const PAGE_BYTES: u64 = 64 << 10;
+/// Pages a [`DeviceImage`] keeps (direct-mapped by page number): 4 MiB, whatever the heap size.
+const PAGES_CACHED: usize = 64;
+
+/// A page of a [`DeviceImage`]: its number (from the region start) and its bytes.
+type CachedPage = (u64, Box<[u8]>);
+
+/// A heap region stored in a file (or any device), read a page at a time as a walk needs it.
+///
+/// Memory is bounded by the cache (`PAGES_CACHED` pages of `PAGE_BYTES`), so a checker
+/// running over it costs the same memory for any heap size; a block walk reads only the pages
+/// holding tags and links, so the interior of blocks, and the holes of a sparse file, are
+/// never read. Bytes of the region past the end of the file read as zeros, like a hole.
+pub(crate) struct DeviceImage<'d> {
+    device: &'d dyn Device,
+    /// File offset of the region's first byte.
+    offset: u64,
+    /// Bytes of the region that lie inside the file.
+    readable: u64,
+    pages: RefCell<Vec<Option<CachedPage>>>,
+    /// The first read error, reported by the caller after the walk.
+    error: RefCell<Option<std::io::Error>>,
+    bytes_read: Cell<u64>,
+}
+
+impl<'d> DeviceImage<'d> {
+    /// The region of `length` bytes at file offset `offset` of `device`.
+    pub(crate) fn new(device: &'d dyn Device, offset: u64, length: u64) -> std::io::Result<Self> {
+        let file_len = device.len()?;
+        Ok(DeviceImage {
+            device,
+            offset,
+            readable: file_len.saturating_sub(offset).min(length),
+            pages: RefCell::new(vec![None; PAGES_CACHED]),
+            error: RefCell::new(None),
+            bytes_read: Cell::new(0),
+        })
+    }
+
+    /// The first read that failed, if any (reads after it give `None` to the walk).
+    pub(crate) fn take_error(&self) -> Option<std::io::Error> {
+        self.error.borrow_mut().take()
+    }
+
+    /// Bytes read from the device so far.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.bytes_read.get()
+    }
+
+    /// Copy `buf.len()` bytes from `offset` in the region (the caller checked the bounds).
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Option<()> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let page = at / PAGE_BYTES;
+            let within = (at % PAGE_BYTES) as usize;
+            let n = (PAGE_BYTES as usize - within).min(buf.len() - done);
+            let mut pages = self.pages.borrow_mut();
+            let slot = &mut pages[(page % PAGES_CACHED as u64) as usize];
+            let bytes = match slot {
+                Some((p, bytes)) if *p == page => bytes,
+                _ => {
+                    let mut bytes = match slot.take() {
+                        Some((_, b)) => b,
+                        None => vec![0u8; PAGE_BYTES as usize].into_boxed_slice(),
+                    };
+                    bytes.fill(0);
+                    let start = page * PAGE_BYTES;
+                    let available = self.readable.saturating_sub(start).min(PAGE_BYTES) as usize;
+                    if available > 0 {
+                        if let Err(e) = self
+                            .device
+                            .read_at(&mut bytes[..available], self.offset + start)
+                        {
+                            self.error.borrow_mut().get_or_insert(e);
+                            return None;
+                        }
+                        self.bytes_read
+                            .set(self.bytes_read.get() + available as u64);
+                    }
+                    &mut slot.insert((page, bytes)).1
+                }
+            };
+            buf[done..done + n].copy_from_slice(&bytes[within..within + n]);
+            done += n;
+        }
+        Some(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// An image in memory or mapped memory: `length` bytes at `base`.
+    Memory(*const u8),
+    /// A region in a file, through a page cache.
+    Device(&'a DeviceImage<'a>),
+}
 
 /// A read-only window on a heap region that starts at absolute address `address`.
 #[derive(Clone, Copy)]
 pub(crate) struct View<'a> {
-    base: *const u8,
+    source: Source<'a>,
     length: u64,
     address: u64,
     _image: PhantomData<&'a [u8]>,
@@ -20,7 +122,7 @@ impl<'a> View<'a> {
     /// A view of a byte image of the region, as if it were mapped at `address`.
     pub(crate) fn of_image(bytes: &'a [u8], address: u64) -> View<'a> {
         View {
-            base: bytes.as_ptr(),
+            source: Source::Memory(bytes.as_ptr()),
             length: bytes.len() as u64,
             address,
             _image: PhantomData,
@@ -35,7 +137,17 @@ impl<'a> View<'a> {
     /// region with a `set_range` in an open transaction.
     pub(crate) unsafe fn of_mapped(address: u64, length: u64) -> View<'static> {
         View {
-            base: address as usize as *const u8,
+            source: Source::Memory(address as usize as *const u8),
+            length,
+            address,
+            _image: PhantomData,
+        }
+    }
+
+    /// A view of a region stored in a file, read through `image`'s page cache.
+    pub(crate) fn of_device(image: &'a DeviceImage<'a>, address: u64, length: u64) -> View<'a> {
+        View {
+            source: Source::Device(image),
             length,
             address,
             _image: PhantomData,
@@ -60,10 +172,15 @@ impl<'a> View<'a> {
             return None;
         }
         let mut bytes = [0u8; 8];
-        // SAFETY: the 8 bytes lie inside the region, which is readable for the view's lifetime
-        // (an image borrowed for 'a, or mapped memory per `of_mapped`'s contract); other
-        // threads may write mapped memory, so it is copied with race-defined accesses.
-        unsafe { crate::racy::load(self.base.add(offset as usize), &mut bytes) };
+        match self.source {
+            // SAFETY: the 8 bytes lie inside the region, which is readable for the view's
+            // lifetime (an image borrowed for 'a, or mapped memory per `of_mapped`'s contract);
+            // other threads may write mapped memory, so it is copied with race-defined accesses.
+            Source::Memory(base) => unsafe {
+                crate::racy::load(base.add(offset as usize), &mut bytes)
+            },
+            Source::Device(image) => image.read(offset, &mut bytes)?,
+        }
         Some(u64::from_le_bytes(bytes))
     }
 
@@ -74,8 +191,11 @@ impl<'a> View<'a> {
         if offset.checked_add(buf.len() as u64)? > self.length {
             return None;
         }
-        // SAFETY: as in `word`.
-        unsafe { crate::racy::load(self.base.add(offset as usize), buf) };
+        match self.source {
+            // SAFETY: as in `word`.
+            Source::Memory(base) => unsafe { crate::racy::load(base.add(offset as usize), buf) },
+            Source::Device(image) => image.read(offset, buf)?,
+        }
         Some(())
     }
 }
