@@ -425,8 +425,19 @@ fn open(config: &Config) -> Result<Store> {
             l.chunk_size
         );
     }
-    let rvm = Rvm::open(&config.log, Options::default().segment_path(&config.data))
-        .with_context(|| format!("opening {}", config.log.display()))?;
+    let rvm = Rvm::open(&config.log, Options::default().segment_path(&config.data)).map_err(
+        |e| {
+            let advice = match &e {
+                rvm::Error::SegmentNotFound { .. } | rvm::Error::SegmentUnusable { .. } => format!(
+                    " (kvserver looks for its segment at DATA, {}: restore the data file there, \
+                     or pass the path of a good copy as DATA)",
+                    config.data.display()
+                ),
+                _ => String::new(),
+            };
+            anyhow::Error::new(e).context(format!("opening {}{advice}", config.log.display()))
+        },
+    )?;
     let segment = rvm
         .map(&config.data, MapOptions::default())
         .with_context(|| format!("mapping {}", config.data.display()))?;

@@ -64,15 +64,32 @@ pub enum Error {
     #[error("{path}: {reason}")]
     SegmentVersion { path: String, reason: String },
 
-    /// The log names a segment that cannot be found.
+    /// The log names a segment that cannot be found: no file among the paths and devices
+    /// supplied, nor at the path hint, holds it. (A tool tells the user how to supply the path.)
     #[error(
         "log {log}: segment {uuid} (last seen at {path_hint:?}) has committed records to apply \
-         but was not found; pass its path with Options::segment_path"
+         but was not found"
     )]
     SegmentNotFound {
         log: String,
         uuid: Uuid,
         path_hint: String,
+    },
+
+    /// The log names a segment with records to apply, and a file where it was looked for (its
+    /// path hint, or a path the caller supplied) cannot be used: its header is damaged, or it
+    /// cannot be opened or read. `cause` says what is wrong (a `BadSegment`, `SegmentVersion`
+    /// or `Io` error naming `path`).
+    #[error(
+        "log {log}: segment {uuid} (last seen at {path_hint:?}) has committed records to apply, \
+         but {path} cannot be used: {cause}"
+    )]
+    SegmentUnusable {
+        log: String,
+        uuid: Uuid,
+        path_hint: String,
+        path: String,
+        cause: Box<Error>,
     },
 
     /// The file at a path is a segment, but not the one the log means.
@@ -155,6 +172,7 @@ impl Error {
             Error::BadSegment { .. } | Error::WrongSegment { .. } => "RVM_ESEGMENT_HDR",
             Error::SegmentVersion { .. } => "RVM_EVERSION_SKEW",
             Error::SegmentNotFound { .. } => "RVM_EIO",
+            Error::SegmentUnusable { cause, .. } => cause.code_name(),
             Error::RangeOutsideSegment { .. } => "RVM_EOFFSET",
             Error::NotMapped { .. } => "RVM_ENOT_MAPPED",
             Error::AddressInUse { .. } => "RVM_EVM_OVERLAP",

@@ -64,9 +64,10 @@ pub use error::Error;
 pub use heap::{Heap, HeapStatistics, IntentionList};
 pub use root::{PersistentPtr, Root};
 
-/// Regions must end below this address: the user half of a 48-bit virtual address space
-/// (x86-64 and arm64 Linux), so a layout that could never be mapped is refused up front.
-pub const ADDRESS_END_MAX: u64 = 1 << 47;
+/// Regions must end at or below this address (the segment header's rule, see
+/// [`crate::format::segment::ADDRESS_END_MAX`]), so a layout that could never be mapped is
+/// refused up front.
+pub use crate::format::segment::ADDRESS_END_MAX;
 /// Largest static region accepted (1 TiB), to catch mistyped values.
 pub const STATIC_LENGTH_MAX: u64 = 1 << 40;
 
