@@ -677,13 +677,8 @@ fn replace_data(
         std::fs::set_permissions(build, permissions)
             .with_context(|| format!("setting the permissions of {}", build.display()))?;
     }
-    std::fs::rename(build, target).with_context(|| {
-        format!(
-            "renaming {} to {}",
-            build.display(),
-            target.display()
-        )
-    })?;
+    std::fs::rename(build, target)
+        .with_context(|| format!("renaming {} to {}", build.display(), target.display()))?;
     written.created.retain(|p| p != build);
     written.data_replaced = true;
     let dir = match target.parent() {

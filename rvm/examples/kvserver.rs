@@ -425,8 +425,8 @@ fn open(config: &Config) -> Result<Store> {
             l.chunk_size
         );
     }
-    let rvm = Rvm::open(&config.log, Options::default().segment_path(&config.data)).map_err(
-        |e| {
+    let rvm =
+        Rvm::open(&config.log, Options::default().segment_path(&config.data)).map_err(|e| {
             let advice = match &e {
                 rvm::Error::SegmentNotFound { .. } | rvm::Error::SegmentUnusable { .. } => format!(
                     " (kvserver looks for its segment at DATA, {}: restore the data file there, \
@@ -436,8 +436,7 @@ fn open(config: &Config) -> Result<Store> {
                 _ => String::new(),
             };
             anyhow::Error::new(e).context(format!("opening {}{advice}", config.log.display()))
-        },
-    )?;
+        })?;
     let segment = rvm
         .map(&config.data, MapOptions::default())
         .with_context(|| format!("mapping {}", config.data.display()))?;

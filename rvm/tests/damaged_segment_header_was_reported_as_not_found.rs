@@ -107,7 +107,10 @@ fn open_after(name: &str, damage: impl FnOnce(&Path), rule: &str) {
         }
         other => panic!("{name}: expected SegmentUnusable, got {other:?}"),
     }
-    assert!(text.contains(&shown) && text.contains(rule), "{name}: {text}");
+    assert!(
+        text.contains(&shown) && text.contains(rule),
+        "{name}: {text}"
+    );
     assert!(
         !text.contains("not found") && !text.contains("Options::"),
         "{name}: {text}"

@@ -130,7 +130,10 @@ fn the_entries_of_mapped_segments_are_never_reclaimed() {
     let names = table(&log);
     assert!(names.contains(&seg.uuid()) && !names.contains(&gone.uuid()));
     for s in &mapped {
-        assert!(names.contains(&s.uuid()), "a mapped segment keeps its entry");
+        assert!(
+            names.contains(&s.uuid()),
+            "a mapped segment keeps its entry"
+        );
     }
     drop(mapped);
     drop(seg);

@@ -169,7 +169,7 @@ pub fn heap(path: &Path, out: &mut dyn Write, json: bool) -> Result<bool> {
     let g = &info.geometry;
     let c = &info.counters;
     let check = &info.check;
-    let problems: Vec<(u64, String)> = check
+    let problems: Vec<(Option<u64>, String)> = check
         .problems
         .iter()
         .map(|p| {

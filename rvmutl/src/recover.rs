@@ -91,7 +91,9 @@ fn resolve_segments(session: &Session, used: &BTreeSet<u32>) -> Result<BTreeMap<
             .into_iter()
             .find_map(|p| match rvm::segment::read_header(&p) {
                 Ok(h) => (h.uuid == entry.uuid).then_some((p, h)),
-                Err(rvm::Error::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {
+                Err(rvm::Error::Io { cause, .. })
+                    if cause.kind() == std::io::ErrorKind::NotFound =>
+                {
                     None
                 }
                 Err(e) => {

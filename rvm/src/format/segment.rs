@@ -299,12 +299,19 @@ mod tests {
             h.regions[1].address = address + if address == 0x7000_1000 { 0x800 } else { 0 };
             let e = SegmentHeader::decode(&h.encode()).unwrap_err();
             assert_eq!(e.field, "region", "{address:#x}");
-            assert!(e.detail.contains("region 1") && e.detail.contains(rule), "{e}");
+            assert!(
+                e.detail.contains("region 1") && e.detail.contains(rule),
+                "{e}"
+            );
         }
         let mut h = classic_1g();
         h.regions[0].address = ADDRESS_END_MAX - h.regions[0].length - h.regions[1].length;
         h.regions[1].address = ADDRESS_END_MAX - h.regions[1].length;
-        assert_eq!(SegmentHeader::decode(&h.encode()).unwrap(), h, "ends exactly at the limit");
+        assert_eq!(
+            SegmentHeader::decode(&h.encode()).unwrap(),
+            h,
+            "ends exactly at the limit"
+        );
     }
 
     #[test]
