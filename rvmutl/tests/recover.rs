@@ -164,7 +164,8 @@ fn man_page_and_completions_come_from_the_table() {
 #[test]
 fn recover_names_what_is_wrong_with_a_segment_header() {
     let _serial = common::serial();
-    let cases: [(&str, fn(&mut rvm::format::segment::SegmentHeader), &str); 3] = [
+    type Damage = fn(&mut rvm::format::segment::SegmentHeader);
+    let cases: [(&str, Damage, &str); 3] = [
         ("zero", |h| h.regions[0].address = 0, "address is zero"),
         (
             "kernel",
