@@ -1088,3 +1088,35 @@ fn overwriting_data_keeps_its_permissions_and_follows_a_symbolic_link() {
         "no temporary file is left"
     );
 }
+
+/// Issue 12, item 6: a segment with unapplied records whose file is at its path hint but has a
+/// damaged header was called "not there". rdsinit now says what is wrong with it, points to
+/// rvmutl (not to a library option), and changes nothing.
+#[test]
+fn a_damaged_segment_with_unapplied_records_is_named_with_its_damage() {
+    use std::os::unix::fs::FileExt;
+    let dir = TempDir::new("damaged-other");
+    let (log, other) = (dir.join("log"), dir.join("other"));
+    make_log(&log);
+    make_segment(&other);
+    leave_unapplied_record(&log, &other);
+    // Format version 2 (offset 8; FORMAT.md).
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&other)
+        .unwrap();
+    f.write_all_at(&2u32.to_le_bytes(), 8).unwrap();
+    drop(f);
+    let before = snapshot(&dir);
+    let run = rdsinit(&dir, &args(&["-f", "log", "data"], &REPEATED));
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(
+        run.stderr.contains("segment format version 2")
+            && run.stderr.contains("rvmutl recover")
+            && !run.stderr.contains("not there")
+            && !run.stderr.contains("Options::"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot(&dir), before);
+}
