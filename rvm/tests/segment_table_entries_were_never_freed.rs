@@ -123,6 +123,28 @@ fn the_entries_of_mapped_segments_are_never_reclaimed() {
     let err = rvm.map(&extra, MapOptions::anywhere()).unwrap_err();
     assert!(matches!(err, Error::TooManySegments { .. }), "{err}");
     assert_eq!(table(&log).len(), SEGMENTS_PER_LOG_MAX);
+    // Creating a heap segment over an existing file is refused before the file changes.
+    let old = std::fs::read(&extra).unwrap();
+    let layout = rvm::rds::HeapLayout {
+        start_address: 0x1000_0000_0000,
+        heap_length: 64 << 10,
+        static_length: 4096,
+        nlists: 8,
+        chunk_size: 64,
+    };
+    let err = rvm::rds::create_heap_segment(
+        &rvm,
+        &extra,
+        layout.segment_length_min(),
+        &layout,
+        CreateOptions {
+            overwrite: true,
+            fallocate: false,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.code_name(), "RVM_ENO_MEMORY", "{err}");
+    assert_eq!(std::fs::read(&extra).unwrap(), old, "the file is unchanged");
     // Unmapping one makes room.
     let gone = mapped.remove(3);
     rvm.unmap(&gone).unwrap();

@@ -69,6 +69,29 @@ impl Inner {
         full || slots.iter().any(|s| stale_at(s, uuid, &hint))
     }
 
+    /// Refuse, before anything is written, a new segment the table could not take: when the
+    /// table is full, the log is applied first, and an entry must then be reclaimable. (A
+    /// caller about to overwrite a file checks this first, so a refusal leaves the file as it
+    /// was.)
+    pub(crate) fn check_room_for_new_segment(&self) -> Result<()> {
+        let full =
+            |slots: &[Slot]| !slots.iter().any(|s| s.free()) && slots.len() >= SEGMENTS_PER_LOG_MAX;
+        if !full(&self.segments.read().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(());
+        }
+        self.flush_all()?;
+        self.truncate_now(false)?;
+        let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        if !full(&slots) || (slots.iter().any(|s| s.mapped.is_none()) && self.all_records_applied())
+        {
+            return Ok(());
+        }
+        Err(Error::TooManySegments {
+            log: self.log_name.clone(),
+            max: SEGMENTS_PER_LOG_MAX,
+        })
+    }
+
     /// Every record is applied and synced to its segment: nothing is queued or being flushed,
     /// the log is empty, and recovery has nothing waiting for a sync. Unmapped segments cannot
     /// get new records, so while the table's lock is held their entries may be freed.

@@ -203,6 +203,8 @@ pub fn create_heap_segment(
     options: CreateOptions,
 ) -> Result<SegmentHeader, Error> {
     let header = layout.segment_header(data_length)?;
+    // A refusal must come before an existing file is overwritten.
+    rvm.inner.check_room_for_new_segment()?;
     // The device `create` returns holds the file's lock; mapping opens its own.
     drop(segment::create(data, &header, options)?);
     let seg = rvm.map(data, MapOptions::default())?;
@@ -218,6 +220,7 @@ pub fn create_heap_segment_on(
     layout: &HeapLayout,
 ) -> Result<SegmentHeader, Error> {
     let header = layout.segment_header(data_length)?;
+    rvm.inner.check_room_for_new_segment()?;
     segment::write_header(&*device, &header)?;
     let seg = rvm.map_device(device, MapOptions::default())?;
     init_and_release(rvm, &seg, layout)?;
