@@ -166,7 +166,7 @@ fn recovery_refuses_region_addresses_that_map_refuses() {
     open_after(
         "address-zero",
         |data| rewrite_header(data, |h| h.regions[0].address = 0),
-        "region 0 (RegionEntry { offset: 1000, length: 2000, address: 0 }): address is zero",
+        "region 0 (offset 0x1000, length 0x2000, address 0x0): address is zero",
     );
     open_after(
         "kernel-half",

@@ -183,8 +183,15 @@ impl SegmentHeader {
             ));
         }
         for (i, r) in self.regions.iter().enumerate() {
-            let what =
-                |rule: &str| DecodeError::new("region", format!("region {i} ({r:x?}): {rule}"));
+            let what = |rule: &str| {
+                DecodeError::new(
+                    "region",
+                    format!(
+                        "region {i} (offset {:#x}, length {:#x}, address {:#x}): {rule}",
+                        r.offset, r.length, r.address
+                    ),
+                )
+            };
             if r.length == 0 {
                 return Err(what("length is zero"));
             }
