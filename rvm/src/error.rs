@@ -81,8 +81,8 @@ pub enum Error {
     /// cannot be opened or read. `cause` says what is wrong (a `BadSegment`, `SegmentVersion`
     /// or `Io` error naming `path`).
     #[error(
-        "log {log}: segment {uuid} (last seen at {path_hint:?}) has committed records to apply, \
-         but {path} cannot be used: {cause}"
+        "log {log}: segment {uuid} has committed records to apply, but its file cannot be \
+         used: {cause}"
     )]
     SegmentUnusable {
         log: String,
