@@ -433,6 +433,12 @@ fn open(config: &Config) -> Result<Store> {
                      or pass the path of a good copy as DATA)",
                     config.data.display()
                 ),
+                rvm::Error::LogCorrupt { .. } => format!(
+                    " (kvserver will not drop committed transactions: see `rvmutl check {}`; \
+                     `rvmutl recover {} --prefix` keeps only the records before the damage)",
+                    config.log.display(),
+                    config.log.display()
+                ),
                 _ => String::new(),
             };
             anyhow::Error::new(e).context(format!("opening {}{advice}", config.log.display()))

@@ -32,12 +32,13 @@ pub enum Error {
     LogVersion { path: String, reason: String },
 
     /// A damaged record followed by valid records with higher LSNs: committed data would be
-    /// lost by treating the damage as the end of the log.
+    /// lost by treating the damage as the end of the log. (`Options::recover_prefix` keeps the
+    /// records before the damage; a tool names its own flag for that.)
     #[error(
         "{path}: log corrupted at offset {offset} (expected LSN {lsn}: {detail}); valid records \
          follow up to LSN {later_lsn} at offset {later_offset}, so this is not a torn tail. \
-         Refusing to drop committed transactions; open with recover_prefix to keep only the \
-         records before the damage"
+         Refusing to drop committed transactions (keeping only the records before the damage \
+         must be asked for)"
     )]
     LogCorrupt {
         path: String,
