@@ -24,13 +24,16 @@ def segment_header(regions, length, uuid=b"\x5e" * 16):
     struct.pack_into("<I", buf, 16, zlib.crc32(bytes(buf)) & 0xffffffff)
     return buf
 
-fixture = segment_header([(8192, 8192, 0), (20480, 4096, 0)], 28672)
+fixture = segment_header([(8192, 8192, 0x100000000000), (20480, 4096, 0x100000002000)], 28672)
 write("segment_header", "fixture", fixture)
 write("segment_header", "classic-1g", segment_header(
     [(4096, 0x3fefd000, 0x70000000), (4096 + 0x3fefd000, 0x100000, 0x70000000 + 0x3fefd000)], 1 << 30))
 bad = bytearray(fixture); bad[70] ^= 1
 write("segment_header", "bad-crc", bad)
 write("segment_header", "short", fixture[:100])
+write("segment_header", "address-zero", segment_header([(8192, 8192, 0), (20480, 4096, 0x100000002000)], 28672))
+write("segment_header", "address-kernel", segment_header([(8192, 8192, 0xffff800000000000), (20480, 4096, 0x100000002000)], 28672))
+write("segment_header", "address-past-user-end", segment_header([(8192, 8192, 0x7ffffffff000), (20480, 4096, 0x100000002000)], 28672))
 write("segment_header", "overlap", segment_header([(4096, 8192, 0x10000), (8192, 8192, 0x10000)], 1 << 20))
 
 # log_recovery: mode byte, then patches (even) or a synthesized log (odd).

@@ -25,7 +25,8 @@ pub fn create_log(path: &Path, area_bytes: u64) -> Result<()> {
 }
 
 /// Create a sparse segment file of `length_bytes` with one region covering everything after
-/// the header. The region records address 0, so it is mapped wherever the kernel chooses.
+/// the header. It is mapped wherever the kernel chooses (`MapOptions::anywhere`), so the
+/// address its header records does not matter.
 pub fn create_segment(path: &Path, length_bytes: u64) -> Result<()> {
     let region =
         (length_bytes - rvm::format::segment::SEGMENT_HEADER_SIZE) / PAGE_BYTES * PAGE_BYTES;
@@ -33,7 +34,7 @@ pub fn create_segment(path: &Path, length_bytes: u64) -> Result<()> {
         length_bytes,
         &[RegionSpec {
             length: region,
-            address: 0,
+            address: 0x1000_0000_0000,
         }],
     )?;
     segment::create(path, &header, CreateOptions::default())?;

@@ -23,12 +23,12 @@ pub fn segment_header() -> SegmentHeader {
             RegionEntry {
                 offset: 8 * 1024,
                 length: 8 * 1024,
-                address: 0,
+                address: 0x1000_0000_0000,
             },
             RegionEntry {
                 offset: 20 * 1024,
                 length: 4 * 1024,
-                address: 0,
+                address: 0x1000_0000_2000,
             },
         ],
     }

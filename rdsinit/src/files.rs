@@ -1,5 +1,5 @@
 //! Read-only checks of LOG and DATA, done before anything is written: that they are different
-//! files, that the log exists (or may be created), that neither is locked by another process,
+//! files (and that LOG is not where DATA is built), that the log exists (or may be created), that neither is locked by another process,
 //! and that overwriting DATA does not throw away committed transactions still in the log.
 
 use std::collections::BTreeMap;
@@ -85,6 +85,14 @@ pub struct FileChecks {
     pub warnings: Vec<String>,
 }
 
+/// Where a regular DATA file is built before it is renamed over DATA (pass DATA with its
+/// symbolic links resolved): `DATA.rdsinit-tmp`, beside it.
+pub fn temporary_path(data: &Path) -> PathBuf {
+    let mut name = data.file_name().unwrap_or_default().to_os_string();
+    name.push(".rdsinit-tmp");
+    data.with_file_name(name)
+}
+
 /// The file size of a log whose record area is `area_bytes` (rounded down to a sector, as
 /// the library does), status slots included.
 pub fn log_file_bytes(area_bytes: u64) -> u64 {
@@ -143,6 +151,20 @@ pub fn check_files(
             log.display(),
             data.display()
         ));
+    }
+
+    if data_meta.as_ref().is_none_or(|m| m.is_file()) {
+        let build = temporary_path(&fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf()));
+        let build_meta = metadata_if_exists(&build).ok().flatten();
+        if same_file(log, log_meta.as_ref(), &build, build_meta.as_ref()) {
+            return Err(format!(
+                "LOG {} is where DATA {} would be built ({}) before it replaces DATA: rename \
+                 the log",
+                log.display(),
+                data.display(),
+                build.display()
+            ));
+        }
     }
 
     let log_state = check_log(log, log_meta.as_ref(), log_size, force, &mut warnings)?;
@@ -310,21 +332,28 @@ fn check_other_segments(log: &LogState, data: &DataState) -> Result<(), String> 
         if Some(pending.uuid) == data.segment_uuid {
             continue;
         }
-        let found = !pending.path_hint.is_empty()
-            && segment::read_header(Path::new(&pending.path_hint))
-                .is_ok_and(|h| h.uuid == pending.uuid);
-        if !found {
-            return Err(format!(
-                "LOG {} holds {} unapplied record(s) for segment {} (last seen at {:?}), which \
-                 is not there: rdsinit opens the log, and opening it applies those records \
-                 first; put the segment back (or apply the log with rvmutl) before running \
-                 rdsinit",
-                log.path.display(),
-                pending.records,
-                pending.uuid,
-                pending.path_hint
-            ));
-        }
+        let what = if pending.path_hint.is_empty() {
+            "which the log has no path for".to_string()
+        } else {
+            match segment::read_header(Path::new(&pending.path_hint)) {
+                Ok(h) if h.uuid == pending.uuid => continue,
+                Ok(h) => format!("but that file now holds segment {}", h.uuid),
+                Err(rvm::Error::Io { cause, .. }) if cause.kind() == io::ErrorKind::NotFound => {
+                    "which is not there".to_string()
+                }
+                Err(e) => format!("which cannot be used: {e}"),
+            }
+        };
+        return Err(format!(
+            "LOG {} holds {} unapplied record(s) for segment {} (last seen at {:?}), {what}: \
+             rdsinit opens the log, and opening it applies those records first; put the \
+             segment back (or apply the log with `rvmutl recover`, naming its file with \
+             --segment FILE) before running rdsinit",
+            log.path.display(),
+            pending.records,
+            pending.uuid,
+            pending.path_hint
+        ));
     }
     Ok(())
 }

@@ -24,8 +24,8 @@ pub const DATA_LEN_MIN: u64 = SEGMENT_HEADER_SIZE + 2 * PAGE_BYTES;
 /// Keep clear of the program's text and of the low addresses the kernel will not map.
 pub const START_ADDR_MIN: u64 = 0x200_0000;
 /// End of the user address space on x86-64 with 4-level page tables (47-bit addresses, the
-/// last page excluded). Every region must end at or below it.
-pub const USER_ADDRESS_LIMIT: u64 = 0x7fff_ffff_f000;
+/// last page excluded). Every region must end at or below it: the segment header's own rule.
+pub const USER_ADDRESS_LIMIT: u64 = rvm::format::segment::ADDRESS_END_MAX;
 /// A segment longer than the whole user address space could never be useful.
 pub const DATA_LEN_MAX: u64 = USER_ADDRESS_LIMIT;
 /// Chunks hold pointers and sizes, so they are multiples of the word size.

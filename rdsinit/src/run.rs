@@ -2,24 +2,26 @@
 //!
 //! Order of work: parse → check LOG and DATA (read-only) → settle the parameters (dialogue,
 //! or flags/values plus every rule) → confirm → write: create or re-initialize the log, zero a
-//! block device, build the heap segment through the log, check it, and report. A failure before
-//! the writes changes nothing; a failure during them removes the files rdsinit created.
+//! block device, build the heap segment through the log beside DATA (`DATA.rdsinit-tmp`),
+//! check it, rename it over DATA, and report. A failure before the writes changes nothing; a
+//! failure during them removes the files rdsinit created and leaves an existing DATA file as
+//! it was (a block device is written in place).
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rvm::device::{Access, Device, FileDevice};
 use rvm::format::segment::SEGMENT_HEADER_SIZE;
 use rvm::segment::CreateOptions;
-use rvm::{Options, Rvm};
+use rvm::{MapOptions, Options, Rvm};
 use serde_json::json;
 
 use crate::cli::{Cli, Tool};
 use crate::dialogue::{occupied_warning, Answer, Defaults, Dialogue, Stop};
-use crate::files::{check_files, FileChecks, LogPlan};
+use crate::files::{check_files, temporary_path, FileChecks, LogPlan};
 use crate::heap::{self, Inspection};
 use crate::number::hex_dec;
 use crate::params::{
@@ -540,13 +542,23 @@ fn summary(files: &FileChecks, p: &Params) -> String {
     )
 }
 
-/// The writes. On failure, the files rdsinit created are removed.
+/// What the writes have done so far, for the cleanup after a failure.
+#[derive(Default)]
+struct Written {
+    /// Files rdsinit created (the log, the temporary data file): removed on failure.
+    created: Vec<PathBuf>,
+    /// The new data file has been renamed over DATA.
+    data_replaced: bool,
+}
+
+/// The writes. On failure, the files rdsinit created are removed; an existing regular DATA file
+/// is only ever replaced whole, by a rename, once the new segment is complete and checked.
 fn execute(cli: &Cli, files: &FileChecks, report: &mut Report, io: &mut Io) -> Result<(), Failure> {
-    let mut created: Vec<PathBuf> = Vec::new();
-    let result = write_all(cli, files, report, io, &mut created);
+    let mut written = Written::default();
+    let result = write_all(cli, files, report, io, &mut written);
     if let Err(e) = result {
         let mut removed = Vec::new();
-        for path in created.iter().rev() {
+        for path in written.created.iter().rev() {
             if std::fs::remove_file(path).is_ok() {
                 removed.push(path.display().to_string());
             }
@@ -555,11 +567,15 @@ fn execute(cli: &Cli, files: &FileChecks, report: &mut Report, io: &mut Io) -> R
         if !removed.is_empty() {
             e = e.context(format!("removed {}", removed.join(" and ")));
         }
-        if files.data.exists {
+        let data = files.data.path.display();
+        if written.data_replaced {
+            e = e.context(format!("{data} now holds the new segment"));
+        } else if files.data.block_device {
             e = e.context(format!(
-                "{} may have been overwritten; run rdsinit again",
-                files.data.path.display()
+                "the block device {data} may have been partly overwritten"
             ));
+        } else if files.data.exists {
+            e = e.context(format!("{data} is unchanged"));
         }
         return Err(Failure::Failed(e));
     }
@@ -571,7 +587,7 @@ fn write_all(
     files: &FileChecks,
     report: &mut Report,
     io: &mut Io,
-    created: &mut Vec<PathBuf>,
+    written: &mut Written,
 ) -> anyhow::Result<()> {
     let log = files.log.path.as_path();
     let data = files.data.path.as_path();
@@ -581,7 +597,7 @@ fn write_all(
         LogPlan::Create { area_bytes } => {
             Rvm::create_log(log, area_bytes)
                 .with_context(|| format!("creating the log {}", log.display()))?;
-            created.push(log.to_path_buf());
+            written.created.push(log.to_path_buf());
         }
         LogPlan::Reinit { area_bytes } => {
             let device = FileDevice::open(log, Access::ReadWrite)
@@ -589,9 +605,6 @@ fn write_all(
             Rvm::init_log_on(&device, area_bytes)
                 .with_context(|| format!("re-initializing the log {}", log.display()))?;
         }
-    }
-    if !files.data.exists {
-        created.push(data.to_path_buf());
     }
     if files.data.block_device {
         let device = FileDevice::open(data, Access::ReadWrite)
@@ -602,7 +615,7 @@ fn write_all(
     }
     if files.data.unapplied_records > 0 {
         // --force: let recovery apply the old segment's records (so the log no longer needs
-        // it), and release the segment before it is overwritten.
+        // it), and release the segment before it is replaced.
         Rvm::open(
             log,
             Options::default()
@@ -612,20 +625,36 @@ fn write_all(
         .and_then(Rvm::close)
         .with_context(|| format!("applying the log {} to {}", log.display(), data.display()))?;
     }
+    // A regular file is built aside and renamed over DATA (and its symbolic link followed):
+    // an interruption leaves the old DATA whole.
+    let target = if files.data.exists && !files.data.block_device {
+        std::fs::canonicalize(data).with_context(|| format!("resolving {}", data.display()))?
+    } else {
+        data.to_path_buf()
+    };
+    let build = if files.data.block_device {
+        data.to_path_buf()
+    } else {
+        let build = temporary_path(&target);
+        // Left by an interrupted run (the log's lock keeps two runs from sharing it).
+        let _ = std::fs::remove_file(&build);
+        written.created.push(build.clone());
+        build
+    };
     let rvm = Rvm::open(log, Options::default().background_recovery(false))
         .with_context(|| format!("opening the log {}", log.display()))?;
     let built = heap::build(
         &rvm,
-        data,
+        &build,
         &p,
         CreateOptions {
-            overwrite: true,
+            overwrite: files.data.block_device,
             fallocate: cli.fallocate,
         },
     )
-    .with_context(|| format!("building the heap segment on {}", data.display()))?;
+    .with_context(|| format!("building the heap segment on {}", build.display()))?;
     report.segment_uuid = Some(built.segment_uuid);
-    match heap::inspect(&rvm, data) {
+    match heap::inspect(&rvm, &build) {
         Ok(inspection) => {
             if !inspection.problems.is_empty() {
                 anyhow::bail!(
@@ -642,13 +671,66 @@ fn write_all(
     rvm.close()
         .with_context(|| format!("closing the log {}", log.display()))?;
     if cli.zero && !files.data.block_device {
-        let device = FileDevice::open(data, Access::ReadWrite)
-            .with_context(|| format!("opening {}", data.display()))?;
+        let device = FileDevice::open(&build, Access::ReadWrite)
+            .with_context(|| format!("opening {}", build.display()))?;
         zero_with_progress(io, "allocating", p.data_len, |from, to, progress| {
             write_through(&device, from, to, progress)
         })?;
     }
+    if build != target {
+        replace_data(&build, &target, files.data.exists, written)?;
+        // The log recorded where the segment was built; mapping it at its real path records
+        // that (and frees the table entry of the segment DATA held before).
+        if let Err(e) = record_path(log, data) {
+            report.warnings.push(format!(
+                "the log {} still names {} as the segment's path (it is corrected the next \
+                 time the segment is mapped): {e:#}",
+                log.display(),
+                build.display()
+            ));
+        }
+    }
     report.data_disk_usage_bytes = std::fs::metadata(data).ok().map(|m| m.blocks() * 512);
+    Ok(())
+}
+
+/// Rename the complete, synced new data file over DATA and sync the directory. The old DATA's
+/// permissions are kept.
+fn replace_data(
+    build: &Path,
+    target: &Path,
+    existed: bool,
+    written: &mut Written,
+) -> anyhow::Result<()> {
+    if existed {
+        let permissions = std::fs::metadata(target)
+            .with_context(|| format!("reading the permissions of {}", target.display()))?
+            .permissions();
+        std::fs::set_permissions(build, permissions)
+            .with_context(|| format!("setting the permissions of {}", build.display()))?;
+    }
+    std::fs::rename(build, target)
+        .with_context(|| format!("renaming {} to {}", build.display(), target.display()))?;
+    written.created.retain(|p| p != build);
+    written.data_replaced = true;
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing the directory {}", dir.display()))
+}
+
+/// Map the segment at `data` once so the log's segment table records that path.
+fn record_path(log: &Path, data: &Path) -> anyhow::Result<()> {
+    let rvm = Rvm::open(log, Options::default().background_recovery(false))?;
+    // SAFETY: rdsinit has just renamed the checked DATA into place and the user runs it on a
+    // segment no other program is using (the file checks refuse one an rvm process has open);
+    // nothing is read through the mapping, which is released at once.
+    let segment = unsafe { rvm.map(data, MapOptions::anywhere()) }?;
+    rvm.unmap(&segment)?;
+    rvm.close()?;
     Ok(())
 }
 

@@ -429,8 +429,24 @@ fn open(config: &Config) -> Result<Store> {
             l.chunk_size
         );
     }
-    let rvm = Rvm::open(&config.log, Options::default().segment_path(&config.data))
-        .with_context(|| format!("opening {}", config.log.display()))?;
+    let rvm =
+        Rvm::open(&config.log, Options::default().segment_path(&config.data)).map_err(|e| {
+            let advice = match &e {
+                rvm::Error::SegmentNotFound { .. } | rvm::Error::SegmentUnusable { .. } => format!(
+                    " (kvserver looks for its segment at DATA, {}: restore the data file there, \
+                     or pass the path of a good copy as DATA)",
+                    config.data.display()
+                ),
+                rvm::Error::LogCorrupt { .. } => format!(
+                    " (kvserver will not drop committed transactions: see `rvmutl check {}`; \
+                     `rvmutl recover {} --prefix` keeps only the records before the damage)",
+                    config.log.display(),
+                    config.log.display()
+                ),
+                _ => String::new(),
+            };
+            anyhow::Error::new(e).context(format!("opening {}{advice}", config.log.display()))
+        })?;
     // SAFETY: the data file belongs to this server (the library's flock keeps other rvm
     // users away, and nothing else is meant to touch it), so nobody shortens it while mapped.
     let segment = unsafe { rvm.map(&config.data, MapOptions::default()) }

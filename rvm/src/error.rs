@@ -36,12 +36,13 @@ pub enum Error {
     LogVersion { path: String, reason: String },
 
     /// A damaged record followed by valid records with higher LSNs: committed data would be
-    /// lost by treating the damage as the end of the log.
+    /// lost by treating the damage as the end of the log. (`Options::recover_prefix` keeps the
+    /// records before the damage; a tool names its own flag for that.)
     #[error(
         "{path}: log corrupted at offset {offset} (expected LSN {lsn}: {detail}); valid records \
          follow up to LSN {later_lsn} at offset {later_offset}, so this is not a torn tail. \
-         Refusing to drop committed transactions; open with recover_prefix to keep only the \
-         records before the damage"
+         Refusing to drop committed transactions (keeping only the records before the damage \
+         must be asked for)"
     )]
     LogCorrupt {
         path: String,
@@ -68,15 +69,32 @@ pub enum Error {
     #[error("{path}: {reason}")]
     SegmentVersion { path: String, reason: String },
 
-    /// The log names a segment that cannot be found.
+    /// The log names a segment that cannot be found: no file among the paths and devices
+    /// supplied, nor at the path hint, holds it. (A tool tells the user how to supply the path.)
     #[error(
         "log {log}: segment {uuid} (last seen at {path_hint:?}) has committed records to apply \
-         but was not found; pass its path with Options::segment_path"
+         but was not found"
     )]
     SegmentNotFound {
         log: String,
         uuid: Uuid,
         path_hint: String,
+    },
+
+    /// The log names a segment with records to apply, and a file where it was looked for (its
+    /// path hint, or a path the caller supplied) cannot be used: its header is damaged, or it
+    /// cannot be opened or read. `cause` says what is wrong (a `BadSegment`, `SegmentVersion`
+    /// or `Io` error naming `path`).
+    #[error(
+        "log {log}: segment {uuid} has committed records to apply, but its file cannot be \
+         used: {cause}"
+    )]
+    SegmentUnusable {
+        log: String,
+        uuid: Uuid,
+        path_hint: String,
+        path: String,
+        cause: Box<Error>,
     },
 
     /// The file at a path is a segment, but not the one the log means.
@@ -192,6 +210,7 @@ impl Error {
             Error::BadSegment { .. } | Error::WrongSegment { .. } => "RVM_ESEGMENT_HDR",
             Error::SegmentVersion { .. } => "RVM_EVERSION_SKEW",
             Error::SegmentNotFound { .. } => "RVM_EIO",
+            Error::SegmentUnusable { cause, .. } => cause.code_name(),
             Error::RangeOutsideSegment { .. } => "RVM_EOFFSET",
             Error::NotMapped { .. } | Error::ForeignSegment { .. } => "RVM_ENOT_MAPPED",
             Error::LockTimeout { .. } | Error::Deadlock { .. } => "RVM_EUNCOMMIT",

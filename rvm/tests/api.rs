@@ -24,6 +24,9 @@ impl Drop for Dir {
     }
 }
 
+/// The address recorded for segments these tests map anywhere (a header needs a valid one).
+const ANYWHERE: u64 = 0x1000_0000_0000;
+
 fn make(dir: &Dir, area: u64, region: u64, address: u64) -> (PathBuf, PathBuf) {
     let (log, data) = (dir.path("log"), dir.path("data"));
     Rvm::create_log(&log, area).unwrap();
@@ -66,7 +69,7 @@ fn reopen_value(log: &Path, data: &Path, offset: usize) -> u64 {
 #[test]
 fn set_range_outside_every_region_is_refused() {
     let d = Dir::new("notmapped");
-    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    let (log, data) = make(&d, 64 * 1024, 8192, ANYWHERE);
     let rvm = Rvm::open(&log, Options::default()).unwrap();
     // SAFETY: the segment file lives in this test's private temporary directory and nothing
     // shortens it while it is mapped.
@@ -89,7 +92,7 @@ fn set_range_outside_every_region_is_refused() {
 #[test]
 fn abort_restores_overlapping_ranges_exactly() {
     let d = Dir::new("abort");
-    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    let (log, data) = make(&d, 64 * 1024, 8192, ANYWHERE);
     let rvm = Rvm::open(&log, Options::default()).unwrap();
     // SAFETY: the segment file lives in this test's private temporary directory and nothing
     // shortens it while it is mapped.
@@ -123,7 +126,7 @@ fn abort_restores_overlapping_ranges_exactly() {
 fn values_are_captured_at_commit_not_at_flush() {
     // Spec K11: a later uncommitted write to committed bytes must not be logged as committed.
     let d = Dir::new("capture");
-    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    let (log, data) = make(&d, 64 * 1024, 8192, ANYWHERE);
     {
         let rvm = Rvm::open(&log, Options::default()).unwrap();
         // SAFETY: the segment file lives in this test's private temporary directory and nothing
@@ -148,7 +151,7 @@ fn values_are_captured_at_commit_not_at_flush() {
 fn unmap_then_map_again_shows_committed_changes() {
     // Spec K12: the classic library returns stale data here.
     let d = Dir::new("remap");
-    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    let (log, data) = make(&d, 64 * 1024, 8192, ANYWHERE);
     let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();
     // SAFETY: the segment file lives in this test's private temporary directory and nothing
     // shortens it while it is mapped.
@@ -174,7 +177,7 @@ fn unmap_then_map_again_shows_committed_changes() {
 #[test]
 fn unmap_is_refused_while_a_transaction_holds_a_range() {
     let d = Dir::new("pinned");
-    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    let (log, data) = make(&d, 64 * 1024, 8192, ANYWHERE);
     let rvm = Rvm::open(&log, Options::default()).unwrap();
     // SAFETY: the segment file lives in this test's private temporary directory and nothing
     // shortens it while it is mapped.
@@ -192,7 +195,7 @@ fn too_big_is_refused_before_writing_and_the_largest_allowed_completes() {
     // Spec K14b: a transaction that passes the size check must always complete.
     let d = Dir::new("toobig");
     let area = 64 * 1024;
-    let (log, data) = make(&d, area, 128 * 1024, 0);
+    let (log, data) = make(&d, area, 128 * 1024, ANYWHERE);
     let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();
     // SAFETY: the segment file lives in this test's private temporary directory and nothing
     // shortens it while it is mapped.
@@ -233,7 +236,7 @@ fn too_big_is_refused_before_writing_and_the_largest_allowed_completes() {
 #[test]
 fn a_second_opener_of_the_log_is_refused() {
     let d = Dir::new("locked");
-    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    let (log, data) = make(&d, 64 * 1024, 8192, ANYWHERE);
     let rvm = Rvm::open(&log, Options::default()).unwrap();
     let err = Rvm::open(&log, Options::default()).unwrap_err();
     assert!(matches!(err, Error::InUse { .. }), "{err}");
@@ -285,7 +288,7 @@ fn an_occupied_fixed_address_is_reported_not_clobbered() {
 fn a_one_gigabyte_sparse_segment_maps_without_reading_it() {
     let d = Dir::new("sparse");
     let gig = 1u64 << 30;
-    let (log, data) = make(&d, 64 * 1024, gig - 4096, 0);
+    let (log, data) = make(&d, 64 * 1024, gig - 4096, ANYWHERE);
     let rvm = Rvm::open(&log, Options::default()).unwrap();
     // SAFETY: the segment file lives in this test's private temporary directory and nothing
     // shortens it while it is mapped.
@@ -317,7 +320,7 @@ fn a_one_gigabyte_sparse_segment_maps_without_reading_it() {
 #[test]
 fn concurrent_flush_commits_from_threads_are_all_durable() {
     let d = Dir::new("threads");
-    let (log, data) = make(&d, 1 << 20, 64 * 1024, 0);
+    let (log, data) = make(&d, 1 << 20, 64 * 1024, ANYWHERE);
     let threads = 4;
     let per_thread = 200;
     {
@@ -364,7 +367,7 @@ fn concurrent_flush_commits_from_threads_are_all_durable() {
 fn background_truncation_starts_at_the_threshold_and_statistics_add_up() {
     // A log large enough never to fill here: only the background thread can truncate it.
     let d = Dir::new("threshold");
-    let (log, data) = make(&d, 1 << 20, 64 * 1024, 0);
+    let (log, data) = make(&d, 1 << 20, 64 * 1024, ANYWHERE);
     let rvm = Rvm::open(&log, Options::default().truncate_threshold(50)).unwrap();
     // SAFETY: the segment file lives in this test's private temporary directory and nothing
     // shortens it while it is mapped.
@@ -416,7 +419,7 @@ fn bad_files_get_errors_that_name_them_and_change_nothing() {
         "{err}"
     );
     assert_eq!(std::fs::read(&junk).unwrap(), vec![0x42u8; 200_000]);
-    let (log, data) = make(&d, 64 * 1024, 8192, 0);
+    let (log, data) = make(&d, 64 * 1024, 8192, ANYWHERE);
     use std::os::unix::fs::PermissionsExt;
     for f in [&log, &data] {
         assert_eq!(

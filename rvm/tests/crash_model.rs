@@ -89,7 +89,7 @@ fn warmed_images(warmup: usize) -> (Vec<u8>, Vec<u8>) {
         4096 + REGION_BYTES as u64,
         &[RegionSpec {
             length: REGION_BYTES as u64,
-            address: 0,
+            address: 0x1000_0000_0000,
         }],
     )
     .unwrap();

@@ -98,7 +98,7 @@ fn parent(kills: usize) -> Result<(), String> {
         4096 + REGION_BYTES,
         &[RegionSpec {
             length: REGION_BYTES,
-            address: 0,
+            address: 0x1000_0000_0000,
         }],
     )
     .map_err(|e| e.to_string())?;

@@ -28,7 +28,7 @@ fn setup(area: u64) -> Setup {
         4096 + REGION_BYTES as u64,
         &[RegionSpec {
             length: REGION_BYTES as u64,
-            address: 0,
+            address: 0x1000_0000_0000,
         }],
     )
     .unwrap();
@@ -508,7 +508,7 @@ fn segment_by_uuid() {
         4096 + REGION_BYTES as u64,
         &[RegionSpec {
             length: REGION_BYTES as u64,
-            address: 0,
+            address: 0x1000_0000_0000,
         }],
     )
     .unwrap();
@@ -531,7 +531,7 @@ fn segment_by_uuid() {
         4096 + REGION_BYTES as u64,
         &[RegionSpec {
             length: REGION_BYTES as u64,
-            address: 0,
+            address: 0x1000_0000_0000,
         }],
     )
     .unwrap();

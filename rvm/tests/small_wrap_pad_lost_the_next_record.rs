@@ -19,7 +19,7 @@ fn records_after_a_small_wrap_pad_go_to_the_area_start() {
         4096 + 65536,
         &[RegionSpec {
             length: 65536,
-            address: 0,
+            address: 0x1000_0000_0000,
         }],
     )
     .unwrap();

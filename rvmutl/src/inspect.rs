@@ -158,12 +158,12 @@ pub fn heap(path: &Path, out: &mut dyn Write, json: bool) -> Result<bool> {
     let g = &info.geometry;
     let c = &info.counters;
     let check = &info.check;
-    let problems: Vec<(u64, String)> = check
+    let problems: Vec<(Option<u64>, String)> = check
         .problems
         .iter()
         .map(|p| {
             (
-                file_offset + p.address.saturating_sub(address),
+                heap_file_offset(p.address, address, region.length, file_offset),
                 format!("{:?}: {}", p.kind, p.detail),
             )
         })
@@ -314,12 +314,20 @@ pub fn heap(path: &Path, out: &mut dyn Write, json: bool) -> Result<bool> {
         format!("{:.1}%", info.fragmentation * 100.0),
     )?;
     for (p, (offset, text)) in check.problems.iter().zip(&problems) {
-        writeln!(
-            out,
-            "PROBLEM {} offset {offset} ({offset:#x}), address {:#x}: {text}",
-            path.display(),
-            p.address
-        )?;
+        match offset {
+            Some(offset) => writeln!(
+                out,
+                "PROBLEM {} offset {offset} ({offset:#x}), address {:#x}: {text}",
+                path.display(),
+                p.address
+            )?,
+            None => writeln!(
+                out,
+                "PROBLEM {} address {:#x} (outside the heap region, no file offset): {text}",
+                path.display(),
+                p.address
+            )?,
+        }
     }
     if check.problems_omitted > 0 {
         writeln!(out, "... and {} more problems", check.problems_omitted)?;
@@ -413,9 +421,9 @@ pub fn check_heap(
         }),
     ));
     for p in &report.problems {
-        let offset = file_offset + p.address.saturating_sub(address);
+        let offset = heap_file_offset(p.address, address, region.length, file_offset);
         problem(
-            Some(offset),
+            offset,
             "heap",
             format!("address {:#x}: {:?}: {}", p.address, p.kind, p.detail),
         );
@@ -428,4 +436,13 @@ pub fn check_heap(
         );
     }
     Ok(())
+}
+
+/// The file offset of heap address `at` when it lies in the heap region (mapped at `base`,
+/// `length` bytes, starting at `file_offset` in the segment); an address outside it (a damaged
+/// pointer) has none, and must not be shown as an offset.
+fn heap_file_offset(at: u64, base: u64, length: u64, file_offset: u64) -> Option<u64> {
+    at.checked_sub(base)
+        .filter(|d| *d < length)
+        .map(|d| file_offset + d)
 }

@@ -85,17 +85,33 @@ fn resolve_segments(session: &Session, used: &BTreeSet<u32>) -> Result<BTreeMap<
         if !entry.path_hint.is_empty() {
             candidates.push(PathBuf::from(&entry.path_hint));
         }
-        let found = candidates.into_iter().find_map(|p| {
-            let h = rvm::segment::read_header(&p).ok()?;
-            (h.uuid == entry.uuid).then_some((p, h))
-        });
+        // Why a candidate was not it: a damaged header is named, not reported as "not found".
+        let mut unusable = None;
+        let found = candidates
+            .into_iter()
+            .find_map(|p| match rvm::segment::read_header(&p) {
+                Ok(h) => (h.uuid == entry.uuid).then_some((p, h)),
+                Err(rvm::Error::Io { cause, .. })
+                    if cause.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    None
+                }
+                Err(e) => {
+                    unusable.get_or_insert(e);
+                    None
+                }
+            });
         out.insert(
             index,
-            found.ok_or_else(|| {
-                format!(
+            found.ok_or_else(|| match unusable {
+                Some(e) => format!(
+                    "segment {index} ({}) cannot be used: {e}; repair or restore it, or use set seg_dict {index} = FILE (or --segment FILE) for a good copy",
+                    entry.uuid
+                ),
+                None => format!(
                     "segment {index} ({}) not found at its path hint {:?}; use set seg_dict {index} = FILE (or --segment FILE)",
                     entry.uuid, entry.path_hint
-                )
+                ),
             }),
         );
     }
@@ -288,6 +304,9 @@ pub fn recover(
     let rvm = Rvm::open(&path, options).map_err(|e| match e {
         rvm::Error::SegmentNotFound { .. } => {
             anyhow!("{e}\n  (nothing was written; tell rvmutl where it is: set seg_dict N = FILE, or --segment FILE)")
+        }
+        rvm::Error::SegmentUnusable { .. } => {
+            anyhow!("{e}\n  (nothing was written; repair or restore that file, or tell rvmutl where a good copy is: set seg_dict N = FILE, or --segment FILE)")
         }
         e => anyhow!("{e}\n  (recovery stopped; see check)"),
     })?;

@@ -287,3 +287,80 @@ fn usage_errors_under_json_are_json() {
         assert_eq!(v["exit_code"], 2);
     }
 }
+
+/// Issue 12, items 4 and 6: a segment file whose header is damaged, or whose region address
+/// could never be mapped, was reported as "not found; pass its path with
+/// Options::segment_path" (or, for the address, recovered into). `recover` now names the file
+/// and the broken rule, gives rvmutl's own advice, and writes nothing.
+#[test]
+fn recover_names_what_is_wrong_with_a_segment_header() {
+    let _serial = common::serial();
+    type Damage = fn(&mut rvm::format::segment::SegmentHeader);
+    let cases: [(&str, Damage, &str); 3] = [
+        ("zero", |h| h.regions[0].address = 0, "address is zero"),
+        (
+            "kernel",
+            |h| h.regions[0].address = 0xffff_8000_0000_0000,
+            "end of user address space",
+        ),
+        (
+            "past-end",
+            |h| {
+                h.length_bytes += 1 << 20;
+                h.regions[1].length += 1 << 20;
+            },
+            "but the header says the segment is",
+        ),
+    ];
+    for (name, damage, rule) in cases {
+        // Built in place, so the log's path hint names the damaged file.
+        let dir = common::test_dir(&format!("recover-damaged-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        common::build("partly", &dir);
+        let (log, data) = (dir.join("log"), dir.join("data"));
+        let mut header = rvm::segment::read_header(&data).unwrap();
+        damage(&mut header);
+        {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::OpenOptions::new().write(true).open(&data).unwrap();
+            f.write_all_at(&header.encode(), 0).unwrap();
+        }
+        let before = (std::fs::read(&log).unwrap(), std::fs::read(&data).unwrap());
+        let dry = rvmutl(&[
+            "recover",
+            log.to_str().unwrap(),
+            "--dry-run",
+            "--segment",
+            data.to_str().unwrap(),
+        ]);
+        let text = String::from_utf8_lossy(&dry.stdout).into_owned()
+            + &String::from_utf8_lossy(&dry.stderr);
+        assert!(
+            text.contains("cannot be used") && text.contains(rule),
+            "{name}: {text}"
+        );
+        let out = rvmutl(&[
+            "recover",
+            log.to_str().unwrap(),
+            "--segment",
+            data.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: {out:?}");
+        assert!(
+            stderr.contains(data.to_str().unwrap()) && stderr.contains(rule),
+            "{name}: {stderr}"
+        );
+        assert!(
+            stderr.contains("--segment FILE")
+                && !stderr.contains("Options::")
+                && !stderr.contains("not found"),
+            "{name}: {stderr}"
+        );
+        assert_eq!(
+            (std::fs::read(&log).unwrap(), std::fs::read(&data).unwrap()),
+            before,
+            "{name}: nothing is written"
+        );
+    }
+}

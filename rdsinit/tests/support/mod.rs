@@ -163,11 +163,11 @@ pub fn make_segment(path: &Path) {
         &[
             RegionSpec {
                 length: 4096,
-                address: 0,
+                address: 0x1000_0000_0000,
             },
             RegionSpec {
                 length: 8192,
-                address: 0,
+                address: 0x1000_0000_1000,
             },
         ],
     )

@@ -13,6 +13,11 @@ pub const SEGMENT_FORMAT_VERSION: u32 = 1;
 /// Regions must start, end and be mapped on this alignment. Fixed (not the runtime page size)
 /// so a segment made on one machine opens on another (spec K7).
 pub const REGION_ALIGN: u64 = 4096;
+/// Every region must end at or below this address: the end of user address space on x86-64
+/// with 4-level page tables (47-bit addresses, the last page excluded; arm64 Linux with 48-bit
+/// addresses allows more). A header whose regions could never be mapped is refused when it is
+/// read, so recovery, map and the tools all refuse the same headers.
+pub const ADDRESS_END_MAX: u64 = 0x7fff_ffff_f000;
 
 const SH_MAGIC: usize = 0;
 const SH_VERSION: usize = 8;
@@ -78,7 +83,9 @@ impl SegmentHeader {
     }
 
     /// Decode and validate: magic, version, CRC, and a region table whose regions are aligned,
-    /// lie after the header inside the segment, and overlap neither in the file nor in memory.
+    /// lie after the header inside the segment, are mapped at a non-zero address in user
+    /// address space (ending at or below [`ADDRESS_END_MAX`]), and overlap neither in the file
+    /// nor in memory.
     pub fn decode(buf: &[u8]) -> Result<SegmentHeader, DecodeError> {
         if buf.len() < SEGMENT_HEADER_SIZE as usize {
             return Err(DecodeError::new(
@@ -176,8 +183,15 @@ impl SegmentHeader {
             ));
         }
         for (i, r) in self.regions.iter().enumerate() {
-            let what =
-                |rule: &str| DecodeError::new("region", format!("region {i} ({r:x?}): {rule}"));
+            let what = |rule: &str| {
+                DecodeError::new(
+                    "region",
+                    format!(
+                        "region {i} (offset {:#x}, length {:#x}, address {:#x}): {rule}",
+                        r.offset, r.length, r.address
+                    ),
+                )
+            };
             if r.length == 0 {
                 return Err(what("length is zero"));
             }
@@ -196,18 +210,27 @@ impl SegmentHeader {
             {
                 return Err(what("runs past the end of the segment"));
             }
-            if r.address.checked_add(r.length).is_none() {
-                return Err(what("address range wraps around"));
+            if r.address == 0 {
+                return Err(what(
+                    "address is zero (a region is mapped at a fixed, non-zero address)",
+                ));
+            }
+            if r.address
+                .checked_add(r.length)
+                .is_none_or(|e| e > ADDRESS_END_MAX)
+            {
+                return Err(what(&format!(
+                    "address range {:#x}..{:#x} ends past {ADDRESS_END_MAX:#x}, the end of user \
+                     address space",
+                    r.address,
+                    r.address as u128 + r.length as u128
+                )));
             }
             for (j, o) in self.regions.iter().enumerate().take(i) {
                 if r.offset < o.end_offset() && o.offset < r.end_offset() {
                     return Err(what(&format!("overlaps region {j} in the segment")));
                 }
-                if r.address != 0
-                    && o.address != 0
-                    && r.address < o.end_address()
-                    && o.address < r.end_address()
-                {
+                if r.address < o.end_address() && o.address < r.end_address() {
                     return Err(what(&format!("overlaps region {j} in memory")));
                 }
             }
@@ -266,6 +289,36 @@ mod tests {
         let mut h = classic_1g();
         h.regions[0].offset = 0;
         assert!(h.validate().unwrap_err().detail.contains("header"));
+    }
+
+    /// Recovery accepted headers that map refused (issue 12, item 4): the decoder's rules
+    /// now refuse them for everybody.
+    #[test]
+    fn region_addresses_of_zero_or_past_user_space_are_refused() {
+        for (address, rule) in [
+            (0, "address is zero"),
+            (0xffff_8000_0000_0000, "end of user address space"),
+            (ADDRESS_END_MAX - 0x1000, "end of user address space"),
+            (u64::MAX - 0xfff, "end of user address space"),
+            (0x7000_1000, "multiples of 4096"),
+        ] {
+            let mut h = classic_1g();
+            h.regions[1].address = address + if address == 0x7000_1000 { 0x800 } else { 0 };
+            let e = SegmentHeader::decode(&h.encode()).unwrap_err();
+            assert_eq!(e.field, "region", "{address:#x}");
+            assert!(
+                e.detail.contains("region 1") && e.detail.contains(rule),
+                "{e}"
+            );
+        }
+        let mut h = classic_1g();
+        h.regions[0].address = ADDRESS_END_MAX - h.regions[0].length - h.regions[1].length;
+        h.regions[1].address = ADDRESS_END_MAX - h.regions[1].length;
+        assert_eq!(
+            SegmentHeader::decode(&h.encode()).unwrap(),
+            h,
+            "ends exactly at the limit"
+        );
     }
 
     #[test]

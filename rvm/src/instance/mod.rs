@@ -3,7 +3,8 @@
 //! The rooms follow the life of a transaction, top-down:
 //!
 //! * [`open`]: create a log, open it, and recover it (replay every committed record);
-//! * [`segments`]: the log's segment table, mapping and unmapping;
+//! * [`segments`]: mapping and unmapping; [`table`]: the log's segment table (claiming,
+//!   refreshing and reclaiming entries);
 //! * `crate::tx`: transactions (`set_range`, `end`, `abort`) capture records into the queue;
 //! * [`commit`]: the commit queue and group commit (who leads a flush, who waits);
 //! * [`flush`]: planning where queued records go in the log, sealing and writing them;
@@ -24,6 +25,7 @@ mod options;
 mod segments;
 mod stats;
 mod status;
+mod table;
 mod truncation;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -239,6 +239,10 @@ pub(super) fn check_area(area: u64) -> Result<()> {
 
 /// Find the segment a log entry names: explicit devices and paths first (by UUID), then the
 /// path hint. Opens it read-write with a lock.
+///
+/// When it is not found, the error says why: a file whose header is damaged (or that cannot be
+/// opened or read) is reported with its decode error, ahead of a file holding another segment,
+/// ahead of "not found" (a missing file at the hint).
 pub(super) fn find_segment(
     log: &str,
     entry: &SegmentEntry,
@@ -252,11 +256,17 @@ pub(super) fn find_segment(
         }
     }
     let mut wrong = None;
+    let mut unusable = None;
     let hint = (!entry.path_hint.is_empty()).then(|| PathBuf::from(&entry.path_hint));
     for path in options.segment_paths.iter().chain(hint.iter()) {
         let name = path.display().to_string();
-        let Ok(probe) = FileDevice::open(path, Access::ReadOnly) else {
-            continue;
+        let probe = match FileDevice::open(path, Access::ReadOnly) {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                unusable.get_or_insert((name.clone(), Error::io(&name, "open", e)));
+                continue;
+            }
         };
         match read_header_from(&probe) {
             Ok(h) if h.uuid == entry.uuid => {
@@ -266,14 +276,25 @@ pub(super) fn find_segment(
                 return Ok((Arc::new(dev), h));
             }
             Ok(h) => {
-                wrong = Some(Error::WrongSegment {
+                wrong.get_or_insert(Error::WrongSegment {
                     path: name,
                     expected: entry.uuid,
                     found: h.uuid,
-                })
+                });
             }
-            Err(_) => {}
+            Err(e) => {
+                unusable.get_or_insert((name, e));
+            }
         }
+    }
+    if let Some((path, cause)) = unusable {
+        return Err(Error::SegmentUnusable {
+            log: log.to_string(),
+            uuid: entry.uuid,
+            path_hint: entry.path_hint.clone(),
+            path,
+            cause: Box::new(cause),
+        });
     }
     Err(wrong.unwrap_or_else(|| Error::SegmentNotFound {
         log: log.to_string(),

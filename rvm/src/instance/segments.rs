@@ -1,4 +1,5 @@
-//! The log's segment table, and mapping and unmapping segments.
+//! Mapping and unmapping segments, and the slots of the log's segment table (the table's
+//! entries are claimed and reclaimed in `table`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +9,7 @@ use super::Inner;
 use super::Rvm;
 use crate::device::{Access, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
-use crate::format::log::{SegmentEntry, PATH_HINT_BYTES_MAX, SEGMENTS_PER_LOG_MAX};
+use crate::format::log::SegmentEntry;
 use crate::format::segment::SegmentHeader;
 use crate::format::Uuid;
 use crate::mapping;
@@ -182,63 +183,13 @@ impl Inner {
                 .iter()
                 .any(|s| s.entry.uuid == header.uuid && s.remap_needs_truncate)
         };
-        if needs_truncate {
+        // Reclaiming table entries needs every record applied (see `table`).
+        if needs_truncate || self.table_wants_reclaim(header.uuid, &path_hint) {
             self.flush_all()?;
             self.truncate_now(false)?;
         }
         let mut slots = self.segments.write().unwrap_or_else(|e| e.into_inner());
-        let index = match slots.iter().position(|s| s.entry.uuid == header.uuid) {
-            Some(i) => {
-                if slots[i].mapped.is_some() {
-                    return Err(Error::AlreadyMapped {
-                        path: device.name().to_string(),
-                    });
-                }
-                i
-            }
-            None => {
-                let hint = if path_hint.len() <= PATH_HINT_BYTES_MAX {
-                    path_hint
-                } else {
-                    String::new()
-                };
-                let entry = SegmentEntry {
-                    uuid: header.uuid,
-                    length_bytes: header.length_bytes,
-                    path_hint: hint,
-                };
-                let new = Slot {
-                    entry: entry.clone(),
-                    device: None,
-                    header: None,
-                    mapped: None,
-                    remap_needs_truncate: false,
-                };
-                let i = match slots.iter().position(|s| s.free()) {
-                    Some(i) => {
-                        slots[i] = new;
-                        i
-                    }
-                    None if slots.len() < SEGMENTS_PER_LOG_MAX => {
-                        slots.push(new);
-                        slots.len() - 1
-                    }
-                    None => {
-                        return Err(Error::TooManySegments {
-                            log: self.log_name.clone(),
-                            max: SEGMENTS_PER_LOG_MAX,
-                        })
-                    }
-                };
-                // The table is durable before any record can name the new index.
-                let table: Vec<SegmentEntry> = slots.iter().map(|s| s.entry.clone()).collect();
-                if let Err(e) = self.write_status(|s, _| s.segments = table) {
-                    slots[i].entry.uuid = Uuid::NIL;
-                    return Err(e);
-                }
-                i
-            }
-        };
+        let index = self.claim_entry(&mut slots, &header, path_hint, device.name())?;
         let mut mapped: Vec<MappedRegion> = Vec::new();
         for (ri, r) in header.regions.iter().enumerate() {
             let want = match options.placement {

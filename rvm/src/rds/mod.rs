@@ -68,9 +68,10 @@ pub use error::Error;
 pub use heap::{Heap, HeapStatistics, IntentionList};
 pub use root::{PersistentPtr, Root};
 
-/// Regions must end below this address: the user half of a 48-bit virtual address space
-/// (x86-64 and arm64 Linux), so a layout that could never be mapped is refused up front.
-pub const ADDRESS_END_MAX: u64 = 1 << 47;
+/// Regions must end at or below this address (the segment header's rule, see
+/// [`crate::format::segment::ADDRESS_END_MAX`]), so a layout that could never be mapped is
+/// refused up front.
+pub use crate::format::segment::ADDRESS_END_MAX;
 /// Largest static region accepted (1 TiB), to catch mistyped values.
 pub const STATIC_LENGTH_MAX: u64 = 1 << 40;
 
@@ -216,6 +217,8 @@ pub unsafe fn create_heap_segment(
     options: CreateOptions,
 ) -> Result<SegmentHeader, Error> {
     let header = layout.segment_header(data_length)?;
+    // A refusal must come before an existing file is overwritten.
+    rvm.inner.check_room_for_new_segment()?;
     // The device `create` returns holds the file's lock; mapping opens its own.
     drop(segment::create(data, &header, options)?);
     // SAFETY: forwarded from this function's contract.
@@ -238,6 +241,7 @@ pub unsafe fn create_heap_segment_on(
     layout: &HeapLayout,
 ) -> Result<SegmentHeader, Error> {
     let header = layout.segment_header(data_length)?;
+    rvm.inner.check_room_for_new_segment()?;
     segment::write_header(&*device, &header)?;
     // SAFETY: forwarded from this function's contract.
     let seg = unsafe { rvm.map_device(device, MapOptions::default()) }?;
