@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -278,6 +278,9 @@ pub(crate) struct Inner {
     area_end: u64,
     pub(crate) record_bytes_max: u64,
     options: Options,
+    /// The background-truncation threshold now (starts as `options`'; see
+    /// [`Rvm::set_truncate_threshold`]).
+    truncate_threshold_percent: AtomicU8,
     pub(crate) queue: Mutex<Queue>,
     queue_cond: Condvar,
     pos: Mutex<Pos>,
@@ -477,6 +480,7 @@ impl Rvm {
             has_failed: std::sync::atomic::AtomicBool::new(false),
             stats: Stats::default(),
             active: AtomicUsize::new(0),
+            truncate_threshold_percent: AtomicU8::new(options.truncate_threshold_percent),
             log,
             log_name: name,
             options,
@@ -639,6 +643,33 @@ impl Rvm {
 
     pub fn statistics(&self) -> Statistics {
         self.inner.statistics()
+    }
+
+    /// Change the log use (percent, 1..=100) at which background truncation starts; 0 stops
+    /// starting it (truncation then happens only when space runs out or when asked). Takes
+    /// effect at the next flush. An instance opened with a threshold of 0 has no truncation
+    /// thread, so it can only be given 0.
+    pub fn set_truncate_threshold(&self, percent: u8) -> Result<()> {
+        if percent > 100 || (percent > 0 && self.truncator.is_none()) {
+            return Err(Error::InvalidArgument {
+                parameter: "truncate threshold",
+                rule: format!(
+                    "{percent} must be 0..=100, and non-zero only if the log was opened with a \
+                     non-zero threshold"
+                ),
+            });
+        }
+        self.inner
+            .truncate_threshold_percent
+            .store(percent, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The background-truncation threshold now (see [`Rvm::set_truncate_threshold`]).
+    pub fn truncate_threshold(&self) -> u8 {
+        self.inner
+            .truncate_threshold_percent
+            .load(Ordering::Relaxed)
     }
 
     pub fn query(&self) -> LogState {
@@ -1223,7 +1254,7 @@ impl Inner {
                 p.tail_offset = tail;
                 p.next_lsn = next_lsn;
                 let used = self.used_bytes(&p);
-                let threshold = self.options.truncate_threshold_percent as u64;
+                let threshold = self.truncate_threshold_percent.load(Ordering::Relaxed) as u64;
                 if threshold > 0
                     && used * 100 >= threshold * (self.area_end - self.area_start)
                     && !p.truncating

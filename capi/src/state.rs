@@ -1,0 +1,225 @@
+//! The process-wide instance the classic interface implies, the guard every entry point runs
+//! in, and the registry of open transactions.
+//!
+//! The instance is a phase (not initialized, running, terminated) plus, once a log is open,
+//! an [`Rvm`] that lives at a fixed address until `rvm_terminate` (transactions borrow it, and
+//! they live in the registry between calls). Each entry point that uses it is counted while it
+//! runs; `rvm_terminate` reclaims the instance only when no call is running and no
+//! transaction is open, so no borrow of it survives.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use libc::timeval;
+use rvm::{Rvm, Transaction};
+
+use crate::codes::{RVM_EINIT, RVM_ELOG, RVM_ETID};
+use crate::types::{RvmReturn, RvmTid, RVM_TID_ID};
+
+/// Run an entry point's body so that no panic crosses into C: a panic becomes `$on_panic`
+/// (`RVM_EINTERNAL`, or a null pointer for functions that return one).
+macro_rules! guarded {
+    ($on_panic:expr, $body:block) => {
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(value) => value,
+            Err(_) => $on_panic,
+        }
+    };
+}
+pub(crate) use guarded;
+
+/// Options the C layer keeps itself (the library has no use for them).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settings {
+    pub flags: u64,
+    pub max_read_len: u64,
+    pub recovery_buf_len: u64,
+    /// Explicit `rvm_flush` and `rvm_truncate` calls (statistics).
+    pub rvm_flushes: u64,
+    pub rvm_truncates: u64,
+}
+
+pub enum Phase {
+    Uninitialized,
+    Running {
+        rvm: Option<&'static Rvm>,
+        log_path: Option<std::path::PathBuf>,
+        settings: Settings,
+    },
+    Terminated,
+}
+
+pub struct Global {
+    pub phase: Phase,
+    /// Entry points running with the instance now.
+    calls: usize,
+    /// `rvm_terminate` is waiting for running calls; new ones wait for its decision.
+    terminating: bool,
+}
+
+static GLOBAL: Mutex<Global> = Mutex::new(Global {
+    phase: Phase::Uninitialized,
+    calls: 0,
+    terminating: false,
+});
+static GLOBAL_CHANGED: Condvar = Condvar::new();
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn global() -> MutexGuard<'static, Global> {
+    lock(&GLOBAL)
+}
+
+/// What a running call sees of the instance. Dropping it ends the call.
+pub struct Call {
+    pub rvm: Option<&'static Rvm>,
+}
+
+impl Call {
+    /// The open log's instance, or `RVM_ELOG` when running without a log.
+    pub fn rvm(&self) -> Result<&'static Rvm, RvmReturn> {
+        self.rvm.ok_or(RVM_ELOG)
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let mut g = global();
+        g.calls -= 1;
+        if g.calls == 0 {
+            GLOBAL_CHANGED.notify_all();
+        }
+    }
+}
+
+/// Start a call that needs the instance: `RVM_EINIT` unless it is running.
+pub fn enter() -> Result<Call, RvmReturn> {
+    let mut g = global();
+    while g.terminating {
+        g = GLOBAL_CHANGED.wait(g).unwrap_or_else(|e| e.into_inner());
+    }
+    match g.phase {
+        Phase::Running { rvm, .. } => {
+            g.calls += 1;
+            Ok(Call { rvm })
+        }
+        _ => Err(RVM_EINIT),
+    }
+}
+
+/// Change the C layer's own settings (only while running).
+pub fn with_settings<R>(f: impl FnOnce(&mut Settings) -> R) -> Option<R> {
+    match &mut global().phase {
+        Phase::Running { settings, .. } => Some(f(settings)),
+        _ => None,
+    }
+}
+
+/// Wait until no other call runs, with new calls held back; `decide` then runs with the
+/// global lock held. Used by `rvm_terminate`.
+pub fn exclusive<R>(decide: impl FnOnce(&mut Global) -> R) -> R {
+    let mut g = global();
+    while g.terminating {
+        g = GLOBAL_CHANGED.wait(g).unwrap_or_else(|e| e.into_inner());
+    }
+    g.terminating = true;
+    while g.calls > 0 {
+        g = GLOBAL_CHANGED.wait(g).unwrap_or_else(|e| e.into_inner());
+    }
+    let result = decide(&mut g);
+    g.terminating = false;
+    GLOBAL_CHANGED.notify_all();
+    result
+}
+
+/// One open transaction. Calls on it are serialized by `tx`'s lock; `None` once ended.
+pub struct TidSlot {
+    pub uname: (i64, i64),
+    pub tx: Mutex<Option<Transaction<'static>>>,
+}
+
+static TIDS: Mutex<Option<HashMap<u64, Arc<TidSlot>>>> = Mutex::new(None);
+static NEXT_TID: AtomicU64 = AtomicU64::new(1);
+
+/// Register a new transaction; returns the id and uname to store in the caller's record.
+pub fn register(tx: Transaction<'static>) -> (u64, timeval) {
+    let id = NEXT_TID.fetch_add(1, Ordering::Relaxed);
+    let mut now = timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    // SAFETY: `now` is a valid timeval; a null timezone is allowed.
+    unsafe { libc::gettimeofday(&mut now, std::ptr::null_mut()) };
+    let slot = Arc::new(TidSlot {
+        uname: (now.tv_sec, now.tv_usec),
+        tx: Mutex::new(Some(tx)),
+    });
+    lock(&TIDS)
+        .get_or_insert_with(HashMap::new)
+        .insert(id, slot);
+    (id, now)
+}
+
+/// Read the caller's tid record: `RVM_ETID` for NULL or a record without the tid id.
+///
+/// # Safety
+/// A non-null `tid` must point to readable memory of `rvm_tid_t`'s size.
+pub unsafe fn read_tid(tid: *const RvmTid) -> Result<RvmTid, RvmReturn> {
+    if tid.is_null() {
+        return Err(RVM_ETID);
+    }
+    // SAFETY: the caller guarantees a readable record; it may be unaligned.
+    let t = unsafe { std::ptr::read_unaligned(tid) };
+    if t.struct_id != RVM_TID_ID {
+        return Err(RVM_ETID);
+    }
+    Ok(t)
+}
+
+fn key(t: &RvmTid) -> (u64, (i64, i64)) {
+    (t.tid as u64, (t.uname.tv_sec, t.uname.tv_usec))
+}
+
+/// The open transaction a tid record names (by id and uname), or `RVM_ETID`.
+pub fn find(t: &RvmTid) -> Result<Arc<TidSlot>, RvmReturn> {
+    let (id, uname) = key(t);
+    lock(&TIDS)
+        .as_ref()
+        .and_then(|m| m.get(&id))
+        .filter(|s| s.uname == uname)
+        .cloned()
+        .ok_or(RVM_ETID)
+}
+
+/// Take the open transaction a tid record names out of the registry (end or abort).
+pub fn take(t: &RvmTid) -> Result<Transaction<'static>, RvmReturn> {
+    let (id, uname) = key(t);
+    let slot = {
+        let mut tids = lock(&TIDS);
+        let map = tids.as_mut().ok_or(RVM_ETID)?;
+        match map.get(&id) {
+            Some(s) if s.uname == uname => map.remove(&id).ok_or(RVM_ETID)?,
+            _ => return Err(RVM_ETID),
+        }
+    };
+    // Waits for a call in progress on the same tid.
+    let tx = lock(&slot.tx).take();
+    tx.ok_or(RVM_ETID)
+}
+
+/// The open transactions: (id, uname) each, in id order.
+pub fn open_tids() -> Vec<(u64, (i64, i64))> {
+    let mut v: Vec<_> = lock(&TIDS)
+        .as_ref()
+        .map(|m| m.iter().map(|(id, s)| (*id, s.uname)).collect())
+        .unwrap_or_default();
+    v.sort_unstable();
+    v
+}
+
+pub fn open_tid_count() -> usize {
+    lock(&TIDS).as_ref().map_or(0, |m| m.len())
+}
