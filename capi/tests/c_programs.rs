@@ -1,0 +1,115 @@
+//! C programs written against the classic headers, compiled with the system C compiler and
+//! linked with `-lrvm -lseg -lrds` against this crate's shared library, then run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The directory holding the built `librvm_capi.so` (target/debug or target/release).
+fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .to_path_buf()
+}
+
+/// A scratch directory removed on drop.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("rvm-capi-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A lib directory with the classic names (and the `.so.1` soname) pointing at our library.
+fn lib_dir(scratch: &Scratch) -> PathBuf {
+    let lib = build_dir().join("librvm_capi.so");
+    assert!(lib.exists(), "{} was not built", lib.display());
+    let dir = scratch.path("lib");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["rvm", "seg", "rds", "rvmpt", "segpt", "rdspt"] {
+        for suffix in [".so", ".so.1"] {
+            let link = dir.join(format!("lib{name}{suffix}"));
+            if !link.exists() {
+                std::os::unix::fs::symlink(&lib, &link).unwrap();
+            }
+        }
+    }
+    dir
+}
+
+fn include_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("include")
+}
+
+fn source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+/// Compile `sources` with `compiler` into `out`, linked the classic way.
+pub fn compile(scratch: &Scratch, compiler: &str, sources: &[PathBuf], out: &Path, extra: &[&str]) {
+    let lib = lib_dir(scratch);
+    let mut cmd = Command::new(compiler);
+    cmd.arg("-Wall")
+        .arg("-Wextra")
+        .arg("-Werror")
+        .arg("-I")
+        .arg(include_dir())
+        .arg("-I")
+        .arg(source("tests/c"))
+        .args(sources)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .arg("-L")
+        .arg(&lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lrvmpt", "-lsegpt", "-lrdspt", "-lpthread"]);
+    let output = cmd.output().expect("run the C compiler");
+    assert!(
+        output.status.success(),
+        "{compiler} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+pub fn run(program: &Path, args: &[&Path]) -> Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .expect("run the C program")
+}
+
+fn expect_success(output: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{what} failed ({:?}):\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn lifecycle_and_error_rules() {
+    let s = Scratch::new("lifecycle");
+    let exe = s.path("lifecycle");
+    compile(&s, "cc", &[source("tests/c/lifecycle.c")], &exe, &["-std=c99"]);
+    let out = run(&exe, &[&s.path("log"), &s.path("data")]);
+    let stdout = expect_success(&out, "lifecycle");
+    assert!(stdout.contains("lifecycle ok"), "{stdout}");
+}
