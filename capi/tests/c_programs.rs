@@ -4,13 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The directory holding the built `librvm_capi.so` (target/debug or target/release).
+/// The directory holding the `librvm_capi.so` built for this test run: the test executable's
+/// own directory (`target/debug/deps`; `target/debug` may hold an older copy from
+/// `cargo build`).
 fn build_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target directory")
-        .to_path_buf()
+    exe.parent().expect("deps directory").to_path_buf()
 }
 
 /// A scratch directory removed on drop.
@@ -112,4 +111,14 @@ fn lifecycle_and_error_rules() {
     let out = run(&exe, &[&s.path("log"), &s.path("data")]);
     let stdout = expect_success(&out, "lifecycle");
     assert!(stdout.contains("lifecycle ok"), "{stdout}");
+}
+
+#[test]
+fn five_open_tids_match_the_expected_image() {
+    let s = Scratch::new("five");
+    let exe = s.path("five_tids");
+    compile(&s, "cc", &[source("tests/c/five_tids.c")], &exe, &["-std=c99"]);
+    let out = run(&exe, &[&s.path("log"), &s.path("data")]);
+    let stdout = expect_success(&out, "five_tids");
+    assert!(stdout.contains("five tids ok"), "{stdout}");
 }
