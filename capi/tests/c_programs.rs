@@ -122,3 +122,38 @@ fn five_open_tids_match_the_expected_image() {
     let stdout = expect_success(&out, "five_tids");
     assert!(stdout.contains("five tids ok"), "{stdout}");
 }
+
+#[test]
+fn layout_matches_the_reference_from_c_and_cxx() {
+    let s = Scratch::new("layout");
+    for (compiler, standard) in [("cc", "-std=c11"), ("g++", "-std=c++11")] {
+        let exe = s.path(&format!("layout-{compiler}"));
+        let mut extra = vec![standard];
+        if compiler == "g++" {
+            extra.extend(["-x", "c++"]);
+        }
+        // `-x c++` must come before the source it applies to.
+        let lib = lib_dir(&s);
+        let mut cmd = Command::new(compiler);
+        cmd.args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .args(&extra)
+            .arg("-I")
+            .arg(include_dir())
+            .arg(source("tests/c/layout.c"))
+            .arg("-x")
+            .arg("none")
+            .arg("-o")
+            .arg(&exe)
+            .arg("-L")
+            .arg(&lib)
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .args(["-lrvm", "-lseg", "-lrds"]);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{compiler}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        expect_success(&run(&exe, &[]), compiler);
+    }
+}
