@@ -249,3 +249,20 @@ fn kill9_loop_recovers_every_acknowledged_commit_on_an_rdsinit_heap() {
         heap_checks_clean(&log, &data);
     }
 }
+
+#[test]
+fn threads_on_64k_stacks_keep_memory_and_segment_in_agreement() {
+    let s = Scratch::new("stress");
+    let exe = s.path("stress");
+    compile(&s, "cc", &[source("tests/c/stress.c")], &exe, &["-std=gnu99"]);
+    for (threads, seed) in [(2u32, 1u64), (3, 2), (4, 3), (4, 4)] {
+        let (log, data) = (s.path(&format!("log{seed}")), s.path(&format!("data{seed}")));
+        rdsinit(&log, &data);
+        let args = [threads.to_string(), seed.to_string(), "6".into(), "150".into()];
+        let mut all: Vec<&Path> = vec![&log, &data];
+        all.extend(args.iter().map(|a| Path::new(a.as_str())));
+        let stdout = expect_success(&run(&exe, &all), "stress");
+        assert!(stdout.contains("stress ok"), "{stdout}");
+        heap_checks_clean(&log, &data);
+    }
+}
