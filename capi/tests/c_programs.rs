@@ -266,3 +266,34 @@ fn threads_on_64k_stacks_keep_memory_and_segment_in_agreement() {
         heap_checks_clean(&log, &data);
     }
 }
+
+#[test]
+fn example_program_counts_its_runs_across_restarts() {
+    let s = Scratch::new("example");
+    let exe = s.path("persistent_counter");
+    compile(&s, "cc", &[source("examples/persistent_counter.c")], &exe, &[]);
+    let (log, data) = (s.path("log"), s.path("data"));
+    rdsinit(&log, &data);
+    for n in 1..=3 {
+        let stdout = expect_success(&run(&exe, &[&log, &data]), "persistent_counter");
+        assert_eq!(stdout.trim(), format!("run {n}"));
+    }
+    heap_checks_clean(&log, &data);
+}
+
+#[test]
+fn rds_interface_calls_and_error_codes() {
+    let s = Scratch::new("rds");
+    let exe = s.path("rds_api");
+    compile(&s, "cc", &[source("tests/c/rds_api.c")], &exe, &["-std=c99"]);
+    let (log, data, trace) = (s.path("log"), s.path("data"), s.path("trace"));
+    rvm::Rvm::create_log(&log, 1 << 20).unwrap();
+    let stdout = expect_success(&run(&exe, &[&log, &data, &trace]), "rds_api");
+    assert!(stdout.contains("rds api ok"), "{stdout}");
+    assert!(stdout.contains("RDS statistics"), "{stdout}");
+    let traced = std::fs::read_to_string(&trace).unwrap();
+    assert!(traced.contains("hello 42"), "{traced}");
+    assert!(traced.contains("rds_malloc: 100 bytes at 0x"), "{traced}");
+    assert!(traced.contains("rds heap at 0x240000000000"), "{traced}");
+    heap_checks_clean(&log, &data);
+}
