@@ -39,7 +39,9 @@ fn lib_dir(scratch: &Scratch) -> PathBuf {
     assert!(lib.exists(), "{} was not built", lib.display());
     let dir = scratch.path("lib");
     std::fs::create_dir_all(&dir).unwrap();
-    for name in ["rvm", "seg", "rds", "rvmpt", "segpt", "rdspt"] {
+    for name in [
+        "rvm", "seg", "rds", "rvmpt", "segpt", "rdspt", "rvmlwp", "seglwp", "rdslwp",
+    ] {
         for suffix in [".so", ".so.1"] {
             let link = dir.join(format!("lib{name}{suffix}"));
             if !link.exists() {
@@ -107,7 +109,13 @@ fn expect_success(output: &Output, what: &str) -> String {
 fn lifecycle_and_error_rules() {
     let s = Scratch::new("lifecycle");
     let exe = s.path("lifecycle");
-    compile(&s, "cc", &[source("tests/c/lifecycle.c")], &exe, &["-std=c99"]);
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/lifecycle.c")],
+        &exe,
+        &["-std=c99"],
+    );
     let out = run(&exe, &[&s.path("log"), &s.path("data")]);
     let stdout = expect_success(&out, "lifecycle");
     assert!(stdout.contains("lifecycle ok"), "{stdout}");
@@ -117,7 +125,13 @@ fn lifecycle_and_error_rules() {
 fn five_open_tids_match_the_expected_image() {
     let s = Scratch::new("five");
     let exe = s.path("five_tids");
-    compile(&s, "cc", &[source("tests/c/five_tids.c")], &exe, &["-std=c99"]);
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/five_tids.c")],
+        &exe,
+        &["-std=c99"],
+    );
     let out = run(&exe, &[&s.path("log"), &s.path("data")]);
     let stdout = expect_success(&out, "five_tids");
     assert!(stdout.contains("five tids ok"), "{stdout}");
@@ -234,14 +248,23 @@ fn run_and_kill(exe: &Path, log: &Path, data: &Path, acks: u64) -> u64 {
 fn kill9_loop_recovers_every_acknowledged_commit_on_an_rdsinit_heap() {
     let s = Scratch::new("kill9");
     let exe = s.path("counter");
-    compile(&s, "cc", &[source("tests/c/counter.c")], &exe, &["-std=c99"]);
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/counter.c")],
+        &exe,
+        &["-std=c99"],
+    );
     let (log, data) = (s.path("log"), s.path("data"));
     rdsinit(&log, &data);
     let mut previous = 0;
     for round in 0..12u64 {
         let acked = run_and_kill(&exe, &log, &data, 1 + (round * 7) % 23);
         assert!(acked > previous, "round {round}: no progress");
-        let out = run(&exe, &[&log, &data, "verify".as_ref(), acked.to_string().as_ref()]);
+        let out = run(
+            &exe,
+            &[&log, &data, "verify".as_ref(), acked.to_string().as_ref()],
+        );
         let stdout = expect_success(&out, "counter verify");
         let value: u64 = stdout.trim().trim_start_matches("value ").parse().unwrap();
         assert!(value == acked || value == acked + 1, "{value} vs {acked}");
@@ -254,11 +277,25 @@ fn kill9_loop_recovers_every_acknowledged_commit_on_an_rdsinit_heap() {
 fn threads_on_64k_stacks_keep_memory_and_segment_in_agreement() {
     let s = Scratch::new("stress");
     let exe = s.path("stress");
-    compile(&s, "cc", &[source("tests/c/stress.c")], &exe, &["-std=gnu99"]);
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/stress.c")],
+        &exe,
+        &["-std=gnu99"],
+    );
     for (threads, seed) in [(2u32, 1u64), (3, 2), (4, 3), (4, 4)] {
-        let (log, data) = (s.path(&format!("log{seed}")), s.path(&format!("data{seed}")));
+        let (log, data) = (
+            s.path(&format!("log{seed}")),
+            s.path(&format!("data{seed}")),
+        );
         rdsinit(&log, &data);
-        let args = [threads.to_string(), seed.to_string(), "6".into(), "150".into()];
+        let args = [
+            threads.to_string(),
+            seed.to_string(),
+            "6".into(),
+            "150".into(),
+        ];
         let mut all: Vec<&Path> = vec![&log, &data];
         all.extend(args.iter().map(|a| Path::new(a.as_str())));
         let stdout = expect_success(&run(&exe, &all), "stress");
@@ -271,7 +308,13 @@ fn threads_on_64k_stacks_keep_memory_and_segment_in_agreement() {
 fn example_program_counts_its_runs_across_restarts() {
     let s = Scratch::new("example");
     let exe = s.path("persistent_counter");
-    compile(&s, "cc", &[source("examples/persistent_counter.c")], &exe, &[]);
+    compile(
+        &s,
+        "cc",
+        &[source("examples/persistent_counter.c")],
+        &exe,
+        &[],
+    );
     let (log, data) = (s.path("log"), s.path("data"));
     rdsinit(&log, &data);
     for n in 1..=3 {
@@ -285,7 +328,13 @@ fn example_program_counts_its_runs_across_restarts() {
 fn rds_interface_calls_and_error_codes() {
     let s = Scratch::new("rds");
     let exe = s.path("rds_api");
-    compile(&s, "cc", &[source("tests/c/rds_api.c")], &exe, &["-std=c99"]);
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/rds_api.c")],
+        &exe,
+        &["-std=c99"],
+    );
     let (log, data, trace) = (s.path("log"), s.path("data"), s.path("trace"));
     rvm::Rvm::create_log(&log, 1 << 20).unwrap();
     let stdout = expect_success(&run(&exe, &[&log, &data, &trace]), "rds_api");
@@ -296,4 +345,73 @@ fn rds_interface_calls_and_error_codes() {
     assert!(traced.contains("rds_malloc: 100 bytes at 0x"), "{traced}");
     assert!(traced.contains("rds heap at 0x240000000000"), "{traced}");
     heap_checks_clean(&log, &data);
+}
+
+#[test]
+fn program_built_against_classic_sonames_runs_on_ours_through_ld_library_path() {
+    // Stand-ins for the classic libraries: only their sonames and symbol names matter to the
+    // program linked against them.
+    let s = Scratch::new("soname");
+    let stub_dir = s.path("classic");
+    std::fs::create_dir_all(&stub_dir).unwrap();
+    let stub_c = s.path("stub.c");
+    std::fs::write(
+        &stub_c,
+        "int rvm_initialize(const char *v, void *o) { (void)v; (void)o; return -1; }\n\
+         char *rvm_return(int c) { (void)c; return 0; }\n\
+         int rds_trace_off(void) { return -1; }\n\
+         long rds_rvmsize;\n",
+    )
+    .unwrap();
+    for (lib, soname) in [
+        ("rvmlwp", "librvmlwp.so.1"),
+        ("rdslwp", "librdslwp.so.1"),
+        ("seglwp", "libseglwp.so.1"),
+    ] {
+        let out = Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(stub_dir.join(format!("lib{lib}.so")))
+            .arg(&stub_c)
+            .arg(format!("-Wl,-soname,{soname}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let prog = s.path("prog.c");
+    std::fs::write(
+        &prog,
+        "#include <stdio.h>\n#include <string.h>\n\
+         int rvm_initialize(const char *, void *);\nchar *rvm_return(int);\n\
+         int rds_trace_off(void);\nextern long rds_rvmsize;\n\
+         int main(void) { int rc = rvm_initialize(\"old\", 0);\n\
+         printf(\"%d %s %d %ld\\n\", rc, rvm_return(rc), rds_trace_off(), rds_rvmsize);\n\
+         return 0; }\n",
+    )
+    .unwrap();
+    let exe = s.path("prog");
+    let out = Command::new("cc")
+        .arg(&prog)
+        .arg("-o")
+        .arg(&exe)
+        .arg("-L")
+        .arg(&stub_dir)
+        .args(["-lrvmlwp", "-lrdslwp", "-lseglwp"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = lib_dir(&s);
+    let out = Command::new(&exe)
+        .env("LD_LIBRARY_PATH", &ours)
+        .output()
+        .unwrap();
+    let stdout = expect_success(&out, "prog");
+    assert_eq!(stdout.trim(), "225 RVM_EVERSION_SKEW 0 0");
 }
