@@ -76,10 +76,11 @@ pub unsafe extern "C" fn rvm_statistics(
             Ok(c) => c,
             Err(code) => return code,
         };
+        if version.is_null() {
+            return RVM_ESTAT_VERSION_SKEW;
+        }
         // SAFETY: a non-null version is a C string (the caller's contract).
-        if version.is_null()
-            || unsafe { CStr::from_ptr(version) }.to_bytes() != RVM_STATISTICS_VERSION
-        {
+        if unsafe { CStr::from_ptr(version) }.to_bytes() != RVM_STATISTICS_VERSION {
             return RVM_ESTAT_VERSION_SKEW;
         }
         if statistics.is_null() {
