@@ -689,3 +689,15 @@ pub extern "C" fn rds_trace_dump_heap() -> i32 {
         result_code(result)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_saturate_instead_of_wrapping() {
+        assert_eq!(saturate(5), 5);
+        assert_eq!(saturate(u64::from(u32::MAX)), u32::MAX);
+        assert_eq!(saturate(1 << 40), u32::MAX);
+    }
+}

@@ -223,3 +223,47 @@ pub fn open_tids() -> Vec<(u64, (i64, i64))> {
 pub fn open_tid_count() -> usize {
     lock(&TIDS).as_ref().map_or(0, |m| m.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::RVM_EINTERNAL;
+
+    #[test]
+    fn a_panic_in_an_entry_point_becomes_einternal() {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let code: RvmReturn = guarded!(RVM_EINTERNAL, {
+            if RVM_EINIT > 0 {
+                panic!("bug");
+            }
+            0
+        });
+        std::panic::set_hook(previous);
+        assert_eq!(code, RVM_EINTERNAL);
+        let null: *mut u8 = guarded!(std::ptr::null_mut(), { panic!("bug") });
+        assert!(null.is_null());
+    }
+
+    #[test]
+    fn forged_and_null_tids_are_refused_without_dereferencing() {
+        // SAFETY: NULL is allowed.
+        assert_eq!(unsafe { read_tid(std::ptr::null()) }.err(), Some(RVM_ETID));
+        let mut t = RvmTid {
+            struct_id: RVM_TID_ID,
+            from_heap: 0,
+            uname: timeval {
+                tv_sec: 1,
+                tv_usec: 2,
+            },
+            // Not a pointer the library follows: any value is just an unknown id.
+            tid: 0xdead_beef as *mut libc::c_void,
+            reserved: 0,
+        };
+        assert_eq!(find(&t).err(), Some(RVM_ETID));
+        assert_eq!(take(&t).err(), Some(RVM_ETID));
+        t.struct_id = 0;
+        // SAFETY: `t` is a readable record.
+        assert_eq!(unsafe { read_tid(&t) }.err(), Some(RVM_ETID));
+    }
+}
