@@ -108,6 +108,7 @@ unsafe fn apply_options(o: &RvmOptions) -> Result<(), RvmReturn> {
         o.max_read_len / 512 * 512
     };
     settings.recovery_buf_len = o.recovery_buf_len.max(64 * 1024);
+    state::publish(&g);
     Ok(())
 }
 
@@ -149,6 +150,7 @@ pub unsafe extern "C" fn rvm_initialize(
                     ..Settings::default()
                 },
             };
+            state::publish(&g);
         }
         let Some(o) = o else { return RVM_SUCCESS };
         let result = (|| {
@@ -170,6 +172,7 @@ pub unsafe extern "C" fn rvm_initialize(
                 let mut g = state::global();
                 if let Phase::Running { rvm: None, .. } = g.phase {
                     g.phase = Phase::Uninitialized;
+                    state::publish(&g);
                 }
                 code
             }

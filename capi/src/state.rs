@@ -8,7 +8,7 @@
 //! transaction is open, so no borrow of it survives.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use libc::timeval;
@@ -52,18 +52,37 @@ pub enum Phase {
 
 pub struct Global {
     pub phase: Phase,
-    /// Entry points running with the instance now.
-    calls: usize,
-    /// `rvm_terminate` is waiting for running calls; new ones wait for its decision.
-    terminating: bool,
 }
 
 static GLOBAL: Mutex<Global> = Mutex::new(Global {
     phase: Phase::Uninitialized,
-    calls: 0,
-    terminating: false,
 });
 static GLOBAL_CHANGED: Condvar = Condvar::new();
+
+// The running path reads these instead of locking `GLOBAL`: every entry point passes here, and a
+// lock (and a condition-variable wake-up) per call cost more than the commit it wraps.
+// `publish` keeps them equal to `GLOBAL.phase`; they change only with `GLOBAL` held.
+const PHASE_UNINITIALIZED: u8 = 0;
+const PHASE_RUNNING: u8 = 1;
+const PHASE_TERMINATED: u8 = 2;
+static PHASE: AtomicU8 = AtomicU8::new(PHASE_UNINITIALIZED);
+static INSTANCE: AtomicPtr<Rvm> = AtomicPtr::new(std::ptr::null_mut());
+/// Entry points running with the instance now.
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+/// `rvm_terminate` is waiting for running calls; new ones wait for its decision.
+static TERMINATING: AtomicBool = AtomicBool::new(false);
+
+/// Make the lock-free view equal to `g.phase` (call after every change of it).
+pub fn publish(g: &Global) {
+    let (phase, rvm) = match &g.phase {
+        Phase::Uninitialized => (PHASE_UNINITIALIZED, None),
+        Phase::Running { rvm, .. } => (PHASE_RUNNING, *rvm),
+        Phase::Terminated => (PHASE_TERMINATED, None),
+    };
+    let ptr = rvm.map_or(std::ptr::null_mut(), |r| r as *const Rvm as *mut Rvm);
+    INSTANCE.store(ptr, Ordering::SeqCst);
+    PHASE.store(phase, Ordering::SeqCst);
+}
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -87,9 +106,10 @@ impl Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        let mut g = global();
-        g.calls -= 1;
-        if g.calls == 0 {
+        // SeqCst pairs with `exclusive`: either it sees this decrement, or this sees its flag
+        // and wakes it (under the lock it waits with, so the wake-up is not lost).
+        if CALLS.fetch_sub(1, Ordering::SeqCst) == 1 && TERMINATING.load(Ordering::SeqCst) {
+            let _g = global();
             GLOBAL_CHANGED.notify_all();
         }
     }
@@ -97,17 +117,31 @@ impl Drop for Call {
 
 /// Start a call that needs the instance: `RVM_EINIT` unless it is running.
 pub fn enter() -> Result<Call, RvmReturn> {
-    let mut g = global();
-    while g.terminating {
-        g = GLOBAL_CHANGED.wait(g).unwrap_or_else(|e| e.into_inner());
-    }
-    match g.phase {
-        Phase::Running { rvm, .. } => {
-            g.calls += 1;
-            Ok(Call { rvm })
+    loop {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+        if !TERMINATING.load(Ordering::SeqCst) {
+            break;
         }
-        _ => Err(RVM_EINIT),
+        // `rvm_terminate` is deciding: step back and wait for it.
+        if CALLS.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let _g = global();
+            GLOBAL_CHANGED.notify_all();
+        }
+        let mut g = global();
+        while TERMINATING.load(Ordering::SeqCst) {
+            g = GLOBAL_CHANGED.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
     }
+    let mut call = Call { rvm: None };
+    if PHASE.load(Ordering::SeqCst) != PHASE_RUNNING {
+        return Err(RVM_EINIT); // `call` is dropped: the count goes back down
+    }
+    let ptr = INSTANCE.load(Ordering::SeqCst);
+    // SAFETY: a non-null INSTANCE is the leaked `Rvm` of the running phase; it is reclaimed
+    // only by `rvm_terminate`, after `exclusive` has seen no call running (this one is
+    // counted) and has cleared INSTANCE.
+    call.rvm = unsafe { ptr.as_ref() };
+    Ok(call)
 }
 
 /// Change the C layer's own settings (only while running).
@@ -122,15 +156,18 @@ pub fn with_settings<R>(f: impl FnOnce(&mut Settings) -> R) -> Option<R> {
 /// global lock held. Used by `rvm_terminate`.
 pub fn exclusive<R>(decide: impl FnOnce(&mut Global) -> R) -> R {
     let mut g = global();
-    while g.terminating {
-        g = GLOBAL_CHANGED.wait(g).unwrap_or_else(|e| e.into_inner());
-    }
-    g.terminating = true;
-    while g.calls > 0 {
-        g = GLOBAL_CHANGED.wait(g).unwrap_or_else(|e| e.into_inner());
+    // Only one decision at a time: `GLOBAL` is held from here to the end, so another
+    // `exclusive` cannot interleave.
+    TERMINATING.store(true, Ordering::SeqCst);
+    while CALLS.load(Ordering::SeqCst) > 0 {
+        g = GLOBAL_CHANGED
+            .wait_timeout(g, std::time::Duration::from_millis(10))
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
     }
     let result = decide(&mut g);
-    g.terminating = false;
+    publish(&g);
+    TERMINATING.store(false, Ordering::SeqCst);
     GLOBAL_CHANGED.notify_all();
     result
 }
