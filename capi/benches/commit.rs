@@ -46,7 +46,6 @@ const REGION_BYTES: u64 = 1 << 20;
 
 fn scratch() -> PathBuf {
     let d = std::env::temp_dir().join(format!("rvm-capi-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -73,7 +72,7 @@ fn rust_instance(dir: &std::path::Path) -> (Rvm, usize) {
 fn c_instance(dir: &std::path::Path) -> usize {
     let log = CString::new(dir.join("c-log").to_str().unwrap()).unwrap();
     let data = CString::new(dir.join("c-data").to_str().unwrap()).unwrap();
-    let version = CString::new(&RVM_VERSION[..]).unwrap();
+    let version = CString::new(RVM_VERSION).unwrap();
     // SAFETY: every pointer passed is a valid, live object of the declared type.
     unsafe {
         let mut o: RvmOptions = std::mem::zeroed();
@@ -123,7 +122,7 @@ fn rust_commit(rvm: &Rvm, base: usize, i: u64, mode: CommitMode) {
 fn commits(c: &mut Criterion) {
     let dir = scratch();
     let (rvm, rust_base) = rust_instance(&dir);
-    let c_base = c_instance(&dir);
+    let c_base = c_base_or_init(&dir);
     let mut g = c.benchmark_group("commit");
     g.sample_size(20)
         .warm_up_time(Duration::from_millis(300))
@@ -155,8 +154,54 @@ fn commits(c: &mut Criterion) {
     });
     g.finish();
     drop(rvm);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, commits);
+/// The same commits in alternating batches, so both paths see the same machine load (this
+/// machine is shared; the criterion groups run one after the other): the median per-commit
+/// time of each path over the batches, and their ratio.
+fn alternating(_: &mut Criterion) {
+    let dir = scratch().join("alternating");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (rvm, rust_base) = rust_instance(&dir);
+    let c_base = c_base_or_init(&dir);
+    let mut i = 0u64;
+    for (mode, c_mode, batch, batches) in [
+        (CommitMode::NoFlush, MODE_NO_FLUSH, 2000u64, 200usize),
+        (CommitMode::Flush, MODE_FLUSH, 10, 40),
+    ] {
+        let (mut rust, mut c) = (Vec::new(), Vec::new());
+        for _ in 0..batches {
+            let t = std::time::Instant::now();
+            for _ in 0..batch {
+                i += 1;
+                rust_commit(&rvm, rust_base, i, mode);
+            }
+            rust.push(t.elapsed().as_nanos() as f64 / batch as f64);
+            let t = std::time::Instant::now();
+            for _ in 0..batch {
+                i += 1;
+                c_commit(c_base, i, c_mode);
+            }
+            c.push(t.elapsed().as_nanos() as f64 / batch as f64);
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        };
+        let (r, cc) = (median(&mut rust), median(&mut c));
+        println!(
+            "alternating {mode:?} commits: rust {r:.0} ns, c {cc:.0} ns, c/rust {:.2}",
+            cc / r
+        );
+    }
+}
+
+static C_BASE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// The C instance is process-wide: set it up once for both benchmark functions.
+fn c_base_or_init(dir: &std::path::Path) -> usize {
+    *C_BASE.get_or_init(|| c_instance(dir))
+}
+
+criterion_group!(benches, commits, alternating);
 criterion_main!(benches);

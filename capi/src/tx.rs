@@ -131,8 +131,11 @@ pub unsafe extern "C" fn rvm_end_transaction(tid: *mut RvmTid, mode: CEnum) -> R
             let _call = enter()?;
             // SAFETY: the caller's contract.
             let t = unsafe { read_tid(tid) }?;
-            state::find(&t)?;
-            let mode = commit_mode(mode).ok_or(RVM_EMODE)?;
+            let Some(mode) = commit_mode(mode) else {
+                // A bad tid wins over a bad mode; a bad mode leaves the tid open.
+                state::find(&t)?;
+                return Err(RVM_EMODE);
+            };
             let tx = state::take(&t)?;
             tx.end(mode).map_err(|e| rvm_code(&e))
         })())
