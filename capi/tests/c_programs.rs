@@ -415,3 +415,22 @@ fn program_built_against_classic_sonames_runs_on_ours_through_ld_library_path() 
     let stdout = expect_success(&out, "prog");
     assert_eq!(stdout.trim(), "225 RVM_EVERSION_SKEW 0 0");
 }
+
+#[test]
+fn terminate_waits_for_running_calls_and_refuses_open_transactions() {
+    let s = Scratch::new("terminate");
+    let exe = s.path("terminate_race");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/terminate_race.c")],
+        &exe,
+        &["-std=gnu99"],
+    );
+    let (log, data) = (s.path("log"), s.path("data"));
+    let stdout = expect_success(&run(&exe, &[&log, &data]), "terminate_race");
+    assert!(stdout.contains("terminate race ok"), "{stdout}");
+    // rvm_terminate closed the log (its lock is released): a new instance opens it.
+    let rvm = rvm::Rvm::open(&log, rvm::Options::default()).unwrap();
+    rvm.close().unwrap();
+}
