@@ -2,7 +2,26 @@
 //! linked with `-lrvm -lseg -lrds` against this crate's shared library, then run.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+
+/// Held while this test process has a log or segment open itself (they use fixed addresses,
+/// and tests run in parallel threads) and while it starts a child: a child forked while a
+/// library file is open would hold that file's lock until it execs.
+static MAPPING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn spawn(cmd: &mut Command) -> Child {
+    let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a child process")
+}
+
+fn output(cmd: &mut Command) -> Output {
+    spawn(cmd)
+        .wait_with_output()
+        .expect("wait for a child process")
+}
 
 /// The directory holding the `librvm_capi.so` built for this test run: the test executable's
 /// own directory (`target/debug/deps`; `target/debug` may hold an older copy from
@@ -79,7 +98,7 @@ pub fn compile(scratch: &Scratch, compiler: &str, sources: &[PathBuf], out: &Pat
         .arg(&lib)
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .args(["-lrvmpt", "-lsegpt", "-lrdspt", "-lpthread"]);
-    let output = cmd.output().expect("run the C compiler");
+    let output = output(&mut cmd);
     assert!(
         output.status.success(),
         "{compiler} failed:\n{}",
@@ -88,10 +107,7 @@ pub fn compile(scratch: &Scratch, compiler: &str, sources: &[PathBuf], out: &Pat
 }
 
 pub fn run(program: &Path, args: &[&Path]) -> Output {
-    Command::new(program)
-        .args(args)
-        .output()
-        .expect("run the C program")
+    output(Command::new(program).args(args))
 }
 
 fn expect_success(output: &Output, what: &str) -> String {
@@ -162,7 +178,7 @@ fn layout_matches_the_reference_from_c_and_cxx() {
             .arg(&lib)
             .arg(format!("-Wl,-rpath,{}", lib.display()))
             .args(["-lrvm", "-lseg", "-lrds"]);
-        let out = cmd.output().unwrap();
+        let out = output(&mut cmd);
         assert!(
             out.status.success(),
             "{compiler}: {}",
@@ -175,6 +191,7 @@ fn layout_matches_the_reference_from_c_and_cxx() {
 /// Make LOG and DATA with rdsinit (its library, as the binary runs it).
 fn rdsinit(log: &Path, data: &Path) {
     use clap::Parser;
+    let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
     let args = [
         "rdsinit".to_string(),
         "-f".into(),
@@ -195,6 +212,7 @@ fn rdsinit(log: &Path, data: &Path) {
 
 /// Check the heap in DATA with the library's checker (after recovery by the C program).
 fn heap_checks_clean(log: &Path, data: &Path) {
+    let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
     let rvm = rvm::Rvm::open(log, rvm::Options::default()).unwrap();
     let seg = rvm.map(data, rvm::MapOptions::default()).unwrap();
     let heap = rvm::rds::Heap::load(&seg).unwrap();
@@ -208,12 +226,8 @@ fn heap_checks_clean(log: &Path, data: &Path) {
 /// return the last value it acknowledged (every line it wrote before it died).
 fn run_and_kill(exe: &Path, log: &Path, data: &Path, acks: u64) -> u64 {
     use std::io::{BufRead, BufReader};
-    let mut child = Command::new(exe)
-        .args([log.as_os_str(), data.as_os_str(), "run".as_ref()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        spawn(Command::new(exe).args([log.as_os_str(), data.as_os_str(), "run".as_ref()]));
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut last = 0u64;
     let mut seen = 0;
@@ -336,7 +350,10 @@ fn rds_interface_calls_and_error_codes() {
         &["-std=c99"],
     );
     let (log, data, trace) = (s.path("log"), s.path("data"), s.path("trace"));
-    rvm::Rvm::create_log(&log, 1 << 20).unwrap();
+    {
+        let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+        rvm::Rvm::create_log(&log, 1 << 20).unwrap();
+    }
     let stdout = expect_success(&run(&exe, &[&log, &data, &trace]), "rds_api");
     assert!(stdout.contains("rds api ok"), "{stdout}");
     assert!(stdout.contains("RDS statistics"), "{stdout}");
@@ -368,13 +385,13 @@ fn program_built_against_classic_sonames_runs_on_ours_through_ld_library_path() 
         ("rdslwp", "librdslwp.so.1"),
         ("seglwp", "libseglwp.so.1"),
     ] {
-        let out = Command::new("cc")
-            .args(["-shared", "-fPIC", "-o"])
-            .arg(stub_dir.join(format!("lib{lib}.so")))
-            .arg(&stub_c)
-            .arg(format!("-Wl,-soname,{soname}"))
-            .output()
-            .unwrap();
+        let out = output(
+            Command::new("cc")
+                .args(["-shared", "-fPIC", "-o"])
+                .arg(stub_dir.join(format!("lib{lib}.so")))
+                .arg(&stub_c)
+                .arg(format!("-Wl,-soname,{soname}")),
+        );
         assert!(
             out.status.success(),
             "{}",
@@ -393,25 +410,22 @@ fn program_built_against_classic_sonames_runs_on_ours_through_ld_library_path() 
     )
     .unwrap();
     let exe = s.path("prog");
-    let out = Command::new("cc")
-        .arg(&prog)
-        .arg("-o")
-        .arg(&exe)
-        .arg("-L")
-        .arg(&stub_dir)
-        .args(["-lrvmlwp", "-lrdslwp", "-lseglwp"])
-        .output()
-        .unwrap();
+    let out = output(
+        Command::new("cc")
+            .arg(&prog)
+            .arg("-o")
+            .arg(&exe)
+            .arg("-L")
+            .arg(&stub_dir)
+            .args(["-lrvmlwp", "-lrdslwp", "-lseglwp"]),
+    );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let ours = lib_dir(&s);
-    let out = Command::new(&exe)
-        .env("LD_LIBRARY_PATH", &ours)
-        .output()
-        .unwrap();
+    let out = output(Command::new(&exe).env("LD_LIBRARY_PATH", &ours));
     let stdout = expect_success(&out, "prog");
     assert_eq!(stdout.trim(), "225 RVM_EVERSION_SKEW 0 0");
 }
@@ -431,6 +445,7 @@ fn terminate_waits_for_running_calls_and_refuses_open_transactions() {
     let stdout = expect_success(&run(&exe, &[&log, &data]), "terminate_race");
     assert!(stdout.contains("terminate race ok"), "{stdout}");
     // rvm_terminate closed the log (its lock is released): a new instance opens it.
+    let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
     let rvm = rvm::Rvm::open(&log, rvm::Options::default()).unwrap();
     rvm.close().unwrap();
 }
