@@ -384,16 +384,23 @@ pub unsafe extern "C" fn rvm_query(options: *mut RvmOptions, region: *mut RvmReg
             };
             let tids = state::open_tids();
             if !tids.is_empty() {
-                let have = o.n_uncommit.max(0) as usize;
-                let want = have + tids.len();
-                let capacity = want.div_ceil(5) * 5;
+                // Entries already in the array (none if it is NULL, whatever the count says).
+                let have = if o.tid_array.is_null() {
+                    0
+                } else {
+                    o.n_uncommit.max(0) as usize
+                };
+                let want = have.saturating_add(tids.len());
+                let Some(bytes) = want
+                    .div_ceil(5)
+                    .checked_mul(5 * std::mem::size_of::<RvmTid>())
+                    .filter(|b| *b <= isize::MAX as usize)
+                else {
+                    return RVM_ENO_MEMORY;
+                };
                 // SAFETY: tid_array is NULL or a malloc'ed array (the caller's contract).
-                let array = unsafe {
-                    libc::realloc(
-                        o.tid_array as *mut libc::c_void,
-                        capacity * std::mem::size_of::<RvmTid>(),
-                    )
-                } as *mut RvmTid;
+                let array = unsafe { libc::realloc(o.tid_array as *mut libc::c_void, bytes) }
+                    as *mut RvmTid;
                 if array.is_null() {
                     return RVM_ENO_MEMORY;
                 }
@@ -408,7 +415,7 @@ pub unsafe extern "C" fn rvm_query(options: *mut RvmOptions, region: *mut RvmReg
                         tid: id as *mut libc::c_void,
                         reserved: 0,
                     };
-                    // SAFETY: the array holds `capacity >= want` entries.
+                    // SAFETY: the array holds at least `want` entries (`bytes` above).
                     unsafe { std::ptr::write_unaligned(array.add(have + i), t) };
                 }
                 o.tid_array = array;

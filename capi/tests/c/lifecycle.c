@@ -110,6 +110,14 @@ int main(int argc, char **argv) {
         CHECK_RC(rvm_abort_transaction(&q.tid_array[i]), RVM_SUCCESS);
     free(q.tid_array);
     CHECK(base[100] == 0);
+    /* A stale count with a NULL array is not trusted. */
+    CHECK_RC(rvm_begin_transaction(&t2, restore), RVM_SUCCESS);
+    rvm_init_options(&q);
+    q.n_uncommit = 1L << 60;
+    CHECK_RC(rvm_query(&q, NULL), RVM_SUCCESS);
+    CHECK(q.n_uncommit == 1 && q.tid_array != NULL);
+    CHECK_RC(rvm_abort_transaction(&q.tid_array[0]), RVM_SUCCESS);
+    free(q.tid_array);
     CHECK_RC(rvm_end_transaction(t1, flush), RVM_ETID);
     rvm_free_tid(t1);
 
@@ -119,7 +127,7 @@ int main(int argc, char **argv) {
     CHECK_RC(rvm_statistics("RVM Statistics Version 1.0", &stats), RVM_ESTAT_VERSION_SKEW);
     CHECK_RC(rvm_statistics(RVM_STATISTICS_VERSION, NULL), RVM_ESTATISTICS);
     CHECK_RC(RVM_STATISTICS(&stats), RVM_SUCCESS);
-    CHECK(stats.n_flush_commit == 1 && stats.n_abort == 3 && stats.n_uncommit == 0);
+    CHECK(stats.n_flush_commit == 1 && stats.n_abort == 4 && stats.n_uncommit == 0);
     CHECK(stats.struct_id == rvm_statistics_id);
 
     /* Names, offsets, pages. */
