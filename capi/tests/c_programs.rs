@@ -135,6 +135,8 @@ fn lifecycle_and_error_rules() {
     let out = run(&exe, &[&s.path("log"), &s.path("data")]);
     let stdout = expect_success(&out, "lifecycle");
     assert!(stdout.contains("lifecycle ok"), "{stdout}");
+    assert!(stdout.contains("RVM statistics (rvm-rs)"), "{stdout}");
+    assert!(stdout.contains("flush commits"), "{stdout}");
 }
 
 #[test]

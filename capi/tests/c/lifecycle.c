@@ -121,6 +121,25 @@ int main(int argc, char **argv) {
     CHECK_RC(rvm_end_transaction(t1, flush), RVM_ETID);
     rvm_free_tid(t1);
 
+    /* Records with the wrong id, and rvm_map, which maps no plain file or single region yet. */
+    rvm_options_t bad_options;
+    memset(&bad_options, 0, sizeof bad_options);
+    CHECK_RC(rvm_set_options(&bad_options), RVM_EOPTIONS);
+    CHECK_RC(rvm_query(&bad_options, NULL), RVM_EOPTIONS);
+    rvm_region_t region;
+    memset(&region, 0, sizeof region);
+    CHECK_RC(rvm_map(NULL, NULL), RVM_EREGION);
+    CHECK_RC(rvm_map(&region, NULL), RVM_EREGION);
+    rvm_init_region(&region);
+    region.data_dev = argv[2];
+    CHECK_RC(rvm_map(&region, &bad_options), RVM_EOPTIONS);
+    CHECK_RC(rvm_map(&region, NULL), RVM_ENOT_MAPPED);
+    CHECK_RC(rvm_unmap(&region), RVM_ENOT_MAPPED);
+    rvm_statistics_t bad_stats;
+    memset(&bad_stats, 0, sizeof bad_stats);
+    CHECK_RC(RVM_STATISTICS(&bad_stats), RVM_ESTATISTICS);
+    CHECK_RC(rvm_print_statistics(&bad_stats, stdout), RVM_ESTATISTICS);
+
     /* Statistics. */
     rvm_statistics_t stats;
     rvm_init_statistics(&stats);
@@ -129,6 +148,7 @@ int main(int argc, char **argv) {
     CHECK_RC(RVM_STATISTICS(&stats), RVM_SUCCESS);
     CHECK(stats.n_flush_commit == 1 && stats.n_abort == 4 && stats.n_uncommit == 0);
     CHECK(stats.struct_id == rvm_statistics_id);
+    CHECK_RC(rvm_print_statistics(&stats, stdout), RVM_SUCCESS);
 
     /* Names, offsets, pages. */
     CHECK(strcmp(rvm_return(RVM_ETID), "RVM_ETID") == 0);
