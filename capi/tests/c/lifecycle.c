@@ -1,8 +1,10 @@
 /* Lifecycle and error rules of the classic interface: EINIT before init, version skew,
  * running without a log, ETID/EMODE, byte copies of tids, rvm_query, EUNCOMMIT at terminate,
  * EINIT after terminate. Usage: lifecycle LOG SEGMENT (neither exists yet). */
+#define _DEFAULT_SOURCE
 #include <rvm/rvm.h>
 #include <rvm/rvm_segment.h>
+#include <sys/mman.h>
 #include <rvm/rvm_statistics.h>
 #include <string.h>
 #include "check.h"
@@ -59,6 +61,22 @@ int main(int argc, char **argv) {
     rvm_region_def_t *defs2 = NULL;
     CHECK(rvm_load_segment(argv[2], RVM_MK_OFFSET(0, 0), NULL, &n2, &defs2) != RVM_SUCCESS);
     char *base = defs[0].vmaddr;
+
+    /* A segment whose address is taken by another mapping: RVM_EVM_OVERLAP, nothing replaced. */
+    char other_path[4200];
+    snprintf(other_path, sizeof other_path, "%s.other", argv[2]);
+    rvm_region_def_t other = {RVM_OFFSET_INITIALIZER(0, 0), 4096, (char *)0x218000000000UL};
+    CHECK_RC(rvm_create_segment(other_path, RVM_MK_OFFSET(0, 0), NULL, 1, &other), RVM_SUCCESS);
+    char *taken = (char *)mmap(other.vmaddr, 4096, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    CHECK(taken == other.vmaddr);
+    taken[0] = 'z';
+    CHECK_RC(rvm_load_segment(other_path, RVM_MK_OFFSET(0, 0), NULL, &n2, &defs2), RVM_EVM_OVERLAP);
+    CHECK(taken[0] == 'z');
+    CHECK(munmap(taken, 4096) == 0);
+    CHECK_RC(rvm_load_segment(other_path, RVM_MK_OFFSET(0, 0), NULL, &n2, &defs2), RVM_SUCCESS);
+    CHECK(n2 == 1 && defs2[0].vmaddr == other.vmaddr);
+    CHECK_RC(rvm_release_segment(n2, &defs2), RVM_SUCCESS);
 
     /* ETID: NULL, never begun, wrong struct id, ended. */
     CHECK_RC(rvm_abort_transaction(NULL), RVM_ETID);
