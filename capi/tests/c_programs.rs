@@ -451,3 +451,28 @@ fn terminate_waits_for_running_calls_and_refuses_open_transactions() {
     let rvm = rvm::Rvm::open(&log, rvm::Options::default()).unwrap();
     rvm.close().unwrap();
 }
+
+#[test]
+fn start_recovery_and_shutdown_run_on_a_64k_thread_stack() {
+    let s = Scratch::new("smallstack");
+    let exe = s.path("small_stack");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/small_stack.c")],
+        &exe,
+        &["-std=gnu99"],
+    );
+    let (log, data) = (s.path("log"), s.path("data"));
+    rdsinit(&log, &data);
+    expect_success(
+        &run(&exe, &[&log, &data, "crash".as_ref()]),
+        "small_stack crash",
+    );
+    let stdout = expect_success(
+        &run(&exe, &[&log, &data, "recover".as_ref()]),
+        "small_stack recover",
+    );
+    assert!(stdout.contains("small stack ok"), "{stdout}");
+    heap_checks_clean(&log, &data);
+}
