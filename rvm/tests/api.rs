@@ -409,6 +409,52 @@ fn background_truncation_starts_at_the_threshold_and_statistics_add_up() {
 }
 
 #[test]
+fn truncate_threshold_changes_at_run_time() {
+    let d = Dir::new("set-threshold");
+    let (log, data) = make(&d, 1 << 20, 64 * 1024, ANYWHERE);
+    let rvm = Rvm::open(&log, Options::default().truncate_threshold(50)).unwrap();
+    // SAFETY: the test's files are in its own temporary directory; nothing shortens them.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
+    let b = seg.regions()[0].address;
+    assert!(matches!(
+        rvm.set_truncate_threshold(101),
+        Err(Error::InvalidArgument { .. })
+    ));
+    rvm.set_truncate_threshold(0).unwrap();
+    assert_eq!(rvm.truncate_threshold(), 0);
+    // Past the old threshold (each flush writes at least a sector): nothing truncates.
+    for i in 0..1200u64 {
+        let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+        tx.write(b + (i as usize % 100) * 8, &i).unwrap();
+        tx.end(CommitMode::Flush).unwrap();
+    }
+    assert!(rvm.query().used_percent > 50.0);
+    assert_eq!(rvm.statistics().background_truncations, 0);
+    // A lower threshold starts truncation at the next flush.
+    rvm.set_truncate_threshold(10).unwrap();
+    let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+    tx.write(b, &1u64).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let mut polls = 0;
+    while rvm.statistics().background_truncations == 0 {
+        polls += 1;
+        assert!(
+            polls < 2000,
+            "no background truncation after lowering the threshold"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    rvm.wait_for_truncation().unwrap();
+    assert!(rvm.query().used_percent < 10.0);
+    drop(seg);
+    rvm.close().unwrap();
+    // Without a truncation thread only 0 is accepted.
+    let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();
+    assert!(rvm.set_truncate_threshold(30).is_err());
+    rvm.set_truncate_threshold(0).unwrap();
+}
+
+#[test]
 fn bad_files_get_errors_that_name_them_and_change_nothing() {
     let d = Dir::new("badfiles");
     let junk = d.path("junk");

@@ -2,6 +2,8 @@
 
 use super::stats::add;
 use super::status::Pos;
+use std::sync::atomic::Ordering;
+
 use super::{lock, now_us, Inner};
 use crate::error::{Error, Result};
 use crate::format::align_up;
@@ -66,7 +68,7 @@ impl Inner {
                 p.tail_offset = tail;
                 p.next_lsn = next_lsn;
                 let used = self.used_bytes(&p);
-                let threshold = self.options.truncate_threshold_percent as u64;
+                let threshold = self.truncate_threshold_percent.load(Ordering::Relaxed) as u64;
                 if threshold > 0
                     && used * 100 >= threshold * (self.area_end - self.area_start)
                     && !p.truncating

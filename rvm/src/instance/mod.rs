@@ -28,7 +28,7 @@ mod status;
 mod table;
 mod truncation;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -69,6 +69,9 @@ pub(crate) struct Inner {
     area_end: u64,
     pub(crate) record_bytes_max: u64,
     options: Options,
+    /// The background-truncation threshold now (starts as `options`'; see
+    /// [`Rvm::set_truncate_threshold`]).
+    truncate_threshold_percent: AtomicU8,
     pub(crate) queue: Mutex<Queue>,
     queue_cond: Condvar,
     pos: Mutex<Pos>,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Instant;
 
@@ -191,6 +191,7 @@ impl Rvm {
                 .then(|| Arc::new(crate::range_lock::RangeLocks::new(options.lock_timeout))),
             log,
             log_name: name,
+            truncate_threshold_percent: AtomicU8::new(options.truncate_threshold_percent),
             options,
         });
         add(&inner.stats.recovered_records, scan.records.len() as u64);

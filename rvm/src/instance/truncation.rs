@@ -14,6 +14,33 @@ use crate::format::segment::SegmentHeader;
 use crate::log::LogReader;
 
 impl Rvm {
+    /// Change the log use (percent, 1..=100) at which background truncation starts; 0 stops
+    /// starting it (truncation then happens only when space runs out or when asked). Takes
+    /// effect at the next flush. An instance opened with a threshold of 0 has no truncation
+    /// thread, so it can only be given 0.
+    pub fn set_truncate_threshold(&self, percent: u8) -> Result<()> {
+        if percent > 100 || (percent > 0 && self.truncator.is_none()) {
+            return Err(Error::InvalidArgument {
+                parameter: "truncate threshold",
+                rule: format!(
+                    "{percent} must be 0..=100, and non-zero only if the log was opened with a \
+                     non-zero threshold"
+                ),
+            });
+        }
+        self.inner
+            .truncate_threshold_percent
+            .store(percent, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The background-truncation threshold now (see [`Rvm::set_truncate_threshold`]).
+    pub fn truncate_threshold(&self) -> u8 {
+        self.inner
+            .truncate_threshold_percent
+            .load(Ordering::Relaxed)
+    }
+
     /// Flush, then apply the whole log to the segments, sync them, and free the log.
     pub fn truncate(&self) -> Result<()> {
         self.inner.flush_all()?;

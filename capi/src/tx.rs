@@ -1,0 +1,161 @@
+//! Transactions: `rvm_begin_transaction`, `rvm_set_range`, `rvm_modify_bytes`,
+//! `rvm_end_transaction`, `rvm_abort_transaction`.
+//!
+//! A tid record carries a registry id (in its `tid` field, never dereferenced) and the uname
+//! the registry holds for that id; every call looks both up, so a stale, forged or ended tid
+//! gets `RVM_ETID`, and a byte copy of a begun tid is as good as the original.
+
+use libc::c_void;
+use rvm::{BeginMode, CommitMode};
+
+use crate::codes::*;
+use crate::state::{self, enter, guarded, read_tid};
+use crate::types::*;
+
+fn begin_mode(mode: CEnum) -> Option<BeginMode> {
+    match mode {
+        MODE_RESTORE => Some(BeginMode::Restore),
+        MODE_NO_RESTORE => Some(BeginMode::NoRestore),
+        _ => None,
+    }
+}
+
+pub fn commit_mode(mode: CEnum) -> Option<CommitMode> {
+    match mode {
+        MODE_FLUSH => Some(CommitMode::Flush),
+        MODE_NO_FLUSH => Some(CommitMode::NoFlush),
+        _ => None,
+    }
+}
+
+fn code(result: Result<(), RvmReturn>) -> RvmReturn {
+    result.err().unwrap_or(RVM_SUCCESS)
+}
+
+/// Begin a transaction in `restore` or `no_restore` mode; the tid record gets a fresh uname
+/// and id. Several transactions may be open per thread, and a tid may be used from any thread.
+///
+/// # Safety
+/// `tid` is NULL or points to a writable `rvm_tid_t`.
+#[no_mangle]
+pub unsafe extern "C" fn rvm_begin_transaction(tid: *mut RvmTid, mode: CEnum) -> RvmReturn {
+    guarded!(RVM_EINTERNAL, {
+        code((|| {
+            let call = enter()?;
+            // SAFETY: the caller's contract.
+            let mut t = unsafe { read_tid(tid) }?;
+            let mode = begin_mode(mode).ok_or(RVM_EMODE)?;
+            let rvm = call.rvm()?;
+            let tx = rvm.begin(mode).map_err(|e| rvm_code(&e))?;
+            let (id, uname) = state::register(tx);
+            t.uname = uname;
+            t.tid = id as *mut c_void;
+            t.reserved = 0;
+            // SAFETY: checked non-null above; writable by the caller's contract.
+            unsafe { std::ptr::write_unaligned(tid, t) };
+            Ok(())
+        })())
+    })
+}
+
+/// Declare that `[dest, dest+length)` will be changed; it must lie inside one mapped region.
+/// The caller then writes the bytes in place; their new values are captured at commit. In
+/// restore mode the old values are saved now, so call it before writing.
+///
+/// # Safety
+/// `tid` is NULL or a readable `rvm_tid_t`.
+#[no_mangle]
+pub unsafe extern "C" fn rvm_set_range(
+    tid: *mut RvmTid,
+    dest: *mut c_void,
+    length: RvmLength,
+) -> RvmReturn {
+    guarded!(RVM_EINTERNAL, {
+        code((|| {
+            let _call = enter()?;
+            // SAFETY: the caller's contract.
+            let t = unsafe { read_tid(tid) }?;
+            let slot = state::find(&t)?;
+            let mut guard = state::lock(&slot.tx);
+            let tx = guard.as_mut().ok_or(RVM_ETID)?;
+            tx.set_range(dest as usize, length as usize)
+                .map_err(|e| rvm_code(&e))
+        })())
+    })
+}
+
+/// `rvm_set_range` on `[dest, dest+length)`, then copy `length` bytes from `src` there
+/// (overlap-safe). A NULL `src` with a non-zero length gives `RVM_ESRC`.
+///
+/// # Safety
+/// `tid` is NULL or a readable `rvm_tid_t`; `src` is readable for `length` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rvm_modify_bytes(
+    tid: *mut RvmTid,
+    dest: *mut c_void,
+    src: *const c_void,
+    length: RvmLength,
+) -> RvmReturn {
+    guarded!(RVM_EINTERNAL, {
+        code((|| {
+            let _call = enter()?;
+            // SAFETY: the caller's contract.
+            let t = unsafe { read_tid(tid) }?;
+            if src.is_null() && length != 0 {
+                return Err(RVM_ESRC);
+            }
+            let slot = state::find(&t)?;
+            let mut guard = state::lock(&slot.tx);
+            let tx = guard.as_mut().ok_or(RVM_ETID)?;
+            tx.set_range(dest as usize, length as usize)
+                .map_err(|e| rvm_code(&e))?;
+            // SAFETY: set_range checked that the destination lies in a mapped region and
+            // pinned it for this transaction; `src` is readable by the caller's contract.
+            // Raw copy (memmove): no Rust reference to memory other threads may write.
+            unsafe { std::ptr::copy(src as *const u8, dest as *mut u8, length as usize) };
+            Ok(())
+        })())
+    })
+}
+
+/// Commit in `flush` (durable on return) or `no_flush` (durable after the next flush) mode.
+/// A bad mode gives `RVM_EMODE` and leaves the transaction open. A transaction too large for
+/// the log gives `RVM_ETOO_BIG`; it is then aborted (restore mode: old values back).
+///
+/// # Safety
+/// `tid` is NULL or a readable `rvm_tid_t`.
+#[no_mangle]
+pub unsafe extern "C" fn rvm_end_transaction(tid: *mut RvmTid, mode: CEnum) -> RvmReturn {
+    guarded!(RVM_EINTERNAL, {
+        code((|| {
+            let _call = enter()?;
+            // SAFETY: the caller's contract.
+            let t = unsafe { read_tid(tid) }?;
+            let Some(mode) = commit_mode(mode) else {
+                // A bad tid wins over a bad mode; a bad mode leaves the tid open.
+                state::find(&t)?;
+                return Err(RVM_EMODE);
+            };
+            let tx = state::take(&t)?;
+            tx.end(mode).map_err(|e| rvm_code(&e))
+        })())
+    })
+}
+
+/// Abort: in restore mode every declared byte gets its old value back, in reverse order of
+/// declaration; in no_restore mode memory stays as written.
+///
+/// # Safety
+/// `tid` is NULL or a readable `rvm_tid_t`.
+#[no_mangle]
+pub unsafe extern "C" fn rvm_abort_transaction(tid: *mut RvmTid) -> RvmReturn {
+    guarded!(RVM_EINTERNAL, {
+        code((|| {
+            let _call = enter()?;
+            // SAFETY: the caller's contract.
+            let t = unsafe { read_tid(tid) }?;
+            let tx = state::take(&t)?;
+            tx.abort().map_err(|e| rvm_code(&e))
+        })())
+    })
+}

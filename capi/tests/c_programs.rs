@@ -1,0 +1,479 @@
+//! C programs written against the classic headers, compiled with the system C compiler and
+//! linked with `-lrvm -lseg -lrds` against this crate's shared library, then run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// Held while this test process has a log or segment open itself (they use fixed addresses,
+/// and tests run in parallel threads) and while it starts a child: a child forked while a
+/// library file is open would hold that file's lock until it execs.
+static MAPPING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn spawn(cmd: &mut Command) -> Child {
+    let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a child process")
+}
+
+fn output(cmd: &mut Command) -> Output {
+    spawn(cmd)
+        .wait_with_output()
+        .expect("wait for a child process")
+}
+
+/// The directory holding the `librvm_capi.so` built for this test run: the test executable's
+/// own directory (`target/debug/deps`; `target/debug` may hold an older copy from
+/// `cargo build`).
+fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent().expect("deps directory").to_path_buf()
+}
+
+/// A scratch directory removed on drop.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("rvm-capi-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A lib directory with the classic names (and the `.so.1` soname) pointing at our library.
+fn lib_dir(scratch: &Scratch) -> PathBuf {
+    let lib = build_dir().join("librvm_capi.so");
+    assert!(lib.exists(), "{} was not built", lib.display());
+    let dir = scratch.path("lib");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in [
+        "rvm", "seg", "rds", "rvmpt", "segpt", "rdspt", "rvmlwp", "seglwp", "rdslwp",
+    ] {
+        for suffix in [".so", ".so.1"] {
+            let link = dir.join(format!("lib{name}{suffix}"));
+            if !link.exists() {
+                std::os::unix::fs::symlink(&lib, &link).unwrap();
+            }
+        }
+    }
+    dir
+}
+
+fn include_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("include")
+}
+
+fn source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+/// Compile `sources` with `compiler` into `out`, linked the classic way.
+pub fn compile(scratch: &Scratch, compiler: &str, sources: &[PathBuf], out: &Path, extra: &[&str]) {
+    let lib = lib_dir(scratch);
+    let mut cmd = Command::new(compiler);
+    cmd.arg("-Wall")
+        .arg("-Wextra")
+        .arg("-Werror")
+        .arg("-I")
+        .arg(include_dir())
+        .arg("-I")
+        .arg(source("tests/c"))
+        .args(sources)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .arg("-L")
+        .arg(&lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lrvmpt", "-lsegpt", "-lrdspt", "-lpthread"]);
+    let output = output(&mut cmd);
+    assert!(
+        output.status.success(),
+        "{compiler} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+pub fn run(program: &Path, args: &[&Path]) -> Output {
+    output(Command::new(program).args(args))
+}
+
+fn expect_success(output: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{what} failed ({:?}):\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn lifecycle_and_error_rules() {
+    let s = Scratch::new("lifecycle");
+    let exe = s.path("lifecycle");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/lifecycle.c")],
+        &exe,
+        &["-std=c99"],
+    );
+    let out = run(&exe, &[&s.path("log"), &s.path("data")]);
+    let stdout = expect_success(&out, "lifecycle");
+    assert!(stdout.contains("lifecycle ok"), "{stdout}");
+    assert!(stdout.contains("RVM statistics (rvm-rs)"), "{stdout}");
+    assert!(stdout.contains("flush commits"), "{stdout}");
+}
+
+#[test]
+fn five_open_tids_match_the_expected_image() {
+    let s = Scratch::new("five");
+    let exe = s.path("five_tids");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/five_tids.c")],
+        &exe,
+        &["-std=c99"],
+    );
+    let out = run(&exe, &[&s.path("log"), &s.path("data")]);
+    let stdout = expect_success(&out, "five_tids");
+    assert!(stdout.contains("five tids ok"), "{stdout}");
+}
+
+#[test]
+fn layout_matches_the_reference_from_c_and_cxx() {
+    let s = Scratch::new("layout");
+    for (compiler, standard) in [("cc", "-std=c11"), ("g++", "-std=c++11")] {
+        let exe = s.path(&format!("layout-{compiler}"));
+        let mut extra = vec![standard];
+        if compiler == "g++" {
+            extra.extend(["-x", "c++"]);
+        }
+        // `-x c++` must come before the source it applies to.
+        let lib = lib_dir(&s);
+        let mut cmd = Command::new(compiler);
+        cmd.args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .args(&extra)
+            .arg("-I")
+            .arg(include_dir())
+            .arg(source("tests/c/layout.c"))
+            .arg("-x")
+            .arg("none")
+            .arg("-o")
+            .arg(&exe)
+            .arg("-L")
+            .arg(&lib)
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .args(["-lrvm", "-lseg", "-lrds"]);
+        let out = output(&mut cmd);
+        assert!(
+            out.status.success(),
+            "{compiler}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        expect_success(&run(&exe, &[]), compiler);
+    }
+}
+
+/// Make LOG and DATA with rdsinit (its library, as the binary runs it).
+fn rdsinit(log: &Path, data: &Path) {
+    use clap::Parser;
+    let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+    let args = [
+        "rdsinit".to_string(),
+        "-f".into(),
+        "--log-size".into(),
+        "1M".into(),
+        log.display().to_string(),
+        data.display().to_string(),
+        "4M".into(),
+        "0x230000000000".into(),
+        "2M".into(),
+        "64K".into(),
+        "80".into(),
+        "64".into(),
+    ];
+    let cli = rdsinit::cli::Cli::parse_from(args);
+    assert_eq!(rdsinit::run::main_with(cli), rdsinit::EXIT_OK);
+}
+
+/// Check the heap in DATA with the library's checker (after recovery by the C program).
+fn heap_checks_clean(log: &Path, data: &Path) {
+    let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+    let rvm = rvm::Rvm::open(log, rvm::Options::default()).unwrap();
+    // SAFETY: the test's files are in its own temporary directory; nothing shortens them.
+    let seg = unsafe { rvm.map(data, rvm::MapOptions::default()) }.unwrap();
+    let heap = rvm::rds::Heap::load(&seg).unwrap();
+    let report = heap.check();
+    assert!(report.is_ok(), "{report:?}");
+    drop(heap);
+    rvm.close().unwrap();
+}
+
+/// Run `counter run` until it has acknowledged at least `acks` commits, SIGKILL it, and
+/// return the last value it acknowledged (every line it wrote before it died).
+fn run_and_kill(exe: &Path, log: &Path, data: &Path, acks: u64) -> u64 {
+    use std::io::{BufRead, BufReader};
+    let mut child =
+        spawn(Command::new(exe).args([log.as_os_str(), data.as_os_str(), "run".as_ref()]));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut last = 0u64;
+    let mut seen = 0;
+    while seen < acks {
+        match lines.next() {
+            Some(Ok(l)) => {
+                last = l.trim().parse().unwrap();
+                seen += 1;
+            }
+            _ => {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "counter ended early: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    // SAFETY: kill has no memory-safety preconditions; the pid is our live child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    // Lines written before the kill were acknowledged too.
+    for l in lines.map_while(Result::ok) {
+        if let Ok(v) = l.trim().parse() {
+            last = v;
+        }
+    }
+    child.wait().unwrap();
+    last
+}
+
+#[test]
+fn kill9_loop_recovers_every_acknowledged_commit_on_an_rdsinit_heap() {
+    let s = Scratch::new("kill9");
+    let exe = s.path("counter");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/counter.c")],
+        &exe,
+        &["-std=c99"],
+    );
+    let (log, data) = (s.path("log"), s.path("data"));
+    rdsinit(&log, &data);
+    let mut previous = 0;
+    for round in 0..12u64 {
+        let acked = run_and_kill(&exe, &log, &data, 1 + (round * 7) % 23);
+        assert!(acked > previous, "round {round}: no progress");
+        let out = run(
+            &exe,
+            &[&log, &data, "verify".as_ref(), acked.to_string().as_ref()],
+        );
+        let stdout = expect_success(&out, "counter verify");
+        let value: u64 = stdout.trim().trim_start_matches("value ").parse().unwrap();
+        assert!(value == acked || value == acked + 1, "{value} vs {acked}");
+        previous = value;
+        heap_checks_clean(&log, &data);
+    }
+}
+
+#[test]
+fn threads_on_64k_stacks_keep_memory_and_segment_in_agreement() {
+    let s = Scratch::new("stress");
+    let exe = s.path("stress");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/stress.c")],
+        &exe,
+        &["-std=gnu99"],
+    );
+    for (threads, seed) in [(2u32, 1u64), (3, 2), (4, 3), (4, 4)] {
+        let (log, data) = (
+            s.path(&format!("log{seed}")),
+            s.path(&format!("data{seed}")),
+        );
+        rdsinit(&log, &data);
+        let args = [
+            threads.to_string(),
+            seed.to_string(),
+            "6".into(),
+            "150".into(),
+        ];
+        let mut all: Vec<&Path> = vec![&log, &data];
+        all.extend(args.iter().map(|a| Path::new(a.as_str())));
+        let stdout = expect_success(&run(&exe, &all), "stress");
+        assert!(stdout.contains("stress ok"), "{stdout}");
+        heap_checks_clean(&log, &data);
+    }
+}
+
+#[test]
+fn example_program_counts_its_runs_across_restarts() {
+    let s = Scratch::new("example");
+    let exe = s.path("persistent_counter");
+    compile(
+        &s,
+        "cc",
+        &[source("examples/persistent_counter.c")],
+        &exe,
+        &[],
+    );
+    let (log, data) = (s.path("log"), s.path("data"));
+    rdsinit(&log, &data);
+    for n in 1..=3 {
+        let stdout = expect_success(&run(&exe, &[&log, &data]), "persistent_counter");
+        assert_eq!(stdout.trim(), format!("run {n}"));
+    }
+    heap_checks_clean(&log, &data);
+}
+
+#[test]
+fn rds_interface_calls_and_error_codes() {
+    let s = Scratch::new("rds");
+    let exe = s.path("rds_api");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/rds_api.c")],
+        &exe,
+        &["-std=c99"],
+    );
+    let (log, data, trace) = (s.path("log"), s.path("data"), s.path("trace"));
+    {
+        let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+        rvm::Rvm::create_log(&log, 1 << 20).unwrap();
+    }
+    let stdout = expect_success(&run(&exe, &[&log, &data, &trace]), "rds_api");
+    assert!(stdout.contains("rds api ok"), "{stdout}");
+    assert!(stdout.contains("RDS statistics"), "{stdout}");
+    let traced = std::fs::read_to_string(&trace).unwrap();
+    assert!(traced.contains("hello 42"), "{traced}");
+    assert!(traced.contains("rds_malloc: 100 bytes at 0x"), "{traced}");
+    assert!(traced.contains("rds heap at 0x240000000000"), "{traced}");
+    heap_checks_clean(&log, &data);
+}
+
+#[test]
+fn program_built_against_classic_sonames_runs_on_ours_through_ld_library_path() {
+    // Stand-ins for the classic libraries: only their sonames and symbol names matter to the
+    // program linked against them.
+    let s = Scratch::new("soname");
+    let stub_dir = s.path("classic");
+    std::fs::create_dir_all(&stub_dir).unwrap();
+    let stub_c = s.path("stub.c");
+    std::fs::write(
+        &stub_c,
+        "int rvm_initialize(const char *v, void *o) { (void)v; (void)o; return -1; }\n\
+         char *rvm_return(int c) { (void)c; return 0; }\n\
+         int rds_trace_off(void) { return -1; }\n\
+         long rds_rvmsize;\n",
+    )
+    .unwrap();
+    for (lib, soname) in [
+        ("rvmlwp", "librvmlwp.so.1"),
+        ("rdslwp", "librdslwp.so.1"),
+        ("seglwp", "libseglwp.so.1"),
+    ] {
+        let out = output(
+            Command::new("cc")
+                .args(["-shared", "-fPIC", "-o"])
+                .arg(stub_dir.join(format!("lib{lib}.so")))
+                .arg(&stub_c)
+                .arg(format!("-Wl,-soname,{soname}")),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let prog = s.path("prog.c");
+    std::fs::write(
+        &prog,
+        "#include <stdio.h>\n#include <string.h>\n\
+         int rvm_initialize(const char *, void *);\nchar *rvm_return(int);\n\
+         int rds_trace_off(void);\nextern long rds_rvmsize;\n\
+         int main(void) { int rc = rvm_initialize(\"old\", 0);\n\
+         printf(\"%d %s %d %ld\\n\", rc, rvm_return(rc), rds_trace_off(), rds_rvmsize);\n\
+         return 0; }\n",
+    )
+    .unwrap();
+    let exe = s.path("prog");
+    let out = output(
+        Command::new("cc")
+            .arg(&prog)
+            .arg("-o")
+            .arg(&exe)
+            .arg("-L")
+            .arg(&stub_dir)
+            .args(["-lrvmlwp", "-lrdslwp", "-lseglwp"]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = lib_dir(&s);
+    let out = output(Command::new(&exe).env("LD_LIBRARY_PATH", &ours));
+    let stdout = expect_success(&out, "prog");
+    assert_eq!(stdout.trim(), "225 RVM_EVERSION_SKEW 0 0");
+}
+
+#[test]
+fn terminate_waits_for_running_calls_and_refuses_open_transactions() {
+    let s = Scratch::new("terminate");
+    let exe = s.path("terminate_race");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/terminate_race.c")],
+        &exe,
+        &["-std=gnu99"],
+    );
+    let (log, data) = (s.path("log"), s.path("data"));
+    let stdout = expect_success(&run(&exe, &[&log, &data]), "terminate_race");
+    assert!(stdout.contains("terminate race ok"), "{stdout}");
+    // rvm_terminate closed the log (its lock is released): a new instance opens it.
+    let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+    let rvm = rvm::Rvm::open(&log, rvm::Options::default()).unwrap();
+    rvm.close().unwrap();
+}
+
+#[test]
+fn start_recovery_and_shutdown_run_on_a_64k_thread_stack() {
+    let s = Scratch::new("smallstack");
+    let exe = s.path("small_stack");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/small_stack.c")],
+        &exe,
+        &["-std=gnu99"],
+    );
+    let (log, data) = (s.path("log"), s.path("data"));
+    rdsinit(&log, &data);
+    expect_success(
+        &run(&exe, &[&log, &data, "crash".as_ref()]),
+        "small_stack crash",
+    );
+    let stdout = expect_success(
+        &run(&exe, &[&log, &data, "recover".as_ref()]),
+        "small_stack recover",
+    );
+    assert!(stdout.contains("small stack ok"), "{stdout}");
+    heap_checks_clean(&log, &data);
+}
