@@ -31,8 +31,10 @@ pub use crate::mapping::range_is_occupied;
 pub mod rds;
 mod rvm;
 pub mod segment;
+pub mod store;
 mod truncate;
 mod tx;
+pub mod typed;
 
 pub use crate::error::{Error, Result};
 pub use crate::format::Uuid;

@@ -60,6 +60,20 @@ pub enum Error {
         rule: String,
     },
 
+    /// An index past the end of a persistent array, vector or field.
+    #[error("index {index} is out of bounds: {what} holds {len}")]
+    OutOfBounds {
+        /// What was indexed ("vector", "slice", "block at 0x...").
+        what: String,
+        index: u64,
+        len: u64,
+    },
+
+    /// The files of a [`crate::store::Store`] are not in a state it can open or create; the
+    /// message names the file and what is wrong. Nothing was changed.
+    #[error("{path}: {reason}")]
+    Store { path: String, reason: String },
+
     /// This thread already holds the heap in another open transaction; waiting for it would
     /// never end. Finish that transaction first.
     #[error(
@@ -81,9 +95,11 @@ impl Error {
             Error::VersionSkew { .. } => "EHEAP_VERSION_SKEW",
             Error::NoHeap { .. } => "EHEAP_INIT",
             Error::BadSegment { .. } => "EBAD_SEGMENT_HDR",
-            Error::BadLayout { .. } | Error::InvalidArgument { .. } | Error::Busy { .. } => {
-                "EBAD_ARGS"
-            }
+            Error::BadLayout { .. }
+            | Error::InvalidArgument { .. }
+            | Error::Busy { .. }
+            | Error::OutOfBounds { .. }
+            | Error::Store { .. } => "EBAD_ARGS",
         }
     }
 }

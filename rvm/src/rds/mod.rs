@@ -70,16 +70,40 @@ pub const ADDRESS_END_MAX: u64 = 1 << 47;
 /// Largest static region accepted (1 TiB), to catch mistyped values.
 pub const STATIC_LENGTH_MAX: u64 = 1 << 40;
 
+/// The default heap address: 32 TiB (`0x2000_0000_0000`). On x86-64 and arm64 Linux it is
+/// clear of the common mappings: executables and `brk` (near `0x5555_...` for PIE, low
+/// addresses otherwise), shared libraries, stacks and `mmap` (just below 128 TiB, growing
+/// down), and the sanitizers' shadow memory (below 16 TiB for AddressSanitizer).
+pub const DEFAULT_START_ADDRESS: u64 = 0x2000_0000_0000;
+
 /// Where a heap segment's regions go and how its heap is shaped (what `rdsinit` asks for).
+///
+/// The default: a 256 MiB heap at [`DEFAULT_START_ADDRESS`], a 64 KiB static region, 80
+/// free lists, 64-byte chunks (segment files are sparse: an empty heap uses a few pages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeapLayout {
     /// Address of the heap region; the static region follows it.
     pub start_address: u64,
+    /// Length of the heap region (a multiple of 4096).
     pub heap_length: u64,
+    /// Length of the static region (a multiple of 4096).
     pub static_length: u64,
     /// Free lists: list i < nlists holds blocks of exactly i chunks, list nlists the rest.
     pub nlists: u64,
+    /// Allocation unit in bytes (a multiple of 8, at least 32).
     pub chunk_size: u64,
+}
+
+impl Default for HeapLayout {
+    fn default() -> Self {
+        HeapLayout {
+            start_address: DEFAULT_START_ADDRESS,
+            heap_length: 256 << 20,
+            static_length: 64 << 10,
+            nlists: 80,
+            chunk_size: 64,
+        }
+    }
 }
 
 impl HeapLayout {

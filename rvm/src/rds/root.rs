@@ -104,6 +104,17 @@ impl<T> std::fmt::Debug for Root<T> {
     }
 }
 
+impl<T> Root<T> {
+    /// A root at `address` in `segment` (the caller checked that a `T` fits there).
+    pub(crate) fn at(segment: Segment, address: usize) -> Root<T> {
+        Root {
+            segment,
+            address,
+            _type: PhantomData,
+        }
+    }
+}
+
 impl<T: Pod> Root<T> {
     pub fn address(&self) -> usize {
         self.address
