@@ -138,6 +138,7 @@ impl Paths {
 /// let mut tx = store.begin()?;
 /// counter.update(&mut tx, |c| *c += 1)?;
 /// tx.end(CommitMode::Flush)?; // durable when this returns
+/// drop(counter); // a root keeps its segment file open
 /// store.close()?;
 ///
 /// let store = Store::open_or_create(&dir, StoreOptions::default())?;
@@ -338,6 +339,8 @@ impl Store {
     /// let mut store = Store::open_or_create(&dir, StoreOptions::default().heap_bytes(1 << 20))?;
     /// let mut tx = store.begin()?;
     /// let v: PVec<u8> = PVec::new(&mut tx, &store)?;
+    /// tx.end(rvm::CommitMode::Flush)?;
+    /// let mut tx = store.begin()?;
     /// let too_much = v.extend_from_slice(&mut tx, &store, &[7; 2 << 20]);
     /// assert!(matches!(too_much, Err(rvm::rds::Error::NoRoom { .. })));
     /// tx.abort()?;
