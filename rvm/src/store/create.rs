@@ -6,7 +6,9 @@ use std::path::Path;
 
 use crate::device::sync_parent_dir;
 use crate::rds::{self, Error, Heap, HeapLayout, ADDRESS_END_MAX};
-use crate::store::{Paths, StoreHeader, StoreOptions, STORE_HEADER_BYTES, STORE_MAGIC, STORE_VERSION};
+use crate::store::{
+    Paths, StoreHeader, StoreOptions, STORE_HEADER_BYTES, STORE_MAGIC, STORE_VERSION,
+};
 use crate::tx::{BeginMode, CommitMode};
 use crate::{MapOptions, Rvm};
 
@@ -87,7 +89,11 @@ pub(crate) fn check_layout(layout: &HeapLayout) -> Result<(), Error> {
 ///
 /// `stop_after` (tests only) simulates a crash after that many creation steps: it returns
 /// an error without cleaning up.
-pub(crate) fn ensure(paths: &Paths, options: &StoreOptions, stop_after: Option<u32>) -> Result<bool, Error> {
+pub(crate) fn ensure(
+    paths: &Paths,
+    options: &StoreOptions,
+    stop_after: Option<u32>,
+) -> Result<bool, Error> {
     match state(paths)? {
         State::Complete => return Ok(false),
         State::Interrupted => {
@@ -101,7 +107,10 @@ pub(crate) fn ensure(paths: &Paths, options: &StoreOptions, stop_after: Option<u
     if layout.static_length < STORE_HEADER_BYTES as u64 {
         return Err(Error::BadLayout {
             parameter: "static_length",
-            rule: format!("{} bytes cannot hold the store header ({STORE_HEADER_BYTES} bytes)", layout.static_length),
+            rule: format!(
+                "{} bytes cannot hold the store header ({STORE_HEADER_BYTES} bytes)",
+                layout.static_length
+            ),
         });
     }
     match create(paths, options, stop_after) {
@@ -147,7 +156,13 @@ fn create(paths: &Paths, options: &StoreOptions, stop_after: Option<u32>) -> Res
     let rvm = Rvm::open(&creating, options.rvm.clone())?;
     // 2. The heap segment: header, heap initialised by a flush commit, truncated into the
     //    file and synced.
-    rds::create_heap_segment(&rvm, &paths.data, layout.segment_length_min(), layout, Default::default())?;
+    rds::create_heap_segment(
+        &rvm,
+        &paths.data,
+        layout.segment_length_min(),
+        layout,
+        Default::default(),
+    )?;
     stop(2)?;
     // 3. The store header, committed and truncated into the segment.
     let seg = rvm.map(&paths.data, MapOptions::default())?;
@@ -166,7 +181,8 @@ fn create(paths: &Paths, options: &StoreOptions, stop_after: Option<u32>) -> Res
     // 4. Publish: the rename makes the store complete; the directory sync makes it durable.
     std::fs::rename(&creating, &paths.log)
         .map_err(|e| crate::Error::io(&creating.display().to_string(), "rename", e))?;
-    sync_parent_dir(&paths.log).map_err(|e| crate::Error::io(&paths.log.display().to_string(), "sync directory", e))?;
+    sync_parent_dir(&paths.log)
+        .map_err(|e| crate::Error::io(&paths.log.display().to_string(), "sync directory", e))?;
     Ok(())
 }
 
@@ -202,12 +218,19 @@ mod tests {
             let opts = options(0x3100_0000_0000 + step as u64 * 0x1000_0000);
             assert!(ensure(&paths, &opts, Some(step)).is_err());
             assert_eq!(state(&paths).unwrap(), State::Interrupted, "step {step}");
-            assert!(Store::open(&d, opts.clone()).is_err(), "step {step}: not a store yet");
+            assert!(
+                Store::open(&d, opts.clone()).is_err(),
+                "step {step}: not a store yet"
+            );
             let store = Store::open_or_create(&d, opts.clone()).unwrap();
             assert!(store.created(), "step {step}");
             assert_eq!(store.root::<u64>().unwrap().get().unwrap(), 0);
             let mut tx = store.begin().unwrap();
-            store.root::<u64>().unwrap().set(&mut tx, &step.into()).unwrap();
+            store
+                .root::<u64>()
+                .unwrap()
+                .set(&mut tx, &step.into())
+                .unwrap();
             tx.end(CommitMode::Flush).unwrap();
             store.close().unwrap();
             let mut names: Vec<String> = std::fs::read_dir(&d)

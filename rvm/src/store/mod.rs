@@ -170,7 +170,8 @@ impl Store {
     /// damaged log or segment; I/O errors naming the file.
     pub fn open_or_create(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store, Error> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(&dir.display().to_string(), "create directory", e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| crate::Error::io(&dir.display().to_string(), "create directory", e))?;
         Self::open_or_create_files(dir.join("log"), dir.join("data"), options)
     }
 
@@ -242,7 +243,9 @@ impl Store {
         if header.magic != STORE_MAGIC || header.version != STORE_VERSION {
             return Err(Error::Store {
                 path: paths.data.display().to_string(),
-                reason: "is a heap segment but not a store's (no store header in its static region)".into(),
+                reason:
+                    "is a heap segment but not a store's (no store header in its static region)"
+                        .into(),
             });
         }
         let mut heaps = vec![heap];
@@ -364,7 +367,9 @@ impl Store {
         if index >= HEAP_SEGMENTS_MAX {
             return Err(Error::Store {
                 path: self.paths.data.display().to_string(),
-                reason: format!("already has {HEAP_SEGMENTS_MAX} heap segments, the most a log can hold"),
+                reason: format!(
+                    "already has {HEAP_SEGMENTS_MAX} heap segments, the most a log can hold"
+                ),
             });
         }
         let last = self.heaps.last().expect("a store has a heap");
@@ -406,7 +411,12 @@ impl Store {
                 Ok(self.heaps.last().expect("just pushed"))
             }
             Err(e) => {
-                if let Some(seg) = self.rvm.segments().into_iter().find(|s| Path::new(s.path()) == path) {
+                if let Some(seg) = self
+                    .rvm
+                    .segments()
+                    .into_iter()
+                    .find(|s| Path::new(s.path()) == path)
+                {
                     let _ = self.rvm.unmap(&seg);
                 }
                 let _ = std::fs::remove_file(&path);
@@ -448,6 +458,11 @@ impl Store {
 }
 
 impl Alloc for Store {
+    /// Takes every heap, in index order.
+    fn lock(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
+        self.own_up_to(tx, self.heaps.len() - 1)
+    }
+
     /// Allocate from the first heap with room.
     fn alloc_bytes(&self, tx: &mut Transaction<'_>, size: usize) -> Result<usize, Error> {
         let mut no_room = None;

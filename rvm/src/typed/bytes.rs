@@ -52,6 +52,7 @@ impl PBytes {
     /// # Errors
     /// [`Error::NoRoom`].
     pub fn new(tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized)) -> Result<Self, Error> {
+        a.lock(tx)?;
         Ok(PBytes(PVec::new(tx, a)?))
     }
 
@@ -59,7 +60,12 @@ impl PBytes {
     ///
     /// # Errors
     /// [`Error::NoRoom`].
-    pub fn from_slice(tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), bytes: &[u8]) -> Result<Self, Error> {
+    pub fn from_slice(
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        bytes: &[u8],
+    ) -> Result<Self, Error> {
+        a.lock(tx)?;
         Ok(PBytes(PVec::from_slice(tx, a, bytes)?))
     }
 
@@ -99,7 +105,13 @@ impl PBytes {
     ///
     /// # Errors
     /// [`Error::NoRoom`].
-    pub fn extend_from_slice(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), bytes: &[u8]) -> Result<(), Error> {
+    pub fn extend_from_slice(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        a.lock(tx)?;
         self.0.extend_from_slice(tx, a, bytes)
     }
 
@@ -107,7 +119,13 @@ impl PBytes {
     ///
     /// # Errors
     /// [`Error::NoRoom`].
-    pub fn set(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), bytes: &[u8]) -> Result<(), Error> {
+    pub fn set(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        a.lock(tx)?;
         self.0.clear(tx, a)?;
         self.0.extend_from_slice(tx, a, bytes)
     }
@@ -122,6 +140,7 @@ impl PBytes {
     /// # Errors
     /// The handle does not name a string.
     pub fn free(self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized)) -> Result<(), Error> {
+        a.lock(tx)?;
         self.0.free(tx, a)
     }
 }

@@ -187,14 +187,35 @@ impl<K: MapKey + ?Sized, V: Pod> PHashMap<K, V> {
     /// # Errors
     /// [`Error::NoRoom`].
     pub fn new(tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized)) -> Result<Self, Error> {
-        let buckets = PSlice::<u64>::alloc(tx, a, BUCKETS_MIN as usize)?;
+        Self::with_buckets(tx, a, BUCKETS_MIN as usize)
+    }
+
+    /// A new, empty map starting with `buckets` buckets (rounded up to a power of two), in
+    /// `tx`. More buckets up front save the doublings of a map that will be large.
+    ///
+    /// # Errors
+    /// [`Error::NoRoom`], or `buckets` is 0 or above 2^32.
+    pub fn with_buckets(
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        buckets: usize,
+    ) -> Result<Self, Error> {
+        if buckets == 0 || buckets > 1 << 32 {
+            return Err(Error::InvalidArgument {
+                parameter: "buckets",
+                rule: format!("{buckets} is not between 1 and 2^32"),
+            });
+        }
+        a.lock(tx)?;
+        let count = buckets.next_power_of_two();
+        let heads = PSlice::<u64>::alloc(tx, a, count)?;
         let header = a.alloc_bytes(tx, HEADER_BYTES)?;
         tx.write(
             header,
             &Header {
                 len: 0,
-                bucket_count: BUCKETS_MIN,
-                buckets: buckets.block(),
+                bucket_count: count as u64,
+                buckets: heads.block(),
             },
         )?;
         Ok(PHashMap {
@@ -234,7 +255,12 @@ impl<K: MapKey + ?Sized, V: Pod> PHashMap<K, V> {
         read_at(a, at, 0)
     }
 
-    fn key_matches(a: &(impl Alloc + ?Sized), at: u64, e: &Entry, key: &[u8]) -> Result<bool, Error> {
+    fn key_matches(
+        a: &(impl Alloc + ?Sized),
+        at: u64,
+        e: &Entry,
+        key: &[u8],
+    ) -> Result<bool, Error> {
         if e.key_len != key.len() as u64 {
             return Ok(false);
         }
@@ -248,7 +274,10 @@ impl<K: MapKey + ?Sized, V: Pod> PHashMap<K, V> {
     fn chain_too_long(&self, h: &Header) -> Error {
         Error::Corrupt {
             address: self.header,
-            detail: format!("a hash chain is longer than the map's {} entries (a loop)", h.len),
+            detail: format!(
+                "a hash chain is longer than the map's {} entries (a loop)",
+                h.len
+            ),
         }
     }
 
@@ -262,7 +291,11 @@ impl<K: MapKey + ?Sized, V: Pod> PHashMap<K, V> {
             let e = Self::entry(a, at)?;
             if e.hash == hash && Self::key_matches(a, at, &e, key)? {
                 let link = span(a, link.block(), link.offset(), 8)?;
-                return Ok(Some(Found { link, entry: at, header: e }));
+                return Ok(Some(Found {
+                    link,
+                    entry: at,
+                    header: e,
+                }));
             }
             steps += 1;
             if steps > h.len {
@@ -302,8 +335,14 @@ impl<K: MapKey + ?Sized, V: Pod> PHashMap<K, V> {
     ///
     /// # Errors
     /// As [`PHashMap::get`].
-    pub fn value_ptr_of(&self, a: &(impl Alloc + ?Sized), key: &K) -> Result<Option<FieldPtr<V>>, Error> {
-        Ok(self.find(a, key.key_bytes())?.map(|f| Self::value_ptr(f.entry)))
+    pub fn value_ptr_of(
+        &self,
+        a: &(impl Alloc + ?Sized),
+        key: &K,
+    ) -> Result<Option<FieldPtr<V>>, Error> {
+        Ok(self
+            .find(a, key.key_bytes())?
+            .map(|f| Self::value_ptr(f.entry)))
     }
 
     /// Store `value` for `key`, in `tx`; returns the value it replaces, if any (free nested
@@ -311,7 +350,14 @@ impl<K: MapKey + ?Sized, V: Pod> PHashMap<K, V> {
     ///
     /// # Errors
     /// [`Error::NoRoom`]; the map is unchanged.
-    pub fn insert(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), key: &K, value: &V) -> Result<Option<V>, Error> {
+    pub fn insert(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        key: &K,
+        value: &V,
+    ) -> Result<Option<V>, Error> {
+        a.lock(tx)?;
         let key = key.key_bytes();
         if let Some(f) = self.find(a, key)? {
             let old = Self::value_ptr(f.entry).read(a)?;
@@ -343,7 +389,13 @@ impl<K: MapKey + ?Sized, V: Pod> PHashMap<K, V> {
     }
 
     /// Double the bucket array and relink every entry into it.
-    fn grow(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), mut h: Header, old: PSlice<u64>) -> Result<(), Error> {
+    fn grow(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        mut h: Header,
+        old: PSlice<u64>,
+    ) -> Result<(), Error> {
         let count = h.bucket_count * 2;
         let new = PSlice::<u64>::alloc(tx, a, count as usize)?;
         let mut heads = vec![0u64; count as usize];
@@ -373,7 +425,13 @@ impl<K: MapKey + ?Sized, V: Pod> PHashMap<K, V> {
     ///
     /// # Errors
     /// The map is damaged or the handle names no map.
-    pub fn remove(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), key: &K) -> Result<Option<V>, Error> {
+    pub fn remove(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        key: &K,
+    ) -> Result<Option<V>, Error> {
+        a.lock(tx)?;
         let Some(f) = self.find(a, key.key_bytes())? else {
             return Ok(None);
         };
@@ -409,6 +467,7 @@ impl<K: MapKey + ?Sized, V: Pod> PHashMap<K, V> {
     /// # Errors
     /// The map is damaged or the handle names no map.
     pub fn free(self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized)) -> Result<(), Error> {
+        a.lock(tx)?;
         let (h, buckets) = self.header(a)?;
         let mut seen = 0u64;
         for head in buckets.to_vec(a)? {
@@ -459,12 +518,21 @@ impl<K: MapKey + ?Sized, V: Pod, A: Alloc + ?Sized> MapIter<'_, K, V, A> {
         let at = self.at;
         let e: Entry = read_at(self.a, at, 0)?;
         let value: V = read_at(self.a, at, ENTRY_BYTES)?;
-        let from = span(self.a, at, ENTRY_BYTES + std::mem::size_of::<V>() as u64, e.key_len)?;
+        let from = span(
+            self.a,
+            at,
+            ENTRY_BYTES + std::mem::size_of::<V>() as u64,
+            e.key_len,
+        )?;
         let mut key = vec![0u8; e.key_len as usize];
         self.a.read_bytes(from, &mut key)?;
         let key = K::from_key_bytes(&key).ok_or_else(|| Error::Corrupt {
             address: at,
-            detail: format!("a key of {} bytes is not a valid {}", e.key_len, std::any::type_name::<K>()),
+            detail: format!(
+                "a key of {} bytes is not a valid {}",
+                e.key_len,
+                std::any::type_name::<K>()
+            ),
         })?;
         self.at = e.next;
         Ok(Some((key, value)))

@@ -16,9 +16,12 @@
 //! [`Store`](crate::store::Store) (which spreads allocations over every heap segment it has).
 //! Changes take a `&mut Transaction` (restore mode); reads take none and return **copies**:
 //! mapped memory that another thread may write is never turned into a Rust reference.
-//! Reads wait while another thread's transaction owns the heap (see [`Heap`]'s locking
-//! rule), so they never see another thread's half-made change; they see the calling thread's
-//! own uncommitted changes.
+//! Every changing call first takes the heap for its transaction ([`Alloc::lock`], the
+//! [`Heap`]'s locking rule), so two transactions' container changes never interleave. Reads
+//! outside a transaction wait while another thread's transaction owns the heap, so they never
+//! see a half-made change (they do see the calling thread's own uncommitted changes); several
+//! such reads are not a snapshot, though: to read a consistent view while other threads
+//! change the data, read inside a transaction after [`Alloc::lock`].
 //!
 //! ```
 //! use rvm::store::{Store, StoreOptions};
@@ -73,6 +76,17 @@ pub use ptr::__field_ptr;
 /// Every method is checked: an address that is not the start of an allocated block is an
 /// error, never a wild read or write.
 pub trait Alloc {
+    /// Make `tx` the owner of the heap(s) until it ends (the heap's locking rule): other
+    /// transactions' container changes, and reads outside transactions, wait until then.
+    /// Every changing container call does this first, so container changes of two
+    /// transactions never interleave, and reads made in `tx` after it see no other
+    /// transaction's changes (a consistent view).
+    ///
+    /// # Errors
+    /// [`Error::Busy`] if this thread holds the heap in another open transaction;
+    /// [`Error::InvalidArgument`] for a no-restore transaction.
+    fn lock(&self, tx: &mut Transaction<'_>) -> Result<(), Error>;
+
     /// Allocate a block of at least `size` bytes in `tx`; returns the address of its data
     /// (8-byte aligned, contents unspecified).
     ///
@@ -101,6 +115,9 @@ pub trait Alloc {
 }
 
 impl Alloc for Heap {
+    fn lock(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
+        self.own(tx)
+    }
     fn alloc_bytes(&self, tx: &mut Transaction<'_>, size: usize) -> Result<usize, Error> {
         self.malloc(tx, size)
     }

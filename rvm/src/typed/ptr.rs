@@ -115,7 +115,11 @@ impl<T> From<PersistentPtr<T>> for FieldPtr<T> {
 /// `_check` (a closure `|s: &S| &s.field`, never called) makes the compiler check that the
 /// field belongs to `S` and has type `F`.
 #[doc(hidden)]
-pub fn __field_ptr<S, F, P: Place<S>>(place: P, offset: usize, _check: fn(&S) -> &F) -> FieldPtr<F> {
+pub fn __field_ptr<S, F, P: Place<S>>(
+    place: P,
+    offset: usize,
+    _check: fn(&S) -> &F,
+) -> FieldPtr<F> {
     FieldPtr::new(place.block(), place.offset().saturating_add(offset as u64))
 }
 
@@ -177,7 +181,13 @@ impl<T: Pod> FieldPtr<T> {
     ///
     /// # Errors
     /// As [`FieldPtr::read`], or the transaction refused the range.
-    pub fn write(self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), value: &T) -> Result<(), Error> {
+    pub fn write(
+        self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        value: &T,
+    ) -> Result<(), Error> {
+        a.lock(tx)?;
         write_at(tx, a, self.block, self.offset, value)
     }
 
@@ -191,6 +201,7 @@ impl<T: Pod> FieldPtr<T> {
         a: &(impl Alloc + ?Sized),
         change: impl FnOnce(&mut T),
     ) -> Result<T, Error> {
+        a.lock(tx)?;
         let mut value = self.read(a)?;
         change(&mut value);
         self.write(tx, a, &value)?;
@@ -218,7 +229,12 @@ impl<T: Pod> PersistentPtr<T> {
     ///
     /// # Errors
     /// [`Error::NoRoom`] when no heap has room.
-    pub fn alloc(tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), value: &T) -> Result<Self, Error> {
+    pub fn alloc(
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        value: &T,
+    ) -> Result<Self, Error> {
+        a.lock(tx)?;
         let address = a.alloc_bytes(tx, std::mem::size_of::<T>().max(1))?;
         tx.write(address, value)?;
         Ok(PersistentPtr::from_address(address))
@@ -236,7 +252,13 @@ impl<T: Pod> PersistentPtr<T> {
     ///
     /// # Errors
     /// As [`PersistentPtr::read`].
-    pub fn write(self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), value: &T) -> Result<(), Error> {
+    pub fn write(
+        self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        value: &T,
+    ) -> Result<(), Error> {
+        a.lock(tx)?;
         write_at(tx, a, self.address() as u64, 0, value)
     }
 
@@ -250,6 +272,7 @@ impl<T: Pod> PersistentPtr<T> {
         a: &(impl Alloc + ?Sized),
         change: impl FnOnce(&mut T),
     ) -> Result<T, Error> {
+        a.lock(tx)?;
         FieldPtr::from(self).update(tx, a, change)
     }
 
@@ -258,6 +281,7 @@ impl<T: Pod> PersistentPtr<T> {
     /// # Errors
     /// The pointer does not name an allocated block.
     pub fn free(self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized)) -> Result<(), Error> {
+        a.lock(tx)?;
         a.free_bytes(tx, self.address())
     }
 }

@@ -56,7 +56,11 @@ impl<T> PartialEq for PSlice<T> {
 impl<T> Eq for PSlice<T> {}
 impl<T> std::fmt::Debug for PSlice<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PSlice({:#x}+{}, len {})", self.block, self.offset, self.len)
+        write!(
+            f,
+            "PSlice({:#x}+{}, len {})",
+            self.block, self.offset, self.len
+        )
     }
 }
 // SAFETY: three u64 fields in a repr(C) struct (PhantomData is zero-sized): no padding, every
@@ -108,7 +112,12 @@ impl<T: Pod> PSlice<T> {
     ///
     /// # Errors
     /// [`Error::NoRoom`], or a zero-sized `T`, or a size that overflows.
-    pub fn alloc(tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), len: usize) -> Result<Self, Error> {
+    pub fn alloc(
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        len: usize,
+    ) -> Result<Self, Error> {
+        a.lock(tx)?;
         let bytes = bytes_for::<T>(len)?;
         let block = a.alloc_bytes(tx, bytes.max(1))?;
         tx.fill(block, bytes, 0)?;
@@ -119,7 +128,12 @@ impl<T: Pod> PSlice<T> {
     ///
     /// # Errors
     /// As [`PSlice::alloc`].
-    pub fn from_slice(tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), values: &[T]) -> Result<Self, Error> {
+    pub fn from_slice(
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        values: &[T],
+    ) -> Result<Self, Error> {
+        a.lock(tx)?;
         let bytes = bytes_for::<T>(values.len())?;
         let block = a.alloc_bytes(tx, bytes.max(1))?;
         tx.modify_bytes(block, bytemuck::cast_slice(values))?;
@@ -160,7 +174,14 @@ impl<T: Pod> PSlice<T> {
     ///
     /// # Errors
     /// As [`PSlice::get`].
-    pub fn set(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), i: usize, value: &T) -> Result<(), Error> {
+    pub fn set(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        i: usize,
+        value: &T,
+    ) -> Result<(), Error> {
+        a.lock(tx)?;
         self.at(i)?.write(tx, a, value)
     }
 
@@ -203,7 +224,13 @@ impl<T: Pod> PSlice<T> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] on a length mismatch, or as [`PSlice::to_vec`].
-    pub fn copy_from_slice(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), values: &[T]) -> Result<(), Error> {
+    pub fn copy_from_slice(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        values: &[T],
+    ) -> Result<(), Error> {
+        a.lock(tx)?;
         if values.len() as u64 != self.len {
             return Err(Error::InvalidArgument {
                 parameter: "values",
@@ -213,7 +240,12 @@ impl<T: Pod> PSlice<T> {
         if values.is_empty() {
             return Ok(());
         }
-        let at = span(a, self.block, self.offset, bytes_for::<T>(values.len())? as u64)?;
+        let at = span(
+            a,
+            self.block,
+            self.offset,
+            bytes_for::<T>(values.len())? as u64,
+        )?;
         tx.modify_bytes(at, bytemuck::cast_slice(values))?;
         Ok(())
     }
@@ -232,6 +264,7 @@ impl<T: Pod> PSlice<T> {
     /// # Errors
     /// The block is not allocated.
     pub fn free(self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized)) -> Result<(), Error> {
+        a.lock(tx)?;
         a.free_bytes(tx, self.block as usize)
     }
 }
@@ -251,7 +284,11 @@ impl<T: Pod, A: Alloc + ?Sized> Iterator for SliceIter<'_, T, A> {
         }
         let item = self.slice.get(self.a, self.next);
         // Stop after an error: the rest would fail the same way.
-        self.next = if item.is_ok() { self.next + 1 } else { usize::MAX };
+        self.next = if item.is_ok() {
+            self.next + 1
+        } else {
+            usize::MAX
+        };
         Some(item)
     }
 }

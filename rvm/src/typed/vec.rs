@@ -110,6 +110,7 @@ impl<T: Pod> PVec<T> {
     /// # Errors
     /// [`Error::NoRoom`], or `T` is zero-sized.
     pub fn new(tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized)) -> Result<Self, Error> {
+        a.lock(tx)?;
         bytes_for::<T>(0)?;
         let header = a.alloc_bytes(tx, HEADER_BYTES)?;
         tx.write(header, &Header::zeroed())?;
@@ -123,7 +124,12 @@ impl<T: Pod> PVec<T> {
     ///
     /// # Errors
     /// As [`PVec::new`].
-    pub fn from_slice(tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), values: &[T]) -> Result<Self, Error> {
+    pub fn from_slice(
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        values: &[T],
+    ) -> Result<Self, Error> {
+        a.lock(tx)?;
         let v = Self::new(tx, a)?;
         v.extend_from_slice(tx, a, values)?;
         Ok(v)
@@ -178,7 +184,14 @@ impl<T: Pod> PVec<T> {
     ///
     /// # Errors
     /// [`Error::OutOfBounds`] if `i >= len`.
-    pub fn set(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), i: usize, value: &T) -> Result<(), Error> {
+    pub fn set(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        i: usize,
+        value: &T,
+    ) -> Result<(), Error> {
+        a.lock(tx)?;
         self.as_slice(a)?.set(tx, a, i, value)
     }
 
@@ -203,7 +216,13 @@ impl<T: Pod> PVec<T> {
     ///
     /// # Errors
     /// [`Error::NoRoom`]; the vector is unchanged.
-    pub fn reserve(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), additional: usize) -> Result<(), Error> {
+    pub fn reserve(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        additional: usize,
+    ) -> Result<(), Error> {
+        a.lock(tx)?;
         let h = self.header(a)?;
         self.reserve_with(tx, a, h, additional).map(|_| ())
     }
@@ -215,10 +234,13 @@ impl<T: Pod> PVec<T> {
         mut h: Header,
         additional: usize,
     ) -> Result<Header, Error> {
-        let need = h.len.checked_add(additional as u64).ok_or_else(|| Error::InvalidArgument {
-            parameter: "additional",
-            rule: "the length would overflow".into(),
-        })?;
+        let need = h
+            .len
+            .checked_add(additional as u64)
+            .ok_or_else(|| Error::InvalidArgument {
+                parameter: "additional",
+                rule: "the length would overflow".into(),
+            })?;
         if need <= h.cap {
             return Ok(h);
         }
@@ -242,7 +264,13 @@ impl<T: Pod> PVec<T> {
     ///
     /// # Errors
     /// [`Error::NoRoom`] when the vector must grow and no heap has room.
-    pub fn push(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), value: &T) -> Result<(), Error> {
+    pub fn push(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        value: &T,
+    ) -> Result<(), Error> {
+        a.lock(tx)?;
         self.extend_from_slice(tx, a, std::slice::from_ref(value))
     }
 
@@ -250,14 +278,25 @@ impl<T: Pod> PVec<T> {
     ///
     /// # Errors
     /// As [`PVec::push`].
-    pub fn extend_from_slice(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), values: &[T]) -> Result<(), Error> {
+    pub fn extend_from_slice(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        values: &[T],
+    ) -> Result<(), Error> {
+        a.lock(tx)?;
         if values.is_empty() {
             return Ok(());
         }
         let h = self.header(a)?;
         let mut h = self.reserve_with(tx, a, h, values.len())?;
         let size = bytes_for::<T>(1)? as u64;
-        let at = span(a, h.data, h.len * size, bytes_for::<T>(values.len())? as u64)?;
+        let at = span(
+            a,
+            h.data,
+            h.len * size,
+            bytes_for::<T>(values.len())? as u64,
+        )?;
         tx.modify_bytes(at, bytemuck::cast_slice(values))?;
         h.len += values.len() as u64;
         write_at(tx, a, self.header, 0, &h.len)
@@ -267,7 +306,12 @@ impl<T: Pod> PVec<T> {
     ///
     /// # Errors
     /// As [`PVec::len`].
-    pub fn pop(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized)) -> Result<Option<T>, Error> {
+    pub fn pop(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+    ) -> Result<Option<T>, Error> {
+        a.lock(tx)?;
         let h = self.header(a)?;
         if h.len == 0 {
             return Ok(None);
@@ -281,7 +325,13 @@ impl<T: Pod> PVec<T> {
     ///
     /// # Errors
     /// As [`PVec::len`].
-    pub fn truncate(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized), len: usize) -> Result<(), Error> {
+    pub fn truncate(
+        &self,
+        tx: &mut Transaction<'_>,
+        a: &(impl Alloc + ?Sized),
+        len: usize,
+    ) -> Result<(), Error> {
+        a.lock(tx)?;
         let h = self.header(a)?;
         if (len as u64) < h.len {
             write_at(tx, a, self.header, 0, &(len as u64))?;
@@ -294,6 +344,7 @@ impl<T: Pod> PVec<T> {
     /// # Errors
     /// As [`PVec::len`].
     pub fn clear(&self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized)) -> Result<(), Error> {
+        a.lock(tx)?;
         self.truncate(tx, a, 0)
     }
 
@@ -303,6 +354,7 @@ impl<T: Pod> PVec<T> {
     /// # Errors
     /// The handle does not name a vector.
     pub fn free(self, tx: &mut Transaction<'_>, a: &(impl Alloc + ?Sized)) -> Result<(), Error> {
+        a.lock(tx)?;
         let h = self.header(a)?;
         if h.data != 0 {
             a.free_bytes(tx, h.data as usize)?;
