@@ -366,3 +366,82 @@ fn survives_sigkill_at_random_moments() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Issue 12 item 3: `kvserver LOG /dev/zero` was refused after the log's status slot had
+/// been rewritten (the instance opened the log, failed to map the data file, and marked the
+/// log closed on drop). Now the data file is checked first and the log stays byte for byte.
+#[test]
+fn refused_data_file_leaves_the_log_byte_for_byte() {
+    let dir = tempdir("devzero");
+    let mut server = Server::start(&dir);
+    assert_eq!(server.must("put a 1"), "ok");
+    server.quit();
+    let log = dir.join("log");
+    let before = std::fs::read(&log).unwrap();
+    let modified = std::fs::metadata(&log).unwrap().modified().unwrap();
+    let output = Command::new(kvserver())
+        .arg(&log)
+        .arg("/dev/zero")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/dev/zero"), "{stderr}");
+    assert!(std::fs::read(&log).unwrap() == before, "the log changed");
+    assert_eq!(std::fs::metadata(&log).unwrap().modified().unwrap(), modified);
+    assert_eq!(names_in(&dir), ["data", "log"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 12 item 3: a refused layout left `log.creating` behind. Every refusal now leaves the
+/// directory as it was (empty); a layout the machine cannot map (64 GiB) is either refused
+/// the same way or works, never half-created.
+#[test]
+fn refused_layout_leaves_no_file_behind() {
+    let dir = tempdir("badlayout");
+    let cases: [&[&str]; 5] = [
+        &["--chunk-size", "7"],
+        &["--heap-bytes", "0"],
+        &["--address", "0xffffffffffffffff"],
+        &["--static-bytes", "100"],
+        &["--heap-bytes", "64G"],
+    ];
+    for options in cases {
+        let output = Command::new(kvserver())
+            .args(options)
+            .arg(dir.join("log"))
+            .arg(dir.join("data"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if options[1] == "64G" && output.status.success() {
+            // This machine could map it: then the store is complete.
+            assert_eq!(names_in(&dir), ["data", "log"], "{options:?}");
+            std::fs::remove_file(dir.join("log")).unwrap();
+            std::fs::remove_file(dir.join("data")).unwrap();
+            continue;
+        }
+        assert_eq!(output.status.code(), Some(1), "{options:?}: {stderr}");
+        let parameter = match options[0] {
+            "--chunk-size" => "chunk_size",
+            "--heap-bytes" if options[1] == "0" => "heap_length",
+            "--address" => "start_address",
+            "--static-bytes" => "static_length",
+            _ => "",
+        };
+        assert!(stderr.contains(parameter), "{options:?}: {stderr}");
+        assert!(names_in(&dir).is_empty(), "{options:?} left {:?}", names_in(&dir));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
