@@ -666,6 +666,10 @@ impl Rvm {
             if pending {
                 self.inner.truncate_now(false)?;
             }
+            if self.inner.clean_status_is_current() {
+                // Opened and closed without a change: the log stays byte for byte.
+                return Ok(());
+            }
             self.inner.write_status(|s, p| {
                 s.flags |= STATUS_FLAG_CLEAN;
                 s.tail_offset = p.tail_offset;
@@ -843,6 +847,18 @@ impl Inner {
         *last = next;
         then(&mut lock(&self.pos));
         Ok(())
+    }
+
+    /// Whether the last status written already says what closing would write (the clean
+    /// flag, the positions, the lifetime counters), so closing need not write it again.
+    fn clean_status_is_current(&self) -> bool {
+        let counters = self.lifetime_counters();
+        let s = lock(&self.status);
+        let p = lock(&self.pos);
+        s.flags & STATUS_FLAG_CLEAN != 0
+            && (s.head_offset, s.head_lsn) == (p.head_offset, p.head_lsn)
+            && (s.tail_offset, s.tail_lsn) == (p.tail_offset, p.next_lsn)
+            && s.counters == counters
     }
 
     fn lifetime_counters(&self) -> Counters {

@@ -398,7 +398,10 @@ fn refused_data_file_leaves_the_log_byte_for_byte() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/dev/zero"), "{stderr}");
     assert!(std::fs::read(&log).unwrap() == before, "the log changed");
-    assert_eq!(std::fs::metadata(&log).unwrap().modified().unwrap(), modified);
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().modified().unwrap(),
+        modified
+    );
     assert_eq!(names_in(&dir), ["data", "log"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -441,7 +444,11 @@ fn refused_layout_leaves_no_file_behind() {
             _ => "",
         };
         assert!(stderr.contains(parameter), "{options:?}: {stderr}");
-        assert!(names_in(&dir).is_empty(), "{options:?} left {:?}", names_in(&dir));
+        assert!(
+            names_in(&dir).is_empty(),
+            "{options:?} left {:?}",
+            names_in(&dir)
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
