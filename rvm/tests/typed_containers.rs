@@ -145,7 +145,7 @@ fn a_crash_recovers_a_committed_state_of_the_containers() {
     for seed in 1..=12u64 {
         let f = Fixture::with_log(layout(10 + seed, 1 << 20, 80, 64), seed, 256 << 10);
         let root = new_root(&f).get().unwrap();
-        let mut rng = Rng(seed * 0x9e37_79b9 | 1);
+        let mut rng = Rng((seed * 0x9e37_79b9) | 1);
         let (mut model, mut journal) = (Model::new(), Vec::new());
         f.controller.crash_after(50 + rng.below(400));
         let mut in_progress = None;

@@ -50,6 +50,10 @@ impl MapKey for str {
     }
 }
 
+/// Marks the key and value types without owning either (so the handle is `Copy`, `Send`,
+/// `Sync` and `'static` when they are `'static`).
+type Types<K, V> = (fn(&K), fn() -> V);
+
 /// The map's header block.
 #[derive(Clone, Copy, Pod, Zeroable)]
 #[repr(C)]
@@ -128,7 +132,7 @@ fn hash(bytes: &[u8]) -> u64 {
 #[repr(transparent)]
 pub struct PHashMap<K: ?Sized, V> {
     header: u64,
-    _type: PhantomData<(fn(&K), fn() -> V)>,
+    _type: PhantomData<Types<K, V>>,
 }
 
 impl<K: ?Sized, V> Clone for PHashMap<K, V> {
@@ -496,7 +500,7 @@ pub struct MapIter<'a, K: ?Sized, V, A: ?Sized> {
     /// Entries the header promised and not yet returned: bounds the walk if a chain loops.
     left: u64,
     done: bool,
-    _type: PhantomData<(fn(&K), fn() -> V)>,
+    _type: PhantomData<Types<K, V>>,
 }
 
 impl<K: MapKey + ?Sized, V: Pod, A: Alloc + ?Sized> MapIter<'_, K, V, A> {
