@@ -8,6 +8,8 @@
 //! implements the trait for it. Use them from `rvm`: `#[derive(Clone, Copy, rvm::Pod,
 //! rvm::Zeroable)]` with `#[repr(C)]`.
 
+#![deny(missing_docs)]
+
 use proc_macro::TokenStream;
 use quote::{format_ident, quote};
 use syn::{parse_macro_input, Data, DeriveInput};

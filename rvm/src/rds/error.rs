@@ -65,14 +65,21 @@ pub enum Error {
     OutOfBounds {
         /// What was indexed ("vector", "slice", "block at 0x...").
         what: String,
+        /// The index (or, for a block, the end offset) asked for.
         index: u64,
+        /// How many there are (or the block's usable bytes).
         len: u64,
     },
 
     /// The files of a [`crate::store::Store`] are not in a state it can open or create; the
     /// message names the file and what is wrong. Nothing was changed.
     #[error("{path}: {reason}")]
-    Store { path: String, reason: String },
+    Store {
+        /// The file (or directory) concerned.
+        path: String,
+        /// What is wrong, and what to do about it.
+        reason: String,
+    },
 
     /// This thread already holds the heap in another open transaction; waiting for it would
     /// never end. Finish that transaction first.

@@ -26,6 +26,8 @@
 //! last one. Existing pointers stay valid (nothing moves); allocations try the heaps in
 //! order. The store header records every added segment, so `open` maps them all.
 
+#![deny(missing_docs)]
+
 mod create;
 
 use std::path::{Path, PathBuf};

@@ -50,6 +50,8 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+
 mod bytes;
 mod map;
 mod ptr;
