@@ -452,3 +452,38 @@ fn refused_layout_leaves_no_file_behind() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// kill -9 at random moments while the server creates its store: what is left is either no
+/// store (an interrupted creation, which the next start removes and redoes) or a complete
+/// one; the next start always serves, with an empty table and a heap that checks.
+#[test]
+fn creation_killed_at_random_moments_leaves_no_store_or_a_complete_one() {
+    let dir = tempdir("create-kill");
+    let mut rng = Rng(0x5eed_c4ea_7e00_0001);
+    for round in 0..20 {
+        let _ = std::fs::remove_file(dir.join("log"));
+        let _ = std::fs::remove_file(dir.join("data"));
+        let _ = std::fs::remove_file(dir.join("log.creating"));
+        let mut server = Server::start(&dir);
+        std::thread::sleep(Duration::from_micros(rng.below(150_000)));
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        let names = names_in(&dir);
+        eprintln!("round {round}: left {names:?}");
+        let complete = names.iter().any(|n| n == "log");
+        if complete {
+            assert_eq!(names, ["data", "log"], "round {round}");
+        } else {
+            assert!(
+                names.iter().all(|n| n == "data" || n == "log.creating"),
+                "round {round}: {names:?}"
+            );
+        }
+        let mut server = Server::start(&dir);
+        assert_eq!(server.must("count"), "0", "round {round} ({names:?})");
+        assert_eq!(server.must("check"), "ok", "round {round}");
+        server.quit();
+        assert_eq!(names_in(&dir), ["data", "log"], "round {round}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
