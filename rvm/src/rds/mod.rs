@@ -277,6 +277,15 @@ mod tests {
     }
 
     #[test]
+    fn the_default_layout_is_valid_and_its_addresses_are_free() {
+        let layout = HeapLayout::default();
+        layout.validate().unwrap();
+        assert_eq!(layout.start_address, DEFAULT_START_ADDRESS);
+        let end = layout.static_address() + layout.static_length;
+        assert_eq!(crate::range_is_occupied(layout.start_address, end), None);
+    }
+
+    #[test]
     fn layout_errors_name_the_parameter() {
         classic().validate().unwrap();
         let cases: [(&str, HeapLayout); 7] = [

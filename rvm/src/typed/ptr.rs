@@ -128,7 +128,29 @@ pub fn __field_ptr<S, F, P: Place<S>>(
 /// [`PersistentPtr<Type>`](crate::rds::PersistentPtr) or a [`FieldPtr<Type>`]; the result is
 /// a [`FieldPtr`] of the field's type, checked at every access. No `unsafe` needed.
 ///
-/// See [`FieldPtr`] for an example.
+/// See [`FieldPtr`] for an example. The compiler checks the field's type and that it belongs
+/// to the pointer's type; these do not compile:
+///
+/// ```compile_fail
+/// # use rvm::{field, rds::PersistentPtr, typed::FieldPtr};
+/// #[derive(Clone, Copy, rvm::Pod, rvm::Zeroable)]
+/// #[repr(C)]
+/// struct Account { id: u64, balance: i64 }
+/// let account = PersistentPtr::<Account>::null();
+/// let wrong_type: FieldPtr<u32> = field!(account, Account, balance);
+/// ```
+///
+/// ```compile_fail
+/// # use rvm::{field, rds::PersistentPtr};
+/// #[derive(Clone, Copy, rvm::Pod, rvm::Zeroable)]
+/// #[repr(C)]
+/// struct Account { id: u64, balance: i64 }
+/// #[derive(Clone, Copy, rvm::Pod, rvm::Zeroable)]
+/// #[repr(C)]
+/// struct Other { id: u64, balance: i64 }
+/// let other = PersistentPtr::<Other>::null();
+/// let wrong_struct = field!(other, Account, balance);
+/// ```
 #[macro_export]
 macro_rules! field {
     ($ptr:expr, $S:ty, $($field:tt).+) => {
