@@ -8,7 +8,7 @@
 pub enum Error {
     /// The underlying RVM call failed.
     #[error(transparent)]
-    Rvm(#[from] crate::Error),
+    Rvm(crate::Error),
 
     /// No free block is large enough.
     #[error(
@@ -88,6 +88,16 @@ pub enum Error {
          the heap in transaction {requester}"
     )]
     Busy { holder: u64, requester: u64 },
+}
+
+impl From<crate::Error> for Error {
+    /// An RVM error, wrapped; an RVM error that carries a heap error gives that error back.
+    fn from(e: crate::Error) -> Error {
+        match e {
+            crate::Error::Heap(e) => *e,
+            other => Error::Rvm(other),
+        }
+    }
 }
 
 impl Error {
