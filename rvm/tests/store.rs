@@ -274,3 +274,14 @@ fn a_grow_that_is_refused_leaves_no_file() {
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A store and the container handles can be shared between threads.
+#[test]
+fn stores_and_handles_are_send_and_sync() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Store>();
+    shareable::<PVec<u64>>();
+    shareable::<PHashMap<[u8], PVec<u8>>>();
+    shareable::<PersistentPtr<[u8; 3]>>();
+    shareable::<rvm::typed::FieldPtr<u64>>();
+}

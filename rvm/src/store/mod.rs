@@ -395,9 +395,10 @@ impl Store {
             &layout,
             Default::default(),
         );
+        let mut mapped = None;
         let heap = created.and_then(|_| {
-            let seg = self.rvm.map(&path, MapOptions::default())?;
-            let heap = Heap::load(&seg)?;
+            let seg = mapped.insert(self.rvm.map(&path, MapOptions::default())?);
+            let heap = Heap::load(seg)?;
             let mut tx = self.begin()?;
             let at = self.header_address;
             let mut header: StoreHeader = self.heaps[0].segment().read(at)?;
@@ -413,12 +414,7 @@ impl Store {
                 Ok(self.heaps.last().expect("just pushed"))
             }
             Err(e) => {
-                if let Some(seg) = self
-                    .rvm
-                    .segments()
-                    .into_iter()
-                    .find(|s| Path::new(s.path()) == path)
-                {
+                if let Some(seg) = mapped {
                     let _ = self.rvm.unmap(&seg);
                 }
                 let _ = std::fs::remove_file(&path);
