@@ -24,6 +24,9 @@
 //!   --nlists N             free lists (default 80)
 //!   --chunk-size N         chunk size (default 64)
 //!   --buckets N            initial hash buckets (default 512)
+//!
+//! When the heap is full, the store grows by a heap segment (DATA.1, DATA.2, ...) as large as
+//! the heaps it has, and the write is retried.
 //! ```
 //!
 //! Exit codes: 0 after `quit` or end of input, 1 on an error, 2 on a usage error.
@@ -34,6 +37,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
+use rvm::rds;
 use rvm::store::{Store, StoreOptions};
 use rvm::typed::{PBytes, PHashMap};
 use rvm::CommitMode;
@@ -76,8 +80,22 @@ impl Server {
         })
     }
 
+    /// Store `value` for `key`. A full heap is not an error: the store grows by as much as
+    /// it holds (a new heap segment) and the put is tried again.
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let _one = self.one.lock().unwrap_or_else(|e| e.into_inner());
+        match self.try_put(key, value) {
+            Err(rds::Error::NoRoom { .. }) => {
+                let held: usize = self.store.heaps().iter().map(|h| h.length()).sum();
+                self.store.grow(held as u64)?;
+                Ok(self.try_put(key, value)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// One put in one transaction; an error aborts it (the transaction is dropped).
+    fn try_put(&self, key: &[u8], value: &[u8]) -> Result<(), rds::Error> {
         let (store, mut tx) = (&self.store, self.store.begin()?);
         match self.table.get(store, key)? {
             Some(old) => old.set(&mut tx, store, value)?,
@@ -86,7 +104,8 @@ impl Server {
                 self.table.insert(&mut tx, store, key, &new)?;
             }
         }
-        Ok(tx.end(CommitMode::Flush)?)
+        tx.end(CommitMode::Flush)?;
+        Ok(())
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -142,11 +161,14 @@ impl Server {
                 .into(),
                 "count" => self.count()?.to_string(),
                 "check" => {
-                    let report = self.store.heaps()[0].check();
-                    match report.problems.first() {
+                    let reports: Vec<_> = self.store.heaps().iter().map(|h| h.check()).collect();
+                    match reports
+                        .iter()
+                        .find_map(|r| r.problems.first().map(|p| (r, p)))
+                    {
                         None => "ok".into(),
-                        Some(p) => {
-                            format!("corrupt: {} problems; first: {p}", report.problems.len())
+                        Some((r, p)) => {
+                            format!("corrupt: {} problems; first: {p}", r.problems.len())
                         }
                     }
                 }

@@ -487,3 +487,30 @@ fn creation_killed_at_random_moments_leaves_no_store_or_a_complete_one() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A full heap grows the store (a new heap segment) instead of refusing the write; the data
+/// in every segment is there after a restart.
+#[test]
+fn a_full_heap_grows_the_store() {
+    let dir = tempdir("grow");
+    let mut server = Server::start_with(&dir, &["--heap-bytes", "64K"]);
+    let value = "v".repeat(100);
+    for i in 0..1500 {
+        assert_eq!(
+            server.must(&format!("put key{i} {i}{value}")),
+            "ok",
+            "put {i}"
+        );
+    }
+    server.quit();
+    let names = names_in(&dir);
+    assert!(names.contains(&"data.1".to_string()), "{names:?}");
+    let mut server = Server::start(&dir);
+    assert_eq!(server.must("count"), "1500");
+    for i in (0..1500).step_by(37) {
+        assert_eq!(server.must(&format!("get key{i}")), format!("{i}{value}"));
+    }
+    assert_eq!(server.must("check"), "ok");
+    server.quit();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -166,7 +166,7 @@ fn open_and_close_without_a_change_leaves_the_log_byte_for_byte() {
 #[test]
 fn a_full_store_grows_and_old_pointers_stay_valid() {
     let dir = tempdir("grow");
-    let mut store = Store::open_or_create(&dir, options(6)).unwrap();
+    let store = Store::open_or_create(&dir, options(6)).unwrap();
     let root = store.root::<PVec<PersistentPtr<[u64; 32]>>>().unwrap();
     let mut tx = store.begin().unwrap();
     let blocks = PVec::new(&mut tx, &store).unwrap();
@@ -249,7 +249,7 @@ fn an_unrecorded_added_segment_is_replaced_by_the_next_grow() {
         .close()
         .unwrap();
     std::fs::write(dir.join("data.1"), b"left by an interrupted grow").unwrap();
-    let mut store = Store::open_or_create(&dir, options(7)).unwrap();
+    let store = Store::open_or_create(&dir, options(7)).unwrap();
     assert_eq!(store.heaps().len(), 1);
     store.grow(1 << 20).unwrap();
     let mut tx = store.begin().unwrap();
@@ -266,7 +266,7 @@ fn an_unrecorded_added_segment_is_replaced_by_the_next_grow() {
 #[test]
 fn a_grow_that_is_refused_leaves_no_file() {
     let dir = tempdir("grow-refused");
-    let mut store = Store::open_or_create(&dir, options(8)).unwrap();
+    let store = Store::open_or_create(&dir, options(8)).unwrap();
     assert!(store.grow(5000).is_err(), "not a multiple of 4096");
     assert!(store.grow(1 << 50).is_err(), "past the end of user space");
     assert_eq!(store.heaps().len(), 1);
@@ -284,4 +284,28 @@ fn stores_and_handles_are_send_and_sync() {
     shareable::<PHashMap<[u8], PVec<u8>>>();
     shareable::<PersistentPtr<[u8; 3]>>();
     shareable::<rvm::typed::FieldPtr<u64>>();
+}
+
+/// `grow` takes `&self` and does not wait for another thread's open transaction, which can
+/// then allocate in the new heap.
+#[test]
+fn grow_runs_while_another_transaction_holds_the_heap() {
+    let dir = tempdir("grow-shared");
+    // A log that holds the 2 MiB allocation's zero fill.
+    let store = Store::open_or_create(&dir, options(9).log_bytes(8 << 20)).unwrap();
+    let mut tx = store.begin().unwrap();
+    let small = PersistentPtr::alloc(&mut tx, &store, &1u64).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| store.grow(4 << 20).unwrap()).join().unwrap();
+    });
+    // Larger than the first heap: only the new one can hold it.
+    let big = rvm::typed::PSlice::<u8>::alloc(&mut tx, &store, 2 << 20).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let heaps = store.heaps();
+    assert_eq!(heaps.len(), 2);
+    assert!(big.block() as usize >= heaps[1].address());
+    assert_eq!(small.read(&store).unwrap(), 1);
+    assert_eq!(big.to_vec(&store).unwrap().len(), 2 << 20);
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -31,6 +31,7 @@
 mod create;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
 
 use bytemuck::{Pod, Zeroable};
 
@@ -153,7 +154,13 @@ impl Paths {
 /// ```
 #[derive(Debug)]
 pub struct Store {
-    heaps: Vec<Heap>,
+    /// Grows (never shrinks) under `grow`; readers copy it out and release the lock before
+    /// any call that can wait, so a `grow` never waits for a transaction.
+    heaps: RwLock<Vec<Heap>>,
+    /// First heap's static region (the store header), and the first heap.
+    first: Heap,
+    /// One `grow` at a time.
+    growing: Mutex<()>,
     header_address: usize,
     paths: Paths,
     created: bool,
@@ -275,7 +282,9 @@ impl Store {
             ..options.layout
         };
         Ok(Store {
-            heaps,
+            first: heaps[0].clone(),
+            heaps: RwLock::new(heaps),
+            growing: Mutex::new(()),
             header_address,
             paths,
             created: false,
@@ -294,9 +303,9 @@ impl Store {
         &self.rvm
     }
 
-    /// The heaps, first segment first.
-    pub fn heaps(&self) -> &[Heap] {
-        &self.heaps
+    /// The heaps, first segment first (handles: cheap clones sharing each heap's state).
+    pub fn heaps(&self) -> Vec<Heap> {
+        self.heaps.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Begin a restore-mode transaction (the mode heap changes need).
@@ -313,7 +322,7 @@ impl Store {
     /// # Errors
     /// [`Error::InvalidArgument`] if a `T` does not fit in the static region.
     pub fn root<T: Pod>(&self) -> Result<Root<T>, Error> {
-        let room = self.heaps[0].static_length() - STORE_HEADER_BYTES;
+        let room = self.first.static_length() - STORE_HEADER_BYTES;
         if std::mem::size_of::<T>() > room {
             return Err(Error::InvalidArgument {
                 parameter: "root type",
@@ -325,13 +334,15 @@ impl Store {
             });
         }
         Ok(Root::at(
-            self.heaps[0].segment().clone(),
+            self.first.segment().clone(),
             self.header_address + STORE_HEADER_BYTES,
         ))
     }
 
     /// Add a heap segment of `heap_bytes` (a multiple of 4096) after the last one, so a full
-    /// store has room again; returns the new heap. Existing pointers stay valid. The segment
+    /// store has room again; returns the new heap. Existing pointers stay valid. Takes `&self`:
+    /// other threads' transactions may run meanwhile, and one that found no room can be retried
+    /// (a server can grow on [`Error::NoRoom`] and try again). The segment
     /// is created and made durable first, then recorded in the store header in a flush
     /// commit; a crash in between leaves an unrecorded file that the next `grow` replaces.
     ///
@@ -341,7 +352,7 @@ impl Store {
     /// # fn main() -> Result<(), rvm::rds::Error> {
     /// # let dir = std::env::temp_dir().join(format!("rvm-doc-grow-{}", std::process::id()));
     /// # let _ = std::fs::remove_dir_all(&dir);
-    /// let mut store = Store::open_or_create(&dir, StoreOptions::default().heap_bytes(1 << 20))?;
+    /// let store = Store::open_or_create(&dir, StoreOptions::default().heap_bytes(1 << 20))?;
     /// let mut tx = store.begin()?;
     /// let v: PVec<u8> = PVec::new(&mut tx, &store)?;
     /// tx.end(rvm::CommitMode::Flush)?;
@@ -364,8 +375,10 @@ impl Store {
     /// [`Error::BadLayout`] for a bad size or when the addresses after the last segment are
     /// taken or past the end of user space; [`Error::Store`] when the store already has
     /// [`HEAP_SEGMENTS_MAX`] segments. Nothing is left behind.
-    pub fn grow(&mut self, heap_bytes: u64) -> Result<&Heap, Error> {
-        let index = self.heaps.len();
+    pub fn grow(&self, heap_bytes: u64) -> Result<Heap, Error> {
+        let _one = self.growing.lock().unwrap_or_else(|e| e.into_inner());
+        let heaps = self.heaps();
+        let index = heaps.len();
         if index >= HEAP_SEGMENTS_MAX {
             return Err(Error::Store {
                 path: self.paths.data.display().to_string(),
@@ -374,7 +387,7 @@ impl Store {
                 ),
             });
         }
-        let last = self.heaps.last().expect("a store has a heap");
+        let last = heaps.last().expect("a store has a heap");
         let end = (last.static_address() + last.static_length()) as u64;
         // Leave a gap of one alignment unit so the segments' mappings never touch.
         let start = end.next_multiple_of(REGION_ALIGN) + REGION_ALIGN;
@@ -401,7 +414,7 @@ impl Store {
             let heap = Heap::load(seg)?;
             let mut tx = self.begin()?;
             let at = self.header_address;
-            let mut header: StoreHeader = self.heaps[0].segment().read(at)?;
+            let mut header: StoreHeader = self.first.segment().read(at)?;
             header.extra[index - 1] = [heap.address() as u64, heap.length() as u64];
             header.extra_count = index as u64;
             tx.write(at, &header)?;
@@ -410,8 +423,9 @@ impl Store {
         });
         match heap {
             Ok(heap) => {
-                self.heaps.push(heap);
-                Ok(self.heaps.last().expect("just pushed"))
+                let mut heaps = self.heaps.write().unwrap_or_else(|e| e.into_inner());
+                heaps.push(heap.clone());
+                Ok(heap)
             }
             Err(e) => {
                 if let Some(seg) = mapped {
@@ -429,14 +443,17 @@ impl Store {
     /// # Errors
     /// Flushing or writing the log's status failed.
     pub fn close(self) -> Result<(), Error> {
-        let Store { heaps, rvm, .. } = self;
-        drop(heaps);
+        let Store {
+            heaps, first, rvm, ..
+        } = self;
+        drop((heaps, first));
         Ok(rvm.close()?)
     }
 
-    fn heap_of(&self, address: usize) -> Result<(usize, &Heap), Error> {
-        self.heaps
-            .iter()
+    fn heap_of(&self, address: usize) -> Result<(usize, Heap), Error> {
+        // Copied out of the lock: the calls that follow may wait for another transaction.
+        self.heaps()
+            .into_iter()
             .enumerate()
             .find(|(_, h)| address >= h.address() && address < h.address() + h.length())
             .ok_or_else(|| Error::NotFromHeap {
@@ -447,8 +464,8 @@ impl Store {
 
     /// Take heaps `0..=last` for `tx` in index order, so that two transactions that use
     /// several heaps never wait for each other.
-    fn own_up_to(&self, tx: &mut Transaction<'_>, last: usize) -> Result<(), Error> {
-        for h in &self.heaps[..=last] {
+    fn own_up_to(heaps: &[Heap], tx: &mut Transaction<'_>, last: usize) -> Result<(), Error> {
+        for h in &heaps[..=last] {
             h.own(tx)?;
         }
         Ok(())
@@ -458,14 +475,16 @@ impl Store {
 impl Alloc for Store {
     /// Takes every heap, in index order.
     fn lock(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
-        self.own_up_to(tx, self.heaps.len() - 1)
+        let heaps = self.heaps();
+        Self::own_up_to(&heaps, tx, heaps.len() - 1)
     }
 
     /// Allocate from the first heap with room.
     fn alloc_bytes(&self, tx: &mut Transaction<'_>, size: usize) -> Result<usize, Error> {
+        let heaps = self.heaps();
         let mut no_room = None;
-        for (i, h) in self.heaps.iter().enumerate() {
-            self.own_up_to(tx, i)?;
+        for (i, h) in heaps.iter().enumerate() {
+            Self::own_up_to(&heaps, tx, i)?;
             match h.malloc(tx, size) {
                 Err(e @ Error::NoRoom { .. }) => no_room = Some(e),
                 other => return other,
@@ -476,7 +495,7 @@ impl Alloc for Store {
 
     fn free_bytes(&self, tx: &mut Transaction<'_>, address: usize) -> Result<(), Error> {
         let (i, h) = self.heap_of(address)?;
-        self.own_up_to(tx, i)?;
+        Self::own_up_to(&self.heaps(), tx, i)?;
         h.free(tx, address)
     }
 
