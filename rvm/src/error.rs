@@ -196,6 +196,21 @@ pub enum Error {
         "{path}: the log is unusable after an earlier failure ({cause}); reopen it to recover"
     )]
     Failed { path: String, cause: String },
+
+    /// A heap, typed-data or store error ([`crate::rds::Error`]), carried whole: converting
+    /// back with `From` gives the same value, and the RDS error's own RVM errors convert to
+    /// themselves, so either error type can be used with `?` everywhere.
+    #[error(transparent)]
+    Heap(Box<crate::rds::Error>),
+}
+
+impl From<crate::rds::Error> for Error {
+    fn from(e: crate::rds::Error) -> Error {
+        match e {
+            crate::rds::Error::Rvm(e) => e,
+            other => Error::Heap(Box::new(other)),
+        }
+    }
 }
 
 impl Error {
@@ -221,6 +236,7 @@ impl Error {
             Error::Uncommitted { .. } => "RVM_EUNCOMMIT",
             Error::InvalidArgument { .. } => "RVM_EOPTIONS",
             Error::Failed { .. } => "RVM_EINTERNAL",
+            Error::Heap(e) => e.code_name(),
         }
     }
 
@@ -266,5 +282,34 @@ mod tests {
             io::Error::new(io::ErrorKind::WouldBlock, "locked"),
         );
         assert!(matches!(e, Error::InUse { .. }));
+    }
+
+    #[test]
+    fn rvm_and_rds_errors_convert_both_ways_without_loss() {
+        let heap = crate::rds::Error::NoRoom {
+            requested: 10,
+            largest_free: 5,
+        };
+        let text = heap.to_string();
+        let e = Error::from(heap);
+        assert_eq!((e.to_string(), e.code_name()), (text.clone(), "ENO_ROOM"));
+        let back = crate::rds::Error::from(e);
+        assert!(matches!(
+            back,
+            crate::rds::Error::NoRoom {
+                requested: 10,
+                largest_free: 5
+            }
+        ));
+        let rvm = Error::TooBig { size: 3, max: 2 };
+        let wrapped = crate::rds::Error::from(rvm);
+        assert!(matches!(
+            wrapped,
+            crate::rds::Error::Rvm(Error::TooBig { size: 3, max: 2 })
+        ));
+        assert!(matches!(
+            Error::from(wrapped),
+            Error::TooBig { size: 3, max: 2 }
+        ));
     }
 }

@@ -35,7 +35,9 @@ mod apply;
 mod instance;
 pub mod rds;
 pub mod segment;
+pub mod store;
 mod tx;
+pub mod typed;
 pub mod units;
 
 pub use crate::error::{Error, Result};
@@ -43,4 +45,35 @@ pub use crate::format::Uuid;
 pub use crate::instance::{LogState, Options, Rvm, Statistics};
 pub use crate::segment::{MapOptions, MappedRegion, Placement, Segment};
 pub use crate::tx::{BeginMode, CommitMode, Transaction};
-pub use bytemuck::{AnyBitPattern, NoUninit, Pod, Zeroable};
+pub use bytemuck::{AnyBitPattern, NoUninit};
+/// The traits of plain-data types, from bytemuck (`Pod`: any bit pattern is valid, no padding,
+/// no pointers to volatile memory; `Zeroable`: all zeros is valid).
+pub use pod_traits::*;
+/// `#[derive(rvm::Pod, rvm::Zeroable)]`: bytemuck's derives and checks, without a bytemuck
+/// dependency in your `Cargo.toml` (the derives reach bytemuck through rvm).
+///
+/// ```
+/// #[derive(Clone, Copy, rvm::Pod, rvm::Zeroable)]
+/// #[repr(C)]
+/// struct Event { at_ms: u64, kind: u32, value: u32 }
+/// ```
+///
+/// A struct with padding is refused at compile time, as bytemuck refuses it:
+///
+/// ```compile_fail
+/// #[derive(Clone, Copy, rvm::Pod, rvm::Zeroable)]
+/// #[repr(C)]
+/// struct Padded { small: u8, large: u64 }
+/// ```
+pub use rvm_derive::{Pod, Zeroable};
+
+mod pod_traits {
+    // A glob re-export of these gives the traits; the explicit derive imports above take
+    // the macro names, since explicit imports shadow glob ones.
+    pub use bytemuck::{Pod, Zeroable};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use bytemuck;
+}

@@ -152,6 +152,10 @@ impl Rvm {
             if pending {
                 self.inner.truncate_now(false)?;
             }
+            if self.inner.clean_status_is_current() {
+                // Opened and closed without a change: the log stays byte for byte.
+                return Ok(());
+            }
             self.inner.write_status(|s, p| {
                 s.flags |= STATUS_FLAG_CLEAN;
                 s.tail_offset = p.tail_offset;

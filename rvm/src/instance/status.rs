@@ -80,4 +80,16 @@ impl Inner {
             (self.area_end - p.head_offset) + (p.tail_offset - self.area_start)
         }
     }
+
+    /// Whether the last status written already says what closing would write (the clean
+    /// flag, the positions, the lifetime counters), so closing need not write it again.
+    pub(super) fn clean_status_is_current(&self) -> bool {
+        let counters = self.lifetime_counters();
+        let s = lock(&self.status);
+        let p = lock(&self.pos);
+        s.flags & STATUS_FLAG_CLEAN != 0
+            && (s.head_offset, s.head_lsn) == (p.head_offset, p.head_lsn)
+            && (s.tail_offset, s.tail_lsn) == (p.tail_offset, p.next_lsn)
+            && s.counters == counters
+    }
 }

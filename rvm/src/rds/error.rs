@@ -8,7 +8,7 @@
 pub enum Error {
     /// The underlying RVM call failed.
     #[error(transparent)]
-    Rvm(#[from] crate::Error),
+    Rvm(crate::Error),
 
     /// No free block is large enough.
     #[error(
@@ -95,6 +95,27 @@ pub enum Error {
         rule: String,
     },
 
+    /// An index past the end of a persistent array, vector or field.
+    #[error("index {index} is out of bounds: {what} holds {len}")]
+    OutOfBounds {
+        /// What was indexed ("vector", "slice", "block at 0x...").
+        what: String,
+        /// The index (or, for a block, the end offset) asked for.
+        index: u64,
+        /// How many there are (or the block's usable bytes).
+        len: u64,
+    },
+
+    /// The files of a [`crate::store::Store`] are not in a state it can open or create; the
+    /// message names the file and what is wrong. Nothing was changed.
+    #[error("{path}: {reason}")]
+    Store {
+        /// The file (or directory) concerned.
+        path: String,
+        /// What is wrong, and what to do about it.
+        reason: String,
+    },
+
     /// This thread already holds the heap in another open transaction; waiting for it would
     /// never end. Finish that transaction first.
     #[error(
@@ -109,6 +130,16 @@ pub enum Error {
     },
 }
 
+impl From<crate::Error> for Error {
+    /// An RVM error, wrapped; an RVM error that carries a heap error gives that error back.
+    fn from(e: crate::Error) -> Error {
+        match e {
+            crate::Error::Heap(e) => *e,
+            other => Error::Rvm(other),
+        }
+    }
+}
+
 impl Error {
     /// The classic RDS error name closest to this error (RVM errors keep their RVM name).
     pub fn code_name(&self) -> &'static str {
@@ -121,9 +152,11 @@ impl Error {
             Error::VersionSkew { .. } => "EHEAP_VERSION_SKEW",
             Error::NoHeap { .. } => "EHEAP_INIT",
             Error::BadSegment { .. } => "EBAD_SEGMENT_HDR",
-            Error::BadLayout { .. } | Error::InvalidArgument { .. } | Error::Busy { .. } => {
-                "EBAD_ARGS"
-            }
+            Error::BadLayout { .. }
+            | Error::InvalidArgument { .. }
+            | Error::Busy { .. }
+            | Error::OutOfBounds { .. }
+            | Error::Store { .. } => "EBAD_ARGS",
         }
     }
 }

@@ -75,7 +75,16 @@ pub use crate::format::segment::ADDRESS_END_MAX;
 /// Largest static region accepted (1 TiB), to catch mistyped values.
 pub const STATIC_LENGTH_MAX: u64 = 1 << 40;
 
+/// The default heap address: 32 TiB (`0x2000_0000_0000`). On x86-64 and arm64 Linux it is
+/// clear of the common mappings: executables and `brk` (near `0x5555_...` for PIE, low
+/// addresses otherwise), shared libraries, stacks and `mmap` (just below 128 TiB, growing
+/// down), and the sanitizers' shadow memory (below 16 TiB for AddressSanitizer).
+pub const DEFAULT_START_ADDRESS: u64 = 0x2000_0000_0000;
+
 /// Where a heap segment's regions go and how its heap is shaped (what `rdsinit` asks for).
+///
+/// The default: a 256 MiB heap at [`DEFAULT_START_ADDRESS`], a 64 KiB static region, 80
+/// free lists, 64-byte chunks (segment files are sparse: an empty heap uses a few pages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeapLayout {
     /// Address of the heap region; the static region follows it.
@@ -89,6 +98,18 @@ pub struct HeapLayout {
     /// Allocation granularity in bytes (a multiple of 8 between `CHUNK_SIZE_MIN` and
     /// `CHUNK_SIZE_MAX` of `rvm::format::heap`).
     pub chunk_size: u64,
+}
+
+impl Default for HeapLayout {
+    fn default() -> Self {
+        HeapLayout {
+            start_address: DEFAULT_START_ADDRESS,
+            heap_length: 256 << 20,
+            static_length: 64 << 10,
+            nlists: 80,
+            chunk_size: 64,
+        }
+    }
 }
 
 impl HeapLayout {
@@ -276,6 +297,15 @@ mod tests {
             nlists: 80,
             chunk_size: 64,
         }
+    }
+
+    #[test]
+    fn the_default_layout_is_valid_and_its_addresses_are_free() {
+        let layout = HeapLayout::default();
+        layout.validate().unwrap();
+        assert_eq!(layout.start_address, DEFAULT_START_ADDRESS);
+        let end = layout.static_address() + layout.static_length;
+        assert_eq!(crate::range_is_occupied(layout.start_address, end), None);
     }
 
     #[test]

@@ -57,25 +57,25 @@ unsafe impl<T: 'static> Zeroable for PersistentPtr<T> {}
 unsafe impl<T: 'static> Pod for PersistentPtr<T> {}
 
 impl<T> PersistentPtr<T> {
-    /// The null pointer (address 0).
+    /// The null pointer (address 0); every access through it is an error.
     pub const fn null() -> Self {
         PersistentPtr {
             address: 0,
             _type: PhantomData,
         }
     }
-    /// A pointer to `address` (checked when it is used, not here).
+    /// A pointer to `address` (checked at every access, so any value is safe to make).
     pub const fn from_address(address: usize) -> Self {
         PersistentPtr {
             address: address as u64,
             _type: PhantomData,
         }
     }
-    /// True for the null pointer.
+    /// Whether this is the null pointer.
     pub fn is_null(&self) -> bool {
         self.address == 0
     }
-    /// The absolute address it holds.
+    /// The address pointed to.
     pub fn address(&self) -> usize {
         self.address as usize
     }
@@ -108,18 +108,35 @@ impl<T> std::fmt::Debug for Root<T> {
     }
 }
 
+impl<T> Root<T> {
+    /// A root at `address` in `segment` (the caller checked that a `T` fits there).
+    pub(crate) fn at(segment: Segment, address: usize) -> Root<T> {
+        Root {
+            segment,
+            address,
+            _type: PhantomData,
+        }
+    }
+}
+
 impl<T: Pod> Root<T> {
-    /// Address of the root value (the start of the static region).
+    /// The root's address in the static region.
     pub fn address(&self) -> usize {
         self.address
     }
 
     /// A copy of the root's current value.
+    ///
+    /// # Errors
+    /// The segment is no longer mapped.
     pub fn get(&self) -> Result<T, Error> {
         Ok(self.segment.read::<T>(self.address)?)
     }
 
     /// Replace the root's value in `tx`.
+    ///
+    /// # Errors
+    /// The transaction refused the range (segment unmapped, transaction failed).
     pub fn set(&self, tx: &mut Transaction<'_>, value: &T) -> Result<(), Error> {
         tx.write(self.address, value)?;
         Ok(())

@@ -1,0 +1,360 @@
+//! The typed layer over a heap on crash devices: containers against std models, abort
+//! restoring the heap byte for byte, crashes recovering a committed state, checked access,
+//! and threads changing one map.
+
+mod rds_support;
+
+use std::collections::{BTreeMap, HashMap};
+
+use rds_support::{layout, Fixture};
+use rvm::device::Tear;
+use rvm::field;
+use rvm::rds::{Error, Heap, PersistentPtr};
+use rvm::typed::{PBytes, PHashMap, PSlice, PVec};
+use rvm::{BeginMode, CommitMode};
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+/// The root: a map from key to a vector of values, and a byte string log of operations.
+#[derive(Clone, Copy, rvm::Pod, rvm::Zeroable)]
+#[repr(C)]
+struct Root {
+    map: PHashMap<u64, PVec<u64>>,
+    journal: PBytes,
+}
+
+type Model = BTreeMap<u64, Vec<u64>>;
+
+fn snapshot(heap: &Heap, root: &Root) -> (Model, Vec<u8>) {
+    let mut model = Model::new();
+    for item in root.map.iter(heap).unwrap() {
+        let (k, v) = item.unwrap();
+        assert!(
+            model.insert(k, v.to_vec(heap).unwrap()).is_none(),
+            "key {k} twice"
+        );
+    }
+    assert_eq!(model.len(), root.map.len(heap).unwrap());
+    (model, root.journal.to_vec(heap).unwrap())
+}
+
+/// One random transaction on the map of vectors and the journal.
+fn change(
+    tx: &mut rvm::Transaction<'_>,
+    heap: &Heap,
+    root: &Root,
+    rng: &mut Rng,
+    model: &mut Model,
+    journal: &mut Vec<u8>,
+) -> Result<(), Error> {
+    for _ in 0..1 + rng.below(5) {
+        let key = rng.below(60);
+        match rng.below(4) {
+            0 | 1 => {
+                let value = rng.below(1 << 40);
+                let v = match root.map.get(heap, &key)? {
+                    Some(v) => v,
+                    None => {
+                        let v = PVec::new(tx, heap)?;
+                        root.map.insert(tx, heap, &key, &v)?;
+                        v
+                    }
+                };
+                v.push(tx, heap, &value)?;
+                model.entry(key).or_default().push(value);
+                journal.push(b'+');
+                root.journal.extend_from_slice(tx, heap, b"+")?;
+            }
+            2 => {
+                if let Some(v) = root.map.remove(tx, heap, &key)? {
+                    v.free(tx, heap)?;
+                }
+                model.remove(&key);
+                journal.push(b'-');
+                root.journal.extend_from_slice(tx, heap, b"-")?;
+            }
+            _ => {
+                if let Some(v) = root.map.get(heap, &key)? {
+                    let popped = v.pop(tx, heap)?;
+                    assert_eq!(popped, model.get_mut(&key).unwrap().pop());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn new_root(f: &Fixture) -> rvm::rds::Root<Root> {
+    let root = f.heap.static_root::<Root>().unwrap();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let value = Root {
+        map: PHashMap::new(&mut tx, &f.heap).unwrap(),
+        journal: PBytes::new(&mut tx, &f.heap).unwrap(),
+    };
+    root.set(&mut tx, &value).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    root
+}
+
+/// Abort puts the heap back byte for byte, whatever the transaction did to the containers
+/// (growing vectors and the bucket array, removing, freeing).
+#[test]
+fn abort_restores_the_heap_byte_for_byte() {
+    let f = Fixture::new(layout(1, 1 << 20, 80, 64));
+    let root = new_root(&f).get().unwrap();
+    let mut rng = Rng(11);
+    let (mut model, mut journal) = (Model::new(), Vec::new());
+    for round in 0..40 {
+        let before = f.heap_bytes();
+        let (m0, j0) = (model.clone(), journal.clone());
+        let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+        for _ in 0..5 {
+            change(&mut tx, &f.heap, &root, &mut rng, &mut model, &mut journal).unwrap();
+        }
+        if round % 2 == 0 {
+            tx.abort().unwrap();
+            assert!(
+                f.heap_bytes() == before,
+                "round {round}: abort left a change"
+            );
+            (model, journal) = (m0, j0);
+        } else {
+            tx.end(CommitMode::NoFlush).unwrap();
+        }
+        assert_eq!(snapshot(&f.heap, &root), (model.clone(), journal.clone()));
+    }
+    assert!(f.heap.check().is_ok());
+}
+
+/// Power fails at a random write or sync while transactions change the containers; after
+/// recovery the containers hold the state after the last acknowledged commit or the one in
+/// progress, and the heap checker passes.
+#[test]
+fn a_crash_recovers_a_committed_state_of_the_containers() {
+    for seed in 1..=12u64 {
+        let f = Fixture::with_log(layout(10 + seed, 1 << 20, 80, 64), seed, 256 << 10);
+        let root = new_root(&f).get().unwrap();
+        let mut rng = Rng((seed * 0x9e37_79b9) | 1);
+        let (mut model, mut journal) = (Model::new(), Vec::new());
+        f.controller.crash_after(50 + rng.below(400));
+        let mut in_progress = None;
+        loop {
+            let (mut m, mut j) = (model.clone(), journal.clone());
+            let done = (|| -> Result<(), Error> {
+                let mut tx = f.rvm.begin(BeginMode::Restore)?;
+                change(&mut tx, &f.heap, &root, &mut rng, &mut m, &mut j)?;
+                tx.end(CommitMode::Flush)?;
+                Ok(())
+            })();
+            match done {
+                Ok(()) => (model, journal) = (m, j),
+                Err(_) => {
+                    in_progress = Some((m, j));
+                    break;
+                }
+            }
+            if rng.below(8) == 0 && f.rvm.truncate().is_err() {
+                break;
+            }
+        }
+        assert!(
+            f.controller.has_crashed(),
+            "seed {seed}: the loop ended without the injected crash"
+        );
+        let f = f.crash_and_recover(Tear::RandomSectors);
+        let root = f.heap.static_root::<Root>().unwrap().get().unwrap();
+        let now = snapshot(&f.heap, &root);
+        assert!(
+            now == (model.clone(), journal.clone()) || Some(&now) == in_progress.as_ref(),
+            "seed {seed}: recovered {} keys / {} journal bytes; acknowledged {} / {}",
+            now.0.len(),
+            now.1.len(),
+            model.len(),
+            journal.len()
+        );
+        let report = f.heap.check();
+        assert!(report.is_ok(), "seed {seed}:\n{report}");
+    }
+}
+
+/// The hash map against std's through many inserts, overwrites and removes (the bucket array
+/// doubles several times); removing everything frees every byte it took.
+#[test]
+fn the_map_matches_a_std_model_and_frees_everything() {
+    let f = Fixture::new(layout(30, 4 << 20, 80, 64));
+    let heap = &f.heap;
+    let allocated_before = heap.statistics().allocated_bytes;
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let map: PHashMap<[u8], u32> = PHashMap::new(&mut tx, heap).unwrap();
+    let mut model: HashMap<Vec<u8>, u32> = HashMap::new();
+    let mut rng = Rng(5);
+    for i in 0..6000u32 {
+        let key = format!("key-{}", rng.below(2500)).into_bytes();
+        if rng.below(4) == 0 {
+            assert_eq!(map.remove(&mut tx, heap, &key).unwrap(), model.remove(&key));
+        } else {
+            assert_eq!(
+                map.insert(&mut tx, heap, &key, &i).unwrap(),
+                model.insert(key, i)
+            );
+        }
+        if i % 500 == 0 {
+            tx.end(CommitMode::NoFlush).unwrap();
+            tx = f.rvm.begin(BeginMode::Restore).unwrap();
+        }
+    }
+    tx.end(CommitMode::Flush).unwrap();
+    assert_eq!(map.len(heap).unwrap(), model.len());
+    let listed: HashMap<Vec<u8>, u32> = map.iter(heap).unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(listed, model);
+    for (k, v) in &model {
+        assert_eq!(map.get(heap, k).unwrap(), Some(*v));
+    }
+    assert_eq!(map.get(heap, b"absent".as_slice()).unwrap(), None);
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    for k in model.keys() {
+        assert!(map.remove(&mut tx, heap, k).unwrap().is_some());
+    }
+    assert!(map.is_empty(heap).unwrap());
+    map.free(&mut tx, heap).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    assert_eq!(heap.statistics().allocated_bytes, allocated_before);
+    assert!(heap.check().is_ok());
+}
+
+#[derive(Clone, Copy, rvm::Pod, rvm::Zeroable)]
+#[repr(C)]
+struct Account {
+    id: u64,
+    balance: i64,
+    limits: Limits,
+}
+
+#[derive(Clone, Copy, rvm::Pod, rvm::Zeroable)]
+#[repr(C)]
+struct Limits {
+    daily: [u32; 4],
+}
+
+/// Field pointers reach into the middle of a block; every access is checked against the
+/// block, so stale, foreign and out-of-range pointers are errors, never wild accesses.
+#[test]
+fn field_and_index_access_is_typed_and_checked() {
+    let f = Fixture::new(layout(31, 1 << 20, 80, 64));
+    let heap = &f.heap;
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let account = PersistentPtr::alloc(
+        &mut tx,
+        heap,
+        &Account {
+            id: 1,
+            balance: 10,
+            limits: Limits { daily: [5; 4] },
+        },
+    )
+    .unwrap();
+    let balance = field!(account, Account, balance);
+    assert_eq!(balance.address(), account.address() + 8);
+    balance.update(&mut tx, heap, |b| *b -= 25).unwrap();
+    let daily = field!(account, Account, limits.daily);
+    daily.index(2).unwrap().write(&mut tx, heap, &99).unwrap();
+    assert!(matches!(
+        daily.index(4),
+        Err(Error::OutOfBounds {
+            index: 4,
+            len: 4,
+            ..
+        })
+    ));
+    // Field of a field pointer.
+    let limits = field!(account, Account, limits);
+    assert_eq!(
+        field!(limits, Limits, daily)
+            .index(2)
+            .unwrap()
+            .read(heap)
+            .unwrap(),
+        99
+    );
+    tx.end(CommitMode::Flush).unwrap();
+    let a = account.read(heap).unwrap();
+    assert_eq!((a.id, a.balance, a.limits.daily), (1, -15, [5, 5, 99, 5]));
+
+    // A slice element past the block's end (a forged slice) is refused.
+    let forged = PSlice::<u64>::from_raw_parts(account.address() as u64, 0, 1000);
+    assert!(forged.get(heap, 3).is_ok(), "inside the block");
+    assert!(matches!(
+        forged.get(heap, 900),
+        Err(Error::OutOfBounds { .. })
+    ));
+    // Null, foreign and interior addresses are not blocks.
+    assert!(PersistentPtr::<u64>::null().read(heap).is_err());
+    assert!(PersistentPtr::<u64>::from_address(heap.address() + 8)
+        .read(heap)
+        .is_err());
+    assert!(PersistentPtr::<u64>::from_address(account.address() + 8)
+        .read(heap)
+        .is_err());
+    assert!(PVec::<u64>::null().len(heap).is_err());
+    // After a free the pointer is dangling: refused.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let v = PVec::from_slice(&mut tx, heap, &[1u16, 2, 3]).unwrap();
+    assert!(matches!(
+        v.get(heap, 3),
+        Err(Error::OutOfBounds {
+            index: 3,
+            len: 3,
+            ..
+        })
+    ));
+    assert!(v.set(&mut tx, heap, 3, &4).is_err());
+    account.free(&mut tx, heap).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    assert!(account.read(heap).is_err());
+    assert!(balance.read(heap).is_err());
+    assert!(heap.check().is_ok());
+}
+
+/// Threads insert into one map, each in its own transactions: every container change takes
+/// the heap first, so no insert is lost to another's.
+#[test]
+fn threads_inserting_into_one_map_lose_nothing() {
+    let f = Fixture::new(layout(32, 4 << 20, 80, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let map: PHashMap<u64, u64> = PHashMap::new(&mut tx, &f.heap).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let (rvm, heap) = (&f.rvm, &f.heap);
+            s.spawn(move || {
+                for i in 0..300u64 {
+                    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+                    map.insert(&mut tx, heap, &(t * 1000 + i), &i).unwrap();
+                    // A shared counter under key u64::MAX: read-modify-write in the map.
+                    let n = map.get(heap, &u64::MAX).unwrap().unwrap_or(0);
+                    map.insert(&mut tx, heap, &u64::MAX, &(n + 1)).unwrap();
+                    tx.end(CommitMode::NoFlush).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(map.len(&f.heap).unwrap(), 1201);
+    assert_eq!(map.get(&f.heap, &u64::MAX).unwrap(), Some(1200));
+    for t in 0..4u64 {
+        for i in 0..300u64 {
+            assert_eq!(map.get(&f.heap, &(t * 1000 + i)).unwrap(), Some(i));
+        }
+    }
+    assert!(f.heap.check().is_ok());
+}
