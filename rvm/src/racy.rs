@@ -40,8 +40,8 @@ pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) {
 unsafe fn load_raw(src: *const u8, out: *mut u8, len: usize) {
     let head = src.align_offset(WORD).min(len);
     // SAFETY: for every access below, `src + i` and `out + i` stay inside the `len` bytes of
-    // the source range (readable, the contract) and of the destination; word accesses to `src` start past
-    // `head`, so they are word-aligned; `out` is written unaligned.
+    // the source range (readable, the contract) and of the destination; word accesses to
+    // `src` start past `head`, so they are word-aligned; `out` is written unaligned.
     unsafe {
         let byte = |i: usize| (*src.add(i).cast::<AtomicU8>()).load(Ordering::Relaxed);
         let word = |i: usize| (*src.add(i).cast::<AtomicUsize>()).load(Ordering::Relaxed);

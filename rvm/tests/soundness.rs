@@ -445,6 +445,9 @@ fn a_forgotten_transaction_blocked_a_range_lock_forever() {
     .expect("set_range and read returned instead of waiting forever");
     assert!(matches!(set, Err(Error::LockTimeout { .. })), "{set:?}");
     assert!(matches!(read, Err(Error::LockTimeout { .. })), "{read:?}");
+    // Unmapping is refused at once (the leaked transaction pins the region), not a wait.
+    let err = rvm.unmap(&seg).unwrap_err();
+    assert!(matches!(err, Error::Uncommitted { .. }), "{err}");
 }
 
 #[test]

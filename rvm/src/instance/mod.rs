@@ -14,9 +14,12 @@
 //! * [`stats`]: counters and the `query` snapshot.
 //!
 //! Lock order (outer first): `segments` → `status` → `regions` → `pos`; `queue` is never held
-//! while taking another lock except `pos` for a moment. Log writes happen outside every lock:
-//! one committer at a time becomes the flush leader (`Queue::flushing`), takes the whole queue,
-//! writes it as one batch and syncs once for everybody (group commit).
+//! while taking another lock except `pos` for a moment. The range-lock table
+//! (`crate::range_lock`, isolation only) is taken by `set_range` with no instance lock held,
+//! and by reads under a segment's `mapped` guard; every wait on it is bounded. Log writes
+//! happen outside every lock: one committer at a time becomes the flush leader
+//! (`Queue::flushing`), takes the whole queue, writes it as one batch and syncs once for
+//! everybody (group commit).
 
 mod commit;
 mod flush;

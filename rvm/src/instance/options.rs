@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::device::DeviceRef;
 
-/// Options for [`Rvm::open`].
+/// Options for [`Rvm::open`](crate::Rvm::open).
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Log use (percent) at which background truncation starts; 0 disables the background

@@ -134,6 +134,8 @@ impl Rvm {
     }
 
     /// Copy mapped memory at `address` into `buf` (the address may be in any mapped segment).
+    /// A copy, never a reference; with isolation it waits for other threads' transactions
+    /// holding the bytes, as [`Segment::read_bytes`] does.
     pub fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<()> {
         let seg = self
             .segment_at(address, buf.len())

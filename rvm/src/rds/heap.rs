@@ -10,8 +10,9 @@
 //! abort could still take back. The wait is bounded by the instance's `Options::lock_timeout`
 //! (default 10 s): a transaction leaked with `mem::forget` owns the heap forever, and the
 //! other threads then get [`crate::Error::LockTimeout`] (wrapped in [`Error::Rvm`]) instead of
-//! hanging; a heap whose segment is unmapped, or whose instance is closed, answers `NotMapped`. A heap call from the owning thread with a *different* open
-//! transaction would wait for itself forever, so it is refused with [`Error::Busy`].
+//! hanging; a heap whose segment is unmapped, or whose instance is closed, answers
+//! `NotMapped`. A heap call from the owning thread with a *different* open transaction would
+//! wait for itself forever, so it is refused with [`Error::Busy`].
 //! Read-only calls ([`Heap::check`], [`Heap::statistics`], [`Heap::maxblock`]) also wait for
 //! other threads' heap transactions, and see the calling thread's own uncommitted changes.
 //!
