@@ -48,9 +48,6 @@ pub trait Device: Send + Sync + fmt::Debug {
     }
 }
 
-/// Below this many pieces, positional writes are cheaper than setting up a mapping.
-const PIECES_FOR_MAPPED_WRITE_MIN: usize = 64;
-
 /// A shared handle to a device.
 pub type DeviceRef = Arc<dyn Device>;
 
@@ -218,47 +215,89 @@ impl Device for FileDevice {
     fn is_block_device(&self) -> bool {
         self.block
     }
-    /// Many small scattered writes (truncation applying thousands of ranges) cost a syscall
-    /// and a walk of the file system's per-block write path each; copying them through a
-    /// shared mapping of the file costs a page fault per page touched and a memcpy per piece.
-    /// The pages are ordinary dirty page-cache pages afterwards, so `sync` (fdatasync) makes
-    /// them durable exactly as it does written ones.
+    /// Truncation and recovery apply thousands of small pieces. Pieces that overlap, touch,
+    /// or lie less than [`GAP_MERGE_BYTES_MAX`] apart are gathered into one buffer (the bytes
+    /// between them read from the file first) and written with one `pwrite`, up to
+    /// [`COALESCED_WRITE_BYTES_MAX`] at a time; a piece alone is written straight from its
+    /// slice. Positional writes report a full disk as `ENOSPC` (a write through a shared
+    /// mapping would raise SIGBUS instead), and they leave no file pages in this process's
+    /// resident set.
     fn write_pieces(&self, pieces: &[(u64, &[u8])]) -> io::Result<()> {
-        let len = self.len()?;
-        let in_file = pieces
-            .iter()
-            .all(|(o, b)| o.checked_add(b.len() as u64).is_some_and(|e| e <= len));
-        if pieces.len() < PIECES_FOR_MAPPED_WRITE_MIN || !in_file || len > isize::MAX as u64 {
-            for (offset, bytes) in pieces {
-                self.write_at(bytes, *offset)?;
+        let mut buf = Vec::new();
+        let mut i = 0;
+        while i < pieces.len() {
+            let (first_at, first) = pieces[i];
+            let mut start = first_at;
+            let mut end = piece_end(first_at, first)?;
+            let mut gaps = false;
+            let mut j = i + 1;
+            while j < pieces.len() {
+                let (at, bytes) = pieces[j];
+                let e = piece_end(at, bytes)?;
+                let (s2, e2) = (start.min(at), end.max(e));
+                if at > end.saturating_add(GAP_MERGE_BYTES_MAX)
+                    || e2 - s2 > COALESCED_WRITE_BYTES_MAX as u64
+                {
+                    break;
+                }
+                gaps |= at > end || e < start;
+                (start, end) = (s2, e2);
+                j += 1;
             }
-            return Ok(());
-        }
-        let (first, last) = (
-            pieces[0].0,
-            pieces
-                .iter()
-                .map(|(o, b)| o + b.len() as u64)
-                .max()
-                .unwrap_or(0),
-        );
-        let page = 4096u64;
-        let start = first / page * page;
-        // SAFETY: the file is open read-write and locked by this process (flock), so no other
-        // cooperating process changes its length while mapped; every piece was checked to lie
-        // inside the file, so no access can fault past its end.
-        let mut map = unsafe {
-            memmap2::MmapOptions::new()
-                .offset(start)
-                .len((last - start) as usize)
-                .map_mut(&self.file)?
-        };
-        for (offset, bytes) in pieces {
-            let at = (offset - start) as usize;
-            map[at..at + bytes.len()].copy_from_slice(bytes);
+            if j == i + 1 {
+                self.write_at(first, first_at)?;
+                i = j;
+                continue;
+            }
+            buf.clear();
+            buf.resize((end - start) as usize, 0);
+            if gaps {
+                read_up_to(&self.file, &mut buf, start)?;
+            }
+            for &(at, bytes) in &pieces[i..j] {
+                let from = (at - start) as usize;
+                buf[from..from + bytes.len()].copy_from_slice(bytes);
+            }
+            self.write_at(&buf, start)?;
+            i = j;
         }
         Ok(())
     }
+}
+
+/// Pieces of one [`Device::write_pieces`] call closer than this are written together, the
+/// bytes between them read from the file: one `pread` and one `pwrite` instead of a `pwrite`
+/// per piece.
+const GAP_MERGE_BYTES_MAX: u64 = 0;
+/// Longest buffer [`FileDevice::write_pieces`] gathers pieces into.
+const COALESCED_WRITE_BYTES_MAX: usize = 1 << 20;
+
+fn piece_end(offset: u64, bytes: &[u8]) -> io::Result<u64> {
+    offset.checked_add(bytes.len() as u64).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a write of {} bytes at {offset} ends past 2^64",
+                bytes.len()
+            ),
+        )
+    })
+}
+
+/// Fill `buf` from `offset`, leaving zeros where the file ends (reads loop over short reads
+/// and EINTR).
+fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf[done..].fill(0);
+    Ok(())
 }
 
 /// A device held in memory (tests, fuzzing).
