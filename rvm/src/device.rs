@@ -317,7 +317,7 @@ impl Device for FileDevice {
 /// Pieces of one [`Device::write_pieces`] call closer than this are written together, the
 /// bytes between them read from the file: one `pread` and one `pwrite` instead of a `pwrite`
 /// per piece.
-const GAP_MERGE_BYTES_MAX: u64 = 0;
+const GAP_MERGE_BYTES_MAX: u64 = 4095;
 /// Size of each zero write of [`FileDevice::preallocate`].
 const PREALLOCATE_WRITE_BYTES: usize = 1 << 20;
 /// Longest buffer [`FileDevice::write_pieces`] gathers pieces into.

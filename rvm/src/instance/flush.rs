@@ -66,6 +66,9 @@ impl Inner {
                 p.tail_offset = tail;
                 p.next_lsn = next_lsn;
                 let used = self.used_bytes(&p);
+                self.stats
+                    .log_used_peak_bytes
+                    .fetch_max(used, std::sync::atomic::Ordering::Relaxed);
                 let threshold = self.options.truncate_threshold_percent as u64;
                 if threshold > 0
                     && used * 100 >= threshold * (self.area_end - self.area_start)
