@@ -73,6 +73,18 @@ fn main() -> Result<()> {
                 ms(t),
                 per_second(count, t)
             );
+            let st = s.rvm.statistics();
+            println!(
+                "rds: {} truncations ({} background), {:.1} ms each on average, {} space waits, \
+                 log peak {:.1}% of {} bytes, {} bytes logged",
+                st.truncations,
+                st.background_truncations,
+                st.truncation_time_us as f64 / 1e3 / st.truncations.max(1) as f64,
+                st.space_waits,
+                st.log_used_peak_bytes as f64 * 100.0 / s.rvm.query().area_size as f64,
+                s.rvm.query().area_size,
+                st.bytes_logged
+            );
         }
         "recovery" => {
             let mix = match args.get(1).map(String::as_str) {

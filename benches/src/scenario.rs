@@ -558,3 +558,44 @@ impl RdsScenario {
         Ok(elapsed + started.elapsed())
     }
 }
+
+/// Resident-set figures of one truncation, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct TruncationRss {
+    /// The process's resident set just before the truncation (the application's own pages,
+    /// such as those it wrote through its private mapping while filling the log).
+    pub before: u64,
+    /// The process's peak resident set while truncating (`VmHWM`, reset just before).
+    pub peak: u64,
+}
+
+/// Fill a 30 MB log into a 1 GB segment (as [`TruncationScenario`] does), then truncate it
+/// and measure the process's peak resident set meanwhile. Meant to run in a process of its
+/// own (`rvm-report` starts itself as a child), so nothing else the process did counts.
+pub fn truncation_peak_rss() -> Result<TruncationRss> {
+    let s = TruncationScenario::new(crate::GIB, crate::LOG_AREA_BYTES)?;
+    s.fill_full(0x7a)?;
+    // Writing 5 resets the peak (VmHWM) to the current resident set.
+    std::fs::write("/proc/self/clear_refs", "5").context("reset VmHWM")?;
+    let before = proc_status_bytes("VmRSS")?;
+    s.truncate()?;
+    let peak = proc_status_bytes("VmHWM")?;
+    s.rvm.close()?;
+    Ok(TruncationRss { before, peak })
+}
+
+/// A `kB` field of /proc/self/status, in bytes.
+fn proc_status_bytes(field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
+        .with_context(|| format!("no {field} in /proc/self/status"))?;
+    let kb: u64 = line[field.len() + 1..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .with_context(|| format!("parse {line:?}"))?;
+    Ok(kb * 1024)
+}

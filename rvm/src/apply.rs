@@ -18,6 +18,9 @@ use crate::format::segment::SegmentHeader;
 
 /// Range data held in memory before a slice is written out. Bounds memory for any log size.
 const SLICE_BYTES_MAX: usize = 64 << 20;
+/// Ranges held before a slice is written out (32 MiB of entries: tiny ranges would otherwise
+/// let the entries outgrow the data many times over).
+const SLICE_ENTRIES_MAX: usize = 1 << 20;
 
 struct Entry {
     slot: u32,
@@ -80,6 +83,9 @@ impl Applier {
             }
             if h.length == 0 {
                 continue;
+            }
+            if self.entries.len() >= SLICE_ENTRIES_MAX {
+                self.write_slice(target)?;
             }
             self.entries.push(Entry {
                 slot: h.segment,

@@ -146,6 +146,9 @@ fn main() -> ExitCode {
     let mut json = false;
     let mut only: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
+    if std::env::args().nth(1).as_deref() == Some(CHILD_TRUNCATION_RSS) {
+        return truncation_rss_child();
+    }
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
@@ -248,7 +251,7 @@ fn print_table(report: &Report, quick: bool) {
 
 /// The keys the issue requires in `--json`; a section left out with `--only` reports them as
 /// null.
-const REQUIRED_KEYS: [&str; 14] = [
+const REQUIRED_KEYS: [&str; 17] = [
     "open_1g_ms",
     "open_1g_over_1m",
     "recovery_30m_ms",
@@ -257,12 +260,15 @@ const REQUIRED_KEYS: [&str; 14] = [
     "noflush_sustained_per_s",
     "flush_commits_per_s",
     "flush_over_fdatasync",
+    "flush_over_fdatasync_allocated",
     "flush_4threads_over_1thread",
     "rds_ops_per_s",
+    "rds_log_peak_percent",
     "rdsinit_1g_ms",
     "rdsinit_1g_disk_bytes",
     "truncate_30m_ms",
     "truncate_over_limit",
+    "truncate_peak_rss_mb",
 ];
 
 fn print_json(report: &Report, quick: bool) {
@@ -621,26 +627,38 @@ fn transactions(plan: &Plan, report: &mut Report) -> Result<()> {
         );
         s.rvm.close()?;
     }
-    // One shared disk: a raw pwrite + fdatasync and a 1-thread flush commit alternate one
-    // operation at a time, so a slow moment of the disk hits both alike; the 1, 2 and 4 thread
-    // runs alternate in rounds for the same reason.
+    // One shared disk: a raw pwrite + fdatasync appending to a sparse file, the same over
+    // allocated blocks (as the log's are: it is allocated when created), and a 1-thread flush
+    // commit take turns one operation at a time, so a slow moment of the disk hits all alike;
+    // the 1, 2 and 4 thread runs alternate in rounds for the same reason.
     let dir = Scratch::new("flush-limit")?;
     let mut sync = limits::SyncLoop::new(&dir.join("raw"), LOG_AREA_BYTES, 512)?;
+    let mut allocated =
+        limits::SyncLoop::preallocated(&dir.join("raw-allocated"), LOG_AREA_BYTES, 512)?;
     let s = TxScenario::new(segment, LOG_AREA_BYTES, Options::default())?;
     let pairs = plan.pick(1000u64, 3000);
     let mut rng = Rng::new(9);
-    let (mut raw, mut one) = (Duration::ZERO, Duration::ZERO);
+    let (mut raw, mut raw_allocated, mut one) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for i in 0..pairs {
-        // ABBA order: neither side always follows the other's sync.
-        if i % 2 == 0 {
-            raw += sync.once()?;
-            one += s.commit_loop(64, 1, CommitMode::Flush, 0, true, &mut rng)?;
-        } else {
-            one += s.commit_loop(64, 1, CommitMode::Flush, 0, true, &mut rng)?;
-            raw += sync.once()?;
+        // Every order of the three in turn: none always follows another's sync.
+        let order = [
+            [0, 1, 2],
+            [2, 1, 0],
+            [1, 2, 0],
+            [0, 2, 1],
+            [2, 0, 1],
+            [1, 0, 2],
+        ];
+        for which in order[(i % 6) as usize] {
+            match which {
+                0 => raw += sync.once()?,
+                1 => raw_allocated += allocated.once()?,
+                _ => one += s.commit_loop(64, 1, CommitMode::Flush, 0, true, &mut rng)?,
+            }
         }
     }
     let raw_rate = per_second(pairs, raw);
+    let raw_allocated_rate = per_second(pairs, raw_allocated);
     let one_rate = per_second(pairs, one);
     // Many short rounds: a burst of disk contention from another process then lands in all
     // three thread counts alike.
@@ -679,6 +697,12 @@ fn transactions(plan: &Plan, report: &mut Report) -> Result<()> {
         "raw pwrite 512 B + fdatasync in a new sparse file, alternating with the next",
     );
     report.add(
+        "fdatasync_allocated_loop_per_s",
+        Some(raw_allocated_rate),
+        "1/s",
+        "raw pwrite 512 B + fdatasync over allocated blocks, in the same turns",
+    );
+    report.add(
         "flush_commits_per_s",
         Some(one_rate),
         "1/s",
@@ -698,6 +722,13 @@ fn transactions(plan: &Plan, report: &mut Report) -> Result<()> {
         "x",
         "1-thread flush commits / raw pwrite+fdatasync loop",
         Target::AtLeast(0.9),
+    );
+    report.add_target(
+        "flush_over_fdatasync_allocated",
+        Some(one_rate / raw_allocated_rate),
+        "x",
+        "1-thread flush commits / raw loop over allocated blocks",
+        Target::AtLeast(0.95),
     );
     report.add_target(
         "flush_4threads_over_1thread",
@@ -746,6 +777,17 @@ fn rds(plan: &Plan, report: &mut Report) -> Result<()> {
         ));
     }
     let st = s.rvm.statistics();
+    let area = s.rvm.query().area_size;
+    report.add(
+        "rds_log_peak_percent",
+        Some(st.log_used_peak_bytes as f64 * 100.0 / area as f64),
+        "%",
+        "  log use high-water mark over the RDS runs (truncation threshold 50%)",
+    );
+    report.note(format!(
+        "rds: {} truncations ({} background), {} commits waited for log space",
+        st.truncations, st.background_truncations, st.space_waits
+    ));
     report.note(format!(
         "rds: 64 MiB heap, chunk 64, 80 lists, ~8,000 live blocks; {} log bytes per operation",
         st.bytes_logged / (3 * operations + 50_000).max(1)
@@ -844,6 +886,35 @@ fn truncation(plan: &Plan, report: &mut Report) -> Result<()> {
         "  truncate / limit",
         Target::AtMost(1.5),
     );
+    let rss = truncation_rss_in_child();
+    let what = "  peak RSS of a process truncating a full 30 MB log into 1 GB (VmHWM)";
+    match rss {
+        Ok((before, peak)) => {
+            report.add_target(
+                "truncate_peak_rss_mb",
+                Some(peak as f64 / 1e6),
+                "MB",
+                what,
+                Target::AtMost(300.0),
+            );
+            report.add(
+                "truncate_rss_before_mb",
+                Some(before as f64 / 1e6),
+                "MB",
+                "    its RSS just before (its own pages written while filling the log)",
+            );
+        }
+        Err(e) => {
+            report.add_target(
+                "truncate_peak_rss_mb",
+                None,
+                "MB",
+                what,
+                Target::AtMost(300.0),
+            );
+            report.note(format!("truncation: peak RSS not measured: {e:#}"));
+        }
+    }
     if let Some(f) = filled {
         report.note(format!(
             "truncation: {} tx, {} MB of log, {} pages touched",
@@ -854,4 +925,42 @@ fn truncation(plan: &Plan, report: &mut Report) -> Result<()> {
     }
     s.rvm.close()?;
     Ok(())
+}
+
+/// The hidden first argument that makes `rvm-report` the child measuring truncation's RSS.
+const CHILD_TRUNCATION_RSS: &str = "--child-truncation-rss";
+
+/// In the child: measure, print "BEFORE PEAK" (bytes) on one line.
+fn truncation_rss_child() -> ExitCode {
+    match scenario::truncation_peak_rss() {
+        Ok(rss) => {
+            println!("{} {}", rss.before, rss.peak);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rvm-report: truncation RSS: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Run this program again as the child that measures truncation's peak RSS, so that nothing
+/// the report did before counts.
+fn truncation_rss_in_child() -> Result<(u64, u64)> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .arg(CHILD_TRUNCATION_RSS)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the child failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut words = text.split_whitespace().map(str::parse::<u64>);
+    match (words.next(), words.next()) {
+        (Some(Ok(before)), Some(Ok(peak))) => Ok((before, peak)),
+        _ => anyhow::bail!("the child printed {text:?}"),
+    }
 }

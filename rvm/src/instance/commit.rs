@@ -153,7 +153,11 @@ impl Inner {
                     return Err(e);
                 }
             }
-            self.queue_cond.notify_all();
+            // Every thread waiting on `queue_cond` is counted in `flush_waiters`; a lone
+            // committer (the leader alone) saves the futex wake-up system call.
+            if q.flush_waiters > 1 {
+                self.queue_cond.notify_all();
+            }
         }
     }
 

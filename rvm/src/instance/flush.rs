@@ -68,6 +68,9 @@ impl Inner {
                 p.tail_offset = tail;
                 p.next_lsn = next_lsn;
                 let used = self.used_bytes(&p);
+                self.stats
+                    .log_used_peak_bytes
+                    .fetch_max(used, Ordering::Relaxed);
                 let threshold = self.truncate_threshold_percent.load(Ordering::Relaxed) as u64;
                 if threshold > 0
                     && used * 100 >= threshold * (self.area_end - self.area_start)

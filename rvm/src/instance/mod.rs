@@ -213,7 +213,7 @@ impl Inner {
         }
     }
 
-    fn fail(&self, e: &Error) {
+    pub(super) fn fail(&self, e: &Error) {
         let mut f = lock(&self.failed);
         if f.is_none() {
             *f = Some(e.to_string());

@@ -26,17 +26,26 @@ use crate::segment::read_header_from;
 
 impl Rvm {
     /// Create a new log file (mode 0600) with a record area of `area_bytes` (rounded down to
-    /// a sector). Refuses an existing file.
+    /// a sector), its blocks allocated (see [`Rvm::init_log_on`]). Refuses an existing file;
+    /// on failure (a full disk: `ENOSPC` naming the file) removes the file it made.
     pub fn create_log(path: impl AsRef<Path>, area_bytes: u64) -> Result<()> {
         let path = path.as_ref();
         let name = path.display().to_string();
         check_area(area_bytes)?;
         let dev = FileDevice::create_new(path).map_err(|e| Error::io(&name, "create", e))?;
-        Self::init_log_on(&dev, area_bytes)
+        let result = Self::init_log_on(&dev, area_bytes);
+        if result.is_err() {
+            // Leave nothing behind: the file was made here and holds no log yet.
+            drop(dev);
+            let _ = std::fs::remove_file(path);
+        }
+        result
     }
 
     /// Write a fresh, empty log onto a device (an existing file or a block device), discarding
-    /// what it held. The caller decides whether that is safe (see `LogReader::scan`).
+    /// what it held. The caller decides whether that is safe (see `LogReader::scan`). On a
+    /// regular file the whole record area is allocated and written with zeros
+    /// ([`Device::preallocate`]), so the log never asks the file system for space again.
     pub fn init_log_on(device: &dyn Device, area_bytes: u64) -> Result<()> {
         let name = device.name().to_string();
         let area = area_bytes / SECTOR_SIZE * SECTOR_SIZE;
@@ -58,6 +67,12 @@ impl Rvm {
                 .set_len(total)
                 .map_err(|e| Error::io(&name, "set length", e))?;
         }
+        // Allocated, written blocks for the whole record area (FORMAT.md, "Assumptions about
+        // the underlying media"): flushes never pay for block allocation in their fdatasync,
+        // and a full disk is found now rather than by a commit.
+        device
+            .preallocate(RECORD_AREA_OFFSET, area)
+            .map_err(|e| Error::io(&name, "allocate", e))?;
         let uuid = Uuid::random().map_err(|e| Error::io(&name, "uuid", e))?;
         let status = Status::new_log(uuid, area, now_ms());
         // Both slots: slot 1 holds sequence 1 (current); slot 0 an older copy of the same.

@@ -48,6 +48,9 @@ pub struct Statistics {
     pub recovered_records: u64,
     /// Time recovery took before `open` returned, in microseconds.
     pub recovery_time_us: u64,
+    /// The most log bytes in use (head to tail) right after any flush of this instance: how
+    /// far truncation let the log fill.
+    pub log_used_peak_bytes: u64,
     /// Totals over the life of the log (persisted in its status).
     pub lifetime: Counters,
 }
@@ -108,6 +111,7 @@ pub(crate) struct Stats {
     pub(super) last_truncation_us: AtomicU64,
     pub(super) recovered_records: AtomicU64,
     pub(super) recovery_time_us: AtomicU64,
+    pub(super) log_used_peak_bytes: AtomicU64,
 }
 
 pub(super) fn add(counter: &AtomicU64, n: u64) {
@@ -171,6 +175,7 @@ impl Inner {
             last_truncation_us: g(&s.last_truncation_us),
             recovered_records: g(&s.recovered_records),
             recovery_time_us: g(&s.recovery_time_us),
+            log_used_peak_bytes: g(&s.log_used_peak_bytes),
             lifetime: self.lifetime_counters(),
         }
     }

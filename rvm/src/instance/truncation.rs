@@ -144,7 +144,14 @@ impl Inner {
                     .collect()
             };
             for d in devices {
-                d.sync().map_err(|e| Error::io(d.name(), "fsync", e))?;
+                if let Err(e) = d.sync() {
+                    // After a failed fdatasync the kernel may have marked the unwritten pages
+                    // clean, so a retry could "succeed" without the data: only a reopen, which
+                    // applies the log again, may truncate from here on.
+                    let e = Error::io(d.name(), "fsync", e);
+                    self.fail(&e);
+                    return Err(e);
+                }
             }
             let truncated_ms = now_ms();
             self.write_status_then(
