@@ -5,7 +5,8 @@
 //! file, which only truncation and recovery write. Fixed addresses use `MAP_FIXED_NOREPLACE`,
 //! so an occupied range is reported, never clobbered. A device with no file descriptor (the
 //! test devices), or a region whose file offset is not aligned to the runtime page size, gets
-//! anonymous memory filled by reading the device.
+//! anonymous memory filled by reading the device. Large holes of a sparse segment file are
+//! mapped as anonymous zero memory instead of from the file (see `map_holes_anonymous`).
 
 use std::num::NonZeroUsize;
 use std::os::fd::BorrowedFd;
@@ -137,6 +138,12 @@ pub(crate) unsafe fn map_region(
             });
         }
     }
+    if let Some(fd) = file_backed {
+        if let Err(e) = map_holes_anonymous(fd, got, offset, length) {
+            unmap_region(got, length);
+            return Err(Error::io(&path, "mmap", e));
+        }
+    }
     if file_backed.is_none() {
         // SAFETY: the mapping just created is `length` bytes of writable memory at `got`.
         let mem = unsafe { std::slice::from_raw_parts_mut(got as *mut u8, length) };
@@ -146,6 +153,80 @@ pub(crate) unsafe fn map_region(
         }
     }
     Ok(got)
+}
+
+/// Holes of at least this many bytes are mapped as anonymous memory (see
+/// [`map_holes_anonymous`]); smaller ones stay file-backed.
+const HOLE_BYTES_MIN: u64 = 64 << 10;
+/// At most this many holes per region get their own anonymous mapping, so a fragmented file
+/// cannot use up the process's mapping count (each one splits the region's mapping).
+const HOLE_MAPPINGS_PER_REGION_MAX: usize = 256;
+
+/// Map the large holes of a sparse segment file's region as anonymous memory instead of from
+/// the file. A hole holds zeros, and so does fresh anonymous memory, so the region reads the
+/// same; but a page touched there is then ordinary process memory: the file system is not
+/// asked for a page for the hole (tmpfs allocates one at the first touch of a hole through a
+/// private mapping, and on a full tmpfs that touch raises SIGBUS), and the first write costs one
+/// page instead of a page-cache page plus its private copy. Nothing is lost: the file is
+/// written only by truncation and recovery, recovery runs before a segment is mapped, and a
+/// segment is truncated before it is mapped again (so every committed byte is in the file, or
+/// in its dirty page cache, which `SEEK_DATA` reports as data, before its holes are looked up).
+/// A file system without `SEEK_HOLE` simply keeps the whole region file-backed.
+fn map_holes_anonymous(
+    fd: std::os::fd::RawFd,
+    address: usize,
+    offset: u64,
+    length: usize,
+) -> std::io::Result<()> {
+    let page = page_size() as u64;
+    let end = offset + length as u64;
+    let mut at = offset;
+    let mut mapped = 0;
+    while at < end && mapped < HOLE_MAPPINGS_PER_REGION_MAX {
+        // SAFETY: lseek has no memory-safety preconditions; the descriptor is open (the
+        // device's contract), and its file position is used by nobody (all device I/O is
+        // positional).
+        let hole = unsafe { libc::lseek(fd, at as libc::off_t, libc::SEEK_HOLE) };
+        if hole < 0 || hole as u64 >= end {
+            // No holes here, or no SEEK_HOLE: the region stays file-backed.
+            return Ok(());
+        }
+        let hole = hole as u64;
+        // SAFETY: as above.
+        let data = unsafe { libc::lseek(fd, hole as libc::off_t, libc::SEEK_DATA) };
+        let hole_end = if data < 0 {
+            // ENXIO: no data after the hole (it runs to the end of the file).
+            end
+        } else {
+            (data as u64).min(end)
+        };
+        let start = hole.div_ceil(page) * page;
+        let stop = hole_end / page * page;
+        if stop > start && stop - start >= HOLE_BYTES_MIN {
+            let at_address = address + (start - offset) as usize;
+            let Some(len) = NonZeroUsize::new((stop - start) as usize) else {
+                break;
+            };
+            // SAFETY: `[at_address, at_address + len)` lies inside the mapping `map_region`
+            // has just created for this region and not yet handed out, so replacing that part
+            // (MAP_FIXED) affects no memory anything else refers to.
+            unsafe {
+                mmap_anonymous(
+                    NonZeroUsize::new(at_address),
+                    len,
+                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                    MapFlags::MAP_PRIVATE | MapFlags::MAP_FIXED,
+                )
+            }
+            .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+            mapped += 1;
+        }
+        if hole_end <= at {
+            break;
+        }
+        at = hole_end;
+    }
+    Ok(())
 }
 
 pub(crate) fn unmap_region(address: usize, length: usize) {

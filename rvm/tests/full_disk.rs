@@ -6,12 +6,13 @@
 //! Each test mounts its own small tmpfs (the tests run as root, as CI does) and unmounts it at
 //! the end, also when the test fails.
 //!
-//! On tmpfs, a page fault of a *mapping* over a hole of a full file system allocates a page and
-//! raises SIGBUS when there is none (a disk file system such as ext4 maps holes without
-//! allocating). That is the mapping's concern, not truncation's; so that these tests reach the
-//! truncation and recovery write paths they map the segment through a device that lends no
-//! file descriptor (anonymous memory filled by reading the file), while the segment file's
-//! writes still go through `FileDevice`.
+//! On tmpfs, a page fault of a file *mapping* over a hole of a full file system allocates a
+//! page and raises SIGBUS when there is none (a disk file system such as ext4 maps holes
+//! without allocating). The mapping now maps large holes as anonymous memory, which
+//! `the_first_touch_of_a_mapped_hole_on_a_full_tmpfs_is_not_a_sigbus` checks; the other tests
+//! map the segment through a device that lends no file descriptor (anonymous memory filled by
+//! reading the file), so each reaches the truncation and recovery write paths whatever the
+//! mapping does, while the segment file's writes still go through `FileDevice`.
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -217,6 +218,40 @@ fn truncation_on_a_full_disk_is_enospc_not_sigbus_and_reopen_recovers() {
     std::fs::remove_file(filler).unwrap();
     let rvm = Rvm::open(&log, Options::default()).unwrap();
     rvm.wait_for_truncation().unwrap();
+    assert_eq!(rvm.query().used_bytes, 0);
+    rvm.close().unwrap();
+    assert_in_segment(&data, region_offset, 0..COMMITS);
+}
+
+/// A sparse segment mapped from its file on a full tmpfs: the first write to each page of a
+/// hole used to make tmpfs allocate a page for the hole, and with none left the process died
+/// of SIGBUS inside `Transaction::modify_bytes`. Large holes are now anonymous memory, so the
+/// commits succeed and the full disk shows up as a clean `ENOSPC` at truncation.
+#[test]
+fn the_first_touch_of_a_mapped_hole_on_a_full_tmpfs_is_not_a_sigbus() {
+    let fs = Tmpfs::mount("hole", "4M");
+    let (log, data, region_offset) = create_files(&fs);
+    let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();
+    // SAFETY: the segment file is in the test's own file system; nothing shortens it.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
+    let base = seg.regions()[0].address;
+    let filler = fs.fill();
+    const COMMITS: u64 = 100;
+    for n in 0..COMMITS {
+        commit(&rvm, base, n, CommitMode::Flush).unwrap();
+    }
+    for n in 0..COMMITS {
+        let (offset, bytes) = piece(n);
+        let mut got = vec![0u8; bytes.len()];
+        seg.read_bytes(base + offset as usize, &mut got).unwrap();
+        assert!(got == bytes, "commit {n} is not in memory");
+    }
+    let err = rvm.truncate().unwrap_err();
+    assert_enospc_naming(&err, &data);
+    drop(seg);
+    rvm.close().unwrap();
+    std::fs::remove_file(filler).unwrap();
+    let rvm = Rvm::open(&log, Options::default().background_recovery(false)).unwrap();
     assert_eq!(rvm.query().used_bytes, 0);
     rvm.close().unwrap();
     assert_in_segment(&data, region_offset, 0..COMMITS);

@@ -66,6 +66,12 @@ impl Rvm {
     /// other rvm instances and the rvm tools away, but not programs that ignore it. Growing
     /// the file, or writing it, is harmless for soundness. The library itself never shortens
     /// a mapped segment.
+    ///
+    /// Holes of a sparse segment file of 64 KiB and more are mapped as anonymous memory, so
+    /// touching them never asks the file system for a page. On tmpfs (which, unlike disk file
+    /// systems, allocates a page when a hole is first touched through a mapping) a smaller hole
+    /// touched while the file system is full also raises SIGBUS; keep segments on tmpfs off
+    /// full file systems, or allocate them (`rdsinit --fallocate`).
     pub unsafe fn map(&self, path: impl AsRef<Path>, options: MapOptions) -> Result<Segment> {
         let path = path.as_ref();
         let name = path.display().to_string();
