@@ -13,8 +13,10 @@
 //! dereferences a pointer field of a caller's record that the interface does not define as
 //! one (a tid's `tid` field is a registry id, not a pointer).
 
+mod args;
 mod cio;
 pub mod codes;
+mod current_heap;
 mod lifecycle;
 mod rds;
 mod records;

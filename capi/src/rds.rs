@@ -9,13 +9,13 @@
 
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use rvm::rds::{self, Heap, HeapLayout, IntentionList};
-use rvm::{BeginMode, CommitMode, Rvm, Segment, Transaction};
+use rvm::{BeginMode, CommitMode, Rvm, Transaction};
 
+use crate::args::c_path;
 use crate::codes::*;
-use crate::lifecycle::c_path;
+use crate::current_heap;
 use crate::state::{self, enter, guarded, lock, read_tid};
 use crate::types::*;
 
@@ -36,23 +36,8 @@ pub static RegionDefs: AtomicPtr<RvmRegionDef> = AtomicPtr::new(std::ptr::null_m
 #[allow(non_upper_case_globals)]
 pub static NRegionDefs: AtomicU64 = AtomicU64::new(0);
 
-static HEAP: Mutex<Option<Heap>> = Mutex::new(None);
-
-/// Forget the current heap (`rvm_terminate`).
-pub fn forget_all() {
-    *lock(&HEAP) = None;
-}
-
-/// Forget the current heap if it lives in `seg` (the segment is being released).
-pub fn forget_segment(seg: &Segment) {
-    let mut h = lock(&HEAP);
-    if h.as_ref().is_some_and(|h| h.segment().uuid() == seg.uuid()) {
-        *h = None;
-    }
-}
-
 fn heap() -> Result<Heap, i32> {
-    lock(&HEAP).clone().ok_or(EHEAP_INIT)
+    current_heap::get().ok_or(EHEAP_INIT)
 }
 
 fn trace(text: impl FnOnce() -> String) {
@@ -195,7 +180,7 @@ pub unsafe extern "C" fn rds_init_heap(
                     Heap::init(tx, &seg, nlists, chunk_size).map_err(rds_err)
                 })
             }?;
-            *lock(&HEAP) = Some(heap);
+            current_heap::set(heap);
             Ok(())
         })();
         // SAFETY: the caller's contract.
@@ -240,7 +225,7 @@ pub unsafe extern "C" fn rds_load_heap(
                 }
                 // SAFETY: checked non-null; writable by the caller's contract.
                 unsafe { static_addr.write_unaligned(heap.static_address() as *mut c_char) };
-                *lock(&HEAP) = Some(heap);
+                current_heap::set(heap);
                 Ok(())
             })();
             if started.is_err() {
@@ -268,7 +253,7 @@ pub unsafe extern "C" fn rds_start_heap(start_addr: *mut c_char, err: *mut i32) 
                 return Err(EBAD_ARGS);
             }
             let heap = Heap::load(&seg).map_err(rds_err)?;
-            *lock(&HEAP) = Some(heap);
+            current_heap::set(heap);
             Ok(())
         })();
         // SAFETY: the caller's contract.
@@ -283,7 +268,7 @@ pub unsafe extern "C" fn rds_start_heap(start_addr: *mut c_char, err: *mut i32) 
 #[no_mangle]
 pub unsafe extern "C" fn rds_stop_heap(err: *mut i32) -> i32 {
     guarded!(RVM_EINTERNAL, {
-        let result = enter().map(|_call| forget_all());
+        let result = enter().map(|_call| current_heap::forget());
         // SAFETY: the caller's contract.
         unsafe { report(err, result_code(result)) }
     })
@@ -302,7 +287,7 @@ pub unsafe extern "C" fn rds_unload_heap(err: *mut i32) -> i32 {
             let heap = heap()?;
             rvm.truncate().map_err(|e| rvm_code(&e))?;
             crate::segment::release(rvm, heap.address())?;
-            forget_all();
+            current_heap::forget();
             let old = RegionDefs.swap(std::ptr::null_mut(), Ordering::AcqRel);
             NRegionDefs.store(0, Ordering::Release);
             if !old.is_null() {

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use rvm::segment::{self, CreateOptions, RegionSpec};
 use rvm::{MapOptions, Rvm, Segment};
 
+use crate::args::{c_path, read_options};
 use crate::codes::*;
-use crate::lifecycle::{c_path, read_options};
 use crate::state::{enter, guarded, lock};
 use crate::types::*;
 
@@ -82,7 +82,7 @@ pub fn release(rvm: &Rvm, address: usize) -> Result<(), RvmReturn> {
             .cloned()
             .ok_or(RVM_ENOT_MAPPED)?
     };
-    crate::rds::forget_segment(&seg);
+    crate::current_heap::forget_in(&seg);
     rvm.unmap(&seg).map_err(|e| rvm_code(&e))?;
     lock(&LOADED).retain(|s| s.regions().first().is_none_or(|r| r.address != address));
     Ok(())

@@ -10,12 +10,14 @@
 //! - [`session`]: the state of a session and the execution of each command.
 //! - [`logview`]: navigation in a log, intact records before the head, salvage after damage.
 //! - [`check`], [`recover`], [`inspect`], [`peekpoke`], [`sizes`]: the bigger commands.
+//! - [`clap_def`]: the clap command (subcommands, `--help`), built from the table.
 //! - [`cli`]: the prompt, piped scripts, one-shot subcommands, `--help` and completions;
 //!   [`manual`]: `rvmutl help` and the man pages.
 //!
 //! Every byte of a log or segment is read and written through the `rvm` library.
 
 pub mod check;
+pub mod clap_def;
 pub mod cli;
 pub mod format;
 pub mod inspect;

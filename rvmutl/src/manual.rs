@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Result};
 
-use crate::cli::clap_command;
+use crate::clap_def::clap_command;
 use crate::table::COMMANDS;
 
 /// `rvmutl help [COMMAND]`: the program's help, or one command's (a prompt command or a
