@@ -330,3 +330,30 @@ fn grow_runs_while_another_transaction_holds_the_heap() {
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 9, liveness: a handle kept past `close` (here a root) used to keep the data file
+/// locked, so the store could not be reopened in the same process; and the handle must not
+/// read memory the closed store no longer owns. Now closing releases the locks and the stale
+/// handle answers `NotMapped`.
+#[test]
+fn a_handle_kept_past_close_neither_blocks_a_reopen_nor_reads_unmapped_memory() {
+    let dir = tempdir("stale-root");
+    // SAFETY: the store's files are in the test's own directory; nothing else shortens them.
+    let store = unsafe { Store::open_or_create(&dir, options(9)) }.unwrap();
+    let root = store.root::<u64>().unwrap();
+    let mut tx = store.begin().unwrap();
+    root.set(&mut tx, &7).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    store.close().unwrap();
+    let stale = root.get().unwrap_err();
+    assert!(
+        matches!(stale, Error::Rvm(rvm::Error::NotMapped { .. })),
+        "a root of a closed store answered {stale:?}"
+    );
+    // SAFETY: as above.
+    let store = unsafe { Store::open_or_create(&dir, options(9)) }.unwrap();
+    assert_eq!(store.root::<u64>().unwrap().get().unwrap(), 7);
+    drop(root);
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -142,7 +142,6 @@ impl Paths {
 /// let mut tx = store.begin()?;
 /// counter.update(&mut tx, |c| *c += 1)?;
 /// tx.end(CommitMode::Flush)?; // durable when this returns
-/// drop(counter); // a root keeps its segment file open
 /// store.close()?;
 ///
 /// // SAFETY: the store's files are in this example's own temporary directory; nothing else shortens them.
