@@ -70,12 +70,13 @@ use crate::tx::{BeginMode, Transaction};
 /// };
 /// // SAFETY: the data file is in this example's own temporary directory; nothing shortens it.
 /// unsafe {
-///     rds::create_heap_segment(&rvm, &data, layout.segment_length_min(), &layout, CreateOptions::default())
+///     let length = layout.segment_length_min();
+///     rds::create_heap_segment(&rvm, &data, length, &layout, CreateOptions::default())
 /// }?;
 /// // SAFETY: as above.
 /// let seg = unsafe { rvm.map(&data, MapOptions::default()) }?;
 /// let heap = Heap::load(&seg)?;
-
+///
 /// let mut tx = rvm.begin(BeginMode::Restore)?; // heap changes need a restore transaction
 /// let a = heap.malloc(&mut tx, 100)?;
 /// tx.fill(a, 100, 0xab)?; // the block's contents are whatever it held: initialise them

@@ -40,7 +40,8 @@ use crate::tx::Transaction;
 /// # };
 /// # // SAFETY: the data file is in this example's own temporary directory; nothing shortens it.
 /// # unsafe {
-/// #     rds::create_heap_segment(&rvm, &data, layout.segment_length_min(), &layout, CreateOptions::default())
+/// #     let length = layout.segment_length_min();
+/// #     rds::create_heap_segment(&rvm, &data, length, &layout, CreateOptions::default())
 /// # }?;
 /// # // SAFETY: as above.
 /// # let seg = unsafe { rvm.map(&data, MapOptions::default()) }?;
