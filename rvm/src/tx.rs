@@ -79,7 +79,8 @@ struct Range {
 /// # let (log, data) = (dir.join("log"), dir.join("data"));
 /// # Rvm::create_log(&log, 1 << 20)?;
 /// # let region = RegionSpec { length: 64 << 10, address: 0x2180_0000_0000 };
-/// # drop(segment::create(&data, &segment::layout(4096 + region.length, &[region])?, CreateOptions::default())?);
+/// # let header = segment::layout(4096 + region.length, &[region])?;
+/// # drop(segment::create(&data, &header, CreateOptions::default())?);
 /// # let rvm = Rvm::open(&log, Options::default())?;
 /// # // SAFETY: the data file is in this example's own temporary directory; nothing shortens it.
 /// # let seg = unsafe { rvm.map(&data, MapOptions::default()) }?;

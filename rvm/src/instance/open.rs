@@ -112,8 +112,9 @@ impl Rvm {
     /// Open a log on a device and recover it: every committed transaction in the log is
     /// replayed into its segment before this returns, and nothing uncommitted is.
     ///
-    /// Waits for the replay; with [`Options::background_recovery`] off, also for the segments
-    /// to be synced and the log freed (with it on, that continues in the background: see
+    /// Waits for the replay. With [`Options::background_recovery`] off, or without a
+    /// truncation thread (a truncate threshold of 0), it also waits for the segments to be
+    /// synced and the log freed; otherwise that continues in the background (see
     /// [`Rvm::wait_for_truncation`]).
     ///
     /// # Errors

@@ -161,7 +161,8 @@ impl Rvm {
     ///
     /// # Errors
     /// [`Error::NotMapped`] unless the whole range lies in one mapped region; with isolation,
-    /// [`Error::LockTimeout`] after waiting [`Options::lock_timeout`](crate::Options::lock_timeout).
+    /// [`Error::LockTimeout`] after waiting
+    /// [`Options::lock_timeout`](crate::Options::lock_timeout).
     pub fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<()> {
         let seg = self
             .segment_at(address, buf.len())
