@@ -213,8 +213,8 @@ impl<'a> Transaction<'a> {
     ///
     /// # Errors
     /// [`Error::NotMapped`] unless the range lies inside one mapped region; with isolation,
-    /// [`Error::LockTimeout`] or [`Error::Deadlock`] as above. The transaction is unchanged
-    /// by a failed call.
+    /// [`Error::LockTimeout`] or [`Error::Deadlock`] as above. A failed call declares
+    /// nothing and changes no memory.
     pub fn set_range(&mut self, address: usize, length: usize) -> Result<()> {
         if length == 0 {
             return Ok(());

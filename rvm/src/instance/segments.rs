@@ -76,7 +76,7 @@ impl Rvm {
     /// # Errors
     /// [`Error::Io`] when the file cannot be opened or read; [`Error::BadSegment`] /
     /// [`Error::SegmentVersion`] for a damaged or foreign header; [`Error::AlreadyMapped`];
-    /// [`Error::InUse`] when another process holds the file; [`Error::TooManySegments`];
+    /// [`Error::InUse`] when another process or handle holds the file; [`Error::TooManySegments`];
     /// [`Error::AddressInUse`] when a region's fixed address range is occupied in this
     /// process.
     pub unsafe fn map(&self, path: impl AsRef<Path>, options: MapOptions) -> Result<Segment> {
