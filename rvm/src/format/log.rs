@@ -161,9 +161,9 @@ impl Counters {
 /// One entry of the log's segment table: ranges name a segment by its index here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentEntry {
-    /// The segment's UUID (from its header).
+    /// The segment's UUID (from its header; nil for a free entry).
     pub uuid: Uuid,
-    /// The segment file's length in bytes when it was registered.
+    /// The segment's length in bytes, header included (from its header; 0 for a free entry).
     pub length_bytes: u64,
     /// Where the segment was when it was registered; only a hint (empty if unknown).
     pub path_hint: String,

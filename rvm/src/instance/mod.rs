@@ -118,11 +118,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// - A flush that finds the log full truncates first (applies the log to the segments), and
 ///   [`Rvm::truncate`] waits for a truncation already running before it runs its own;
 ///   [`Rvm::wait_for_truncation`] waits for background truncation and recovery to finish.
-/// - With [`Options::isolation`], [`Transaction::set_range`] and the reads
-///   ([`Rvm::read`], [`Segment::read`](crate::Segment::read)) wait while another thread's
-///   transaction holds the bytes; RDS heap changes wait while another transaction owns the
-///   heap ([`rds::Heap`](crate::rds::Heap)). Both waits end after [`Options::lock_timeout`]
-///   with [`Error::LockTimeout`].
+/// - With [`Options::isolation`], [`Transaction::set_range`] (and the calls that write)
+///   waits while another transaction holds any of the bytes, and the reads ([`Rvm::read`],
+///   [`Segment::read`](crate::Segment::read)) wait while another thread's transaction does.
+/// - Isolation or not, the calls of an RDS heap ([`rds::Heap`](crate::rds::Heap)) wait while
+///   another thread's transaction owns the heap: the first heap change in a transaction makes
+///   it the owner until it ends or aborts.
+/// - Lock waits end after [`Options::lock_timeout`] (default 10 s) with
+///   [`Error::LockTimeout`].
 /// - [`Rvm::open`] replays the log before it returns; [`Rvm::close`] flushes queued commits
 ///   and waits for the background truncation thread to stop.
 ///
