@@ -359,10 +359,10 @@ impl Device for FileDevice {
         self.block
     }
     /// Truncation and recovery apply thousands of small pieces. Pieces that overlap, touch,
-    /// or lie less than [`GAP_MERGE_BYTES_MAX`] apart are gathered into one buffer (the bytes
-    /// between them read from the file first) and written with one `pwrite`, up to
-    /// [`COALESCED_WRITE_BYTES_MAX`] at a time; a piece alone is written straight from its
-    /// slice. Positional writes report a full disk as `ENOSPC` (a write through a shared
+    /// or lie less than `GAP_MERGE_BYTES_MAX` (4095 bytes) apart are gathered into one buffer
+    /// (the bytes between them read from the file first) and written with one `pwrite`, up to
+    /// `COALESCED_WRITE_BYTES_MAX` (1 MiB) at a time; a piece alone is written straight from
+    /// its slice. Positional writes report a full disk as `ENOSPC` (a write through a shared
     /// mapping would raise SIGBUS instead), and they leave no file pages in this process's
     /// resident set.
     fn write_pieces(&self, pieces: &[(u64, &[u8])]) -> io::Result<()> {

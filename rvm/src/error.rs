@@ -5,8 +5,10 @@ use std::io;
 
 use crate::format::Uuid;
 
+/// The library's result type: `Result<T, rvm::Error>` unless another error type is named.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Every error the library returns; see each variant for when it happens.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -14,8 +16,11 @@ pub enum Error {
     /// the error's `source()`: error-chain printers would show it twice.)
     #[error("{path}: {op}: {cause}")]
     Io {
+        /// The file or device the call was made on.
         path: String,
+        /// The operation that failed (`open`, `read`, `write`, `fsync`, ...).
         op: &'static str,
+        /// The operating system's error.
         cause: io::Error,
     },
 
@@ -25,15 +30,31 @@ pub enum Error {
         "{path}: in use by {} (it is locked)",
         if *by_this_process { "this process (another open handle of it)" } else { "another process" }
     )]
-    InUse { path: String, by_this_process: bool },
+    InUse {
+        /// The locked file.
+        path: String,
+        /// True when the lock is held by this process (another handle), false when by another
+        /// process.
+        by_this_process: bool,
+    },
 
     /// The log's status slots are both unreadable, or the log is otherwise not a log.
     #[error("{path}: not a valid rvm log: {reason}")]
-    BadLog { path: String, reason: String },
+    BadLog {
+        /// The log file or device.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// The log was written by a different format version.
     #[error("{path}: {reason}")]
-    LogVersion { path: String, reason: String },
+    LogVersion {
+        /// The log file or device.
+        path: String,
+        /// The version found and the version this library writes.
+        reason: String,
+    },
 
     /// A damaged record followed by valid records with higher LSNs: committed data would be
     /// lost by treating the damage as the end of the log. (`Options::recover_prefix` keeps the
@@ -45,29 +66,48 @@ pub enum Error {
          must be asked for)"
     )]
     LogCorrupt {
+        /// The log file or device.
         path: String,
+        /// Byte offset in the log of the damaged record.
         offset: u64,
+        /// The LSN the damaged record should have had.
         lsn: u64,
+        /// What is wrong with the record (bad CRC, bad header, ...).
         detail: String,
+        /// The highest LSN of the valid records found after the damage.
         later_lsn: u64,
+        /// Byte offset in the log of the record with `later_lsn`.
         later_offset: u64,
     },
 
     /// A record inside the live part of the log is damaged (found while truncating).
     #[error("{path}: damaged record at offset {offset}: {detail}")]
     DamagedRecord {
+        /// The log file or device.
         path: String,
+        /// Byte offset in the log of the damaged record.
         offset: u64,
+        /// What is wrong with the record.
         detail: String,
     },
 
     /// A segment header is missing or damaged.
     #[error("{path}: bad segment header: {reason}")]
-    BadSegment { path: String, reason: String },
+    BadSegment {
+        /// The segment file or device.
+        path: String,
+        /// What is wrong with the header.
+        reason: String,
+    },
 
     /// The segment was written by a different format version.
     #[error("{path}: {reason}")]
-    SegmentVersion { path: String, reason: String },
+    SegmentVersion {
+        /// The segment file or device.
+        path: String,
+        /// The version found and the version this library writes.
+        reason: String,
+    },
 
     /// The log names a segment that cannot be found: no file among the paths and devices
     /// supplied, nor at the path hint, holds it. (A tool tells the user how to supply the path.)
@@ -76,8 +116,11 @@ pub enum Error {
          but was not found"
     )]
     SegmentNotFound {
+        /// The log that names the segment.
         log: String,
+        /// The segment's UUID, as recorded in the log's segment table.
         uuid: Uuid,
+        /// The path the segment had when it was last mapped (recorded in the log).
         path_hint: String,
     },
 
@@ -90,18 +133,26 @@ pub enum Error {
          used: {cause}"
     )]
     SegmentUnusable {
+        /// The log that names the segment.
         log: String,
+        /// The segment's UUID, as recorded in the log's segment table.
         uuid: Uuid,
+        /// The path the segment had when it was last mapped (recorded in the log).
         path_hint: String,
+        /// The file that was tried and cannot be used.
         path: String,
+        /// Why the file cannot be used.
         cause: Box<Error>,
     },
 
     /// The file at a path is a segment, but not the one the log means.
     #[error("{path}: segment UUID is {found}, expected {expected}")]
     WrongSegment {
+        /// The segment file or device.
         path: String,
+        /// The UUID the log records for the segment.
         expected: Uuid,
+        /// The UUID in the file's header.
         found: Uuid,
     },
 
@@ -111,25 +162,39 @@ pub enum Error {
          {segment_offset} of {segment}, outside every region of that segment"
     )]
     RangeOutsideSegment {
+        /// The log file or device.
         log: String,
+        /// Byte offset in the log of the record holding the range.
         record_offset: u64,
+        /// The segment file or device.
         segment: String,
+        /// Byte offset of the range in the segment file.
         segment_offset: u64,
+        /// Length of the range in bytes.
         length: u64,
     },
 
     /// An address range is not inside one mapped region.
     #[error("address range {address:#x}..{end:#x} is not inside one mapped region", end = address.saturating_add(*length))]
-    NotMapped { address: u64, length: u64 },
+    NotMapped {
+        /// First address of the range.
+        address: u64,
+        /// Length of the range in bytes.
+        length: u64,
+    },
 
     /// A region's fixed address is already occupied in this process.
     #[error(
         "{path}: cannot map region at {start:#x}..{end:#x}: the range is in use by {occupant}"
     )]
     AddressInUse {
+        /// The segment file or device being mapped.
         path: String,
+        /// First address of the region.
         start: u64,
+        /// One past the region's last address.
         end: u64,
+        /// What occupies the range (a line of `/proc/self/maps`, or "an existing mapping").
         occupant: String,
     },
 
@@ -137,8 +202,11 @@ pub enum Error {
     /// mapped a segment may unmap it.
     #[error("{path}: the segment is mapped by another Rvm instance ({owner}), not by {this}")]
     ForeignSegment {
+        /// The segment file or device.
         path: String,
+        /// Name (log path) of the instance that mapped the segment.
         owner: String,
+        /// Name (log path) of the instance the call was made on.
         this: String,
     },
 
@@ -147,8 +215,11 @@ pub enum Error {
     /// `mem::forget`, or be stuck.
     #[error("{what}: still held by transaction {holder} after waiting {waited_ms} ms")]
     LockTimeout {
+        /// What was waited for (a range, "heap at 0x...").
         what: String,
+        /// Id of the transaction that holds the lock.
         holder: u64,
+        /// How long the caller waited, in milliseconds.
         waited_ms: u64,
     },
 
@@ -160,34 +231,58 @@ pub enum Error {
         end = address.saturating_add(*length)
     )]
     Deadlock {
+        /// First address of the contended range.
         address: u64,
+        /// Length of the contended range in bytes.
         length: u64,
+        /// Id of the transaction that holds the range.
         holder: u64,
+        /// Id of the transaction that asked for it.
         requester: u64,
     },
 
     /// The segment is already mapped by this log.
     #[error("{path}: segment is already mapped")]
-    AlreadyMapped { path: String },
+    AlreadyMapped {
+        /// The segment file or device.
+        path: String,
+    },
 
     /// The log cannot name more segments.
     #[error("{log}: the log already names {max} segments")]
-    TooManySegments { log: String, max: usize },
+    TooManySegments {
+        /// The log file or device.
+        log: String,
+        /// How many segments the log's segment table holds.
+        max: usize,
+    },
 
     /// A transaction is larger than the log can ever hold.
     #[error(
         "transaction needs {size} bytes of log but this log holds at most {max} per transaction"
     )]
-    TooBig { size: u64, max: u64 },
+    TooBig {
+        /// Bytes of log the transaction's record needs.
+        size: u64,
+        /// The largest record this log can hold, in bytes.
+        max: u64,
+    },
 
     /// The operation needs every transaction on the region (or the instance) to be finished.
     #[error("{what}: {count} transaction(s) still active")]
-    Uncommitted { what: String, count: usize },
+    Uncommitted {
+        /// The refused operation (e.g. `unmap PATH`).
+        what: String,
+        /// How many transactions are still active.
+        count: usize,
+    },
 
     /// A parameter was out of range; the message names it and the rule.
     #[error("invalid {parameter}: {rule}")]
     InvalidArgument {
+        /// The parameter's name.
         parameter: &'static str,
+        /// The rule it broke.
         rule: String,
     },
 
@@ -195,7 +290,12 @@ pub enum Error {
     #[error(
         "{path}: the log is unusable after an earlier failure ({cause}); reopen it to recover"
     )]
-    Failed { path: String, cause: String },
+    Failed {
+        /// The log file or device.
+        path: String,
+        /// The earlier failure.
+        cause: String,
+    },
 
     /// A heap, typed-data or store error ([`crate::rds::Error`]), carried whole: converting
     /// back with `From` gives the same value, and the RDS error's own RVM errors convert to

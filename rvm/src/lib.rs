@@ -23,6 +23,8 @@
 //!
 //! The RDS persistent heap lives in [`rds`].
 
+#![deny(missing_docs)]
+
 pub mod device;
 pub mod error;
 pub mod format;

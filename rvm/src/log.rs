@@ -26,7 +26,9 @@ const READ_WINDOW_BYTES_MAX: usize = 1 << 20;
 pub struct Record {
     /// File offset of the record's first byte.
     pub offset: u64,
+    /// The decoded record header.
     pub header: RecordHeader,
+    /// The body (ranges and their data) of a transaction record; empty for a pad.
     pub body: Vec<u8>,
 }
 
@@ -42,6 +44,7 @@ impl Record {
             },
         )
     }
+    /// Whether the record is a pad ([`KIND_PAD`]).
     pub fn is_pad(&self) -> bool {
         self.header.kind == KIND_PAD
     }
@@ -50,7 +53,9 @@ impl Record {
 /// Why a record could not be read at an offset.
 #[derive(Debug)]
 pub enum ReadError {
+    /// Reading the log device failed.
     Io(Error),
+    /// The bytes at the offset are not a valid record (the error names the field).
     Invalid(DecodeError),
 }
 
@@ -70,14 +75,24 @@ pub enum ScanEnd {
     End,
     /// A record with the expected LSN is present but damaged, and nothing written later
     /// follows it: a write torn by a crash. Nothing acknowledged is lost.
-    TornTail { offset: u64, detail: String },
+    TornTail {
+        /// File offset of the damaged record.
+        offset: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// A damaged record followed by valid records from a later flush: committed data lies
     /// beyond the damage.
     Corrupt {
+        /// File offset of the damaged record.
         offset: u64,
+        /// The LSN expected there.
         lsn: u64,
+        /// What is wrong with it.
         detail: String,
+        /// The highest LSN of the valid records found after the damage.
         later_lsn: u64,
+        /// File offset of the record with `later_lsn`.
         later_offset: u64,
     },
 }
@@ -85,27 +100,35 @@ pub enum ScanEnd {
 /// A summary of one valid record met by [`LogReader::scan`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordSummary {
+    /// File offset of the record's first byte.
     pub offset: u64,
+    /// The record's LSN.
     pub lsn: u64,
+    /// The record's total length in bytes (header, body and trailer).
     pub length: u64,
+    /// The record's kind (`KIND_TRANSACTION` or `KIND_PAD`).
     pub kind: u16,
+    /// Number of ranges in the record (0 for a pad).
     pub range_count: u32,
 }
 
 /// The result of walking the log from its head.
 #[derive(Debug, Clone)]
 pub struct Scan {
+    /// The valid records from the head, in LSN order.
     pub records: Vec<RecordSummary>,
     /// Where the next record would go.
     pub tail_offset: u64,
     /// The LSN the next record would get.
     pub next_lsn: u64,
+    /// How the chain ended.
     pub end: ScanEnd,
     /// Indices (in the log's segment table) of the segments the valid records write to.
     pub segments_used: std::collections::BTreeSet<u32>,
 }
 
 impl Scan {
+    /// Whether no valid record follows the head.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
@@ -211,9 +234,11 @@ impl LogReader {
         })
     }
 
+    /// The log device.
     pub fn device(&self) -> &DeviceRef {
         &self.device
     }
+    /// The log's name (its path), as used in error messages.
     pub fn name(&self) -> &str {
         self.device.name()
     }
@@ -226,18 +251,23 @@ impl LogReader {
         self.seed = crc_seed(&status.log_uuid);
         self.status = status;
     }
+    /// Index (0 or 1) of the status slot the current status was read from.
     pub fn current_slot(&self) -> usize {
         self.current
     }
+    /// The decoded status slot `index` (taken modulo 2), or why it could not be decoded.
     pub fn slot(&self, index: usize) -> &std::result::Result<Status, DecodeError> {
         &self.slots[index & 1]
     }
+    /// The CRC seed of this log's records ([`crc_seed`] of the log UUID).
     pub fn seed(&self) -> u32 {
         self.seed
     }
+    /// File offset of the start of the record area.
     pub fn area_start(&self) -> u64 {
         self.status.area_offset
     }
+    /// File offset of the end (exclusive) of the record area.
     pub fn area_end(&self) -> u64 {
         self.status.area_end()
     }

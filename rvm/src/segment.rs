@@ -13,7 +13,10 @@ use crate::range_lock::RangeLocks;
 /// One region to lay out: its length and the address it is mapped at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegionSpec {
+    /// Length of the region in bytes (a multiple of
+    /// [`REGION_ALIGN`](crate::format::segment::REGION_ALIGN)).
     pub length: u64,
+    /// The fixed virtual address the region is mapped at (a multiple of `REGION_ALIGN`).
     pub address: u64,
 }
 
@@ -218,10 +221,12 @@ pub enum Placement {
 /// How [`crate::Rvm::map`] maps a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MapOptions {
+    /// Where the regions are mapped (default: at their fixed addresses).
     pub placement: Placement,
 }
 
 impl MapOptions {
+    /// Options that map the regions wherever the kernel chooses ([`Placement::Anywhere`]).
     pub fn anywhere() -> MapOptions {
         MapOptions {
             placement: Placement::Anywhere,
@@ -236,12 +241,14 @@ pub struct MappedRegion {
     pub index: usize,
     /// Where the region is mapped now.
     pub address: usize,
+    /// Length of the region in bytes.
     pub length: usize,
     /// Offset of the region's first byte in the segment.
     pub segment_offset: u64,
 }
 
 impl MappedRegion {
+    /// One past the region's last mapped address.
     pub fn end(&self) -> usize {
         self.address + self.length
     }
@@ -276,9 +283,11 @@ pub(crate) struct SegmentShared {
 }
 
 impl Segment {
+    /// The segment's header, as read when it was mapped.
     pub fn header(&self) -> &SegmentHeader {
         &self.inner.header
     }
+    /// The segment's UUID (from its header).
     pub fn uuid(&self) -> Uuid {
         self.inner.header.uuid
     }
@@ -286,6 +295,7 @@ impl Segment {
     pub fn path(&self) -> &str {
         self.inner.device.name()
     }
+    /// The regions as mapped in this process, in header order.
     pub fn regions(&self) -> &[MappedRegion] {
         &self.inner.regions
     }

@@ -62,6 +62,48 @@ struct Range {
 }
 
 /// A transaction on an [`Rvm`]. Dropping it without `end` aborts it.
+///
+/// Declare each range before changing it ([`Transaction::set_range`], or the writing calls
+/// that declare for you: [`Transaction::write`], [`Transaction::modify_bytes`],
+/// [`Transaction::fill`]); [`Transaction::end`] commits, [`Transaction::abort`] (or drop)
+/// gives a restore-mode transaction's bytes their old values back.
+///
+/// ```
+/// use rvm::{BeginMode, CommitMode};
+/// # use rvm::segment::{self, CreateOptions, RegionSpec};
+/// # use rvm::{MapOptions, Options, Rvm};
+/// # fn main() -> rvm::Result<()> {
+/// # let dir = std::env::temp_dir().join(format!("rvm-doc-tx-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let (log, data) = (dir.join("log"), dir.join("data"));
+/// # Rvm::create_log(&log, 1 << 20)?;
+/// # let region = RegionSpec { length: 64 << 10, address: 0x2180_0000_0000 };
+/// # let header = segment::layout(4096 + region.length, &[region])?;
+/// # drop(segment::create(&data, &header, CreateOptions::default())?);
+/// # let rvm = Rvm::open(&log, Options::default())?;
+/// # // SAFETY: the data file is in this example's own temporary directory; nothing shortens it.
+/// # let seg = unsafe { rvm.map(&data, MapOptions::default()) }?;
+/// // `rvm` is an open `Rvm`, `seg` a segment mapped by it.
+/// let base = seg.regions()[0].address;
+/// let mut tx = rvm.begin(BeginMode::Restore)?;
+/// tx.write(base, &7u64)?;
+/// tx.write(base + 8, &[1u32, 2])?;
+/// assert_eq!(tx.read::<[u32; 2]>(base + 8)?, [1, 2]);
+/// tx.end(CommitMode::Flush)?;
+///
+/// let mut tx = rvm.begin(BeginMode::Restore)?;
+/// tx.write(base, &1000u64)?;
+/// tx.fill(base + 8, 8, 0xff)?;
+/// assert_eq!(rvm.read::<u64>(base)?, 1000); // changed in place, visible at once
+/// tx.abort()?; // old values restored
+/// assert_eq!(rvm.read::<u64>(base)?, 7);
+/// assert_eq!(rvm.read::<[u32; 2]>(base + 8)?, [1, 2]);
+/// # rvm.close()?;
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok(())
+/// # }
+/// ```
 pub struct Transaction<'a> {
     rvm: &'a Rvm,
     mode: BeginMode,
@@ -168,6 +210,11 @@ impl<'a> Transaction<'a> {
     /// most the instance's `lock_timeout` ([`Error::LockTimeout`]), and fails at once with
     /// [`Error::Deadlock`] if that transaction is itself waiting for this one (or belongs to
     /// the calling thread). After such an error the transaction should be aborted.
+    ///
+    /// # Errors
+    /// [`Error::NotMapped`] unless the range lies inside one mapped region; with isolation,
+    /// [`Error::LockTimeout`] or [`Error::Deadlock`] as above. A failed call declares
+    /// nothing and changes no memory.
     pub fn set_range(&mut self, address: usize, length: usize) -> Result<()> {
         if length == 0 {
             return Ok(());
@@ -238,6 +285,9 @@ impl<'a> Transaction<'a> {
     }
 
     /// `set_range` followed by copying `bytes` to `address`.
+    ///
+    /// # Errors
+    /// As for [`Transaction::set_range`]; nothing is written then.
     pub fn modify_bytes(&mut self, address: usize, bytes: &[u8]) -> Result<()> {
         self.set_range(address, bytes.len())?;
         // SAFETY: set_range checked that the range is mapped and pinned it; `bytes` is a Rust
@@ -247,11 +297,17 @@ impl<'a> Transaction<'a> {
     }
 
     /// Write a plain value at `address` (any alignment) inside this transaction.
+    ///
+    /// # Errors
+    /// As for [`Transaction::set_range`]; nothing is written then.
     pub fn write<T: NoUninit>(&mut self, address: usize, value: &T) -> Result<()> {
         self.modify_bytes(address, bytemuck::bytes_of(value))
     }
 
     /// Fill `[address, address+length)` with `byte` inside this transaction.
+    ///
+    /// # Errors
+    /// As for [`Transaction::set_range`]; nothing is written then.
     pub fn fill(&mut self, address: usize, length: usize, byte: u8) -> Result<()> {
         self.set_range(address, length)?;
         // SAFETY: set_range checked that the range is mapped and pinned it.
@@ -259,12 +315,19 @@ impl<'a> Transaction<'a> {
         Ok(())
     }
 
-    /// Read a plain value from mapped memory.
+    /// Read a plain value from mapped memory (as [`Rvm::read`]: this transaction's own
+    /// changes are visible).
+    ///
+    /// # Errors
+    /// As for [`Rvm::read_bytes`].
     pub fn read<T: bytemuck::Pod>(&self, address: usize) -> Result<T> {
         self.rvm.read(address)
     }
 
-    /// Copy mapped memory into `buf`.
+    /// Copy mapped memory into `buf` (as [`Rvm::read_bytes`]).
+    ///
+    /// # Errors
+    /// As for [`Rvm::read_bytes`].
     pub fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<()> {
         self.rvm.read_bytes(address, buf)
     }
@@ -297,6 +360,18 @@ impl<'a> Transaction<'a> {
     /// Commit. With [`CommitMode::Flush`] the transaction is durable when this returns.
     /// A transaction too large for the log is refused with [`Error::TooBig`] before anything
     /// is written, and aborted (memory restored in restore mode).
+    ///
+    /// With `Flush` this waits until the log is synced: concurrent flush commits share one
+    /// sync (group commit), and a flush that finds the log full truncates first. With
+    /// `NoFlush` it returns once the new values are queued, unless the queue then holds more
+    /// than [`Options::no_flush_queue_bytes_max`](crate::Options::no_flush_queue_bytes_max)
+    /// bytes, when it flushes like `Flush`.
+    ///
+    /// # Errors
+    /// [`Error::TooBig`] as above; [`Error::Failed`] when an earlier failure left the instance
+    /// unusable (the transaction is aborted); an I/O error naming the log when the flush
+    /// fails (the instance is then unusable: reopen the log, whose recovery decides whether
+    /// this transaction committed).
     pub fn end(mut self, mode: CommitMode) -> Result<()> {
         let rvm = self.rvm;
         let inner = &rvm.inner;
@@ -367,7 +442,10 @@ impl<'a> Transaction<'a> {
         }
     }
 
-    /// Abort: in restore mode every declared byte gets its old value back.
+    /// Abort: in restore mode every declared byte gets its old value back. Never waits.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for a failure to report.
     pub fn abort(mut self) -> Result<()> {
         self.count_abort();
         self.rollback();

@@ -31,7 +31,9 @@ pub const PATH_HINT_BYTES_MAX: usize = 1024;
 /// Ranges in one transaction record.
 pub const RANGES_PER_RECORD_MAX: u32 = 1 << 24;
 
+/// Magic at offset 0 of each status slot.
 pub const STATUS_MAGIC: [u8; 8] = *b"RVMLOGST";
+/// Log format version written in each status slot (offset 8); other versions are refused.
 pub const LOG_FORMAT_VERSION: u32 = 1;
 
 // Status slot field offsets.
@@ -76,16 +78,27 @@ pub const STATUS_FLAG_CLEAN: u32 = 1;
 /// Cumulative counters persisted in the status slots for the life of the log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
+    /// Transactions committed with `CommitMode::Flush`.
     pub flush_commits: u64,
+    /// Transactions committed with `CommitMode::NoFlush`.
     pub no_flush_commits: u64,
+    /// Transactions aborted (explicitly or by drop).
     pub aborts: u64,
+    /// Log syncs (each covers every commit queued before it: group commit).
     pub flushes: u64,
+    /// Transaction records written to the log.
     pub records_written: u64,
+    /// Bytes of transaction records written to the log.
     pub bytes_logged: u64,
+    /// Truncations completed (records applied to the segments and log space freed).
     pub truncations: u64,
+    /// Opens that replayed at least one record.
     pub recoveries: u64,
+    /// Times the log's writing position wrapped to the start of the record area.
     pub wraps: u64,
+    /// Ranges merged into an overlapping or adjacent range at commit.
     pub ranges_coalesced: u64,
+    /// Log bytes saved by coalescing ranges.
     pub bytes_saved_by_coalescing: u64,
 }
 
@@ -148,7 +161,9 @@ impl Counters {
 /// One entry of the log's segment table: ranges name a segment by its index here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentEntry {
+    /// The segment's UUID (from its header; nil for a free entry).
     pub uuid: Uuid,
+    /// The segment's length in bytes, header included (from its header; 0 for a free entry).
     pub length_bytes: u64,
     /// Where the segment was when it was registered; only a hint (empty if unknown).
     pub path_hint: String,
@@ -157,13 +172,17 @@ pub struct SegmentEntry {
 /// The decoded content of a status slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
+    /// Status flags ([`STATUS_FLAG_CLEAN`]).
     pub flags: u32,
     /// Grows by one on every status write; the valid slot with the larger sequence is current.
     pub sequence: u64,
+    /// The log's UUID; also the seed of every record's CRC ([`crc_seed`]).
     pub log_uuid: Uuid,
     /// Total bytes of the log device in use (status slots + record area).
     pub log_size_bytes: u64,
+    /// File offset of the record area (after the two status slots).
     pub area_offset: u64,
+    /// Size of the record area in bytes.
     pub area_size: u64,
     /// File offset of the oldest live record.
     pub head_offset: u64,
@@ -171,16 +190,22 @@ pub struct Status {
     pub head_lsn: u64,
     /// Where the next record goes, as of this status write (exact only when clean).
     pub tail_offset: u64,
+    /// LSN the record at `tail_offset` gets.
     pub tail_lsn: u64,
     /// Incremented before a process writes its first record; every record carries it, so a
     /// record left over from an earlier, crashed run can never extend the chain.
     pub generation: u64,
     /// First LSN written in `generation`; records at or after it must carry `generation`.
     pub generation_start_lsn: u64,
+    /// When the log was created, milliseconds since the Unix epoch.
     pub created_unix_ms: u64,
+    /// When this status was written, milliseconds since the Unix epoch.
     pub written_unix_ms: u64,
+    /// When the last truncation finished, milliseconds since the Unix epoch (0: never).
     pub last_truncation_unix_ms: u64,
+    /// Cumulative counters over the life of the log.
     pub counters: Counters,
+    /// The segment table: a range's `segment` field is an index into it.
     pub segments: Vec<SegmentEntry>,
 }
 
@@ -218,6 +243,7 @@ impl Status {
         self.area_offset + self.area_size
     }
 
+    /// Whether the log was closed cleanly ([`STATUS_FLAG_CLEAN`] is set).
     pub fn is_clean(&self) -> bool {
         self.flags & STATUS_FLAG_CLEAN != 0
     }
@@ -446,20 +472,26 @@ impl Status {
     }
 }
 
-/// Record kinds.
+/// Magic at offset 0 of every record header (`RVMR`, little-endian).
 pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"RVMR");
+/// Magic at the end of every record trailer (`RVMT`, little-endian).
 pub const TRAILER_MAGIC: u32 = u32::from_le_bytes(*b"RVMT");
+/// Record kind: a committed transaction (its body is its ranges and their new values).
 pub const KIND_TRANSACTION: u16 = 1;
 /// Filler: the body is not written and not covered by the CRC. Used to align a flush to a
 /// sector and to fill the end of the area before wrapping to its start.
 pub const KIND_PAD: u16 = 2;
 
-/// Transaction flags.
+/// Transaction flag: committed with `CommitMode::Flush`.
 pub const TX_FLAG_FLUSH: u16 = 1;
+/// Transaction flag: begun in `BeginMode::Restore`.
 pub const TX_FLAG_RESTORE: u16 = 2;
 
+/// Bytes of a record header.
 pub const RECORD_HEADER_SIZE: usize = 56;
+/// Bytes of a record trailer.
 pub const RECORD_TRAILER_SIZE: usize = 24;
+/// Bytes of a range header inside a transaction record body (its data follows).
 pub const RANGE_HEADER_SIZE: usize = 32;
 /// Smallest record (a pad with no body).
 pub const RECORD_MIN_SIZE: u64 = (RECORD_HEADER_SIZE + RECORD_TRAILER_SIZE) as u64;
@@ -498,20 +530,27 @@ pub fn crc_seed(log_uuid: &Uuid) -> u32 {
 /// A decoded record header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHeader {
+    /// Record kind ([`KIND_TRANSACTION`] or [`KIND_PAD`]).
     pub kind: u16,
+    /// Transaction flags ([`TX_FLAG_FLUSH`], [`TX_FLAG_RESTORE`]); 0 for a pad.
     pub flags: u16,
+    /// Log sequence number: one more than the previous record's.
     pub lsn: u64,
     /// Total length: header + body + trailer, a multiple of [`RECORD_ALIGN`].
     pub length: u64,
+    /// Generation of the process run that wrote the record (see [`Status::generation`]).
     pub generation: u64,
     /// LSN of the first record written by the same flush (same write + sync).
     pub batch_first_lsn: u64,
     /// Time of the flush that wrote the record, microseconds since the epoch; informational.
     pub time_us: u64,
+    /// Number of ranges in the body (0 for a pad).
     pub range_count: u32,
 }
 
 impl RecordHeader {
+    /// Encode into the first [`RECORD_HEADER_SIZE`] bytes of `buf`, with the header CRC computed
+    /// from `seed` (the log's [`crc_seed`]).
     pub fn encode_into(&self, buf: &mut [u8], seed: u32) {
         put_u32(buf, RH_MAGIC, RECORD_MAGIC);
         put_u16(buf, RH_KIND, self.kind);
@@ -596,12 +635,17 @@ fn header_crc(bytes: &[u8], seed: u32) -> u32 {
 /// A decoded record trailer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordTrailer {
+    /// The record's LSN (must equal the header's).
     pub lsn: u64,
+    /// The record's total length (must equal the header's).
     pub length: u64,
+    /// CRC of the record ([`record_crc`]).
     pub crc: u32,
 }
 
 impl RecordTrailer {
+    /// Decode the first [`RECORD_TRAILER_SIZE`] bytes of `buf`; fails if short or the magic is
+    /// wrong.
     pub fn decode(buf: &[u8]) -> Result<RecordTrailer, DecodeError> {
         if buf.len() < RECORD_TRAILER_SIZE {
             return Err(DecodeError::new("trailer", "truncated record trailer"));
@@ -632,13 +676,16 @@ pub fn record_crc(header: &[u8], body: &[u8], trailer_prefix: &[u8], seed: u32) 
 pub struct RangeHeader {
     /// Index into the log's segment table.
     pub segment: u32,
+    /// Byte offset of the range in the segment file.
     pub offset: u64,
+    /// Length of the range in bytes (its data follows the header, padded to 8).
     pub length: u64,
     /// Virtual address at commit time (informational; rvmutl searches by it).
     pub address: u64,
 }
 
 impl RangeHeader {
+    /// Encode into the first [`RANGE_HEADER_SIZE`] bytes of `buf`.
     pub fn encode_into(&self, buf: &mut [u8]) {
         put_u32(buf, RG_SEGMENT, self.segment);
         put_u32(buf, RG_SEGMENT + 4, 0);
@@ -646,6 +693,7 @@ impl RangeHeader {
         put_u64(buf, RG_LENGTH, self.length);
         put_u64(buf, RG_ADDRESS, self.address);
     }
+    /// Decode the first [`RANGE_HEADER_SIZE`] bytes of `buf`; fails if short.
     pub fn decode(buf: &[u8]) -> Result<RangeHeader, DecodeError> {
         if buf.len() < RANGE_HEADER_SIZE {
             return Err(DecodeError::new("range", "truncated range header"));
@@ -833,6 +881,7 @@ pub fn ranges(body: &[u8], range_count: u32) -> RangeIter<'_> {
     }
 }
 
+/// Iterator over the ranges of a transaction body, from [`ranges`].
 pub struct RangeIter<'a> {
     body: &'a [u8],
     at: usize,
@@ -843,9 +892,11 @@ pub struct RangeIter<'a> {
 /// A range and its new-value bytes, borrowed from a record body.
 #[derive(Debug, Clone, Copy)]
 pub struct RangeRef<'a> {
+    /// The range header.
     pub header: RangeHeader,
     /// Offset of the range header inside the record body.
     pub body_offset: usize,
+    /// The range's new-value bytes (`header.length` of them).
     pub data: &'a [u8],
 }
 

@@ -7,8 +7,11 @@
 
 use super::{get_u32, get_u64, put_u32, put_u64, DecodeError, Uuid};
 
+/// Bytes of the segment header; the first region's data starts at or after this offset.
 pub const SEGMENT_HEADER_SIZE: u64 = 4096;
+/// Magic at offset 0 of the segment header.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"RVMSEGHD";
+/// Segment format version written at offset 8 of the header; other versions are refused.
 pub const SEGMENT_FORMAT_VERSION: u32 = 1;
 /// Regions must start, end and be mapped on this alignment. Fixed (not the runtime page size)
 /// so a segment made on one machine opens on another (spec K7).
@@ -37,31 +40,40 @@ const _: () = assert!(REGIONS_MAX == 126);
 /// One region: a piece of the segment mapped at a fixed address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegionEntry {
+    /// Byte offset of the region's data in the segment file (a multiple of [`REGION_ALIGN`]).
     pub offset: u64,
+    /// Length of the region in bytes (a multiple of [`REGION_ALIGN`]).
     pub length: u64,
     /// The virtual address the region is mapped at; pointers stored inside rely on it.
     pub address: u64,
 }
 
 impl RegionEntry {
+    /// One past the region's last byte in the segment file (saturating).
     pub fn end_offset(&self) -> u64 {
         self.offset.saturating_add(self.length)
     }
+    /// One past the region's last mapped address (saturating).
     pub fn end_address(&self) -> u64 {
         self.address.saturating_add(self.length)
     }
 }
 
+/// The decoded segment header: the segment's identity and its regions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// The segment's UUID: the log's segment table names the segment by it.
     pub uuid: Uuid,
     /// Total segment length in bytes, header included.
     pub length_bytes: u64,
+    /// When the segment was created, milliseconds since the Unix epoch.
     pub created_unix_ms: u64,
+    /// The regions, as listed in the header.
     pub regions: Vec<RegionEntry>,
 }
 
 impl SegmentHeader {
+    /// Encode into a full header block (magic, version, CRC, regions; zeros after).
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_SIZE as usize] {
         let mut buf = [0u8; SEGMENT_HEADER_SIZE as usize];
         buf[SH_MAGIC..SH_MAGIC + 8].copy_from_slice(&SEGMENT_MAGIC);

@@ -47,7 +47,14 @@ pub(crate) struct CommitCounts {
 }
 
 impl Rvm {
-    /// Write every queued no_flush commit to the log and sync it.
+    /// Write every queued no_flush commit to the log and sync it. Waits for the sync; if
+    /// another thread is flushing, waits for its sync and then leads or joins the next one
+    /// (group commit). If the log is full, truncates first.
+    ///
+    /// # Errors
+    /// An I/O error naming the log (the instance is then unusable and later calls return
+    /// [`Error::Failed`](crate::Error::Failed): reopen the log to recover), or `Error::Failed`
+    /// itself.
     pub fn flush(&self) -> Result<()> {
         self.inner.flush_all()
     }

@@ -107,6 +107,66 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// `Rvm` is `Send + Sync`; share it between threads by reference (or in an `Arc`).
 /// Dropping it flushes queued commits, marks the log cleanly closed and unmaps its segments;
 /// [`Rvm::close`] does the same and reports errors.
+///
+/// # Which calls wait
+///
+/// - A [`CommitMode::Flush`](crate::CommitMode::Flush) commit ([`Transaction::end`]) and
+///   [`Rvm::flush`] wait until the log is synced. Group commit: the first committer that
+///   finds no flush running writes and syncs every queued commit at once; committers arriving
+///   meanwhile wait for that sync or the next one. A `NoFlush` commit waits only when its
+///   queue holds more than [`Options::no_flush_queue_bytes_max`] bytes.
+/// - A flush that finds the log full truncates first (applies the log to the segments), and
+///   [`Rvm::truncate`] waits for a truncation already running before it runs its own;
+///   [`Rvm::wait_for_truncation`] waits for background truncation and recovery to finish.
+/// - With [`Options::isolation`], [`Transaction::set_range`] (and the calls that write)
+///   waits while another transaction holds any of the bytes, and the reads ([`Rvm::read`],
+///   [`Segment::read`](crate::Segment::read)) wait while another thread's transaction does.
+/// - Isolation or not, the calls of an RDS heap ([`rds::Heap`](crate::rds::Heap)) wait while
+///   another thread's transaction owns the heap: the first heap change in a transaction makes
+///   it the owner until it ends or aborts.
+/// - Lock waits end after [`Options::lock_timeout`] (default 10 s) with
+///   [`Error::LockTimeout`].
+/// - [`Rvm::open`] replays the log before it returns; [`Rvm::close`] flushes queued commits
+///   and waits for the background truncation thread to stop.
+///
+/// # Example
+///
+/// Create a log and a segment with one region at a fixed address, commit a value, and find
+/// it again after reopening:
+///
+/// ```
+/// use rvm::segment::{self, CreateOptions, RegionSpec};
+/// use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
+/// # fn main() -> rvm::Result<()> {
+/// let dir = std::env::temp_dir().join(format!("rvm-doc-rvm-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let (log, data) = (dir.join("log"), dir.join("data"));
+/// Rvm::create_log(&log, 1 << 20)?; // a 1 MiB record area
+/// let region = RegionSpec { length: 64 << 10, address: 0x2100_0000_0000 };
+/// let header = segment::layout(4096 + region.length, &[region])?; // header, then the region
+/// drop(segment::create(&data, &header, CreateOptions::default())?); // the handle holds a lock
+///
+/// let rvm = Rvm::open(&log, Options::default())?;
+/// // SAFETY: the data file is in this example's own temporary directory; nothing shortens it.
+/// let seg = unsafe { rvm.map(&data, MapOptions::default()) }?;
+/// let base = seg.regions()[0].address;
+/// assert_eq!(base, 0x2100_0000_0000);
+/// let mut tx = rvm.begin(BeginMode::Restore)?;
+/// tx.write(base, &42u64)?;
+/// tx.end(CommitMode::Flush)?; // durable when this returns
+/// rvm.close()?; // unmaps `seg`: its reads now fail with `Error::NotMapped`
+/// assert!(seg.read::<u64>(base).is_err());
+///
+/// let rvm = Rvm::open(&log, Options::default())?;
+/// // SAFETY: as above.
+/// let seg = unsafe { rvm.map(&data, MapOptions::default()) }?;
+/// assert_eq!(seg.read::<u64>(base)?, 42);
+/// rvm.close()?;
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok(())
+/// # }
+/// ```
 pub struct Rvm {
     pub(crate) inner: Arc<Inner>,
     truncator: Option<JoinHandle<()>>,
@@ -121,7 +181,11 @@ impl std::fmt::Debug for Rvm {
 }
 
 impl Rvm {
-    /// Begin a transaction.
+    /// Begin a transaction. Never waits: range locks (with isolation) and heap ownership are
+    /// taken later, by the calls that need them.
+    ///
+    /// # Errors
+    /// [`Error::Failed`] when an earlier I/O failure left the instance unusable.
     pub fn begin(&self, mode: BeginMode) -> Result<Transaction<'_>> {
         self.inner.check_failed()?;
         Ok(Transaction::new(self, mode))
@@ -135,6 +199,16 @@ impl Rvm {
     /// transaction leaked with `mem::forget` still declares a range in it (no transaction
     /// can be alive otherwise: each borrows the instance). The files can be opened again at
     /// once, by this process or another, even while stale handles are alive.
+    ///
+    /// Waits for the flush of queued commits (a log sync), for the background truncation
+    /// thread to finish what it is doing and stop, and, if recovery's writes to the segments
+    /// are not yet durable, for a truncation.
+    ///
+    /// # Errors
+    /// The flush, truncation or status write failed (an I/O error naming the file), or an
+    /// earlier failure left the instance unusable ([`Error::Failed`]). The segments are
+    /// unmapped and the locks released even then; what was committed with flush is durable,
+    /// and reopening the log recovers the rest that reached it.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
     }

@@ -28,6 +28,11 @@ impl Rvm {
     /// Create a new log file (mode 0600) with a record area of `area_bytes` (rounded down to
     /// a sector), its blocks allocated (see [`Rvm::init_log_on`]). Refuses an existing file;
     /// on failure (a full disk: `ENOSPC` naming the file) removes the file it made.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a record area too small or too large; [`Error::Io`]
+    /// naming the file when it exists already (`AlreadyExists`) or cannot be created, sized,
+    /// written or synced.
     pub fn create_log(path: impl AsRef<Path>, area_bytes: u64) -> Result<()> {
         let path = path.as_ref();
         let name = path.display().to_string();
@@ -46,6 +51,11 @@ impl Rvm {
     /// what it held. The caller decides whether that is safe (see `LogReader::scan`). On a
     /// regular file the whole record area is allocated and written with zeros
     /// ([`Device::preallocate`]), so the log never asks the file system for space again.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a record area too small or too large, or a block device
+    /// too small for it; [`Error::Io`] naming the device when it cannot be sized, written or
+    /// synced.
     pub fn init_log_on(device: &dyn Device, area_bytes: u64) -> Result<()> {
         let name = device.name().to_string();
         let area = area_bytes / SECTOR_SIZE * SECTOR_SIZE;
@@ -88,6 +98,9 @@ impl Rvm {
     }
 
     /// Open a log file, lock it, and recover it (see [`Rvm::open_device`]).
+    ///
+    /// # Errors
+    /// As for [`Rvm::open_device`]; also [`Error::Io`] when the file cannot be opened.
     pub fn open(log: impl AsRef<Path>, options: Options) -> Result<Rvm> {
         let path = log.as_ref();
         let name = path.display().to_string();
@@ -98,6 +111,19 @@ impl Rvm {
 
     /// Open a log on a device and recover it: every committed transaction in the log is
     /// replayed into its segment before this returns, and nothing uncommitted is.
+    ///
+    /// Waits for the replay. With [`Options::background_recovery`] off, or without a
+    /// truncation thread (a truncate threshold of 0), it also waits for the segments to be
+    /// synced and the log freed; otherwise that continues in the background (see
+    /// [`Rvm::wait_for_truncation`]).
+    ///
+    /// # Errors
+    /// [`Error::InUse`] when another handle or process has the log (or a segment) open;
+    /// [`Error::BadLog`] / [`Error::LogVersion`] for a file that is not a usable log;
+    /// [`Error::LogCorrupt`] for damage followed by committed records (unless
+    /// [`Options::recover_prefix`]); [`Error::SegmentNotFound`], [`Error::SegmentUnusable`],
+    /// [`Error::WrongSegment`] or [`Error::RangeOutsideSegment`] when a segment with records
+    /// to replay cannot be found or used; [`Error::Io`] for a failed read, write or sync.
     pub fn open_device(log: DeviceRef, options: Options) -> Result<Rvm> {
         let started = Instant::now();
         let reader = LogReader::from_device(log.clone())?;

@@ -72,6 +72,13 @@ impl Rvm {
     /// systems, allocates a page when a hole is first touched through a mapping) a smaller hole
     /// touched while the file system is full also raises SIGBUS; keep segments on tmpfs off
     /// full file systems, or allocate them (`rdsinit --fallocate`).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be opened or read; [`Error::BadSegment`] /
+    /// [`Error::SegmentVersion`] for a damaged or foreign header; [`Error::AlreadyMapped`];
+    /// [`Error::InUse`] when another process or handle holds the file; [`Error::TooManySegments`];
+    /// [`Error::AddressInUse`] when a region's fixed address range is occupied in this
+    /// process.
     pub unsafe fn map(&self, path: impl AsRef<Path>, options: MapOptions) -> Result<Segment> {
         let path = path.as_ref();
         let name = path.display().to_string();
@@ -115,6 +122,9 @@ impl Rvm {
     ///
     /// As for [`Rvm::map`]: if the device lends a descriptor, the file it names must not be
     /// shortened by anyone while the segment is mapped by this instance.
+    ///
+    /// # Errors
+    /// As for [`Rvm::map`].
     pub unsafe fn map_device(&self, device: DeviceRef, options: MapOptions) -> Result<Segment> {
         let hint = device.name().to_string();
         // SAFETY: forwarded from this function's contract.
@@ -125,6 +135,12 @@ impl Rvm {
     /// [`Error::ForeignSegment`] when another instance mapped it. Its committed changes stay
     /// in the log; mapping it again shows them. Unmapping a segment already unmapped does
     /// nothing.
+    ///
+    /// Waits only for reads of the segment in progress (they hold it mapped while they copy).
+    ///
+    /// # Errors
+    /// [`Error::Uncommitted`] while a transaction holds a range in the segment;
+    /// [`Error::ForeignSegment`] for a segment another instance mapped.
     pub fn unmap(&self, segment: &Segment) -> Result<()> {
         self.inner.unmap_segment(segment)
     }
@@ -142,6 +158,11 @@ impl Rvm {
     /// Copy mapped memory at `address` into `buf` (the address may be in any mapped segment).
     /// A copy, never a reference; with isolation it waits for other threads' transactions
     /// holding the bytes, as [`Segment::read_bytes`] does.
+    ///
+    /// # Errors
+    /// [`Error::NotMapped`] unless the whole range lies in one mapped region; with isolation,
+    /// [`Error::LockTimeout`] after waiting
+    /// [`Options::lock_timeout`](crate::Options::lock_timeout).
     pub fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<()> {
         let seg = self
             .segment_at(address, buf.len())
@@ -152,7 +173,10 @@ impl Rvm {
         seg.read_bytes(address, buf)
     }
 
-    /// Read a plain value at `address`.
+    /// Read a plain value at `address` (any alignment; see [`Rvm::read_bytes`]).
+    ///
+    /// # Errors
+    /// As for [`Rvm::read_bytes`].
     pub fn read<T: bytemuck::Pod>(&self, address: usize) -> Result<T> {
         let mut value = T::zeroed();
         self.read_bytes(address, bytemuck::bytes_of_mut(&mut value))?;

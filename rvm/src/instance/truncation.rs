@@ -18,6 +18,10 @@ impl Rvm {
     /// starting it (truncation then happens only when space runs out or when asked). Takes
     /// effect at the next flush. An instance opened with a threshold of 0 has no truncation
     /// thread, so it can only be given 0.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a percentage over 100, or a non-zero one on an instance
+    /// opened with a threshold of 0.
     pub fn set_truncate_threshold(&self, percent: u8) -> Result<()> {
         if percent > 100 || (percent > 0 && self.truncator.is_none()) {
             return Err(Error::InvalidArgument {
@@ -42,6 +46,14 @@ impl Rvm {
     }
 
     /// Flush, then apply the whole log to the segments, sync them, and free the log.
+    ///
+    /// Waits for the flush (a log sync), for a truncation already running (background or in
+    /// another thread) to finish, and then for its own writes and syncs.
+    ///
+    /// # Errors
+    /// An I/O error naming the log or a segment; [`Error::DamagedRecord`] for a damaged record
+    /// in the live log; [`Error::Failed`] when an earlier failure left the instance unusable.
+    /// After an I/O failure the instance is unusable: reopen the log to recover.
     pub fn truncate(&self) -> Result<()> {
         self.inner.flush_all()?;
         self.inner.truncate_now(false)
@@ -49,6 +61,10 @@ impl Rvm {
 
     /// Wait until no truncation is requested or running (after `open`, until recovery is
     /// durable).
+    ///
+    /// # Errors
+    /// [`Error::Failed`] when a background truncation failed (the instance is then unusable;
+    /// reopen the log to recover).
     pub fn wait_for_truncation(&self) -> Result<()> {
         let mut p = lock(&self.inner.pos);
         // Without a truncation thread, nothing is requested or running in the background.

@@ -34,8 +34,11 @@ pub enum ProblemKind {
 /// One problem found by the checker, with the address where it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// Address in the heap where the problem was found (a block, a tag or the header).
     pub address: u64,
+    /// What kind of problem it is.
     pub kind: ProblemKind,
+    /// What exactly is wrong.
     pub detail: String,
 }
 
@@ -48,15 +51,21 @@ impl std::fmt::Display for Problem {
 /// The result of a full check.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
+    /// The problems found, at most [`PROBLEMS_REPORTED_MAX`] of them.
     pub problems: Vec<Problem>,
     /// Problems found beyond [`PROBLEMS_REPORTED_MAX`].
     pub problems_omitted: u64,
     /// Whether the block walk reached the end of the heap (it stops at a damaged tag).
     pub walk_complete: bool,
+    /// Blocks found by the walk.
     pub blocks: u64,
+    /// Free blocks found by the walk.
     pub free_blocks: u64,
+    /// Allocated blocks found by the walk.
     pub allocated_blocks: u64,
+    /// Bytes in free blocks, tags included.
     pub free_bytes: u64,
+    /// Bytes in allocated blocks, tags included.
     pub allocated_bytes: u64,
     /// Pairs of neighbouring free blocks. Free merges with both neighbours, so only
     /// [`Heap::prealloc`](crate::rds::Heap::prealloc) creates them; not a problem.
@@ -119,7 +128,9 @@ impl std::fmt::Display for CheckReport {
 pub struct ListInfo {
     /// The list's number (1-based; the last one holds every larger block).
     pub list: u64,
+    /// Blocks on the list.
     pub blocks: u64,
+    /// Bytes in those blocks, tags included.
     pub bytes: u64,
 }
 
@@ -128,9 +139,11 @@ pub struct ListInfo {
 pub struct BlockInfo {
     /// Address of the block (its head tag).
     pub address: u64,
+    /// Block length in chunks of [`HeapGeometry::chunk_size`] bytes, tags included.
     pub chunks: u64,
     /// Block length in bytes, tags included.
     pub bytes: u64,
+    /// Whether the block is free or allocated.
     pub state: BlockState,
 }
 
@@ -144,8 +157,11 @@ impl BlockInfo {
 /// What [`inspect_image`] finds in a heap image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeapImageInfo {
+    /// Address of the heap (its header), where the image is mapped.
     pub address: u64,
+    /// The heap format version from the header.
     pub version: u64,
+    /// The heap's geometry (chunk size, free lists, data area) from the header.
     pub geometry: HeapGeometry,
     /// The counters as stored in the header.
     pub counters: HeapCounters,

@@ -41,6 +41,65 @@ use crate::tx::{BeginMode, Transaction};
 
 /// A recoverable heap in the first region of a mapped heap segment. Cheap to clone; every
 /// clone (and every [`Heap::load`] of the same mapped segment) shares one lock. `Send + Sync`.
+///
+/// A transaction that changes the heap owns it until it ends or aborts: other threads' heap
+/// calls, the read-only ones included, wait meanwhile, at most the instance's
+/// `Options::lock_timeout` (then [`crate::Error::LockTimeout`], inside [`Error::Rvm`]). A heap
+/// change from the owner's thread in another transaction would wait for itself, so it is
+/// refused with [`Error::Busy`]. Heap changes need a [`BeginMode::Restore`] transaction.
+///
+/// Create a heap segment with [`create_heap_segment`](crate::rds::create_heap_segment) (or
+/// the `rdsinit` tool), map it, and load its heap:
+///
+/// ```
+/// use rvm::rds::{self, Heap, HeapLayout};
+/// use rvm::segment::CreateOptions;
+/// use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
+/// # fn main() -> Result<(), rvm::rds::Error> {
+/// let dir = std::env::temp_dir().join(format!("rvm-doc-heap-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let (log, data) = (dir.join("log"), dir.join("data"));
+/// Rvm::create_log(&log, 1 << 20)?;
+/// let rvm = Rvm::open(&log, Options::default())?;
+/// let layout = HeapLayout {
+///     start_address: 0x2200_0000_0000, // the heap region; the static region follows it
+///     heap_length: 1 << 20,
+///     static_length: 4096,
+///     ..HeapLayout::default()
+/// };
+/// // SAFETY: the data file is in this example's own temporary directory; nothing shortens it.
+/// unsafe {
+///     let length = layout.segment_length_min();
+///     rds::create_heap_segment(&rvm, &data, length, &layout, CreateOptions::default())
+/// }?;
+/// // SAFETY: as above.
+/// let seg = unsafe { rvm.map(&data, MapOptions::default()) }?;
+/// let heap = Heap::load(&seg)?;
+///
+/// let mut tx = rvm.begin(BeginMode::Restore)?; // heap changes need a restore transaction
+/// let a = heap.malloc(&mut tx, 100)?;
+/// tx.fill(a, 100, 0xab)?; // the block's contents are whatever it held: initialise them
+/// tx.end(CommitMode::Flush)?;
+/// assert!(heap.usable_size(a)? >= 100);
+/// assert_eq!(rvm.read::<u8>(a + 99)?, 0xab);
+///
+/// let mut tx = rvm.begin(BeginMode::Restore)?;
+/// let b = heap.malloc(&mut tx, 1000)?;
+/// tx.abort()?; // the allocation is undone with the rest of the transaction
+/// assert!(heap.usable_size(b).is_err());
+///
+/// let mut tx = rvm.begin(BeginMode::Restore)?;
+/// heap.free(&mut tx, a)?;
+/// tx.end(CommitMode::Flush)?;
+/// assert_eq!(heap.statistics().allocated_bytes, 0);
+/// assert!(heap.check().is_ok());
+/// # drop(heap);
+/// # rvm.close()?;
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Heap {
     shared: Arc<Shared>,
@@ -881,6 +940,12 @@ impl Heap {
     /// lists and one free block covering every whole chunk. The segment must be a heap
     /// segment (two regions, static right after heap) mapped at its recorded addresses.
     /// Whatever the region held before is discarded (the static region is not touched).
+    ///
+    /// # Errors
+    /// [`Error::BadSegment`] for a segment not laid out as a heap segment;
+    /// [`Error::BadLayout`] for bad `nlists` or `chunk_size`; [`Error::InvalidArgument`] for
+    /// a no-restore transaction; the heap errors of [`Heap::malloc`] about waiting for the
+    /// heap ([`Error::Busy`], a lock timeout).
     pub fn init(
         tx: &mut Transaction<'_>,
         segment: &Segment,
@@ -937,6 +1002,13 @@ impl Heap {
     /// Adopt the heap in a mapped heap segment: checks the segment's layout and the heap
     /// header (magic, version, geometry). Nothing else is read, so loading costs the same for
     /// any heap size; the volatile index of non-empty lists is built at the first call.
+    ///
+    /// Waits, like the read-only calls, while another thread's transaction owns the heap.
+    ///
+    /// # Errors
+    /// [`Error::BadSegment`] for a segment not laid out as a heap segment; [`Error::NoHeap`],
+    /// [`Error::VersionSkew`] or [`Error::Corrupt`] for a region without a usable heap header;
+    /// `NotMapped` or a lock timeout (in [`Error::Rvm`]).
     pub fn load(segment: &Segment) -> Result<Heap, Error> {
         let plan = check_segment(segment)?;
         let heap = Heap {
@@ -987,13 +1059,28 @@ impl Heap {
     /// exactly the needed number of chunks; else (best fit) the head of the smallest larger
     /// non-empty exact-size list, else the best fit among the first blocks of the large list.
     /// A larger block is split and the high end handed out, so the remainder keeps its head.
+    ///
+    /// The first heap change in `tx` makes `tx` the heap's owner until it ends or aborts; if
+    /// another thread's transaction owns the heap, this waits for it to end.
+    ///
+    /// # Errors
+    /// [`Error::NoRoom`] when no free block is large enough; [`Error::InvalidArgument`] for a
+    /// no-restore transaction; [`Error::Busy`] when another open transaction of this thread
+    /// owns the heap; [`Error::Rvm`] holding [`LockTimeout`](crate::Error::LockTimeout) after
+    /// waiting `Options::lock_timeout` for another thread's transaction, or `NotMapped` once
+    /// the segment is unmapped; [`Error::Corrupt`] for damaged heap metadata. Abort `tx` after
+    /// an error other than `NoRoom`.
     pub fn malloc(&self, tx: &mut Transaction<'_>, size: usize) -> Result<usize, Error> {
         self.write_op(tx, MALLOC_COUNTERS, |c, tx| c.malloc(tx, size as u64))
             .map(|a| a as usize)
     }
 
     /// Free the block whose data starts at `address`, in `tx`, merging it at once with a
-    /// free neighbour on either side.
+    /// free neighbour on either side. Waits for the heap like [`Heap::malloc`].
+    ///
+    /// # Errors
+    /// [`Error::DoubleFree`] for a block already free; [`Error::NotFromHeap`] for an address
+    /// `malloc` did not return; otherwise as for [`Heap::malloc`].
     pub fn free(&self, tx: &mut Transaction<'_>, address: usize) -> Result<(), Error> {
         self.write_op(tx, FREE_COUNTERS, |c, tx| c.free(tx, address as u64))
     }
@@ -1001,7 +1088,11 @@ impl Heap {
     /// Carve `count` free blocks sized for allocations of `size` bytes and put them on their
     /// exact-size list, so later allocations of that size are list hits. `size` must fit an
     /// exact-size list (fewer than `nlists` chunks). On [`Error::NoRoom`] the blocks carved
-    /// so far stay carved in `tx`.
+    /// so far stay carved in `tx`. Waits for the heap like [`Heap::malloc`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a `size` too large for an exact-size list; otherwise as
+    /// for [`Heap::malloc`].
     pub fn prealloc(
         &self,
         tx: &mut Transaction<'_>,
@@ -1015,7 +1106,13 @@ impl Heap {
 
     /// Check that `address` could be freed now and record it in `intentions` instead of
     /// freeing it; [`Heap::do_free`] frees the recorded blocks later. Recording the same
-    /// address twice is a double free.
+    /// address twice is a double free. Waits like the read-only calls while another thread's
+    /// transaction owns the heap.
+    ///
+    /// # Errors
+    /// [`Error::DoubleFree`] for an address already recorded or already free;
+    /// [`Error::NotFromHeap`] for an address `malloc` did not return; [`Error::Corrupt`];
+    /// `NotMapped` or a lock timeout (in [`Error::Rvm`]).
     pub fn fake_free(&self, intentions: &mut IntentionList, address: usize) -> Result<(), Error> {
         if intentions.members.contains(&address) {
             return Err(Error::DoubleFree {
@@ -1032,7 +1129,11 @@ impl Heap {
     /// transaction after the one that recorded the frees has committed. Every address is
     /// checked to still be an allocated block before the first is freed, so a stale or
     /// doubled intention frees nothing. Damage found while freeing can still stop it part way
-    /// (the heap stays consistent, some blocks freed): abort the transaction then.
+    /// (the heap stays consistent, some blocks freed): abort the transaction then. Waits for
+    /// the heap like [`Heap::malloc`].
+    ///
+    /// # Errors
+    /// As for [`Heap::free`], for the first address that cannot be freed.
     pub fn do_free(
         &self,
         tx: &mut Transaction<'_>,
@@ -1112,6 +1213,9 @@ impl Heap {
 
     /// Zero the event counters (malloc, free, prealloc, coalesce, hits, splits) in `tx`. The
     /// byte accounting (free and allocated bytes) is state, not statistics, and is kept.
+    ///
+    /// # Errors
+    /// As for [`Heap::malloc`] (it waits for the heap the same way).
     pub fn clear_statistics(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
         self.write_op(tx, ALL_COUNTERS, |c, _| {
             let k = &mut c.counters;
@@ -1146,6 +1250,10 @@ impl Heap {
 
     /// Header, counters, per-list histogram and largest free block (a full walk, like
     /// [`inspect_image`](crate::rds::inspect_image) on the mapped region).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged header; `NotMapped` or a lock timeout (in
+    /// [`Error::Rvm`]).
     pub fn inspect(&self) -> Result<HeapImageInfo, Error> {
         let _st = self.enter_read()?;
         let _mapped = self.mapped()?;
@@ -1155,6 +1263,10 @@ impl Heap {
     }
 
     /// Every block in address order (a full walk; stops with an error at damage).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] at the first damaged block; `NotMapped` or a lock timeout (in
+    /// [`Error::Rvm`]).
     pub fn blocks(&self) -> Result<Vec<BlockInfo>, Error> {
         let _st = self.enter_read()?;
         let _mapped = self.mapped()?;
@@ -1164,6 +1276,10 @@ impl Heap {
     }
 
     /// Bytes the caller may use in the allocated block whose data starts at `address`.
+    ///
+    /// # Errors
+    /// [`Error::NotFromHeap`] or [`Error::DoubleFree`] unless `address` is the data of an
+    /// allocated block; `NotMapped` or a lock timeout (in [`Error::Rvm`]).
     pub fn usable_size(&self, address: usize) -> Result<usize, Error> {
         self.read_op(|r| {
             let b = r.allocated_block(address as u64)?;

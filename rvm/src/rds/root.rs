@@ -16,6 +16,65 @@ use crate::tx::Transaction;
 
 /// The absolute address of a `T` in the heap (0 is null). Plain data (`Pod`), so it can be
 /// stored in the heap, in the static region, or inside other persistent values.
+///
+/// A linked list whose head pointer lives in the static region (a [`Root`]):
+///
+/// ```
+/// use rvm::rds::PersistentPtr;
+/// # #[allow(unused_imports)]
+/// # use rvm::rds::{self, Heap, HeapLayout};
+/// # use rvm::segment::CreateOptions;
+/// # use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
+/// # fn main() -> Result<(), rvm::rds::Error> {
+/// # let dir = std::env::temp_dir().join(format!("rvm-doc-ptr-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let (log, data) = (dir.join("log"), dir.join("data"));
+/// # Rvm::create_log(&log, 1 << 20)?;
+/// # let rvm = Rvm::open(&log, Options::default())?;
+/// # let layout = HeapLayout {
+/// #     start_address: 0x2300_0000_0000, // the heap region; the static region follows it
+/// #     heap_length: 1 << 20,
+/// #     static_length: 4096,
+/// #     ..HeapLayout::default()
+/// # };
+/// # // SAFETY: the data file is in this example's own temporary directory; nothing shortens it.
+/// # unsafe {
+/// #     let length = layout.segment_length_min();
+/// #     rds::create_heap_segment(&rvm, &data, length, &layout, CreateOptions::default())
+/// # }?;
+/// # // SAFETY: as above.
+/// # let seg = unsafe { rvm.map(&data, MapOptions::default()) }?;
+/// # let heap = Heap::load(&seg)?;
+/// // `rvm` is an open `Rvm`, `heap` a heap loaded from a mapped heap segment.
+/// #[derive(Clone, Copy, rvm::Pod, rvm::Zeroable)]
+/// #[repr(C)]
+/// struct Node { value: u64, next: PersistentPtr<Node> }
+///
+/// let head = heap.static_root::<PersistentPtr<Node>>()?; // zero (null) in a new heap
+/// assert!(head.get()?.is_null());
+/// let mut tx = rvm.begin(BeginMode::Restore)?;
+/// for value in [1, 2, 3] {
+///     let node = heap.alloc(&mut tx, &Node { value, next: head.get()? })?;
+///     head.set(&mut tx, &node)?;
+/// }
+/// tx.end(CommitMode::Flush)?;
+///
+/// let mut values = Vec::new();
+/// let mut at = head.get()?;
+/// while !at.is_null() {
+///     let node = heap.get(at)?;
+///     values.push(node.value);
+///     at = node.next;
+/// }
+/// assert_eq!(values, [3, 2, 1]);
+/// assert!(heap.get(PersistentPtr::<Node>::null()).is_err()); // checked, never a wild read
+/// # drop(heap);
+/// # rvm.close()?;
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok(())
+/// # }
+/// ```
 #[repr(transparent)]
 pub struct PersistentPtr<T> {
     address: u64,
@@ -86,6 +145,7 @@ impl<T> PersistentPtr<T> {
 }
 
 /// A typed handle on a `T` at the start of the static region (see [`Heap::static_root`]).
+/// The [`PersistentPtr`] example keeps a list's head in one.
 pub struct Root<T> {
     segment: Segment,
     address: usize,
@@ -159,6 +219,9 @@ impl<T: Pod> Root<T> {
 impl Heap {
     /// A typed root of type `T` at the start of the static region. `T` must fit in the
     /// static region.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when a `T` does not fit in the static region.
     pub fn static_root<T: Pod>(&self) -> Result<Root<T>, Error> {
         let size = std::mem::size_of::<T>();
         if size > self.static_length() {
@@ -179,6 +242,9 @@ impl Heap {
     }
 
     /// Allocate a block for a `T` in `tx` and store `value` in it.
+    ///
+    /// # Errors
+    /// As for [`Heap::malloc`].
     pub fn alloc<T: Pod>(
         &self,
         tx: &mut Transaction<'_>,
@@ -191,12 +257,19 @@ impl Heap {
 
     /// A copy of the `T` that `ptr` points to. The pointer must name an allocated block large
     /// enough for a `T`, so a dangling or foreign pointer is an error, not a wild read.
+    ///
+    /// # Errors
+    /// As for [`Heap::usable_size`], and [`Error::InvalidArgument`] when the block is too
+    /// small for a `T`.
     pub fn get<T: Pod>(&self, ptr: PersistentPtr<T>) -> Result<T, Error> {
         self.check_allocated_range(ptr.address(), std::mem::size_of::<T>())?;
         Ok(self.segment().read::<T>(ptr.address())?)
     }
 
     /// Store `value` where `ptr` points, in `tx` (checked like [`Heap::get`]).
+    ///
+    /// # Errors
+    /// As for [`Heap::get`], and as for [`Transaction::set_range`].
     pub fn set<T: Pod>(
         &self,
         tx: &mut Transaction<'_>,
@@ -209,6 +282,9 @@ impl Heap {
     }
 
     /// Free the block `ptr` points to, in `tx`.
+    ///
+    /// # Errors
+    /// As for [`Heap::free`].
     pub fn free_ptr<T>(
         &self,
         tx: &mut Transaction<'_>,
