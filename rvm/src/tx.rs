@@ -381,6 +381,7 @@ impl<'a> Transaction<'a> {
         let merged: usize = self.ranges.iter().map(|r| r.length).sum();
         let size = transaction_record_size(self.ranges.iter().map(|r| r.length as u64));
         if !self.ranges.is_empty() && size > inner.record_bytes_max {
+            self.count_abort();
             self.rollback();
             return Err(Error::TooBig {
                 size,
@@ -388,6 +389,7 @@ impl<'a> Transaction<'a> {
             });
         }
         if let Err(e) = inner.check_failed() {
+            self.count_abort();
             self.rollback();
             return Err(e);
         }

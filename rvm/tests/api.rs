@@ -220,6 +220,11 @@ fn too_big_is_refused_before_writing_and_the_largest_allowed_completes() {
         "the refused transaction was rolled back"
     );
     assert_eq!(rvm.query().used_bytes, used_before, "nothing was written");
+    assert_eq!(
+        rvm.statistics().aborts,
+        1,
+        "a refused end counts as an abort (it was not counted at all)"
+    );
     // The largest transaction the log accepts completes (one range: record overhead 112 bytes).
     let biggest = (max - 112) as usize & !7;
     let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();

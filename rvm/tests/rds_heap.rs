@@ -846,3 +846,26 @@ fn common_operations_declare_few_ranges() {
     tx.end(CommitMode::NoFlush).unwrap();
     f.assert_consistent();
 }
+
+/// `Heap::set` checked that its block was allocated without taking the heap, so another
+/// transaction could free the block before `set`'s transaction committed, and `set` then wrote
+/// into a free block (over its list links). Now `set` takes the heap for its transaction first.
+#[test]
+fn set_through_a_pointer_holds_the_heap_so_its_block_cannot_be_freed_meanwhile() {
+    let f = Fixture::new(layout(59, 64 << 10, 8, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let ptr = f.heap.alloc(&mut tx, &1u64).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let mut writer = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.set(&mut writer, ptr, &2u64).unwrap();
+    let mut freer = f.rvm.begin(BeginMode::Restore).unwrap();
+    assert!(
+        matches!(f.heap.free_ptr(&mut freer, ptr), Err(Error::Busy { .. })),
+        "another transaction freed the block a pending set writes"
+    );
+    writer.end(CommitMode::Flush).unwrap();
+    assert_eq!(f.heap.get(ptr).unwrap(), 2);
+    f.heap.free_ptr(&mut freer, ptr).unwrap();
+    freer.end(CommitMode::Flush).unwrap();
+    f.assert_consistent();
+}

@@ -266,16 +266,20 @@ impl Heap {
         Ok(self.segment().read::<T>(ptr.address())?)
     }
 
-    /// Store `value` where `ptr` points, in `tx` (checked like [`Heap::get`]).
+    /// Store `value` where `ptr` points, in `tx` (checked like [`Heap::get`]). The
+    /// transaction takes the heap first (as every heap-changing call does), so no other
+    /// transaction can free the block between the check and the commit.
     ///
     /// # Errors
-    /// As for [`Heap::get`], and as for [`Transaction::set_range`].
+    /// As for [`Heap::get`], as for [`Transaction::set_range`], and the heap's ownership
+    /// errors ([`Error::Busy`], a lock timeout).
     pub fn set<T: Pod>(
         &self,
         tx: &mut Transaction<'_>,
         ptr: PersistentPtr<T>,
         value: &T,
     ) -> Result<(), Error> {
+        self.own(tx)?;
         self.check_allocated_range(ptr.address(), std::mem::size_of::<T>())?;
         tx.write(ptr.address(), value)?;
         Ok(())
