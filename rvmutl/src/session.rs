@@ -721,6 +721,12 @@ impl Session {
         let log = self.log_mut()?;
         let scanned = log.scan.is_some();
         let st = log.status().clone();
+        // Entries freed for reuse (nil UUID) name no segment.
+        let live_segments = st
+            .segments
+            .iter()
+            .filter(|s| s.uuid != rvm::Uuid::NIL)
+            .count();
         let (head_offset, head_lsn) = log.head();
         let (tail_offset, next_lsn) = log.end();
         let used = log.used_bytes();
@@ -796,7 +802,7 @@ impl Session {
                 "last_transaction_lsn": last_tx.as_ref().map(|r| r.header.lsn),
                 "first_commit_unix_us": first_tx.as_ref().map(|r| r.header.time_us),
                 "last_commit_unix_us": last_tx.as_ref().map(|r| r.header.time_us),
-                "segments": st.segments.len(),
+                "segments": live_segments,
                 "end": end,
                 "status_changed_in_memory": log.status_changed,
             });
@@ -905,7 +911,7 @@ impl Session {
         kv("transactions", transactions.len().to_string());
         kv("first transaction", committed(&first_tx));
         kv("last transaction", committed(&last_tx));
-        kv("segments", st.segments.len().to_string());
+        kv("segments", live_segments.to_string());
         for l in lines {
             writeln!(out, "{l}")?;
         }
