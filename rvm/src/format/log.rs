@@ -788,12 +788,7 @@ impl TransactionEncoder {
 
     /// Append one range header and its data, copied from `data` (padded with zeros to 8).
     pub fn range_from(buf: &mut Vec<u8>, range: &RangeHeader, data: &[u8]) {
-        let at = buf.len();
-        buf.resize(at + RANGE_HEADER_SIZE, 0);
-        range.encode_into(&mut buf[at..at + RANGE_HEADER_SIZE]);
-        buf.extend_from_slice(data);
-        let padded = align_up(data.len() as u64, RECORD_ALIGN) as usize;
-        buf.resize(buf.len() + (padded - data.len()), 0);
+        Self::range_with(buf, range, |b| b.extend_from_slice(data));
     }
 
     /// Finish the record that starts at `start`: reserve the trailer and set the length.
@@ -952,6 +947,27 @@ pub fn body_span(length: u64) -> std::ops::Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn range_from_and_range_with_lay_out_the_same_bytes() {
+        for length in [0u64, 1, 7, 8, 13, 64] {
+            let range = RangeHeader {
+                segment: 3,
+                offset: 4096 + length,
+                length,
+                address: 0x7000_0000,
+            };
+            let data: Vec<u8> = (0..length as u8).map(|b| b ^ 0x5a).collect();
+            let (mut from, mut with) = (vec![0xee; 5], vec![0xee; 5]);
+            TransactionEncoder::range_from(&mut from, &range, &data);
+            TransactionEncoder::range_with(&mut with, &range, |b| b.extend_from_slice(&data));
+            assert_eq!(from, with, "length {length}");
+            assert_eq!(
+                from.len() - 5,
+                RANGE_HEADER_SIZE + align_up(length, RECORD_ALIGN) as usize
+            );
+        }
+    }
 
     fn sample_status() -> Status {
         let mut s = Status::new_log(Uuid([7; 16]), 1 << 20, 1234);
