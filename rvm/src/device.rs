@@ -65,6 +65,14 @@ pub trait Device: Send + Sync + fmt::Debug {
         let _ = (offset, len);
         Ok(())
     }
+    /// Reserve blocks for `offset..offset + len` without writing them (`fallocate`), so a
+    /// full disk is found now and later writes there cannot fail for want of space. The
+    /// blocks may stay *unwritten* extents (see [`Device::preallocate`]). The default does
+    /// nothing.
+    fn reserve(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
     /// Write many pieces, each `(offset, bytes)`, sorted by offset. Not durable until
     /// [`Device::sync`]. The default writes each piece with [`Device::write_at`].
     fn write_pieces(&self, pieces: &[(u64, &[u8])]) -> io::Result<()> {
@@ -314,21 +322,39 @@ impl Device for FileDevice {
             forget_lock(self.key);
         }
     }
-    /// `fallocate` first (a full disk fails here at once, and the blocks are contiguous), then
-    /// zeros written over the range: on ext4 and XFS `fallocate` alone leaves *unwritten*
-    /// extents, and the first write to each still converts it, a metadata change that
-    /// `fdatasync` must commit as it would an allocation.
+    /// [`Device::reserve`] first (a full disk fails here at once, and the blocks are
+    /// contiguous), then zeros written over the range: on ext4 and XFS `fallocate` alone
+    /// leaves *unwritten* extents, and the first write to each still converts it, a metadata
+    /// change that `fdatasync` must commit as it would an allocation.
     fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
         if self.block || len == 0 {
             return Ok(());
         }
-        let end = offset.checked_add(len).filter(|e| *e <= i64::MAX as u64);
-        let Some(end) = end else {
+        self.reserve(offset, len)?;
+        let end = offset + len; // checked by `reserve`
+        let zeros = vec![0u8; (len as usize).min(PREALLOCATE_WRITE_BYTES)];
+        let mut at = offset;
+        while at < end {
+            let n = ((end - at) as usize).min(zeros.len());
+            self.write_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+    fn reserve(&self, offset: u64, len: u64) -> io::Result<()> {
+        if self.block || len == 0 {
+            return Ok(());
+        }
+        if offset
+            .checked_add(len)
+            .filter(|e| *e <= i64::MAX as u64)
+            .is_none()
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("cannot allocate {len} bytes at {offset}"),
             ));
-        };
+        }
         // SAFETY: the descriptor is owned by `self.file` and open for the call's duration;
         // fallocate only changes the file's allocation.
         let rc = unsafe {
@@ -341,17 +367,10 @@ impl Device for FileDevice {
         };
         if rc != 0 {
             let e = io::Error::last_os_error();
-            // File systems without fallocate (some network ones): the zeros below allocate.
+            // File systems without fallocate (some network ones): writes allocate later.
             if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
                 return Err(e);
             }
-        }
-        let zeros = vec![0u8; (len as usize).min(PREALLOCATE_WRITE_BYTES)];
-        let mut at = offset;
-        while at < end {
-            let n = ((end - at) as usize).min(zeros.len());
-            self.write_at(&zeros[..n], at)?;
-            at += n as u64;
         }
         Ok(())
     }

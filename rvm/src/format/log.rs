@@ -59,6 +59,8 @@ const ST_LAST_TRUNCATION_MS: usize = 136;
 const ST_COUNTERS: usize = 144;
 /// Cumulative counters kept in the status (see [`Counters`]).
 pub const STATUS_COUNTERS: usize = 16;
+/// The last word of the counter block: [`Status::zeroed_through`] (was reserved, zero).
+const ST_ZEROED_THROUGH: usize = ST_COUNTERS + 8 * (STATUS_COUNTERS - 1);
 const ST_SEGMENT_COUNT: usize = ST_COUNTERS + 8 * STATUS_COUNTERS; // 272
 const ST_SEGMENTS: usize = ST_SEGMENT_COUNT + 8; // 280
 const SEG_ENTRY_FIXED: usize = 32;
@@ -205,6 +207,13 @@ pub struct Status {
     pub last_truncation_unix_ms: u64,
     /// Cumulative counters over the life of the log.
     pub counters: Counters,
+    /// The record area is written (with records or zeros, so its blocks are allocated and
+    /// initialized) from its start up to this file offset; the flush writer zero-fills ahead
+    /// of its tail while the area is in its first pass. 0: the whole area (logs created
+    /// before this field, whose record area was written in full at creation, and block
+    /// devices). Only a performance hint: any value is safe, because only dead space beyond
+    /// the tail is ever zero-filled.
+    pub zeroed_through: u64,
     /// The segment table: a range's `segment` field is an index into it.
     pub segments: Vec<SegmentEntry>,
 }
@@ -229,6 +238,7 @@ impl Status {
             written_unix_ms: now_ms,
             last_truncation_unix_ms: 0,
             counters: Counters::default(),
+            zeroed_through: 0,
             segments: Vec::new(),
         }
     }
@@ -241,6 +251,15 @@ impl Status {
     /// End of the record area (exclusive file offset).
     pub fn area_end(&self) -> u64 {
         self.area_offset + self.area_size
+    }
+
+    /// [`Status::zeroed_through`] as a file offset inside the record area (0, and any value
+    /// outside the area, mean the whole area).
+    pub fn zeroed_through_offset(&self) -> u64 {
+        match self.zeroed_through {
+            z if z >= self.area_offset && z <= self.area_end() => z,
+            _ => self.area_end(),
+        }
     }
 
     /// Whether the log was closed cleanly ([`STATUS_FLAG_CLEAN`] is set).
@@ -280,6 +299,7 @@ impl Status {
         for (i, v) in self.counters.to_array().iter().enumerate() {
             put_u64(&mut buf, ST_COUNTERS + 8 * i, *v);
         }
+        put_u64(&mut buf, ST_ZEROED_THROUGH, self.zeroed_through);
         put_u32(&mut buf, ST_SEGMENT_COUNT, self.segments.len() as u32);
         let mut at = ST_SEGMENTS;
         for s in &self.segments {
@@ -414,6 +434,7 @@ impl Status {
             written_unix_ms: get_u64(buf, ST_WRITTEN_MS),
             last_truncation_unix_ms: get_u64(buf, ST_LAST_TRUNCATION_MS),
             counters: Counters::from_array(&counters),
+            zeroed_through: get_u64(buf, ST_ZEROED_THROUGH),
             segments,
         };
         Ok(status)

@@ -5,6 +5,15 @@ use super::status::Pos;
 use std::sync::atomic::Ordering;
 
 use super::{lock, now_us, Inner};
+
+/// How much of the record area is zero-filled at a time: at creation (the first chunk) and by
+/// the flush writer ahead of its tail during the log's first pass ([`Inner::zero_ahead`]).
+/// 1 MiB, or a sixteenth of a small area (so that small test logs exercise the path).
+pub(super) fn zero_chunk_bytes(area_bytes: u64) -> u64 {
+    (1 << 20)
+        .min(area_bytes / 16 / SECTOR_SIZE * SECTOR_SIZE)
+        .max(SECTOR_SIZE)
+}
 use crate::error::{Error, Result};
 use crate::format::align_up;
 use crate::format::log::{encode_pad, seal_record, stamp_time, RECORD_MIN_SIZE, SECTOR_SIZE};
@@ -61,12 +70,19 @@ impl Inner {
                 continue;
             }
             self.write_items(buf, records, &items)?;
+            let zero = self.zero_ahead(&lock(&self.pos), tail);
+            if let Some((from, to)) = zero {
+                self.write_zeros(from, to)?;
+            }
             self.log.sync().map_err(self.log_io("fsync"))?;
             add(&self.stats.flushes, 1);
             {
                 let mut p = lock(&self.pos);
                 p.tail_offset = tail;
                 p.next_lsn = next_lsn;
+                if let Some((_, to)) = zero {
+                    p.zeroed_through = to;
+                }
                 let used = self.used_bytes(&p);
                 self.stats
                     .log_used_peak_bytes
@@ -81,6 +97,45 @@ impl Inner {
                 }
             }
             done += placed;
+        }
+        Ok(())
+    }
+
+    /// The range to zero-fill after a batch that moves the tail to `tail`, if any: while the
+    /// record area is in its first pass (not yet written in full since the log was created
+    /// with only its first chunk written), the writer keeps at least half a chunk
+    /// ([`zero_chunk_bytes`]) of written blocks ahead of its tail, so that its `fdatasync`s
+    /// never commit block allocations or extent conversions.
+    ///
+    /// Only dead space is ever zeroed: the range starts at or after the new tail and ends at
+    /// the area's end at most, and it is chosen only when the live records lie in
+    /// `head..tail` without wrapping (so nothing live is after the tail) and this batch did
+    /// not wrap. The truncation thread only moves the head towards the tail, and only this
+    /// flush leader writes the record area, so the range stays dead until it is written.
+    pub(super) fn zero_ahead(&self, p: &Pos, tail: u64) -> Option<(u64, u64)> {
+        let unwrapped = p.is_empty() || p.head_offset < p.tail_offset;
+        if p.zeroed_through >= self.area_end || !unwrapped || tail < p.tail_offset {
+            return None;
+        }
+        let chunk = zero_chunk_bytes(self.area_end - self.area_start);
+        if tail + chunk / 2 <= p.zeroed_through {
+            return None;
+        }
+        let from = p.zeroed_through.max(tail);
+        let to = (from + chunk).min(self.area_end);
+        (from < to).then_some((from, to))
+    }
+
+    /// Write zeros over `from..to` of the log (not synced).
+    fn write_zeros(&self, from: u64, to: u64) -> Result<()> {
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        let mut at = from;
+        while at < to {
+            let n = ((to - at) as usize).min(ZEROS.len());
+            self.log
+                .write_at(&ZEROS[..n], at)
+                .map_err(self.log_io("zero-fill"))?;
+            at += n as u64;
         }
         Ok(())
     }

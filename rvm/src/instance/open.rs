@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Instant;
 
 use super::commit::{CommitCounts, Queue};
-use super::flush::PAD_RESERVE_BYTES;
+use super::flush::{zero_chunk_bytes, PAD_RESERVE_BYTES};
 use super::segments::{slot_target, Slot};
 use super::stats::{add, Stats};
 use super::status::Pos;
@@ -49,8 +49,10 @@ impl Rvm {
 
     /// Write a fresh, empty log onto a device (an existing file or a block device), discarding
     /// what it held. The caller decides whether that is safe (see `LogReader::scan`). On a
-    /// regular file the whole record area is allocated and written with zeros
-    /// ([`Device::preallocate`]), so the log never asks the file system for space again.
+    /// regular file the whole record area is reserved ([`Device::reserve`]), so the log never
+    /// asks the file system for space again, and its first chunk is written with zeros
+    /// ([`Device::preallocate`]); the flush writer zero-fills the rest ahead of its tail
+    /// during the first pass ([`Status::zeroed_through`]).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a record area too small or too large, or a block device
@@ -77,14 +79,23 @@ impl Rvm {
                 .set_len(total)
                 .map_err(|e| Error::io(&name, "set length", e))?;
         }
-        // Allocated, written blocks for the whole record area (FORMAT.md, "Assumptions about
-        // the underlying media"): flushes never pay for block allocation in their fdatasync,
-        // and a full disk is found now rather than by a commit.
+        // Blocks reserved for the whole record area, so a full disk is found now rather than
+        // by a commit; the first chunk (`zero_chunk_bytes`) written with zeros, and the rest
+        // zero-filled by the flush writer ahead of its tail during the first pass (FORMAT.md,
+        // "Assumptions about the underlying media"): flushes never pay for block allocation
+        // in their fdatasync, and creating a large log stays fast.
         device
-            .preallocate(RECORD_AREA_OFFSET, area)
+            .reserve(RECORD_AREA_OFFSET, area)
+            .map_err(|e| Error::io(&name, "allocate", e))?;
+        let zeroed = area.min(zero_chunk_bytes(area));
+        device
+            .preallocate(RECORD_AREA_OFFSET, zeroed)
             .map_err(|e| Error::io(&name, "allocate", e))?;
         let uuid = Uuid::random().map_err(|e| Error::io(&name, "uuid", e))?;
-        let status = Status::new_log(uuid, area, now_ms());
+        let mut status = Status::new_log(uuid, area, now_ms());
+        if !device.is_block_device() && zeroed < area {
+            status.zeroed_through = RECORD_AREA_OFFSET + zeroed;
+        }
         // Both slots: slot 1 holds sequence 1 (current); slot 0 an older copy of the same.
         let mut older = status.clone();
         older.sequence = 0;
@@ -215,6 +226,7 @@ impl Rvm {
                 truncation_requested: false,
                 truncating: false,
                 shutdown: false,
+                zeroed_through: status.zeroed_through_offset(),
             }),
             pos_cond: Condvar::new(),
             truncate_lock: Mutex::new(()),

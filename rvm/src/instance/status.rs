@@ -21,6 +21,9 @@ pub(super) struct Pos {
     pub(super) truncation_requested: bool,
     pub(super) truncating: bool,
     pub(super) shutdown: bool,
+    /// The record area is written (records or zeros) from its start up to this offset
+    /// ([`Status::zeroed_through`]; the area's end once it is written in full).
+    pub(super) zeroed_through: u64,
 }
 
 impl Pos {
@@ -55,6 +58,11 @@ impl Inner {
             next.tail_offset = p.tail_offset;
             next.tail_lsn = p.next_lsn;
             next.flags &= !STATUS_FLAG_CLEAN;
+            next.zeroed_through = if p.zeroed_through >= self.area_end {
+                0
+            } else {
+                p.zeroed_through
+            };
             change(&mut next, &p);
         }
         next.sequence = last.sequence + 1;
