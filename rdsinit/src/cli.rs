@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
 
-use crate::heap;
 use crate::number::parse_size;
+use crate::params;
 use crate::params::{Field, Params};
 
 const ABOUT: &str = "Initialize an RVM data segment holding an RDS persistent heap";
@@ -308,7 +308,7 @@ pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn Write) {
 
 /// The stated limit on nlists, for messages.
 pub fn nlists_max() -> u64 {
-    heap::NLISTS_MAX
+    params::NLISTS_MAX
 }
 
 #[cfg(test)]

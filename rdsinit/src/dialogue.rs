@@ -12,7 +12,7 @@ use crate::params::{
     check_address_range, check_fit, largest_heap, largest_static, occupied, propose, Field, Params,
     PAGE_BYTES, STATIC_LEN_DEFAULT,
 };
-use crate::{heap, wrap};
+use crate::{params, wrap};
 
 /// Why the dialogue stopped without a result.
 #[derive(Debug)]
@@ -220,7 +220,7 @@ impl<'a> Dialogue<'a> {
                 }
             }
             if index == Field::ALL.len() {
-                if let Err(e) = heap::check_layout(&chosen) {
+                if let Err(e) = params::check_layout(&chosen) {
                     self.say("\n")?;
                     self.paragraph(
                         "",

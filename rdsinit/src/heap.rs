@@ -1,60 +1,13 @@
-//! The one place rdsinit calls the RDS heap (`rvm::rds`): its limits, its layout check,
-//! building a heap segment, and loading one back to check it and read its statistics.
+//! Where rdsinit builds a heap segment (`rvm::rds`) and loads one back to check it and read
+//! its statistics. The heap's limits and layout check belong to the parameters (`params`).
 
 use std::path::Path;
 
-use rvm::rds::{self, Heap, HeapLayout};
+use rvm::rds::{self, Heap};
 use rvm::segment::CreateOptions;
 use rvm::{MapOptions, Rvm};
 
-use crate::params::{Field, ParamError, Params};
-
-/// Most free lists a heap may have (its list heads live in the heap header).
-pub const NLISTS_MAX: u64 = rds::NLISTS_MAX;
-/// Smallest chunk: a free block of one chunk must hold its two tags and two list links.
-pub const CHUNK_SIZE_MIN: u64 = rds::CHUNK_SIZE_MIN;
-/// Largest chunk the heap accepts.
-pub const CHUNK_SIZE_MAX: u64 = rds::CHUNK_SIZE_MAX;
-/// Largest heap region.
-pub const HEAP_LENGTH_MAX: u64 = rds::HEAP_LENGTH_MAX;
-/// Largest static region.
-pub const STATIC_LENGTH_MAX: u64 = rds::STATIC_LENGTH_MAX;
-
-fn layout(p: &Params) -> HeapLayout {
-    HeapLayout {
-        start_address: p.start_addr,
-        heap_length: p.heap_len,
-        static_length: p.static_len,
-        nlists: p.nlists,
-        chunk_size: p.chunk_size,
-    }
-}
-
-/// The parameter a heap layout error names.
-fn field_of(parameter: &str) -> Field {
-    match parameter {
-        "start_address" => Field::StartAddr,
-        "static_length" => Field::StaticLen,
-        "nlists" => Field::Nlists,
-        "chunk_size" => Field::ChunkSize,
-        "data_length" => Field::DataLen,
-        _ => Field::HeapLen,
-    }
-}
-
-/// The heap's own layout rules (header and at least one block fit, alignment, limits).
-pub fn check_layout(p: &Params) -> Result<(), ParamError> {
-    layout(p).validate().map_err(|e| match e {
-        rds::Error::BadLayout { parameter, rule } => ParamError {
-            field: field_of(parameter),
-            message: rule,
-        },
-        other => ParamError {
-            field: Field::HeapLen,
-            message: other.to_string(),
-        },
-    })
-}
+use crate::params::{heap_layout, Params};
 
 /// What building the segment produced.
 #[derive(Debug, Clone)]
@@ -68,7 +21,8 @@ pub fn build(rvm: &Rvm, data: &Path, p: &Params, options: CreateOptions) -> anyh
     // SAFETY: rdsinit has just created (or, with --force, checked that no rvm process holds) DATA,
     // and holds its lock until the heap is written; the user runs rdsinit on a segment no other
     // program is using, so nothing shortens it meanwhile.
-    let header = unsafe { rds::create_heap_segment(rvm, data, p.data_len, &layout(p), options) }?;
+    let header =
+        unsafe { rds::create_heap_segment(rvm, data, p.data_len, &heap_layout(p), options) }?;
     Ok(Built {
         segment_uuid: header.uuid.to_string(),
     })

@@ -13,8 +13,8 @@ use std::fmt;
 
 use rvm::format::segment::{REGION_ALIGN, SEGMENT_HEADER_SIZE};
 
-use crate::heap;
 use crate::number::hex_dec;
+use rvm::rds::{self, HeapLayout};
 
 /// Regions start, end and are mapped on this alignment (fixed, not the runtime page size, so a
 /// segment made on one machine maps on another).
@@ -140,13 +140,13 @@ impl Field {
                 "Number of free lists in the heap. List i holds free blocks of exactly i chunks; \
                  the last list holds every larger block, so allocations up to nlists chunks are \
                  found in one step. From 1 to {}. Default {NLISTS_DEFAULT}.",
-                heap::NLISTS_MAX
+                NLISTS_MAX
             ),
             Field::ChunkSize => format!(
                 "Allocation unit of the heap in bytes: every block is a whole number of chunks \
                  and carries a boundary tag at each end. A multiple of {CHUNK_SIZE_MULTIPLE}, \
                  at least {}. Default {CHUNK_SIZE_DEFAULT}.",
-                heap::CHUNK_SIZE_MIN
+                CHUNK_SIZE_MIN
             ),
         }
     }
@@ -158,7 +158,7 @@ impl Field {
             Field::StartAddr => START_ADDR_MIN,
             Field::HeapLen | Field::StaticLen => PAGE_BYTES,
             Field::Nlists => 1,
-            Field::ChunkSize => heap::CHUNK_SIZE_MIN,
+            Field::ChunkSize => CHUNK_SIZE_MIN,
         }
     }
 
@@ -167,10 +167,10 @@ impl Field {
         match self {
             Field::DataLen => DATA_LEN_MAX,
             Field::StartAddr => USER_ADDRESS_LIMIT - PAGE_BYTES,
-            Field::HeapLen => heap::HEAP_LENGTH_MAX.min(USER_ADDRESS_LIMIT - PAGE_BYTES),
-            Field::StaticLen => heap::STATIC_LENGTH_MAX,
-            Field::Nlists => heap::NLISTS_MAX,
-            Field::ChunkSize => heap::CHUNK_SIZE_MAX,
+            Field::HeapLen => HEAP_LENGTH_MAX.min(USER_ADDRESS_LIMIT - PAGE_BYTES),
+            Field::StaticLen => STATIC_LENGTH_MAX,
+            Field::Nlists => NLISTS_MAX,
+            Field::ChunkSize => CHUNK_SIZE_MAX,
         }
     }
 
@@ -492,13 +492,63 @@ pub fn check(p: &Params) -> Result<(), ParamError> {
     }
     check_fit(p)?;
     check_address_range(p)?;
-    heap::check_layout(p)
+    check_layout(p)
 }
 
 /// The part of `[start_addr, end_addr)` already mapped in this process, if any (a warning: the
 /// programs that use the segment must have the range free).
 pub fn occupied(p: &Params) -> Option<String> {
     rvm::range_is_occupied(p.start_addr, p.end_addr())
+}
+
+// ---- the heap's own limits and layout rules (from `rvm::rds`) ----
+
+/// Most free lists a heap may have (its list heads live in the heap header).
+pub const NLISTS_MAX: u64 = rds::NLISTS_MAX;
+/// Smallest chunk: a free block of one chunk must hold its two tags and two list links.
+pub const CHUNK_SIZE_MIN: u64 = rds::CHUNK_SIZE_MIN;
+/// Largest chunk the heap accepts.
+pub const CHUNK_SIZE_MAX: u64 = rds::CHUNK_SIZE_MAX;
+/// Largest heap region.
+pub const HEAP_LENGTH_MAX: u64 = rds::HEAP_LENGTH_MAX;
+/// Largest static region.
+pub const STATIC_LENGTH_MAX: u64 = rds::STATIC_LENGTH_MAX;
+
+/// The heap layout the parameters describe.
+pub fn heap_layout(p: &Params) -> HeapLayout {
+    HeapLayout {
+        start_address: p.start_addr,
+        heap_length: p.heap_len,
+        static_length: p.static_len,
+        nlists: p.nlists,
+        chunk_size: p.chunk_size,
+    }
+}
+
+/// The parameter a heap layout error names.
+fn field_of(parameter: &str) -> Field {
+    match parameter {
+        "start_address" => Field::StartAddr,
+        "static_length" => Field::StaticLen,
+        "nlists" => Field::Nlists,
+        "chunk_size" => Field::ChunkSize,
+        "data_length" => Field::DataLen,
+        _ => Field::HeapLen,
+    }
+}
+
+/// The heap's own layout rules (header and at least one block fit, alignment, limits).
+pub fn check_layout(p: &Params) -> Result<(), ParamError> {
+    heap_layout(p).validate().map_err(|e| match e {
+        rds::Error::BadLayout { parameter, rule } => ParamError {
+            field: field_of(parameter),
+            message: rule,
+        },
+        other => ParamError {
+            field: Field::HeapLen,
+            message: other.to_string(),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -608,7 +658,7 @@ mod tests {
             ),
             (
                 Params {
-                    nlists: heap::NLISTS_MAX + 1,
+                    nlists: NLISTS_MAX + 1,
                     ..classic_1g()
                 },
                 Field::Nlists,
@@ -644,7 +694,7 @@ mod tests {
         assert_eq!(propose(Field::Nlists, 0).unwrap().value, 1);
         assert_eq!(propose(Field::DataLen, 12289).unwrap().value, 12289);
         assert!(propose(Field::StartAddr, u64::MAX).is_err());
-        assert!(propose(Field::Nlists, heap::NLISTS_MAX + 1).is_err());
+        assert!(propose(Field::Nlists, NLISTS_MAX + 1).is_err());
         // Values beyond 2 GiB survive rounding (the classic helper returned an int).
         assert_eq!(
             propose(Field::HeapLen, 0x1_0000_0001).unwrap().value,

@@ -542,7 +542,7 @@ fn refusals() -> Vec<Refusal> {
         code,
         expect: expect.to_vec(),
     };
-    let nlists_too_many = (rdsinit::heap::NLISTS_MAX + 1).to_string();
+    let nlists_too_many = (rdsinit::params::NLISTS_MAX + 1).to_string();
     vec![
         // The layout rules.
         r(
