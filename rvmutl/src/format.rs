@@ -6,8 +6,37 @@
 //! `x` hex, `u` unsigned decimal, `*` all of them at once; `f`, `D`, `O` and `t` imply their own.
 //! The classic shorthands are accepted: `h` short decimal, `i` and `w` long decimal, `L` long
 //! unsigned decimal. Default `1dl`.
+//!
+//! It also holds what the command parser (`parse`) shares with it: [`ParseError`] and the
+//! [`Value`]s a poke or a match carries. `parse` imports this module, never the reverse.
 
-use crate::parse::{err, ParseError, Value, COUNT_MAX};
+/// Why a line could not be parsed. The text is shown after "? ".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+pub(crate) fn err<T>(text: impl Into<String>) -> Result<T, ParseError> {
+    Err(ParseError(text.into()))
+}
+
+/// Largest count accepted in `next N`, `peek .../N` and friends.
+pub const COUNT_MAX: u64 = 1 << 20;
+
+/// A value to poke or to match.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Integer(i128),
+    Float(f64),
+    /// String bytes; the terminating NUL is added when the value is encoded.
+    Bytes(Vec<u8>),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {

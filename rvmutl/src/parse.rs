@@ -3,29 +3,13 @@
 //! Every function here is total: any input string yields a value or a [`ParseError`], never a
 //! panic (the fuzz target `parse_command_line` relies on it).
 
+pub(crate) use crate::format::err;
 use crate::format::{parse_format, Format, Size};
+pub use crate::format::{ParseError, Value, COUNT_MAX};
 use crate::table::{self, CommandId};
-
-/// Why a line could not be parsed. The text is shown after "? ".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError(pub String);
-
-impl std::fmt::Display for ParseError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ParseError {}
-
-pub(crate) fn err<T>(text: impl Into<String>) -> Result<T, ParseError> {
-    Err(ParseError(text.into()))
-}
 
 /// Longest input line accepted; longer lines are refused rather than tokenized.
 pub const LINE_BYTES_MAX: usize = 64 * 1024;
-/// Largest count accepted in `next N`, `peek .../N` and friends.
-pub const COUNT_MAX: u64 = 1 << 20;
 
 /// A token of a command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,15 +219,6 @@ impl AddrSpec {
     pub fn length(&self) -> u64 {
         self.format.byte_length()
     }
-}
-
-/// A value to poke or to match.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Integer(i128),
-    Float(f64),
-    /// String bytes; the terminating NUL is added when the value is encoded.
-    Bytes(Vec<u8>),
 }
 
 /// One `OFFSET [/FMT] = VALUES` group of a poke.
