@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::device::{Access, Device, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
+use crate::format::log::SegmentKind;
 use crate::format::segment::{RegionEntry, SegmentHeader, REGIONS_MAX, SEGMENT_HEADER_SIZE};
 use crate::format::{DecodeError, Uuid};
 use crate::range_lock::RangeLocks;
@@ -266,6 +267,8 @@ pub struct Segment {
 
 #[derive(Debug)]
 pub(crate) struct SegmentShared {
+    /// An rvm segment, or a plain file mapped with `Rvm::map_file`.
+    pub(crate) kind: SegmentKind,
     pub(crate) header: SegmentHeader,
     pub(crate) device: DeviceRef,
     pub(crate) regions: Vec<MappedRegion>,
@@ -283,13 +286,21 @@ pub(crate) struct SegmentShared {
 }
 
 impl Segment {
-    /// The segment's header, as read when it was mapped.
+    /// The segment's header, as read when it was mapped. A plain file
+    /// ([`crate::Rvm::map_file`]) has no header: this is one made up for it, whose UUID holds
+    /// the file's identity bytes ([`FileIdentity`](crate::format::log::FileIdentity)), whose
+    /// length is the file's, and whose one region covers the whole file at address 0 (the
+    /// bounds a logged range must stay in); [`Segment::regions`] says what is mapped.
     pub fn header(&self) -> &SegmentHeader {
         &self.inner.header
     }
-    /// The segment's UUID (from its header).
+    /// The segment's UUID (from its header; a plain file's identity bytes).
     pub fn uuid(&self) -> Uuid {
         self.inner.header.uuid
+    }
+    /// Whether this is an rvm segment or a plain file mapped with [`crate::Rvm::map_file`].
+    pub fn kind(&self) -> SegmentKind {
+        self.inner.kind
     }
     /// The device's name (its path for files).
     pub fn path(&self) -> &str {

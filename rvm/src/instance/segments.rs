@@ -9,10 +9,10 @@ use super::Inner;
 use super::Rvm;
 use crate::device::{Access, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
-use crate::format::log::SegmentEntry;
+use crate::format::log::{SegmentEntry, SegmentKind};
 use crate::format::segment::SegmentHeader;
 use crate::format::Uuid;
-use crate::mapping;
+use crate::mapping::{self, Backing};
 use crate::segment::{
     read_header_from, MapOptions, MappedRegion, Placement, Segment, SegmentShared,
 };
@@ -30,6 +30,11 @@ pub(crate) struct Slot {
 impl Slot {
     pub(super) fn free(&self) -> bool {
         self.entry.uuid == Uuid::NIL
+    }
+
+    /// Whether this entry names the segment (or plain file) of this kind and identity.
+    pub(super) fn names(&self, kind: SegmentKind, uuid: Uuid) -> bool {
+        !self.free() && self.entry.kind == kind && self.entry.uuid == uuid
     }
 }
 
@@ -97,7 +102,7 @@ impl Rvm {
                 .unwrap_or_else(|e| e.into_inner());
             slots
                 .iter()
-                .find(|s| s.entry.uuid == header.uuid)
+                .find(|s| s.names(SegmentKind::Segment, header.uuid))
                 .and_then(|s| s.device.clone())
         };
         let device: DeviceRef = match existing {
@@ -198,6 +203,26 @@ impl Rvm {
     }
 }
 
+/// One region to place: where it starts in the segment (or file), its length, the address
+/// wanted (None: anywhere) and where its memory comes from.
+pub(super) struct PlannedRegion {
+    pub(super) index: usize,
+    pub(super) offset: u64,
+    pub(super) length: usize,
+    pub(super) address: Option<usize>,
+    pub(super) backing: Backing,
+}
+
+/// Everything `map_planned` needs: the device, what the table records (kind, and the header's
+/// UUID and length), the header ranges are checked against, the path, and the regions.
+pub(super) struct MapPlan {
+    pub(super) kind: SegmentKind,
+    pub(super) device: DeviceRef,
+    pub(super) header: SegmentHeader,
+    pub(super) path_hint: String,
+    pub(super) regions: Vec<PlannedRegion>,
+}
+
 impl Inner {
     /// # Safety
     /// As for [`Rvm::map_device`].
@@ -209,35 +234,72 @@ impl Inner {
     ) -> Result<Segment> {
         self.check_failed()?;
         let header = read_header_from(&*device)?;
+        let regions = header
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(index, r)| PlannedRegion {
+                index,
+                offset: r.offset,
+                length: r.length as usize,
+                address: match options.placement {
+                    Placement::Fixed => Some(r.address as usize),
+                    Placement::Anywhere => None,
+                },
+                backing: Backing::File,
+            })
+            .collect();
+        let plan = MapPlan {
+            kind: SegmentKind::Segment,
+            device,
+            header,
+            path_hint,
+            regions,
+        };
+        // SAFETY: `read_header_from` checked the device is as long as the segment, so it
+        // holds every region; the rest is this function's contract.
+        unsafe { self.map_planned(plan) }
+    }
+
+    /// Claim the table entry and map the regions of `plan`.
+    ///
+    /// # Safety
+    /// The device holds every planned region, and (for [`Backing::File`]) its file is not
+    /// shortened while they are mapped: the contract of `Rvm::map`, `Rvm::map_device` and
+    /// `Rvm::map_file`.
+    pub(super) unsafe fn map_planned(&self, plan: MapPlan) -> Result<Segment> {
+        self.check_failed()?;
+        let MapPlan {
+            kind,
+            device,
+            header,
+            path_hint,
+            regions: planned,
+        } = plan;
         let needs_truncate = {
             let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
             slots
                 .iter()
-                .any(|s| s.entry.uuid == header.uuid && s.remap_needs_truncate)
+                .any(|s| s.names(kind, header.uuid) && s.remap_needs_truncate)
         };
         // Reclaiming table entries needs every record applied (see `table`).
-        if needs_truncate || self.table_wants_reclaim(header.uuid, &path_hint) {
+        if needs_truncate || self.table_wants_reclaim(kind, header.uuid, &path_hint) {
             self.flush_all()?;
             self.truncate_now(false)?;
         }
         let mut slots = self.segments.write().unwrap_or_else(|e| e.into_inner());
-        let index = self.claim_entry(&mut slots, &header, path_hint, device.name())?;
+        let index = self.claim_entry(&mut slots, kind, &header, path_hint, device.name())?;
         let mut mapped: Vec<MappedRegion> = Vec::new();
-        for (ri, r) in header.regions.iter().enumerate() {
-            let want = match options.placement {
-                Placement::Fixed => Some(r.address as usize),
-                Placement::Anywhere => None,
-            };
-            // SAFETY: the device's file holds the region (`read_header_from` checked the
-            // device is as long as the segment) and is not shortened while mapped: the
-            // contract of this function, passed on from `Rvm::map` / `Rvm::map_device`.
+        for r in &planned {
+            // SAFETY: the device holds the region and is not shortened while it is mapped:
+            // the contract of this function.
             let placed =
-                unsafe { mapping::map_region(&*device, r.offset, r.length as usize, want) };
+                unsafe { mapping::map_region(&*device, r.offset, r.length, r.address, r.backing) };
             match placed {
                 Ok(address) => mapped.push(MappedRegion {
-                    index: ri,
+                    index: r.index,
                     address,
-                    length: r.length as usize,
+                    length: r.length,
                     segment_offset: r.offset,
                 }),
                 Err(e) => {
@@ -250,6 +312,7 @@ impl Inner {
         }
         let segment = Segment {
             inner: Arc::new(SegmentShared {
+                kind,
                 header: header.clone(),
                 device: device.clone(),
                 regions: mapped.clone(),
