@@ -9,8 +9,8 @@
 //! other, older slot intact. Each record has a header and a trailer carrying its LSN and length,
 //! and a CRC32 over the whole record seeded with the log's UUID.
 
-use super::{align_up, get_u16, get_u32, get_u64, put_u16, put_u32, put_u64, DecodeError, Uuid};
 pub use super::segment_table::{FileIdentity, SegmentEntry, SegmentKind};
+use super::{align_up, get_u16, get_u32, get_u64, put_u16, put_u32, put_u64, DecodeError, Uuid};
 
 /// Size of one status slot; the record area starts after two of them.
 pub const STATUS_SLOT_SIZE: u64 = 32 * 1024;
@@ -250,11 +250,7 @@ impl Status {
     /// when its segment table names a plain file, else [`LOG_FORMAT_VERSION`] (the version
     /// rule: a log without plain files stays readable by every version-1 reader).
     pub fn version(&self) -> u32 {
-        if self
-            .segments
-            .iter()
-            .any(|s| s.kind != SegmentKind::Segment)
-        {
+        if self.segments.iter().any(|s| s.kind != SegmentKind::Segment) {
             LOG_FORMAT_VERSION_PLAIN_FILES
         } else {
             LOG_FORMAT_VERSION

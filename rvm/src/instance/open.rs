@@ -17,8 +17,8 @@ use crate::apply::Applier;
 use crate::device::{Access, Device, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
 use crate::format::log::{
-    SegmentEntry, SegmentKind, Status, RECORD_AREA_MAX_BYTES, RECORD_AREA_MIN_BYTES, RECORD_AREA_OFFSET,
-    SECTOR_SIZE, STATUS_SLOT_SIZE,
+    SegmentEntry, SegmentKind, Status, RECORD_AREA_MAX_BYTES, RECORD_AREA_MIN_BYTES,
+    RECORD_AREA_OFFSET, SECTOR_SIZE, STATUS_SLOT_SIZE,
 };
 use crate::format::segment::SegmentHeader;
 use crate::format::Uuid;

@@ -240,7 +240,10 @@ impl Rvm {
 
 /// Open the plain file a log entry names, for recovery: by its recorded path, locked, and
 /// only if it is still the same file (device and inode) with the same length.
-pub(super) fn find_plain_file(log: &str, entry: &SegmentEntry) -> Result<(DeviceRef, SegmentHeader)> {
+pub(super) fn find_plain_file(
+    log: &str,
+    entry: &SegmentEntry,
+) -> Result<(DeviceRef, SegmentHeader)> {
     let path = entry.path_hint.clone();
     let refuse = |detail: String| Error::PlainFileMismatch {
         log: log.to_string(),
@@ -291,29 +294,80 @@ mod tests {
     #[test]
     fn span_rounds_to_pages_and_caps_at_the_end_of_the_file() {
         let page = 4096;
-        assert_eq!(span("f", 10_000, &opts(0, 0, false), page).unwrap(), (0, 10_000));
-        assert_eq!(span("f", 10_000, &opts(5000, 0, false), page).unwrap(), (4096, 5904));
-        assert_eq!(span("f", 10_000, &opts(100, 200, false), page).unwrap(), (0, 4096));
+        assert_eq!(
+            span("f", 10_000, &opts(0, 0, false), page).unwrap(),
+            (0, 10_000)
+        );
+        assert_eq!(
+            span("f", 10_000, &opts(5000, 0, false), page).unwrap(),
+            (4096, 5904)
+        );
+        assert_eq!(
+            span("f", 10_000, &opts(100, 200, false), page).unwrap(),
+            (0, 4096)
+        );
         assert_eq!(
             span("f", 1 << 20, &opts(4097, 4096, false), page).unwrap(),
             (4096, 8192)
         );
-        assert_eq!(span("f", 10_000, &opts(8192, 1, false), page).unwrap(), (8192, 1808));
+        assert_eq!(
+            span("f", 10_000, &opts(8192, 1, false), page).unwrap(),
+            (8192, 1808)
+        );
     }
 
     #[test]
     fn span_outside_the_file_names_the_parameter() {
         let page = 4096;
         let e = span("/x/f", 10_000, &opts(10_000, 0, false), page).unwrap_err();
-        assert!(matches!(e, Error::InvalidArgument { parameter: "offset", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidArgument {
+                    parameter: "offset",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("/x/f"), "{e}");
         let e = span("f", 0, &opts(0, 0, false), page).unwrap_err();
-        assert!(matches!(e, Error::InvalidArgument { parameter: "offset", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidArgument {
+                    parameter: "offset",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = span("f", 10_000, &opts(8192, 4096, false), page).unwrap_err();
-        assert!(matches!(e, Error::InvalidArgument { parameter: "length", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidArgument {
+                    parameter: "length",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = span("f", 10_000, &opts(1, u64::MAX, false), page).unwrap_err();
-        assert!(matches!(e, Error::InvalidArgument { parameter: "length", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidArgument {
+                    parameter: "length",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         // The classic behaviour, asked for: capped at the end.
-        assert_eq!(span("f", 10_000, &opts(8192, 4096, true), page).unwrap(), (8192, 1808));
+        assert_eq!(
+            span("f", 10_000, &opts(8192, 4096, true), page).unwrap(),
+            (8192, 1808)
+        );
     }
 }
