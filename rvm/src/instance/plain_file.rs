@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 use super::segments::{MapPlan, PlannedRegion};
 use super::Rvm;
-use crate::device::{file_identity, Access, Device, DeviceRef, FileDevice};
+use crate::device::{file_identity, Access, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
 use crate::format::log::{FileIdentity, SegmentEntry, SegmentKind, PATH_HINT_BYTES_MAX};
-use crate::format::segment::{RegionEntry, SegmentHeader};
+use crate::format::segment::SegmentHeader;
 use crate::mapping::{page_size, Backing};
-use crate::segment::Segment;
+use crate::segment::{made_up_header, open_plain_file, Segment};
 
 /// Where the memory of a plain-file region comes from (see [`Rvm::map_file`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,21 +103,6 @@ pub(crate) fn span(
         });
     }
     Ok((start, length))
-}
-
-/// The header a plain file is given in memory: its identity as UUID, its length, and one
-/// region covering the whole file (the bounds of a logged range).
-pub(crate) fn made_up_header(identity: FileIdentity, file_len: u64) -> SegmentHeader {
-    SegmentHeader {
-        uuid: identity.to_uuid(),
-        length_bytes: file_len,
-        created_unix_ms: 0,
-        regions: vec![RegionEntry {
-            offset: 0,
-            length: file_len,
-            address: 0,
-        }],
-    }
 }
 
 impl Rvm {
@@ -244,38 +229,8 @@ pub(super) fn find_plain_file(
     log: &str,
     entry: &SegmentEntry,
 ) -> Result<(DeviceRef, SegmentHeader)> {
-    let path = entry.path_hint.clone();
-    let refuse = |detail: String| Error::PlainFileMismatch {
-        log: log.to_string(),
-        path: path.clone(),
-        detail,
-    };
-    let recorded = FileIdentity::from_uuid(&entry.uuid);
-    if path.is_empty() {
-        return Err(refuse("the log records no path for it".into()));
-    }
-    let dev = match FileDevice::open(Path::new(&path), Access::ReadWrite) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(refuse("the file does not exist".into()))
-        }
-        Err(e) => return Err(Error::io(&path, "open", e)),
-    };
-    let now = dev.identity().map_err(|e| Error::io(&path, "stat", e))?;
-    if now != recorded {
-        return Err(refuse(format!(
-            "it is now {now}, the log recorded {recorded} (the file was replaced)"
-        )));
-    }
-    let len = dev.len().map_err(|e| Error::io(&path, "size", e))?;
-    if len != entry.length_bytes {
-        return Err(refuse(format!(
-            "it is now {len} bytes long, the log recorded {} (the file was shortened or \
-             extended)",
-            entry.length_bytes
-        )));
-    }
-    Ok((Arc::new(dev), made_up_header(now, len)))
+    let (dev, header) = open_plain_file(log, entry, Access::ReadWrite)?;
+    Ok((Arc::new(dev), header))
 }
 
 #[cfg(test)]
