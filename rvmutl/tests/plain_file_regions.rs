@@ -70,6 +70,29 @@ fn the_tools_show_check_and_recover_plain_file_entries() {
         (Some(2), Some(1))
     );
 
+    let mut prompt = Command::new(common::rvmutl())
+        .arg(&log)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut input = prompt.stdin.take().unwrap();
+        input
+            .write_all(b"seg_dict\nset seg_dict 0 = /etc/hostname\nq\n")
+            .unwrap();
+    }
+    let done = prompt.wait_with_output().unwrap();
+    let session = format!("{}{}", stdout(&done), String::from_utf8_lossy(&done.stderr));
+    assert!(
+        session.contains(&format!("0: plain file {name:?}, device "))
+            && session.contains(&format!("length {FILE_BYTES} bytes")),
+        "{session}"
+    );
+    assert!(session.contains("cannot be redirected"), "{session}");
+
     let records = stdout(&rvmutl(&["records"], &log));
     assert!(
         records.contains(&format!("segment 0 (plain file {name})")),
