@@ -232,6 +232,52 @@ fn a_replaced_resized_or_missing_file_is_refused_at_recovery() {
     rvm.close().unwrap();
 }
 
+/// A log whose entry for the file says it is shorter than a record's range (a crafted or
+/// damaged log, the file shortened to match): recovery refuses the range, naming the file and
+/// the offset, and writes nothing.
+fn a_logged_range_past_the_end_of_the_file_is_refused_at_recovery() {
+    let dir = Dir::new("past-end");
+    let (log, file) = make(&dir);
+    {
+        let rvm = open(&log);
+        // SAFETY: the file lives in this test's private directory; nothing shortens it.
+        let seg = unsafe { rvm.map_file(&file, FileMapOptions::default()) }.unwrap();
+        commit(&rvm, &seg, FILE_BYTES - 8, 8, 0xe1, CommitMode::Flush);
+        rvm.close().unwrap();
+    }
+    let short = (FILE_BYTES - 4096) as u64;
+    let reader = LogReader::open(&log).unwrap();
+    let mut status = reader.status().clone();
+    drop(reader);
+    status.segments[0].length_bytes = short;
+    status.sequence += 1;
+    let slot = status.slot() * rvm::format::log::STATUS_SLOT_SIZE;
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    f.write_all_at(&status.encode(), slot).unwrap();
+    drop(f);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(short)
+        .unwrap();
+    let before = std::fs::read(&file).unwrap();
+    match Rvm::open(&log, Options::default()) {
+        Err(Error::RangeOutsideSegment {
+            segment,
+            segment_offset,
+            ..
+        }) => {
+            assert!(segment.ends_with("plain"), "{segment}");
+            assert_eq!(segment_offset, (FILE_BYTES - 8) as u64);
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a range past the end of the file was accepted"),
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), before, "the file changed");
+}
+
 fn ranges_outside_the_file_and_bad_addresses_are_refused() {
     let dir = Dir::new("range");
     let (log, file) = make(&dir);
@@ -364,7 +410,11 @@ fn main() -> ExitCode {
         child(Path::new(&dir));
         return ExitCode::SUCCESS;
     }
-    let cases: [(&str, fn()); 6] = [
+    let cases: [(&str, fn()); 7] = [
+        (
+            "a_logged_range_past_the_end_of_the_file_is_refused_at_recovery",
+            a_logged_range_past_the_end_of_the_file_is_refused_at_recovery,
+        ),
         (
             "each_mode_maps_the_file_and_recovers_commits_after_close",
             each_mode_maps_the_file_and_recovers_commits_after_close,
