@@ -35,7 +35,7 @@ static void write_range(rvm_tid_t *tid, int off, int len, char value, int stays)
 
 /* Map the plain file DATA (SIZE bytes of a pattern, written here) with rvm_map: checks the
  * classic codes for bad requests first. Returns the mapped region. */
-static rvm_region_t *map_plain_file(char *data) {
+static rvm_region_t *map_plain_file(char *data, rvm_options_t *opts) {
     FILE *f = fopen(data, "wb");
     CHECK(f != NULL);
     for (int i = 0; i < SIZE; i++)
@@ -54,7 +54,8 @@ static rvm_region_t *map_plain_file(char *data) {
     CHECK_RC(rvm_map(region, NULL), RVM_ERANGE);
     region->vmaddr = NULL; /* the library chooses */
     region->length = 0;    /* to the end of the file */
-    CHECK_RC(rvm_map(region, NULL), RVM_SUCCESS);
+    /* Options given to rvm_map are applied as by rvm_set_options (the same log here). */
+    CHECK_RC(rvm_map(region, opts), RVM_SUCCESS);
     CHECK(region->vmaddr != NULL && region->length == SIZE && region->offset.low == 0);
     rvm_region_t again = *region;
     CHECK_RC(rvm_map(&again, NULL), RVM_EOVERLAP);
@@ -82,7 +83,7 @@ int main(int argc, char **argv) {
     rvm_region_t *region = NULL;
     long file_offset = 0;
     if (plain) {
-        region = map_plain_file(argv[2]);
+        region = map_plain_file(argv[2], &opts);
         base = region->vmaddr;
         compare("fresh plain file");
     } else {
