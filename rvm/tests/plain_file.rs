@@ -363,6 +363,56 @@ fn unmap_and_map_again_shows_commits_and_a_second_map_is_refused() {
     rvm.close().unwrap();
 }
 
+fn several_ranges_of_one_file_map_at_once_but_never_overlapping_ones() {
+    let dir = Dir::new("ranges");
+    let (log, file) = make(&dir);
+    let range = |offset, length| FileMapOptions {
+        offset,
+        length,
+        ..FileMapOptions::default()
+    };
+    {
+        let rvm = open(&log);
+        // SAFETY: the file lives in this test's private directory; nothing shortens it.
+        let first = unsafe { rvm.map_file(&file, range(0, 4096)) }.unwrap();
+        // SAFETY: as above.
+        let last = unsafe { rvm.map_file(&file, range(8192, 0)) }.unwrap();
+        assert_eq!(
+            (last.regions()[0].segment_offset, last.regions()[0].length),
+            (8192, FILE_BYTES - 8192)
+        );
+        // SAFETY: as above.
+        let overlapping = unsafe { rvm.map_file(&file, range(4000, 5000)) };
+        assert!(
+            matches!(overlapping, Err(Error::AlreadyMapped { ref path }) if path.contains("0..4096")),
+            "{overlapping:?}"
+        );
+        assert_eq!(
+            rvm.query().segments.len(),
+            1,
+            "one table entry for the file"
+        );
+        commit(&rvm, &first, 10, 10, 0xf1, CommitMode::Flush);
+        commit(&rvm, &last, 9000, 10, 0xf2, CommitMode::Flush);
+        // Unmapping one range leaves the other mapped and usable.
+        rvm.unmap(&first).unwrap();
+        assert!(!first.is_mapped() && last.is_mapped());
+        commit(&rvm, &last, 9500, 10, 0xf3, CommitMode::NoFlush);
+        // The middle page, now free of neighbours' overlaps, maps (and shows the file).
+        // SAFETY: as above.
+        let middle = unsafe { rvm.map_file(&file, range(4096, 4096)) }.unwrap();
+        assert_eq!(read_all(&middle), pattern()[4096..8192]);
+        rvm.close().unwrap();
+    }
+    let rvm = Rvm::open(&log, Options::default().background_recovery(false)).unwrap();
+    let mut expected = pattern();
+    expected[10..20].fill(0xf1);
+    expected[9000..9010].fill(0xf2);
+    expected[9500..9510].fill(0xf3);
+    assert_eq!(std::fs::read(&file).unwrap(), expected);
+    rvm.close().unwrap();
+}
+
 fn segments_and_plain_files_share_a_log() {
     let dir = Dir::new("shared");
     let (log, file) = make(&dir);
@@ -410,7 +460,11 @@ fn main() -> ExitCode {
         child(Path::new(&dir));
         return ExitCode::SUCCESS;
     }
-    let cases: [(&str, fn()); 7] = [
+    let cases: [(&str, fn()); 8] = [
+        (
+            "several_ranges_of_one_file_map_at_once_but_never_overlapping_ones",
+            several_ranges_of_one_file_map_at_once_but_never_overlapping_ones,
+        ),
         (
             "a_logged_range_past_the_end_of_the_file_is_refused_at_recovery",
             a_logged_range_past_the_end_of_the_file_is_refused_at_recovery,

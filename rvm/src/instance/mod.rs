@@ -248,7 +248,10 @@ impl Rvm {
                 .segments
                 .read()
                 .unwrap_or_else(|e| e.into_inner());
-            slots.iter().filter_map(|s| s.mapped.clone()).collect()
+            slots
+                .iter()
+                .flat_map(|s| s.mapped.iter().cloned())
+                .collect()
         };
         for s in segments {
             self.inner.unmap_segment_at_close(&s);

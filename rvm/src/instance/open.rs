@@ -158,7 +158,7 @@ impl Rvm {
                 entry: e.clone(),
                 device: None,
                 header: None,
-                mapped: None,
+                mapped: Vec::new(),
                 remap_needs_truncate: false,
             })
             .collect();

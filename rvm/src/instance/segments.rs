@@ -22,7 +22,9 @@ pub(crate) struct Slot {
     pub(crate) entry: SegmentEntry,
     pub(crate) device: Option<DeviceRef>,
     pub(crate) header: Option<SegmentHeader>,
-    pub(crate) mapped: Option<Segment>,
+    /// The mappings of this entry: at most one for a segment; for a plain file, one per
+    /// mapped range (ranges of one file never overlap).
+    pub(crate) mapped: Vec<Segment>,
     /// Unmapped after changes: truncate before mapping again so the mapping sees them.
     pub(super) remap_needs_truncate: bool,
 }
@@ -30,6 +32,11 @@ pub(crate) struct Slot {
 impl Slot {
     pub(super) fn free(&self) -> bool {
         self.entry.uuid == Uuid::NIL
+    }
+
+    /// Whether anything of this entry is mapped now.
+    pub(super) fn is_mapped(&self) -> bool {
+        !self.mapped.is_empty()
     }
 
     /// Whether this entry names the segment (or plain file) of this kind and identity.
@@ -157,7 +164,10 @@ impl Rvm {
             .segments
             .read()
             .unwrap_or_else(|e| e.into_inner());
-        slots.iter().filter_map(|s| s.mapped.clone()).collect()
+        slots
+            .iter()
+            .flat_map(|s| s.mapped.iter().cloned())
+            .collect()
     }
 
     /// Copy mapped memory at `address` into `buf` (the address may be in any mapped segment).
@@ -197,7 +207,7 @@ impl Rvm {
             .unwrap_or_else(|e| e.into_inner());
         slots
             .iter()
-            .filter_map(|s| s.mapped.as_ref())
+            .flat_map(|s| s.mapped.iter())
             .find(|s| s.region_of(address, len).is_some())
             .cloned()
     }
@@ -288,6 +298,28 @@ impl Inner {
             self.truncate_now(false)?;
         }
         let mut slots = self.segments.write().unwrap_or_else(|e| e.into_inner());
+        if kind == SegmentKind::PlainFile {
+            // Several ranges of one file may be mapped, never two that overlap.
+            let mapped = slots
+                .iter()
+                .filter(|s| s.names(kind, header.uuid))
+                .flat_map(|s| s.mapped.iter())
+                .flat_map(|m| m.regions().iter());
+            for m in mapped {
+                let (start, end) = (m.segment_offset, m.segment_offset + m.length as u64);
+                if planned
+                    .iter()
+                    .any(|r| r.offset < end && start < r.offset + r.length as u64)
+                {
+                    return Err(Error::AlreadyMapped {
+                        path: format!(
+                            "{} (bytes {start}..{end} of the file are mapped)",
+                            device.name()
+                        ),
+                    });
+                }
+            }
+        }
         let index = self.claim_entry(&mut slots, kind, &header, path_hint, device.name())?;
         let mut mapped: Vec<MappedRegion> = Vec::new();
         for r in &planned {
@@ -327,7 +359,7 @@ impl Inner {
         let slot = &mut slots[index];
         slot.device = Some(device);
         slot.header = Some(header);
-        slot.mapped = Some(segment.clone());
+        slot.mapped.push(segment.clone());
         slot.remap_needs_truncate = false;
         let mut regions = self.regions.write().unwrap_or_else(|e| e.into_inner());
         for m in &mapped {
@@ -365,15 +397,20 @@ impl Inner {
         let index = segment.inner.log_index;
         let mut slots = self.segments.write().unwrap_or_else(|e| e.into_inner());
         let mut regions = self.regions.write().unwrap_or_else(|e| e.into_inner());
-        let current = slots
-            .get(index as usize)
-            .and_then(|s| s.mapped.as_ref())
-            .is_some_and(|m| Arc::ptr_eq(&m.inner, &segment.inner));
+        let current = slots.get(index as usize).is_some_and(|s| {
+            s.mapped
+                .iter()
+                .any(|m| Arc::ptr_eq(&m.inner, &segment.inner))
+        });
         if !current {
             // A stale handle (unmapped before, maybe mapped again since): nothing to do.
             return Ok(());
         }
-        let mine: Vec<&RegionRef> = regions.iter().filter(|r| r.slot == index).collect();
+        // This mapping's regions (a plain file's entry may have other mappings).
+        let is_mine = |r: &RegionRef| {
+            r.slot == index && segment.regions().iter().any(|m| m.address == r.start)
+        };
+        let mine: Vec<&RegionRef> = regions.iter().filter(|r| is_mine(r)).collect();
         let pinned: usize = mine.iter().map(|r| r.pins.load(Ordering::Acquire)).sum();
         if pinned > 0 && !ignore_pins {
             return Err(Error::Uncommitted {
@@ -389,13 +426,14 @@ impl Inner {
         if !*flag {
             return Ok(());
         }
-        regions.retain(|r| r.slot != index);
+        regions.retain(|r| !is_mine(r));
         for m in segment.regions() {
             mapping::unmap_region(m.address, m.length);
         }
         *flag = false;
         if let Some(slot) = slots.get_mut(index as usize) {
-            slot.mapped = None;
+            slot.mapped
+                .retain(|m| !Arc::ptr_eq(&m.inner, &segment.inner));
             slot.remap_needs_truncate = true;
         }
         Ok(())

@@ -42,7 +42,7 @@ fn empty_slot() -> Slot {
         entry: free_entry(),
         device: None,
         header: None,
-        mapped: None,
+        mapped: Vec::new(),
         remap_needs_truncate: false,
     }
 }
@@ -54,7 +54,7 @@ fn stale_at(slot: &Slot, kind: SegmentKind, uuid: Uuid, hint: &str) -> bool {
     hint.starts_with('/')
         && !slot.free()
         && !slot.names(kind, uuid)
-        && slot.mapped.is_none()
+        && !slot.is_mapped()
         && slot.entry.path_hint == hint
 }
 
@@ -83,8 +83,7 @@ impl Inner {
         self.flush_all()?;
         self.truncate_now(false)?;
         let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
-        if !full(&slots) || (slots.iter().any(|s| s.mapped.is_none()) && self.all_records_applied())
-        {
+        if !full(&slots) || (slots.iter().any(|s| !s.is_mapped()) && self.all_records_applied()) {
             return Ok(());
         }
         Err(Error::TooManySegments {
@@ -123,7 +122,8 @@ impl Inner {
     ) -> Result<usize> {
         let hint = recordable(path);
         let existing = slots.iter().position(|s| s.names(kind, header.uuid));
-        if existing.is_some_and(|i| slots[i].mapped.is_some()) {
+        // A plain file may be mapped again (another range: `map_planned` refuses overlaps).
+        if kind == SegmentKind::Segment && existing.is_some_and(|i| slots[i].is_mapped()) {
             return Err(Error::AlreadyMapped {
                 path: device_name.to_string(),
             });
@@ -162,7 +162,7 @@ impl Inner {
                     None => {
                         let reclaimable = slots
                             .iter()
-                            .position(|s| !s.free() && s.mapped.is_none())
+                            .position(|s| !s.free() && !s.is_mapped())
                             .filter(|_| applied());
                         match reclaimable {
                             Some(i) => {
