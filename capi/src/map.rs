@@ -56,7 +56,7 @@ fn map_code(e: &Error) -> RvmReturn {
 ///
 /// Codes: `RVM_EREGION` (NULL or not a region), `RVM_EPAGER`, option errors, `RVM_ELOG` (no
 /// log), `RVM_EOFFSET` (offset not inside the file), `RVM_ERANGE` (`vmaddr` not page-aligned),
-/// `RVM_EVM_OVERLAP` (`vmaddr` range in use), `RVM_EOVERLAP` (the file is mapped already),
+/// `RVM_EVM_OVERLAP` (`vmaddr` range in use), `RVM_EOVERLAP` (it overlaps a mapped range of the same file),
 /// `RVM_ENAME_TOO_LONG`, `RVM_EIO`, `RVM_ENO_MEMORY` (the log's segment table is full).
 ///
 /// # Safety

@@ -255,7 +255,8 @@ pub enum Error {
         requester: u64,
     },
 
-    /// The segment is already mapped by this log.
+    /// The segment is already mapped by this log (or, for a plain file, the range asked for
+    /// overlaps a range of it mapped now; `path` then says which bytes).
     #[error("{path}: segment is already mapped")]
     AlreadyMapped {
         /// The segment file or device.

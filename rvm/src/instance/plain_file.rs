@@ -113,8 +113,9 @@ impl Rvm {
     /// the file by it) and its device, inode and length, which recovery checks.
     ///
     /// `options.offset` is rounded down to a page and the end of the range up to a page (then
-    /// capped at the end of the file); [`Segment::regions`] gives the span mapped. One range of
-    /// a file is mapped at a time: mapping the same file again before unmapping it is
+    /// capped at the end of the file); [`Segment::regions`] gives the span mapped. Several
+    /// ranges of one file may be mapped at once (each its own `Segment`, sharing the file's
+    /// table entry); a range that overlaps a mapped range of the same file is
     /// [`Error::AlreadyMapped`].
     ///
     /// ```no_run
