@@ -35,6 +35,7 @@ fn map_code(e: &Error) -> RvmReturn {
             parameter: "address",
             ..
         } => RVM_ERANGE,
+        // A canonical path the log cannot record: too long, or not UTF-8.
         Error::InvalidArgument {
             parameter: "path", ..
         } => RVM_ENAME_TOO_LONG,

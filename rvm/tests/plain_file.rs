@@ -24,7 +24,7 @@ impl Dir {
         std::fs::create_dir_all(&d).unwrap();
         Dir(d)
     }
-    fn path(&self, f: &str) -> PathBuf {
+    fn path(&self, f: impl AsRef<Path>) -> PathBuf {
         self.0.join(f)
     }
 }
@@ -307,6 +307,22 @@ fn ranges_outside_the_file_and_bad_addresses_are_refused() {
     assert!(
         matches!(missing, Err(Error::Io { ref path, .. }) if path.ends_with("missing")),
         "{missing:?}"
+    );
+    // A path the log cannot record as it is (not UTF-8) is refused by name.
+    use std::os::unix::ffi::OsStrExt;
+    let odd = dir.path(std::ffi::OsStr::from_bytes(b"odd-\xff"));
+    std::fs::write(&odd, pattern()).unwrap();
+    // SAFETY: as above.
+    let refused = unsafe { rvm.map_file(&odd, FileMapOptions::default()) };
+    assert!(
+        matches!(
+            refused,
+            Err(Error::InvalidArgument {
+                parameter: "path",
+                ..
+            })
+        ),
+        "{refused:?}"
     );
     // Nothing was registered by the refusals: the log holds no plain file.
     assert_eq!(status_version(&log), LOG_FORMAT_VERSION);

@@ -145,7 +145,7 @@ impl Rvm {
     /// # Errors
     /// [`Error::Io`] naming the path when it cannot be opened or read (or is neither a regular
     /// file nor a block device); [`Error::InUse`]; [`Error::InvalidArgument`] naming `path`
-    /// (longer than the log can record), `offset` (not inside the file), `length` (past the end
+    /// (longer than the log can record, or not UTF-8), `offset` (not inside the file), `length` (past the end
     /// without `clamp_length`) or `address` (not a non-zero multiple of the page size);
     /// [`Error::AlreadyMapped`]; [`Error::TooManySegments`]; [`Error::AddressInUse`].
     pub unsafe fn map_file(
@@ -156,7 +156,15 @@ impl Rvm {
         let path = path.as_ref();
         let given = path.display().to_string();
         let canonical = std::fs::canonicalize(path).map_err(|e| Error::io(&given, "open", e))?;
-        let name = canonical.display().to_string();
+        let Some(name) = canonical.to_str().map(str::to_string) else {
+            return Err(Error::InvalidArgument {
+                parameter: "path",
+                rule: format!(
+                    "{} is not UTF-8, and the log records a plain file's path as UTF-8",
+                    canonical.display()
+                ),
+            });
+        };
         if name.len() > PATH_HINT_BYTES_MAX {
             return Err(Error::InvalidArgument {
                 parameter: "path",
