@@ -205,6 +205,24 @@ int main(int argc, char **argv) {
         base = region->vmaddr;
         compare("mapped again");
         CHECK_RC(rvm_unmap(region), RVM_SUCCESS);
+        /* Two ranges of the file at once; a third that overlaps one of them is refused. */
+        rvm_region_t *first = rvm_malloc_region(), *last = rvm_malloc_region();
+        first->data_dev = last->data_dev = argv[2];
+        first->length = 4096;
+        last->offset.low = 8192 + 100; /* rounded down to 8192 */
+        CHECK_RC(rvm_map(first, NULL), RVM_SUCCESS);
+        CHECK_RC(rvm_map(last, NULL), RVM_SUCCESS);
+        CHECK(last->offset.low == 8192 && last->length == SIZE - 8192);
+        CHECK(memcmp(first->vmaddr, expected, 4096) == 0);
+        CHECK(memcmp(last->vmaddr, expected + 8192, SIZE - 8192) == 0);
+        rvm_region_t overlapping = *first;
+        overlapping.vmaddr = NULL;
+        overlapping.length = 8192;
+        CHECK_RC(rvm_map(&overlapping, NULL), RVM_EOVERLAP);
+        CHECK_RC(rvm_unmap(first), RVM_SUCCESS);
+        CHECK_RC(rvm_unmap(last), RVM_SUCCESS);
+        rvm_free_region(first);
+        rvm_free_region(last);
         rvm_free_region(region);
     } else {
         CHECK_RC(rvm_release_segment(n, &defs), RVM_SUCCESS);
