@@ -18,6 +18,7 @@ mod cio;
 pub mod codes;
 mod current_heap;
 mod lifecycle;
+mod map;
 mod rds;
 mod records;
 mod segment;

@@ -25,7 +25,7 @@ fn threshold_of(o: &RvmOptions) -> u8 {
 ///
 /// # Safety
 /// `o.log_dev`, if non-null, must point to a NUL-terminated string.
-unsafe fn apply_options(o: &RvmOptions) -> Result<(), RvmReturn> {
+pub(crate) unsafe fn apply_options(o: &RvmOptions) -> Result<(), RvmReturn> {
     let log = if o.log_dev.is_null() {
         None
     } else {
@@ -196,6 +196,7 @@ pub extern "C" fn rvm_terminate() -> RvmReturn {
         };
         crate::current_heap::forget();
         crate::segment::forget_all();
+        crate::map::forget_all();
         match rvm {
             None => RVM_SUCCESS,
             Some(r) => {

@@ -16,8 +16,8 @@ use std::sync::{Arc, OnceLock};
 
 use rvm::device::{DeviceRef, MemDevice};
 use rvm::format::log::{
-    crc_seed, encode_pad, seal_record, RangeHeader, SegmentEntry, Status, TransactionEncoder,
-    RECORD_AREA_OFFSET, RECORD_MIN_SIZE, STATUS_FLAG_CLEAN, STATUS_SLOT_SIZE,
+    crc_seed, encode_pad, seal_record, RangeHeader, SegmentEntry, SegmentKind, Status,
+    TransactionEncoder, RECORD_AREA_OFFSET, RECORD_MIN_SIZE, STATUS_FLAG_CLEAN, STATUS_SLOT_SIZE,
 };
 use rvm::log::LogReader;
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
@@ -202,6 +202,7 @@ fn synthesized(input: &mut Input<'_>) -> (Vec<u8>, Vec<(u64, u64)>) {
     let mut log = vec![0u8; end as usize];
     let mut status = Status::new_log(LOG_UUID, AREA_BYTES, 0);
     status.segments = vec![SegmentEntry {
+        kind: SegmentKind::Segment,
         uuid: SEGMENT_UUID,
         length_bytes: SEGMENT_BYTES,
         path_hint: String::new(),

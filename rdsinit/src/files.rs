@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use rvm::device::{Access, Device, FileDevice};
 use rvm::format::log::{
-    KIND_PAD, RECORD_AREA_MAX_BYTES, RECORD_AREA_MIN_BYTES, RECORD_AREA_OFFSET, SECTOR_SIZE,
+    SegmentEntry, SegmentKind, KIND_PAD, RECORD_AREA_MAX_BYTES, RECORD_AREA_MIN_BYTES,
+    RECORD_AREA_OFFSET, SECTOR_SIZE,
 };
 use rvm::log::{LogReader, ScanEnd};
 use rvm::segment;
@@ -45,6 +46,8 @@ pub struct PendingSegment {
     pub uuid: Uuid,
     pub path_hint: String,
     pub records: usize,
+    /// The log's entry when it names a plain file (`Rvm::map_file`), not a segment.
+    pub plain_file: Option<SegmentEntry>,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +335,28 @@ fn check_other_segments(log: &LogState, data: &DataState) -> Result<(), String> 
         if Some(pending.uuid) == data.segment_uuid {
             continue;
         }
+        if let Some(entry) = &pending.plain_file {
+            // A plain file: the library checks it as its recovery will.
+            let log_name = log.path.display().to_string();
+            let data_canonical = fs::canonicalize(&data.path).ok();
+            if data_canonical.is_some_and(|d| d == Path::new(&entry.path_hint)) {
+                return Err(format!(
+                    "LOG {log_name} holds {} unapplied record(s) for the plain file DATA {}: \
+                     replacing it would lose them (rdsinit opens the log, and opening it \
+                     applies them to that file first)",
+                    pending.records, entry.path_hint
+                ));
+            }
+            match segment::open_plain_file(&log_name, entry, Access::ReadOnly) {
+                Ok(_) => continue,
+                Err(e) => {
+                    return Err(format!(
+                        "{e}: rdsinit opens the log, and opening it applies those records \
+                         first; put the file back as it was before running rdsinit"
+                    ))
+                }
+            }
+        }
         let what = if pending.path_hint.is_empty() {
             "which the log has no path for".to_string()
         } else {
@@ -404,6 +429,7 @@ fn pending_records(reader: &LogReader) -> Result<Vec<PendingSegment>, String> {
                 uuid: entry.map(|e| e.uuid).unwrap_or_default(),
                 path_hint: entry.map(|e| e.path_hint.clone()).unwrap_or_default(),
                 records,
+                plain_file: entry.filter(|e| e.kind == SegmentKind::PlainFile).cloned(),
             }
         })
         .collect())
@@ -413,7 +439,9 @@ fn describe_pending(pending: &[PendingSegment]) -> String {
     pending
         .iter()
         .map(|p| {
-            if p.path_hint.is_empty() {
+            if p.plain_file.is_some() {
+                format!("plain file {}", p.path_hint)
+            } else if p.path_hint.is_empty() {
                 format!("segment {}", p.uuid)
             } else {
                 format!("segment {} at {}", p.uuid, p.path_hint)

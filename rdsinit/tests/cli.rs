@@ -4,6 +4,7 @@
 
 mod support;
 
+use rvm::{BeginMode, CommitMode, Options, Rvm};
 use support::*;
 
 const CLASSIC_1G: [&str; 6] = [
@@ -431,6 +432,47 @@ fn one_log_serves_several_segments() {
     run.assert_ok();
     assert!(run.stderr.contains("will be overwritten"), "{}", run.stderr);
     assert_eq!(std::fs::metadata(dir.join("a")).unwrap().len(), 4 << 20);
+}
+
+#[test]
+fn a_log_naming_a_plain_file_still_serves_rdsinit() {
+    let dir = TempDir::new("plain-file");
+    let (log, plain) = (dir.join("log"), dir.join("plain"));
+    make_log(&log);
+    std::fs::write(&plain, vec![0u8; 3 * 4096]).unwrap();
+    {
+        // A plain file with a committed record left in the log (close does not truncate).
+        let _files = library_files();
+        let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();
+        // SAFETY: the file lives in this test's private directory; nothing shortens it.
+        let seg = unsafe { rvm.map_file(&plain, rvm::FileMapOptions::default()) }.unwrap();
+        let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+        tx.fill(seg.regions()[0].address + 4096, 16, 0x77).unwrap();
+        tx.end(CommitMode::Flush).unwrap();
+        rvm.close().unwrap();
+    }
+    // DATA at the plain file's path would lose its records: refused, nothing changed.
+    let before = snapshot(&dir);
+    let run = rdsinit(&dir, &["log", "plain", "--data-len", "2M", "--yes"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(run.stderr.contains("plain file DATA"), "{}", run.stderr);
+    assert_eq!(snapshot(&dir), before);
+    rdsinit(&dir, &["log", "data", "--data-len", "2M", "--yes"]).assert_ok();
+    // rdsinit opened the log, so recovery replayed the plain file's record into it.
+    assert_eq!(std::fs::read(&plain).unwrap()[4096..4112], [0x77; 16]);
+    let table = rvm::log::LogReader::open(&log)
+        .unwrap()
+        .status()
+        .segments
+        .clone();
+    let kinds: Vec<_> = table.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            rvm::format::log::SegmentKind::PlainFile,
+            rvm::format::log::SegmentKind::Segment
+        ]
+    );
 }
 
 #[test]

@@ -237,6 +237,29 @@ impl FileDevice {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// What identifies the open file as a plain file in a log's segment table: the file
+    /// system's device number and the inode of a regular file, or the device number a block
+    /// device names (`st_rdev`) and inode 0.
+    pub fn identity(&self) -> io::Result<crate::format::log::FileIdentity> {
+        Ok(file_identity(&self.file.metadata()?))
+    }
+}
+
+/// The identity a log's segment table records for a plain file with this metadata (see
+/// [`FileDevice::identity`]).
+pub fn file_identity(meta: &std::fs::Metadata) -> crate::format::log::FileIdentity {
+    if meta.file_type().is_block_device() {
+        crate::format::log::FileIdentity {
+            device: meta.rdev(),
+            inode: 0,
+        }
+    } else {
+        crate::format::log::FileIdentity {
+            device: meta.dev(),
+            inode: meta.ino(),
+        }
+    }
 }
 
 /// How long to keep trying a lock held by someone else before reporting "in use".

@@ -145,6 +145,20 @@ pub enum Error {
         cause: Box<Error>,
     },
 
+    /// The log names a plain file (mapped with `Rvm::map_file`) with records to apply, and
+    /// the file at its recorded path cannot take them: it does not exist, or it is not the
+    /// file that was mapped (another device or inode: replaced), or its length changed.
+    /// `detail` says which, with the recorded and the current values.
+    #[error("log {log}: plain file {path} has committed records to apply, but {detail}")]
+    PlainFileMismatch {
+        /// The log that names the file.
+        log: String,
+        /// The file's canonical path, as the log records it.
+        path: String,
+        /// What differs (or that the file is missing).
+        detail: String,
+    },
+
     /// The file at a path is a segment, but not the one the log means.
     #[error("{path}: segment UUID is {found}, expected {expected}")]
     WrongSegment {
@@ -241,7 +255,8 @@ pub enum Error {
         requester: u64,
     },
 
-    /// The segment is already mapped by this log.
+    /// The segment is already mapped by this log (or, for a plain file, the range asked for
+    /// overlaps a range of it mapped now; `path` then says which bytes).
     #[error("{path}: segment is already mapped")]
     AlreadyMapped {
         /// The segment file or device.
@@ -324,7 +339,7 @@ impl Error {
             Error::LogVersion { .. } => "RVM_ELOG_VERSION_SKEW",
             Error::BadSegment { .. } | Error::WrongSegment { .. } => "RVM_ESEGMENT_HDR",
             Error::SegmentVersion { .. } => "RVM_EVERSION_SKEW",
-            Error::SegmentNotFound { .. } => "RVM_EIO",
+            Error::SegmentNotFound { .. } | Error::PlainFileMismatch { .. } => "RVM_EIO",
             Error::SegmentUnusable { cause, .. } => cause.code_name(),
             Error::RangeOutsideSegment { .. } => "RVM_EOFFSET",
             Error::NotMapped { .. } | Error::ForeignSegment { .. } => "RVM_ENOT_MAPPED",

@@ -44,7 +44,7 @@ pub mod units;
 
 pub use crate::error::{Error, Result};
 pub use crate::format::Uuid;
-pub use crate::instance::{LogState, Options, Rvm, Statistics};
+pub use crate::instance::{FileMapMode, FileMapOptions, LogState, Options, Rvm, Statistics};
 pub use crate::segment::{MapOptions, MappedRegion, Placement, Segment};
 pub use crate::tx::{BeginMode, CommitMode, Transaction};
 pub use bytemuck::{AnyBitPattern, NoUninit};

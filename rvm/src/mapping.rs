@@ -27,18 +27,32 @@ pub(crate) fn page_size() -> usize {
     }
 }
 
-/// Map `length` bytes of `device` starting at `offset`, at `address` (fixed) or anywhere.
-/// Returns the address.
+/// Where a region's memory comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backing {
+    /// Mapped `MAP_PRIVATE` from the device's descriptor when it lends one and the offset is
+    /// page-aligned; otherwise anonymous memory filled by reading the device.
+    File,
+    /// Anonymous memory filled by reading the device (a plain file's copy mode).
+    Copy,
+    /// Anonymous zero memory; the device is not read (the classic `no_copy`).
+    Zero,
+}
+
+/// Map `length` bytes of `device` starting at `offset`, at `address` (fixed) or anywhere,
+/// backed as `backing` says. Returns the address.
 ///
 /// # Safety
-/// If the device has a mappable descriptor, its file must hold `[offset, offset + length)`
-/// and must not be shortened while the region is mapped (a page past the end of the file
-/// raises SIGBUS when touched): the contract of `Rvm::map` / `Rvm::map_device`.
+/// If the device has a mappable descriptor and `backing` is [`Backing::File`], its file must
+/// hold `[offset, offset + length)` and must not be shortened while the region is mapped (a
+/// page past the end of the file raises SIGBUS when touched): the contract of `Rvm::map` /
+/// `Rvm::map_device` / `Rvm::map_file`.
 pub(crate) unsafe fn map_region(
     device: &dyn Device,
     offset: u64,
     length: usize,
     address: Option<usize>,
+    backing: Backing,
 ) -> Result<usize> {
     let path = device.name().to_string();
     let len = NonZeroUsize::new(length).ok_or_else(|| Error::InvalidArgument {
@@ -63,8 +77,8 @@ pub(crate) unsafe fn map_region(
         }
     }
     // SAFETY: the descriptor is only mapped; its length is this function's caller's contract.
-    let file_backed =
-        unsafe { device.mappable_fd() }.filter(|_| offset.is_multiple_of(page_size() as u64));
+    let file_backed = unsafe { device.mappable_fd() }
+        .filter(|_| backing == Backing::File && offset.is_multiple_of(page_size() as u64));
     if let Some(fd) = file_backed {
         // A descriptor naming a regular file too short for the region would fault (SIGBUS)
         // at the first touch past its end: refuse it now. (Later shortening is the caller's
@@ -144,7 +158,7 @@ pub(crate) unsafe fn map_region(
             return Err(Error::io(&path, "mmap", e));
         }
     }
-    if file_backed.is_none() {
+    if file_backed.is_none() && backing != Backing::Zero {
         // SAFETY: the mapping just created is `length` bytes of writable memory at `got`.
         let mem = unsafe { std::slice::from_raw_parts_mut(got as *mut u8, length) };
         if let Err(e) = device.read_at(mem, offset) {

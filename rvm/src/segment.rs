@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::device::{Access, Device, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
+use crate::format::log::{FileIdentity, SegmentEntry, SegmentKind};
 use crate::format::segment::{RegionEntry, SegmentHeader, REGIONS_MAX, SEGMENT_HEADER_SIZE};
 use crate::format::{DecodeError, Uuid};
 use crate::range_lock::RangeLocks;
@@ -208,6 +209,78 @@ pub fn read_header_from(device: &dyn Device) -> Result<SegmentHeader> {
     Ok(header)
 }
 
+/// The header a plain file is given in memory: its identity as UUID, its length, and one
+/// region covering the whole file (the bounds of a logged range).
+pub(crate) fn made_up_header(identity: FileIdentity, file_len: u64) -> SegmentHeader {
+    SegmentHeader {
+        uuid: identity.to_uuid(),
+        length_bytes: file_len,
+        created_unix_ms: 0,
+        regions: vec![RegionEntry {
+            offset: 0,
+            length: file_len,
+            address: 0,
+        }],
+    }
+}
+
+/// Open the plain file (a [`SegmentKind::PlainFile`] entry of a log's segment table, mapped
+/// with [`crate::Rvm::map_file`]) by the path the entry records, and check it is still the
+/// file that was mapped: the same device and inode, the same length. Returns the open device
+/// (locked with [`Access::ReadWrite`], as recovery opens it; unlocked with
+/// [`Access::ReadOnly`], for inspection) and the header it is given in memory (one region
+/// covering the whole file: the bounds a logged range must stay in). `log` names the log in
+/// errors.
+///
+/// # Errors
+/// [`Error::PlainFileMismatch`] (naming the path, and what differs with the recorded and the
+/// current values) when the file is missing, replaced or resized, or the entry records no
+/// path; [`Error::Io`] / [`Error::InUse`] when it cannot be opened or examined;
+/// [`Error::InvalidArgument`] for an entry that is not a plain file.
+pub fn open_plain_file(
+    log: &str,
+    entry: &SegmentEntry,
+    access: Access,
+) -> Result<(FileDevice, SegmentHeader)> {
+    let Some(recorded) = entry.file_identity() else {
+        return Err(Error::InvalidArgument {
+            parameter: "segment-table entry",
+            rule: format!("entry for {:?} is not a plain file", entry.path_hint),
+        });
+    };
+    let path = entry.path_hint.clone();
+    let refuse = |detail: String| Error::PlainFileMismatch {
+        log: log.to_string(),
+        path: path.clone(),
+        detail,
+    };
+    if path.is_empty() {
+        return Err(refuse("the log records no path for it".into()));
+    }
+    let dev = match FileDevice::open(Path::new(&path), access) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(refuse("the file does not exist".into()))
+        }
+        Err(e) => return Err(Error::io(&path, "open", e)),
+    };
+    let now = dev.identity().map_err(|e| Error::io(&path, "stat", e))?;
+    if now != recorded {
+        return Err(refuse(format!(
+            "it is now {now}, the log recorded {recorded} (the file was replaced)"
+        )));
+    }
+    let len = dev.len().map_err(|e| Error::io(&path, "size", e))?;
+    if len != entry.length_bytes {
+        return Err(refuse(format!(
+            "it is now {len} bytes long, the log recorded {} (the file was shortened or \
+             extended)",
+            entry.length_bytes
+        )));
+    }
+    Ok((dev, made_up_header(now, len)))
+}
+
 /// Where regions are placed when a segment is mapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Placement {
@@ -266,6 +339,8 @@ pub struct Segment {
 
 #[derive(Debug)]
 pub(crate) struct SegmentShared {
+    /// An rvm segment, or a plain file mapped with `Rvm::map_file`.
+    pub(crate) kind: SegmentKind,
     pub(crate) header: SegmentHeader,
     pub(crate) device: DeviceRef,
     pub(crate) regions: Vec<MappedRegion>,
@@ -283,13 +358,21 @@ pub(crate) struct SegmentShared {
 }
 
 impl Segment {
-    /// The segment's header, as read when it was mapped.
+    /// The segment's header, as read when it was mapped. A plain file
+    /// ([`crate::Rvm::map_file`]) has no header: this is one made up for it, whose UUID holds
+    /// the file's identity bytes ([`FileIdentity`](crate::format::log::FileIdentity)), whose
+    /// length is the file's, and whose one region covers the whole file at address 0 (the
+    /// bounds a logged range must stay in); [`Segment::regions`] says what is mapped.
     pub fn header(&self) -> &SegmentHeader {
         &self.inner.header
     }
-    /// The segment's UUID (from its header).
+    /// The segment's UUID (from its header; a plain file's identity bytes).
     pub fn uuid(&self) -> Uuid {
         self.inner.header.uuid
+    }
+    /// Whether this is an rvm segment or a plain file mapped with [`crate::Rvm::map_file`].
+    pub fn kind(&self) -> SegmentKind {
+        self.inner.kind
     }
     /// The device's name (its path for files).
     pub fn path(&self) -> &str {

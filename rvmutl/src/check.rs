@@ -1,11 +1,13 @@
 //! `check LOG [DATA]`: verify everything that can be verified without writing, and report
 //! every problem with the file and offset where it is.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
-use rvm::format::log::STATUS_SLOT_SIZE;
+use rvm::device::Access;
+use rvm::format::log::{SegmentEntry, STATUS_SLOT_SIZE};
 use rvm::format::segment::SegmentHeader;
 use rvm::log::{current_slot, read_slots, Record, ScanEnd};
 use serde_json::json;
@@ -28,7 +30,7 @@ pub struct Problem {
 #[derive(Debug, Clone)]
 pub struct Note {
     /// log, segment (the file being checked), status_slot, records, salvaged, segment_table,
-    /// segment_header, segment_not_in_log, heap.
+    /// plain_file, segment_header, segment_not_in_log, heap.
     pub kind: &'static str,
     pub text: String,
     /// The facts, as a JSON object.
@@ -313,12 +315,19 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
         records.extend(piece.records.iter().cloned());
     }
     let table = log.status().segments.clone();
-    let live = table.iter().filter(|s| s.uuid != rvm::Uuid::NIL).count();
-    report.notes.push(Note::new(
-        "segment_table",
-        format!("segment table: {live} segment(s)"),
-        json!({"segments": live}),
-    ));
+    report.notes.push(table_note(&table));
+    // Plain files: each opened (read-only) by its recorded path and checked against the
+    // recorded identity and length, as recovery will check it.
+    let mut plain: BTreeMap<usize, Result<SegmentHeader, String>> = BTreeMap::new();
+    for (i, entry) in table.iter().enumerate() {
+        if entry.uuid == rvm::Uuid::NIL || entry.file_identity().is_none() {
+            continue;
+        }
+        let found = rvm::segment::open_plain_file(&log_name, entry, Access::ReadOnly)
+            .map(|(_, h)| h)
+            .map_err(|e| e.to_string());
+        plain.insert(i, found);
+    }
     let data_index = segment_header.as_ref().and_then(|h| {
         let i = table.iter().position(|s| s.uuid == h.uuid);
         if i.is_none() {
@@ -333,6 +342,7 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
         }
         i
     });
+    let mut named: BTreeSet<usize> = BTreeSet::new();
     for rec in &records {
         report.records_checked += 1;
         for (n, range) in rec.ranges().enumerate() {
@@ -362,6 +372,27 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
                 );
                 continue;
             }
+            if let Some(Ok(header)) = plain.get(&(h.segment as usize)) {
+                if header.region_containing(h.offset, h.length).is_none() {
+                    report.problem(
+                        &log_name,
+                        Some(rec.offset),
+                        "range_outside_file",
+                        format!(
+                            "record LSN {} range {} writes {} bytes at offset {}, past the end of the plain file {} ({} bytes)",
+                            rec.header.lsn,
+                            n + 1,
+                            h.length,
+                            h.offset,
+                            table[h.segment as usize].path_hint,
+                            header.length_bytes
+                        ),
+                    );
+                }
+                named.insert(h.segment as usize);
+                continue;
+            }
+            named.insert(h.segment as usize);
             if let (Some(header), Some(di)) = (&segment_header, data_index) {
                 if h.segment as usize == di
                     && header.region_containing(h.offset, h.length).is_none()
@@ -381,6 +412,35 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
                     );
                 }
             }
+        }
+    }
+    for (i, found) in &plain {
+        let entry = &table[*i];
+        let path = &entry.path_hint;
+        let identity = entry
+            .file_identity()
+            .unwrap_or(rvm::format::log::FileIdentity {
+                device: 0,
+                inode: 0,
+            });
+        match found {
+            Ok(_) => report.notes.push(Note::new(
+                "plain_file",
+                format!(
+                    "plain file {path} (segment {i}): {identity}, {} bytes, as the log records it",
+                    entry.length_bytes
+                ),
+                json!({"index": i, "path": path, "device": identity.device, "inode": identity.inode,
+                       "length_bytes": entry.length_bytes, "usable": true}),
+            )),
+            // Recovery needs the file only if a record names it.
+            Err(e) if named.contains(i) => report.problem(path, None, "plain_file", e.clone()),
+            Err(e) => report.notes.push(Note::new(
+                "plain_file",
+                format!("plain file {path} (segment {i}): no records to apply to it, and {e}"),
+                json!({"index": i, "path": path, "device": identity.device, "inode": identity.inode,
+                       "length_bytes": entry.length_bytes, "usable": false, "error": e}),
+            )),
         }
     }
     report.notes.append(&mut segment_report.notes);
@@ -406,22 +466,31 @@ pub fn check(log_path: &Path, data: Option<&Path>) -> Result<Report> {
 /// The notes that need no records (the segment table), for a log whose records cannot be
 /// walked.
 fn finish_without_records(log: &mut OpenLog, log_name: &str, report: &mut Report) {
-    let live = log
-        .status()
-        .segments
-        .iter()
-        .filter(|s| s.uuid != rvm::Uuid::NIL)
-        .count();
     report.notes.push(Note::new(
         "records",
         format!("records: not walked ({log_name}'s current status gives no place to start)"),
         json!({"walked": false}),
     ));
-    report.notes.push(Note::new(
+    report.notes.push(table_note(&log.status().segments));
+}
+
+/// The note on the segment table: how many entries name a segment, and how many of those
+/// are plain files (entries freed for reuse name nothing).
+fn table_note(table: &[SegmentEntry]) -> Note {
+    let live = table.iter().filter(|s| s.uuid != rvm::Uuid::NIL).count();
+    let plain = table
+        .iter()
+        .filter(|s| s.uuid != rvm::Uuid::NIL && s.file_identity().is_some())
+        .count();
+    let text = match plain {
+        0 => format!("segment table: {live} segment(s)"),
+        n => format!("segment table: {live} segment(s), {n} of them plain file(s)"),
+    };
+    Note::new(
         "segment_table",
-        format!("segment table: {live} segment(s)"),
-        json!({"segments": live}),
-    ));
+        text,
+        json!({"segments": live, "plain_files": plain}),
+    )
 }
 
 fn check_segment_header(data: &Path, report: &mut Report) -> Option<SegmentHeader> {

@@ -6,6 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
+use rvm::device::Access;
+use rvm::format::log::{FileIdentity, SegmentKind};
 use rvm::format::segment::SegmentHeader;
 use rvm::log::{Record, ScanEnd};
 use rvm::{Options, Rvm};
@@ -65,6 +67,7 @@ type Resolved = Result<(PathBuf, SegmentHeader), String>;
 fn resolve_segments(session: &Session, used: &BTreeSet<u32>) -> Result<BTreeMap<u32, Resolved>> {
     let log = session.log_ref()?;
     let table = &log.status().segments;
+    let log_name = log.path.display().to_string();
     let mut out = BTreeMap::new();
     for &index in used {
         let Some(entry) = table
@@ -77,6 +80,15 @@ fn resolve_segments(session: &Session, used: &BTreeSet<u32>) -> Result<BTreeMap<
             );
             continue;
         };
+        if entry.file_identity().is_some() {
+            // A plain file is opened by its recorded path only, and must still be the file
+            // that was mapped (the library's own check, as recovery makes it).
+            let found = rvm::segment::open_plain_file(&log_name, entry, Access::ReadOnly)
+                .map(|(_, header)| (PathBuf::from(&entry.path_hint), header))
+                .map_err(|e| format!("segment {index}: {e}"));
+            out.insert(index, found);
+            continue;
+        }
         let mut candidates: Vec<PathBuf> = Vec::new();
         if let Some(p) = session.segment_files.get(&index) {
             candidates.push(p.clone());
@@ -188,6 +200,8 @@ pub fn recover(
     let ranges = plan(&records)?;
     let used: BTreeSet<u32> = ranges.iter().map(|r| r.segment).collect();
     let segments = resolve_segments(session, &used)?;
+    let table = session.log_ref()?.status().segments.clone();
+    let kind_of = |i: u32| table.get(i as usize).map(|e| e.kind).unwrap_or_default();
     let first = records.first().map(|r| r.header.lsn);
     let last = records.last().map(|r| r.header.lsn);
     let extents = extents(&ranges);
@@ -210,7 +224,7 @@ pub fn recover(
                 "extents": extents.iter().map(|(s, a, b)| json!({"segment": s, "offset": a, "length": b - a})).collect::<Vec<_>>(),
                 "bytes": bytes,
                 "segments": segments.iter().map(|(i, s)| match s {
-                    Ok((p, h)) => json!({"index": i, "uuid": h.uuid.to_string(), "path": p.display().to_string()}),
+                    Ok((p, h)) => json!({"index": i, "kind": kind_of(*i).name(), "uuid": h.uuid.to_string(), "path": p.display().to_string()}),
                     Err(e) => json!({"index": i, "error": e}),
                 }).collect::<Vec<_>>(),
                 "blocked_by_corruption": corrupt,
@@ -265,6 +279,13 @@ pub fn recover(
         }
         for (i, s) in &segments {
             match s {
+                Ok((p, h)) if kind_of(*i) == SegmentKind::PlainFile => writeln!(
+                    out,
+                    "segment {i} is the plain file {} ({}, {} bytes)",
+                    p.display(),
+                    FileIdentity::from_uuid(&h.uuid),
+                    h.length_bytes
+                )?,
                 Ok((p, h)) => writeln!(out, "segment {i} ({}) is {}", h.uuid, p.display())?,
                 Err(e) => writeln!(out, "? {e}")?,
             }

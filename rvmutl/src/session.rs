@@ -504,6 +504,13 @@ impl Session {
                 )
             })?
             .clone();
+        if entry.file_identity().is_some() {
+            bail!(
+                "entry {index} is the plain file {}: recovery opens it by that recorded path, \
+                 which cannot be redirected",
+                entry.path_hint
+            );
+        }
         let header = rvm::segment::read_header(Path::new(path))?;
         if header.uuid != entry.uuid {
             bail!(
@@ -694,11 +701,18 @@ impl Session {
                 writeln!(out, "  {i}: (free)")?;
                 continue;
             }
-            writeln!(
-                out,
-                "  {i}: UUID {}, length {} bytes, path hint {:?}",
-                s.uuid, s.length_bytes, s.path_hint
-            )?;
+            match s.file_identity() {
+                Some(id) => writeln!(
+                    out,
+                    "  {i}: plain file {:?}, {id}, length {} bytes",
+                    s.path_hint, s.length_bytes
+                )?,
+                None => writeln!(
+                    out,
+                    "  {i}: UUID {}, length {} bytes, path hint {:?}",
+                    s.uuid, s.length_bytes, s.path_hint
+                )?,
+            }
             if let Some(p) = self.segment_files.get(&(i as u32)) {
                 writeln!(out, "     recover uses {}", p.display())?;
             }
@@ -726,6 +740,11 @@ impl Session {
             .segments
             .iter()
             .filter(|s| s.uuid != rvm::Uuid::NIL)
+            .count();
+        let plain_files = st
+            .segments
+            .iter()
+            .filter(|s| s.uuid != rvm::Uuid::NIL && s.file_identity().is_some())
             .count();
         let (head_offset, head_lsn) = log.head();
         let (tail_offset, next_lsn) = log.end();
@@ -771,7 +790,7 @@ impl Session {
             let v = json!({
                 "log": log.path.display().to_string(),
                 "log_uuid": st.log_uuid.to_string(),
-                "format_version": rvm::format::log::LOG_FORMAT_VERSION,
+                "format_version": st.version(),
                 "slots": slots,
                 "current_slot": current,
                 "sequence": st.sequence,
@@ -803,6 +822,7 @@ impl Session {
                 "first_commit_unix_us": first_tx.as_ref().map(|r| r.header.time_us),
                 "last_commit_unix_us": last_tx.as_ref().map(|r| r.header.time_us),
                 "segments": live_segments,
+                "plain_files": plain_files,
                 "end": end,
                 "status_changed_in_memory": log.status_changed,
             });
@@ -812,10 +832,7 @@ impl Session {
         let mut lines = vec![format!("Status of log {}", log.path.display())];
         let mut kv = |k: &str, v: String| lines.push(format!("  {:<22}{v}", format!("{k}:")));
         kv("log UUID", st.log_uuid.to_string());
-        kv(
-            "format version",
-            rvm::format::log::LOG_FORMAT_VERSION.to_string(),
-        );
+        kv("format version", st.version().to_string());
         for i in 0..2 {
             let text = match log.reader.slot(i) {
                 Ok(s) => format!(
@@ -911,7 +928,16 @@ impl Session {
         kv("transactions", transactions.len().to_string());
         kv("first transaction", committed(&first_tx));
         kv("last transaction", committed(&last_tx));
-        kv("segments", live_segments.to_string());
+        kv(
+            "segments",
+            match plain_files {
+                0 => live_segments.to_string(),
+                n => format!(
+                    "{live_segments} ({n} plain file{})",
+                    if n == 1 { "" } else { "s" }
+                ),
+            },
+        );
         for l in lines {
             writeln!(out, "{l}")?;
         }

@@ -196,8 +196,10 @@ pub const COMMANDS: &[CommandSpec] = &[
         sticky: false, writes: false, examples: ["all_spec"], one_shot: None),
     spec!(SegDict, "seg_dict", ["build_seg_dict"], "[all] [clear]", "show the log's segment table",
         "The segments the log names (index, UUID, length, path hint), as stored in the status; \
-         it replaces the classic segment-dictionary records. `set seg_dict N = FILE` redirects \
-         segment N for `recover`.",
+         it replaces the classic segment-dictionary records. A plain file (mapped with \
+         `rvm_map` or `Rvm::map_file`) shows its path, device, inode and length; recovery opens \
+         it by that path. `set seg_dict N = FILE` redirects segment N (not a plain file) for \
+         `recover`.",
         sticky: false, writes: false, examples: ["seg_dict", "seg_dict all"], one_shot: None),
     spec!(Monitor, "monitor", [], "[clear] [ADDR[/FMT] ...]", "watch address ranges during recover",
         "Adds address ranges (by the virtual address recorded in each range) that `recover` \

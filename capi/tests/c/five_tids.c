@@ -1,7 +1,9 @@
 /* Five transactions open at once, in restore and no_restore mode, writing in place after
  * rvm_set_range (and with rvm_modify_bytes), committed and aborted; memory is compared byte for
- * byte with an expected image after every step, then with the segment file after truncation.
- * Usage: five_tids LOG SEGMENT. */
+ * byte with an expected image after every step, then with the data file after truncation.
+ * The region is an rvm-rs segment (`segment`, loaded with rvm_load_segment) or a plain file
+ * mapped with rvm_map, copied into memory (`copy`) or mapped private (`private`).
+ * Usage: five_tids LOG DATA [segment|copy|private]. */
 #include <rvm/rvm.h>
 #include <rvm/rvm_segment.h>
 #include <string.h>
@@ -31,24 +33,67 @@ static void write_range(rvm_tid_t *tid, int off, int len, char value, int stays)
         memset(expected + off, value, len);
 }
 
+/* Map the plain file DATA (SIZE bytes of a pattern, written here) with rvm_map: checks the
+ * classic codes for bad requests first. Returns the mapped region. */
+static rvm_region_t *map_plain_file(char *data, rvm_options_t *opts) {
+    FILE *f = fopen(data, "wb");
+    CHECK(f != NULL);
+    for (int i = 0; i < SIZE; i++)
+        expected[i] = (char)(i * 13 + 1);
+    CHECK(fwrite(expected, 1, SIZE, f) == SIZE);
+    CHECK(fclose(f) == 0);
+
+    rvm_region_t *region = rvm_malloc_region();
+    CHECK_RC(rvm_map(NULL, NULL), RVM_EREGION);
+    region->data_dev = data;
+    RVM_ZERO_OFFSET(region->offset);
+    region->offset.low = SIZE; /* past the end of the file */
+    CHECK_RC(rvm_map(region, NULL), RVM_EOFFSET);
+    region->offset.low = 0;
+    region->vmaddr = (char *)0x220000000123UL; /* not page-aligned */
+    CHECK_RC(rvm_map(region, NULL), RVM_ERANGE);
+    region->vmaddr = NULL; /* the library chooses */
+    region->length = 0;    /* to the end of the file */
+    /* Options given to rvm_map are applied as by rvm_set_options (the same log here). */
+    CHECK_RC(rvm_map(region, opts), RVM_SUCCESS);
+    CHECK(region->vmaddr != NULL && region->length == SIZE && region->offset.low == 0);
+    rvm_region_t again = *region;
+    CHECK_RC(rvm_map(&again, NULL), RVM_EOVERLAP);
+    return region;
+}
+
 int main(int argc, char **argv) {
-    CHECK(argc == 3);
+    CHECK(argc == 3 || argc == 4);
+    const char *mode = argc == 4 ? argv[3] : "segment";
+    int plain = strcmp(mode, "segment") != 0;
+    CHECK(!plain || strcmp(mode, "copy") == 0 || strcmp(mode, "private") == 0);
     rvm_options_t opts;
     rvm_init_options(&opts);
     opts.log_dev = argv[1];
     opts.flags = RVM_ALL_OPTIMIZATIONS;
+    if (strcmp(mode, "private") == 0)
+        opts.flags |= RVM_MAP_PRIVATE;
     CHECK_RC(RVM_INIT(NULL), RVM_SUCCESS);
     rvm_offset_t log_size = RVM_MK_OFFSET(0, 1 << 20);
     CHECK_RC(rvm_create_log(&opts, &log_size, 0600), RVM_SUCCESS);
     CHECK_RC(rvm_set_options(&opts), RVM_SUCCESS);
 
-    rvm_region_def_t def = {RVM_OFFSET_INITIALIZER(0, 0), SIZE, (char *)0x220000000000UL};
-    CHECK_RC(rvm_create_segment(argv[2], RVM_MK_OFFSET(0, 0), &opts, 1, &def), RVM_SUCCESS);
-    unsigned long n;
-    rvm_region_def_t *defs;
-    CHECK_RC(rvm_load_segment(argv[2], RVM_MK_OFFSET(0, 0), &opts, &n, &defs), RVM_SUCCESS);
-    base = defs[0].vmaddr;
-    compare("fresh segment");
+    unsigned long n = 0;
+    rvm_region_def_t *defs = NULL;
+    rvm_region_t *region = NULL;
+    long file_offset = 0;
+    if (plain) {
+        region = map_plain_file(argv[2], &opts);
+        base = region->vmaddr;
+        compare("fresh plain file");
+    } else {
+        rvm_region_def_t def = {RVM_OFFSET_INITIALIZER(0, 0), SIZE, (char *)0x220000000000UL};
+        CHECK_RC(rvm_create_segment(argv[2], RVM_MK_OFFSET(0, 0), &opts, 1, &def), RVM_SUCCESS);
+        CHECK_RC(rvm_load_segment(argv[2], RVM_MK_OFFSET(0, 0), &opts, &n, &defs), RVM_SUCCESS);
+        base = defs[0].vmaddr;
+        file_offset = (long)defs[0].offset.low;
+        compare("fresh segment");
+    }
 
     /* A pattern everybody starts from. */
     rvm_tid_t t0;
@@ -132,12 +177,56 @@ int main(int argc, char **argv) {
     FILE *f = fopen(argv[2], "rb");
     CHECK(f != NULL);
     static char disk[SIZE];
-    CHECK(fseek(f, (long)defs[0].offset.low, SEEK_SET) == 0);
+    CHECK(fseek(f, file_offset, SEEK_SET) == 0);
     CHECK(fread(disk, 1, SIZE, f) == SIZE);
     fclose(f);
     CHECK(memcmp(disk, expected, SIZE) == 0);
 
-    CHECK_RC(rvm_release_segment(n, &defs), RVM_SUCCESS);
+    if (plain) {
+        /* Unmapping needs the exact region and no transaction holding a range in it. */
+        rvm_region_t wrong = *region;
+        wrong.vmaddr = base + 4096;
+        wrong.length = SIZE - 4096;
+        CHECK_RC(rvm_unmap(&wrong), RVM_ERANGE);
+        wrong.vmaddr = (char *)0x10000;
+        CHECK_RC(rvm_unmap(&wrong), RVM_ENOT_MAPPED);
+        rvm_tid_t t7;
+        rvm_init_tid(&t7);
+        CHECK_RC(rvm_begin_transaction(&t7, restore), RVM_SUCCESS);
+        CHECK_RC(rvm_set_range(&t7, base, 8), RVM_SUCCESS);
+        CHECK_RC(rvm_unmap(region), RVM_EUNCOMMIT);
+        CHECK_RC(rvm_abort_transaction(&t7), RVM_SUCCESS);
+        CHECK_RC(rvm_unmap(region), RVM_SUCCESS);
+        CHECK_RC(rvm_unmap(region), RVM_ENOT_MAPPED);
+        /* Mapped again: the committed image. */
+        region->vmaddr = NULL;
+        region->length = 0;
+        CHECK_RC(rvm_map(region, NULL), RVM_SUCCESS);
+        base = region->vmaddr;
+        compare("mapped again");
+        CHECK_RC(rvm_unmap(region), RVM_SUCCESS);
+        /* Two ranges of the file at once; a third that overlaps one of them is refused. */
+        rvm_region_t *first = rvm_malloc_region(), *last = rvm_malloc_region();
+        first->data_dev = last->data_dev = argv[2];
+        first->length = 4096;
+        last->offset.low = 8192 + 100; /* rounded down to 8192 */
+        CHECK_RC(rvm_map(first, NULL), RVM_SUCCESS);
+        CHECK_RC(rvm_map(last, NULL), RVM_SUCCESS);
+        CHECK(last->offset.low == 8192 && last->length == SIZE - 8192);
+        CHECK(memcmp(first->vmaddr, expected, 4096) == 0);
+        CHECK(memcmp(last->vmaddr, expected + 8192, SIZE - 8192) == 0);
+        rvm_region_t overlapping = *first;
+        overlapping.vmaddr = NULL;
+        overlapping.length = 8192;
+        CHECK_RC(rvm_map(&overlapping, NULL), RVM_EOVERLAP);
+        CHECK_RC(rvm_unmap(first), RVM_SUCCESS);
+        CHECK_RC(rvm_unmap(last), RVM_SUCCESS);
+        rvm_free_region(first);
+        rvm_free_region(last);
+        rvm_free_region(region);
+    } else {
+        CHECK_RC(rvm_release_segment(n, &defs), RVM_SUCCESS);
+    }
     CHECK_RC(rvm_terminate(), RVM_SUCCESS);
     puts("five tids ok");
     return 0;

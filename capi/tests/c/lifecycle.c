@@ -139,7 +139,7 @@ int main(int argc, char **argv) {
     CHECK_RC(rvm_end_transaction(t1, flush), RVM_ETID);
     rvm_free_tid(t1);
 
-    /* Records with the wrong id, and rvm_map, which maps no plain file or single region yet. */
+    /* Records with the wrong id, and rvm_map of the file of the segment loaded now. */
     rvm_options_t bad_options;
     memset(&bad_options, 0, sizeof bad_options);
     CHECK_RC(rvm_set_options(&bad_options), RVM_EOPTIONS);
@@ -151,7 +151,7 @@ int main(int argc, char **argv) {
     rvm_init_region(&region);
     region.data_dev = argv[2];
     CHECK_RC(rvm_map(&region, &bad_options), RVM_EOPTIONS);
-    CHECK_RC(rvm_map(&region, NULL), RVM_ENOT_MAPPED);
+    CHECK_RC(rvm_map(&region, NULL), RVM_EOVERLAP);
     CHECK_RC(rvm_unmap(&region), RVM_ENOT_MAPPED);
     rvm_statistics_t bad_stats;
     memset(&bad_stats, 0, sizeof bad_stats);

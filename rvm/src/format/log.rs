@@ -9,6 +9,7 @@
 //! other, older slot intact. Each record has a header and a trailer carrying its LSN and length,
 //! and a CRC32 over the whole record seeded with the log's UUID.
 
+pub use super::segment_table::{FileIdentity, SegmentEntry, SegmentKind};
 use super::{align_up, get_u16, get_u32, get_u64, put_u16, put_u32, put_u64, DecodeError, Uuid};
 
 /// Size of one status slot; the record area starts after two of them.
@@ -33,8 +34,16 @@ pub const RANGES_PER_RECORD_MAX: u32 = 1 << 24;
 
 /// Magic at offset 0 of each status slot.
 pub const STATUS_MAGIC: [u8; 8] = *b"RVMLOGST";
-/// Log format version written in each status slot (offset 8); other versions are refused.
+/// Log format version written in a status slot (offset 8) whose segment table holds only rvm
+/// segments ([`SegmentKind::Segment`]): such a slot is byte for byte what every version-1
+/// reader reads.
 pub const LOG_FORMAT_VERSION: u32 = 1;
+/// Log format version written in a status slot whose segment table holds at least one plain
+/// file ([`SegmentKind::PlainFile`]), so that a version-1 reader, which would take the entry's
+/// device and inode for a segment UUID, refuses the slot instead of misreading it.
+pub const LOG_FORMAT_VERSION_PLAIN_FILES: u32 = 2;
+/// The newest log format version this library reads (it reads every version from 1 on).
+pub const LOG_FORMAT_VERSION_MAX: u32 = LOG_FORMAT_VERSION_PLAIN_FILES;
 
 // Status slot field offsets.
 const ST_MAGIC: usize = 0;
@@ -160,17 +169,6 @@ impl Counters {
     }
 }
 
-/// One entry of the log's segment table: ranges name a segment by its index here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentEntry {
-    /// The segment's UUID (from its header; nil for a free entry).
-    pub uuid: Uuid,
-    /// The segment's length in bytes, header included (from its header; 0 for a free entry).
-    pub length_bytes: u64,
-    /// Where the segment was when it was registered; only a hint (empty if unknown).
-    pub path_hint: String,
-}
-
 /// The decoded content of a status slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -267,6 +265,17 @@ impl Status {
         self.flags & STATUS_FLAG_CLEAN != 0
     }
 
+    /// The format version this status is written with: [`LOG_FORMAT_VERSION_PLAIN_FILES`]
+    /// when its segment table names a plain file, else [`LOG_FORMAT_VERSION`] (the version
+    /// rule: a log without plain files stays readable by every version-1 reader).
+    pub fn version(&self) -> u32 {
+        if self.segments.iter().any(|s| s.kind != SegmentKind::Segment) {
+            LOG_FORMAT_VERSION_PLAIN_FILES
+        } else {
+            LOG_FORMAT_VERSION
+        }
+    }
+
     /// Encode into a buffer whose length is a multiple of [`SECTOR_SIZE`].
     pub fn encode(&self) -> Vec<u8> {
         let mut len = ST_SEGMENTS;
@@ -275,7 +284,7 @@ impl Status {
         }
         let mut buf = vec![0u8; align_up(len as u64, SECTOR_SIZE) as usize];
         buf[ST_MAGIC..ST_MAGIC + 8].copy_from_slice(&STATUS_MAGIC);
-        put_u32(&mut buf, ST_VERSION, LOG_FORMAT_VERSION);
+        put_u32(&mut buf, ST_VERSION, self.version());
         put_u32(&mut buf, ST_ENCODED_LEN, len as u32);
         put_u32(&mut buf, ST_FLAGS, self.flags);
         put_u64(&mut buf, ST_SEQUENCE, self.sequence);
@@ -306,6 +315,7 @@ impl Status {
             buf[at..at + 16].copy_from_slice(&s.uuid.0);
             put_u64(&mut buf, at + 16, s.length_bytes);
             put_u32(&mut buf, at + 24, s.path_hint.len() as u32);
+            put_u32(&mut buf, at + 28, s.kind.code());
             let p = s.path_hint.as_bytes();
             buf[at + SEG_ENTRY_FIXED..at + SEG_ENTRY_FIXED + p.len()].copy_from_slice(p);
             at += SEG_ENTRY_FIXED + align_up(p.len() as u64, 8) as usize;
@@ -317,6 +327,13 @@ impl Status {
 
     /// Decode a slot. `buf` may be longer than the encoded status (a whole slot).
     pub fn decode(buf: &[u8]) -> Result<Status, DecodeError> {
+        Self::decode_up_to(buf, LOG_FORMAT_VERSION_MAX)
+    }
+
+    /// Decode a slot as a reader of format versions 1 to `newest` would (`newest` at most
+    /// [`LOG_FORMAT_VERSION_MAX`]): a newer version is refused (field `version`). Shows what
+    /// an older library makes of a newer log.
+    pub fn decode_up_to(buf: &[u8], newest: u32) -> Result<Status, DecodeError> {
         if buf.len() < ST_SEGMENTS {
             return Err(DecodeError::new(
                 "length",
@@ -344,13 +361,26 @@ impl Status {
             ));
         }
         let version = get_u32(buf, ST_VERSION);
-        if version != LOG_FORMAT_VERSION {
+        let newest = newest.min(LOG_FORMAT_VERSION_MAX);
+        if !(LOG_FORMAT_VERSION..=newest).contains(&version) {
             return Err(DecodeError::new(
                 "version",
-                format!("log format version {version}, this library reads {LOG_FORMAT_VERSION}"),
+                format!(
+                    "log format version {version}, this library reads {LOG_FORMAT_VERSION} to {newest}"
+                ),
             ));
         }
         let status = Self::decode_fields(buf, len, true)?;
+        if status.version() != version {
+            // Version 1 has only segments; version 2 is written only with a plain file.
+            return Err(DecodeError::new(
+                "version",
+                format!(
+                    "a version-{version} status whose segment table needs version {}",
+                    status.version()
+                ),
+            ));
+        }
         status.validate_geometry()?;
         Ok(status)
     }
@@ -398,6 +428,16 @@ impl Status {
             su.copy_from_slice(&buf[at..at + 16]);
             let length_bytes = get_u64(buf, at + 16);
             let plen = get_u32(buf, at + 24) as usize;
+            let kind_code = get_u32(buf, at + 28);
+            let Some(kind) = SegmentKind::from_code(kind_code) else {
+                if !strict {
+                    break;
+                }
+                return Err(DecodeError::new(
+                    "segment_table",
+                    format!("entry kind {kind_code} is unknown"),
+                ));
+            };
             if plen > PATH_HINT_BYTES_MAX || at + SEG_ENTRY_FIXED + plen > len {
                 if !strict {
                     break;
@@ -411,6 +451,7 @@ impl Status {
                 String::from_utf8_lossy(&buf[at + SEG_ENTRY_FIXED..at + SEG_ENTRY_FIXED + plen])
                     .into_owned();
             segments.push(SegmentEntry {
+                kind,
                 uuid: Uuid(su),
                 length_bytes,
                 path_hint,
@@ -966,176 +1007,5 @@ pub fn body_span(length: u64) -> std::ops::Range<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn range_from_and_range_with_lay_out_the_same_bytes() {
-        for length in [0u64, 1, 7, 8, 13, 64] {
-            let range = RangeHeader {
-                segment: 3,
-                offset: 4096 + length,
-                length,
-                address: 0x7000_0000,
-            };
-            let data: Vec<u8> = (0..length as u8).map(|b| b ^ 0x5a).collect();
-            let (mut from, mut with) = (vec![0xee; 5], vec![0xee; 5]);
-            TransactionEncoder::range_from(&mut from, &range, &data);
-            TransactionEncoder::range_with(&mut with, &range, |b| b.extend_from_slice(&data));
-            assert_eq!(from, with, "length {length}");
-            assert_eq!(
-                from.len() - 5,
-                RANGE_HEADER_SIZE + align_up(length, RECORD_ALIGN) as usize
-            );
-        }
-    }
-
-    fn sample_status() -> Status {
-        let mut s = Status::new_log(Uuid([7; 16]), 1 << 20, 1234);
-        s.segments.push(SegmentEntry {
-            uuid: Uuid([9; 16]),
-            length_bytes: 1 << 30,
-            path_hint: "/srv/data".into(),
-        });
-        s.counters.flushes = 42;
-        s
-    }
-
-    #[test]
-    fn status_round_trips_and_is_sector_sized() {
-        let s = sample_status();
-        let buf = s.encode();
-        assert_eq!(buf.len() as u64 % SECTOR_SIZE, 0);
-        assert_eq!(Status::decode(&buf).unwrap(), s);
-    }
-
-    #[test]
-    fn status_detects_every_single_byte_flip_in_encoded_part() {
-        let s = sample_status();
-        let buf = s.encode();
-        let len = get_u32(&buf, ST_ENCODED_LEN) as usize;
-        for i in 0..len {
-            let mut b = buf.clone();
-            b[i] ^= 0x40;
-            assert!(
-                Status::decode(&b).is_err(),
-                "flip at byte {i} went unnoticed"
-            );
-        }
-    }
-
-    #[test]
-    fn unverified_decode_reads_a_damaged_slot() {
-        let s = sample_status();
-        let mut buf = s.encode();
-        buf[ST_HEAD_OFFSET] ^= 0x40;
-        assert!(Status::decode(&buf).is_err());
-        let d = Status::decode_unverified(&buf).unwrap();
-        assert_eq!(d.sequence, s.sequence);
-        assert_eq!(d.head_offset, s.head_offset ^ 0x40);
-        assert_eq!(d.segments, s.segments);
-        assert!(Status::decode_unverified(&[0u8; 300]).is_none());
-    }
-
-    #[test]
-    fn status_rejects_head_outside_area() {
-        let mut s = sample_status();
-        s.head_offset = s.area_end() + 8;
-        assert_eq!(
-            Status::decode(&s.encode()).unwrap_err().field,
-            "head_offset"
-        );
-    }
-
-    fn sample_record(seed: u32) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let start = TransactionEncoder::begin(&mut buf, TX_FLAG_FLUSH, 99, 2);
-        TransactionEncoder::range(
-            &mut buf,
-            &RangeHeader {
-                segment: 0,
-                offset: 4096,
-                length: 5,
-                address: 0x5000_0000,
-            },
-        )
-        .copy_from_slice(b"hello");
-        TransactionEncoder::range(
-            &mut buf,
-            &RangeHeader {
-                segment: 1,
-                offset: 8192,
-                length: 8,
-                address: 0,
-            },
-        )
-        .copy_from_slice(b"12345678");
-        let len = TransactionEncoder::finish(&mut buf, start);
-        assert_eq!(len, transaction_record_size([5, 8]));
-        seal_record(&mut buf[start..], 17, 3, 16, seed);
-        buf
-    }
-
-    #[test]
-    fn transaction_record_round_trips() {
-        let seed = crc_seed(&Uuid([1; 16]));
-        let rec = sample_record(seed);
-        let h = RecordHeader::decode(&rec, seed, rec.len() as u64).unwrap();
-        assert_eq!(
-            (h.lsn, h.generation, h.batch_first_lsn, h.range_count),
-            (17, 3, 16, 2)
-        );
-        let body = &rec[body_span(h.length)];
-        verify_record(
-            &h,
-            &rec,
-            body,
-            &rec[rec.len() - RECORD_TRAILER_SIZE..],
-            seed,
-        )
-        .unwrap();
-        let rs: Vec<_> = ranges(body, h.range_count)
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(rs[0].data, b"hello");
-        assert_eq!(rs[1].header.offset, 8192);
-    }
-
-    #[test]
-    fn every_byte_of_a_record_is_covered() {
-        let seed = crc_seed(&Uuid([1; 16]));
-        let rec = sample_record(seed);
-        for i in 0..rec.len() {
-            let mut b = rec.clone();
-            b[i] ^= 1;
-            let ok = RecordHeader::decode(&b, seed, b.len() as u64).and_then(|h| {
-                let body = &b[body_span(h.length)];
-                verify_record(&h, &b, body, &b[b.len() - RECORD_TRAILER_SIZE..], seed)
-            });
-            assert!(ok.is_err(), "flip at byte {i} went unnoticed");
-        }
-    }
-
-    #[test]
-    fn record_from_another_log_does_not_validate() {
-        let rec = sample_record(crc_seed(&Uuid([1; 16])));
-        let other = crc_seed(&Uuid([2; 16]));
-        assert!(RecordHeader::decode(&rec, other, rec.len() as u64).is_err());
-    }
-
-    #[test]
-    fn pad_round_trips() {
-        let seed = crc_seed(&Uuid([1; 16]));
-        let (h, t) = encode_pad(4096, 5, 1, 5, seed);
-        let hd = RecordHeader::decode(&h, seed, 4096).unwrap();
-        assert_eq!(hd.kind, KIND_PAD);
-        verify_record(&hd, &h, &[], &t, seed).unwrap();
-    }
-
-    #[test]
-    fn malformed_range_body_is_an_error_not_a_panic() {
-        let body = [0xffu8; 40];
-        let items: Vec<_> = ranges(&body, 3).collect();
-        assert!(items.last().unwrap().is_err());
-    }
-}
+#[path = "log_tests.rs"]
+mod tests;

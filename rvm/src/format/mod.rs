@@ -11,6 +11,7 @@
 pub mod heap;
 pub mod log;
 pub mod segment;
+pub mod segment_table;
 
 use byteorder::{ByteOrder, LittleEndian};
 

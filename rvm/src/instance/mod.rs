@@ -3,8 +3,9 @@
 //! The rooms follow the life of a transaction, top-down:
 //!
 //! * [`open`]: create a log, open it, and recover it (replay every committed record);
-//! * [`segments`]: mapping and unmapping; [`table`]: the log's segment table (claiming,
-//!   refreshing and reclaiming entries);
+//! * [`segments`]: mapping and unmapping; [`plain_file`]: mapping a headerless file
+//!   (`Rvm::map_file`) and finding it again at recovery; [`table`]: the log's segment table
+//!   (claiming, refreshing and reclaiming entries);
 //! * `crate::tx`: transactions (`set_range`, `end`, `abort`) capture records into the queue;
 //! * [`commit`]: the commit queue and group commit (who leads a flush, who waits);
 //! * [`flush`]: planning where queued records go in the log, sealing and writing them;
@@ -25,6 +26,7 @@ mod commit;
 mod flush;
 mod open;
 mod options;
+mod plain_file;
 mod segments;
 mod stats;
 mod status;
@@ -45,6 +47,7 @@ use crate::tx::{BeginMode, Transaction};
 
 use commit::Queue;
 pub use options::Options;
+pub use plain_file::{FileMapMode, FileMapOptions};
 use segments::{RegionRef, Slot};
 use stats::Stats;
 pub use stats::{LogState, Statistics};
@@ -245,7 +248,10 @@ impl Rvm {
                 .segments
                 .read()
                 .unwrap_or_else(|e| e.into_inner());
-            slots.iter().filter_map(|s| s.mapped.clone()).collect()
+            slots
+                .iter()
+                .flat_map(|s| s.mapped.iter().cloned())
+                .collect()
         };
         for s in segments {
             self.inner.unmap_segment_at_close(&s);

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::commit::{CommitCounts, Queue};
 use super::flush::{zero_chunk_bytes, PAD_RESERVE_BYTES};
+use super::plain_file::find_plain_file;
 use super::segments::{slot_target, Slot};
 use super::stats::{add, Stats};
 use super::status::Pos;
@@ -16,8 +17,8 @@ use crate::apply::Applier;
 use crate::device::{Access, Device, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
 use crate::format::log::{
-    SegmentEntry, Status, RECORD_AREA_MAX_BYTES, RECORD_AREA_MIN_BYTES, RECORD_AREA_OFFSET,
-    SECTOR_SIZE, STATUS_SLOT_SIZE,
+    SegmentEntry, SegmentKind, Status, RECORD_AREA_MAX_BYTES, RECORD_AREA_MIN_BYTES,
+    RECORD_AREA_OFFSET, SECTOR_SIZE, STATUS_SLOT_SIZE,
 };
 use crate::format::segment::SegmentHeader;
 use crate::format::Uuid;
@@ -134,7 +135,8 @@ impl Rvm {
     /// [`Error::LogCorrupt`] for damage followed by committed records (unless
     /// [`Options::recover_prefix`]); [`Error::SegmentNotFound`], [`Error::SegmentUnusable`],
     /// [`Error::WrongSegment`] or [`Error::RangeOutsideSegment`] when a segment with records
-    /// to replay cannot be found or used; [`Error::Io`] for a failed read, write or sync.
+    /// to replay cannot be found or used; [`Error::PlainFileMismatch`] when a plain file
+    /// ([`Rvm::map_file`]) with records to replay is missing, replaced or resized; [`Error::Io`] for a failed read, write or sync.
     pub fn open_device(log: DeviceRef, options: Options) -> Result<Rvm> {
         let started = Instant::now();
         let reader = LogReader::from_device(log.clone())?;
@@ -167,7 +169,7 @@ impl Rvm {
                 entry: e.clone(),
                 device: None,
                 header: None,
-                mapped: None,
+                mapped: Vec::new(),
                 remap_needs_truncate: false,
             })
             .collect();
@@ -180,7 +182,10 @@ impl Rvm {
                     offset: status.head_offset,
                     detail: format!("a record names segment {index}, which the log's segment table does not hold"),
                 })?;
-                let (device, header) = find_segment(&name, &slot.entry, &options)?;
+                let (device, header) = match slot.entry.kind {
+                    SegmentKind::Segment => find_segment(&name, &slot.entry, &options)?,
+                    SegmentKind::PlainFile => find_plain_file(&name, &slot.entry)?,
+                };
                 slot.device = Some(device);
                 slot.header = Some(header);
             }

@@ -9,10 +9,10 @@ use super::Inner;
 use super::Rvm;
 use crate::device::{Access, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
-use crate::format::log::SegmentEntry;
+use crate::format::log::{SegmentEntry, SegmentKind};
 use crate::format::segment::SegmentHeader;
 use crate::format::Uuid;
-use crate::mapping;
+use crate::mapping::{self, Backing};
 use crate::segment::{
     read_header_from, MapOptions, MappedRegion, Placement, Segment, SegmentShared,
 };
@@ -22,7 +22,9 @@ pub(crate) struct Slot {
     pub(crate) entry: SegmentEntry,
     pub(crate) device: Option<DeviceRef>,
     pub(crate) header: Option<SegmentHeader>,
-    pub(crate) mapped: Option<Segment>,
+    /// The mappings of this entry: at most one for a segment; for a plain file, one per
+    /// mapped range (ranges of one file never overlap).
+    pub(crate) mapped: Vec<Segment>,
     /// Unmapped after changes: truncate before mapping again so the mapping sees them.
     pub(super) remap_needs_truncate: bool,
 }
@@ -30,6 +32,16 @@ pub(crate) struct Slot {
 impl Slot {
     pub(super) fn free(&self) -> bool {
         self.entry.uuid == Uuid::NIL
+    }
+
+    /// Whether anything of this entry is mapped now.
+    pub(super) fn is_mapped(&self) -> bool {
+        !self.mapped.is_empty()
+    }
+
+    /// Whether this entry names the segment (or plain file) of this kind and identity.
+    pub(super) fn names(&self, kind: SegmentKind, uuid: Uuid) -> bool {
+        !self.free() && self.entry.kind == kind && self.entry.uuid == uuid
     }
 }
 
@@ -97,7 +109,7 @@ impl Rvm {
                 .unwrap_or_else(|e| e.into_inner());
             slots
                 .iter()
-                .find(|s| s.entry.uuid == header.uuid)
+                .find(|s| s.names(SegmentKind::Segment, header.uuid))
                 .and_then(|s| s.device.clone())
         };
         let device: DeviceRef = match existing {
@@ -152,7 +164,10 @@ impl Rvm {
             .segments
             .read()
             .unwrap_or_else(|e| e.into_inner());
-        slots.iter().filter_map(|s| s.mapped.clone()).collect()
+        slots
+            .iter()
+            .flat_map(|s| s.mapped.iter().cloned())
+            .collect()
     }
 
     /// Copy mapped memory at `address` into `buf` (the address may be in any mapped segment).
@@ -192,10 +207,30 @@ impl Rvm {
             .unwrap_or_else(|e| e.into_inner());
         slots
             .iter()
-            .filter_map(|s| s.mapped.as_ref())
+            .flat_map(|s| s.mapped.iter())
             .find(|s| s.region_of(address, len).is_some())
             .cloned()
     }
+}
+
+/// One region to place: where it starts in the segment (or file), its length, the address
+/// wanted (None: anywhere) and where its memory comes from.
+pub(super) struct PlannedRegion {
+    pub(super) index: usize,
+    pub(super) offset: u64,
+    pub(super) length: usize,
+    pub(super) address: Option<usize>,
+    pub(super) backing: Backing,
+}
+
+/// Everything `map_planned` needs: the device, what the table records (kind, and the header's
+/// UUID and length), the header ranges are checked against, the path, and the regions.
+pub(super) struct MapPlan {
+    pub(super) kind: SegmentKind,
+    pub(super) device: DeviceRef,
+    pub(super) header: SegmentHeader,
+    pub(super) path_hint: String,
+    pub(super) regions: Vec<PlannedRegion>,
 }
 
 impl Inner {
@@ -209,35 +244,94 @@ impl Inner {
     ) -> Result<Segment> {
         self.check_failed()?;
         let header = read_header_from(&*device)?;
+        let regions = header
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(index, r)| PlannedRegion {
+                index,
+                offset: r.offset,
+                length: r.length as usize,
+                address: match options.placement {
+                    Placement::Fixed => Some(r.address as usize),
+                    Placement::Anywhere => None,
+                },
+                backing: Backing::File,
+            })
+            .collect();
+        let plan = MapPlan {
+            kind: SegmentKind::Segment,
+            device,
+            header,
+            path_hint,
+            regions,
+        };
+        // SAFETY: `read_header_from` checked the device is as long as the segment, so it
+        // holds every region; the rest is this function's contract.
+        unsafe { self.map_planned(plan) }
+    }
+
+    /// Claim the table entry and map the regions of `plan`.
+    ///
+    /// # Safety
+    /// The device holds every planned region, and (for [`Backing::File`]) its file is not
+    /// shortened while they are mapped: the contract of `Rvm::map`, `Rvm::map_device` and
+    /// `Rvm::map_file`.
+    pub(super) unsafe fn map_planned(&self, plan: MapPlan) -> Result<Segment> {
+        self.check_failed()?;
+        let MapPlan {
+            kind,
+            device,
+            header,
+            path_hint,
+            regions: planned,
+        } = plan;
         let needs_truncate = {
             let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
             slots
                 .iter()
-                .any(|s| s.entry.uuid == header.uuid && s.remap_needs_truncate)
+                .any(|s| s.names(kind, header.uuid) && s.remap_needs_truncate)
         };
         // Reclaiming table entries needs every record applied (see `table`).
-        if needs_truncate || self.table_wants_reclaim(header.uuid, &path_hint) {
+        if needs_truncate || self.table_wants_reclaim(kind, header.uuid, &path_hint) {
             self.flush_all()?;
             self.truncate_now(false)?;
         }
         let mut slots = self.segments.write().unwrap_or_else(|e| e.into_inner());
-        let index = self.claim_entry(&mut slots, &header, path_hint, device.name())?;
+        if kind == SegmentKind::PlainFile {
+            // Several ranges of one file may be mapped, never two that overlap.
+            let mapped = slots
+                .iter()
+                .filter(|s| s.names(kind, header.uuid))
+                .flat_map(|s| s.mapped.iter())
+                .flat_map(|m| m.regions().iter());
+            for m in mapped {
+                let (start, end) = (m.segment_offset, m.segment_offset + m.length as u64);
+                if planned
+                    .iter()
+                    .any(|r| r.offset < end && start < r.offset + r.length as u64)
+                {
+                    return Err(Error::AlreadyMapped {
+                        path: format!(
+                            "{} (bytes {start}..{end} of the file are mapped)",
+                            device.name()
+                        ),
+                    });
+                }
+            }
+        }
+        let index = self.claim_entry(&mut slots, kind, &header, path_hint, device.name())?;
         let mut mapped: Vec<MappedRegion> = Vec::new();
-        for (ri, r) in header.regions.iter().enumerate() {
-            let want = match options.placement {
-                Placement::Fixed => Some(r.address as usize),
-                Placement::Anywhere => None,
-            };
-            // SAFETY: the device's file holds the region (`read_header_from` checked the
-            // device is as long as the segment) and is not shortened while mapped: the
-            // contract of this function, passed on from `Rvm::map` / `Rvm::map_device`.
+        for r in &planned {
+            // SAFETY: the device holds the region and is not shortened while it is mapped:
+            // the contract of this function.
             let placed =
-                unsafe { mapping::map_region(&*device, r.offset, r.length as usize, want) };
+                unsafe { mapping::map_region(&*device, r.offset, r.length, r.address, r.backing) };
             match placed {
                 Ok(address) => mapped.push(MappedRegion {
-                    index: ri,
+                    index: r.index,
                     address,
-                    length: r.length as usize,
+                    length: r.length,
                     segment_offset: r.offset,
                 }),
                 Err(e) => {
@@ -250,6 +344,7 @@ impl Inner {
         }
         let segment = Segment {
             inner: Arc::new(SegmentShared {
+                kind,
                 header: header.clone(),
                 device: device.clone(),
                 regions: mapped.clone(),
@@ -264,7 +359,7 @@ impl Inner {
         let slot = &mut slots[index];
         slot.device = Some(device);
         slot.header = Some(header);
-        slot.mapped = Some(segment.clone());
+        slot.mapped.push(segment.clone());
         slot.remap_needs_truncate = false;
         let mut regions = self.regions.write().unwrap_or_else(|e| e.into_inner());
         for m in &mapped {
@@ -302,15 +397,20 @@ impl Inner {
         let index = segment.inner.log_index;
         let mut slots = self.segments.write().unwrap_or_else(|e| e.into_inner());
         let mut regions = self.regions.write().unwrap_or_else(|e| e.into_inner());
-        let current = slots
-            .get(index as usize)
-            .and_then(|s| s.mapped.as_ref())
-            .is_some_and(|m| Arc::ptr_eq(&m.inner, &segment.inner));
+        let current = slots.get(index as usize).is_some_and(|s| {
+            s.mapped
+                .iter()
+                .any(|m| Arc::ptr_eq(&m.inner, &segment.inner))
+        });
         if !current {
             // A stale handle (unmapped before, maybe mapped again since): nothing to do.
             return Ok(());
         }
-        let mine: Vec<&RegionRef> = regions.iter().filter(|r| r.slot == index).collect();
+        // This mapping's regions (a plain file's entry may have other mappings).
+        let is_mine = |r: &RegionRef| {
+            r.slot == index && segment.regions().iter().any(|m| m.address == r.start)
+        };
+        let mine: Vec<&RegionRef> = regions.iter().filter(|r| is_mine(r)).collect();
         let pinned: usize = mine.iter().map(|r| r.pins.load(Ordering::Acquire)).sum();
         if pinned > 0 && !ignore_pins {
             return Err(Error::Uncommitted {
@@ -326,13 +426,14 @@ impl Inner {
         if !*flag {
             return Ok(());
         }
-        regions.retain(|r| r.slot != index);
+        regions.retain(|r| !is_mine(r));
         for m in segment.regions() {
             mapping::unmap_region(m.address, m.length);
         }
         *flag = false;
         if let Some(slot) = slots.get_mut(index as usize) {
-            slot.mapped = None;
+            slot.mapped
+                .retain(|m| !Arc::ptr_eq(&m.inner, &segment.inner));
             slot.remap_needs_truncate = true;
         }
         Ok(())

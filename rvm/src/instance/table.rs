@@ -15,7 +15,7 @@
 use super::segments::Slot;
 use super::{lock, Inner};
 use crate::error::{Error, Result};
-use crate::format::log::{SegmentEntry, PATH_HINT_BYTES_MAX, SEGMENTS_PER_LOG_MAX};
+use crate::format::log::{SegmentEntry, SegmentKind, PATH_HINT_BYTES_MAX, SEGMENTS_PER_LOG_MAX};
 use crate::format::segment::SegmentHeader;
 use crate::format::Uuid;
 
@@ -30,6 +30,7 @@ fn recordable(path: String) -> String {
 
 fn free_entry() -> SegmentEntry {
     SegmentEntry {
+        kind: SegmentKind::Segment,
         uuid: Uuid::NIL,
         length_bytes: 0,
         path_hint: String::new(),
@@ -41,19 +42,19 @@ fn empty_slot() -> Slot {
         entry: free_entry(),
         device: None,
         header: None,
-        mapped: None,
+        mapped: Vec::new(),
         remap_needs_truncate: false,
     }
 }
 
-/// Whether `slot` was last seen at `hint` and belongs to a segment other than `uuid` that is
-/// not mapped. Only absolute paths count: device names (tests, in-memory devices) need not be
-/// unique.
-fn stale_at(slot: &Slot, uuid: Uuid, hint: &str) -> bool {
+/// Whether `slot` was last seen at `hint` and belongs to a segment (or plain file) other than
+/// `kind`/`uuid` that is not mapped. Only absolute paths count: device names (tests,
+/// in-memory devices) need not be unique.
+fn stale_at(slot: &Slot, kind: SegmentKind, uuid: Uuid, hint: &str) -> bool {
     hint.starts_with('/')
         && !slot.free()
-        && slot.entry.uuid != uuid
-        && slot.mapped.is_none()
+        && !slot.names(kind, uuid)
+        && !slot.is_mapped()
         && slot.entry.path_hint == hint
 }
 
@@ -61,12 +62,12 @@ impl Inner {
     /// Whether mapping segment `uuid` from `path` would reclaim entries, so the log should be
     /// applied first (the caller flushes and truncates before it takes the table's lock): the
     /// table is full without an entry for it, or another unmapped entry was last seen there.
-    pub(super) fn table_wants_reclaim(&self, uuid: Uuid, path: &str) -> bool {
+    pub(super) fn table_wants_reclaim(&self, kind: SegmentKind, uuid: Uuid, path: &str) -> bool {
         let hint = recordable(path.to_string());
         let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
-        let full = !slots.iter().any(|s| s.entry.uuid == uuid || s.free())
+        let full = !slots.iter().any(|s| s.names(kind, uuid) || s.free())
             && slots.len() >= SEGMENTS_PER_LOG_MAX;
-        full || slots.iter().any(|s| stale_at(s, uuid, &hint))
+        full || slots.iter().any(|s| stale_at(s, kind, uuid, &hint))
     }
 
     /// Refuse, before anything is written, a new segment the table could not take: when the
@@ -82,8 +83,7 @@ impl Inner {
         self.flush_all()?;
         self.truncate_now(false)?;
         let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
-        if !full(&slots) || (slots.iter().any(|s| s.mapped.is_none()) && self.all_records_applied())
-        {
+        if !full(&slots) || (slots.iter().any(|s| !s.is_mapped()) && self.all_records_applied()) {
             return Ok(());
         }
         Err(Error::TooManySegments {
@@ -104,8 +104,10 @@ impl Inner {
         queue_done && p.is_empty() && p.pending_sync.is_empty() && !p.truncating
     }
 
-    /// The table index of segment `header`, mapped from `path` (its path hint), with the table
-    /// lock held. A new segment gets a free entry, a new one, or (the table being full) a
+    /// The table index of segment `header` (of `kind`: a plain file's header is made up, its
+    /// UUID being the file's identity bytes and its length the file's), mapped from `path`
+    /// (its path hint), with the table lock held. A plain file's existing entry also gets the
+    /// file's current length. A new segment gets a free entry, a new one, or (the table being full) a
     /// reclaimed one; an existing entry's path hint is brought up to date; entries of other
     /// unmapped segments last seen at `path` are freed when every record is applied. A changed
     /// table is written (and synced) before this returns, so it is durable before any record
@@ -113,13 +115,15 @@ impl Inner {
     pub(super) fn claim_entry(
         &self,
         slots: &mut Vec<Slot>,
+        kind: SegmentKind,
         header: &SegmentHeader,
         path: String,
         device_name: &str,
     ) -> Result<usize> {
         let hint = recordable(path);
-        let existing = slots.iter().position(|s| s.entry.uuid == header.uuid);
-        if existing.is_some_and(|i| slots[i].mapped.is_some()) {
+        let existing = slots.iter().position(|s| s.names(kind, header.uuid));
+        // A plain file may be mapped again (another range: `map_planned` refuses overlaps).
+        if kind == SegmentKind::Segment && existing.is_some_and(|i| slots[i].is_mapped()) {
             return Err(Error::AlreadyMapped {
                 path: device_name.to_string(),
             });
@@ -129,9 +133,9 @@ impl Inner {
         let mut freed: Vec<usize> = Vec::new();
         let mut applied = None;
         let mut applied = || *applied.get_or_insert_with(|| self.all_records_applied());
-        if slots.iter().any(|s| stale_at(s, header.uuid, &hint)) && applied() {
+        if slots.iter().any(|s| stale_at(s, kind, header.uuid, &hint)) && applied() {
             for (i, s) in slots.iter().enumerate() {
-                if stale_at(s, header.uuid, &hint) {
+                if stale_at(s, kind, header.uuid, &hint) {
                     table[i] = free_entry();
                     freed.push(i);
                 }
@@ -141,6 +145,9 @@ impl Inner {
             Some(i) => {
                 if !hint.is_empty() {
                     table[i].path_hint = hint;
+                }
+                if kind == SegmentKind::PlainFile {
+                    table[i].length_bytes = header.length_bytes;
                 }
                 i
             }
@@ -155,7 +162,7 @@ impl Inner {
                     None => {
                         let reclaimable = slots
                             .iter()
-                            .position(|s| !s.free() && s.mapped.is_none())
+                            .position(|s| !s.free() && !s.is_mapped())
                             .filter(|_| applied());
                         match reclaimable {
                             Some(i) => {
@@ -172,6 +179,7 @@ impl Inner {
                     }
                 };
                 table[i] = SegmentEntry {
+                    kind,
                     uuid: header.uuid,
                     length_bytes: header.length_bytes,
                     path_hint: hint,

@@ -75,6 +75,7 @@ pub(crate) fn record_lines(log: &OpenLog, rec: &Record) -> Vec<String> {
 
 fn segment_name(log: &OpenLog, index: u32) -> String {
     match log.status().segments.get(index as usize) {
+        Some(s) if s.file_identity().is_some() => format!("plain file {}", s.path_hint),
         Some(s) if !s.path_hint.is_empty() => s.path_hint.clone(),
         Some(s) => s.uuid.to_string(),
         None => "not in the segment table".into(),

@@ -1,0 +1,260 @@
+//! Unit tests of the log format (`format::log`): status slots, the version rule, records.
+use super::*;
+
+#[test]
+fn range_from_and_range_with_lay_out_the_same_bytes() {
+    for length in [0u64, 1, 7, 8, 13, 64] {
+        let range = RangeHeader {
+            segment: 3,
+            offset: 4096 + length,
+            length,
+            address: 0x7000_0000,
+        };
+        let data: Vec<u8> = (0..length as u8).map(|b| b ^ 0x5a).collect();
+        let (mut from, mut with) = (vec![0xee; 5], vec![0xee; 5]);
+        TransactionEncoder::range_from(&mut from, &range, &data);
+        TransactionEncoder::range_with(&mut with, &range, |b| b.extend_from_slice(&data));
+        assert_eq!(from, with, "length {length}");
+        assert_eq!(
+            from.len() - 5,
+            RANGE_HEADER_SIZE + align_up(length, RECORD_ALIGN) as usize
+        );
+    }
+}
+
+fn sample_status() -> Status {
+    let mut s = Status::new_log(Uuid([7; 16]), 1 << 20, 1234);
+    s.segments.push(SegmentEntry {
+        kind: SegmentKind::Segment,
+        uuid: Uuid([9; 16]),
+        length_bytes: 1 << 30,
+        path_hint: "/srv/data".into(),
+    });
+    s.counters.flushes = 42;
+    s
+}
+
+#[test]
+fn status_round_trips_and_is_sector_sized() {
+    let s = sample_status();
+    let buf = s.encode();
+    assert_eq!(buf.len() as u64 % SECTOR_SIZE, 0);
+    assert_eq!(Status::decode(&buf).unwrap(), s);
+}
+
+fn plain_file_entry() -> SegmentEntry {
+    SegmentEntry {
+        kind: SegmentKind::PlainFile,
+        uuid: FileIdentity {
+            device: 0x803,
+            inode: 1234,
+        }
+        .to_uuid(),
+        length_bytes: 10_000,
+        path_hint: "/srv/plain".into(),
+    }
+}
+
+#[test]
+fn a_status_without_plain_files_is_version_1_with_a_zero_kind_word() {
+    let s = sample_status();
+    let buf = s.encode();
+    assert_eq!(s.version(), LOG_FORMAT_VERSION);
+    assert_eq!(get_u32(&buf, ST_VERSION), 1);
+    // The entry's word at 28 was reserved (zero) in version 1 and still is for a segment.
+    assert_eq!(get_u32(&buf, ST_SEGMENTS + 28), 0);
+    assert_eq!(Status::decode_up_to(&buf, 1).unwrap(), s);
+}
+
+#[test]
+fn a_plain_file_entry_round_trips_in_a_version_2_status() {
+    let mut s = sample_status();
+    s.segments.push(plain_file_entry());
+    let buf = s.encode();
+    assert_eq!(s.version(), LOG_FORMAT_VERSION_PLAIN_FILES);
+    assert_eq!(get_u32(&buf, ST_VERSION), 2);
+    let second = ST_SEGMENTS + SEG_ENTRY_FIXED + align_up(9, 8) as usize;
+    assert_eq!(get_u32(&buf, second + 28), 1, "kind word of the plain file");
+    let d = Status::decode(&buf).unwrap();
+    assert_eq!(d, s);
+    assert_eq!(
+        d.segments[1].file_identity(),
+        Some(FileIdentity {
+            device: 0x803,
+            inode: 1234
+        })
+    );
+    // Freeing the plain file's entry writes version 1 again.
+    s.segments.pop();
+    assert_eq!(get_u32(&s.encode(), ST_VERSION), 1);
+}
+
+#[test]
+fn a_version_1_reader_refuses_a_status_with_a_plain_file() {
+    let mut s = sample_status();
+    s.segments.push(plain_file_entry());
+    let err = Status::decode_up_to(&s.encode(), LOG_FORMAT_VERSION).unwrap_err();
+    assert_eq!(err.field, "version");
+    assert!(err.detail.contains("version 2"), "{err}");
+}
+
+/// Patch a field and re-seal the slot's CRC, so only the patched rule can refuse it.
+fn patched(buf: &[u8], at: usize, value: u32) -> Vec<u8> {
+    let mut b = buf.to_vec();
+    put_u32(&mut b, at, value);
+    let len = get_u32(&b, ST_ENCODED_LEN) as usize;
+    put_u32(&mut b, ST_CRC, 0);
+    let crc = crc32fast::hash(&b[..len]);
+    put_u32(&mut b, ST_CRC, crc);
+    b
+}
+
+#[test]
+fn versions_and_kinds_that_disagree_are_refused() {
+    // A version-1 slot with a plain-file kind would be misread by a version-1 reader.
+    let mut s = sample_status();
+    s.segments.push(plain_file_entry());
+    let v1_with_plain = patched(&s.encode(), ST_VERSION, 1);
+    assert_eq!(Status::decode(&v1_with_plain).unwrap_err().field, "version");
+    // An unknown kind is refused by name, and a version-3 slot by its version.
+    let only_segments = sample_status().encode();
+    let unknown = patched(&only_segments, ST_SEGMENTS + 28, 7);
+    let e = Status::decode(&patched(&unknown, ST_VERSION, 2)).unwrap_err();
+    assert_eq!(e.field, "segment_table");
+    assert!(e.detail.contains("kind 7"), "{e}");
+    let v3 = patched(&only_segments, ST_VERSION, 3);
+    assert_eq!(Status::decode(&v3).unwrap_err().field, "version");
+    // A version-2 slot holding only segments is not what this library writes: refused.
+    let v2 = patched(&only_segments, ST_VERSION, 2);
+    assert_eq!(Status::decode(&v2).unwrap_err().field, "version");
+}
+
+#[test]
+fn status_detects_every_single_byte_flip_in_encoded_part() {
+    let s = sample_status();
+    let buf = s.encode();
+    let len = get_u32(&buf, ST_ENCODED_LEN) as usize;
+    for i in 0..len {
+        let mut b = buf.clone();
+        b[i] ^= 0x40;
+        assert!(
+            Status::decode(&b).is_err(),
+            "flip at byte {i} went unnoticed"
+        );
+    }
+}
+
+#[test]
+fn unverified_decode_reads_a_damaged_slot() {
+    let s = sample_status();
+    let mut buf = s.encode();
+    buf[ST_HEAD_OFFSET] ^= 0x40;
+    assert!(Status::decode(&buf).is_err());
+    let d = Status::decode_unverified(&buf).unwrap();
+    assert_eq!(d.sequence, s.sequence);
+    assert_eq!(d.head_offset, s.head_offset ^ 0x40);
+    assert_eq!(d.segments, s.segments);
+    assert!(Status::decode_unverified(&[0u8; 300]).is_none());
+}
+
+#[test]
+fn status_rejects_head_outside_area() {
+    let mut s = sample_status();
+    s.head_offset = s.area_end() + 8;
+    assert_eq!(
+        Status::decode(&s.encode()).unwrap_err().field,
+        "head_offset"
+    );
+}
+
+fn sample_record(seed: u32) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let start = TransactionEncoder::begin(&mut buf, TX_FLAG_FLUSH, 99, 2);
+    TransactionEncoder::range(
+        &mut buf,
+        &RangeHeader {
+            segment: 0,
+            offset: 4096,
+            length: 5,
+            address: 0x5000_0000,
+        },
+    )
+    .copy_from_slice(b"hello");
+    TransactionEncoder::range(
+        &mut buf,
+        &RangeHeader {
+            segment: 1,
+            offset: 8192,
+            length: 8,
+            address: 0,
+        },
+    )
+    .copy_from_slice(b"12345678");
+    let len = TransactionEncoder::finish(&mut buf, start);
+    assert_eq!(len, transaction_record_size([5, 8]));
+    seal_record(&mut buf[start..], 17, 3, 16, seed);
+    buf
+}
+
+#[test]
+fn transaction_record_round_trips() {
+    let seed = crc_seed(&Uuid([1; 16]));
+    let rec = sample_record(seed);
+    let h = RecordHeader::decode(&rec, seed, rec.len() as u64).unwrap();
+    assert_eq!(
+        (h.lsn, h.generation, h.batch_first_lsn, h.range_count),
+        (17, 3, 16, 2)
+    );
+    let body = &rec[body_span(h.length)];
+    verify_record(
+        &h,
+        &rec,
+        body,
+        &rec[rec.len() - RECORD_TRAILER_SIZE..],
+        seed,
+    )
+    .unwrap();
+    let rs: Vec<_> = ranges(body, h.range_count)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rs[0].data, b"hello");
+    assert_eq!(rs[1].header.offset, 8192);
+}
+
+#[test]
+fn every_byte_of_a_record_is_covered() {
+    let seed = crc_seed(&Uuid([1; 16]));
+    let rec = sample_record(seed);
+    for i in 0..rec.len() {
+        let mut b = rec.clone();
+        b[i] ^= 1;
+        let ok = RecordHeader::decode(&b, seed, b.len() as u64).and_then(|h| {
+            let body = &b[body_span(h.length)];
+            verify_record(&h, &b, body, &b[b.len() - RECORD_TRAILER_SIZE..], seed)
+        });
+        assert!(ok.is_err(), "flip at byte {i} went unnoticed");
+    }
+}
+
+#[test]
+fn record_from_another_log_does_not_validate() {
+    let rec = sample_record(crc_seed(&Uuid([1; 16])));
+    let other = crc_seed(&Uuid([2; 16]));
+    assert!(RecordHeader::decode(&rec, other, rec.len() as u64).is_err());
+}
+
+#[test]
+fn pad_round_trips() {
+    let seed = crc_seed(&Uuid([1; 16]));
+    let (h, t) = encode_pad(4096, 5, 1, 5, seed);
+    let hd = RecordHeader::decode(&h, seed, 4096).unwrap();
+    assert_eq!(hd.kind, KIND_PAD);
+    verify_record(&hd, &h, &[], &t, seed).unwrap();
+}
+
+#[test]
+fn malformed_range_body_is_an_error_not_a_panic() {
+    let body = [0xffu8; 40];
+    let items: Vec<_> = ranges(&body, 3).collect();
+    assert!(items.last().unwrap().is_err());
+}
