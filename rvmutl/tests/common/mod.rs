@@ -33,14 +33,40 @@ pub fn data_path(dir: &Path) -> PathBuf {
     dir.join("data")
 }
 
-/// A fresh directory for a test.
-pub fn test_dir(name: &str) -> PathBuf {
+/// A fresh directory for a test, removed (with what the test left in it) when dropped.
+pub struct TestDir(PathBuf);
+
+impl std::ops::Deref for TestDir {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        // The per-process parent goes once its last test directory is gone.
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// A fresh directory for a test (see [`TestDir`]).
+pub fn test_dir(name: &str) -> TestDir {
     let d = std::env::temp_dir()
         .join(format!("rvmutl-test-{}", std::process::id()))
         .join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TestDir(d)
 }
 
 fn options() -> Options {
