@@ -207,7 +207,9 @@ fn c_base_or_init(dir: &std::path::Path) -> usize {
 /// `RVM_CAPI_PROFILE=c:N` or `rust:N`: run N no_flush commits through one path and exit,
 /// for `perf stat` / `valgrind --tool=callgrind` (instructions per commit of each path).
 fn profile(spec: &str) {
-    let (path, n) = spec.split_once(':').expect("RVM_CAPI_PROFILE=c:N or rust:N");
+    let (path, n) = spec
+        .split_once(':')
+        .expect("RVM_CAPI_PROFILE=c:N or rust:N");
     let n: u64 = n.parse().expect("a commit count");
     let dir = scratch().join("profile");
     std::fs::create_dir_all(&dir).unwrap();
