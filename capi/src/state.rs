@@ -4,8 +4,9 @@
 //! The instance is a phase (not initialized, running, terminated) plus, once a log is open,
 //! an [`Rvm`] that lives at a fixed address until `rvm_terminate` (transactions borrow it, and
 //! they live in the registry between calls). Each entry point that uses it is counted while it
-//! runs; `rvm_terminate` reclaims the instance only when no call is running and no
-//! transaction is open, so no borrow of it survives.
+//! runs, except the transaction calls, which mark their tid slot busy instead (`tids`);
+//! `rvm_terminate` reclaims the instance only when no call is counted, no tid slot is busy and
+//! no transaction is open, so no borrow of it survives.
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
