@@ -259,8 +259,17 @@ impl Inner {
                 instance_name: self.log_name.clone(),
                 locks: self.locks.clone(),
                 lock_timeout: self.options.lock_timeout,
+                warm_up: std::sync::Mutex::new(None),
             }),
         };
+        if options.warm_up {
+            let thread = crate::warm_up::start(&segment.inner);
+            *segment
+                .inner
+                .warm_up
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = thread;
+        }
         let slot = &mut slots[index];
         slot.device = Some(device);
         slot.header = Some(header);
@@ -331,9 +340,20 @@ impl Inner {
             mapping::unmap_region(m.address, m.length);
         }
         *flag = false;
+        drop(flag);
         if let Some(slot) = slots.get_mut(index as usize) {
             slot.mapped = None;
             slot.remap_needs_truncate = true;
+        }
+        // The warm-up thread sees the flag at its next chunk and ends; it takes no other lock.
+        let warm_up = segment
+            .inner
+            .warm_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(thread) = warm_up {
+            let _ = thread.join();
         }
         Ok(())
     }
