@@ -188,16 +188,25 @@ fn warm_up_stops_at_unmap_and_at_close() {
     rvm.unmap(&seg).unwrap();
     // Unmapping joined the thread (it is not merely told to stop).
     assert!(!seg.warming_up());
-    assert!(warm_up_threads_gone(), "a warm-up thread outlived unmap");
-    // The address range is free again: the segment maps there once more (fixed placement),
-    // reading zeros (nothing was committed), and a second warm-up stops at close.
+    // The address range is free again: the segment maps there once more at once (fixed
+    // placement), now without warm-up, and nothing makes its pages present: no warm-up of the
+    // first mapping goes on over the second.
     assert_eq!(warm.placement, Placement::Fixed);
     // SAFETY: as above.
-    let seg = unsafe { rvm.map(&data, warm) }.unwrap();
+    let seg = unsafe { rvm.map(&data, MapOptions::default()) }.unwrap();
     assert_eq!(seg.regions()[0].address, ADDRESS as usize);
+    assert!(warm_up_threads_gone(), "a warm-up thread outlived unmap");
+    let pages = REGION as usize / PAGE;
+    if kernel_populates() {
+        assert_eq!(pages_not_resident(&seg), pages, "the old warm-up touched the new mapping");
+    }
     let mut first = [0xffu8; 4096];
     seg.read_bytes(ADDRESS as usize, &mut first).unwrap();
     assert!(first.iter().all(|b| *b == 0));
+    rvm.unmap(&seg).unwrap();
+    // A second warm-up stops at close.
+    // SAFETY: as above.
+    let seg = unsafe { rvm.map(&data, warm) }.unwrap();
     rvm.close().unwrap();
     assert!(!seg.warming_up());
     assert!(warm_up_threads_gone(), "a warm-up thread outlived close");
