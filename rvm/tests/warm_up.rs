@@ -198,7 +198,11 @@ fn warm_up_stops_at_unmap_and_at_close() {
     assert!(warm_up_threads_gone(), "a warm-up thread outlived unmap");
     let pages = REGION as usize / PAGE;
     if kernel_populates() {
-        assert_eq!(pages_not_resident(&seg), pages, "the old warm-up touched the new mapping");
+        assert_eq!(
+            pages_not_resident(&seg),
+            pages,
+            "the old warm-up touched the new mapping"
+        );
     }
     let mut first = [0xffu8; 4096];
     seg.read_bytes(ADDRESS as usize, &mut first).unwrap();
