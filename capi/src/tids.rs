@@ -340,11 +340,15 @@ pub fn hold_counted(t: &RvmTid) -> Result<Held, RvmReturn> {
             Ok(_) => break,
             Err(now) if now == open || now == open | BUSY => {
                 // Spurious failure, or another call holds this tid: wait for it.
-                spins += 1;
+                // A call holds a slot for one library call (a flush commit's sync at most), so
+                // spin briefly, then yield, then sleep rather than burn a core.
+                spins = spins.saturating_add(1);
                 if spins < 64 {
                     std::hint::spin_loop();
-                } else {
+                } else if spins < 1024 {
                     std::thread::yield_now();
+                } else {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
                 }
             }
             Err(_) => return Err(RVM_ETID),
