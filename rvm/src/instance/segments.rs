@@ -51,7 +51,8 @@ pub(super) fn slot_target(slots: &[Slot], index: u32) -> Option<(DeviceRef, Segm
 
 impl Rvm {
     /// Map a segment file: each region at the address in its header (or anywhere, per
-    /// `options`). Nothing is read up front; pages fault in when touched.
+    /// `options`). Nothing is read up front; pages fault in when touched, or are made present
+    /// by a background thread with [`MapOptions::warm_up`].
     ///
     /// # Safety
     ///
