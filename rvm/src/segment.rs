@@ -231,7 +231,9 @@ pub struct MapOptions {
     /// [`Segment::warming_up`].
     ///
     /// Cost: the whole segment becomes resident, private memory of the process (as if every
-    /// page had been written), read from the file where it has data. Uses
+    /// page had been written), read from the file where it has data. Do not turn it on for a
+    /// segment larger than the memory the process may use: as writing every page would, it
+    /// can then make the kernel's OOM killer end the process. Uses
     /// `madvise(MADV_POPULATE_WRITE)` (Linux 5.14 and later; on older kernels the option does
     /// nothing). It never changes the mapped bytes and adds no SIGBUS hazard to the contract of
     /// [`crate::Rvm::map`].
