@@ -1,7 +1,8 @@
 /* One tid used from several threads at once: four threads declare and write ranges through
  * byte copies of a tid another thread began, then it is committed or aborted (restore mode:
  * every byte gets its old value back). The image is checked after every round, the copies
- * are stale afterwards, and tids begun on one thread end on another.
+ * are stale afterwards, and tids begun on one thread end on another. Then 700 tids open at
+ * once, listed by rvm_query and ended through the listed copies.
  * Usage: shared_tid LOG SEGMENT */
 #include <rvm/rvm.h>
 #include <rvm/rvm_segment.h>
@@ -89,6 +90,31 @@ int main(int argc, char **argv) {
     for (int i = 0; i < THREADS; i++)
         CHECK(pthread_join(threads[i], NULL) == 0);
     rvm_options_t q;
+    rvm_init_options(&q);
+    CHECK_RC(rvm_query(&q, NULL), RVM_SUCCESS);
+    CHECK(q.n_uncommit == 0);
+
+    /* Many tids open at once (the registry grows past its first blocks of slots): rvm_query
+     * lists every one, its copies end them, and the originals are stale afterwards. */
+    enum { MANY = 700 };
+    static rvm_tid_t many[MANY];
+    for (int i = 0; i < MANY; i++) {
+        rvm_init_tid(&many[i]);
+        CHECK_RC(rvm_begin_transaction(&many[i], restore), RVM_SUCCESS);
+        CHECK_RC(rvm_set_range(&many[i], base + i, 1), RVM_SUCCESS);
+        base[i] = (unsigned char)(i * 13 + 1);
+    }
+    rvm_init_options(&q);
+    CHECK_RC(rvm_query(&q, NULL), RVM_SUCCESS);
+    CHECK(q.n_uncommit == MANY && q.tid_array != NULL);
+    CHECK_RC(rvm_terminate(), RVM_EUNCOMMIT);
+    for (int i = 0; i < MANY; i++)
+        CHECK_RC(rvm_end_transaction(&q.tid_array[i], no_flush), RVM_SUCCESS);
+    free(q.tid_array);
+    for (int i = 0; i < MANY; i++) {
+        CHECK_RC(rvm_abort_transaction(&many[i]), RVM_ETID);
+        CHECK(base[i] == (unsigned char)(i * 13 + 1));
+    }
     rvm_init_options(&q);
     CHECK_RC(rvm_query(&q, NULL), RVM_SUCCESS);
     CHECK(q.n_uncommit == 0);
