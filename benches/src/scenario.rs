@@ -585,7 +585,7 @@ pub fn truncation_peak_rss() -> Result<TruncationRss> {
 }
 
 /// A `kB` field of /proc/self/status, in bytes.
-fn proc_status_bytes(field: &str) -> Result<u64> {
+pub fn proc_status_bytes(field: &str) -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let line = status
         .lines()

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use rvm::segment::{self, CreateOptions, RegionSpec};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
 use rvm_capi::types::*;
@@ -167,7 +167,7 @@ fn alternating(_: &mut Criterion) {
     let c_base = c_base_or_init(&dir);
     let mut i = 0u64;
     for (mode, c_mode, batch, batches) in [
-        (CommitMode::NoFlush, MODE_NO_FLUSH, 2000u64, 200usize),
+        (CommitMode::NoFlush, MODE_NO_FLUSH, 2000u64, 1000usize),
         (CommitMode::Flush, MODE_FLUSH, 10, 40),
     ] {
         let (mut rust, mut c) = (Vec::new(), Vec::new());
@@ -204,5 +204,35 @@ fn c_base_or_init(dir: &std::path::Path) -> usize {
     *C_BASE.get_or_init(|| c_instance(dir))
 }
 
+/// `RVM_CAPI_PROFILE=c:N` or `rust:N`: run N no_flush commits through one path and exit,
+/// for `perf stat` / `valgrind --tool=callgrind` (instructions per commit of each path).
+fn profile(spec: &str) {
+    let (path, n) = spec
+        .split_once(':')
+        .expect("RVM_CAPI_PROFILE=c:N or rust:N");
+    let n: u64 = n.parse().expect("a commit count");
+    let dir = scratch().join("profile");
+    std::fs::create_dir_all(&dir).unwrap();
+    if path == "c" {
+        let base = c_base_or_init(&dir);
+        for i in 0..n {
+            c_commit(base, i, MODE_NO_FLUSH);
+        }
+    } else {
+        let (rvm, base) = rust_instance(&dir);
+        for i in 0..n {
+            rust_commit(&rvm, base, i, CommitMode::NoFlush);
+        }
+    }
+}
+
 criterion_group!(benches, commits, alternating);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("RVM_CAPI_PROFILE") {
+        profile(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -24,6 +24,7 @@ mod records;
 mod segment;
 mod state;
 mod stats;
+mod tids;
 mod tx;
 pub mod types;
 

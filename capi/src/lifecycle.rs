@@ -174,7 +174,7 @@ pub extern "C" fn rvm_terminate() -> RvmReturn {
         if !matches!(state::global().phase, Phase::Running { .. }) {
             return RVM_EINIT;
         }
-        if state::open_tid_count() > 0 {
+        if crate::tids::open_count() > 0 {
             return RVM_EUNCOMMIT;
         }
         let taken = state::exclusive(|g| {
@@ -182,7 +182,7 @@ pub extern "C" fn rvm_terminate() -> RvmReturn {
                 return Err(RVM_EINIT);
             }
             // Checked again with every call finished: one may have begun a transaction.
-            if state::open_tid_count() > 0 {
+            if crate::tids::open_count() > 0 {
                 return Err(RVM_EUNCOMMIT);
             }
             match std::mem::replace(&mut g.phase, Phase::Terminated) {
@@ -344,7 +344,7 @@ pub unsafe extern "C" fn rvm_query(options: *mut RvmOptions, region: *mut RvmReg
             } else {
                 RVM_FALSE
             };
-            let tids = state::open_tids();
+            let tids = crate::tids::open_tids();
             if !tids.is_empty() {
                 // Entries already in the array (none if it is NULL, whatever the count says).
                 let have = if o.tid_array.is_null() {

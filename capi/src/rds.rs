@@ -16,7 +16,8 @@ use rvm::{BeginMode, CommitMode, Rvm, Transaction};
 use crate::args::c_path;
 use crate::codes::*;
 use crate::current_heap;
-use crate::state::{self, enter, guarded, lock, read_tid};
+use crate::state::{enter, guarded};
+use crate::tids::{self, read_tid};
 use crate::types::*;
 
 /// Non-zero: trace heap calls to `rds_tracing_file` (see `RDS_LOG`).
@@ -84,10 +85,9 @@ unsafe fn in_transaction<R>(
     }
     // SAFETY: forwarded.
     let t = unsafe { read_tid(tid) }?;
-    let slot = state::find(&t)?;
-    let mut guard = lock(&slot.tx);
-    let tx = guard.as_mut().ok_or(RVM_ETID)?;
-    op(tx)
+    // The caller is counted (`enter`), so `rvm_terminate` waits for it.
+    let mut held = tids::hold_counted(&t)?;
+    op(held.tx())
 }
 
 fn rds_err(e: rds::Error) -> i32 {

@@ -4,18 +4,17 @@
 //! The instance is a phase (not initialized, running, terminated) plus, once a log is open,
 //! an [`Rvm`] that lives at a fixed address until `rvm_terminate` (transactions borrow it, and
 //! they live in the registry between calls). Each entry point that uses it is counted while it
-//! runs; `rvm_terminate` reclaims the instance only when no call is running and no
-//! transaction is open, so no borrow of it survives.
+//! runs, except the transaction calls, which mark their tid slot busy instead (`tids`);
+//! `rvm_terminate` reclaims the instance only when no call is counted, no tid slot is busy and
+//! no transaction is open, so no borrow of it survives.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
-use libc::timeval;
-use rvm::{Rvm, Transaction};
+use rvm::Rvm;
 
-use crate::codes::{RVM_EINIT, RVM_ELOG, RVM_ETID};
-use crate::types::{RvmReturn, RvmTid, RVM_TID_ID};
+use crate::codes::{RVM_EINIT, RVM_ELOG};
+use crate::types::RvmReturn;
 
 /// Run an entry point's body so that no panic crosses into C: a panic becomes `$on_panic`
 /// (`RVM_EINTERNAL`, or a null pointer for functions that return one).
@@ -115,6 +114,20 @@ impl Drop for Call {
     }
 }
 
+/// Whether `rvm_terminate` is deciding (a call that marked its tid slot busy with a
+/// sequentially consistent read-modify-write reads this next: see `tids::hold`).
+pub fn terminating() -> bool {
+    TERMINATING.load(Ordering::SeqCst)
+}
+
+/// Wait until `rvm_terminate` has decided (a call that saw it deciding steps back first).
+pub fn wait_while_terminating() {
+    let mut g = global();
+    while TERMINATING.load(Ordering::SeqCst) {
+        g = GLOBAL_CHANGED.wait(g).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
 /// Start a call that needs the instance: `RVM_EINIT` unless it is running.
 pub fn enter() -> Result<Call, RvmReturn> {
     loop {
@@ -127,10 +140,7 @@ pub fn enter() -> Result<Call, RvmReturn> {
             let _g = global();
             GLOBAL_CHANGED.notify_all();
         }
-        let mut g = global();
-        while TERMINATING.load(Ordering::SeqCst) {
-            g = GLOBAL_CHANGED.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
+        wait_while_terminating();
     }
     let mut call = Call { rvm: None };
     if PHASE.load(Ordering::SeqCst) != PHASE_RUNNING {
@@ -144,6 +154,37 @@ pub fn enter() -> Result<Call, RvmReturn> {
     Ok(call)
 }
 
+/// `RVM_EINIT` unless running. Calls on an open tid check only this: an open transaction keeps
+/// the instance alive (`rvm_terminate` refuses while one is open), and their tid slot, marked
+/// busy, stands for the running-call count (see `tids::hold`).
+pub fn running() -> Result<(), RvmReturn> {
+    if PHASE.load(Ordering::Relaxed) == PHASE_RUNNING {
+        Ok(())
+    } else {
+        Err(RVM_EINIT)
+    }
+}
+
+/// The instance for a call that begins a transaction. The caller has marked its tid slot busy
+/// with a sequentially consistent read-modify-write, which `exclusive` waits for, and clears
+/// that mark while this waits for a terminate decision (`unmark`) before marking again
+/// (`mark`).
+pub fn instance_for_begin(mark: impl Fn(), unmark: impl Fn()) -> Result<&'static Rvm, RvmReturn> {
+    while TERMINATING.load(Ordering::SeqCst) {
+        unmark();
+        wait_while_terminating();
+        mark();
+    }
+    if PHASE.load(Ordering::SeqCst) != PHASE_RUNNING {
+        return Err(RVM_EINIT);
+    }
+    let ptr = INSTANCE.load(Ordering::SeqCst);
+    // SAFETY: a non-null INSTANCE is the leaked `Rvm` of the running phase; it is reclaimed
+    // only by `rvm_terminate`, after `exclusive` has seen no tid slot busy (the caller's is,
+    // and it was marked before TERMINATING was read as clear) and has cleared INSTANCE.
+    unsafe { ptr.as_ref() }.ok_or(RVM_ELOG)
+}
+
 /// Change the C layer's own settings (only while running).
 pub fn with_settings<R>(f: impl FnOnce(&mut Settings) -> R) -> Option<R> {
     match &mut global().phase {
@@ -152,14 +193,14 @@ pub fn with_settings<R>(f: impl FnOnce(&mut Settings) -> R) -> Option<R> {
     }
 }
 
-/// Wait until no other call runs, with new calls held back; `decide` then runs with the
-/// global lock held. Used by `rvm_terminate`.
+/// Wait until no other call runs (none counted, no tid slot busy), with new calls held back;
+/// `decide` then runs with the global lock held. Used by `rvm_terminate`.
 pub fn exclusive<R>(decide: impl FnOnce(&mut Global) -> R) -> R {
     let mut g = global();
     // Only one decision at a time: `GLOBAL` is held from here to the end, so another
     // `exclusive` cannot interleave.
     TERMINATING.store(true, Ordering::SeqCst);
-    while CALLS.load(Ordering::SeqCst) > 0 {
+    while CALLS.load(Ordering::SeqCst) > 0 || crate::tids::any_busy() {
         g = GLOBAL_CHANGED
             .wait_timeout(g, std::time::Duration::from_millis(10))
             .unwrap_or_else(|e| e.into_inner())
@@ -170,123 +211,6 @@ pub fn exclusive<R>(decide: impl FnOnce(&mut Global) -> R) -> R {
     TERMINATING.store(false, Ordering::SeqCst);
     GLOBAL_CHANGED.notify_all();
     result
-}
-
-/// One open transaction. Calls on it are serialized by `tx`'s lock; `None` once ended.
-pub struct TidSlot {
-    pub uname: (i64, i64),
-    pub tx: Mutex<Option<Transaction<'static>>>,
-}
-
-/// Tid ids are a counter: hashing them is a multiplication (SipHash showed in profiles).
-#[derive(Default)]
-pub struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Registry = HashMap<u64, Arc<TidSlot>, std::hash::BuildHasherDefault<IdHasher>>;
-
-static TIDS: Mutex<Option<Registry>> = Mutex::new(None);
-static NEXT_TID: AtomicU64 = AtomicU64::new(1);
-
-/// Register a new transaction; returns the id and uname to store in the caller's record.
-pub fn register(tx: Transaction<'static>) -> (u64, timeval) {
-    let id = NEXT_TID.fetch_add(1, Ordering::Relaxed);
-    let mut now = timeval {
-        tv_sec: 0,
-        tv_usec: 0,
-    };
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec. The coarse clock is enough for a uname: the id, not the
-    // time, makes a tid unique.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
-        now.tv_sec = ts.tv_sec;
-        now.tv_usec = ts.tv_nsec / 1000;
-    }
-    let slot = Arc::new(TidSlot {
-        uname: (now.tv_sec, now.tv_usec),
-        tx: Mutex::new(Some(tx)),
-    });
-    lock(&TIDS)
-        .get_or_insert_with(Registry::default)
-        .insert(id, slot);
-    (id, now)
-}
-
-/// Read the caller's tid record: `RVM_ETID` for NULL or a record without the tid id.
-///
-/// # Safety
-/// A non-null `tid` must point to readable memory of `rvm_tid_t`'s size.
-pub unsafe fn read_tid(tid: *const RvmTid) -> Result<RvmTid, RvmReturn> {
-    if tid.is_null() {
-        return Err(RVM_ETID);
-    }
-    // SAFETY: the caller guarantees a readable record; it may be unaligned.
-    let t = unsafe { std::ptr::read_unaligned(tid) };
-    if t.struct_id != RVM_TID_ID {
-        return Err(RVM_ETID);
-    }
-    Ok(t)
-}
-
-fn key(t: &RvmTid) -> (u64, (i64, i64)) {
-    (t.tid as u64, (t.uname.tv_sec, t.uname.tv_usec))
-}
-
-/// The open transaction a tid record names (by id and uname), or `RVM_ETID`.
-pub fn find(t: &RvmTid) -> Result<Arc<TidSlot>, RvmReturn> {
-    let (id, uname) = key(t);
-    lock(&TIDS)
-        .as_ref()
-        .and_then(|m| m.get(&id))
-        .filter(|s| s.uname == uname)
-        .cloned()
-        .ok_or(RVM_ETID)
-}
-
-/// Take the open transaction a tid record names out of the registry (end or abort).
-pub fn take(t: &RvmTid) -> Result<Transaction<'static>, RvmReturn> {
-    let (id, uname) = key(t);
-    let slot = {
-        let mut tids = lock(&TIDS);
-        let map = tids.as_mut().ok_or(RVM_ETID)?;
-        match map.get(&id) {
-            Some(s) if s.uname == uname => map.remove(&id).ok_or(RVM_ETID)?,
-            _ => return Err(RVM_ETID),
-        }
-    };
-    // Waits for a call in progress on the same tid.
-    let tx = lock(&slot.tx).take();
-    tx.ok_or(RVM_ETID)
-}
-
-/// The open transactions: (id, uname) each, in id order.
-pub fn open_tids() -> Vec<(u64, (i64, i64))> {
-    let mut v: Vec<_> = lock(&TIDS)
-        .as_ref()
-        .map(|m| m.iter().map(|(id, s)| (*id, s.uname)).collect())
-        .unwrap_or_default();
-    v.sort_unstable();
-    v
-}
-
-pub fn open_tid_count() -> usize {
-    lock(&TIDS).as_ref().map_or(0, |m| m.len())
 }
 
 #[cfg(test)]
@@ -308,27 +232,5 @@ mod tests {
         assert_eq!(code, RVM_EINTERNAL);
         let null: *mut u8 = guarded!(std::ptr::null_mut(), { panic!("bug") });
         assert!(null.is_null());
-    }
-
-    #[test]
-    fn forged_and_null_tids_are_refused_without_dereferencing() {
-        // SAFETY: NULL is allowed.
-        assert_eq!(unsafe { read_tid(std::ptr::null()) }.err(), Some(RVM_ETID));
-        let mut t = RvmTid {
-            struct_id: RVM_TID_ID,
-            from_heap: 0,
-            uname: timeval {
-                tv_sec: 1,
-                tv_usec: 2,
-            },
-            // Not a pointer the library follows: any value is just an unknown id.
-            tid: 0xdead_beef as *mut libc::c_void,
-            reserved: 0,
-        };
-        assert_eq!(find(&t).err(), Some(RVM_ETID));
-        assert_eq!(take(&t).err(), Some(RVM_ETID));
-        t.struct_id = 0;
-        // SAFETY: `t` is a readable record.
-        assert_eq!(unsafe { read_tid(&t) }.err(), Some(RVM_ETID));
     }
 }

@@ -31,7 +31,7 @@ fn fill(rvm: &rvm::Rvm, out: &mut RvmStatistics) {
     out.n_abort = s.aborts as RvmLength;
     out.n_flush_commit = s.flush_commits as RvmLength;
     out.n_no_flush_commit = s.no_flush_commits as RvmLength;
-    out.n_uncommit = state::open_tid_count() as RvmLength;
+    out.n_uncommit = crate::tids::open_count() as RvmLength;
     out.n_no_flush = q.queued_no_flush_commits as RvmLength;
     out.no_flush_length = offset(q.queued_bytes as u64);
     out.n_truncation_wait = s.space_waits as RvmLength;

@@ -9,7 +9,8 @@ use libc::c_void;
 use rvm::{BeginMode, CommitMode};
 
 use crate::codes::*;
-use crate::state::{self, enter, guarded, read_tid};
+use crate::state::{self, guarded};
+use crate::tids::{self, read_tid};
 use crate::types::*;
 
 fn begin_mode(mode: CEnum) -> Option<BeginMode> {
@@ -41,13 +42,11 @@ fn code(result: Result<(), RvmReturn>) -> RvmReturn {
 pub unsafe extern "C" fn rvm_begin_transaction(tid: *mut RvmTid, mode: CEnum) -> RvmReturn {
     guarded!(RVM_EINTERNAL, {
         code((|| {
-            let call = enter()?;
+            state::running()?;
             // SAFETY: the caller's contract.
             let mut t = unsafe { read_tid(tid) }?;
             let mode = begin_mode(mode).ok_or(RVM_EMODE)?;
-            let rvm = call.rvm()?;
-            let tx = rvm.begin(mode).map_err(|e| rvm_code(&e))?;
-            let (id, uname) = state::register(tx);
+            let (id, uname) = tids::begin(|rvm| rvm.begin(mode).map_err(|e| rvm_code(&e)))?;
             t.uname = uname;
             t.tid = id as *mut c_void;
             t.reserved = 0;
@@ -72,13 +71,12 @@ pub unsafe extern "C" fn rvm_set_range(
 ) -> RvmReturn {
     guarded!(RVM_EINTERNAL, {
         code((|| {
-            let _call = enter()?;
+            state::running()?;
             // SAFETY: the caller's contract.
             let t = unsafe { read_tid(tid) }?;
-            let slot = state::find(&t)?;
-            let mut guard = state::lock(&slot.tx);
-            let tx = guard.as_mut().ok_or(RVM_ETID)?;
-            tx.set_range(dest as usize, length as usize)
+            tids::hold(&t)?
+                .tx()
+                .set_range(dest as usize, length as usize)
                 .map_err(|e| rvm_code(&e))
         })())
     })
@@ -98,16 +96,15 @@ pub unsafe extern "C" fn rvm_modify_bytes(
 ) -> RvmReturn {
     guarded!(RVM_EINTERNAL, {
         code((|| {
-            let _call = enter()?;
+            state::running()?;
             // SAFETY: the caller's contract.
             let t = unsafe { read_tid(tid) }?;
             if src.is_null() && length != 0 {
                 return Err(RVM_ESRC);
             }
-            let slot = state::find(&t)?;
-            let mut guard = state::lock(&slot.tx);
-            let tx = guard.as_mut().ok_or(RVM_ETID)?;
-            tx.set_range(dest as usize, length as usize)
+            let mut held = tids::hold(&t)?;
+            held.tx()
+                .set_range(dest as usize, length as usize)
                 .map_err(|e| rvm_code(&e))?;
             // SAFETY: set_range checked that the destination lies in a mapped region and
             // pinned it for this transaction; `src` is readable by the caller's contract.
@@ -128,16 +125,15 @@ pub unsafe extern "C" fn rvm_modify_bytes(
 pub unsafe extern "C" fn rvm_end_transaction(tid: *mut RvmTid, mode: CEnum) -> RvmReturn {
     guarded!(RVM_EINTERNAL, {
         code((|| {
-            let _call = enter()?;
+            state::running()?;
             // SAFETY: the caller's contract.
             let t = unsafe { read_tid(tid) }?;
+            let held = tids::hold(&t)?;
             let Some(mode) = commit_mode(mode) else {
                 // A bad tid wins over a bad mode; a bad mode leaves the tid open.
-                state::find(&t)?;
                 return Err(RVM_EMODE);
             };
-            let tx = state::take(&t)?;
-            tx.end(mode).map_err(|e| rvm_code(&e))
+            held.finish(|tx| tx.end(mode).map_err(|e| rvm_code(&e)))
         })())
     })
 }
@@ -151,11 +147,10 @@ pub unsafe extern "C" fn rvm_end_transaction(tid: *mut RvmTid, mode: CEnum) -> R
 pub unsafe extern "C" fn rvm_abort_transaction(tid: *mut RvmTid) -> RvmReturn {
     guarded!(RVM_EINTERNAL, {
         code((|| {
-            let _call = enter()?;
+            state::running()?;
             // SAFETY: the caller's contract.
             let t = unsafe { read_tid(tid) }?;
-            let tx = state::take(&t)?;
-            tx.abort().map_err(|e| rvm_code(&e))
+            tids::hold(&t)?.finish(|tx| tx.abort().map_err(|e| rvm_code(&e)))
         })())
     })
 }

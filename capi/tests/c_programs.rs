@@ -546,6 +546,22 @@ fn terminate_waits_for_running_calls_and_refuses_open_transactions() {
 }
 
 #[test]
+fn one_tid_used_from_several_threads_at_once_commits_and_aborts_exactly() {
+    let s = Scratch::new("sharedtid");
+    let exe = s.path("shared_tid");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/shared_tid.c")],
+        &exe,
+        &["-std=gnu99"],
+    );
+    let (log, data) = (s.path("log"), s.path("data"));
+    let stdout = expect_success(&run(&exe, &[&log, &data]), "shared_tid");
+    assert!(stdout.contains("shared tid ok (134 commits)"), "{stdout}");
+}
+
+#[test]
 fn start_recovery_and_shutdown_run_on_a_64k_thread_stack() {
     let s = Scratch::new("smallstack");
     let exe = s.path("small_stack");

@@ -32,6 +32,7 @@ pub mod log;
 mod mapping;
 mod racy;
 mod range_lock;
+mod warm_up;
 pub use crate::mapping::range_is_occupied;
 mod apply;
 mod instance;

@@ -225,6 +225,9 @@ impl Rvm {
                 address: options.address,
                 backing,
             }],
+            // A plain file's private mapping faults its pages in on first touch, as before;
+            // a warm-up option for it is left for when a caller needs one.
+            warm_up: false,
         };
         // SAFETY: `span` keeps the region inside the file as it is now; the file is not
         // shortened while mapped: this function's contract.

@@ -63,7 +63,8 @@ pub(super) fn slot_target(slots: &[Slot], index: u32) -> Option<(DeviceRef, Segm
 
 impl Rvm {
     /// Map a segment file: each region at the address in its header (or anywhere, per
-    /// `options`). Nothing is read up front; pages fault in when touched.
+    /// `options`). Nothing is read up front; pages fault in when touched, or are made present
+    /// by a background thread with [`MapOptions::warm_up`].
     ///
     /// # Safety
     ///
@@ -231,6 +232,8 @@ pub(super) struct MapPlan {
     pub(super) header: SegmentHeader,
     pub(super) path_hint: String,
     pub(super) regions: Vec<PlannedRegion>,
+    /// Start a warm-up thread over the mapped regions ([`MapOptions::warm_up`]).
+    pub(super) warm_up: bool,
 }
 
 impl Inner {
@@ -265,6 +268,7 @@ impl Inner {
             header,
             path_hint,
             regions,
+            warm_up: options.warm_up,
         };
         // SAFETY: `read_header_from` checked the device is as long as the segment, so it
         // holds every region; the rest is this function's contract.
@@ -285,6 +289,7 @@ impl Inner {
             header,
             path_hint,
             regions: planned,
+            warm_up,
         } = plan;
         let needs_truncate = {
             let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
@@ -354,8 +359,17 @@ impl Inner {
                 instance_name: self.log_name.clone(),
                 locks: self.locks.clone(),
                 lock_timeout: self.options.lock_timeout,
+                warm_up: std::sync::Mutex::new(None),
             }),
         };
+        if warm_up {
+            let thread = crate::warm_up::start(&segment.inner);
+            *segment
+                .inner
+                .warm_up
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = thread;
+        }
         let slot = &mut slots[index];
         slot.device = Some(device);
         slot.header = Some(header);
@@ -431,10 +445,21 @@ impl Inner {
             mapping::unmap_region(m.address, m.length);
         }
         *flag = false;
+        drop(flag);
         if let Some(slot) = slots.get_mut(index as usize) {
             slot.mapped
                 .retain(|m| !Arc::ptr_eq(&m.inner, &segment.inner));
             slot.remap_needs_truncate = true;
+        }
+        // The warm-up thread sees the flag at its next chunk and ends; it takes no other lock.
+        let warm_up = segment
+            .inner
+            .warm_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(thread) = warm_up {
+            let _ = thread.join();
         }
         Ok(())
     }

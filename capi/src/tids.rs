@@ -1,0 +1,500 @@
+//! The registry of open transactions: a slab of tid slots indexed by the id a tid record
+//! carries, each slot checked by a generation and the tid's uname.
+//!
+//! Every transaction call passes here, so the common path takes no global lock, allocates
+//! nothing and makes one atomic read-modify-write per call: the compare-and-swap that both
+//! checks the caller's id against the slot and locks the slot for the call.
+//!
+//! A tid record's `tid` field holds `generation << INDEX_BITS | index` as a number (never
+//! dereferenced). A slot's state word holds its generation and two flags:
+//!
+//! | state | meaning |
+//! | --- | --- |
+//! | `gen` | free (in a free list, or never handed out) |
+//! | `gen \| BUSY` | being begun or ended by one call: not open, but that call uses the instance |
+//! | `gen \| OPEN` | open and idle |
+//! | `gen \| OPEN \| BUSY` | open, and one call holds it (the only one that may touch its transaction) |
+//!
+//! Ending a transaction moves its slot to the next generation, so a stale, ended or copied tid
+//! of an earlier transaction in the slot no longer matches. Slots live in chunks that are
+//! allocated once and never freed (they are at most as many as transactions were open at once),
+//! so a slot reference is `'static` and an index from a forged record is looked up without
+//! following anything the caller wrote.
+//!
+//! Free slots are kept per thread (a short list; the rest in a global one), so begin and end
+//! usually touch no shared free list.
+
+use std::cell::{RefCell, UnsafeCell};
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use libc::timeval;
+use rvm::{Rvm, Transaction};
+
+use crate::codes::{RVM_ENO_MEMORY, RVM_ETID};
+use crate::state::{self, lock};
+use crate::types::{RvmReturn, RvmTid, RVM_TID_ID};
+
+/// Bits of a tid id that give the slot index: at most 16 M transactions open at once.
+const INDEX_BITS: u32 = 24;
+const SLOTS_MAX: usize = 1 << INDEX_BITS;
+/// Generations wrap after 2^40 transactions in one slot; the uname is checked as well.
+const GENERATION_MASK: u64 = (1 << 40) - 1;
+
+const OPEN: u64 = 1;
+const BUSY: u64 = 2;
+const FLAG_BITS: u32 = 2;
+
+/// Slots in the first chunk; chunk `c` holds `FIRST_CHUNK_SLOTS << c`.
+const FIRST_CHUNK_SLOTS: usize = 64;
+const FIRST_CHUNK_BITS: u32 = FIRST_CHUNK_SLOTS.trailing_zeros();
+/// Enough chunks for `SLOTS_MAX` slots: 64 * (2^19 - 1) >= 2^24.
+const CHUNKS_MAX: usize = 19;
+const _: () = assert!(FIRST_CHUNK_SLOTS * ((1 << CHUNKS_MAX) - 1) >= SLOTS_MAX);
+
+/// Free slots a thread keeps for its next transactions before giving some back.
+const LOCAL_FREE_MAX: usize = 32;
+
+/// One transaction's place. Aligned to a cache line: slots of different threads' transactions
+/// do not share one.
+#[repr(align(64))]
+struct Slot {
+    state: AtomicU64,
+    uname_sec: AtomicI64,
+    uname_usec: AtomicI64,
+    /// Touched only by the call that set `BUSY` in `state` (and holds it until it clears it).
+    tx: UnsafeCell<Option<Transaction<'static>>>,
+}
+
+// SAFETY: `tx` is only accessed by the one call that owns the slot's BUSY flag (set by an
+// atomic swap or compare-and-swap, cleared by a release store after the access), so accesses
+// from different threads never overlap; `Transaction` is `Send`.
+unsafe impl Sync for Slot {}
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            state: AtomicU64::new(1 << FLAG_BITS),
+            uname_sec: AtomicI64::new(0),
+            uname_usec: AtomicI64::new(0),
+            tx: UnsafeCell::new(None),
+        }
+    }
+}
+
+static CHUNKS: [AtomicPtr<Slot>; CHUNKS_MAX] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS_MAX];
+/// Slots handed out so far (each index below this has its chunk allocated).
+static SLOTS_USED: AtomicUsize = AtomicUsize::new(0);
+/// Serializes chunk allocation and holds free slots given back by threads.
+static GLOBAL_FREE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// The chunk and position of a slot index.
+fn locate(index: usize) -> (usize, usize) {
+    let shifted = index + FIRST_CHUNK_SLOTS;
+    let chunk = (usize::BITS - 1 - shifted.leading_zeros() - FIRST_CHUNK_BITS) as usize;
+    (chunk, shifted - (FIRST_CHUNK_SLOTS << chunk))
+}
+
+/// The slot at `index`, if its chunk exists.
+fn slot(index: usize) -> Option<&'static Slot> {
+    if index >= SLOTS_MAX {
+        return None;
+    }
+    let (chunk, position) = locate(index);
+    let base = CHUNKS[chunk].load(Ordering::Acquire);
+    if base.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null chunk pointer is a leaked, fully initialized array of
+    // `FIRST_CHUNK_SLOTS << chunk` slots (published with release after initialization and
+    // never freed), and `position` is below that length by `locate`.
+    Some(unsafe { &*base.add(position) })
+}
+
+/// A slot index for a new transaction: one this thread freed, one another thread gave back,
+/// or a new one.
+fn allocate() -> Result<usize, RvmReturn> {
+    let local = LOCAL_FREE.try_with(|free| free.borrow_mut().0.pop());
+    if let Ok(Some(index)) = local {
+        return Ok(index as usize);
+    }
+    let mut global = lock(&GLOBAL_FREE);
+    if let Some(index) = global.pop() {
+        return Ok(index as usize);
+    }
+    let index = SLOTS_USED.load(Ordering::Relaxed);
+    if index >= SLOTS_MAX {
+        return Err(RVM_ENO_MEMORY);
+    }
+    let (chunk, _) = locate(index);
+    if CHUNKS[chunk].load(Ordering::Acquire).is_null() {
+        let slots: Box<[Slot]> = (0..FIRST_CHUNK_SLOTS << chunk)
+            .map(|_| Slot::new())
+            .collect();
+        CHUNKS[chunk].store(Box::leak(slots).as_mut_ptr(), Ordering::Release);
+    }
+    // Only changed with GLOBAL_FREE held.
+    SLOTS_USED.store(index + 1, Ordering::Relaxed);
+    Ok(index)
+}
+
+/// Free slot indexes of this thread; given back to the global list when the thread exits.
+struct LocalFree(Vec<u32>);
+
+impl Drop for LocalFree {
+    fn drop(&mut self) {
+        lock(&GLOBAL_FREE).append(&mut self.0);
+    }
+}
+
+thread_local! {
+    static LOCAL_FREE: RefCell<LocalFree> = const { RefCell::new(LocalFree(Vec::new())) };
+}
+
+fn release(index: usize) {
+    let index = index as u32;
+    let kept = LOCAL_FREE.try_with(|free| {
+        let mut free = free.borrow_mut();
+        if free.0.len() >= LOCAL_FREE_MAX {
+            let half = free.0.len() / 2;
+            lock(&GLOBAL_FREE).extend(free.0.drain(..half));
+        }
+        free.0.push(index);
+    });
+    if kept.is_err() {
+        // The thread is exiting: its list is gone.
+        lock(&GLOBAL_FREE).push(index);
+    }
+}
+
+fn tid_value(index: usize, generation: u64) -> u64 {
+    generation << INDEX_BITS | index as u64
+}
+
+/// The slot index and generation a tid record names (any value: it is only looked up).
+fn decode(t: &RvmTid) -> (usize, u64) {
+    let value = t.tid as u64;
+    (
+        (value & (SLOTS_MAX as u64 - 1)) as usize,
+        value >> INDEX_BITS,
+    )
+}
+
+fn uname_now() -> timeval {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec. The coarse clock is enough for a uname: the slot and
+    // generation, not the time, make a tid unique.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
+        return timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+    }
+    timeval {
+        tv_sec: ts.tv_sec,
+        tv_usec: ts.tv_nsec / 1000,
+    }
+}
+
+/// Begin a transaction with `open` on the running instance and register it. Returns the id
+/// and uname to store in the caller's record.
+///
+/// The slot is marked busy before the instance is looked at, so `rvm_terminate` either sees
+/// this call (and waits for it) or this call sees it terminating (and waits for its decision).
+pub fn begin(
+    open: impl FnOnce(&'static Rvm) -> Result<Transaction<'static>, RvmReturn>,
+) -> Result<(u64, timeval), RvmReturn> {
+    let index = allocate()?;
+    let Some(slot) = slot(index) else {
+        return Err(RVM_ETID); // unreachable: allocated slots have their chunk
+    };
+    // Free slots are changed only by the call that took them from a free list.
+    let free = slot.state.load(Ordering::Relaxed);
+    let released = |code| {
+        slot.state.store(free, Ordering::Release);
+        release(index);
+        Err(code)
+    };
+    // A read-modify-write (a full barrier) before `instance_for_begin` reads the terminating
+    // flag; `exclusive` sets that flag before it looks for busy slots.
+    let mark = || {
+        slot.state.swap(free | BUSY, Ordering::SeqCst);
+    };
+    let unmark = || slot.state.store(free, Ordering::SeqCst);
+    mark();
+    let rvm = match state::instance_for_begin(mark, unmark) {
+        Ok(rvm) => rvm,
+        Err(code) => return released(code),
+    };
+    let tx = match open(rvm) {
+        Ok(tx) => tx,
+        Err(code) => return released(code),
+    };
+    // SAFETY: this call set BUSY on the free slot; nothing else touches `tx` until the store
+    // below publishes it.
+    unsafe { *slot.tx.get() = Some(tx) };
+    let uname = uname_now();
+    slot.uname_sec.store(uname.tv_sec, Ordering::Relaxed);
+    slot.uname_usec.store(uname.tv_usec, Ordering::Relaxed);
+    slot.state.store(free | OPEN, Ordering::Release);
+    Ok((tid_value(index, free >> FLAG_BITS), uname))
+}
+
+/// A locked open transaction: the caller has it to itself until this is dropped.
+pub struct Held {
+    slot: &'static Slot,
+    index: usize,
+    open: u64,
+}
+
+impl Held {
+    /// The transaction.
+    pub fn tx(&mut self) -> &mut Transaction<'static> {
+        // SAFETY: this `Held` owns the slot's BUSY flag (set by `hold`), so no other call
+        // touches `tx`; an OPEN slot always holds a transaction (set before OPEN was
+        // published, taken only after OPEN is cleared).
+        let tx = unsafe { &mut *self.slot.tx.get() };
+        tx.as_mut().expect("an open tid slot holds its transaction")
+    }
+
+    /// End the registration: the tid (and every copy of it) is no longer valid. The
+    /// transaction is handed to `finish` (commit or abort) before the slot is reused, and the
+    /// slot counts as a running call until `finish` returns.
+    pub fn finish<R>(self, finish: impl FnOnce(Transaction<'static>) -> R) -> R {
+        let ending = Ending {
+            slot: self.slot,
+            index: self.index,
+            free: ((self.open >> FLAG_BITS).wrapping_add(1) & GENERATION_MASK).max(1) << FLAG_BITS,
+        };
+        std::mem::forget(self);
+        // SAFETY: as in `tx`: this call owns the slot's BUSY flag.
+        let tx = unsafe { (*ending.slot.tx.get()).take() };
+        // Not open any more, still busy: copies of the tid fail from here, and
+        // `rvm_terminate` waits for `finish`, which uses the instance.
+        ending
+            .slot
+            .state
+            .store(ending.free | BUSY, Ordering::Release);
+        let tx = tx.expect("an open tid slot holds its transaction");
+        finish(tx)
+        // `ending` drops here, after the transaction (also on a panic in `finish`).
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.slot.state.store(self.open, Ordering::Release);
+    }
+}
+
+/// A slot between the end of its registration and its reuse.
+struct Ending {
+    slot: &'static Slot,
+    index: usize,
+    free: u64,
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        self.slot.state.store(self.free, Ordering::Release);
+        release(self.index);
+    }
+}
+
+/// Lock the open transaction a tid record names (by id and uname), or `RVM_ETID`, for a call
+/// that is not counted as running (`state::enter`): the busy slot stands for the count. Waits
+/// for a call in progress on the same tid, and for a terminate decision in progress.
+pub fn hold(t: &RvmTid) -> Result<Held, RvmReturn> {
+    loop {
+        let held = hold_counted(t)?;
+        // The compare-and-swap that marked the slot busy is a full barrier: either
+        // `exclusive` (which sets the flag, then looks for busy slots) sees this call, or this
+        // call sees the flag and steps back until the decision, which an open tid makes a
+        // refusal.
+        if !state::terminating() {
+            return Ok(held);
+        }
+        drop(held);
+        state::wait_while_terminating();
+    }
+}
+
+/// `hold` for a call already counted as running by `state::enter` (`rvm_terminate` waits for
+/// it; it must not wait for `rvm_terminate`).
+pub fn hold_counted(t: &RvmTid) -> Result<Held, RvmReturn> {
+    let (index, generation) = decode(t);
+    let slot = slot(index).ok_or(RVM_ETID)?;
+    let open = generation << FLAG_BITS | OPEN;
+    let mut spins = 0u32;
+    loop {
+        match slot.state.compare_exchange_weak(
+            open,
+            open | BUSY,
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => break,
+            Err(now) if now == open || now == open | BUSY => {
+                // Spurious failure, or another call holds this tid: wait for it.
+                // A call holds a slot for one library call (a flush commit's sync at most), so
+                // spin briefly, then yield, then sleep rather than burn a core.
+                spins = spins.saturating_add(1);
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else if spins < 1024 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
+            }
+            Err(_) => return Err(RVM_ETID),
+        }
+    }
+    let held = Held { slot, index, open };
+    let uname = (
+        slot.uname_sec.load(Ordering::Relaxed),
+        slot.uname_usec.load(Ordering::Relaxed),
+    );
+    if uname != (t.uname.tv_sec, t.uname.tv_usec) {
+        return Err(RVM_ETID); // `held` unlocks
+    }
+    Ok(held)
+}
+
+fn each_used_slot(mut f: impl FnMut(usize, &'static Slot)) {
+    let used = SLOTS_USED.load(Ordering::Acquire).min(SLOTS_MAX);
+    for index in 0..used {
+        if let Some(s) = slot(index) {
+            f(index, s);
+        }
+    }
+}
+
+/// The open transactions: (id, uname) each, in id order. A transaction that begins or ends
+/// while this runs may or may not be listed.
+pub fn open_tids() -> Vec<(u64, (i64, i64))> {
+    let mut v = Vec::new();
+    each_used_slot(|index, s| {
+        let state = s.state.load(Ordering::Acquire);
+        if state & OPEN == 0 {
+            return;
+        }
+        let uname = (
+            s.uname_sec.load(Ordering::Relaxed),
+            s.uname_usec.load(Ordering::Relaxed),
+        );
+        // The uname belongs to this generation only if the state did not change meanwhile.
+        if s.state.load(Ordering::Acquire) & !BUSY == state & !BUSY {
+            v.push((tid_value(index, state >> FLAG_BITS), uname));
+        }
+    });
+    v.sort_unstable();
+    v
+}
+
+/// How many transactions are open now.
+pub fn open_count() -> usize {
+    let mut n = 0;
+    each_used_slot(|_, s| {
+        if s.state.load(Ordering::SeqCst) & OPEN != 0 {
+            n += 1;
+        }
+    });
+    n
+}
+
+/// Whether a call holds a tid slot now (it may be using the instance).
+pub fn any_busy() -> bool {
+    let mut busy = false;
+    each_used_slot(|_, s| {
+        if s.state.load(Ordering::SeqCst) & BUSY != 0 {
+            busy = true;
+        }
+    });
+    busy
+}
+
+/// Read the caller's tid record: `RVM_ETID` for NULL or a record without the tid id.
+///
+/// # Safety
+/// A non-null `tid` must point to readable memory of `rvm_tid_t`'s size.
+pub unsafe fn read_tid(tid: *const RvmTid) -> Result<RvmTid, RvmReturn> {
+    if tid.is_null() {
+        return Err(RVM_ETID);
+    }
+    // SAFETY: the caller guarantees a readable record; it may be unaligned.
+    let t = unsafe { std::ptr::read_unaligned(tid) };
+    if t.struct_id != RVM_TID_ID {
+        return Err(RVM_ETID);
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_indexes_map_to_distinct_chunk_positions() {
+        let mut seen = std::collections::HashSet::new();
+        let mut previous = (0, 0);
+        for index in 0..FIRST_CHUNK_SLOTS * 15 {
+            let (chunk, position) = locate(index);
+            assert!(position < FIRST_CHUNK_SLOTS << chunk, "{index}");
+            assert!(seen.insert((chunk, position)), "{index}");
+            if index > 0 {
+                // Consecutive indexes fill a chunk in order, then start the next one.
+                assert!(
+                    (chunk == previous.0 && position == previous.1 + 1)
+                        || (chunk == previous.0 + 1 && position == 0),
+                    "{index}"
+                );
+            }
+            previous = (chunk, position);
+        }
+        assert_eq!(locate(SLOTS_MAX - 1).0, CHUNKS_MAX - 1);
+    }
+
+    #[test]
+    fn ids_out_of_range_or_of_unallocated_chunks_are_refused() {
+        let mut t: RvmTid = RvmTid {
+            struct_id: crate::types::RVM_TID_ID,
+            from_heap: 0,
+            uname: timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            tid: std::ptr::null_mut(),
+            reserved: 0,
+        };
+        for value in [0u64, u64::MAX, (SLOTS_MAX as u64) - 1, 1 << INDEX_BITS] {
+            t.tid = value as *mut libc::c_void;
+            assert_eq!(hold(&t).err(), Some(RVM_ETID), "{value:#x}");
+        }
+    }
+
+    #[test]
+    fn forged_and_null_tids_are_refused_without_dereferencing() {
+        // SAFETY: NULL is allowed.
+        assert_eq!(unsafe { read_tid(std::ptr::null()) }.err(), Some(RVM_ETID));
+        let mut t = RvmTid {
+            struct_id: RVM_TID_ID,
+            from_heap: 0,
+            uname: timeval {
+                tv_sec: 1,
+                tv_usec: 2,
+            },
+            // Not a pointer the library follows: any value is just an unknown id.
+            tid: 0xdead_beef as *mut libc::c_void,
+            reserved: 0,
+        };
+        assert_eq!(hold(&t).err(), Some(RVM_ETID));
+        t.struct_id = 0;
+        // SAFETY: `t` is a readable record.
+        assert_eq!(unsafe { read_tid(&t) }.err(), Some(RVM_ETID));
+    }
+}
