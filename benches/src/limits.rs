@@ -121,6 +121,117 @@ impl SyncLoop {
     }
 }
 
+/// The least group commit can cost: `threads` committers each hand records to one writer,
+/// which takes everything queued, writes it with one `pwrite` starting on a fresh 512-byte
+/// sector, syncs once with `fdatasync`, and releases the committers it covered; each committer
+/// hands over its next record only once the previous one is durable. The file's blocks are
+/// allocated and written first, as a log's are.
+pub struct GroupSyncLimit {
+    file: File,
+    file_bytes: u64,
+}
+
+/// Group-commit queue shared by the committers and the writer of [`GroupSyncLimit::run`].
+struct GroupQueue {
+    buf: Vec<u8>,
+    queued: u64,
+    synced: u64,
+    producers_left: usize,
+    failed: Option<io::ErrorKind>,
+}
+
+impl GroupSyncLimit {
+    /// A new file of `file_bytes` at `path`, written with zeros and synced.
+    pub fn preallocated(path: &Path, file_bytes: u64) -> io::Result<GroupSyncLimit> {
+        let sync = SyncLoop::preallocated(path, file_bytes, 512)?;
+        Ok(GroupSyncLimit {
+            file: sync.file,
+            file_bytes,
+        })
+    }
+
+    /// `threads` committers hand `per_thread` records of `record_bytes` each to one writer;
+    /// returns the time until the last one is durable, and the number of syncs.
+    pub fn run(
+        &self,
+        threads: usize,
+        per_thread: u64,
+        record_bytes: usize,
+    ) -> io::Result<(Duration, u64)> {
+        use std::sync::{Condvar, Mutex};
+        let queue = Mutex::new(GroupQueue {
+            buf: Vec::new(),
+            queued: 0,
+            synced: 0,
+            producers_left: threads,
+            failed: None,
+        });
+        let (to_writer, to_committers) = (Condvar::new(), Condvar::new());
+        let lock = || queue.lock().unwrap_or_else(|e| e.into_inner());
+        let started = Instant::now();
+        let syncs = std::thread::scope(|scope| {
+            let writer = scope.spawn(|| -> io::Result<u64> {
+                let mut offset = 0u64;
+                let mut syncs = 0u64;
+                let mut batch = Vec::new();
+                loop {
+                    let upto = {
+                        let mut q = lock();
+                        while q.buf.is_empty() && q.producers_left > 0 {
+                            q = to_writer.wait(q).unwrap_or_else(|e| e.into_inner());
+                        }
+                        if q.buf.is_empty() {
+                            return Ok(syncs);
+                        }
+                        std::mem::swap(&mut batch, &mut q.buf);
+                        q.queued
+                    };
+                    batch.resize(batch.len().div_ceil(512) * 512, 0);
+                    if offset + batch.len() as u64 > self.file_bytes {
+                        offset = 0;
+                    }
+                    let result = self
+                        .file
+                        .write_all_at(&batch, offset)
+                        .and_then(|()| self.file.sync_data());
+                    offset += batch.len() as u64;
+                    syncs += 1;
+                    batch.clear();
+                    let mut q = lock();
+                    if let Err(e) = &result {
+                        q.failed = Some(e.kind());
+                    }
+                    q.synced = upto;
+                    to_committers.notify_all();
+                    drop(q);
+                    result?;
+                }
+            });
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    let record = vec![0x5au8; record_bytes];
+                    for _ in 0..per_thread {
+                        let mut q = lock();
+                        q.buf.extend_from_slice(&record);
+                        q.queued += 1;
+                        let mine = q.queued;
+                        to_writer.notify_one();
+                        while q.synced < mine && q.failed.is_none() {
+                            q = to_committers.wait(q).unwrap_or_else(|e| e.into_inner());
+                        }
+                    }
+                    lock().producers_left -= 1;
+                    to_writer.notify_one();
+                });
+            }
+            writer
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("writer panicked")))
+        })?;
+        Ok((started.elapsed(), syncs))
+    }
+}
+
 /// Memory copy bandwidth in bytes per second: `reps` copies of a `bytes` buffer, after one
 /// untimed copy that faults both buffers in.
 pub fn memcpy_bytes_per_s(bytes: usize, reps: u32) -> f64 {
