@@ -12,6 +12,7 @@
 pub mod limits;
 pub mod scenario;
 pub mod scratch;
+pub mod store_peers;
 pub mod tools;
 pub mod workload;
 
