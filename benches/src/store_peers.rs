@@ -340,10 +340,13 @@ pub struct Figures {
 }
 
 /// Figures of every engine, in [`Engine::ALL`] order.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Comparison {
     /// Per engine, in [`Engine::ALL`] order.
     pub figures: [Figures; 3],
+    /// Why the reopen figures are missing, if they were asked for and could not be measured
+    /// (the other figures stand).
+    pub reopen_error: Option<String>,
 }
 
 impl Comparison {
@@ -439,20 +442,30 @@ pub fn compare(counts: &Counts, child: Option<&Path>) -> Result<Comparison> {
     }
     drop(scratch);
     if let Some(child) = child {
-        let mut samples: [Vec<Duration>; 3] = Default::default();
-        for round in 0..counts.reopen_rounds {
-            for e in turn_order(round as u64) {
-                let scratch = Scratch::new("store-reopen")?;
-                let t = reopen_after_kill(child, e, scratch.path(), counts.reopen_entries)?;
-                samples[e as usize].push(t);
+        match reopen_rounds(counts, child) {
+            Ok(samples) => {
+                for (f, mut s) in out.figures.iter_mut().zip(samples) {
+                    s.sort_unstable();
+                    f.reopen = s.get(s.len() / 2).copied();
+                }
             }
-        }
-        for (f, mut s) in out.figures.iter_mut().zip(samples) {
-            s.sort_unstable();
-            f.reopen = s.get(s.len() / 2).copied();
+            Err(e) => out.reopen_error = Some(format!("{e:#}")),
         }
     }
     Ok(out)
+}
+
+/// The kill-and-reopen rounds of [`compare`]: each engine's samples.
+fn reopen_rounds(counts: &Counts, child: &Path) -> Result<[Vec<Duration>; 3]> {
+    let mut samples: [Vec<Duration>; 3] = Default::default();
+    for round in 0..counts.reopen_rounds {
+        for e in turn_order(round as u64) {
+            let scratch = Scratch::new("store-reopen")?;
+            let t = reopen_after_kill(child, e, scratch.path(), counts.reopen_entries)?;
+            samples[e as usize].push(t);
+        }
+    }
+    Ok(samples)
 }
 
 /// The first argument that makes `rvm-report` a child of the reopen measurement:
@@ -623,6 +636,17 @@ mod tests {
             assert!(f.disk_bytes > 0, "{e:?}");
             assert!(f.reopen.is_none());
         }
+        assert!(c.reopen_error.is_none());
+        // A reopen that cannot run leaves the other figures standing and says why.
+        let no_child = Counts {
+            reopen_entries: 10,
+            reopen_rounds: 1,
+            ..counts
+        };
+        let c = compare(&no_child, Some(Path::new("/nonexistent/rvm-report"))).unwrap();
+        assert!(c.of(Engine::Rvm).gets > Duration::ZERO);
+        let why = c.reopen_error.expect("the reopen failed");
+        assert!(why.contains("/nonexistent/rvm-report"), "{why}");
         let scratch = Scratch::new("store-peers-test").unwrap();
         for e in Engine::ALL {
             let dir = scratch.join(e.name());

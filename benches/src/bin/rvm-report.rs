@@ -1134,6 +1134,9 @@ fn store(plan: &Plan, report: &mut Report) -> Result<()> {
             Target::AtMost(1.0),
         );
     }
+    if let Some(e) = &c.reopen_error {
+        report.note(format!("store: reopen after kill -9 not measured: {e}"));
+    }
     report.note(format!(
         "store: disk bytes after the batch and single runs: ours {} MB, redb {} MB, LMDB {} MB",
         c.of(Engine::Rvm).disk_bytes / 1_000_000,
