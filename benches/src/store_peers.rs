@@ -267,8 +267,7 @@ impl Kv for LmdbKv {
     }
 
     fn close(self: Box<Self>) -> Result<()> {
-        let LmdbKv { env, db } = *self;
-        let _ = db;
+        let LmdbKv { env, .. } = *self;
         env.prepare_for_closing().wait();
         Ok(())
     }
