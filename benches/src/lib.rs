@@ -13,6 +13,7 @@ pub mod cold;
 pub mod limits;
 pub mod scenario;
 pub mod scratch;
+pub mod store_peers;
 pub mod tools;
 pub mod workload;
 

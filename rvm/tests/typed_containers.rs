@@ -358,3 +358,86 @@ fn threads_inserting_into_one_map_lose_nothing() {
     }
     assert!(f.heap.check().is_ok());
 }
+
+/// A lookup reads each chain entry in one piece, on the stack when it is small and on the heap
+/// when it is not: keys longer than that buffer, keys of equal length differing only in their
+/// last byte, and the empty key are each found, replaced and removed like std's map does.
+#[test]
+fn map_lookups_of_long_and_nearly_equal_keys_match_a_std_model() {
+    let f = Fixture::new(layout(33, 4 << 20, 80, 64));
+    let heap = &f.heap;
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let map: PHashMap<[u8], u64> = PHashMap::with_buckets(&mut tx, heap, 2).unwrap();
+    let mut model: HashMap<Vec<u8>, u64> = HashMap::new();
+    let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+    for len in [1usize, 100, 223, 224, 225, 300, 1000] {
+        for last in 0..3u8 {
+            let mut k = vec![b'k'; len];
+            k[len - 1] = last;
+            keys.push(k);
+        }
+    }
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(
+            map.insert(&mut tx, heap, k, &(i as u64)).unwrap(),
+            model.insert(k.clone(), i as u64)
+        );
+    }
+    for (i, k) in keys.iter().enumerate().step_by(2) {
+        let v = 1000 + i as u64;
+        assert_eq!(
+            map.insert(&mut tx, heap, k, &v).unwrap(),
+            model.insert(k.clone(), v)
+        );
+    }
+    for k in keys.iter().skip(1).step_by(3) {
+        assert_eq!(map.remove(&mut tx, heap, k).unwrap(), model.remove(k));
+        assert_eq!(map.remove(&mut tx, heap, k).unwrap(), None);
+    }
+    tx.end(CommitMode::Flush).unwrap();
+    for k in &keys {
+        assert_eq!(
+            map.get(heap, k).unwrap(),
+            model.get(k).copied(),
+            "{}",
+            k.len()
+        );
+        assert_eq!(map.contains_key(heap, k).unwrap(), model.contains_key(k));
+    }
+    let mut longer = vec![b'k'; 1001];
+    assert_eq!(map.get(heap, &longer).unwrap(), None);
+    longer.truncate(999);
+    assert_eq!(map.get(heap, &longer).unwrap(), None);
+    assert_eq!(map.len(heap).unwrap(), model.len());
+    assert!(heap.check().is_ok());
+}
+
+/// A damaged chain is an error, never a hang or a wild read: an entry linking to itself
+/// (a loop) and an entry linking into the middle of a block.
+#[test]
+fn map_lookup_through_a_damaged_chain_is_an_error() {
+    let f = Fixture::new(layout(34, 4 << 20, 80, 64));
+    let heap = &f.heap;
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    // One bucket and one entry (no doubling yet): every lookup walks its chain.
+    let map: PHashMap<u64, u64> = PHashMap::with_buckets(&mut tx, heap, 1).unwrap();
+    map.insert(&mut tx, heap, &1, &10).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let a = map.value_ptr_of(heap, &1).unwrap().unwrap().block();
+    // An entry's first word is the link to the next entry on its chain.
+    for (bad_next, expect_loop) in [(a, true), (a + 8, false)] {
+        let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+        tx.write(a as usize, &bad_next).unwrap();
+        tx.end(CommitMode::Flush).unwrap();
+        assert_eq!(map.get(heap, &1).unwrap(), Some(10));
+        let e = map.get(heap, &3).unwrap_err();
+        if expect_loop {
+            assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+        } else {
+            assert!(matches!(e, Error::NotFromHeap { .. }), "{e:?}");
+        }
+        let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+        assert!(map.insert(&mut tx, heap, &3, &30).is_err());
+        tx.abort().unwrap();
+    }
+}

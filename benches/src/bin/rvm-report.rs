@@ -16,6 +16,7 @@ use rvm::{CommitMode, Options};
 use rvm_benches::limits;
 use rvm_benches::scenario::{self, RdsScenario, RecoveryScenario, TruncationScenario, TxScenario};
 use rvm_benches::scratch::Scratch;
+use rvm_benches::store_peers::{self, Engine};
 use rvm_benches::workload::{Mix, Rng};
 use rvm_benches::{ms, per_second, GIB, LOG_AREA_BYTES, MIB};
 
@@ -149,6 +150,9 @@ fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some(CHILD_TRUNCATION_RSS) {
         return truncation_rss_child();
     }
+    if std::env::args().nth(1).as_deref() == Some(store_peers::CHILD_ARG) {
+        return store_peers::child_main(&std::env::args().skip(2).collect::<Vec<_>>());
+    }
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
@@ -166,7 +170,7 @@ fn main() -> ExitCode {
                      --quick  smaller runs, under a minute\n  \
                      --json   print one JSON object instead of the table\n  \
                      --only   run only these sections (machine, open, recovery, transactions, \
-                     rds, rdsinit, truncation, cold); for profiling"
+                     rds, rdsinit, truncation, cold, store); for profiling"
                 );
                 return ExitCode::SUCCESS;
             }
@@ -179,7 +183,7 @@ fn main() -> ExitCode {
     let plan = Plan { quick };
     let started = Instant::now();
     let mut report = Report::default();
-    let sections: [(&str, Section); 8] = [
+    let sections: [(&str, Section); 9] = [
         ("machine", machine),
         ("open", open),
         ("cold", cold_start),
@@ -188,6 +192,7 @@ fn main() -> ExitCode {
         ("rds", rds),
         ("rdsinit", rdsinit),
         ("truncation", truncation),
+        ("store", store),
     ];
     let mut failed = false;
     for (name, section) in sections {
@@ -275,7 +280,7 @@ const REQUIRED_KEYS: [&str; 18] = [
 
 fn print_json(report: &Report, quick: bool) {
     let mut map = serde_json::Map::new();
-    for key in REQUIRED_KEYS.iter().chain(COLD_KEYS.iter()) {
+    for key in REQUIRED_KEYS.iter().chain(&COLD_KEYS).chain(&STORE_KEYS) {
         map.insert(key.to_string(), serde_json::Value::Null);
     }
     for f in &report.figures {
@@ -1086,4 +1091,180 @@ fn truncation_rss_in_child() -> Result<(u64, u64)> {
         (Some(Ok(before)), Some(Ok(peak))) => Ok((before, peak)),
         _ => anyhow::bail!("the child printed {text:?}"),
     }
+}
+
+/// The store section's keys the issue requires in `--json` (null when the section is left
+/// out or fails).
+const STORE_KEYS: [&str; 8] = [
+    "store_batch_over_redb",
+    "store_batch_over_lmdb",
+    "store_single_over_redb",
+    "store_single_over_lmdb",
+    "store_get_over_redb",
+    "store_get_over_lmdb",
+    "store_reopen_over_redb",
+    "store_reopen_over_lmdb",
+];
+
+/// The store against redb and LMDB (issue 10; `rvm_benches::store_peers`): a map u64 →
+/// 100-byte value, every commit durable, the engines taking turns on the same disk.
+fn store(plan: &Plan, report: &mut Report) -> Result<()> {
+    let counts = if plan.quick {
+        store_peers::Counts {
+            batch_inserts: 200_000,
+            single_inserts: 2_000,
+            gets: 1_000_000,
+            reopen_entries: 200_000,
+            reopen_rounds: 1,
+        }
+    } else {
+        store_peers::Counts::FULL
+    };
+    let exe = std::env::current_exe()?;
+    let c = store_peers::compare(&counts, Some(&exe))?;
+    let rate = |n: u64, t: Duration| Some(per_second(n, t));
+    let (batch, single, gets, reopen) = (
+        |e: Engine| rate(counts.batch_inserts, c.of(e).batch),
+        |e: Engine| rate(counts.single_inserts, c.of(e).single),
+        |e: Engine| rate(counts.gets, c.of(e).gets),
+        |e: Engine| c.of(e).reopen.map(ms),
+    );
+    let quick = plan.quick;
+    let pick = |q: &'static str, f: &'static str| if quick { q } else { f };
+    report.add(
+        "store_batch_rvm_per_s",
+        batch(Engine::Rvm),
+        "1/s",
+        pick(
+            "store (ours): 200k inserts (--quick), durable commit every 1,000",
+            "store (ours): 1M inserts, durable commit every 1,000",
+        ),
+    );
+    report.add(
+        "store_batch_redb_per_s",
+        batch(Engine::Redb),
+        "1/s",
+        "  redb, the same, in turns",
+    );
+    report.add(
+        "store_batch_lmdb_per_s",
+        batch(Engine::Lmdb),
+        "1/s",
+        "  LMDB (heed), the same",
+    );
+    for (key, peer) in [
+        ("store_batch_over_redb", Engine::Redb),
+        ("store_batch_over_lmdb", Engine::Lmdb),
+    ] {
+        let what = pick(
+            "  ours / peer (batch, --quick counts)",
+            "  ours / peer (batch)",
+        );
+        let r = ratio(batch(Engine::Rvm), batch(peer));
+        report.add_target(key, r, "x", what, Target::AtLeast(1.0));
+    }
+    report.add(
+        "store_single_rvm_per_s",
+        single(Engine::Rvm),
+        "1/s",
+        pick(
+            "store (ours): 2,000 single inserts (--quick), each durable",
+            "store (ours): 10,000 single inserts, each durable",
+        ),
+    );
+    report.add(
+        "store_single_redb_per_s",
+        single(Engine::Redb),
+        "1/s",
+        "  redb, in turns",
+    );
+    report.add(
+        "store_single_lmdb_per_s",
+        single(Engine::Lmdb),
+        "1/s",
+        "  LMDB (heed)",
+    );
+    for (key, peer) in [
+        ("store_single_over_redb", Engine::Redb),
+        ("store_single_over_lmdb", Engine::Lmdb),
+    ] {
+        let what = pick(
+            "  ours / peer (single, --quick counts)",
+            "  ours / peer (single)",
+        );
+        let r = ratio(single(Engine::Rvm), single(peer));
+        report.add_target(key, r, "x", what, Target::AtLeast(0.9));
+    }
+    report.add(
+        "store_get_rvm_per_s",
+        gets(Engine::Rvm),
+        "1/s",
+        pick(
+            "store (ours): 1M random gets, warm, of a 200k-entry store (--quick)",
+            "store (ours): 1M random gets, warm, of the 1M-entry store",
+        ),
+    );
+    report.add(
+        "store_get_redb_per_s",
+        gets(Engine::Redb),
+        "1/s",
+        "  redb, one read transaction",
+    );
+    report.add(
+        "store_get_lmdb_per_s",
+        gets(Engine::Lmdb),
+        "1/s",
+        "  LMDB (heed), one read transaction",
+    );
+    for (key, peer) in [
+        ("store_get_over_redb", Engine::Redb),
+        ("store_get_over_lmdb", Engine::Lmdb),
+    ] {
+        let r = ratio(gets(Engine::Rvm), gets(peer));
+        report.add_target(key, r, "x", "  ours / peer (gets)", Target::AtLeast(1.0));
+    }
+    report.add(
+        "store_reopen_rvm_ms",
+        reopen(Engine::Rvm),
+        "ms",
+        pick(
+            "store (ours): open + first get after kill -9 of a 200k-entry store (--quick)",
+            "store (ours): open + first get after kill -9 of a 1M-entry store, median of 3",
+        ),
+    );
+    report.add(
+        "store_reopen_redb_ms",
+        reopen(Engine::Redb),
+        "ms",
+        "  redb (repairs after an unclean close)",
+    );
+    report.add(
+        "store_reopen_lmdb_ms",
+        reopen(Engine::Lmdb),
+        "ms",
+        "  LMDB (heed)",
+    );
+    for (key, peer) in [
+        ("store_reopen_over_redb", Engine::Redb),
+        ("store_reopen_over_lmdb", Engine::Lmdb),
+    ] {
+        let r = ratio(reopen(Engine::Rvm), reopen(peer));
+        report.add_target(
+            key,
+            r,
+            "x",
+            "  ours / peer (reopen time)",
+            Target::AtMost(1.0),
+        );
+    }
+    if let Some(e) = &c.reopen_error {
+        report.note(format!("store: reopen after kill -9 not measured: {e}"));
+    }
+    report.note(format!(
+        "store: disk bytes after the batch and single runs: ours {} MB, redb {} MB, LMDB {} MB",
+        c.of(Engine::Rvm).disk_bytes / 1_000_000,
+        c.of(Engine::Redb).disk_bytes / 1_000_000,
+        c.of(Engine::Lmdb).disk_bytes / 1_000_000
+    ));
+    Ok(())
 }

@@ -483,15 +483,22 @@ impl Store {
     }
 
     fn heap_of(&self, address: usize) -> Result<(usize, Heap), Error> {
-        // Copied out of the lock: the calls that follow may wait for another transaction.
-        self.heaps()
-            .into_iter()
+        // Only the heap found is copied out of the lock: the calls that follow may wait for
+        // another transaction.
+        let heaps = self.heaps.read().unwrap_or_else(|e| e.into_inner());
+        heaps
+            .iter()
             .enumerate()
-            .find(|(_, h)| address >= h.address() && address < h.address() + h.length())
+            .find(|(_, h)| in_heap(h, address))
+            .map(|(i, h)| (i, h.clone()))
             .ok_or_else(|| Error::NotFromHeap {
                 address: address as u64,
                 reason: "not inside any of the store's heaps".into(),
             })
+    }
+
+    fn heap_count(&self) -> usize {
+        self.heaps.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Take heaps `0..=last` for `tx` in index order, so that two transactions that use
@@ -504,9 +511,20 @@ impl Store {
     }
 }
 
+/// Whether `address` lies in `heap`'s heap region.
+fn in_heap(heap: &Heap, address: usize) -> bool {
+    address >= heap.address() && address - heap.address() < heap.length()
+}
+
+/// The first heap never changes and is checked first, without taking the `heaps` lock or
+/// copying anything: most stores have one heap, and a container read checks a block and reads
+/// it at every step.
 impl Alloc for Store {
     /// Takes every heap, in index order.
     fn lock(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
+        if self.heap_count() == 1 {
+            return self.first.own(tx);
+        }
         let heaps = self.heaps();
         Self::own_up_to(&heaps, tx, heaps.len() - 1)
     }
@@ -532,10 +550,18 @@ impl Alloc for Store {
     }
 
     fn block_len(&self, address: usize) -> Result<usize, Error> {
+        if in_heap(&self.first, address) {
+            return self.first.usable_size(address);
+        }
         self.heap_of(address)?.1.usable_size(address)
     }
 
     fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<(), Error> {
+        let first = self.first.segment();
+        if first.region_of(address, buf.len()).is_some() {
+            // Checks again that the segment is still mapped (it is, while the store is open).
+            return Ok(first.read_bytes(address, buf)?);
+        }
         Ok(self.rvm.read_bytes(address, buf)?)
     }
 }
