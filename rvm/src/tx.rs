@@ -11,6 +11,11 @@
 //! race-defined copy through `crate::racy`, never a reference. With isolation
 //! (`Options::isolation`) `set_range` also locks the bytes until end or abort
 //! (`crate::range_lock`).
+//!
+//! Libraries built on transactions (the RDS heap) register a [`TxHook`] to act at the commit
+//! (inside `end`, before the record is built, holding their own lock until the record is
+//! queued) and after an abort (once the old values are back). A transaction without hooks
+//! pays one `is_empty` test for them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,6 +46,56 @@ pub enum CommitMode {
     /// Queued in memory; durable after the next flush. After a crash the log holds a prefix,
     /// in commit order, of the no_flush commits.
     NoFlush,
+}
+
+/// Work a library layered on transactions does when a transaction commits or aborts (the RDS
+/// heap performs its pending frees at commit, and frees an aborted transaction's allocations).
+///
+/// At `end`, the hooks run nested in ascending [`TxHook::order`] (a fixed lock order, so two
+/// committing transactions never wait for each other's hooks): each gets the transaction and a
+/// `queue` continuation that runs the inner hooks and then builds and queues the record. A
+/// hook may change memory through the transaction before it calls `queue`, and may hold a
+/// lock of its own until `queue` returns, so its changes are logged in the order it made
+/// them. If `queue` fails, the transaction has been rolled back; the hook then undoes its own
+/// bookkeeping as for an abort. A hook that fails before calling `queue` must roll the
+/// transaction back itself ([`Transaction::fail`]) and return the error; hooks it never
+/// reached are then given [`TxHook::abort`].
+///
+/// After an abort (explicit, by drop, or a refused `end`), each hook's [`TxHook::abort`] runs
+/// once the transaction's old values are back.
+pub(crate) trait TxHook: Send {
+    /// Lock-order key: hooks run nested from the smallest key outwards in.
+    fn order(&self) -> usize;
+
+    /// Commit: see the trait's documentation.
+    fn commit(
+        self: Box<Self>,
+        tx: &mut Transaction<'_>,
+        queue: &mut dyn FnMut(&mut Transaction<'_>) -> Result<Queued>,
+    ) -> Result<Queued>;
+
+    /// The transaction aborted (its old values are back).
+    fn abort(self: Box<Self>, rvm: &Rvm);
+}
+
+/// A record queued by a commit: what remains is to wait for its flush, if it needs one.
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub(crate) struct Queued {
+    seq: u64,
+    flush: bool,
+}
+
+impl Queued {
+    /// Wait until the record is durable if its commit mode (or a full queue) asks for it.
+    /// Call it with no lock held: it may lead a flush.
+    pub(crate) fn wait(self, rvm: &Rvm) -> Result<()> {
+        if self.flush {
+            rvm.inner.flush_until(self.seq)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// The region of the last range declared (pinned by this transaction).
@@ -116,6 +171,11 @@ pub struct Transaction<'a> {
     attachments: Vec<Box<dyn Send + 'a>>,
     /// The first attachment (most transactions have at most one): no vector needed.
     attachment: Option<Box<dyn Send + 'a>>,
+    /// Hooks run at commit and after abort (see [`TxHook`]); empty for most transactions.
+    hooks: Vec<Box<dyn TxHook>>,
+    /// Save old values at `set_range` even in no-restore mode (a hook's changes at commit,
+    /// which must be undone if the record is then refused).
+    force_undo: bool,
     last_region: Option<CachedRegion>,
     id: std::cell::Cell<u64>,
     /// Isolation: this transaction holds range locks (released at end or abort).
@@ -164,6 +224,8 @@ impl<'a> Transaction<'a> {
             pins: spare.pins,
             attachments: Vec::new(),
             attachment: None,
+            hooks: Vec::new(),
+            force_undo: false,
             last_region: None,
             id: std::cell::Cell::new(0),
             holds_locks: false,
@@ -202,6 +264,27 @@ impl<'a> Transaction<'a> {
         self.mode
     }
 
+    /// Run `hook` at this transaction's commit and after its abort (see [`TxHook`]).
+    pub(crate) fn add_hook(&mut self, hook: Box<dyn TxHook>) {
+        self.hooks.push(hook);
+    }
+
+    /// Save old values at `set_range` from now on even in no-restore mode (`true`), or only
+    /// in restore mode again (`false`). A hook's changes at commit are saved this way, so a
+    /// refused record puts them back.
+    pub(crate) fn set_force_undo(&mut self, force: bool) {
+        self.force_undo = force;
+    }
+
+    /// Roll back and count an abort, for a hook that fails at commit before the record is
+    /// queued. The transaction is finished afterwards.
+    pub(crate) fn fail(&mut self) {
+        if !self.finished {
+            self.count_abort();
+            self.rollback();
+        }
+    }
+
     /// Declare that `[address, address+length)` will be modified. It must lie inside one
     /// mapped region. In restore mode call it *before* changing the bytes.
     ///
@@ -234,7 +317,7 @@ impl<'a> Transaction<'a> {
             locks.acquire(self.id(), address, address + length)?;
             self.holds_locks = true;
         }
-        if self.mode == BeginMode::Restore {
+        if self.mode == BeginMode::Restore || self.force_undo {
             let at = self.undo.len();
             // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
             // transaction pins it; other threads may write it, so it is copied, not borrowed.
@@ -373,6 +456,50 @@ impl<'a> Transaction<'a> {
     /// fails (the instance is then unusable: reopen the log, whose recovery decides whether
     /// this transaction committed).
     pub fn end(mut self, mode: CommitMode) -> Result<()> {
+        let queued = if self.hooks.is_empty() {
+            self.queue_record(mode)?
+        } else {
+            let mut hooks = std::mem::take(&mut self.hooks);
+            // Popped from the end: the smallest key runs outermost.
+            hooks.sort_by_key(|h| std::cmp::Reverse(h.order()));
+            self.commit_with_hooks(hooks, mode)?
+        };
+        queued.wait(self.rvm)
+    }
+
+    /// Commit without waiting for the flush: the caller waits with [`Queued::wait`] once it
+    /// has released its locks (the RDS heap commits its own transactions this way, under the
+    /// heap's lock, so their records are queued in the order the changes were made).
+    pub(crate) fn end_queued(mut self, mode: CommitMode) -> Result<Queued> {
+        debug_assert!(self.hooks.is_empty(), "end_queued skips hooks");
+        self.queue_record(mode)
+    }
+
+    /// Run the last hook of `hooks` around the inner ones and the queueing of the record.
+    fn commit_with_hooks(
+        &mut self,
+        mut hooks: Vec<Box<dyn TxHook>>,
+        mode: CommitMode,
+    ) -> Result<Queued> {
+        let Some(hook) = hooks.pop() else {
+            return self.queue_record(mode);
+        };
+        let mut rest = Some(hooks);
+        let result = hook.commit(self, &mut |tx| {
+            tx.commit_with_hooks(rest.take().unwrap_or_default(), mode)
+        });
+        if let Some(unreached) = rest {
+            // The hook failed (and rolled the transaction back) before calling `queue`.
+            for h in unreached {
+                h.abort(self.rvm);
+            }
+        }
+        result
+    }
+
+    /// Coalesce, check and queue the record; release the transaction. On a refusal the
+    /// transaction is rolled back (hooks are the caller's).
+    fn queue_record(&mut self, mode: CommitMode) -> Result<Queued> {
         let rvm = self.rvm;
         let inner = &rvm.inner;
         let declared_count = self.ranges.len();
@@ -437,11 +564,10 @@ impl<'a> Transaction<'a> {
         };
         drop(q);
         self.release();
-        match mode {
-            CommitMode::Flush => inner.flush_until(seq),
-            CommitMode::NoFlush if over_limit => inner.flush_until(seq),
-            CommitMode::NoFlush => Ok(()),
-        }
+        Ok(Queued {
+            seq,
+            flush: mode == CommitMode::Flush || over_limit,
+        })
     }
 
     /// Abort: in restore mode every declared byte gets its old value back. Never waits.
@@ -451,7 +577,15 @@ impl<'a> Transaction<'a> {
     pub fn abort(mut self) -> Result<()> {
         self.count_abort();
         self.rollback();
+        self.run_abort_hooks();
         Ok(())
+    }
+
+    /// After a rollback: give every hook its abort.
+    fn run_abort_hooks(&mut self) {
+        for hook in std::mem::take(&mut self.hooks) {
+            hook.abort(self.rvm);
+        }
     }
 
     fn count_abort(&self) {
@@ -502,6 +636,10 @@ impl Drop for Transaction<'_> {
         if !self.finished {
             self.count_abort();
             self.rollback();
+        }
+        if !self.hooks.is_empty() {
+            // Aborted here, or refused at `end` (whose hooks were taken before).
+            self.run_abort_hooks();
         }
         if self.undo.capacity() <= SPARE_UNDO_BYTES_MAX {
             let mut spare = Spare {
