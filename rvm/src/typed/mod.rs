@@ -129,7 +129,7 @@ impl Alloc for Heap {
         self.free(tx, address)
     }
     fn block_len(&self, address: usize) -> Result<usize, Error> {
-        self.usable_size(address)
+        self.data_usable_size(address)
     }
     fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<(), Error> {
         Ok(self.segment().read_bytes(address, buf)?)

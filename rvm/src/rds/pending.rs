@@ -1,0 +1,210 @@
+//! The heap's record of what open transactions have asked of it: blocks a transaction
+//! allocated (already allocated in the heap, to be freed again if it aborts) and blocks it
+//! freed (still allocated, to be freed inside its commit). Volatile: a crash forgets it, which
+//! is right, since neither kind of entry is part of a committed transaction yet.
+//!
+//! The rules it keeps (see `heap.rs` for why):
+//! * a block is pending-free for at most one transaction at a time;
+//! * at commit, a transaction frees its pending-free blocks that are still its own, and every
+//!   entry it leaves (its allocations, and another open transaction's allocation it freed) is
+//!   dropped, so no later abort frees those blocks again;
+//! * at abort, a transaction's pending frees are dropped, and its allocations that are still
+//!   pending for it are freed again; another transaction's pending free of such a block is
+//!   cancelled, so that transaction's commit cannot free a block someone may reuse.
+//!
+//! Every method runs under the heap's lock.
+
+use std::collections::HashMap;
+
+/// Data addresses pending per open transaction, and the reverse maps.
+#[derive(Default)]
+pub(super) struct Pending {
+    /// Block (data address) -> the open transaction that allocated it.
+    allocated_by: HashMap<u64, u64>,
+    /// Block (data address) -> the open transaction that freed it.
+    freed_by: HashMap<u64, u64>,
+    /// Open transaction -> what it asked of the heap. A transaction has an entry from its
+    /// first malloc or free until it commits or aborts (and for ever if it is leaked).
+    by_transaction: HashMap<u64, Requests>,
+}
+
+#[derive(Default)]
+struct Requests {
+    allocated: Vec<u64>,
+    freed: Vec<u64>,
+}
+
+/// What the heap must do when a transaction aborts.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct AbortWork {
+    /// Blocks to free again (allocated by the transaction, still pending for it).
+    pub(super) free_again: Vec<u64>,
+}
+
+impl Pending {
+    /// True when `transaction` has asked something of the heap (so it carries the heap's
+    /// hook already).
+    pub(super) fn knows(&self, transaction: u64) -> bool {
+        self.by_transaction.contains_key(&transaction)
+    }
+
+    /// Start tracking `transaction` (its first heap call).
+    pub(super) fn open(&mut self, transaction: u64) {
+        self.by_transaction.entry(transaction).or_default();
+    }
+
+    /// `transaction` allocated the block at `address`.
+    pub(super) fn allocated(&mut self, transaction: u64, address: u64) {
+        self.allocated_by.insert(address, transaction);
+        self.by_transaction
+            .entry(transaction)
+            .or_default()
+            .allocated
+            .push(address);
+    }
+
+    /// The open transaction that will free `address` at its commit, if any.
+    pub(super) fn freer_of(&self, address: u64) -> Option<u64> {
+        self.freed_by.get(&address).copied()
+    }
+
+    /// `transaction` frees `address` at its commit. The caller checked [`Pending::freer_of`].
+    pub(super) fn freed(&mut self, transaction: u64, address: u64) {
+        self.freed_by.insert(address, transaction);
+        self.by_transaction
+            .entry(transaction)
+            .or_default()
+            .freed
+            .push(address);
+    }
+
+    /// The blocks `transaction` frees at its commit, in the order it freed them (only those
+    /// still its own: an aborted allocator may have cancelled some). Nothing changes until
+    /// [`Pending::committed`].
+    pub(super) fn frees_of(&self, transaction: u64) -> Vec<u64> {
+        self.by_transaction
+            .get(&transaction)
+            .map(|r| {
+                r.freed
+                    .iter()
+                    .copied()
+                    .filter(|a| self.freed_by.get(a) == Some(&transaction))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `transaction`'s record is queued, holding the frees of `freed` (from
+    /// [`Pending::frees_of`]): forget everything about it, and the pending allocations of
+    /// the blocks it freed (whoever made them), so no abort frees them again.
+    pub(super) fn committed(&mut self, transaction: u64, freed: &[u64]) {
+        for a in freed {
+            self.freed_by.remove(a);
+            self.allocated_by.remove(a);
+        }
+        if let Some(r) = self.by_transaction.remove(&transaction) {
+            for a in r.allocated {
+                if self.allocated_by.get(&a) == Some(&transaction) {
+                    self.allocated_by.remove(&a);
+                }
+            }
+            for a in r.freed {
+                if self.freed_by.get(&a) == Some(&transaction) {
+                    self.freed_by.remove(&a);
+                }
+            }
+        }
+    }
+
+    /// `transaction` aborted: drop its pending frees, and hand back its allocations still
+    /// pending for it, cancelling any other transaction's pending free of them.
+    pub(super) fn aborted(&mut self, transaction: u64) -> AbortWork {
+        let mut work = AbortWork::default();
+        let Some(r) = self.by_transaction.remove(&transaction) else {
+            return work;
+        };
+        for a in r.freed {
+            if self.freed_by.get(&a) == Some(&transaction) {
+                self.freed_by.remove(&a);
+            }
+        }
+        for a in r.allocated {
+            if self.allocated_by.get(&a) == Some(&transaction) {
+                self.allocated_by.remove(&a);
+                self.freed_by.remove(&a);
+                work.free_again.push(a);
+            }
+        }
+        work
+    }
+
+    /// The heap was initialised again: every block is gone, so is every pending request.
+    pub(super) fn clear(&mut self) {
+        self.allocated_by.clear();
+        self.freed_by.clear();
+        for r in self.by_transaction.values_mut() {
+            r.allocated.clear();
+            r.freed.clear();
+        }
+    }
+
+    /// Blocks allocated by transactions still open (for statistics and tests).
+    pub(super) fn allocations_open(&self) -> usize {
+        self.allocated_by.len()
+    }
+
+    /// Blocks that open transactions free at their commit.
+    pub(super) fn frees_open(&self) -> usize {
+        self.freed_by.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_keeps_allocations_and_frees_its_blocks() {
+        let mut p = Pending::default();
+        p.allocated(1, 0x100);
+        p.freed(1, 0x200);
+        assert_eq!(p.frees_of(1), vec![0x200]);
+        p.committed(1, &p.frees_of(1));
+        assert!(!p.knows(1));
+        assert_eq!((p.allocations_open(), p.frees_open()), (0, 0));
+    }
+
+    #[test]
+    fn abort_frees_its_allocations_and_cancels_others_frees_of_them() {
+        let mut p = Pending::default();
+        p.allocated(1, 0x100);
+        p.allocated(1, 0x180);
+        p.freed(2, 0x100);
+        p.freed(1, 0x300);
+        let work = p.aborted(1);
+        assert_eq!(work.free_again, vec![0x100, 0x180]);
+        assert_eq!(p.freer_of(0x100), None, "transaction 2's free is cancelled");
+        assert_eq!(p.freer_of(0x300), None, "the aborted transaction's free is dropped");
+        assert!(p.frees_of(2).is_empty());
+    }
+
+    #[test]
+    fn a_commit_that_freed_another_transactions_allocation_keeps_its_abort_from_freeing_it() {
+        let mut p = Pending::default();
+        p.allocated(1, 0x100);
+        p.freed(2, 0x100);
+        p.committed(2, &p.frees_of(2));
+        assert_eq!(p.aborted(1), AbortWork::default());
+    }
+
+    #[test]
+    fn clearing_forgets_every_block_but_not_the_transactions() {
+        let mut p = Pending::default();
+        p.allocated(1, 0x100);
+        p.freed(1, 0x200);
+        p.clear();
+        assert!(p.knows(1));
+        assert!(p.frees_of(1).is_empty());
+        assert_eq!(p.aborted(1), AbortWork::default());
+    }
+}
