@@ -33,11 +33,13 @@
 //!   back), and keeps the lock until the record is queued. A free is therefore atomic with
 //!   the transaction that made it; an abort just forgets it. Intention lists
 //!   ([`Heap::fake_free`], [`Heap::do_free`]) use the same path.
-//! * Across transactions ([`crate::rds`]'s `pending` module keeps the books): a transaction
-//!   that frees a block another open transaction allocated takes the block over at its
-//!   commit (the allocator's abort no longer frees it); an allocator that aborts first frees
-//!   the block and cancels the other's pending free, so that commit cannot free a block
-//!   someone may have allocated again.
+//! * Across transactions (the `pending` module keeps the books): a transaction that frees a
+//!   block another open transaction allocated does not free it at its own commit (the
+//!   allocator has written into the block, and its abort would roll those bytes back over
+//!   the free block's list links); it hands the free over to the allocator, whose commit
+//!   makes it in its own record, and whose abort frees the block anyway. An allocator that
+//!   aborts first frees the block and cancels the other's pending free, so that commit
+//!   cannot free a block someone may have allocated again.
 //!
 //! Nothing in the heap depends on the caller's undo any more, so heap calls accept
 //! [`BeginMode::NoRestore`] transactions too (an abort still frees their allocations).

@@ -5,9 +5,14 @@
 //!
 //! The rules it keeps (see `heap.rs` for why):
 //! * a block is pending-free for at most one transaction at a time;
-//! * at commit, a transaction frees its pending-free blocks that are still its own, and every
-//!   entry it leaves (its allocations, and another open transaction's allocation it freed) is
-//!   dropped, so no later abort frees those blocks again;
+//! * at commit, a transaction frees its pending-free blocks that are still its own, and drops
+//!   the entries of its allocations (they are committed);
+//! * a block that another transaction U allocated and has not committed yet is not freed by
+//!   the commit that freed it: U has written into it, and if U then aborted, its rollback
+//!   would put old bytes back over the free block's list links. The free is *handed over*
+//!   to U instead: U frees the block inside its own commit, and if U aborts, its abort frees
+//!   the block as it frees all of U's allocations. (A crash before U commits leaks the
+//!   block, like any allocation of a transaction that never committed.)
 //! * at abort, a transaction's pending frees are dropped, and its allocations that are still
 //!   pending for it are freed again; another transaction's pending free of such a block is
 //!   cancelled, so that transaction's commit cannot free a block someone may reuse.
@@ -78,9 +83,10 @@ impl Pending {
             .push(address);
     }
 
-    /// The blocks `transaction` frees at its commit, in the order it freed them (only those
-    /// still its own: an aborted allocator may have cancelled some). Nothing changes until
-    /// [`Pending::committed`].
+    /// The blocks `transaction` frees at its commit, in the order it freed them: those still
+    /// its own (an aborted allocator may have cancelled some) and not allocated by another
+    /// open transaction (those are handed over at [`Pending::committed`]). Nothing changes
+    /// until then.
     pub(super) fn frees_of(&self, transaction: u64) -> Vec<u64> {
         self.by_transaction
             .get(&transaction)
@@ -88,15 +94,21 @@ impl Pending {
                 r.freed
                     .iter()
                     .copied()
-                    .filter(|a| self.freed_by.get(a) == Some(&transaction))
+                    .filter(|a| {
+                        self.freed_by.get(a) == Some(&transaction)
+                            && self
+                                .allocated_by
+                                .get(a)
+                                .is_none_or(|by| *by == transaction)
+                    })
                     .collect()
             })
             .unwrap_or_default()
     }
 
     /// `transaction`'s record is queued, holding the frees of `freed` (from
-    /// [`Pending::frees_of`]): forget everything about it, and the pending allocations of
-    /// the blocks it freed (whoever made them), so no abort frees them again.
+    /// [`Pending::frees_of`]): forget everything about it, and hand its other frees (of
+    /// blocks open transactions allocated) over to their allocators.
     pub(super) fn committed(&mut self, transaction: u64, freed: &[u64]) {
         for a in freed {
             self.freed_by.remove(a);
@@ -109,8 +121,21 @@ impl Pending {
                 }
             }
             for a in r.freed {
-                if self.freed_by.get(&a) == Some(&transaction) {
-                    self.freed_by.remove(&a);
+                if self.freed_by.get(&a) != Some(&transaction) {
+                    continue;
+                }
+                match self.allocated_by.get(&a).copied() {
+                    Some(allocator) if allocator != transaction => {
+                        self.freed_by.insert(a, allocator);
+                        self.by_transaction
+                            .entry(allocator)
+                            .or_default()
+                            .freed
+                            .push(a);
+                    }
+                    _ => {
+                        self.freed_by.remove(&a);
+                    }
                 }
             }
         }
@@ -188,13 +213,24 @@ mod tests {
         assert!(p.frees_of(2).is_empty());
     }
 
+    /// Freeing another open transaction's allocation at commit would let that transaction's
+    /// abort roll its writes back over the free block (found by `rds_interleaving.rs`): the
+    /// free is handed over to the allocator, which makes it at its commit or abort.
     #[test]
-    fn a_commit_that_freed_another_transactions_allocation_keeps_its_abort_from_freeing_it() {
+    fn a_commit_hands_its_free_of_another_open_transactions_allocation_to_it() {
         let mut p = Pending::default();
         p.allocated(1, 0x100);
         p.freed(2, 0x100);
+        assert!(p.frees_of(2).is_empty(), "not freed by transaction 2's commit");
         p.committed(2, &p.frees_of(2));
-        assert_eq!(p.aborted(1), AbortWork::default());
+        assert_eq!(p.freer_of(0x100), Some(1));
+        let mut q = Pending::default();
+        q.allocated(1, 0x100);
+        q.freed(2, 0x100);
+        q.committed(2, &q.frees_of(2));
+        assert_eq!(p.frees_of(1), vec![0x100], "freed in the allocator's commit");
+        assert_eq!(q.aborted(1).free_again, vec![0x100], "or by its abort");
+        assert_eq!((q.allocations_open(), q.frees_open()), (0, 0));
     }
 
     #[test]
