@@ -249,7 +249,9 @@ fn crashes_during_commit_and_truncation_leave_a_committed_heap() {
         leaked += leaks;
     }
     // Blocks allocated by a transaction whose commit a crash lost stay allocated, unreachable.
-    println!("{io_crashes} crashes during writes; {leaked} blocks leaked by uncommitted transactions");
+    println!(
+        "{io_crashes} crashes during writes; {leaked} blocks leaked by uncommitted transactions"
+    );
     // Most crash points fall on a log or segment write, not between transactions.
     assert!(
         io_crashes >= 60,

@@ -137,7 +137,10 @@ fn abort_leaves_the_allocated_blocks_as_they_were() {
     for a in keep.iter().step_by(3) {
         f.heap.free(&mut tx, *a).unwrap();
     }
-    assert_eq!(f.heap.statistics().open_frees, keep.len().div_ceil(3) as u64);
+    assert_eq!(
+        f.heap.statistics().open_frees,
+        keep.len().div_ceil(3) as u64
+    );
     tx.abort().unwrap();
     assert!(f.heap_bytes() == before, "an aborted free changed the heap");
     assert_eq!(f.heap.statistics(), stats_before);
@@ -156,11 +159,20 @@ fn abort_leaves_the_allocated_blocks_as_they_were() {
     assert_eq!(allocated_blocks(&f), blocks_before);
     let s = f.heap.statistics();
     assert_eq!(
-        (s.allocated_bytes, s.free_bytes, s.open_allocations, s.open_frees),
+        (
+            s.allocated_bytes,
+            s.free_bytes,
+            s.open_allocations,
+            s.open_frees
+        ),
         (stats_before.allocated_bytes, stats_before.free_bytes, 0, 0)
     );
     for a in &keep {
-        assert_eq!(f.rvm.read::<[u8; 10]>(*a).unwrap(), [0x77; 10], "block {a:#x}");
+        assert_eq!(
+            f.rvm.read::<[u8; 10]>(*a).unwrap(),
+            [0x77; 10],
+            "block {a:#x}"
+        );
     }
     f.assert_consistent();
 
@@ -479,7 +491,10 @@ fn heap_changes_accept_no_restore_transactions_and_several_per_thread() {
     f.heap.free(&mut tx, a).unwrap();
     tx.abort().unwrap();
     assert!(f.heap.usable_size(a).is_ok(), "the aborted free was made");
-    assert!(f.heap.usable_size(b).is_err(), "the aborted allocation was kept");
+    assert!(
+        f.heap.usable_size(b).is_err(),
+        "the aborted allocation was kept"
+    );
     f.assert_consistent();
 
     let mut first = f.rvm.begin(BeginMode::Restore).unwrap();

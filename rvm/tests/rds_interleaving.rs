@@ -88,7 +88,10 @@ impl Model {
     }
 
     fn may_leak(&self, block: usize) -> bool {
-        self.leakable.range((block, 0)..=(block, usize::MAX)).next().is_some()
+        self.leakable
+            .range((block, 0)..=(block, usize::MAX))
+            .next()
+            .is_some()
     }
 
     /// The block a free step names, if any.
@@ -176,7 +179,10 @@ fn verify(f: &Fixture, m: &Model, at: &str) {
     let expected: BTreeSet<usize> = m.allocated.keys().copied().collect();
     assert_eq!(held, expected, "{at}: allocated blocks");
     for (a, size) in &m.allocated {
-        assert!(holds_pattern(f, *a, *size), "{at}: block {a:#x} overwritten");
+        assert!(
+            holds_pattern(f, *a, *size),
+            "{at}: block {a:#x} overwritten"
+        );
     }
 }
 
@@ -251,7 +257,10 @@ fn run(
                 let result = f.heap.free(txs[t].as_mut().unwrap(), a);
                 match m.freed_by.get(&a) {
                     Some(&u) if u == t => {
-                        assert!(matches!(result, Err(Error::DoubleFree { .. })), "{at}: {result:?}")
+                        assert!(
+                            matches!(result, Err(Error::DoubleFree { .. })),
+                            "{at}: {result:?}"
+                        )
                     }
                     Some(&u) => assert!(
                         matches!(result, Err(Error::FreePending { transaction, .. }) if transaction == ids[u]),
@@ -321,7 +330,12 @@ fn interleavings(programs: &[Vec<Act>]) -> Vec<Script> {
         }
     }
     let mut out = Vec::new();
-    go(programs, &mut vec![0; programs.len()], &mut Vec::new(), &mut out);
+    go(
+        programs,
+        &mut vec![0; programs.len()],
+        &mut Vec::new(),
+        &mut out,
+    );
     out
 }
 
@@ -344,7 +358,10 @@ fn recover_and_verify(f: Fixture, m: &Model, at: &str) -> (Fixture, usize) {
     let held = allocated_in_heap(&f);
     for (a, size) in &m.durable {
         assert!(held.contains(a), "{at}: committed block {a:#x} lost");
-        assert!(holds_pattern(&f, *a, *size), "{at}: committed block {a:#x} overwritten");
+        assert!(
+            holds_pattern(&f, *a, *size),
+            "{at}: committed block {a:#x} overwritten"
+        );
     }
     let leaked: Vec<usize> = held
         .iter()
@@ -437,7 +454,10 @@ fn several_open_transactions_of_one_thread_share_the_heap() {
     b_write(&f, &mut t2, b);
     f.heap.free(&mut t3, b).unwrap();
     t3.end(CommitMode::NoFlush).unwrap();
-    assert!(f.heap.usable_size(b).is_ok(), "freed under its open allocator");
+    assert!(
+        f.heap.usable_size(b).is_ok(),
+        "freed under its open allocator"
+    );
     assert_eq!(f.heap.statistics().open_frees, 1);
     t2.abort().unwrap();
     assert!(f.heap.usable_size(b).is_err());
@@ -523,7 +543,10 @@ fn crashes_between_any_two_steps_of_two_transactions() {
         }
     }
     println!("{runs} crashes; {leaked} blocks leaked by uncommitted transactions");
-    assert!(leaked > 0, "no crash leaked a block: the leak path was not exercised");
+    assert!(
+        leaked > 0,
+        "no crash leaked a block: the leak path was not exercised"
+    );
 }
 
 fn act() -> impl Strategy<Value = Act> {

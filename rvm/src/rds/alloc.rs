@@ -413,7 +413,12 @@ impl Ctx<'_> {
         Ok(block + USER_DATA_OFFSET)
     }
 
-    pub(super) fn prealloc(&mut self, tx: &mut Transaction<'_>, size: u64, count: u64) -> Result<(), Error> {
+    pub(super) fn prealloc(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        size: u64,
+        count: u64,
+    ) -> Result<(), Error> {
         let g = self.geometry();
         let chunks = g
             .chunks_for(size)
@@ -590,4 +595,3 @@ impl Ctx<'_> {
         }
     }
 }
-

@@ -990,7 +990,9 @@ impl Heap {
         let mut declared = 0u16;
         // Before anything is read: the old values must be saved before they change, and the
         // range pins the heap region.
-        if let Err(e) = self.declare_counters(&mut declared, tx, counters | 1 << counter::GENERATION) {
+        if let Err(e) =
+            self.declare_counters(&mut declared, tx, counters | 1 << counter::GENERATION)
+        {
             st.valid = false;
             return Err(e);
         }

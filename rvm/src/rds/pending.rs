@@ -96,10 +96,7 @@ impl Pending {
                     .copied()
                     .filter(|a| {
                         self.freed_by.get(a) == Some(&transaction)
-                            && self
-                                .allocated_by
-                                .get(a)
-                                .is_none_or(|by| *by == transaction)
+                            && self.allocated_by.get(a).is_none_or(|by| *by == transaction)
                     })
                     .collect()
             })
@@ -209,7 +206,11 @@ mod tests {
         let work = p.aborted(1);
         assert_eq!(work.free_again, vec![0x100, 0x180]);
         assert_eq!(p.freer_of(0x100), None, "transaction 2's free is cancelled");
-        assert_eq!(p.freer_of(0x300), None, "the aborted transaction's free is dropped");
+        assert_eq!(
+            p.freer_of(0x300),
+            None,
+            "the aborted transaction's free is dropped"
+        );
         assert!(p.frees_of(2).is_empty());
     }
 
@@ -221,14 +222,21 @@ mod tests {
         let mut p = Pending::default();
         p.allocated(1, 0x100);
         p.freed(2, 0x100);
-        assert!(p.frees_of(2).is_empty(), "not freed by transaction 2's commit");
+        assert!(
+            p.frees_of(2).is_empty(),
+            "not freed by transaction 2's commit"
+        );
         p.committed(2, &p.frees_of(2));
         assert_eq!(p.freer_of(0x100), Some(1));
         let mut q = Pending::default();
         q.allocated(1, 0x100);
         q.freed(2, 0x100);
         q.committed(2, &q.frees_of(2));
-        assert_eq!(p.frees_of(1), vec![0x100], "freed in the allocator's commit");
+        assert_eq!(
+            p.frees_of(1),
+            vec![0x100],
+            "freed in the allocator's commit"
+        );
         assert_eq!(q.aborted(1).free_again, vec![0x100], "or by its abort");
         assert_eq!((q.allocations_open(), q.frees_open()), (0, 0));
     }
