@@ -450,9 +450,13 @@ impl<'a> Transaction<'a> {
     /// than [`Options::no_flush_queue_bytes_max`](crate::Options::no_flush_queue_bytes_max)
     /// bytes, when it flushes like `Flush`.
     ///
+    /// If the transaction freed RDS heap blocks, they are freed now, inside this record (the
+    /// heap's lock is held until the record is queued).
+    ///
     /// # Errors
     /// [`Error::TooBig`] as above; [`Error::Failed`] when an earlier failure left the instance
-    /// unusable (the transaction is aborted); an I/O error naming the log when the flush
+    /// unusable (the transaction is aborted); [`Error::Heap`] when a block it freed cannot be
+    /// freed now (heap damage found since; the transaction is aborted); an I/O error naming the log when the flush
     /// fails (the instance is then unusable: reopen the log, whose recovery decides whether
     /// this transaction committed).
     pub fn end(mut self, mode: CommitMode) -> Result<()> {
@@ -570,7 +574,9 @@ impl<'a> Transaction<'a> {
         })
     }
 
-    /// Abort: in restore mode every declared byte gets its old value back. Never waits.
+    /// Abort: in restore mode every declared byte gets its old value back. Then the RDS heaps
+    /// this transaction allocated from free its blocks again (each a short heap call, which
+    /// may wait for another heap call in progress); never waits for another transaction.
     ///
     /// # Errors
     /// None today; the `Result` leaves room for a failure to report.
