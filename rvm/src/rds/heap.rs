@@ -52,7 +52,6 @@
 //! changes typed data holds it until it ends, because a container's invariants span several
 //! blocks. `malloc`, `free` and the C interface never take it.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard, Weak};
 
 use crate::format::heap::{
@@ -61,14 +60,20 @@ use crate::format::heap::{
 };
 use crate::instance::Rvm;
 use crate::rds::alloc::{Ctx, LargeIndex};
-use crate::rds::check::{self, BlockInfo, CheckReport, HeapImageInfo, ListInfo};
 use crate::rds::data_lock::DataLock;
 use crate::rds::pending::Pending;
 use crate::rds::reader::{corrupt, read_header, Reader};
 use crate::rds::view::View;
 use crate::rds::Error;
 use crate::segment::Segment;
-use crate::tx::{BeginMode, CommitMode, Queued, Transaction, TxHook};
+use crate::tx::{BeginMode, CommitMode, Queued, Transaction};
+
+mod hook;
+mod intentions;
+mod reads;
+
+pub use intentions::IntentionList;
+pub use reads::HeapStatistics;
 
 /// A recoverable heap in the first region of a mapped heap segment. Cheap to clone; every
 /// clone (and every [`Heap::load`] of the same mapped segment) shares one lock. `Send + Sync`.
@@ -298,89 +303,6 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
     shared
 }
 
-/// Addresses to free once the transaction that stopped using them has committed
-/// (Coda's `intentionList_t`). See [`Heap::fake_free`].
-#[derive(Debug, Default, Clone)]
-pub struct IntentionList {
-    addresses: Vec<usize>,
-    members: HashSet<usize>,
-}
-
-impl IntentionList {
-    /// An empty list.
-    pub fn new() -> IntentionList {
-        IntentionList::default()
-    }
-
-    /// Number of recorded addresses.
-    pub fn len(&self) -> usize {
-        self.addresses.len()
-    }
-
-    /// True when nothing is recorded.
-    pub fn is_empty(&self) -> bool {
-        self.addresses.is_empty()
-    }
-
-    /// The recorded addresses, in the order they were recorded.
-    pub fn addresses(&self) -> &[usize] {
-        &self.addresses
-    }
-    /// Forget every recorded address (what Coda does on abort).
-    pub fn clear(&mut self) {
-        self.addresses.clear();
-        self.members.clear();
-    }
-}
-
-/// Counters and list shape of a heap (see [`Heap::statistics`]).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct HeapStatistics {
-    /// Length of the heap region in bytes.
-    pub heap_length: u64,
-    /// Allocation granularity in bytes.
-    pub chunk_size: u64,
-    /// Number of exact-size free lists (the last holds every larger block).
-    pub nlists: u64,
-    /// Bytes available to blocks (whole chunks after the header).
-    pub capacity_bytes: u64,
-    /// Bytes in free blocks (tags included).
-    pub free_bytes: u64,
-    /// Bytes in allocated blocks (tags included).
-    pub allocated_bytes: u64,
-    /// Successful `malloc` calls.
-    pub malloc_count: u64,
-    /// Successful `free` calls.
-    pub free_count: u64,
-    /// Blocks created by `prealloc`.
-    pub prealloc_count: u64,
-    /// Merges of a freed block with a free neighbour.
-    pub coalesce_count: u64,
-    /// Allocations served by the head of their exact-size list.
-    pub exact_hits: u64,
-    /// Allocations served from the list of large blocks.
-    pub large_hits: u64,
-    /// Allocations served by splitting a block of a larger exact-size list.
-    pub splits: u64,
-    /// One entry per list (list 1 first): blocks and bytes on it.
-    pub lists: Vec<ListInfo>,
-    /// Number of free blocks.
-    pub free_blocks: u64,
-    /// The largest free block in bytes (tags included).
-    pub largest_free_block: u64,
-    /// The largest allocation that would succeed now ([`Heap::maxblock`]).
-    pub largest_allocation: u64,
-    /// External fragmentation: 1 - largest free block / free bytes (0 when nothing is free).
-    pub fragmentation: f64,
-    /// Set when damage stopped the list walk early; the figures above are then partial.
-    pub damage: Option<String>,
-    /// Blocks allocated by transactions still open (freed again if they abort; leaked if
-    /// the process crashes before they commit).
-    pub open_allocations: u64,
-    /// Blocks that open transactions will free when they commit (allocated until then).
-    pub open_frees: u64,
-}
-
 impl Heap {
     /// Initialise (zap) a heap in the first region of `segment`: header, empty lists and one
     /// free block covering every whole chunk. The segment must be a heap segment (two
@@ -576,128 +498,6 @@ impl Heap {
         Ok(queued.wait(rvm)?)
     }
 
-    /// Check that `address` could be freed now and record it in `intentions` instead of
-    /// freeing it; [`Heap::do_free`] frees the recorded blocks later. Recording the same
-    /// address twice is a double free.
-    ///
-    /// # Errors
-    /// [`Error::DoubleFree`] for an address already recorded or already free;
-    /// [`Error::FreePending`] for a block an open transaction frees;
-    /// [`Error::NotFromHeap`] for an address `malloc` did not return; [`Error::Corrupt`];
-    /// `NotMapped` (in [`Error::Rvm`]).
-    pub fn fake_free(&self, intentions: &mut IntentionList, address: usize) -> Result<(), Error> {
-        if intentions.members.contains(&address) {
-            return Err(Error::DoubleFree {
-                address: address as u64,
-            });
-        }
-        let mut st = self.lock_state();
-        if let Some(transaction) = st.pending.freer_of(address as u64) {
-            return Err(Error::FreePending {
-                address: address as u64,
-                transaction,
-            });
-        }
-        self.read_op_locked(&mut st, |r| r.allocated_block(address as u64).map(|_| ()))?;
-        drop(st);
-        intentions.members.insert(address);
-        intentions.addresses.push(address);
-        Ok(())
-    }
-
-    /// Free every block recorded in `intentions` when `tx` commits, like [`Heap::free`].
-    /// Coda runs this in its own transaction after the one that recorded the frees has
-    /// committed. Every address is checked before any is recorded, so a stale or doubled
-    /// intention frees nothing.
-    ///
-    /// # Errors
-    /// As for [`Heap::free`], for the first address that cannot be freed.
-    pub fn do_free(
-        &self,
-        tx: &mut Transaction<'_>,
-        intentions: IntentionList,
-    ) -> Result<(), Error> {
-        let mut st = self.lock_state();
-        let mut seen = HashSet::new();
-        for a in &intentions.addresses {
-            if !seen.insert(*a) {
-                return Err(Error::DoubleFree { address: *a as u64 });
-            }
-            self.check_free(&mut st, tx.id(), *a as u64)?;
-        }
-        self.track(&mut st, tx);
-        for a in &intentions.addresses {
-            st.pending.freed(tx.id(), *a as u64);
-        }
-        Ok(())
-    }
-
-    /// The largest allocation that would succeed now, in bytes (0 if none, or if the heap is
-    /// damaged or unmapped).
-    pub fn maxblock(&self) -> usize {
-        self.read_indexed(|c| {
-            let largest = c.largest_free_chunks()?;
-            Ok(c.geometry().usable_bytes(largest) as usize)
-        })
-        .unwrap_or(0)
-    }
-
-    /// Counters from the header plus the shape of the free lists (walked, O(free blocks)).
-    pub fn statistics(&self) -> HeapStatistics {
-        let mut st = self.lock_state();
-        let open_allocations = st.pending.allocations_open() as u64;
-        let open_frees = st.pending.frees_open() as u64;
-        let result = self.indexed_locked(&mut st, |c| {
-            let g = c.geometry();
-            let counters = c.counters;
-            let mut s = HeapStatistics {
-                heap_length: g.heap_length,
-                chunk_size: g.chunk_size,
-                nlists: g.nlists,
-                capacity_bytes: g.chunk_count * g.chunk_size,
-                free_bytes: counters.free_bytes,
-                allocated_bytes: counters.allocated_bytes,
-                malloc_count: counters.malloc_count,
-                free_count: counters.free_count,
-                prealloc_count: counters.prealloc_count,
-                coalesce_count: counters.coalesce_count,
-                exact_hits: counters.exact_hits,
-                large_hits: counters.large_hits,
-                splits: counters.splits,
-                open_allocations,
-                open_frees,
-                ..HeapStatistics::default()
-            };
-            let mut largest = 0;
-            for list in 1..=g.nlists {
-                let mut info = ListInfo {
-                    list,
-                    blocks: 0,
-                    bytes: 0,
-                };
-                let walked = c.r.walk_list(list, |b| {
-                    info.blocks += 1;
-                    info.bytes += b.chunks * g.chunk_size;
-                    largest = largest.max(b.chunks);
-                    true
-                });
-                s.free_blocks += info.blocks;
-                s.lists.push(info);
-                if let Err(e) = walked {
-                    s.damage.get_or_insert(e.to_string());
-                }
-            }
-            s.largest_free_block = largest * g.chunk_size;
-            s.largest_allocation = g.usable_bytes(largest);
-            s.fragmentation = check::fragmentation(s.largest_free_block, s.free_bytes);
-            Ok(s)
-        });
-        result.unwrap_or_else(|e| HeapStatistics {
-            damage: Some(e.to_string()),
-            ..HeapStatistics::default()
-        })
-    }
-
     /// Zero the event counters (malloc, free, prealloc, coalesce, hits, splits). The byte
     /// accounting (free and allocated bytes) is state, not statistics, and is kept. Done at
     /// once in a transaction of the heap's own on `tx`'s instance, like [`Heap::malloc`]; an
@@ -720,59 +520,6 @@ impl Heap {
         })?;
         drop(st);
         Ok(queued.wait(rvm)?)
-    }
-
-    /// Full consistency check: every block's tags, every list's links and membership, and the
-    /// byte accounting. Each problem is reported with its address.
-    pub fn check(&self) -> CheckReport {
-        let st = self.lock_state();
-        let mapped = match self.mapped() {
-            Ok(m) => m,
-            Err(e) => return CheckReport::unreadable(self.shared.base, e.to_string()),
-        };
-        // SAFETY: the region stays mapped while `mapped` is held.
-        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
-        let report = check::check_view(view);
-        drop(mapped);
-        drop(st);
-        report
-    }
-
-    /// Header, counters, per-list histogram and largest free block (a full walk, like
-    /// [`inspect_image`](crate::rds::inspect_image) on the mapped region).
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`] for a damaged header; `NotMapped` (in [`Error::Rvm`]).
-    pub fn inspect(&self) -> Result<HeapImageInfo, Error> {
-        let _st = self.lock_state();
-        let _mapped = self.mapped()?;
-        // SAFETY: the region stays mapped while `_mapped` is held.
-        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
-        check::inspect_view(view)
-    }
-
-    /// Every block in address order (a full walk; stops with an error at damage).
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`] at the first damaged block; `NotMapped` (in [`Error::Rvm`]).
-    pub fn blocks(&self) -> Result<Vec<BlockInfo>, Error> {
-        let _st = self.lock_state();
-        let _mapped = self.mapped()?;
-        // SAFETY: the region stays mapped while `_mapped` is held.
-        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
-        check::blocks_view(view)
-    }
-
-    /// Bytes the caller may use in the allocated block whose data starts at `address`.
-    ///
-    /// # Errors
-    /// [`Error::NotFromHeap`] or [`Error::DoubleFree`] unless `address` is the data of an
-    /// allocated block; `NotMapped` (in [`Error::Rvm`]).
-    pub fn usable_size(&self, address: usize) -> Result<usize, Error> {
-        self.read_op(|r| {
-            let b = r.allocated_block(address as u64)?;
-            Ok(r.geometry.usable_bytes(b.chunks) as usize)
-        })
     }
 
     /// Take the heap's data lock for `tx` until it ends (see `data_lock.rs`): the typed layer
@@ -833,18 +580,6 @@ impl Heap {
         lock(&self.shared.state)
     }
 
-    /// Attach the heap's hook to `tx` at its first malloc or free here.
-    fn track(&self, st: &mut State, tx: &mut Transaction<'_>) {
-        let id = tx.id();
-        if !st.pending.knows(id) {
-            st.pending.open(id);
-            tx.add_hook(Box::new(HeapHook {
-                heap: self.clone(),
-                transaction: id,
-            }));
-        }
-    }
-
     /// Check that `transaction` may free the block whose data is at `address` (no open
     /// transaction frees it already, and the free could be done now). Writes nothing.
     fn check_free(&self, st: &mut State, transaction: u64, address: u64) -> Result<(), Error> {
@@ -882,27 +617,6 @@ impl Heap {
                 Err(e.into())
             }
         }
-    }
-
-    /// `transaction` aborted: forget its frees, and free its allocations still pending for
-    /// it in a transaction of the heap's own. If that fails (the instance failed, or damage),
-    /// the blocks stay allocated (leaked): the heap stays consistent either way.
-    fn aborted(&self, st: &mut State, rvm: &Rvm, transaction: u64) -> Option<Queued> {
-        let work = st.pending.aborted(transaction);
-        if work.free_again.is_empty() {
-            return None;
-        }
-        let freed = self.internal(st, rvm, FREE_COUNTERS, |c, t| {
-            for a in &work.free_again {
-                // A block that is no longer allocated (the heap was initialised again) is
-                // not this transaction's any more.
-                if c.r.allocated_block(*a).is_ok() {
-                    c.free(t, *a)?;
-                }
-            }
-            Ok(())
-        });
-        freed.ok().map(|((), queued)| queued)
     }
 
     fn mapped(&self) -> Result<RwLockReadGuard<'_, bool>, Error> {
@@ -1091,79 +805,6 @@ impl Heap {
         let result = op(&mut ctx);
         drop(mapped);
         result
-    }
-}
-
-/// The heap's hook on a transaction that allocated or freed here (see the module
-/// documentation): performs its frees at commit and frees its allocations after an abort.
-struct HeapHook {
-    heap: Heap,
-    transaction: u64,
-}
-
-impl TxHook for HeapHook {
-    fn order(&self) -> usize {
-        Arc::as_ptr(&self.heap.shared) as usize
-    }
-
-    fn commit(
-        self: Box<Self>,
-        tx: &mut Transaction<'_>,
-        queue: &mut dyn FnMut(&mut Transaction<'_>) -> crate::Result<Queued>,
-    ) -> crate::Result<Queued> {
-        let heap = &self.heap;
-        let rvm = tx.rvm();
-        let mut st = heap.lock_state();
-        let frees = st.pending.frees_of(self.transaction);
-        if !frees.is_empty() {
-            // Old values are saved even in no-restore mode: a record refused after this
-            // must put the heap back, under the lock, before anybody else sees it.
-            tx.set_force_undo(true);
-            let freed = heap.write_op(&mut st, tx, FREE_COUNTERS, |c, t| {
-                for a in &frees {
-                    c.free(t, *a)?;
-                }
-                Ok(())
-            });
-            tx.set_force_undo(false);
-            if let Err(e) = freed {
-                tx.fail();
-                let compensation = heap.aborted(&mut st, rvm, self.transaction);
-                drop(st);
-                wait_quietly(compensation, rvm);
-                return Err(e.into());
-            }
-        }
-        // The lock is held until the record is queued: the frees are logged in their place.
-        let queued = queue(tx);
-        match &queued {
-            Ok(_) => st.pending.committed(self.transaction, &frees),
-            Err(_) => {
-                // Refused, and rolled back: the frees done above were put back.
-                if !frees.is_empty() {
-                    st.valid = false;
-                }
-                let compensation = heap.aborted(&mut st, rvm, self.transaction);
-                drop(st);
-                wait_quietly(compensation, rvm);
-            }
-        }
-        queued
-    }
-
-    fn abort(self: Box<Self>, rvm: &Rvm) {
-        let mut st = self.heap.lock_state();
-        let compensation = self.heap.aborted(&mut st, rvm, self.transaction);
-        drop(st);
-        wait_quietly(compensation, rvm);
-    }
-}
-
-/// Wait for an abort's freeing commit if it must be flushed. An abort reports nothing: if the
-/// flush fails the instance is failed, and the blocks are at worst leaked.
-fn wait_quietly(queued: Option<Queued>, rvm: &Rvm) {
-    if let Some(q) = queued {
-        let _ = q.wait(rvm);
     }
 }
 
