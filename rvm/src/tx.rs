@@ -15,7 +15,7 @@
 //! Libraries built on transactions (the RDS heap) register a [`TxHook`] to act at the commit
 //! (inside `end`, before the record is built, holding their own lock until the record is
 //! queued) and after an abort (once the old values are back). A transaction without hooks
-//! pays one `is_empty` test for them.
+//! pays one test for them at `end` and one at drop.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -89,6 +89,7 @@ pub(crate) struct Queued {
 impl Queued {
     /// Wait until the record is durable if its commit mode (or a full queue) asks for it.
     /// Call it with no lock held: it may lead a flush.
+    #[inline]
     pub(crate) fn wait(self, rvm: &Rvm) -> Result<()> {
         if self.flush {
             rvm.inner.flush_until(self.seq)
@@ -172,7 +173,8 @@ pub struct Transaction<'a> {
     /// The first attachment (most transactions have at most one): no vector needed.
     attachment: Option<Box<dyn Send + 'a>>,
     /// Hooks run at commit and after abort (see [`TxHook`]); empty for most transactions.
-    hooks: Vec<Box<dyn TxHook>>,
+    /// (`None` rather than an empty vector: dropping it then costs one test.)
+    hooks: Option<Vec<Box<dyn TxHook>>>,
     /// Save old values at `set_range` even in no-restore mode (a hook's changes at commit,
     /// which must be undone if the record is then refused).
     force_undo: bool,
@@ -184,7 +186,8 @@ pub struct Transaction<'a> {
 }
 
 /// The vectors of a finished transaction, kept per thread for the next one: a commit then
-/// allocates nothing in the common case.
+/// allocates nothing in the common case. Two sets are kept, because a heap call runs a
+/// transaction of the heap's own while the caller's is open.
 #[derive(Default)]
 struct Spare {
     ranges: Vec<Range>,
@@ -194,7 +197,14 @@ struct Spare {
 }
 
 thread_local! {
-    static SPARE: std::cell::RefCell<Option<Spare>> = const { std::cell::RefCell::new(None) };
+    static SPARE: std::cell::RefCell<SpareSlots> =
+        const { std::cell::RefCell::new(SpareSlots { first: None, second: None }) };
+}
+
+/// The two sets of spare vectors of a thread.
+struct SpareSlots {
+    first: Option<Spare>,
+    second: Option<Spare>,
 }
 
 /// Spare buffers larger than this are dropped rather than kept.
@@ -214,7 +224,15 @@ impl std::fmt::Debug for Transaction<'_> {
 impl<'a> Transaction<'a> {
     pub(crate) fn new(rvm: &'a Rvm, mode: BeginMode) -> Self {
         rvm.inner.active.fetch_add(1, Ordering::Relaxed);
-        let spare = SPARE.with(|c| c.borrow_mut().take()).unwrap_or_default();
+        let spare = SPARE
+            .with(|c| {
+                let mut slots = c.borrow_mut();
+                match slots.first.take() {
+                    Some(s) => Some(s),
+                    None => slots.second.take(),
+                }
+            })
+            .unwrap_or_default();
         Transaction {
             rvm,
             mode,
@@ -224,7 +242,7 @@ impl<'a> Transaction<'a> {
             pins: spare.pins,
             attachments: Vec::new(),
             attachment: None,
-            hooks: Vec::new(),
+            hooks: None,
             force_undo: false,
             last_region: None,
             id: std::cell::Cell::new(0),
@@ -266,7 +284,7 @@ impl<'a> Transaction<'a> {
 
     /// Run `hook` at this transaction's commit and after its abort (see [`TxHook`]).
     pub(crate) fn add_hook(&mut self, hook: Box<dyn TxHook>) {
-        self.hooks.push(hook);
+        self.hooks.get_or_insert_with(Vec::new).push(hook);
     }
 
     /// Save old values at `set_range` from now on even in no-restore mode (`true`), or only
@@ -417,6 +435,7 @@ impl<'a> Transaction<'a> {
 
     /// Merge the declared ranges in place: overlapping or adjacent ranges of one region
     /// become one. (Undo entries keep the declaration order for abort.)
+    #[inline]
     fn coalesce(&mut self) {
         if self.ranges.len() <= 1 {
             return;
@@ -460,14 +479,21 @@ impl<'a> Transaction<'a> {
     /// fails (the instance is then unusable: reopen the log, whose recovery decides whether
     /// this transaction committed).
     pub fn end(mut self, mode: CommitMode) -> Result<()> {
-        let queued = if self.hooks.is_empty() {
-            self.queue_record(mode)?
-        } else {
-            let mut hooks = std::mem::take(&mut self.hooks);
-            // Popped from the end: the smallest key runs outermost.
-            hooks.sort_by_key(|h| std::cmp::Reverse(h.order()));
-            self.commit_with_hooks(hooks, mode)?
-        };
+        if self.hooks.is_some() {
+            return self.end_with_hooks(mode);
+        }
+        let queued = self.queue_record(mode)?;
+        queued.wait(self.rvm)
+    }
+
+    /// [`Transaction::end`] of a transaction with hooks (kept out of the common path).
+    #[cold]
+    #[inline(never)]
+    fn end_with_hooks(&mut self, mode: CommitMode) -> Result<()> {
+        let mut hooks = self.hooks.take().unwrap_or_default();
+        // Popped from the end: the smallest key runs outermost.
+        hooks.sort_by_key(|h| std::cmp::Reverse(h.order()));
+        let queued = self.commit_with_hooks(hooks, mode)?;
         queued.wait(self.rvm)
     }
 
@@ -475,7 +501,7 @@ impl<'a> Transaction<'a> {
     /// has released its locks (the RDS heap commits its own transactions this way, under the
     /// heap's lock, so their records are queued in the order the changes were made).
     pub(crate) fn end_queued(mut self, mode: CommitMode) -> Result<Queued> {
-        debug_assert!(self.hooks.is_empty(), "end_queued skips hooks");
+        debug_assert!(self.hooks.is_none(), "end_queued skips hooks");
         self.queue_record(mode)
     }
 
@@ -502,7 +528,9 @@ impl<'a> Transaction<'a> {
     }
 
     /// Coalesce, check and queue the record; release the transaction. On a refusal the
-    /// transaction is rolled back (hooks are the caller's).
+    /// transaction is rolled back (hooks are the caller's). Inlined into `end`: the common
+    /// path is then one call, as before hooks existed.
+    #[inline(always)]
     fn queue_record(&mut self, mode: CommitMode) -> Result<Queued> {
         let rvm = self.rvm;
         let inner = &rvm.inner;
@@ -589,7 +617,7 @@ impl<'a> Transaction<'a> {
 
     /// After a rollback: give every hook its abort.
     fn run_abort_hooks(&mut self) {
-        for hook in std::mem::take(&mut self.hooks) {
+        for hook in self.hooks.take().unwrap_or_default() {
             hook.abort(self.rvm);
         }
     }
@@ -643,7 +671,7 @@ impl Drop for Transaction<'_> {
             self.count_abort();
             self.rollback();
         }
-        if !self.hooks.is_empty() {
+        if self.hooks.is_some() {
             // Aborted here, or refused at `end` (whose hooks were taken before).
             self.run_abort_hooks();
         }
@@ -658,7 +686,14 @@ impl Drop for Transaction<'_> {
             spare.undo_index.clear();
             spare.undo.clear();
             spare.pins.clear();
-            let _ = SPARE.try_with(|c| *c.borrow_mut() = Some(spare));
+            let _ = SPARE.try_with(|c| {
+                let mut slots = c.borrow_mut();
+                if slots.first.is_none() {
+                    slots.first = Some(spare);
+                } else {
+                    slots.second = Some(spare);
+                }
+            });
         }
     }
 }

@@ -457,9 +457,13 @@ impl Heap {
     }
 
     /// Free the block whose data starts at `address` when `tx` commits: the block is checked
-    /// now (allocated, its neighbours intact, not being freed by another open transaction)
-    /// and freed inside `tx`'s own record, merged at once with a free neighbour on either
-    /// side. Until then it stays allocated; if `tx` aborts, it is not freed.
+    /// now (an allocated block, its free neighbours and their lists intact, not being freed
+    /// by another open transaction) and freed inside `tx`'s own record, merged at once with
+    /// a free neighbour on either side. Until then it stays allocated; if `tx` aborts, it is
+    /// not freed. (If another open transaction allocated the block, the free is handed over
+    /// to it: made in its commit, or by its abort.) Damage found at the commit (written
+    /// since by something other than the heap) refuses the commit ([`crate::Error::Heap`];
+    /// the transaction is rolled back).
     ///
     /// # Errors
     /// [`Error::DoubleFree`] for a block already free, or already freed in `tx`;
@@ -580,8 +584,10 @@ impl Heap {
         lock(&self.shared.state)
     }
 
-    /// Check that `transaction` may free the block whose data is at `address` (no open
-    /// transaction frees it already, and the free could be done now). Writes nothing.
+    /// Check that `transaction` may free the block whose data is at `address`: no open
+    /// transaction frees it already, and the free could be made now (the block, its free
+    /// neighbours and the lists they are on are intact), so damage is reported by the call
+    /// that meets it. Writes nothing. The free itself checks again at commit.
     fn check_free(&self, st: &mut State, transaction: u64, address: u64) -> Result<(), Error> {
         match st.pending.freer_of(address) {
             Some(t) if t == transaction => return Err(Error::DoubleFree { address }),
