@@ -79,6 +79,34 @@ int main(int argc, char **argv) {
     /* An ended tid. */
     CHECK(rds_malloc(10, &tid, &err) == NULL && err == RVM_ETID);
 
+    /* Two tids of this thread use the heap at once (no "busy", no wait), and spec K11: tid
+       A allocates, B allocates, writes and commits, A aborts; B's block stays intact and the
+       byte accounting is B's block more than before. */
+    rvm_tid_t ta, tb;
+    rvm_init_tid(&ta);
+    rvm_init_tid(&tb);
+    rds_stats_t k11_before, k11_after;
+    CHECK(rds_get_stats(&k11_before) == SUCCESS);
+    CHECK_RC(rvm_begin_transaction(&ta, restore), RVM_SUCCESS);
+    CHECK_RC(rvm_begin_transaction(&tb, restore), RVM_SUCCESS);
+    char *ka = rds_malloc(200, &ta, &err);
+    CHECK(ka != NULL && err == SUCCESS);
+    CHECK_RC(rvm_set_range(&ta, ka, 200), RVM_SUCCESS);
+    memset(ka, 0xaa, 200);
+    char *kb = rds_malloc(200, &tb, &err);
+    CHECK(kb != NULL && err == SUCCESS && kb != ka);
+    CHECK_RC(rvm_set_range(&tb, kb, 200), RVM_SUCCESS);
+    memset(kb, 0xbb, 200);
+    CHECK_RC(rvm_end_transaction(&tb, flush), RVM_SUCCESS);
+    CHECK_RC(rvm_abort_transaction(&ta), RVM_SUCCESS);
+    CHECK(rds_get_stats(&k11_after) == SUCCESS);
+    CHECK(k11_after.mallocbytes > k11_before.mallocbytes);
+    CHECK(kb[0] == (char)0xbb && kb[199] == (char)0xbb);
+    CHECK(rds_free(ka, NULL, &err) == EFREED_TWICE || err == EBAD_ARGS);
+    CHECK(rds_free(kb, NULL, &err) == SUCCESS && err == SUCCESS);
+    CHECK(rds_get_stats(&k11_after) == SUCCESS);
+    CHECK(k11_after.mallocbytes == k11_before.mallocbytes);
+
     /* prealloc, maxblock, no room. */
     CHECK(rds_prealloc(200, 5, NULL, &err) == SUCCESS && err == SUCCESS);
     CHECK(rds_maxblock(1000) == 1 && rds_maxblock(2 * HEAP_LEN) == 0);
