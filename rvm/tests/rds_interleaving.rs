@@ -589,3 +589,43 @@ proptest! {
         recover_and_verify(f, &m, &format!("crash before step {crash_at} of {script:?}"));
     }
 }
+
+/// A commit refused after its frees were made (the record is too big for the log) puts the
+/// frees back before anybody else sees them, in either mode (in no-restore mode too: the
+/// heap saves their old values itself), and its allocations are freed again.
+#[test]
+fn a_refused_commit_puts_its_frees_back() {
+    for mode in [BeginMode::Restore, BeginMode::NoRestore] {
+        let f = Fixture::with_log(layout(127, 256 << 10, 8, 64), 1, 64 << 10);
+        let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+        let big = f.heap.malloc(&mut tx, 100 << 10).unwrap();
+        let small = f.heap.malloc(&mut tx, 100).unwrap();
+        tx.end(CommitMode::Flush).unwrap();
+        let blocks_before = allocated_in_heap(&f);
+        let stats_before = f.heap.statistics();
+
+        let mut tx = f.rvm.begin(mode).unwrap();
+        let fresh = f.heap.malloc(&mut tx, 300).unwrap();
+        f.heap.free(&mut tx, small).unwrap();
+        tx.fill(big, 100 << 10, 0x42).unwrap();
+        let e = tx.end(CommitMode::Flush).unwrap_err();
+        assert_eq!(e.code_name(), "RVM_ETOO_BIG", "{e}");
+        f.assert_consistent();
+        assert_eq!(allocated_in_heap(&f), blocks_before, "{mode:?}");
+        assert!(f.heap.usable_size(small).is_ok() && f.heap.usable_size(fresh).is_err());
+        let s = f.heap.statistics();
+        assert_eq!(
+            (s.allocated_bytes, s.open_allocations, s.open_frees),
+            (stats_before.allocated_bytes, 0, 0)
+        );
+        // The heap is usable, and the free can be made by a commit that fits.
+        let mut tx = f.rvm.begin(mode).unwrap();
+        f.heap.free(&mut tx, small).unwrap();
+        tx.end(CommitMode::Flush).unwrap();
+        assert!(f.heap.usable_size(small).is_err());
+        f.assert_consistent();
+        let f = f.crash_and_recover(Tear::DropAll);
+        f.assert_consistent();
+        assert!(f.heap.usable_size(small).is_err() && f.heap.usable_size(big).is_ok());
+    }
+}
