@@ -1,11 +1,11 @@
 //! RDS (`rds.h`) over `rvm::rds`: one current heap per process, as in the classic library.
 //!
-//! A heap call with a caller tid runs in that transaction; with NULL it runs in its own
-//! restore transaction committed no_flush. The heap's locking rule is the Rust library's: a
-//! transaction that changed the heap owns it until it ends, and another thread's heap call
-//! waits for that. A heap call in a second open transaction of the thread that owns the heap
-//! (or with NULL from that thread) is refused with `EBAD_ARGS` instead of waiting forever.
-//! Heap changes in a `no_restore` transaction are refused (`EBAD_ARGS`).
+//! A heap call with a caller tid works for that transaction; with NULL it runs in its own
+//! restore transaction committed no_flush. The heap's locking rule is the Rust library's
+//! (`rvm::rds::Heap`): a heap call never waits for another transaction and never answers
+//! "busy" (a caller's threads may be coroutines on one kernel thread); `rds_malloc` allocates
+//! at once and the block is freed again if the tid aborts; `rds_free` frees inside the tid's
+//! commit. Either mode of tid may change the heap.
 
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};

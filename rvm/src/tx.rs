@@ -11,6 +11,11 @@
 //! race-defined copy through `crate::racy`, never a reference. With isolation
 //! (`Options::isolation`) `set_range` also locks the bytes until end or abort
 //! (`crate::range_lock`).
+//!
+//! Libraries built on transactions (the RDS heap) register a [`TxHook`] to act at the commit
+//! (inside `end`, before the record is built, holding their own lock until the record is
+//! queued) and after an abort (once the old values are back). A transaction without hooks
+//! pays one test for them at `end` and one at drop.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,6 +46,57 @@ pub enum CommitMode {
     /// Queued in memory; durable after the next flush. After a crash the log holds a prefix,
     /// in commit order, of the no_flush commits.
     NoFlush,
+}
+
+/// Work a library layered on transactions does when a transaction commits or aborts (the RDS
+/// heap performs its pending frees at commit, and frees an aborted transaction's allocations).
+///
+/// At `end`, the hooks run nested in ascending [`TxHook::order`] (a fixed lock order, so two
+/// committing transactions never wait for each other's hooks): each gets the transaction and a
+/// `queue` continuation that runs the inner hooks and then builds and queues the record. A
+/// hook may change memory through the transaction before it calls `queue`, and may hold a
+/// lock of its own until `queue` returns, so its changes are logged in the order it made
+/// them. If `queue` fails, the transaction has been rolled back; the hook then undoes its own
+/// bookkeeping as for an abort. A hook that fails before calling `queue` must roll the
+/// transaction back itself ([`Transaction::fail`]) and return the error; hooks it never
+/// reached are then given [`TxHook::abort`].
+///
+/// After an abort (explicit, by drop, or a refused `end`), each hook's [`TxHook::abort`] runs
+/// once the transaction's old values are back.
+pub(crate) trait TxHook: Send {
+    /// Lock-order key: hooks run nested from the smallest key outwards in.
+    fn order(&self) -> usize;
+
+    /// Commit: see the trait's documentation.
+    fn commit(
+        self: Box<Self>,
+        tx: &mut Transaction<'_>,
+        queue: &mut dyn FnMut(&mut Transaction<'_>) -> Result<Queued>,
+    ) -> Result<Queued>;
+
+    /// The transaction aborted (its old values are back).
+    fn abort(self: Box<Self>, rvm: &Rvm);
+}
+
+/// A record queued by a commit: what remains is to wait for its flush, if it needs one.
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub(crate) struct Queued {
+    seq: u64,
+    flush: bool,
+}
+
+impl Queued {
+    /// Wait until the record is durable if its commit mode (or a full queue) asks for it.
+    /// Call it with no lock held: it may lead a flush.
+    #[inline]
+    pub(crate) fn wait(self, rvm: &Rvm) -> Result<()> {
+        if self.flush {
+            rvm.inner.flush_until(self.seq)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// The region of the last range declared (pinned by this transaction).
@@ -116,6 +172,12 @@ pub struct Transaction<'a> {
     attachments: Vec<Box<dyn Send + 'a>>,
     /// The first attachment (most transactions have at most one): no vector needed.
     attachment: Option<Box<dyn Send + 'a>>,
+    /// Hooks run at commit and after abort (see [`TxHook`]); empty for most transactions.
+    /// (`None` rather than an empty vector: dropping it then costs one test.)
+    hooks: Option<Vec<Box<dyn TxHook>>>,
+    /// Save old values at `set_range` even in no-restore mode (a hook's changes at commit,
+    /// which must be undone if the record is then refused).
+    force_undo: bool,
     last_region: Option<CachedRegion>,
     id: std::cell::Cell<u64>,
     /// Isolation: this transaction holds range locks (released at end or abort).
@@ -124,7 +186,8 @@ pub struct Transaction<'a> {
 }
 
 /// The vectors of a finished transaction, kept per thread for the next one: a commit then
-/// allocates nothing in the common case.
+/// allocates nothing in the common case. Two sets are kept, because a heap call runs a
+/// transaction of the heap's own while the caller's is open.
 #[derive(Default)]
 struct Spare {
     ranges: Vec<Range>,
@@ -134,7 +197,14 @@ struct Spare {
 }
 
 thread_local! {
-    static SPARE: std::cell::RefCell<Option<Spare>> = const { std::cell::RefCell::new(None) };
+    static SPARE: std::cell::RefCell<SpareSlots> =
+        const { std::cell::RefCell::new(SpareSlots { first: None, second: None }) };
+}
+
+/// The two sets of spare vectors of a thread.
+struct SpareSlots {
+    first: Option<Spare>,
+    second: Option<Spare>,
 }
 
 /// Spare buffers larger than this are dropped rather than kept.
@@ -154,7 +224,15 @@ impl std::fmt::Debug for Transaction<'_> {
 impl<'a> Transaction<'a> {
     pub(crate) fn new(rvm: &'a Rvm, mode: BeginMode) -> Self {
         rvm.inner.active.fetch_add(1, Ordering::Relaxed);
-        let spare = SPARE.with(|c| c.borrow_mut().take()).unwrap_or_default();
+        let spare = SPARE
+            .with(|c| {
+                let mut slots = c.borrow_mut();
+                match slots.first.take() {
+                    Some(s) => Some(s),
+                    None => slots.second.take(),
+                }
+            })
+            .unwrap_or_default();
         Transaction {
             rvm,
             mode,
@@ -164,6 +242,8 @@ impl<'a> Transaction<'a> {
             pins: spare.pins,
             attachments: Vec::new(),
             attachment: None,
+            hooks: None,
+            force_undo: false,
             last_region: None,
             id: std::cell::Cell::new(0),
             holds_locks: false,
@@ -202,6 +282,27 @@ impl<'a> Transaction<'a> {
         self.mode
     }
 
+    /// Run `hook` at this transaction's commit and after its abort (see [`TxHook`]).
+    pub(crate) fn add_hook(&mut self, hook: Box<dyn TxHook>) {
+        self.hooks.get_or_insert_with(Vec::new).push(hook);
+    }
+
+    /// Save old values at `set_range` from now on even in no-restore mode (`true`), or only
+    /// in restore mode again (`false`). A hook's changes at commit are saved this way, so a
+    /// refused record puts them back.
+    pub(crate) fn set_force_undo(&mut self, force: bool) {
+        self.force_undo = force;
+    }
+
+    /// Roll back and count an abort, for a hook that fails at commit before the record is
+    /// queued. The transaction is finished afterwards.
+    pub(crate) fn fail(&mut self) {
+        if !self.finished {
+            self.count_abort();
+            self.rollback();
+        }
+    }
+
     /// Declare that `[address, address+length)` will be modified. It must lie inside one
     /// mapped region. In restore mode call it *before* changing the bytes.
     ///
@@ -234,7 +335,7 @@ impl<'a> Transaction<'a> {
             locks.acquire(self.id(), address, address + length)?;
             self.holds_locks = true;
         }
-        if self.mode == BeginMode::Restore {
+        if self.mode == BeginMode::Restore || self.force_undo {
             let at = self.undo.len();
             // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
             // transaction pins it; other threads may write it, so it is copied, not borrowed.
@@ -334,6 +435,7 @@ impl<'a> Transaction<'a> {
 
     /// Merge the declared ranges in place: overlapping or adjacent ranges of one region
     /// become one. (Undo entries keep the declaration order for abort.)
+    #[inline]
     fn coalesce(&mut self) {
         if self.ranges.len() <= 1 {
             return;
@@ -367,12 +469,69 @@ impl<'a> Transaction<'a> {
     /// than [`Options::no_flush_queue_bytes_max`](crate::Options::no_flush_queue_bytes_max)
     /// bytes, when it flushes like `Flush`.
     ///
+    /// If the transaction freed RDS heap blocks, they are freed now, inside this record (the
+    /// heap's lock is held until the record is queued).
+    ///
     /// # Errors
     /// [`Error::TooBig`] as above; [`Error::Failed`] when an earlier failure left the instance
-    /// unusable (the transaction is aborted); an I/O error naming the log when the flush
+    /// unusable (the transaction is aborted); [`Error::Heap`] when a block it freed cannot be
+    /// freed now (heap damage found since; the transaction is aborted); an I/O error naming the log when the flush
     /// fails (the instance is then unusable: reopen the log, whose recovery decides whether
     /// this transaction committed).
     pub fn end(mut self, mode: CommitMode) -> Result<()> {
+        if self.hooks.is_some() {
+            return self.end_with_hooks(mode);
+        }
+        let queued = self.queue_record(mode)?;
+        queued.wait(self.rvm)
+    }
+
+    /// [`Transaction::end`] of a transaction with hooks (kept out of the common path).
+    #[cold]
+    #[inline(never)]
+    fn end_with_hooks(&mut self, mode: CommitMode) -> Result<()> {
+        let mut hooks = self.hooks.take().unwrap_or_default();
+        // Popped from the end: the smallest key runs outermost.
+        hooks.sort_by_key(|h| std::cmp::Reverse(h.order()));
+        let queued = self.commit_with_hooks(hooks, mode)?;
+        queued.wait(self.rvm)
+    }
+
+    /// Commit without waiting for the flush: the caller waits with [`Queued::wait`] once it
+    /// has released its locks (the RDS heap commits its own transactions this way, under the
+    /// heap's lock, so their records are queued in the order the changes were made).
+    pub(crate) fn end_queued(mut self, mode: CommitMode) -> Result<Queued> {
+        debug_assert!(self.hooks.is_none(), "end_queued skips hooks");
+        self.queue_record(mode)
+    }
+
+    /// Run the last hook of `hooks` around the inner ones and the queueing of the record.
+    fn commit_with_hooks(
+        &mut self,
+        mut hooks: Vec<Box<dyn TxHook>>,
+        mode: CommitMode,
+    ) -> Result<Queued> {
+        let Some(hook) = hooks.pop() else {
+            return self.queue_record(mode);
+        };
+        let mut rest = Some(hooks);
+        let result = hook.commit(self, &mut |tx| {
+            tx.commit_with_hooks(rest.take().unwrap_or_default(), mode)
+        });
+        if let Some(unreached) = rest {
+            // The hook failed (and rolled the transaction back) before calling `queue`.
+            for h in unreached {
+                h.abort(self.rvm);
+            }
+        }
+        result
+    }
+
+    /// Coalesce, check and queue the record; release the transaction. On a refusal the
+    /// transaction is rolled back (hooks are the caller's). Inlined into `end`: the common
+    /// path is then one call, as before hooks existed.
+    #[inline(always)]
+    fn queue_record(&mut self, mode: CommitMode) -> Result<Queued> {
         let rvm = self.rvm;
         let inner = &rvm.inner;
         let declared_count = self.ranges.len();
@@ -437,21 +596,30 @@ impl<'a> Transaction<'a> {
         };
         drop(q);
         self.release();
-        match mode {
-            CommitMode::Flush => inner.flush_until(seq),
-            CommitMode::NoFlush if over_limit => inner.flush_until(seq),
-            CommitMode::NoFlush => Ok(()),
-        }
+        Ok(Queued {
+            seq,
+            flush: mode == CommitMode::Flush || over_limit,
+        })
     }
 
-    /// Abort: in restore mode every declared byte gets its old value back. Never waits.
+    /// Abort: in restore mode every declared byte gets its old value back. Then the RDS heaps
+    /// this transaction allocated from free its blocks again (each a short heap call, which
+    /// may wait for another heap call in progress); never waits for another transaction.
     ///
     /// # Errors
     /// None today; the `Result` leaves room for a failure to report.
     pub fn abort(mut self) -> Result<()> {
         self.count_abort();
         self.rollback();
+        self.run_abort_hooks();
         Ok(())
+    }
+
+    /// After a rollback: give every hook its abort.
+    fn run_abort_hooks(&mut self) {
+        for hook in self.hooks.take().unwrap_or_default() {
+            hook.abort(self.rvm);
+        }
     }
 
     fn count_abort(&self) {
@@ -503,6 +671,10 @@ impl Drop for Transaction<'_> {
             self.count_abort();
             self.rollback();
         }
+        if self.hooks.is_some() {
+            // Aborted here, or refused at `end` (whose hooks were taken before).
+            self.run_abort_hooks();
+        }
         if self.undo.capacity() <= SPARE_UNDO_BYTES_MAX {
             let mut spare = Spare {
                 ranges: std::mem::take(&mut self.ranges),
@@ -514,7 +686,14 @@ impl Drop for Transaction<'_> {
             spare.undo_index.clear();
             spare.undo.clear();
             spare.pins.clear();
-            let _ = SPARE.try_with(|c| *c.borrow_mut() = Some(spare));
+            let _ = SPARE.try_with(|c| {
+                let mut slots = c.borrow_mut();
+                if slots.first.is_none() {
+                    slots.first = Some(spare);
+                } else {
+                    slots.second = Some(spare);
+                }
+            });
         }
     }
 }

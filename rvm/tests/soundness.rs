@@ -399,27 +399,45 @@ fn heap_store(d: &Dir, address: u64, options: Options) -> (Rvm, Heap) {
     (rvm, heap)
 }
 
+/// A transaction leaked with `mem::forget` used to own the heap for ever. Now a plain heap
+/// call never waits for a transaction: the other thread's malloc succeeds at once, and the
+/// leaked transaction's block stays allocated (leaked). The typed layer's data lock is still
+/// held for a transaction's lifetime, so waiting for a leaked holder ends in a lock timeout.
 #[test]
 fn a_forgotten_transaction_blocked_other_threads_heap_calls_forever() {
     let d = Dir::new("forgot-heap");
     let options = Options::default().lock_timeout(Duration::from_millis(300));
     let (rvm, heap) = heap_store(&d, 0x3b10_0000_0000, options);
     let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    let ptr = heap.alloc(&mut tx, &1u64).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
     heap.malloc(&mut tx, 100).unwrap();
+    heap.set(&mut tx, ptr, &2u64).unwrap();
     std::mem::forget(tx);
     let other = heap.clone();
     let rvm = std::sync::Arc::new(rvm);
     let r2 = rvm.clone();
     let result = finishes_within(HANG_LIMIT, move || {
         let mut tx = r2.begin(BeginMode::Restore).unwrap();
-        let r = other.malloc(&mut tx, 100);
-        drop(tx);
-        let check = other.statistics().damage;
-        (r.map(|_| ()).map_err(|e| e.to_string()), check)
+        let malloc = other.malloc(&mut tx, 100).map(|_| ());
+        let set = other.set(&mut tx, ptr, &3u64);
+        tx.end(CommitMode::Flush).unwrap();
+        let stats = other.statistics();
+        (
+            malloc.map_err(|e| e.to_string()),
+            set.map_err(|e| e.to_string()),
+            stats,
+            other.check().is_ok(),
+        )
     });
-    let (result, _) = result.expect("the heap call returned instead of waiting forever");
-    let err = result.unwrap_err();
+    let (malloc, set, stats, clean) =
+        result.expect("the heap calls returned instead of waiting forever");
+    assert_eq!(malloc, Ok(()));
+    let err = set.unwrap_err();
     assert!(err.contains("still held by transaction"), "{err}");
+    assert_eq!(stats.open_allocations, 1, "the leaked transaction's block");
+    assert!(clean);
 }
 
 #[test]

@@ -44,17 +44,20 @@ int main(int argc, char **argv) {
     CHECK(rds_trace_on(trace) == SUCCESS && rds_tracing && rds_tracing_file == trace);
     RDS_LOG("hello %d\n", 42);
 
-    /* malloc/free in a caller transaction; abort gives the block back. */
+    /* malloc/free in a caller transaction; abort gives the block back (freed again by a
+       heap call of its own: the counters count that free). */
     rvm_tid_t tid;
     rvm_init_tid(&tid);
+    rds_stats_t before, during, after;
+    CHECK(rds_get_stats(&before) == SUCCESS);
     CHECK_RC(rvm_begin_transaction(&tid, restore), RVM_SUCCESS);
     char *a = rds_malloc(100, &tid, &err);
     CHECK(a != NULL && err == SUCCESS);
-    rds_stats_t before, after;
-    CHECK(rds_get_stats(&before) == SUCCESS);
+    CHECK(rds_get_stats(&during) == SUCCESS);
+    CHECK(during.malloc == before.malloc + 1 && during.mallocbytes > before.mallocbytes);
     CHECK_RC(rvm_abort_transaction(&tid), RVM_SUCCESS);
     CHECK(rds_get_stats(&after) == SUCCESS);
-    CHECK(after.malloc + 1 == before.malloc);
+    CHECK(after.mallocbytes == before.mallocbytes && after.free == during.free + 1);
 
     /* NULL tid: a transaction of its own (committed no_flush). */
     char *b = rds_malloc(100, NULL, &err);
@@ -64,12 +67,45 @@ int main(int argc, char **argv) {
     CHECK(rds_free(static_addr, NULL, &err) != SUCCESS && err == EBAD_ARGS);
     CHECK(rds_free(NULL, NULL, &err) == EBAD_ARGS);
 
-    /* Heap changes need a restore transaction. */
+    /* Heap changes in a no_restore transaction too (nothing in the heap depends on the
+       caller's undo); the free is made at the commit. */
     CHECK_RC(rvm_begin_transaction(&tid, no_restore), RVM_SUCCESS);
-    CHECK(rds_malloc(10, &tid, &err) == NULL && err == EBAD_ARGS);
+    char *c = rds_malloc(10, &tid, &err);
+    CHECK(c != NULL && err == SUCCESS);
+    CHECK(rds_free(c, &tid, &err) == SUCCESS && err == SUCCESS);
+    CHECK(rds_free(c, &tid, &err) == EFREED_TWICE);
     CHECK_RC(rvm_end_transaction(&tid, flush), RVM_SUCCESS);
+    CHECK(rds_free(c, NULL, &err) == EFREED_TWICE);
     /* An ended tid. */
     CHECK(rds_malloc(10, &tid, &err) == NULL && err == RVM_ETID);
+
+    /* Two tids of this thread use the heap at once (no "busy", no wait), and spec K11: tid
+       A allocates, B allocates, writes and commits, A aborts; B's block stays intact and the
+       byte accounting is B's block more than before. */
+    rvm_tid_t ta, tb;
+    rvm_init_tid(&ta);
+    rvm_init_tid(&tb);
+    rds_stats_t k11_before, k11_after;
+    CHECK(rds_get_stats(&k11_before) == SUCCESS);
+    CHECK_RC(rvm_begin_transaction(&ta, restore), RVM_SUCCESS);
+    CHECK_RC(rvm_begin_transaction(&tb, restore), RVM_SUCCESS);
+    char *ka = rds_malloc(200, &ta, &err);
+    CHECK(ka != NULL && err == SUCCESS);
+    CHECK_RC(rvm_set_range(&ta, ka, 200), RVM_SUCCESS);
+    memset(ka, 0xaa, 200);
+    char *kb = rds_malloc(200, &tb, &err);
+    CHECK(kb != NULL && err == SUCCESS && kb != ka);
+    CHECK_RC(rvm_set_range(&tb, kb, 200), RVM_SUCCESS);
+    memset(kb, 0xbb, 200);
+    CHECK_RC(rvm_end_transaction(&tb, flush), RVM_SUCCESS);
+    CHECK_RC(rvm_abort_transaction(&ta), RVM_SUCCESS);
+    CHECK(rds_get_stats(&k11_after) == SUCCESS);
+    CHECK(k11_after.mallocbytes > k11_before.mallocbytes);
+    CHECK(kb[0] == (char)0xbb && kb[199] == (char)0xbb);
+    CHECK(rds_free(ka, NULL, &err) == EFREED_TWICE || err == EBAD_ARGS);
+    CHECK(rds_free(kb, NULL, &err) == SUCCESS && err == SUCCESS);
+    CHECK(rds_get_stats(&k11_after) == SUCCESS);
+    CHECK(k11_after.mallocbytes == k11_before.mallocbytes);
 
     /* prealloc, maxblock, no room. */
     CHECK(rds_prealloc(200, 5, NULL, &err) == SUCCESS && err == SUCCESS);

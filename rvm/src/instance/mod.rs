@@ -124,9 +124,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// - With [`Options::isolation`], [`Transaction::set_range`] (and the calls that write)
 ///   waits while another transaction holds any of the bytes, and the reads ([`Rvm::read`],
 ///   [`Segment::read`](crate::Segment::read)) wait while another thread's transaction does.
-/// - Isolation or not, the calls of an RDS heap ([`rds::Heap`](crate::rds::Heap)) wait while
-///   another thread's transaction owns the heap: the first heap change in a transaction makes
-///   it the owner until it ends or aborts.
+/// - The calls of an RDS heap ([`rds::Heap`](crate::rds::Heap)) wait only for another heap
+///   call in progress, never for another transaction. The typed layer
+///   ([`crate::typed`]) takes a heap's data lock for a changing transaction until it ends:
+///   other threads' typed changes and reads wait for it.
 /// - Lock waits end after [`Options::lock_timeout`] (default 10 s) with
 ///   [`Error::LockTimeout`].
 /// - [`Rvm::open`] replays the log before it returns; [`Rvm::close`] flushes queued commits

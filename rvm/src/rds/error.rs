@@ -29,6 +29,18 @@ pub enum Error {
         address: u64,
     },
 
+    /// Another open transaction frees this block at its commit already.
+    #[error(
+        "block at {address:#x} is being freed by transaction {transaction}, which is still open \
+         (double free)"
+    )]
+    FreePending {
+        /// The block's address.
+        address: u64,
+        /// Id of the transaction that frees it.
+        transaction: u64,
+    },
+
     /// The address is not one `malloc` returned from this heap.
     #[error("{address:#x} was not allocated from this heap: {reason}")]
     NotFromHeap {
@@ -116,11 +128,12 @@ pub enum Error {
         reason: String,
     },
 
-    /// This thread already holds the heap in another open transaction; waiting for it would
-    /// never end. Finish that transaction first.
+    /// This thread holds the heap's data lock (the typed layer's per-transaction lock, see
+    /// [`crate::typed::Alloc::lock`]) in another open transaction; waiting for it would never
+    /// end. Finish that transaction first. Plain `malloc` and `free` never return this.
     #[error(
-        "the heap is held by transaction {holder} of this thread; end or abort it before using \
-         the heap in transaction {requester}"
+        "the heap's typed data is held by transaction {holder} of this thread; end or abort it \
+         before changing typed data in transaction {requester}"
     )]
     Busy {
         /// Id of the transaction holding the heap.
@@ -146,7 +159,7 @@ impl Error {
         match self {
             Error::Rvm(e) => e.code_name(),
             Error::NoRoom { .. } => "ENO_ROOM",
-            Error::DoubleFree { .. } => "EFREED_TWICE",
+            Error::DoubleFree { .. } | Error::FreePending { .. } => "EFREED_TWICE",
             Error::NotFromHeap { .. } => "EBAD_ARGS",
             Error::Corrupt { .. } => "ECORRUPT",
             Error::VersionSkew { .. } => "EHEAP_VERSION_SKEW",

@@ -8,10 +8,12 @@
 //!
 //! Allocation is quick fit: list *i* holds free blocks of exactly *i* chunks and the last list
 //! every larger block. A free merges the block at once with a free neighbour on either side.
-//! Every change to heap metadata is made through `set_range` in the caller's (restore-mode)
-//! transaction, so an abort puts the heap back exactly and a crash before commit leaves no
-//! trace. The heap is locked for the whole of a changing transaction; see [`Heap`]'s module
-//! docs for the rule.
+//! Several open transactions may allocate and free at once: every heap call is a short
+//! critical section, an allocation is committed at once in a transaction of the heap's own
+//! (and freed again if the caller aborts), and a free is made inside the caller's record at
+//! its commit. An abort therefore never puts heap metadata back over other transactions'
+//! changes, and the heap checks clean after a crash at any point (a block allocated by a
+//! transaction that never committed may be leaked). See [`Heap`] for the rule.
 //!
 //! ```no_run
 //! use rvm::rds::{self, Heap, HeapLayout, PersistentPtr};
@@ -42,9 +44,12 @@
 //! # }
 //! ```
 
+mod alloc;
 mod check;
+mod data_lock;
 mod error;
 mod heap;
+mod pending;
 mod reader;
 mod root;
 mod view;

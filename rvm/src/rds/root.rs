@@ -256,23 +256,28 @@ impl Heap {
     }
 
     /// A copy of the `T` that `ptr` points to. The pointer must name an allocated block large
-    /// enough for a `T`, so a dangling or foreign pointer is an error, not a wild read.
+    /// enough for a `T`, so a dangling or foreign pointer is an error, not a wild read. Like
+    /// the typed layer's reads, it waits while another thread's transaction holds the heap's
+    /// data lock ([`Heap::set`]).
     ///
     /// # Errors
     /// As for [`Heap::usable_size`], and [`Error::InvalidArgument`] when the block is too
-    /// small for a `T`.
+    /// small for a `T`; a lock timeout (in [`Error::Rvm`]).
     pub fn get<T: Pod>(&self, ptr: PersistentPtr<T>) -> Result<T, Error> {
+        self.wait_for_data()?;
         self.check_allocated_range(ptr.address(), std::mem::size_of::<T>())?;
         Ok(self.segment().read::<T>(ptr.address())?)
     }
 
     /// Store `value` where `ptr` points, in `tx` (checked like [`Heap::get`]). The
-    /// transaction takes the heap first (as every heap-changing call does), so no other
-    /// transaction can free the block between the check and the commit.
+    /// transaction takes the heap's data lock first (as the typed layer does, see
+    /// [`crate::typed::Alloc::lock`]), so no other transaction can free the block through
+    /// [`Heap::free_ptr`] or the typed layer before `tx` ends; a block another open
+    /// transaction is freeing is refused.
     ///
     /// # Errors
-    /// As for [`Heap::get`], as for [`Transaction::set_range`], and the heap's ownership
-    /// errors ([`Error::Busy`], a lock timeout).
+    /// As for [`Heap::get`], as for [`Transaction::set_range`], [`Error::FreePending`], and
+    /// the data lock's errors ([`Error::Busy`], a lock timeout).
     pub fn set<T: Pod>(
         &self,
         tx: &mut Transaction<'_>,
@@ -281,19 +286,23 @@ impl Heap {
     ) -> Result<(), Error> {
         self.own(tx)?;
         self.check_allocated_range(ptr.address(), std::mem::size_of::<T>())?;
+        self.check_not_freed_by_another(tx.id(), ptr.address())?;
         tx.write(ptr.address(), value)?;
         Ok(())
     }
 
-    /// Free the block `ptr` points to, in `tx`.
+    /// Free the block `ptr` points to when `tx` commits (as [`Heap::free`]), after taking
+    /// the heap's data lock like [`Heap::set`], so a block another transaction is writing
+    /// through a pointer is not freed under it.
     ///
     /// # Errors
-    /// As for [`Heap::free`].
+    /// As for [`Heap::free`], and the data lock's errors ([`Error::Busy`], a lock timeout).
     pub fn free_ptr<T>(
         &self,
         tx: &mut Transaction<'_>,
         ptr: PersistentPtr<T>,
     ) -> Result<(), Error> {
+        self.own(tx)?;
         self.free(tx, ptr.address())
     }
 }

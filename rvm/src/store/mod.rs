@@ -551,9 +551,9 @@ impl Alloc for Store {
 
     fn block_len(&self, address: usize) -> Result<usize, Error> {
         if in_heap(&self.first, address) {
-            return self.first.usable_size(address);
+            return self.first.data_usable_size(address);
         }
-        self.heap_of(address)?.1.usable_size(address)
+        self.heap_of(address)?.1.data_usable_size(address)
     }
 
     fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<(), Error> {

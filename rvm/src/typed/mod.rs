@@ -17,12 +17,15 @@
 //! [`Store`](crate::store::Store) (which spreads allocations over every heap segment it has).
 //! Changes take a `&mut Transaction` (restore mode); reads take none and return **copies**:
 //! mapped memory that another thread may write is never turned into a Rust reference.
-//! Every changing call first takes the heap for its transaction ([`Alloc::lock`], the
-//! [`Heap`]'s locking rule), so two transactions' container changes never interleave. Reads
-//! outside a transaction wait while another thread's transaction owns the heap, so they never
-//! see a half-made change (they do see the calling thread's own uncommitted changes); several
-//! such reads are not a snapshot, though: to read a consistent view while other threads
-//! change the data, read inside a transaction after [`Alloc::lock`].
+//! Every changing call first takes the heap's *data lock* for its transaction
+//! ([`Alloc::lock`]), held until the transaction ends, so two transactions' container changes
+//! never interleave. This is stricter than the heap's own rule (a plain `malloc` or `free`
+//! never waits for another transaction) on purpose: a container's invariants span several
+//! blocks, and another transaction must neither change them half way nor read them half made.
+//! Reads outside a transaction wait while another thread's transaction holds the data lock,
+//! so they never see a half-made change (they do see the calling thread's own uncommitted
+//! changes); several such reads are not a snapshot, though: to read a consistent view while
+//! other threads change the data, read inside a transaction after [`Alloc::lock`].
 //!
 //! ```
 //! use rvm::store::{Store, StoreOptions};
@@ -80,15 +83,17 @@ pub use ptr::__field_ptr;
 /// Every method is checked: an address that is not the start of an allocated block is an
 /// error, never a wild read or write.
 pub trait Alloc {
-    /// Make `tx` the owner of the heap(s) until it ends (the heap's locking rule): other
-    /// transactions' container changes, and reads outside transactions, wait until then.
-    /// Every changing container call does this first, so container changes of two
-    /// transactions never interleave, and reads made in `tx` after it see no other
-    /// transaction's changes (a consistent view).
+    /// Take the heap(s)' data lock for `tx` until it ends: other transactions' container
+    /// changes, and typed reads outside transactions, wait until then (at most the
+    /// instance's `lock_timeout`). Every changing container call does this first, so
+    /// container changes of two transactions never interleave, and reads made in `tx` after
+    /// it see no other transaction's container changes (a consistent view). Plain
+    /// [`Heap::malloc`] and [`Heap::free`] never take it.
     ///
     /// # Errors
-    /// [`Error::Busy`] if this thread holds the heap in another open transaction;
-    /// [`Error::InvalidArgument`] for a no-restore transaction.
+    /// [`Error::Busy`] if this thread holds the data lock in another open transaction;
+    /// [`Error::InvalidArgument`] for a no-restore transaction; a lock timeout (in
+    /// [`Error::Rvm`]).
     fn lock(&self, tx: &mut Transaction<'_>) -> Result<(), Error>;
 
     /// Allocate a block of at least `size` bytes in `tx`; returns the address of its data
@@ -129,7 +134,7 @@ impl Alloc for Heap {
         self.free(tx, address)
     }
     fn block_len(&self, address: usize) -> Result<usize, Error> {
-        self.usable_size(address)
+        self.data_usable_size(address)
     }
     fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<(), Error> {
         Ok(self.segment().read_bytes(address, buf)?)

@@ -1,0 +1,597 @@
+//! The allocator proper: quick fit over exact-size lists and a large list, splitting, immediate
+//! coalescing, and the volatile index (non-empty lists, the large list by size) that makes a
+//! fit cheap. [`Ctx`] is one heap call's view: validated reads through a [`Reader`] and writes
+//! through the transaction the call runs in. The caller (`heap.rs`) holds the heap's lock.
+
+use std::collections::BTreeSet;
+
+use crate::format::heap::{
+    foot_word, head_word, BlockState, HeapCounters, HeapGeometry, FREE_BLOCK_MIN_BYTES,
+    FREE_NEXT_OFFSET, FREE_PREV_OFFSET, TAG_SIZE, USER_DATA_OFFSET,
+};
+use crate::rds::reader::{corrupt, FreeBlock, Reader};
+use crate::rds::Error;
+use crate::tx::Transaction;
+
+/// A volatile index of the large list: (chunks, address) of each of its blocks. Built on
+/// first use by walking the list (O(length of the large list), whatever the heap's size),
+/// kept up to date by every change to the list, and dropped with the rest of the volatile
+/// state when an abort may have changed the list behind it.
+#[derive(Default)]
+pub(super) struct LargeIndex {
+    pub(super) built: bool,
+    pub(super) blocks: BTreeSet<(u64, u64)>,
+}
+
+/// One heap call's view of the heap: validated reads plus writes through the transaction.
+pub(super) struct Ctx<'s> {
+    pub(super) r: Reader<'static>,
+    pub(super) nonempty: &'s mut Vec<u64>,
+    pub(super) large: &'s mut LargeIndex,
+    pub(super) counters: HeapCounters,
+}
+
+/// What freeing one block will do, worked out (and every tag and link it touches checked)
+/// before anything is written: see [`Ctx::plan_free`].
+#[derive(Clone, Copy)]
+pub(super) struct FreePlan {
+    block: u64,
+    chunks: u64,
+    left: Option<FreeBlock>,
+    right: Option<FreeBlock>,
+}
+
+impl Ctx<'_> {
+    pub(super) fn geometry(&self) -> HeapGeometry {
+        self.r.geometry
+    }
+
+    /// Write up to five consecutive words at `at` through the transaction (one range).
+    fn put(&self, tx: &mut Transaction<'_>, at: u64, words: &[u64]) -> Result<(), Error> {
+        let mut buf = [0u8; 40];
+        let n = words.len().min(5);
+        for (i, w) in words.iter().take(n).enumerate() {
+            buf[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        tx.modify_bytes(at as usize, &buf[..8 * n])?;
+        Ok(())
+    }
+
+    fn set_nonempty(&mut self, list: u64, nonempty: bool) {
+        let (word, bit) = ((list / 64) as usize, list % 64);
+        if let Some(w) = self.nonempty.get_mut(word) {
+            if nonempty {
+                *w |= 1 << bit;
+            } else {
+                *w &= !(1 << bit);
+            }
+        }
+    }
+
+    /// The smallest non-empty exact-size list above `chunks` (exact lists are 1..nlists-1).
+    fn first_nonempty_above(&self, chunks: u64) -> Option<u64> {
+        let limit = self.geometry().nlists;
+        let mut i = chunks + 1;
+        while i < limit {
+            let word = *self.nonempty.get((i / 64) as usize)?;
+            let bits = word >> (i % 64);
+            if bits != 0 {
+                let found = i + bits.trailing_zeros() as u64;
+                return (found < limit).then_some(found);
+            }
+            i = (i / 64 + 1) * 64;
+        }
+        None
+    }
+
+    fn highest_nonempty_exact(&self) -> Option<u64> {
+        (1..self.geometry().nlists).rev().find(|l| {
+            self.nonempty
+                .get((l / 64) as usize)
+                .is_some_and(|w| w >> (l % 64) & 1 == 1)
+        })
+    }
+
+    fn index_large(&mut self, list: u64, chunks: u64, block: u64, present: bool) {
+        if list == self.geometry().nlists && self.large.built {
+            if present {
+                self.large.blocks.insert((chunks, block));
+            } else {
+                self.large.blocks.remove(&(chunks, block));
+            }
+        }
+    }
+
+    /// Build the large-list index if it is not built.
+    fn large_index(&mut self) -> Result<&BTreeSet<(u64, u64)>, Error> {
+        if !self.large.built {
+            let blocks = &mut self.large.blocks;
+            blocks.clear();
+            self.r.walk_list(self.r.geometry.nlists, |b| {
+                blocks.insert((b.chunks, b.address));
+                true
+            })?;
+            self.large.built = true;
+        }
+        Ok(&self.large.blocks)
+    }
+
+    /// The best fit for `chunks` in the large list (the smallest block at least that big),
+    /// checked with its links.
+    fn search_large(&mut self, chunks: u64) -> Result<Option<FreeBlock>, Error> {
+        let nlists = self.geometry().nlists;
+        let Some(&(size, address)) = self.large_index()?.range((chunks, 0)..).next() else {
+            return Ok(None);
+        };
+        let b = self.r.free_block(address, nlists)?;
+        if b.chunks != size {
+            return Err(corrupt(
+                address,
+                "the block's size changed behind the heap's index",
+            ));
+        }
+        self.r.check_links(&b, nlists)?;
+        Ok(Some(b))
+    }
+
+    /// The largest free block in chunks (0 if none).
+    pub(super) fn largest_free_chunks(&mut self) -> Result<u64, Error> {
+        if let Some(&(chunks, _)) = self.large_index()?.last() {
+            return Ok(chunks);
+        }
+        Ok(self.highest_nonempty_exact().unwrap_or(0))
+    }
+
+    fn unlink(&mut self, tx: &mut Transaction<'_>, block: u64, list: u64) -> Result<(), Error> {
+        if list == self.geometry().nlists {
+            let (_, chunks) = self.r.head(block)?;
+            self.index_large(list, chunks, block, false);
+        }
+        let prev = self.r.word(block + FREE_PREV_OFFSET)?;
+        let next = self.r.word(block + FREE_NEXT_OFFSET)?;
+        if prev == 0 {
+            self.put(tx, self.r.list_address(list), &[next])?;
+            if next == 0 {
+                self.set_nonempty(list, false);
+            }
+        } else {
+            self.put(tx, prev + FREE_NEXT_OFFSET, &[next])?;
+        }
+        if next != 0 {
+            self.put(tx, next + FREE_PREV_OFFSET, &[prev])?;
+        }
+        Ok(())
+    }
+
+    /// Make `block` a free block of `chunks` chunks (head tag and links) at the head of
+    /// `list`. Its foot tag is the caller's.
+    fn push(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        block: u64,
+        chunks: u64,
+        list: u64,
+    ) -> Result<(), Error> {
+        self.push_with(tx, block, chunks, list, None, false)
+    }
+
+    /// [`Ctx::push`], also writing `foot_before` (the foot tag of the block that ends where
+    /// `block` starts) in the same range, and with `own_foot` the block's free foot tag: in
+    /// the same range too when the block is four words long (one 32-byte chunk).
+    fn push_with(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        block: u64,
+        chunks: u64,
+        list: u64,
+        foot_before: Option<u64>,
+        own_foot: bool,
+    ) -> Result<(), Error> {
+        let old = self.r.list_head(list)?;
+        let bytes = chunks * self.geometry().chunk_size;
+        let foot = own_foot.then(|| foot_word(BlockState::Free, chunks));
+        let mut words = [0u64; 5];
+        let mut n = 0;
+        let mut at = block;
+        if let Some(f) = foot_before {
+            words[0] = f;
+            n = 1;
+            at = block - TAG_SIZE;
+        }
+        words[n..n + 3].copy_from_slice(&[head_word(BlockState::Free, chunks), 0, old]);
+        n += 3;
+        let foot_apart = match foot {
+            Some(f) if bytes == FREE_BLOCK_MIN_BYTES => {
+                words[n] = f;
+                n += 1;
+                None
+            }
+            other => other,
+        };
+        self.put(tx, at, &words[..n])?;
+        if let Some(f) = foot_apart {
+            self.put(tx, block + bytes - TAG_SIZE, &[f])?;
+        }
+        if old != 0 {
+            self.put(tx, old + FREE_PREV_OFFSET, &[block])?;
+        }
+        self.put(tx, self.r.list_address(list), &[block])?;
+        self.set_nonempty(list, true);
+        self.index_large(list, chunks, block, true);
+        Ok(())
+    }
+
+    /// Put free block `new` (of `chunks` chunks) where `old` is on `list`.
+    fn replace(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        old: u64,
+        new: u64,
+        chunks: u64,
+        list: u64,
+    ) -> Result<(), Error> {
+        if list == self.geometry().nlists {
+            let (_, old_chunks) = self.r.head(old)?;
+            self.index_large(list, old_chunks, old, false);
+            self.index_large(list, chunks, new, true);
+        }
+        let prev = self.r.word(old + FREE_PREV_OFFSET)?;
+        let next = self.r.word(old + FREE_NEXT_OFFSET)?;
+        self.put(tx, new, &[head_word(BlockState::Free, chunks), prev, next])?;
+        if prev == 0 {
+            self.put(tx, self.r.list_address(list), &[new])?;
+        } else {
+            self.put(tx, prev + FREE_NEXT_OFFSET, &[new])?;
+        }
+        if next != 0 {
+            self.put(tx, next + FREE_PREV_OFFSET, &[new])?;
+        }
+        Ok(())
+    }
+
+    /// Write the allocated head and foot tags of `block` (`chunks` chunks), with
+    /// `foot_before` (the foot tag of the block that ends where `block` starts) in the head's
+    /// range. A block of four words (one 32-byte chunk) is one range, its two middle words
+    /// rewritten unchanged; a longer one is two.
+    fn put_allocated_tags(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        block: u64,
+        chunks: u64,
+        foot_before: Option<u64>,
+    ) -> Result<(), Error> {
+        let bytes = chunks * self.geometry().chunk_size;
+        let head = head_word(BlockState::Allocated, chunks);
+        let foot = foot_word(BlockState::Allocated, chunks);
+        let mut words = [0u64; 5];
+        let mut n = 0;
+        let mut at = block;
+        if let Some(f) = foot_before {
+            words[0] = f;
+            n = 1;
+            at = block - TAG_SIZE;
+        }
+        words[n] = head;
+        n += 1;
+        if bytes == FREE_BLOCK_MIN_BYTES {
+            words[n] = self.r.word(block + TAG_SIZE)?;
+            words[n + 1] = self.r.word(block + 2 * TAG_SIZE)?;
+            words[n + 2] = foot;
+            return self.put(tx, at, &words[..n + 3]);
+        }
+        self.put(tx, at, &words[..n])?;
+        self.put(tx, block + bytes - TAG_SIZE, &[foot])
+    }
+
+    /// Mark free block `block` (already off its list) allocated: head and foot tags.
+    fn mark_allocated(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        block: u64,
+        chunks: u64,
+    ) -> Result<(), Error> {
+        self.put_allocated_tags(tx, block, chunks, None)
+    }
+
+    /// Shrink free block `b` (on `list`) to its first `rest` chunks, moving it to the list it
+    /// then belongs on. Its new foot is written by the caller. The target list's head must have
+    /// been checked.
+    fn shrink(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        b: &FreeBlock,
+        list: u64,
+        rest: u64,
+    ) -> Result<(), Error> {
+        let rest_list = self.geometry().list_for(rest);
+        if rest_list == list {
+            self.index_large(list, b.chunks, b.address, false);
+            self.index_large(list, rest, b.address, true);
+            self.put(tx, b.address, &[head_word(BlockState::Free, rest)])
+        } else {
+            self.unlink(tx, b.address, list)?;
+            self.push(tx, b.address, rest, rest_list)
+        }
+    }
+
+    /// Take `chunks` chunks from free block `b` on `list` and mark them allocated: the whole
+    /// block on an exact fit, else its high end, so the low remainder keeps its head and often
+    /// its place on the list. Returns the allocated block's address.
+    fn take(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        b: &FreeBlock,
+        list: u64,
+        chunks: u64,
+    ) -> Result<u64, Error> {
+        let g = self.geometry();
+        if b.chunks == chunks {
+            self.unlink(tx, b.address, list)?;
+            self.mark_allocated(tx, b.address, chunks)?;
+            return Ok(b.address);
+        }
+        let rest = b.chunks - chunks;
+        if g.list_for(rest) != list {
+            self.r.head_for_push(g.list_for(rest))?;
+        }
+        let carved = b.address + rest * g.chunk_size;
+        self.shrink(tx, b, list, rest)?;
+        // The remainder's foot and the new block's head are adjacent: one range; the old
+        // block's foot becomes the new block's (allocated, its length).
+        self.put_allocated_tags(tx, carved, chunks, Some(foot_word(BlockState::Free, rest)))?;
+        Ok(carved)
+    }
+
+    fn no_room(&mut self, requested: u64) -> Error {
+        let largest = self.largest_free_chunks().unwrap_or(0);
+        Error::NoRoom {
+            requested,
+            largest_free: self.geometry().usable_bytes(largest),
+        }
+    }
+
+    /// The head of the smallest non-empty exact-size list above `chunks`, with its list.
+    fn smallest_exact_above(&self, chunks: u64) -> Result<Option<(FreeBlock, u64)>, Error> {
+        let mut from = chunks;
+        while let Some(list) = self.first_nonempty_above(from) {
+            match self.r.checked_head(list)? {
+                Some(b) => return Ok(Some((b, list))),
+                // The index said non-empty; trust memory, not the index.
+                None => from = list,
+            }
+        }
+        Ok(None)
+    }
+
+    /// The best free block of at least `chunks` chunks, with its list: every exact-size list
+    /// holds smaller blocks than the large list, so the smallest non-empty exact list that
+    /// fits comes first, then the best fit in the large list.
+    fn best_block(&mut self, chunks: u64) -> Result<Option<(FreeBlock, u64)>, Error> {
+        let g = self.geometry();
+        if chunks < g.nlists {
+            if let Some(found) = self.smallest_exact_above(chunks - 1)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(self.search_large(chunks)?.map(|b| (b, g.nlists)))
+    }
+
+    pub(super) fn malloc(&mut self, tx: &mut Transaction<'_>, size: u64) -> Result<u64, Error> {
+        let g = self.geometry();
+        let Some(chunks) = g.chunks_for(size).filter(|c| *c <= g.chunk_count) else {
+            return Err(self.no_room(size));
+        };
+        let exact = if chunks < g.nlists {
+            self.r.checked_head(chunks)?
+        } else {
+            None
+        };
+        let block = match exact {
+            Some(b) => {
+                self.unlink(tx, b.address, chunks)?;
+                self.mark_allocated(tx, b.address, chunks)?;
+                self.counters.exact_hits += 1;
+                b.address
+            }
+            None => {
+                let Some((b, list)) = self.best_block(chunks)? else {
+                    return Err(self.no_room(size));
+                };
+                if list == g.nlists {
+                    self.counters.large_hits += 1;
+                } else {
+                    self.counters.splits += 1;
+                }
+                self.take(tx, &b, list, chunks)?
+            }
+        };
+        let bytes = chunks * g.chunk_size;
+        let c = &mut self.counters;
+        c.malloc_count += 1;
+        c.free_bytes = c.free_bytes.saturating_sub(bytes);
+        c.allocated_bytes = c.allocated_bytes.saturating_add(bytes);
+        Ok(block + USER_DATA_OFFSET)
+    }
+
+    pub(super) fn prealloc(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        size: u64,
+        count: u64,
+    ) -> Result<(), Error> {
+        let g = self.geometry();
+        let chunks = g
+            .chunks_for(size)
+            .filter(|c| *c < g.nlists)
+            .ok_or_else(|| Error::InvalidArgument {
+                parameter: "size",
+                rule: if g.nlists == 1 {
+                    "prealloc fills the exact-size lists, and this heap has none (nlists is 1)"
+                        .to_string()
+                } else {
+                    format!(
+                        "prealloc fills the exact-size lists (blocks of 1 to {} chunks of {} \
+                         bytes); {size} bytes needs a larger block",
+                        g.nlists - 1,
+                        g.chunk_size
+                    )
+                },
+            })?;
+        for _ in 0..count {
+            self.r.head_for_push(chunks)?;
+            let Some((b, list)) = self.best_block(chunks + 1)? else {
+                return Err(self.no_room(size));
+            };
+            let rest = b.chunks - chunks;
+            if g.list_for(rest) != list {
+                self.r.head_for_push(g.list_for(rest))?;
+            }
+            let carved = b.address + rest * g.chunk_size;
+            self.shrink(tx, &b, list, rest)?;
+            // The remainder's foot and the new block's head and links: one range (with the
+            // new block's foot too when the block is four words).
+            self.push_with(
+                tx,
+                carved,
+                chunks,
+                chunks,
+                Some(foot_word(BlockState::Free, rest)),
+                true,
+            )?;
+        }
+        self.counters.prealloc_count += 1;
+        Ok(())
+    }
+
+    /// Check that the block whose data is at `address` can be freed now: it is allocated, and
+    /// its free neighbours and every list the free will touch are intact. Writes nothing.
+    pub(super) fn plan_free(&mut self, address: u64) -> Result<FreePlan, Error> {
+        let g = self.geometry();
+        let ch = g.chunk_size;
+        let b = self.r.allocated_block(address)?;
+        let n = b.chunks;
+        let after = b.address + n * ch;
+        // Check both neighbours and every list this free will touch before writing anything,
+        // so a refused free leaves the heap as it was.
+        let left = if b.address > self.r.start {
+            // The foot before the block gives the left neighbour's state and length; only a
+            // free one is followed, to its head, which must agree.
+            let foot_at = b.address - TAG_SIZE;
+            let (state, l_chunks) = self.r.foot(foot_at)?;
+            if state == BlockState::Free {
+                let l_address = l_chunks
+                    .checked_mul(ch)
+                    .and_then(|bytes| b.address.checked_sub(bytes))
+                    .filter(|a| *a >= self.r.start)
+                    .ok_or_else(|| corrupt(foot_at, "free block runs before the first block"))?;
+                let list = g.list_for(l_chunks);
+                let l = self.r.linked_block(l_address, list)?;
+                if l.chunks != l_chunks {
+                    return Err(corrupt(
+                        l_address,
+                        "head and foot disagree on the block size",
+                    ));
+                }
+                self.r.check_links(&l, list)?;
+                Some(l)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let right = if after < self.r.end {
+            let (state, chunks) = self.r.head(after)?;
+            if state == BlockState::Free {
+                let list = g.list_for(chunks);
+                let r = self.r.free_block(after, list)?;
+                self.r.check_links(&r, list)?;
+                Some(r)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let total = n + left.map_or(0, |l| l.chunks) + right.map_or(0, |r| r.chunks);
+        self.r.head_for_push(g.list_for(total))?;
+        Ok(FreePlan {
+            block: b.address,
+            chunks: n,
+            left,
+            right,
+        })
+    }
+
+    /// Free the block whose data is at `address`, merging it at once with a free neighbour
+    /// on either side. Every check comes before the first write.
+    pub(super) fn free(&mut self, tx: &mut Transaction<'_>, address: u64) -> Result<(), Error> {
+        let plan = self.plan_free(address)?;
+        let g = self.geometry();
+        let ch = g.chunk_size;
+        let FreePlan {
+            block,
+            chunks: n,
+            left,
+            right,
+        } = plan;
+        let after = block + n * ch;
+        let total = n + left.map_or(0, |l| l.chunks) + right.map_or(0, |r| r.chunks);
+        let dest = g.list_for(total);
+        let free_foot = |chunks| [foot_word(BlockState::Free, chunks)];
+        match (left, right) {
+            // The block keeps its length; its foot says free now.
+            (None, None) => self.push_with(tx, block, n, dest, None, true)?,
+            (Some(l), None) => {
+                self.grow_left(tx, &l, total, dest)?;
+                self.put(tx, after - TAG_SIZE, &free_foot(total))?;
+            }
+            (None, Some(r)) => {
+                let r_list = g.list_for(r.chunks);
+                if r_list == dest {
+                    self.replace(tx, r.address, block, total, dest)?;
+                } else {
+                    self.unlink(tx, r.address, r_list)?;
+                    self.push(tx, block, total, dest)?;
+                }
+                self.put(tx, r.address + r.chunks * ch - TAG_SIZE, &free_foot(total))?;
+            }
+            (Some(l), Some(r)) => {
+                self.unlink(tx, r.address, g.list_for(r.chunks))?;
+                self.grow_left(tx, &l, total, dest)?;
+                self.put(tx, r.address + r.chunks * ch - TAG_SIZE, &free_foot(total))?;
+            }
+        }
+        if left.is_some() {
+            // The freed block's head is now inside its left neighbour. Mark it free anyway,
+            // so freeing this address again is reported as a double free.
+            self.put(tx, block, &[head_word(BlockState::Free, n)])?;
+        }
+        let bytes = n * ch;
+        let c = &mut self.counters;
+        c.free_count += 1;
+        c.coalesce_count += u64::from(left.is_some()) + u64::from(right.is_some());
+        c.free_bytes = c.free_bytes.saturating_add(bytes);
+        c.allocated_bytes = c.allocated_bytes.saturating_sub(bytes);
+        Ok(())
+    }
+
+    /// Grow free block `l` to `total` chunks, moving it to list `dest` if its list changes.
+    fn grow_left(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        l: &FreeBlock,
+        total: u64,
+        dest: u64,
+    ) -> Result<(), Error> {
+        let l_list = self.geometry().list_for(l.chunks);
+        if l_list == dest {
+            self.index_large(dest, l.chunks, l.address, false);
+            self.index_large(dest, total, l.address, true);
+            self.put(tx, l.address, &[head_word(BlockState::Free, total)])
+        } else {
+            self.unlink(tx, l.address, l_list)?;
+            self.push(tx, l.address, total, dest)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The heap's hook on the transactions that allocate or free in it (see the module
+//! documentation of `heap.rs`): registering it, the frees made at commit, and the abort that
+//! frees a transaction's allocations again.
+
+use std::sync::Arc;
+
+use crate::instance::Rvm;
+use crate::tx::{Queued, Transaction, TxHook};
+
+use super::{Heap, State, FREE_COUNTERS};
+
+impl Heap {
+    /// Attach the heap's hook to `tx` at its first malloc or free here.
+    pub(super) fn track(&self, st: &mut State, tx: &mut Transaction<'_>) {
+        let id = tx.id();
+        if !st.pending.knows(id) {
+            st.pending.open(id);
+            tx.add_hook(Box::new(HeapHook {
+                heap: self.clone(),
+                transaction: id,
+            }));
+        }
+    }
+
+    /// `transaction` aborted: forget its frees, and free its allocations still pending for
+    /// it in a transaction of the heap's own. If that fails (the instance failed, or damage),
+    /// the blocks stay allocated (leaked): the heap stays consistent either way.
+    pub(super) fn aborted(&self, st: &mut State, rvm: &Rvm, transaction: u64) -> Option<Queued> {
+        let work = st.pending.aborted(transaction);
+        if work.free_again.is_empty() {
+            return None;
+        }
+        let freed = self.internal(st, rvm, FREE_COUNTERS, |c, t| {
+            for a in &work.free_again {
+                // A block that is no longer allocated (the heap was initialised again) is
+                // not this transaction's any more.
+                if c.r.allocated_block(*a).is_ok() {
+                    c.free(t, *a)?;
+                }
+            }
+            Ok(())
+        });
+        freed.ok().map(|((), queued)| queued)
+    }
+}
+
+/// The heap's hook on a transaction that allocated or freed here (see the module
+/// documentation): performs its frees at commit and frees its allocations after an abort.
+struct HeapHook {
+    heap: Heap,
+    transaction: u64,
+}
+
+impl TxHook for HeapHook {
+    fn order(&self) -> usize {
+        Arc::as_ptr(&self.heap.shared) as usize
+    }
+
+    fn commit(
+        self: Box<Self>,
+        tx: &mut Transaction<'_>,
+        queue: &mut dyn FnMut(&mut Transaction<'_>) -> crate::Result<Queued>,
+    ) -> crate::Result<Queued> {
+        let heap = &self.heap;
+        let rvm = tx.rvm();
+        let mut st = heap.lock_state();
+        let frees = st.pending.frees_of(self.transaction);
+        if !frees.is_empty() {
+            // Old values are saved even in no-restore mode: a record refused after this
+            // must put the heap back, under the lock, before anybody else sees it.
+            tx.set_force_undo(true);
+            let freed = heap.write_op(&mut st, tx, FREE_COUNTERS, |c, t| {
+                for a in &frees {
+                    c.free(t, *a)?;
+                }
+                Ok(())
+            });
+            tx.set_force_undo(false);
+            if let Err(e) = freed {
+                tx.fail();
+                let compensation = heap.aborted(&mut st, rvm, self.transaction);
+                drop(st);
+                wait_quietly(compensation, rvm);
+                return Err(e.into());
+            }
+        }
+        // The lock is held until the record is queued: the frees are logged in their place.
+        let queued = queue(tx);
+        match &queued {
+            Ok(_) => st.pending.committed(self.transaction, &frees),
+            Err(_) => {
+                // Refused, and rolled back: the frees done above were put back.
+                if !frees.is_empty() {
+                    st.valid = false;
+                }
+                let compensation = heap.aborted(&mut st, rvm, self.transaction);
+                drop(st);
+                wait_quietly(compensation, rvm);
+            }
+        }
+        queued
+    }
+
+    fn abort(self: Box<Self>, rvm: &Rvm) {
+        let mut st = self.heap.lock_state();
+        let compensation = self.heap.aborted(&mut st, rvm, self.transaction);
+        drop(st);
+        wait_quietly(compensation, rvm);
+    }
+}
+
+/// Wait for an abort's freeing commit if it must be flushed. An abort reports nothing: if the
+/// flush fails the instance is failed, and the blocks are at worst leaked.
+fn wait_quietly(queued: Option<Queued>, rvm: &Rvm) {
+    if let Some(q) = queued {
+        let _ = q.wait(rvm);
+    }
+}

@@ -1,0 +1,280 @@
+//! The heap's record of what open transactions have asked of it: blocks a transaction
+//! allocated (already allocated in the heap, to be freed again if it aborts) and blocks it
+//! freed (still allocated, to be freed inside its commit). Volatile: a crash forgets it, which
+//! is right, since neither kind of entry is part of a committed transaction yet.
+//!
+//! The rules it keeps (see `heap.rs` for why):
+//! * a block is pending-free for at most one transaction at a time;
+//! * at commit, a transaction frees its pending-free blocks that are still its own, and drops
+//!   the entries of its allocations (they are committed);
+//! * a block that another transaction U allocated and has not committed yet is not freed by
+//!   the commit that freed it: U has written into it, and if U then aborted, its rollback
+//!   would put old bytes back over the free block's list links. The free is *handed over*
+//!   to U instead: U frees the block inside its own commit, and if U aborts, its abort frees
+//!   the block as it frees all of U's allocations. (A crash before U commits leaks the
+//!   block, like any allocation of a transaction that never committed.)
+//! * at abort, a transaction's pending frees are dropped, and its allocations that are still
+//!   pending for it are freed again; another transaction's pending free of such a block is
+//!   cancelled, so that transaction's commit cannot free a block someone may reuse.
+//!
+//! Every method runs under the heap's lock.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hashes the books' keys (block addresses, transaction ids) with one multiply. SipHash, the
+/// default, costs more here than the rest of the bookkeeping; the keys are the heap's own
+/// addresses and the library's own counters, nothing an attacker chooses.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, key: u64) {
+        // Fibonacci hashing, with the high half folded into the low bits the table indexes
+        // by (addresses are multiples of 8, so their own low bits are always zero).
+        let h = (self.0 ^ key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
+type Map<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+
+/// Data addresses pending per open transaction, and the reverse maps.
+#[derive(Default)]
+pub(super) struct Pending {
+    /// Block (data address) -> the open transaction that allocated it.
+    allocated_by: Map<u64>,
+    /// Block (data address) -> the open transaction that freed it.
+    freed_by: Map<u64>,
+    /// Open transaction -> what it asked of the heap. A transaction has an entry from its
+    /// first malloc or free until it commits or aborts (and for ever if it is leaked).
+    by_transaction: Map<Requests>,
+}
+
+#[derive(Default)]
+struct Requests {
+    allocated: Vec<u64>,
+    freed: Vec<u64>,
+}
+
+/// What the heap must do when a transaction aborts.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct AbortWork {
+    /// Blocks to free again (allocated by the transaction, still pending for it).
+    pub(super) free_again: Vec<u64>,
+}
+
+impl Pending {
+    /// True when `transaction` has asked something of the heap (so it carries the heap's
+    /// hook already).
+    pub(super) fn knows(&self, transaction: u64) -> bool {
+        self.by_transaction.contains_key(&transaction)
+    }
+
+    /// Start tracking `transaction` (its first heap call).
+    pub(super) fn open(&mut self, transaction: u64) {
+        self.by_transaction.entry(transaction).or_default();
+    }
+
+    /// `transaction` allocated the block at `address`.
+    pub(super) fn allocated(&mut self, transaction: u64, address: u64) {
+        self.allocated_by.insert(address, transaction);
+        self.by_transaction
+            .entry(transaction)
+            .or_default()
+            .allocated
+            .push(address);
+    }
+
+    /// The open transaction that will free `address` at its commit, if any.
+    pub(super) fn freer_of(&self, address: u64) -> Option<u64> {
+        self.freed_by.get(&address).copied()
+    }
+
+    /// `transaction` frees `address` at its commit. The caller checked [`Pending::freer_of`].
+    pub(super) fn freed(&mut self, transaction: u64, address: u64) {
+        self.freed_by.insert(address, transaction);
+        self.by_transaction
+            .entry(transaction)
+            .or_default()
+            .freed
+            .push(address);
+    }
+
+    /// The blocks `transaction` frees at its commit, in the order it freed them: those still
+    /// its own (an aborted allocator may have cancelled some) and not allocated by another
+    /// open transaction (those are handed over at [`Pending::committed`]). Nothing changes
+    /// until then.
+    pub(super) fn frees_of(&self, transaction: u64) -> Vec<u64> {
+        self.by_transaction
+            .get(&transaction)
+            .map(|r| {
+                r.freed
+                    .iter()
+                    .copied()
+                    .filter(|a| {
+                        self.freed_by.get(a) == Some(&transaction)
+                            && self.allocated_by.get(a).is_none_or(|by| *by == transaction)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `transaction`'s record is queued, holding the frees of `freed` (from
+    /// [`Pending::frees_of`]): forget everything about it, and hand its other frees (of
+    /// blocks open transactions allocated) over to their allocators.
+    pub(super) fn committed(&mut self, transaction: u64, freed: &[u64]) {
+        for a in freed {
+            self.freed_by.remove(a);
+            self.allocated_by.remove(a);
+        }
+        if let Some(r) = self.by_transaction.remove(&transaction) {
+            for a in r.allocated {
+                if self.allocated_by.get(&a) == Some(&transaction) {
+                    self.allocated_by.remove(&a);
+                }
+            }
+            for a in r.freed {
+                if self.freed_by.get(&a) != Some(&transaction) {
+                    continue;
+                }
+                match self.allocated_by.get(&a).copied() {
+                    Some(allocator) if allocator != transaction => {
+                        self.freed_by.insert(a, allocator);
+                        self.by_transaction
+                            .entry(allocator)
+                            .or_default()
+                            .freed
+                            .push(a);
+                    }
+                    _ => {
+                        self.freed_by.remove(&a);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `transaction` aborted: drop its pending frees, and hand back its allocations still
+    /// pending for it, cancelling any other transaction's pending free of them.
+    pub(super) fn aborted(&mut self, transaction: u64) -> AbortWork {
+        let mut work = AbortWork::default();
+        let Some(r) = self.by_transaction.remove(&transaction) else {
+            return work;
+        };
+        for a in r.freed {
+            if self.freed_by.get(&a) == Some(&transaction) {
+                self.freed_by.remove(&a);
+            }
+        }
+        for a in r.allocated {
+            if self.allocated_by.get(&a) == Some(&transaction) {
+                self.allocated_by.remove(&a);
+                self.freed_by.remove(&a);
+                work.free_again.push(a);
+            }
+        }
+        work
+    }
+
+    /// The heap was initialised again: every block is gone, so is every pending request.
+    pub(super) fn clear(&mut self) {
+        self.allocated_by.clear();
+        self.freed_by.clear();
+        for r in self.by_transaction.values_mut() {
+            r.allocated.clear();
+            r.freed.clear();
+        }
+    }
+
+    /// Blocks allocated by transactions still open (for statistics and tests).
+    pub(super) fn allocations_open(&self) -> usize {
+        self.allocated_by.len()
+    }
+
+    /// Blocks that open transactions free at their commit.
+    pub(super) fn frees_open(&self) -> usize {
+        self.freed_by.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_keeps_allocations_and_frees_its_blocks() {
+        let mut p = Pending::default();
+        p.allocated(1, 0x100);
+        p.freed(1, 0x200);
+        assert_eq!(p.frees_of(1), vec![0x200]);
+        p.committed(1, &p.frees_of(1));
+        assert!(!p.knows(1));
+        assert_eq!((p.allocations_open(), p.frees_open()), (0, 0));
+    }
+
+    #[test]
+    fn abort_frees_its_allocations_and_cancels_others_frees_of_them() {
+        let mut p = Pending::default();
+        p.allocated(1, 0x100);
+        p.allocated(1, 0x180);
+        p.freed(2, 0x100);
+        p.freed(1, 0x300);
+        let work = p.aborted(1);
+        assert_eq!(work.free_again, vec![0x100, 0x180]);
+        assert_eq!(p.freer_of(0x100), None, "transaction 2's free is cancelled");
+        assert_eq!(
+            p.freer_of(0x300),
+            None,
+            "the aborted transaction's free is dropped"
+        );
+        assert!(p.frees_of(2).is_empty());
+    }
+
+    /// Freeing another open transaction's allocation at commit would let that transaction's
+    /// abort roll its writes back over the free block (found by `rds_interleaving.rs`): the
+    /// free is handed over to the allocator, which makes it at its commit or abort.
+    #[test]
+    fn a_commit_hands_its_free_of_another_open_transactions_allocation_to_it() {
+        let mut p = Pending::default();
+        p.allocated(1, 0x100);
+        p.freed(2, 0x100);
+        assert!(
+            p.frees_of(2).is_empty(),
+            "not freed by transaction 2's commit"
+        );
+        p.committed(2, &p.frees_of(2));
+        assert_eq!(p.freer_of(0x100), Some(1));
+        let mut q = Pending::default();
+        q.allocated(1, 0x100);
+        q.freed(2, 0x100);
+        q.committed(2, &q.frees_of(2));
+        assert_eq!(
+            p.frees_of(1),
+            vec![0x100],
+            "freed in the allocator's commit"
+        );
+        assert_eq!(q.aborted(1).free_again, vec![0x100], "or by its abort");
+        assert_eq!((q.allocations_open(), q.frees_open()), (0, 0));
+    }
+
+    #[test]
+    fn clearing_forgets_every_block_but_not_the_transactions() {
+        let mut p = Pending::default();
+        p.allocated(1, 0x100);
+        p.freed(1, 0x200);
+        p.clear();
+        assert!(p.knows(1));
+        assert!(p.frees_of(1).is_empty());
+        assert_eq!(p.aborted(1), AbortWork::default());
+    }
+}
