@@ -15,6 +15,7 @@
 //! the typed layer outside a transaction wait the same way, so they never see another
 //! transaction's half-made change.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -32,6 +33,10 @@ pub(super) struct DataLock {
     length: u64,
     state: Mutex<Holder>,
     released: Condvar,
+    /// Whether `state.owner` is set (stored under the `state` mutex): lets a read that finds
+    /// the lock free go on without taking the mutex. Such a read is ordered as if it had taken
+    /// the mutex just before the next owner did, which the mutex alone allows as well.
+    held: AtomicBool,
 }
 
 #[derive(Default)]
@@ -56,6 +61,7 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let mut h = lock(&self.lock.state);
         h.owner = None;
+        self.lock.held.store(false, Ordering::Release);
         let waiters = h.waiters > 0;
         drop(h);
         if waiters {
@@ -76,6 +82,7 @@ impl DataLock {
             length,
             state: Mutex::new(Holder::default()),
             released: Condvar::new(),
+            held: AtomicBool::new(false),
         }
     }
 
@@ -89,7 +96,7 @@ impl DataLock {
                     .into(),
             });
         }
-        let started = Instant::now();
+        let mut started = None;
         let mut h = lock(&self.state);
         loop {
             match h.owner {
@@ -99,6 +106,7 @@ impl DataLock {
                         transaction: tx.id(),
                         thread: std::thread::current().id(),
                     });
+                    self.held.store(true, Ordering::Release);
                     tx.attach(Box::new(Guard { lock: self.clone() }));
                     return Ok(());
                 }
@@ -108,7 +116,7 @@ impl DataLock {
                         requester: tx.id(),
                     })
                 }
-                Some(o) => h = self.wait(h, o, started)?,
+                Some(o) => h = self.wait(h, o, &mut started)?,
             }
         }
     }
@@ -116,19 +124,25 @@ impl DataLock {
     /// Wait until no other thread's transaction holds the lock (a read outside a
     /// transaction; the calling thread's own transactions do not make it wait).
     pub(super) fn wait_readable(&self) -> Result<(), Error> {
-        let started = Instant::now();
+        if !self.held.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut started = None;
         let mut h = lock(&self.state);
         loop {
             match h.owner {
+                // The common case, nobody holds it, asks for neither the time nor the thread.
+                None => return Ok(()),
                 Some(o) if o.thread != std::thread::current().id() => {
-                    h = self.wait(h, o, started)?
+                    h = self.wait(h, o, &mut started)?
                 }
-                _ => return Ok(()),
+                Some(_) => return Ok(()),
             }
         }
     }
 
-    /// Wait for a release (or a spurious wake-up). The whole wait since `started` is bounded
+    /// Wait for a release (or a spurious wake-up). The whole wait since `started` (set at the
+    /// first wait of a call: a call that never waits never reads the clock) is bounded
     /// by the instance's `lock_timeout`: a transaction leaked with `mem::forget` holds the
     /// lock for ever, and waiting for it must end in an error. A heap whose segment was
     /// unmapped (or whose instance was closed) answers `NotMapped`.
@@ -136,7 +150,7 @@ impl DataLock {
         &'g self,
         mut h: MutexGuard<'g, Holder>,
         owner: Owner,
-        started: Instant,
+        started: &mut Option<Instant>,
     ) -> Result<MutexGuard<'g, Holder>, Error> {
         /// Waits are cut into slices this long, to notice an unmap or close.
         const SLICE: Duration = Duration::from_millis(50);
@@ -147,7 +161,7 @@ impl DataLock {
             }));
         }
         let limit = self.segment.inner.lock_timeout;
-        let waited = started.elapsed();
+        let waited = started.get_or_insert_with(Instant::now).elapsed();
         if waited >= limit {
             return Err(Error::Rvm(crate::Error::LockTimeout {
                 what: format!("data of the heap at {:#x}", self.base),
