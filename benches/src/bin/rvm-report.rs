@@ -584,7 +584,7 @@ fn recovery(plan: &Plan, report: &mut Report) -> Result<()> {
             Some(over),
             "x",
             "  ready / limit",
-            Target::AtMost(2.0),
+            Target::AtMost(1.5),
         );
         report.note(format!(
             "recovery {}: {} tx, {} ranges, {} MB of range data, {} MB of log, {} pages touched",
@@ -701,11 +701,12 @@ fn transactions(plan: &Plan, report: &mut Report) -> Result<()> {
             "1/s",
             "  limit: the commit loop + pwrite 176 KB + fdatasync per 1,000",
         );
-        report.add(
+        report.add_target(
             "noflush_sustained_over_limit",
             ratio(report.value("noflush_sustained_per_s"), Some(limit)),
             "x",
             "  sustained / limit",
+            Target::AtLeast(0.7),
         );
         report.note(format!(
             "transactions: 64 MiB segment, 30 MB log; {} truncations ({} background) during the no_flush runs",
@@ -880,7 +881,7 @@ fn rds(plan: &Plan, report: &mut Report) -> Result<()> {
         Some(per_second(operations, t)),
         "1/s",
         "rds malloc/free 16 B-4 KiB, one per no_flush tx, flushes not timed",
-        Target::AtLeast(2e6),
+        Target::AtLeast(2.5e6),
     );
     let t = s.malloc_free_loop(operations, 1, 1000, true, &mut rng)?;
     report.add_target(
@@ -888,7 +889,7 @@ fn rds(plan: &Plan, report: &mut Report) -> Result<()> {
         Some(per_second(operations, t)),
         "1/s",
         "  the same with a flush every 1,000 tx timed (truncation running)",
-        Target::AtLeast(1e6),
+        Target::AtLeast(1.2e6),
     );
     let t = s.malloc_free_loop(operations, 16, 1000, true, &mut rng)?;
     report.add(
