@@ -32,12 +32,20 @@ const SEGMENT_BYTES: u64 = 64 << 20;
 const PIECE_BYTES: usize = 1000;
 
 /// A tmpfs mounted for one test; unmounted when dropped (also while a failing test unwinds).
+/// The tests of this file run one at a time (`_serial`): another test's `mount` or `umount`
+/// child holds copies of this process's descriptors between its fork and its exec, and a
+/// filler file unlinked in that window keeps its space until the child execs, so the space
+/// the test just freed could still look used.
 struct Tmpfs {
     dir: PathBuf,
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Tmpfs {
     fn mount(name: &str, size: &str) -> Tmpfs {
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = std::env::temp_dir().join(format!("rvm-full-disk-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let status = Command::new("mount")
@@ -50,7 +58,10 @@ impl Tmpfs {
             "mount -t tmpfs on {} failed ({status}): these tests need root",
             dir.display()
         );
-        Tmpfs { dir }
+        Tmpfs {
+            dir,
+            _serial: serial,
+        }
     }
     fn join(&self, name: &str) -> PathBuf {
         self.dir.join(name)
