@@ -19,6 +19,7 @@ pub mod codes;
 mod current_heap;
 mod lifecycle;
 mod map;
+mod options;
 mod rds;
 mod records;
 mod segment;

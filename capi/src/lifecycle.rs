@@ -2,76 +2,13 @@
 
 use std::ffi::{c_char, c_long, CStr};
 
-use rvm::{Options, Rvm};
+use rvm::Rvm;
 
 use crate::args::{c_path, read_options, PATH_BYTES_MAX};
 use crate::codes::*;
+use crate::options::apply_options;
 use crate::state::{self, enter, guarded, Phase, Settings};
 use crate::types::*;
-
-/// The truncation threshold an options record asks for: 1..=100, else 0 (no background
-/// truncation), as in the classic library.
-fn threshold_of(o: &RvmOptions) -> u8 {
-    if (1..=100).contains(&o.truncate) {
-        o.truncate as u8
-    } else {
-        0
-    }
-}
-
-/// Apply an options record to the running instance: open the log it names (recovering it),
-/// set the truncation threshold, keep the flags. Shared by `rvm_initialize` and
-/// `rvm_set_options`.
-///
-/// # Safety
-/// `o.log_dev`, if non-null, must point to a NUL-terminated string.
-pub(crate) unsafe fn apply_options(o: &RvmOptions) -> Result<(), RvmReturn> {
-    let log = if o.log_dev.is_null() {
-        None
-    } else {
-        // SAFETY: forwarded from the caller.
-        Some(unsafe { c_path(o.log_dev, RVM_ELOG) }?)
-    };
-    let threshold = threshold_of(o);
-    let mut g = state::global();
-    let Phase::Running {
-        rvm,
-        log_path,
-        settings,
-    } = &mut g.phase
-    else {
-        return Err(RVM_EINIT);
-    };
-    if let Some(path) = log {
-        let canonical = std::fs::canonicalize(&path).map_err(|_| RVM_EIO)?;
-        match (log_path.as_ref(), *rvm) {
-            (Some(open), Some(_)) if *open != canonical => return Err(RVM_ELOG),
-            (Some(_), Some(_)) => {}
-            _ => {
-                // Opened with a truncation thread always, so the threshold can be changed
-                // later; it is set to the asked value right after.
-                let opened = Rvm::open(&canonical, Options::default().truncate_threshold(50))
-                    .map_err(|e| crate::codes::rvm_code(&e))?;
-                let leaked: &'static Rvm = Box::leak(Box::new(opened));
-                *rvm = Some(leaked);
-                *log_path = Some(canonical);
-            }
-        }
-    }
-    if let Some(r) = *rvm {
-        r.set_truncate_threshold(threshold)
-            .map_err(|e| crate::codes::rvm_code(&e))?;
-    }
-    settings.flags = o.flags;
-    settings.max_read_len = if o.max_read_len < 512 {
-        MAX_READ_LEN
-    } else {
-        o.max_read_len / 512 * 512
-    };
-    settings.recovery_buf_len = o.recovery_buf_len.max(64 * 1024);
-    state::publish(&g);
-    Ok(())
-}
 
 /// Start RVM. The version must be `RVM_VERSION`; a second call while running succeeds and
 /// changes nothing; after `rvm_terminate` it returns `RVM_EINIT`. Without `log_dev` the

@@ -84,7 +84,7 @@ pub unsafe extern "C" fn rvm_map(region: *mut RvmRegion, options: *mut RvmOption
                 }
                 // As classic: options given to rvm_map are applied as by rvm_set_options.
                 // SAFETY: `log_dev` comes from the caller's valid record.
-                unsafe { crate::lifecycle::apply_options(&o) }?;
+                unsafe { crate::options::apply_options(&o) }?;
             }
             // The options may have opened the log: look at the instance again.
             drop(first);

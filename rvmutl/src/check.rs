@@ -12,8 +12,8 @@ use rvm::format::segment::SegmentHeader;
 use rvm::log::{current_slot, read_slots, Record, ScanEnd};
 use serde_json::json;
 
-use crate::logview::OpenLog;
-use crate::session::open_read_only;
+use crate::inspect::Note;
+use crate::logview::{open_read_only, OpenLog};
 
 /// One thing found wrong.
 #[derive(Debug, Clone)]
@@ -23,38 +23,6 @@ pub struct Problem {
     /// A short machine-readable name: status_slot, torn_tail, corruption, ...
     pub kind: &'static str,
     pub detail: String,
-}
-
-/// Something `check` verified and found sound (or a fact worth knowing), as data: `kind`
-/// says what it is about, `fields` holds its facts, `text` says it in words.
-#[derive(Debug, Clone)]
-pub struct Note {
-    /// log, segment (the file being checked), status_slot, records, salvaged, segment_table,
-    /// plain_file, segment_header, segment_not_in_log, heap.
-    pub kind: &'static str,
-    pub text: String,
-    /// The facts, as a JSON object.
-    pub fields: serde_json::Value,
-}
-
-impl Note {
-    pub fn new(kind: &'static str, text: impl Into<String>, fields: serde_json::Value) -> Note {
-        Note {
-            kind,
-            text: text.into(),
-            fields,
-        }
-    }
-
-    fn to_json(&self) -> serde_json::Value {
-        let mut v = json!({"kind": self.kind, "text": self.text});
-        if let (Some(o), Some(fields)) = (v.as_object_mut(), self.fields.as_object()) {
-            for (k, x) in fields {
-                o.insert(k.clone(), x.clone());
-            }
-        }
-        v
-    }
 }
 
 /// What `check` found.

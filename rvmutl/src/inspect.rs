@@ -12,8 +12,40 @@ use rvm::format::segment::{
 };
 use serde_json::json;
 
-use crate::check::Note;
+use crate::logview::open_read_only;
 use crate::render::time_ms;
+
+/// Something `check` verified and found sound (or a fact worth knowing), as data: `kind`
+/// says what it is about, `fields` holds its facts, `text` says it in words.
+#[derive(Debug, Clone)]
+pub struct Note {
+    /// log, segment (the file being checked), status_slot, records, salvaged, segment_table,
+    /// plain_file, segment_header, segment_not_in_log, heap.
+    pub kind: &'static str,
+    pub text: String,
+    /// The facts, as a JSON object.
+    pub fields: serde_json::Value,
+}
+
+impl Note {
+    pub fn new(kind: &'static str, text: impl Into<String>, fields: serde_json::Value) -> Note {
+        Note {
+            kind,
+            text: text.into(),
+            fields,
+        }
+    }
+
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let mut v = json!({"kind": self.kind, "text": self.text});
+        if let (Some(o), Some(fields)) = (v.as_object_mut(), self.fields.as_object()) {
+            for (k, x) in fields {
+                o.insert(k.clone(), x.clone());
+            }
+        }
+        v
+    }
+}
 
 /// What status slot `index` of a log holds, decoded without verification (for a damaged
 /// slot: what it says, to be taken with care).
@@ -38,7 +70,7 @@ pub fn unverified_summary(s: &Status) -> String {
 
 /// For a log whose status slots are both damaged: what each holds, unverified.
 pub fn describe_damaged_log(path: &Path, out: &mut dyn Write) -> Result<()> {
-    let device = crate::session::open_read_only(path)?;
+    let device = open_read_only(path)?;
     for i in 0..2 {
         match unverified_slot(&device, i) {
             Some(s) => writeln!(out, "status slot {i}: {}", unverified_summary(&s))?,
@@ -57,7 +89,7 @@ pub fn segment(path: &Path, out: &mut dyn Write, json: bool) -> Result<()> {
         Ok(h) => h,
         Err(e) => {
             // Show what the damaged header says, then fail.
-            let device = crate::session::open_read_only(path)?;
+            let device = open_read_only(path)?;
             let mut buf = vec![0u8; SEGMENT_HEADER_SIZE as usize];
             if device.read_at(&mut buf, 0).is_ok() {
                 if let Some(h) = SegmentHeader::decode_unverified(&buf) {
@@ -143,7 +175,7 @@ fn heap_region(
     let region = *header.regions.first().ok_or_else(|| {
         anyhow::anyhow!("{}: the segment has no regions, so no heap", path.display())
     })?;
-    Ok((crate::session::open_read_only(path)?, region))
+    Ok((open_read_only(path)?, region))
 }
 
 /// Print the RDS heap of region 0: header, counters, free-list histogram, largest free block,

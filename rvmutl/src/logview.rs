@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+use rvm::device::{Access, FileDevice};
 use rvm::format::log::{
     RecordHeader, Status, KIND_PAD, RECORD_ALIGN, RECORD_HEADER_SIZE, RECORD_MAGIC, RECORD_MIN_SIZE,
 };
@@ -401,3 +403,8 @@ impl OpenLog {
 
 /// Smallest record, re-exported for callers that step through positions.
 pub const MIN_RECORD: u64 = RECORD_MIN_SIZE;
+
+/// Read from the device of `path` read-only (for `check`, `inspect` and `peek`: a log or segment another process may have open).
+pub(crate) fn open_read_only(path: &Path) -> anyhow::Result<FileDevice> {
+    FileDevice::open(path, Access::ReadOnly).with_context(|| format!("{}: open", path.display()))
+}

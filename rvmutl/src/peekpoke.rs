@@ -7,9 +7,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use rvm::device::{Access, Device, FileDevice};
 
 use crate::format::{encode_values, format_item, Format, Radix};
+use crate::logview::open_read_only;
 use crate::parse::{PokeGroup, Value};
 use crate::render::hex_string;
-use crate::session::open_read_only;
 
 /// Print `format` at `offset` of `path`; returns the offset after the last byte shown.
 pub fn peek(path: &Path, offset: u64, format: Format, out: &mut dyn Write) -> Result<u64> {

@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
-use rvm::device::{Access, FileDevice};
+use anyhow::{anyhow, bail, Result};
 use rvm::format::log::{KIND_PAD, RECORD_HEADER_SIZE, RECORD_TRAILER_SIZE};
 use rvm::log::{Record, ScanEnd};
 use serde_json::{json, Value as Json};
@@ -688,9 +687,4 @@ pub(crate) fn format_values(data: &[u8], format: &Format) -> String {
         .map(|c| format_item(c, format.size, format.radix))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Read from the device of `path` read-only (helper for inspect and check).
-pub(crate) fn open_read_only(path: &Path) -> Result<FileDevice> {
-    FileDevice::open(path, Access::ReadOnly).with_context(|| format!("{}: open", path.display()))
 }
