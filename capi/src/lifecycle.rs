@@ -114,7 +114,7 @@ pub extern "C" fn rvm_terminate() -> RvmReturn {
         if crate::tids::open_count() > 0 {
             return RVM_EUNCOMMIT;
         }
-        let taken = state::exclusive(|g| {
+        let taken = state::exclusive(crate::tids::any_busy, |g| {
             if !matches!(g.phase, Phase::Running { .. }) {
                 return Err(RVM_EINIT);
             }

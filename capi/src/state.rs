@@ -193,14 +193,15 @@ pub fn with_settings<R>(f: impl FnOnce(&mut Settings) -> R) -> Option<R> {
     }
 }
 
-/// Wait until no other call runs (none counted, no tid slot busy), with new calls held back;
-/// `decide` then runs with the global lock held. Used by `rvm_terminate`.
-pub fn exclusive<R>(decide: impl FnOnce(&mut Global) -> R) -> R {
+/// Wait until no other call runs (none counted, and `busy` false: no tid slot busy, see
+/// `tids::any_busy`), with new calls held back; `decide` then runs with the global lock held.
+/// Used by `rvm_terminate`.
+pub fn exclusive<R>(busy: impl Fn() -> bool, decide: impl FnOnce(&mut Global) -> R) -> R {
     let mut g = global();
     // Only one decision at a time: `GLOBAL` is held from here to the end, so another
     // `exclusive` cannot interleave.
     TERMINATING.store(true, Ordering::SeqCst);
-    while CALLS.load(Ordering::SeqCst) > 0 || crate::tids::any_busy() {
+    while CALLS.load(Ordering::SeqCst) > 0 || busy() {
         g = GLOBAL_CHANGED
             .wait_timeout(g, std::time::Duration::from_millis(10))
             .unwrap_or_else(|e| e.into_inner())
