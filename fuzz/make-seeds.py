@@ -71,6 +71,11 @@ for n in range(4):
     body += [rng.randrange(256) for _ in range(8)]
     write("log_recovery", "synth-%d" % n, [1 | (n & 2)] + body)
 
+# A synthesized log whose table names a plain file that does not exist (flags 0x10: a
+# version-2 status); recovery must refuse the records that name it.
+write("log_recovery", "synth-plain-file", [1, 0x10 | 1, 1, 0, 0, 1, 0, 3] + [1, 1] + list(struct.pack("<QH", 4096, 64)) + [7] * 64)
+
+
 # tx_model: tear, crash point (u16), controller seed (u64), then operations.
 def tx_seed(name, tear, crash, ops):
     write("tx_model", name, [tear] + list(struct.pack("<H", crash)) + list(struct.pack("<Q", 99)) + ops)

@@ -201,13 +201,24 @@ fn synthesized(input: &mut Input<'_>) -> (Vec<u8>, Vec<(u64, u64)>) {
     let seed = crc_seed(&LOG_UUID);
     let mut log = vec![0u8; end as usize];
     let mut status = Status::new_log(LOG_UUID, AREA_BYTES, 0);
-    status.segments = vec![SegmentEntry {
-        kind: SegmentKind::Segment,
-        uuid: SEGMENT_UUID,
-        length_bytes: SEGMENT_BYTES,
-        path_hint: String::new(),
-    }];
     let flags = input.u8();
+    // Flag 0x10: the table names a plain file (a version-2 status) at a path that does not
+    // exist, so recovery must refuse records that name it, cleanly.
+    status.segments = vec![if flags & 0x10 != 0 {
+        SegmentEntry {
+            kind: SegmentKind::PlainFile,
+            uuid: SEGMENT_UUID,
+            length_bytes: SEGMENT_BYTES,
+            path_hint: "/nonexistent/rvm-fuzz-plain-file".into(),
+        }
+    } else {
+        SegmentEntry {
+            kind: SegmentKind::Segment,
+            uuid: SEGMENT_UUID,
+            length_bytes: SEGMENT_BYTES,
+            path_hint: String::new(),
+        }
+    }];
     if flags & 1 == 0 {
         status.flags &= !STATUS_FLAG_CLEAN;
     }
