@@ -156,6 +156,7 @@ impl Session {
                 "log_size_bytes": st.log_size_bytes,
                 "area_offset": st.area_offset,
                 "area_size": area,
+                "area_written_through": st.zeroed_through_offset(),
                 "head_offset": head_offset,
                 "head_lsn": head_lsn,
                 "status_tail_offset": st.tail_offset,
@@ -225,6 +226,17 @@ impl Session {
                 st.log_size_bytes, st.area_offset, area, st.area_offset
             ),
         );
+        if st.zeroed_through_offset() < st.area_end() {
+            let written = st.zeroed_through_offset() - st.area_offset;
+            kv(
+                "area written",
+                format!(
+                    "through offset {} ({written} of {area} bytes; the rest is reserved and is \
+                     written with zeros ahead of the records as the log is first used)",
+                    st.zeroed_through_offset()
+                ),
+            );
+        }
         kv("head", format!("offset {head_offset}, LSN {head_lsn}"));
         kv(
             "tail (status)",
