@@ -6,23 +6,8 @@ use std::path::{Path, PathBuf};
 use rvm::segment::{self, CreateOptions, RegionSpec};
 use rvm::{BeginMode, CommitMode, Error, MapOptions, Options, Rvm};
 
-struct Dir(PathBuf);
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("rvm-api-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod support;
+use support::Dir;
 
 /// The address recorded for segments these tests map anywhere (a header needs a valid one).
 const ANYWHERE: u64 = 0x1000_0000_0000;

@@ -12,23 +12,8 @@ use rvm::format::segment::SegmentHeader;
 use rvm::segment::{self, CreateOptions, RegionSpec};
 use rvm::{BeginMode, CommitMode, Error, MapOptions, Options, Rvm};
 
-struct Dir(PathBuf);
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("rvm-damaged-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod support;
+use support::Dir;
 
 const REGION_BYTES: u64 = 8192;
 

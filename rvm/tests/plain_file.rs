@@ -13,26 +13,11 @@ use rvm::log::LogReader;
 use rvm::segment::{self, CreateOptions, RegionSpec};
 use rvm::{BeginMode, CommitMode, Error, FileMapMode, FileMapOptions, MapOptions, Options, Rvm};
 
+mod support;
+use support::Dir;
+
 /// Not a multiple of the page size: the last page of the file is partial.
 const FILE_BYTES: usize = 3 * 4096 + 1808;
-
-struct Dir(PathBuf);
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("rvm-plain-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn path(&self, f: impl AsRef<Path>) -> PathBuf {
-        self.0.join(f)
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn pattern() -> Vec<u8> {
     (0..FILE_BYTES).map(|i| (i * 7 + 3) as u8).collect()

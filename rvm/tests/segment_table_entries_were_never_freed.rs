@@ -3,30 +3,15 @@
 //! data file, destroyed it). Entries with no unapplied records are now reclaimed: when the
 //! table is full, and when a segment is re-created at the path of an old one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rvm::format::log::SEGMENTS_PER_LOG_MAX;
 use rvm::log::LogReader;
 use rvm::segment::{self, CreateOptions, RegionSpec};
 use rvm::{BeginMode, CommitMode, Error, MapOptions, Options, Rvm, Uuid};
 
-struct Dir(PathBuf);
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("rvm-table-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod support;
+use support::Dir;
 
 const REGION_BYTES: u64 = 8192;
 
@@ -90,7 +75,7 @@ fn a_full_table_reclaims_the_entries_of_unmapped_segments() {
     // Twice as many segments as the table holds, each with a committed record still in the
     // log when the next one is mapped.
     for i in 0..2 * SEGMENTS_PER_LOG_MAX {
-        let path = d.path(&format!("seg{i}"));
+        let path = d.path(format!("seg{i}"));
         make_segment(&path);
         commit_one(&rvm, &path, 1000 + i as u64);
     }
@@ -100,7 +85,7 @@ fn a_full_table_reclaims_the_entries_of_unmapped_segments() {
     let rvm = Rvm::open(&log, options()).unwrap();
     for i in 0..2 * SEGMENTS_PER_LOG_MAX {
         assert_eq!(
-            read_first(&rvm, &d.path(&format!("seg{i}"))),
+            read_first(&rvm, &d.path(format!("seg{i}"))),
             1000 + i as u64,
             "segment {i}"
         );
@@ -116,7 +101,7 @@ fn the_entries_of_mapped_segments_are_never_reclaimed() {
     let rvm = Rvm::open(&log, options()).unwrap();
     let mut mapped = Vec::new();
     for i in 0..SEGMENTS_PER_LOG_MAX {
-        let path = d.path(&format!("seg{i}"));
+        let path = d.path(format!("seg{i}"));
         make_segment(&path);
         // SAFETY: the test's files are in its own temporary directory; nothing shortens them.
         mapped.push(unsafe { rvm.map(&path, MapOptions::anywhere()) }.unwrap());

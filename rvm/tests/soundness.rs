@@ -12,30 +12,15 @@ use rvm::rds::{self, Heap, HeapLayout};
 use rvm::segment::{self, CreateOptions, RegionSpec};
 use rvm::{BeginMode, CommitMode, Error, MapOptions, Options, Rvm, Segment};
 
-struct Dir(PathBuf);
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("rvm-sound-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod support;
+use support::Dir;
 
 /// A log and a one-region segment (`region` bytes at `address`; 0 stands for a placeholder
 /// address, for segments the test maps anywhere).
 fn make(dir: &Dir, name: &str, region: u64, address: u64) -> (PathBuf, PathBuf) {
     let (log, data) = (
-        dir.path(&format!("{name}.log")),
-        dir.path(&format!("{name}.data")),
+        dir.path(format!("{name}.log")),
+        dir.path(format!("{name}.data")),
     );
     Rvm::create_log(&log, 1 << 20).unwrap();
     let header = segment::layout(

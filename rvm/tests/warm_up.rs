@@ -3,31 +3,16 @@
 //! or the instance closes. No timing is asserted. The tests run one at a time (each counts the
 //! process's warm-up threads).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use rvm::segment::{self, CreateOptions, RegionSpec};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Placement, Rvm, Segment};
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+mod support;
+use support::Dir;
 
-struct Dir(PathBuf);
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("rvm-warm-up-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const PAGE: usize = 4096;
 

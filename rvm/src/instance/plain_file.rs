@@ -185,17 +185,9 @@ impl Rvm {
         // A device recovery (or an earlier mapping) holds, locked, is used again.
         let stat = std::fs::metadata(&canonical).map_err(|e| Error::io(&name, "stat", e))?;
         let identity = file_identity(&stat);
-        let existing = {
-            let slots = self
-                .inner
-                .segments
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            slots
-                .iter()
-                .find(|s| s.names(SegmentKind::PlainFile, identity.to_uuid()))
-                .and_then(|s| s.device.clone())
-        };
+        let existing = self
+            .inner
+            .held_device(SegmentKind::PlainFile, identity.to_uuid());
         let (device, identity): (DeviceRef, FileIdentity) = match existing {
             Some(d) => (d, identity),
             None => {

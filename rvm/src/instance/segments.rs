@@ -102,17 +102,7 @@ impl Rvm {
             FileDevice::open(path, Access::ReadOnly).map_err(|e| Error::io(&name, "open", e))?;
         let header = read_header_from(&probe)?;
         drop(probe);
-        let existing = {
-            let slots = self
-                .inner
-                .segments
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            slots
-                .iter()
-                .find(|s| s.names(SegmentKind::Segment, header.uuid))
-                .and_then(|s| s.device.clone())
-        };
+        let existing = self.inner.held_device(SegmentKind::Segment, header.uuid);
         let device: DeviceRef = match existing {
             Some(d) => d,
             None => Arc::new(
@@ -237,6 +227,17 @@ pub(super) struct MapPlan {
 }
 
 impl Inner {
+    /// The open device of the table entry naming `kind` and `uuid`, if the instance holds one
+    /// (recovery or an earlier mapping opened and locked it): mapping uses it again, since a
+    /// second open of the file would find the instance's own lock.
+    pub(super) fn held_device(&self, kind: SegmentKind, uuid: Uuid) -> Option<DeviceRef> {
+        let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        slots
+            .iter()
+            .find(|s| s.names(kind, uuid))
+            .and_then(|s| s.device.clone())
+    }
+
     /// # Safety
     /// As for [`Rvm::map_device`].
     pub(super) unsafe fn map_segment(
