@@ -139,6 +139,8 @@ fn lifecycle_and_error_rules() {
     assert!(stdout.contains("flush commits"), "{stdout}");
 }
 
+/// Test 2 on an rvm-rs segment (loaded with `rvm_load_segment`) and on a plain-file region in
+/// copy and in private mode (`rvm_map`), each with a fresh log.
 #[test]
 fn five_open_tids_match_the_expected_image() {
     let s = Scratch::new("five");
@@ -150,26 +152,10 @@ fn five_open_tids_match_the_expected_image() {
         &exe,
         &["-std=c99"],
     );
-    let out = run(&exe, &[&s.path("log"), &s.path("data")]);
-    let stdout = expect_success(&out, "five_tids");
-    assert!(stdout.contains("five tids ok"), "{stdout}");
-}
-
-#[test]
-fn five_open_tids_match_the_expected_image_on_plain_file_regions() {
-    let s = Scratch::new("five-plain");
-    let exe = s.path("five_tids");
-    compile(
-        &s,
-        "cc",
-        &[source("tests/c/five_tids.c")],
-        &exe,
-        &["-std=c99"],
-    );
-    for mode in ["copy", "private"] {
+    for mode in ["segment", "copy", "private"] {
         let (log, data) = (
             s.path(&format!("log-{mode}")),
-            s.path(&format!("plain-{mode}")),
+            s.path(&format!("data-{mode}")),
         );
         let out = run(&exe, &[&log, &data, mode.as_ref()]);
         let stdout = expect_success(&out, &format!("five_tids {mode}"));

@@ -9,15 +9,10 @@
 
 mod rds_support;
 
-use std::collections::BTreeMap;
 
-use rds_support::{chunks_for, layout, pattern, Fixture};
+use rds_support::{chunks_for, layout, leaked_beyond, pattern, union, Blocks, Fixture};
 use rvm::device::Tear;
-use rvm::rds::BlockState;
 use rvm::{BeginMode, CommitMode};
-
-/// Data address -> requested size.
-type Blocks = BTreeMap<usize, usize>;
 
 struct Rng(u64);
 
@@ -34,16 +29,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-}
-
-fn allocated(f: &Fixture) -> Vec<(usize, u64)> {
-    f.heap
-        .blocks()
-        .unwrap()
-        .into_iter()
-        .filter(|b| b.state == BlockState::Allocated)
-        .map(|b| (b.data_address() as usize, b.chunks))
-        .collect()
 }
 
 /// Every block of `blocks` holds its pattern.
@@ -120,35 +105,6 @@ fn transaction(
     Ok(())
 }
 
-/// The blocks `held` has beyond `base`, if it holds all of `base` and its other blocks are
-/// all among `leakable` (as (address, chunks)).
-fn leaked_beyond(
-    base: &Blocks,
-    held: &[(usize, u64)],
-    leakable: &Blocks,
-    chunk_size: u64,
-) -> Option<Blocks> {
-    let held: BTreeMap<usize, u64> = held.iter().copied().collect();
-    let mut extra = Blocks::new();
-    for (a, s) in base {
-        if held.get(a) != Some(&chunks_for(*s, chunk_size)) {
-            return None;
-        }
-    }
-    for (a, c) in &held {
-        if base.contains_key(a) {
-            continue;
-        }
-        match leakable.get(a) {
-            Some(s) if chunks_for(*s, chunk_size) == *c => {
-                extra.insert(*a, *s);
-            }
-            _ => return None,
-        }
-    }
-    Some(extra)
-}
-
 /// Returns how many crashes hit an operation that was writing (commit or truncation), and
 /// how many blocks were leaked (allocated by a transaction whose commit the crash lost).
 fn crash_run(seed: u64, chunk_size: u64, nlists: u64) -> (u64, u64) {
@@ -199,19 +155,14 @@ fn crash_run(seed: u64, chunk_size: u64, nlists: u64) -> (u64, u64) {
         }
         let tear = [Tear::DropAll, Tear::KeepAll, Tear::RandomSectors][rng.below(3) as usize];
         f = f.crash_and_recover(tear);
-        let held = allocated(&f);
-        let with_leaks = |state: &Blocks, leaked: &Blocks| {
-            let mut all = state.clone();
-            all.extend(leaked.iter().map(|(a, s)| (*a, *s)));
-            all
-        };
+        let held = f.allocated_chunks();
         // A transaction that only allocated leaves the same blocks whether its commit was
         // lost (its blocks leaked) or not; the blocks' contents tell which.
         let candidates = std::iter::once(durable.clone()).chain(in_flight.clone());
         let (state, new_leaks) = candidates
             .filter(|state| contents_ok(&f, state))
             .filter_map(|state| {
-                leaked_beyond(&with_leaks(&state, &leaked), &held, &fresh, chunk_size)
+                leaked_beyond(&union(&state, &leaked), &held, &fresh, chunk_size)
                     .map(|extra| (state, extra))
             })
             .min_by_key(|(_, extra)| extra.len())
@@ -227,7 +178,7 @@ fn crash_run(seed: u64, chunk_size: u64, nlists: u64) -> (u64, u64) {
         leaked.extend(new_leaks);
         verify(&f, &durable);
         let s = f.heap.statistics();
-        let expected: u64 = with_leaks(&durable, &leaked)
+        let expected: u64 = union(&durable, &leaked)
             .values()
             .map(|s| chunks_for(*s, chunk_size) * chunk_size)
             .sum();

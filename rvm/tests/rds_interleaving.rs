@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use proptest::prelude::*;
 use rds_support::{layout, pattern, Fixture};
 use rvm::device::Tear;
-use rvm::rds::{BlockState, Error};
+use rvm::rds::Error;
 use rvm::{BeginMode, CommitMode, Transaction};
 
 /// One step of one transaction's program.
@@ -157,13 +157,7 @@ impl Model {
 }
 
 fn allocated_in_heap(f: &Fixture) -> BTreeSet<usize> {
-    f.heap
-        .blocks()
-        .unwrap()
-        .into_iter()
-        .filter(|b| b.state == BlockState::Allocated)
-        .map(|b| b.data_address() as usize)
-        .collect()
+    f.allocated_chunks().into_keys().collect()
 }
 
 fn holds_pattern(f: &Fixture, address: usize, size: usize) -> bool {

@@ -14,9 +14,8 @@ mod rds_support;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use rds_support::{chunks_for, layout, pattern, Fixture};
+use rds_support::{chunks_for, layout, leaked_beyond, pattern, union, Blocks, Fixture};
 use rvm::device::Tear;
-use rvm::rds::BlockState;
 use rvm::{BeginMode, CommitMode, Transaction};
 
 #[derive(Debug, Clone)]
@@ -39,9 +38,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..3).prop_map(Op::Crash),
     ]
 }
-
-/// Allocated blocks: data address -> requested size.
-type Blocks = BTreeMap<usize, usize>;
 
 struct Model {
     /// Committed states that a crash could leave: [0] is durable (last flush), later ones are
@@ -84,14 +80,7 @@ fn verify(f: &Fixture, blocks: &Blocks, chunk_size: u64) {
     let s = f.heap.statistics();
     assert_eq!(s.allocated_bytes, allocated, "allocated bytes");
     assert_eq!(s.free_bytes, s.capacity_bytes - allocated, "free bytes");
-    let held: BTreeMap<usize, u64> = f
-        .heap
-        .blocks()
-        .unwrap()
-        .into_iter()
-        .filter(|b| b.state == BlockState::Allocated)
-        .map(|b| (b.data_address() as usize, b.chunks))
-        .collect();
+    let held = f.allocated_chunks();
     let expected: BTreeMap<usize, u64> = blocks
         .iter()
         .map(|(&a, &s)| (a, chunks_for(s, chunk_size)))
@@ -131,13 +120,6 @@ fn open<'a>(f: &'a Fixture, tx: &mut Option<Open<'a>>, model: &Model) {
             fresh: Blocks::new(),
         });
     }
-}
-
-/// `a`, plus every block of `b`.
-fn union(a: &Blocks, b: &Blocks) -> Blocks {
-    let mut all = a.clone();
-    all.extend(b.iter().map(|(k, v)| (*k, *v)));
-    all
 }
 
 /// Run `ops` until a crash; returns the index after the crash op and its tear mode.
@@ -245,35 +227,6 @@ fn run(f: &Fixture, ops: &[Op], model: &mut Model) -> Option<(usize, Tear)> {
     None
 }
 
-/// The blocks `held` has beyond `base`, if it holds every block of `base` and its other
-/// blocks are all among `leakable`.
-fn leaked_beyond(
-    base: &Blocks,
-    held: &BTreeMap<usize, u64>,
-    leakable: &Blocks,
-    chunk_size: u64,
-) -> Option<Blocks> {
-    if base
-        .iter()
-        .any(|(a, s)| held.get(a) != Some(&chunks_for(*s, chunk_size)))
-    {
-        return None;
-    }
-    let mut extra = Blocks::new();
-    for (a, c) in held {
-        if base.contains_key(a) {
-            continue;
-        }
-        match leakable.get(a) {
-            Some(s) if chunks_for(*s, chunk_size) == *c => {
-                extra.insert(*a, *s);
-            }
-            _ => return None,
-        }
-    }
-    Some(extra)
-}
-
 /// Every block of `blocks` holds its pattern.
 fn contents_ok(f: &Fixture, blocks: &Blocks) -> bool {
     blocks.iter().all(|(&address, &size)| {
@@ -297,14 +250,7 @@ fn run_case(test: u64, chunk_size: u64, nlists: u64, ops: &[Op]) -> u64 {
     while let Some((next, tear)) = run(&f, &ops[at..], &mut model) {
         at += next;
         f = f.crash_and_recover(tear);
-        let held: BTreeMap<usize, u64> = f
-            .heap
-            .blocks()
-            .unwrap()
-            .into_iter()
-            .filter(|b| b.state == BlockState::Allocated)
-            .map(|b| (b.data_address() as usize, b.chunks))
-            .collect();
+        let held = f.allocated_chunks();
         // A transaction that only allocated leaves the same blocks whether its commit was
         // lost (its blocks leaked) or not; the blocks' contents tell which.
         let (state, leaks) = model

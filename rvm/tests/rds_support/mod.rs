@@ -2,10 +2,11 @@
 //! can crash them), mapped at a fixed address unique to the test.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rvm::device::{CrashController, CrashDevice, DeviceRef, Tear};
-use rvm::rds::{self, Heap, HeapLayout};
+use rvm::rds::{self, BlockState, Heap, HeapLayout};
 use rvm::{MapOptions, Options, Rvm, Segment};
 
 pub const LOG_AREA_BYTES: u64 = 4 << 20;
@@ -176,3 +177,55 @@ pub fn pattern(address: usize) -> u8 {
 }
 
 pub mod workload;
+
+/// Allocated blocks as a model keeps them: data address -> requested size.
+pub type Blocks = BTreeMap<usize, usize>;
+
+impl Fixture {
+    /// The heap's allocated blocks: data address -> chunks.
+    pub fn allocated_chunks(&self) -> BTreeMap<usize, u64> {
+        self.heap
+            .blocks()
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.state == BlockState::Allocated)
+            .map(|b| (b.data_address() as usize, b.chunks))
+            .collect()
+    }
+}
+
+/// The blocks of both (`b` wins for an address in both).
+pub fn union(a: &Blocks, b: &Blocks) -> Blocks {
+    let mut all = a.clone();
+    all.extend(b.iter().map(|(k, v)| (*k, *v)));
+    all
+}
+
+/// The blocks `held` (data address -> chunks) has beyond `base`, if it holds all of `base` and
+/// its other blocks are all among `leakable` (allocations whose commit a crash may have lost).
+pub fn leaked_beyond(
+    base: &Blocks,
+    held: &BTreeMap<usize, u64>,
+    leakable: &Blocks,
+    chunk_size: u64,
+) -> Option<Blocks> {
+    if base
+        .iter()
+        .any(|(a, s)| held.get(a) != Some(&chunks_for(*s, chunk_size)))
+    {
+        return None;
+    }
+    let mut extra = Blocks::new();
+    for (a, c) in held {
+        if base.contains_key(a) {
+            continue;
+        }
+        match leakable.get(a) {
+            Some(s) if chunks_for(*s, chunk_size) == *c => {
+                extra.insert(*a, *s);
+            }
+            _ => return None,
+        }
+    }
+    Some(extra)
+}
