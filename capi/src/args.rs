@@ -1,4 +1,4 @@
-//! Reading a C caller's arguments: paths and option records.
+//! Reading a C caller's arguments: paths, option and region records.
 
 use std::ffi::{c_char, CStr};
 use std::os::unix::ffi::OsStrExt;
@@ -43,4 +43,20 @@ pub unsafe fn read_options(options: *const RvmOptions) -> Result<Option<RvmOptio
         return Err(RVM_EOPTIONS);
     }
     Ok(Some(o))
+}
+
+/// Read a region record: `RVM_EREGION` for NULL or a record without the id.
+///
+/// # Safety
+/// A non-null `region` must point to a readable `rvm_region_t`.
+pub unsafe fn read_region(region: *const RvmRegion) -> Result<RvmRegion, RvmReturn> {
+    if region.is_null() {
+        return Err(RVM_EREGION);
+    }
+    // SAFETY: the caller guarantees a readable record (possibly unaligned).
+    let r = unsafe { std::ptr::read_unaligned(region) };
+    if r.struct_id != RVM_REGION_ID {
+        return Err(RVM_EREGION);
+    }
+    Ok(r)
 }

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_long, CStr};
 
 use rvm::Rvm;
 
-use crate::args::{c_path, read_options, PATH_BYTES_MAX};
+use crate::args::{c_path, read_options, read_region, PATH_BYTES_MAX};
 use crate::codes::*;
 use crate::options::apply_options;
 use crate::state::{self, enter, guarded, Phase, Settings};
@@ -254,9 +254,8 @@ pub unsafe extern "C" fn rvm_query(options: *mut RvmOptions, region: *mut RvmReg
         };
         if !region.is_null() {
             // SAFETY: non-null and valid by the caller's contract.
-            let r = unsafe { std::ptr::read_unaligned(region) };
-            if r.struct_id != RVM_REGION_ID {
-                return RVM_EREGION;
+            if let Err(code) = unsafe { read_region(region) } {
+                return code;
             }
         }
         let settings = state::with_settings(|s| *s).unwrap_or_default();

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use rvm::{Error, FileMapMode, FileMapOptions, Segment};
 
-use crate::args::{c_path, read_options};
+use crate::args::{c_path, read_options, read_region};
 use crate::codes::*;
 use crate::state::{enter, guarded, lock, with_settings};
 use crate::types::*;
@@ -67,14 +67,8 @@ pub unsafe extern "C" fn rvm_map(region: *mut RvmRegion, options: *mut RvmOption
     guarded!(RVM_EINTERNAL, {
         let result: Result<(), RvmReturn> = (|| {
             let first = enter()?;
-            if region.is_null() {
-                return Err(RVM_EREGION);
-            }
-            // SAFETY: non-null and readable by the caller's contract.
-            let r = unsafe { region.read_unaligned() };
-            if r.struct_id != RVM_REGION_ID {
-                return Err(RVM_EREGION);
-            }
+            // SAFETY: the caller's contract.
+            let r = unsafe { read_region(region) }?;
             // SAFETY: the caller's contract.
             let path = unsafe { c_path(r.data_dev, RVM_ENOT_MAPPED) }?;
             // SAFETY: the caller's contract.
@@ -146,14 +140,8 @@ pub unsafe extern "C" fn rvm_unmap(region: *mut RvmRegion) -> RvmReturn {
     guarded!(RVM_EINTERNAL, {
         let result: Result<(), RvmReturn> = (|| {
             let call = enter()?;
-            if region.is_null() {
-                return Err(RVM_EREGION);
-            }
-            // SAFETY: non-null and readable by the caller's contract.
-            let r = unsafe { region.read_unaligned() };
-            if r.struct_id != RVM_REGION_ID {
-                return Err(RVM_EREGION);
-            }
+            // SAFETY: the caller's contract.
+            let r = unsafe { read_region(region) }?;
             let rvm = call.rvm()?;
             let (address, length) = (r.vmaddr as usize, r.length as usize);
             let seg = {

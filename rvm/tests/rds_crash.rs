@@ -9,7 +9,6 @@
 
 mod rds_support;
 
-
 use rds_support::{chunks_for, layout, leaked_beyond, pattern, union, Blocks, Fixture};
 use rvm::device::Tear;
 use rvm::{BeginMode, CommitMode};
