@@ -57,9 +57,10 @@ impl Inner {
         self.start_generation()?;
         let mut done = 0;
         while done < records.len() {
-            let (items, tail, next_lsn) = {
+            let (items, tail, next_lsn, zero) = {
                 let p = lock(&self.pos);
-                self.plan(&p, records, done)
+                let (items, tail, next_lsn) = self.plan(&p, records, done);
+                (items, tail, next_lsn, self.zero_ahead(&p, tail))
             };
             let placed = items
                 .iter()
@@ -70,7 +71,6 @@ impl Inner {
                 continue;
             }
             self.write_items(buf, records, &items)?;
-            let zero = self.zero_ahead(&lock(&self.pos), tail);
             if let Some((from, to)) = zero {
                 self.write_zeros(from, to)?;
             }
@@ -101,7 +101,8 @@ impl Inner {
         Ok(())
     }
 
-    /// The range to zero-fill after a batch that moves the tail to `tail`, if any: while the
+    /// The range to zero-fill after a batch that moves the tail to `tail`, if any (chosen with
+    /// the batch's plan, under the same lock of the positions): while the
     /// record area is in its first pass (not yet written in full since the log was created
     /// with only its first chunk written), the writer keeps at least half a chunk
     /// ([`zero_chunk_bytes`]) of written blocks ahead of its tail, so that its `fdatasync`s
@@ -112,7 +113,7 @@ impl Inner {
     /// `head..tail` without wrapping (so nothing live is after the tail) and this batch did
     /// not wrap. The truncation thread only moves the head towards the tail, and only this
     /// flush leader writes the record area, so the range stays dead until it is written.
-    pub(super) fn zero_ahead(&self, p: &Pos, tail: u64) -> Option<(u64, u64)> {
+    fn zero_ahead(&self, p: &Pos, tail: u64) -> Option<(u64, u64)> {
         let unwrapped = p.is_empty() || p.head_offset < p.tail_offset;
         if p.zeroed_through >= self.area_end || !unwrapped || tail < p.tail_offset {
             return None;
