@@ -17,7 +17,7 @@
 //! queued) and after an abort (once the old values are back). A transaction without hooks
 //! pays one test for them at `end` and one at drop.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytemuck::NoUninit;
@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::format::log::{
     transaction_record_size, RangeHeader, TransactionEncoder, TX_FLAG_FLUSH, TX_FLAG_RESTORE,
 };
-use crate::instance::Rvm;
+use crate::instance::{RegionPin, Rvm};
 use crate::racy;
 
 /// How a transaction begins.
@@ -108,6 +108,29 @@ struct CachedRegion {
     segment_offset: u64,
 }
 
+/// A region a transaction pinned. Kept afterwards in the thread's spare set as the thread's
+/// recent region (not pinned then): the next transaction of the thread that declares a range
+/// in it pins it through this description, without the region table's lock, if it is still
+/// mapped ([`RegionPin::try_pin`] fails once the region is unmapped; the `Arc` keeps the pin
+/// word itself alive).
+#[derive(Clone)]
+struct PinnedRegion {
+    region: CachedRegion,
+    /// `Inner::id` of the instance whose region table holds it.
+    instance: u64,
+    pin: Arc<RegionPin>,
+}
+
+impl PinnedRegion {
+    #[inline]
+    fn covers(&self, address: usize, length: usize) -> bool {
+        address >= self.region.start
+            && address
+                .checked_add(length)
+                .is_some_and(|e| e <= self.region.end)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Range {
     address: usize,
@@ -163,11 +186,9 @@ struct Range {
 pub struct Transaction<'a> {
     rvm: &'a Rvm,
     mode: BeginMode,
-    ranges: Vec<Range>,
-    /// Restore mode: (address, length, offset in `undo`) per `set_range`, in order.
-    undo_index: Vec<(usize, usize, usize)>,
-    undo: Vec<u8>,
-    pins: Vec<Arc<AtomicUsize>>,
+    /// The declared ranges and the other growing state, reused from the thread's previous
+    /// transaction (a box: beginning and ending move one pointer, not five vectors).
+    bufs: std::mem::ManuallyDrop<Box<Spare>>,
     /// Guards released after the transaction ends or aborts (see [`Transaction::attach`]).
     attachments: Vec<Box<dyn Send + 'a>>,
     /// The first attachment (most transactions have at most one): no vector needed.
@@ -185,26 +206,54 @@ pub struct Transaction<'a> {
     finished: bool,
 }
 
-/// The vectors of a finished transaction, kept per thread for the next one: a commit then
-/// allocates nothing in the common case. Two sets are kept, because a heap call runs a
-/// transaction of the heap's own while the caller's is open.
+/// The vectors of a transaction, kept per thread for the next one when it finishes: a
+/// commit then allocates nothing in the common case. Two sets are kept, because a heap call
+/// runs a transaction of the heap's own while the caller's is open.
 #[derive(Default)]
 struct Spare {
     ranges: Vec<Range>,
+    /// Restore mode: (address, length, offset in `undo`) per `set_range`, in order.
     undo_index: Vec<(usize, usize, usize)>,
     undo: Vec<u8>,
-    pins: Vec<Arc<AtomicUsize>>,
+    /// The regions this transaction pinned (each once), released at end or abort.
+    pins: Vec<PinnedRegion>,
+    /// The region the thread's previous transaction used last (not pinned by this one).
+    recent: Option<PinnedRegion>,
 }
 
 thread_local! {
-    static SPARE: std::cell::RefCell<SpareSlots> =
-        const { std::cell::RefCell::new(SpareSlots { first: None, second: None }) };
+    /// The thread's two spare sets (`Cell`s: taking and returning one moves a pointer).
+    static SPARE: [std::cell::Cell<Option<Box<Spare>>>; 2] =
+        const { [std::cell::Cell::new(None), std::cell::Cell::new(None)] };
 }
 
-/// The two sets of spare vectors of a thread.
-struct SpareSlots {
-    first: Option<Spare>,
-    second: Option<Spare>,
+/// A spare set of the thread, or a new one.
+#[inline]
+fn take_spare() -> Box<Spare> {
+    SPARE
+        .try_with(|slots| slots[0].take().or_else(|| slots[1].take()))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Give a finished transaction's set back to the thread (emptied; dropped if its undo buffer
+/// grew past [`SPARE_UNDO_BYTES_MAX`]).
+#[inline]
+fn return_spare(mut spare: Box<Spare>) {
+    if spare.undo.capacity() > SPARE_UNDO_BYTES_MAX {
+        return;
+    }
+    spare.ranges.clear();
+    spare.undo_index.clear();
+    spare.undo.clear();
+    spare.pins.clear();
+    let _ = SPARE.try_with(|slots| {
+        let rest = slots[0].replace(Some(spare));
+        if rest.is_some() {
+            slots[1].set(rest);
+        }
+    });
 }
 
 /// Spare buffers larger than this are dropped rather than kept.
@@ -216,30 +265,19 @@ impl std::fmt::Debug for Transaction<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transaction")
             .field("mode", &self.mode)
-            .field("ranges", &self.ranges.len())
+            .field("ranges", &self.bufs.ranges.len())
             .finish()
     }
 }
 
 impl<'a> Transaction<'a> {
+    #[inline]
     pub(crate) fn new(rvm: &'a Rvm, mode: BeginMode) -> Self {
         rvm.inner.active.fetch_add(1, Ordering::Relaxed);
-        let spare = SPARE
-            .with(|c| {
-                let mut slots = c.borrow_mut();
-                match slots.first.take() {
-                    Some(s) => Some(s),
-                    None => slots.second.take(),
-                }
-            })
-            .unwrap_or_default();
         Transaction {
             rvm,
             mode,
-            ranges: spare.ranges,
-            undo_index: spare.undo_index,
-            undo: spare.undo,
-            pins: spare.pins,
+            bufs: std::mem::ManuallyDrop::new(take_spare()),
             attachments: Vec::new(),
             attachment: None,
             hooks: None,
@@ -336,13 +374,13 @@ impl<'a> Transaction<'a> {
             self.holds_locks = true;
         }
         if self.mode == BeginMode::Restore || self.force_undo {
-            let at = self.undo.len();
+            let at = self.bufs.undo.len();
             // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
             // transaction pins it; other threads may write it, so it is copied, not borrowed.
-            unsafe { racy::extend_from(&mut self.undo, address as *const u8, length) };
-            self.undo_index.push((address, length, at));
+            unsafe { racy::extend_from(&mut self.bufs.undo, address as *const u8, length) };
+            self.bufs.undo_index.push((address, length, at));
         }
-        self.ranges.push(Range {
+        self.bufs.ranges.push(Range {
             address,
             length,
             region_start: region.start,
@@ -352,8 +390,35 @@ impl<'a> Transaction<'a> {
         Ok(())
     }
 
-    /// Look the region up in the region table and pin it for this transaction.
+    /// Find the region holding the range and pin it for this transaction: a region it pinned
+    /// already, else the thread's recent region if it is still mapped, else a lookup in the
+    /// region table (under its lock).
     fn find_and_pin(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
+        let found = match self.bufs.pins.iter().find(|p| p.covers(address, length)) {
+            Some(p) => p.region,
+            None => self.pin_new(address, length)?,
+        };
+        self.last_region = Some(found);
+        Ok(found)
+    }
+
+    /// Pin a region this transaction has not pinned yet.
+    fn pin_new(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
+        let instance = self.rvm.inner.id;
+        if let Some(recent) = self
+            .bufs
+            .recent
+            .take_if(|r| r.instance == instance && r.covers(address, length))
+        {
+            // A pin that succeeds proves the region is still mapped (an unmap retires the pin
+            // word before it unmaps), so the description is still true. One that fails
+            // drops the description: the region is gone for good.
+            if recent.pin.try_pin() {
+                let found = recent.region;
+                self.bufs.pins.push(recent);
+                return Ok(found);
+            }
+        }
         let regions = self
             .rvm
             .inner
@@ -364,25 +429,28 @@ impl<'a> Transaction<'a> {
         let region = i
             .checked_sub(1)
             .map(|i| &regions[i])
-            .filter(|r| address.checked_add(length).is_some_and(|e| e <= r.end));
+            .filter(|r| address.checked_add(length).is_some_and(|e| e <= r.end))
+            // A region in the table is retired only while an unmap that holds the table's
+            // write lock runs, so this fails only for a region unmapped meanwhile.
+            .filter(|r| r.pin.try_pin());
         let Some(region) = region else {
             return Err(Error::NotMapped {
                 address: address as u64,
                 length: length as u64,
             });
         };
-        if !self.pins.iter().any(|p| Arc::ptr_eq(p, &region.pins)) {
-            region.pins.fetch_add(1, Ordering::AcqRel);
-            self.pins.push(region.pins.clone());
-        }
-        let cached = CachedRegion {
+        let found = CachedRegion {
             start: region.start,
             end: region.end,
             slot: region.slot,
             segment_offset: region.segment_offset,
         };
-        self.last_region = Some(cached);
-        Ok(cached)
+        self.bufs.pins.push(PinnedRegion {
+            region: found,
+            instance,
+            pin: region.pin.clone(),
+        });
+        Ok(found)
     }
 
     /// `set_range` followed by copying `bytes` to `address`.
@@ -437,26 +505,27 @@ impl<'a> Transaction<'a> {
     /// become one. (Undo entries keep the declaration order for abort.)
     #[inline]
     fn coalesce(&mut self) {
-        if self.ranges.len() <= 1 {
+        if self.bufs.ranges.len() <= 1 {
             return;
         }
-        self.ranges
+        self.bufs
+            .ranges
             .sort_unstable_by_key(|r| (r.region_start, r.address));
         let mut out = 0;
-        for i in 0..self.ranges.len() {
-            let r = self.ranges[i];
+        for i in 0..self.bufs.ranges.len() {
+            let r = self.bufs.ranges[i];
             if out > 0 {
-                let last = &mut self.ranges[out - 1];
+                let last = &mut self.bufs.ranges[out - 1];
                 if last.region_start == r.region_start && r.address <= last.address + last.length {
                     let end = (last.address + last.length).max(r.address + r.length);
                     last.length = end - last.address;
                     continue;
                 }
             }
-            self.ranges[out] = r;
+            self.bufs.ranges[out] = r;
             out += 1;
         }
-        self.ranges.truncate(out);
+        self.bufs.ranges.truncate(out);
     }
 
     /// Commit. With [`CommitMode::Flush`] the transaction is durable when this returns.
@@ -534,12 +603,12 @@ impl<'a> Transaction<'a> {
     fn queue_record(&mut self, mode: CommitMode) -> Result<Queued> {
         let rvm = self.rvm;
         let inner = &rvm.inner;
-        let declared_count = self.ranges.len();
-        let declared: usize = self.ranges.iter().map(|r| r.length).sum();
+        let declared_count = self.bufs.ranges.len();
+        let declared: usize = self.bufs.ranges.iter().map(|r| r.length).sum();
         self.coalesce();
-        let merged: usize = self.ranges.iter().map(|r| r.length).sum();
-        let size = transaction_record_size(self.ranges.iter().map(|r| r.length as u64));
-        if !self.ranges.is_empty() && size > inner.record_bytes_max {
+        let merged: usize = self.bufs.ranges.iter().map(|r| r.length).sum();
+        let size = transaction_record_size(self.bufs.ranges.iter().map(|r| r.length as u64));
+        if !self.bufs.ranges.is_empty() && size > inner.record_bytes_max {
             self.count_abort();
             self.rollback();
             return Err(Error::TooBig {
@@ -552,7 +621,7 @@ impl<'a> Transaction<'a> {
             self.rollback();
             return Err(e);
         }
-        let ranges = &self.ranges;
+        let ranges = &self.bufs.ranges;
         let mut q = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
         // Counted under the queue lock this commit takes anyway (no extra atomics).
         let c = &mut q.counts;
@@ -576,21 +645,20 @@ impl<'a> Transaction<'a> {
             if self.mode == BeginMode::Restore {
                 flags |= TX_FLAG_RESTORE;
             }
-            let start = TransactionEncoder::begin(&mut q.buf, flags, 0, ranges.len() as u32);
-            for r in ranges {
-                let header = RangeHeader {
-                    segment: r.slot,
-                    offset: r.segment_offset,
-                    length: r.length as u64,
-                    address: r.address as u64,
-                };
-                TransactionEncoder::range_with(&mut q.buf, &header, |buf| {
-                    // SAFETY: the range was checked at set_range and its region is pinned
-                    // until `release` below, so the memory is mapped for the whole copy.
-                    unsafe { racy::extend_from(buf, r.address as *const u8, r.length) }
-                });
-            }
-            TransactionEncoder::finish(&mut q.buf, start);
+            let headers = ranges.iter().map(|r| RangeHeader {
+                segment: r.slot,
+                offset: r.segment_offset,
+                length: r.length as u64,
+                address: r.address as u64,
+            });
+            let start = TransactionEncoder::record_with(&mut q.buf, flags, headers, |i, dst| {
+                let r = &ranges[i];
+                let n = dst.len().min(r.length);
+                // SAFETY: `[r.address, r.address + n)` lies in the range checked at set_range,
+                // whose region is pinned until `release` below, so it is mapped for the
+                // whole copy; other threads may write it, so it is copied, not borrowed.
+                unsafe { racy::load(r.address as *const u8, &mut dst[..n]) }
+            });
             let seq = inner.queued(&mut q, start);
             (seq, inner.queue_over_limit(&q))
         };
@@ -634,9 +702,9 @@ impl<'a> Transaction<'a> {
     }
 
     fn rollback(&mut self) {
-        for &(address, length, at) in self.undo_index.iter().rev() {
+        for &(address, length, at) in self.bufs.undo_index.iter().rev() {
             // SAFETY: the range was mapped at set_range and stays pinned until release.
-            unsafe { racy::store(address as *mut u8, &self.undo[at..at + length]) };
+            unsafe { racy::store(address as *mut u8, &self.bufs.undo[at..at + length]) };
         }
         self.release();
     }
@@ -652,10 +720,15 @@ impl<'a> Transaction<'a> {
                 locks.release(self.id());
             }
         }
-        for p in &self.pins {
-            p.fetch_sub(1, Ordering::AcqRel);
+        for p in &self.bufs.pins {
+            p.pin.unpin();
         }
-        self.pins.clear();
+        // The last region pinned becomes the thread's recent one (moved: no reference-count
+        // traffic in the common one-region transaction).
+        if let Some(last) = self.bufs.pins.pop() {
+            self.bufs.recent = Some(last);
+        }
+        self.bufs.pins.clear();
         self.rvm.inner.active.fetch_sub(1, Ordering::Relaxed);
         // Last: after values are captured or restored, release what callers attached.
         while let Some(guard) = self.attachments.pop() {
@@ -675,26 +748,9 @@ impl Drop for Transaction<'_> {
             // Aborted here, or refused at `end` (whose hooks were taken before).
             self.run_abort_hooks();
         }
-        if self.undo.capacity() <= SPARE_UNDO_BYTES_MAX {
-            let mut spare = Spare {
-                ranges: std::mem::take(&mut self.ranges),
-                undo_index: std::mem::take(&mut self.undo_index),
-                undo: std::mem::take(&mut self.undo),
-                pins: std::mem::take(&mut self.pins),
-            };
-            spare.ranges.clear();
-            spare.undo_index.clear();
-            spare.undo.clear();
-            spare.pins.clear();
-            let _ = SPARE.try_with(|c| {
-                let mut slots = c.borrow_mut();
-                if slots.first.is_none() {
-                    slots.first = Some(spare);
-                } else {
-                    slots.second = Some(spare);
-                }
-            });
-        }
+        // SAFETY: `drop` runs once and nothing uses `bufs` after this line.
+        let bufs = unsafe { std::mem::ManuallyDrop::take(&mut self.bufs) };
+        return_spare(bufs);
     }
 }
 

@@ -519,3 +519,182 @@ fn a_lock_held_by_this_process_was_reported_as_another_process() {
     drop(rvm);
     Rvm::open(&log, Options::default()).unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Region pins taken without the region table's lock: a thread's next transaction pins the
+// region its previous one used through a cached description (`tx.rs`), which must never let a
+// transaction use a region unmapped meanwhile, nor name the wrong segment.
+
+/// A log with two segments whose one region lies at the same address.
+fn two_segments_at_one_address(d: &Dir, address: u64) -> (PathBuf, PathBuf, PathBuf) {
+    let (log, a) = make(d, "a", 8192, address);
+    let b = d.path("b.data");
+    let header = segment::layout(
+        4096 + 8192,
+        &[RegionSpec {
+            length: 8192,
+            address,
+        }],
+    )
+    .unwrap();
+    drop(segment::create(&b, &header, CreateOptions::default()).unwrap());
+    (log, a, b)
+}
+
+#[test]
+fn a_cached_region_was_used_after_its_segment_was_unmapped() {
+    let d = Dir::new("pin-cache");
+    let address = 0x3d10_0000_0000u64;
+    let (log, data_a, data_b) = two_segments_at_one_address(&d, address);
+    let at = address as usize + 64;
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    let a = map(&rvm, &data_a, MapOptions::default());
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    tx.write(at, &0xaaaa_u64).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    // Nothing pins A once the transaction ended, though this thread remembers its region.
+    rvm.unmap(&a).unwrap();
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    assert!(matches!(tx.write(at, &1u64), Err(Error::NotMapped { .. })));
+    drop(tx);
+    // Another segment at the same address: the range belongs to B now, not to A's entry.
+    let b = map(&rvm, &data_b, MapOptions::default());
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    tx.write(at, &0xbbbb_u64).unwrap();
+    // B is pinned by this transaction, through whichever path found it.
+    assert!(matches!(
+        rvm.unmap(&b),
+        Err(Error::Uncommitted { count: 1, .. })
+    ));
+    tx.end(CommitMode::Flush).unwrap();
+    rvm.close().unwrap();
+    // After recovery each file holds its own value: the record named B, not A.
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    rvm.truncate().unwrap();
+    let a = map(&rvm, &data_a, MapOptions::default());
+    assert_eq!(a.read::<u64>(at).unwrap(), 0xaaaa);
+    rvm.unmap(&a).unwrap();
+    let b = map(&rvm, &data_b, MapOptions::default());
+    assert_eq!(b.read::<u64>(at).unwrap(), 0xbbbb);
+    rvm.close().unwrap();
+}
+
+#[test]
+fn unmap_raced_transactions_pinning_through_cached_regions() {
+    // Writers commit in a loop (each transaction after the first pins through the region
+    // its thread cached) while the main thread unmaps the segment, lets every writer try
+    // once while it is unmapped, and maps it again. A pin that lost the race to an unmap
+    // would write unmapped memory (a crash); an unmap that lost the race to a pin must be
+    // refused; every write that was accepted must have reached the memory it was made in.
+    let d = Dir::new("pin-race");
+    let address = 0x3d20_0000_0000u64;
+    let (log, data) = make(&d, "r", 8192, address);
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    let mut seg = Some(map(&rvm, &data, MapOptions::default()));
+    let stop = AtomicBool::new(false);
+    let attempts: [std::sync::atomic::AtomicU64; 2] = Default::default();
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..2usize)
+            .map(|w| {
+                let (rvm, stop, attempts) = (&rvm, &stop, &attempts);
+                s.spawn(move || {
+                    let at = address as usize + 8 * w;
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+                        match tx.write(at, &n) {
+                            Ok(()) => {
+                                // Pinned: still mapped, and this is the value just written.
+                                assert_eq!(tx.read::<u64>(at).unwrap(), n);
+                                tx.end(CommitMode::NoFlush).unwrap();
+                            }
+                            Err(Error::NotMapped { .. }) => {}
+                            Err(e) => panic!("writer {w}: {e}"),
+                        }
+                        attempts[w].fetch_add(1, Ordering::Release);
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..300 {
+            match seg.as_ref().map(|s| rvm.unmap(s)) {
+                Some(Ok(())) => {
+                    seg = None;
+                    // Every writer tries (at least) once more while nothing is mapped.
+                    let before: Vec<u64> =
+                        attempts.iter().map(|a| a.load(Ordering::Acquire)).collect();
+                    while writers.iter().all(|w| !w.is_finished())
+                        && attempts
+                            .iter()
+                            .zip(&before)
+                            .any(|(a, b)| a.load(Ordering::Acquire) < b + 2)
+                    {
+                        std::thread::yield_now();
+                    }
+                }
+                // Refused: a writer's transaction pins the region (and is counted).
+                Some(Err(Error::Uncommitted { count, .. })) => assert!(count >= 1),
+                Some(Err(e)) => panic!("unmap: {e}"),
+                None => seg = Some(map(&rvm, &data, MapOptions::default())),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+    });
+    drop(seg);
+    rvm.close().unwrap();
+}
+
+#[test]
+fn a_refused_unmap_left_the_segments_other_regions_unusable() {
+    // Unmap retires the regions one by one and gives up at the first pinned one: those it
+    // retired before must be usable again, through the table and through a cached pin.
+    let d = Dir::new("pin-undo");
+    let (log, data) = (d.path("u.log"), d.path("u.data"));
+    Rvm::create_log(&log, 1 << 20).unwrap();
+    let (first, second) = (0x3d30_0000_0000u64, 0x3d30_0010_0000u64);
+    let regions = [
+        RegionSpec {
+            length: 8192,
+            address: first,
+        },
+        RegionSpec {
+            length: 8192,
+            address: second,
+        },
+    ];
+    let header = segment::layout(4096 + 2 * 8192, &regions).unwrap();
+    drop(segment::create(&data, &header, CreateOptions::default()).unwrap());
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    let seg = map(&rvm, &data, MapOptions::default());
+    let mut pinning = rvm.begin(BeginMode::Restore).unwrap();
+    pinning.write(second as usize, &2u64).unwrap();
+    // A transaction of this thread in the first region: its set of buffers, given back to
+    // the thread, remembers that region.
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    tx.write(first as usize, &1u64).unwrap();
+    tx.end(CommitMode::NoFlush).unwrap();
+    assert!(matches!(
+        rvm.unmap(&seg),
+        Err(Error::Uncommitted { count: 1, .. })
+    ));
+    // Both paths to the first region work: the cached pin (the next transaction of this
+    // thread) and the table (another thread, which has no cached region).
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    tx.write(first as usize, &3u64).unwrap();
+    tx.end(CommitMode::NoFlush).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+            tx.write(first as usize + 8, &4u64).unwrap();
+            tx.end(CommitMode::NoFlush).unwrap();
+        });
+    });
+    pinning.end(CommitMode::Flush).unwrap();
+    assert_eq!(seg.read::<[u64; 2]>(first as usize).unwrap(), [3, 4]);
+    rvm.unmap(&seg).unwrap();
+    rvm.close().unwrap();
+}

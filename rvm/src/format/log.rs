@@ -782,21 +782,68 @@ pub fn transaction_record_size(range_lengths: impl IntoIterator<Item = u64>) -> 
     size
 }
 
+/// A log's CRC seed ([`crc_seed`]) as a ready hasher: `crc32fast` checks the CPU's features
+/// each time a hasher is made, and cloning this one skips that (the flush writer seals every
+/// record with it).
+#[derive(Clone)]
+pub struct CrcSeed {
+    hasher: crc32fast::Hasher,
+}
+
+impl CrcSeed {
+    /// The hasher of a log whose seed is `seed`.
+    pub fn new(seed: u32) -> CrcSeed {
+        CrcSeed {
+            hasher: crc32fast::Hasher::new_with_initial(seed),
+        }
+    }
+
+    /// A fresh hasher started with the seed.
+    #[inline]
+    fn start(&self) -> crc32fast::Hasher {
+        self.hasher.clone()
+    }
+}
+
+impl std::fmt::Debug for CrcSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrcSeed")
+            .field("seed", &self.hasher.clone().finalize())
+            .finish()
+    }
+}
+
 /// Fill in the LSN-dependent fields of an encoded transaction record (built by
-/// [`TransactionEncoder`]) and compute its CRC. `rec` is the whole record.
+/// [`TransactionEncoder`]) and compute its CRCs. `rec` is the whole record.
 pub fn seal_record(rec: &mut [u8], lsn: u64, generation: u64, batch_first_lsn: u64, seed: u32) {
+    seal_record_with(rec, lsn, generation, batch_first_lsn, &CrcSeed::new(seed));
+}
+
+/// [`seal_record`] with a ready hasher. Both CRCs come from one pass over the record: the
+/// record CRC covers the header's first [`RECORD_HEADER_SIZE`]` - 4` bytes first, exactly what
+/// the header CRC covers, so the header CRC is the running CRC at that point; the pass then
+/// goes on over the header CRC just stored, the body and the trailer's LSN and length.
+#[inline]
+pub fn seal_record_with(
+    rec: &mut [u8],
+    lsn: u64,
+    generation: u64,
+    batch_first_lsn: u64,
+    seed: &CrcSeed,
+) {
     let len = rec.len();
     put_u64(rec, RH_LSN, lsn);
     put_u64(rec, RH_GENERATION, generation);
     put_u64(rec, RH_BATCH_FIRST_LSN, batch_first_lsn);
-    let hcrc = header_crc(&rec[..RH_HEADER_CRC], seed);
-    put_u32(rec, RH_HEADER_CRC, hcrc);
     let t = len - RECORD_TRAILER_SIZE;
     put_u64(rec, t + RT_LSN, lsn);
     put_u64(rec, t + RT_LENGTH, len as u64);
     put_u32(rec, t + RT_MAGIC, TRAILER_MAGIC);
-    let crc = record_crc(&rec[..t + RT_CRC], &[], &[], seed);
-    put_u32(rec, t + RT_CRC, crc);
+    let mut h = seed.start();
+    h.update(&rec[..RH_HEADER_CRC]);
+    put_u32(rec, RH_HEADER_CRC, h.clone().finalize());
+    h.update(&rec[RH_HEADER_CRC..t + RT_CRC]);
+    put_u32(rec, t + RT_CRC, h.finalize());
 }
 
 /// Set the (informational) commit time of an unsealed record; done once per flush so the
@@ -851,6 +898,52 @@ impl TransactionEncoder {
     /// Append one range header and its data, copied from `data` (padded with zeros to 8).
     pub fn range_from(buf: &mut Vec<u8>, range: &RangeHeader, data: &[u8]) {
         Self::range_with(buf, range, |b| b.extend_from_slice(data));
+    }
+
+    /// Append a whole unsealed transaction record in one step (one resize of `buf`, where
+    /// [`TransactionEncoder::begin`], `range_with` and `finish` grow it once per field): the
+    /// header, then each range's header followed by its data, which `fill` writes into the
+    /// slice it is given (the `i`th range's `length` bytes; the padding stays zero), then
+    /// room for the trailer. Returns the record's start in `buf`; [`seal_record`] it before
+    /// writing it. `ranges` is walked twice (size, then layout) and must yield the same
+    /// ranges both times; a range that would not fit the size of the first walk ends the
+    /// layout early (the record then fails its checks: it is never silently misplaced).
+    pub fn record_with<I>(
+        buf: &mut Vec<u8>,
+        flags: u16,
+        ranges: I,
+        mut fill: impl FnMut(usize, &mut [u8]),
+    ) -> usize
+    where
+        I: ExactSizeIterator<Item = RangeHeader> + Clone,
+    {
+        let size = transaction_record_size(ranges.clone().map(|r| r.length)) as usize;
+        let start = buf.len();
+        buf.resize(start + size, 0);
+        let rec = &mut buf[start..];
+        put_u32(rec, RH_MAGIC, RECORD_MAGIC);
+        put_u16(rec, RH_KIND, KIND_TRANSACTION);
+        put_u16(rec, RH_FLAGS, flags);
+        put_u64(rec, RH_LENGTH, size as u64);
+        put_u32(rec, RH_RANGE_COUNT, ranges.len() as u32);
+        let body_end = size - RECORD_TRAILER_SIZE;
+        let mut at = RECORD_HEADER_SIZE;
+        for (i, range) in ranges.enumerate() {
+            let need = RangeHeader::encoded_size(range.length) as usize;
+            let Some(slot) = rec.get_mut(at..(at + need).min(body_end)) else {
+                break;
+            };
+            if slot.len() < need {
+                break;
+            }
+            range.encode_into(&mut slot[..RANGE_HEADER_SIZE]);
+            fill(
+                i,
+                &mut slot[RANGE_HEADER_SIZE..RANGE_HEADER_SIZE + range.length as usize],
+            );
+            at += need;
+        }
+        start
     }
 
     /// Finish the record that starts at `start`: reserve the trailer and set the length.

@@ -258,3 +258,25 @@ fn malformed_range_body_is_an_error_not_a_panic() {
     let items: Vec<_> = ranges(&body, 3).collect();
     assert!(items.last().unwrap().is_err());
 }
+
+#[test]
+fn one_pass_seal_gives_the_two_checksums_format_md_defines() {
+    // FORMAT.md: the header CRC is CRC-32 (log seed) of header bytes 0..52; the record CRC
+    // is CRC-32 (log seed) of every byte before the trailer's CRC field. Computed here the
+    // long way, each from scratch, against what the one-pass seal stored.
+    let seed = crc_seed(&Uuid([9; 16]));
+    let rec = sample_record(seed);
+    let from_scratch = |bytes: &[u8]| {
+        let mut h = crc32fast::Hasher::new_with_initial(seed);
+        h.update(bytes);
+        h.finalize()
+    };
+    let stored = |at: usize| u32::from_le_bytes(rec[at..at + 4].try_into().unwrap());
+    assert_eq!(stored(52), from_scratch(&rec[..52]));
+    let crc_at = rec.len() - RECORD_TRAILER_SIZE + 16;
+    assert_eq!(stored(crc_at), from_scratch(&rec[..crc_at]));
+    // The ready hasher and the plain seed seal the same bytes.
+    let mut again = rec.clone();
+    seal_record_with(&mut again, 17, 3, 16, &CrcSeed::new(seed));
+    assert_eq!(again, rec);
+}

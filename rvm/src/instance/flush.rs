@@ -16,7 +16,7 @@ pub(super) fn zero_chunk_bytes(area_bytes: u64) -> u64 {
 }
 use crate::error::{Error, Result};
 use crate::format::align_up;
-use crate::format::log::{encode_pad, seal_record, stamp_time, RECORD_MIN_SIZE, SECTOR_SIZE};
+use crate::format::log::{encode_pad, seal_record_with, stamp_time, RECORD_MIN_SIZE, SECTOR_SIZE};
 
 /// Room kept after every record when planning a flush, so the sector pad that ends the
 /// flush always fits (a pad is at least [`RECORD_MIN_SIZE`] and at most a sector more).
@@ -241,16 +241,20 @@ impl Inner {
         };
         let generation = lock(&self.status).generation;
         let time_us = now_us();
+        let (mut count, mut bytes) = (0u64, 0u64);
         for item in items {
             if let Item::Record { index, lsn, .. } = *item {
                 let (s, l) = records[index];
                 let rec = &mut buf[s..s + l];
                 stamp_time(rec, time_us);
-                seal_record(rec, lsn, generation, batch_first_lsn, self.seed);
-                add(&self.stats.records_written, 1);
-                add(&self.stats.bytes_logged, l as u64);
+                seal_record_with(rec, lsn, generation, batch_first_lsn, &self.crc);
+                count += 1;
+                bytes += l as u64;
             }
         }
+        // Counted once per batch (two atomic additions, not two per record).
+        add(&self.stats.records_written, count);
+        add(&self.stats.bytes_logged, bytes);
         if let Some((file_offset, from)) = self.contiguous(records, items) {
             // Records are adjacent in the file and in `buf`; only a final pad may follow.
             let mut end = from;

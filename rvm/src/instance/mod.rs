@@ -40,7 +40,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::device::DeviceRef;
 use crate::error::{Error, Result};
-use crate::format::log::{Counters, Status, STATUS_FLAG_CLEAN};
+use crate::format::log::{Counters, CrcSeed, Status, STATUS_FLAG_CLEAN};
 use crate::range_lock::RangeLocks;
 use crate::segment::Segment;
 use crate::tx::{BeginMode, Transaction};
@@ -48,6 +48,7 @@ use crate::tx::{BeginMode, Transaction};
 use commit::Queue;
 pub use options::Options;
 pub use plain_file::{FileMapMode, FileMapOptions};
+pub(crate) use segments::RegionPin;
 use segments::{RegionRef, Slot};
 use stats::Stats;
 pub use stats::{LogState, Statistics};
@@ -71,6 +72,8 @@ pub(crate) struct Inner {
     pub(crate) log: DeviceRef,
     pub(crate) log_name: String,
     seed: u32,
+    /// The same seed as a ready hasher, for sealing records.
+    crc: CrcSeed,
     area_start: u64,
     area_end: u64,
     pub(crate) record_bytes_max: u64,
@@ -190,6 +193,7 @@ impl Rvm {
     ///
     /// # Errors
     /// [`Error::Failed`] when an earlier I/O failure left the instance unusable.
+    #[inline]
     pub fn begin(&self, mode: BeginMode) -> Result<Transaction<'_>> {
         self.inner.check_failed()?;
         Ok(Transaction::new(self, mode))
@@ -281,10 +285,19 @@ impl Drop for Rvm {
 }
 
 impl Inner {
+    /// `Err(Error::Failed)` once a failure left the instance unusable. Inlined: the commit
+    /// path pays one load.
+    #[inline]
     pub(crate) fn check_failed(&self) -> Result<()> {
         if !self.has_failed.load(Ordering::Acquire) {
             return Ok(());
         }
+        self.failed_error()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn failed_error(&self) -> Result<()> {
         match &*lock(&self.failed) {
             Some(cause) => Err(Error::Failed {
                 path: self.log_name.clone(),

@@ -17,7 +17,7 @@ use crate::apply::Applier;
 use crate::device::{Access, Device, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
 use crate::format::log::{
-    SegmentEntry, SegmentKind, Status, RECORD_AREA_MAX_BYTES, RECORD_AREA_MIN_BYTES,
+    CrcSeed, SegmentEntry, SegmentKind, Status, RECORD_AREA_MAX_BYTES, RECORD_AREA_MIN_BYTES,
     RECORD_AREA_OFFSET, SECTOR_SIZE, STATUS_SLOT_SIZE,
 };
 use crate::format::segment::SegmentHeader;
@@ -203,6 +203,7 @@ impl Rvm {
         let record_bytes_max = status.area_size - 2 * PAD_RESERVE_BYTES;
         let inner = Arc::new(Inner {
             seed: reader.seed(),
+            crc: CrcSeed::new(reader.seed()),
             area_start: status.area_offset,
             area_end: status.area_end(),
             record_bytes_max,

@@ -52,8 +52,70 @@ pub(crate) struct RegionRef {
     pub(crate) end: usize,
     pub(crate) slot: u32,
     pub(crate) segment_offset: u64,
-    /// Transactions holding ranges in this region; unmapping requires zero.
-    pub(crate) pins: Arc<AtomicUsize>,
+    /// Transactions holding ranges in this region; unmapping requires none.
+    pub(crate) pin: Arc<RegionPin>,
+}
+
+/// The pin count of a mapped region and whether it is retired (being or already unmapped),
+/// in one atomic word, so that pinning and retiring need no lock between them: a transaction
+/// pins with one `fetch_add` and gives up if the region was retired; an unmap retires only a
+/// count of zero (`compare_exchange(0, RETIRED)`). Both are read-modify-writes of the same
+/// word, so exactly one of two racing calls wins: either the pin comes first and the unmap
+/// sees it and is refused, or the unmap comes first and the pin sees `RETIRED` and touches
+/// nothing. A transaction may therefore pin through a region description it cached from an
+/// earlier transaction (`crate::tx`) without the region table's lock: the `Arc` keeps the
+/// word alive after the region is gone, and the retired bit says so for ever.
+pub(crate) struct RegionPin(AtomicUsize);
+
+/// The retired bit of [`RegionPin`]; the bits below count the pins.
+const RETIRED: usize = 1 << (usize::BITS - 1);
+
+impl RegionPin {
+    pub(crate) fn new() -> RegionPin {
+        RegionPin(AtomicUsize::new(0))
+    }
+
+    /// Pin the region unless it is retired. `Acquire` pairs with the `Release` of the unpin
+    /// that preceded an unmap's retiring: nothing of the mapping is used before the pin.
+    #[inline]
+    pub(crate) fn try_pin(&self) -> bool {
+        let before = self.0.fetch_add(1, Ordering::Acquire);
+        if before & RETIRED != 0 {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Drop a pin taken by [`RegionPin::try_pin`]. `Release`: every access the transaction made
+    /// to the region happens before an unmap that sees the count at zero.
+    #[inline]
+    pub(crate) fn unpin(&self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+
+    /// The number of pins now.
+    pub(super) fn count(&self) -> usize {
+        self.0.load(Ordering::Acquire) & !RETIRED
+    }
+
+    /// Retire the region if nobody pins it; false if somebody does.
+    fn try_retire(&self) -> bool {
+        self.0
+            .compare_exchange(0, RETIRED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Undo [`RegionPin::try_retire`] (another region of the same unmap is pinned).
+    fn unretire(&self) {
+        self.0.fetch_and(!RETIRED, Ordering::AcqRel);
+    }
+
+    /// Retire whatever the count (at close: a pin left can only be a leaked transaction's,
+    /// which never uses it again).
+    fn retire(&self) {
+        self.0.fetch_or(RETIRED, Ordering::AcqRel);
+    }
 }
 
 pub(super) fn slot_target(slots: &[Slot], index: u32) -> Option<(DeviceRef, SegmentHeader)> {
@@ -383,7 +445,7 @@ impl Inner {
                 end: m.address + m.length,
                 slot: index as u32,
                 segment_offset: m.segment_offset,
-                pins: Arc::new(AtomicUsize::new(0)),
+                pin: Arc::new(RegionPin::new()),
             });
         }
         regions.sort_by_key(|r| r.start);
@@ -426,11 +488,16 @@ impl Inner {
             r.slot == index && segment.regions().iter().any(|m| m.address == r.start)
         };
         let mine: Vec<&RegionRef> = regions.iter().filter(|r| is_mine(r)).collect();
-        let pinned: usize = mine.iter().map(|r| r.pins.load(Ordering::Acquire)).sum();
-        if pinned > 0 && !ignore_pins {
+        // Retire every region of the mapping, or none: a transaction may pin one through its
+        // cached description at any moment (without the lock we hold), so the count is
+        // checked by the retiring itself, not by a load before it.
+        if ignore_pins {
+            mine.iter().for_each(|r| r.pin.retire());
+        } else if let Some(busy) = mine.iter().position(|r| !r.pin.try_retire()) {
+            mine[..busy].iter().for_each(|r| r.pin.unretire());
             return Err(Error::Uncommitted {
                 what: format!("unmap {}", segment.path()),
-                count: pinned,
+                count: mine.iter().map(|r| r.pin.count()).sum::<usize>().max(1),
             });
         }
         let mut flag = segment
