@@ -273,7 +273,7 @@ impl std::fmt::Debug for Transaction<'_> {
 impl<'a> Transaction<'a> {
     #[inline]
     pub(crate) fn new(rvm: &'a Rvm, mode: BeginMode) -> Self {
-        rvm.inner.active.fetch_add(1, Ordering::Relaxed);
+        rvm.inner.begun.fetch_add(1, Ordering::Relaxed);
         Transaction {
             rvm,
             mode,
@@ -692,7 +692,8 @@ impl<'a> Transaction<'a> {
 
     fn count_abort(&self) {
         let stats = &self.rvm.inner.stats;
-        stats.aborts.fetch_add(1, Ordering::Relaxed);
+        // Release: pairs with `query`'s count of active transactions.
+        stats.aborts.fetch_add(1, Ordering::Release);
         match self.mode {
             BeginMode::Restore => stats.restore_transactions.fetch_add(1, Ordering::Relaxed),
             BeginMode::NoRestore => stats
@@ -729,7 +730,6 @@ impl<'a> Transaction<'a> {
             self.bufs.recent = Some(last);
         }
         self.bufs.pins.clear();
-        self.rvm.inner.active.fetch_sub(1, Ordering::Relaxed);
         // Last: after values are captured or restored, release what callers attached.
         while let Some(guard) = self.attachments.pop() {
             drop(guard);

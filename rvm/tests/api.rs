@@ -479,3 +479,41 @@ fn bad_files_get_errors_that_name_them_and_change_nothing() {
     assert!(err.to_string().contains("log size"), "{err}");
     assert!(!d.path("tiny").exists());
 }
+
+#[test]
+fn active_transactions_are_those_begun_and_not_yet_ended_or_aborted() {
+    // The count is derived (begun minus committed minus aborted), so every way a
+    // transaction ends must be counted exactly once.
+    let d = Dir::new("active");
+    // A 64 KiB log cannot hold a record of the whole 64 KiB region.
+    let (log, data) = make(&d, 64 * 1024, 64 * 1024, ANYWHERE);
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    // SAFETY: the segment file lives in this test's private temporary directory and nothing
+    // shortens it while it is mapped.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
+    let b = seg.regions()[0].address;
+    let active = || rvm.query().active_transactions;
+    assert_eq!(active(), 0);
+    let mut outer = rvm.begin(BeginMode::Restore).unwrap();
+    outer.write(b, &1u64).unwrap();
+    let empty = rvm.begin(BeginMode::NoRestore).unwrap();
+    let mut aborted = rvm.begin(BeginMode::Restore).unwrap();
+    aborted.write(b + 8, &2u64).unwrap();
+    let dropped = rvm.begin(BeginMode::Restore).unwrap();
+    let mut too_big = rvm.begin(BeginMode::NoRestore).unwrap();
+    too_big.set_range(b, 64 * 1024).unwrap();
+    assert_eq!(active(), 5);
+    empty.end(CommitMode::NoFlush).unwrap();
+    assert_eq!(active(), 4);
+    aborted.abort().unwrap();
+    assert_eq!(active(), 3);
+    drop(dropped);
+    assert_eq!(active(), 2);
+    let refused = too_big.end(CommitMode::Flush);
+    assert!(matches!(refused, Err(Error::TooBig { .. })), "{refused:?}");
+    assert_eq!(active(), 1);
+    outer.end(CommitMode::Flush).unwrap();
+    assert_eq!(active(), 0);
+    let st = rvm.statistics();
+    assert_eq!((st.flush_commits + st.no_flush_commits, st.aborts), (2, 3));
+}

@@ -33,7 +33,7 @@ mod status;
 mod table;
 mod truncation;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -94,7 +94,9 @@ pub(crate) struct Inner {
     /// Set (once) with `failed`: lets the commit path check without taking a lock.
     has_failed: AtomicBool,
     pub(crate) stats: Stats,
-    pub(crate) active: AtomicUsize,
+    /// Transactions begun. Those still active are this minus the commits (counted under the
+    /// queue lock) and the aborts: a commit then touches no counter of its own.
+    pub(crate) begun: AtomicU64,
     /// Process-unique id of this instance (segments it maps carry it).
     pub(crate) id: u64,
     /// The range-lock table, when the instance runs with isolation.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Instant;
 
@@ -243,7 +243,7 @@ impl Rvm {
             failed: Mutex::new(None),
             has_failed: AtomicBool::new(false),
             stats: Stats::default(),
-            active: AtomicUsize::new(0),
+            begun: AtomicU64::new(0),
             id: super::NEXT_INSTANCE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             locks: options
                 .isolation

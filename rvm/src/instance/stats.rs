@@ -181,10 +181,15 @@ impl Inner {
     }
 
     pub(super) fn query(&self) -> LogState {
-        let (queued, queued_bytes) = {
+        let (queued, queued_bytes, committed) = {
             let q = lock(&self.queue);
-            (q.records.len(), q.buf.len())
+            let c = q.counts;
+            (q.records.len(), q.buf.len(), c.flush_commits + c.no_flush_commits)
         };
+        // Read after the commits and aborts: every transaction counted there has its begin
+        // counted here (its begin happened before its end, which this thread has seen).
+        let ended = committed + self.stats.aborts.load(Ordering::Acquire);
+        let active = self.begun.load(Ordering::Acquire).saturating_sub(ended);
         let status = lock(&self.status).clone();
         let p = lock(&self.pos);
         let area = self.area_end - self.area_start;
@@ -201,7 +206,7 @@ impl Inner {
             used_bytes: used,
             free_bytes: area - used,
             used_percent: used as f64 * 100.0 / area as f64,
-            active_transactions: self.active.load(Ordering::Relaxed),
+            active_transactions: active as usize,
             queued_no_flush_commits: queued,
             queued_bytes,
             generation: status.generation,
