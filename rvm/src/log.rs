@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::device::{Access, Device, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
 use crate::format::log::{
-    body_span, crc_seed, ranges, verify_record, RangeIter, RecordHeader, Status, KIND_PAD,
+    body_span, crc_seed, ranges, verify_record, CrcSeed, RangeIter, RecordHeader, Status, KIND_PAD,
     RECORD_ALIGN, RECORD_HEADER_SIZE, RECORD_MIN_SIZE, RECORD_TRAILER_SIZE, SECTOR_SIZE,
     STATUS_SLOT_SIZE,
 };
@@ -141,6 +141,8 @@ pub struct LogReader {
     current: usize,
     status: Status,
     seed: u32,
+    /// `seed` as a ready hasher (no CPU-feature check per record).
+    crc: CrcSeed,
 }
 
 impl std::fmt::Debug for LogReader {
@@ -231,6 +233,7 @@ impl LogReader {
             current,
             status,
             seed,
+            crc: CrcSeed::new(seed),
         })
     }
 
@@ -249,6 +252,7 @@ impl LogReader {
     /// Replace the in-memory status (rvmutl `set`); nothing is written.
     pub fn set_status(&mut self, status: Status) {
         self.seed = crc_seed(&status.log_uuid);
+        self.crc = CrcSeed::new(self.seed);
         self.status = status;
     }
     /// Index (0 or 1) of the status slot the current status was read from.
@@ -459,7 +463,7 @@ impl LogReader {
                 break (offset, Err((false, no_room(offset, room, self.area_end()))));
             }
             let hbytes = window.get(offset, RECORD_HEADER_SIZE as u64)?;
-            let header = match RecordHeader::decode(hbytes, self.seed, room) {
+            let (header, crc) = match RecordHeader::decode_checked(hbytes, &self.crc, room) {
                 Ok(h) => h,
                 Err(e) => break (offset, Err((false, e.to_string()))),
             };
@@ -474,19 +478,13 @@ impl LogReader {
                     offset + header.length - RECORD_TRAILER_SIZE as u64,
                     RECORD_TRAILER_SIZE as u64,
                 )?;
-                verify_record(&header, &head, &[], trailer, self.seed)
+                crc.verify(&header, &head, &[], trailer)
                     .err()
                     .map(|e| (true, e.to_string()))
             } else {
                 let rec = window.get(offset, header.length)?;
                 let span = body_span(header.length);
-                match verify_record(
-                    &header,
-                    rec,
-                    &rec[span.clone()],
-                    &rec[span.end..],
-                    self.seed,
-                ) {
+                match crc.verify(&header, rec, &rec[span.clone()], &rec[span.end..]) {
                     Err(e) => Some((true, e.to_string())),
                     Ok(()) => {
                         let mut bad = None;
@@ -627,6 +625,7 @@ impl LogReader {
             current: 0,
             status,
             seed,
+            crc: CrcSeed::new(seed),
         }
     }
 
@@ -693,8 +692,8 @@ impl LogReader {
                 ));
             }
             let h = window.get(offset, RECORD_HEADER_SIZE as u64)?;
-            let header =
-                RecordHeader::decode(h, self.seed, room).map_err(|e| damaged(self, offset, e))?;
+            let (header, crc) = RecordHeader::decode_checked(h, &self.crc, room)
+                .map_err(|e| damaged(self, offset, e))?;
             if header.lsn != lsn {
                 return Err(damaged(
                     self,
@@ -706,14 +705,8 @@ impl LogReader {
                 let bytes = window.get(offset, header.length)?;
                 let span = body_span(header.length);
                 if verify {
-                    verify_record(
-                        &header,
-                        bytes,
-                        &bytes[span.clone()],
-                        &bytes[span.end..],
-                        self.seed,
-                    )
-                    .map_err(|e| damaged(self, offset, e))?;
+                    crc.verify(&header, bytes, &bytes[span.clone()], &bytes[span.end..])
+                        .map_err(|e| damaged(self, offset, e))?;
                 }
                 visit(offset, &header, &bytes[span])?;
             }

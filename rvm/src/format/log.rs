@@ -630,6 +630,18 @@ impl RecordHeader {
     /// Decode and check the header's own CRC and basic sanity. `room` is how many bytes the
     /// record may occupy from its start (to the end of the area).
     pub fn decode(buf: &[u8], seed: u32, room: u64) -> Result<RecordHeader, DecodeError> {
+        Self::decode_checked(buf, &CrcSeed::new(seed), room).map(|(h, _)| h)
+    }
+
+    /// [`RecordHeader::decode`] with a ready hasher, also returning the running record CRC
+    /// after the header's first bytes (which the record CRC covers first, exactly as the
+    /// header CRC does): [`RecordCrc::verify`] finishes the record's check from there, so
+    /// a reader hashes each byte once.
+    pub fn decode_checked(
+        buf: &[u8],
+        seed: &CrcSeed,
+        room: u64,
+    ) -> Result<(RecordHeader, RecordCrc), DecodeError> {
         if buf.len() < RECORD_HEADER_SIZE {
             return Err(DecodeError::new("header", "truncated record header"));
         }
@@ -637,7 +649,9 @@ impl RecordHeader {
             return Err(DecodeError::new("magic", "no record header here"));
         }
         let stored = get_u32(buf, RH_HEADER_CRC);
-        let computed = header_crc(&buf[..RH_HEADER_CRC], seed);
+        let mut running = seed.start();
+        running.update(&buf[..RH_HEADER_CRC]);
+        let computed = running.clone().finalize();
         if stored != computed {
             return Err(DecodeError::new(
                 "header_crc",
@@ -684,8 +698,67 @@ impl RecordHeader {
                 "is after the record's own LSN",
             ));
         }
-        Ok(h)
+        Ok((h, RecordCrc(running)))
     }
+}
+
+/// The record CRC of a record whose header [`RecordHeader::decode_checked`] decoded, run over
+/// the header's first [`RECORD_HEADER_SIZE`]` - 4` bytes.
+#[derive(Clone)]
+pub struct RecordCrc(crc32fast::Hasher);
+
+impl RecordCrc {
+    /// Check the record against its trailer and CRC, as [`verify_record`] does, from the
+    /// header bytes on: `head` is at least the header, `body` the body (ignored for a pad),
+    /// `trailer` the trailer. A record that is whole in memory is best passed as `head` with
+    /// `body` and `trailer` cut from it: one pass then covers header end, body and trailer.
+    pub fn verify(
+        self,
+        header: &RecordHeader,
+        head: &[u8],
+        body: &[u8],
+        trailer: &[u8],
+    ) -> Result<(), DecodeError> {
+        let t = check_trailer(header, trailer)?;
+        let mut h = self.0;
+        let contiguous = header.kind != KIND_PAD
+            && head.len() == header.length as usize
+            && body.as_ptr_range().start == head[RECORD_HEADER_SIZE..].as_ptr()
+            && body.len() + RECORD_HEADER_SIZE + RECORD_TRAILER_SIZE == head.len()
+            && trailer.as_ptr() == head[head.len() - RECORD_TRAILER_SIZE..].as_ptr();
+        if contiguous {
+            h.update(&head[RH_HEADER_CRC..head.len() - RECORD_TRAILER_SIZE + RT_CRC]);
+        } else {
+            h.update(&head[RH_HEADER_CRC..RECORD_HEADER_SIZE]);
+            if header.kind != KIND_PAD {
+                h.update(body);
+            }
+            h.update(&trailer[..RT_CRC]);
+        }
+        let computed = h.finalize();
+        if computed != t.crc {
+            return Err(DecodeError::new(
+                "crc",
+                format!("stored {:#010x}, computed {computed:#010x}", t.crc),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Decode `trailer` and check it names the same LSN and length as `header`.
+fn check_trailer(header: &RecordHeader, trailer: &[u8]) -> Result<RecordTrailer, DecodeError> {
+    let t = RecordTrailer::decode(trailer)?;
+    if t.lsn != header.lsn || t.length != header.length {
+        return Err(DecodeError::new(
+            "trailer",
+            format!(
+                "trailer says LSN {} length {}, header says LSN {} length {}",
+                t.lsn, t.length, header.lsn, header.length
+            ),
+        ));
+    }
+    Ok(t)
 }
 
 fn header_crc(bytes: &[u8], seed: u32) -> u32 {
@@ -994,16 +1067,7 @@ pub fn verify_record(
     trailer: &[u8],
     seed: u32,
 ) -> Result<(), DecodeError> {
-    let t = RecordTrailer::decode(trailer)?;
-    if t.lsn != header.lsn || t.length != header.length {
-        return Err(DecodeError::new(
-            "trailer",
-            format!(
-                "trailer says LSN {} length {}, header says LSN {} length {}",
-                t.lsn, t.length, header.lsn, header.length
-            ),
-        ));
-    }
+    let t = check_trailer(header, trailer)?;
     let body_for_crc: &[u8] = if header.kind == KIND_PAD { &[] } else { body };
     let computed = record_crc(
         &head[..RECORD_HEADER_SIZE],

@@ -184,7 +184,11 @@ impl Inner {
         let (queued, queued_bytes, committed) = {
             let q = lock(&self.queue);
             let c = q.counts;
-            (q.records.len(), q.buf.len(), c.flush_commits + c.no_flush_commits)
+            (
+                q.records.len(),
+                q.buf.len(),
+                c.flush_commits + c.no_flush_commits,
+            )
         };
         // Read after the commits and aborts: every transaction counted there has its begin
         // counted here (its begin happened before its end, which this thread has seen).
