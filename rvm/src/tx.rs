@@ -199,7 +199,6 @@ pub struct Transaction<'a> {
     /// Save old values at `set_range` even in no-restore mode (a hook's changes at commit,
     /// which must be undone if the record is then refused).
     force_undo: bool,
-    last_region: Option<CachedRegion>,
     id: std::cell::Cell<u64>,
     /// Isolation: this transaction holds range locks (released at end or abort).
     holds_locks: bool,
@@ -215,10 +214,15 @@ struct Spare {
     /// Restore mode: (address, length, offset in `undo`) per `set_range`, in order.
     undo_index: Vec<(usize, usize, usize)>,
     undo: Vec<u8>,
-    /// The regions this transaction pinned (each once), released at end or abort.
+    /// The regions this transaction pinned from the region table (each once), released at
+    /// end or abort.
     pins: Vec<PinnedRegion>,
-    /// The region the thread's previous transaction used last (not pinned by this one).
+    /// The region the thread's previous transaction used last, pinned by this one only if
+    /// `recent_pinned` (the common one-region transaction pins it in place, no move).
     recent: Option<PinnedRegion>,
+    recent_pinned: bool,
+    /// The region of the last range declared (pinned by this transaction).
+    last_region: Option<CachedRegion>,
 }
 
 thread_local! {
@@ -282,7 +286,6 @@ impl<'a> Transaction<'a> {
             attachment: None,
             hooks: None,
             force_undo: false,
-            last_region: None,
             id: std::cell::Cell::new(0),
             holds_locks: false,
             finished: false,
@@ -360,7 +363,7 @@ impl<'a> Transaction<'a> {
         }
         // Fast path: the region of the previous range. This transaction pins it, so it
         // cannot be unmapped and the cached description stays true.
-        let cached = self.last_region.filter(|r| {
+        let cached = self.bufs.last_region.filter(|r| {
             address >= r.start && address.checked_add(length).is_some_and(|e| e <= r.end)
         });
         let region = match cached {
@@ -390,35 +393,43 @@ impl<'a> Transaction<'a> {
         Ok(())
     }
 
-    /// Find the region holding the range and pin it for this transaction: a region it pinned
-    /// already, else the thread's recent region if it is still mapped, else a lookup in the
-    /// region table (under its lock).
+    /// Find the region holding the range and pin it for this transaction: the thread's
+    /// recent region if it holds the range and is still mapped, else a region this
+    /// transaction pinned already, else a lookup in the region table (under its lock).
     fn find_and_pin(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
-        let found = match self.bufs.pins.iter().find(|p| p.covers(address, length)) {
-            Some(p) => p.region,
-            None => self.pin_new(address, length)?,
-        };
-        self.last_region = Some(found);
-        Ok(found)
-    }
-
-    /// Pin a region this transaction has not pinned yet.
-    fn pin_new(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
         let instance = self.rvm.inner.id;
-        if let Some(recent) = self
-            .bufs
+        let bufs = &mut **self.bufs;
+        let mut found = None;
+        if let Some(recent) = bufs
             .recent
-            .take_if(|r| r.instance == instance && r.covers(address, length))
+            .as_ref()
+            .filter(|r| r.instance == instance && r.covers(address, length))
         {
             // A pin that succeeds proves the region is still mapped (an unmap retires the pin
             // word before it unmaps), so the description is still true. One that fails
             // drops the description: the region is gone for good.
-            if recent.pin.try_pin() {
-                let found = recent.region;
-                self.bufs.pins.push(recent);
-                return Ok(found);
+            if bufs.recent_pinned || recent.pin.try_pin() {
+                bufs.recent_pinned = true;
+                found = Some(recent.region);
+            } else {
+                bufs.recent = None;
             }
         }
+        let found = match found {
+            Some(r) => r,
+            None => match bufs.pins.iter().find(|p| p.covers(address, length)) {
+                Some(p) => p.region,
+                None => self.pin_from_table(address, length)?,
+            },
+        };
+        self.bufs.last_region = Some(found);
+        Ok(found)
+    }
+
+    /// Pin a region this transaction has not pinned yet, found in the region table.
+    #[cold]
+    fn pin_from_table(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
+        let instance = self.rvm.inner.id;
         let regions = self
             .rvm
             .inner
@@ -715,21 +726,27 @@ impl<'a> Transaction<'a> {
             return;
         }
         self.finished = true;
-        self.last_region = None;
         if self.holds_locks {
             if let Some(locks) = &self.rvm.inner.locks {
                 locks.release(self.id());
             }
         }
-        for p in &self.bufs.pins {
+        let bufs = &mut **self.bufs;
+        bufs.last_region = None;
+        if bufs.recent_pinned {
+            bufs.recent_pinned = false;
+            if let Some(recent) = &bufs.recent {
+                recent.pin.unpin();
+            }
+        }
+        for p in &bufs.pins {
             p.pin.unpin();
         }
-        // The last region pinned becomes the thread's recent one (moved: no reference-count
-        // traffic in the common one-region transaction).
-        if let Some(last) = self.bufs.pins.pop() {
-            self.bufs.recent = Some(last);
+        // The last region pinned from the table becomes the thread's recent one.
+        if let Some(last) = bufs.pins.pop() {
+            bufs.recent = Some(last);
         }
-        self.bufs.pins.clear();
+        bufs.pins.clear();
         // Last: after values are captured or restored, release what callers attached.
         while let Some(guard) = self.attachments.pop() {
             drop(guard);
