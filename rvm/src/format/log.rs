@@ -720,8 +720,12 @@ impl RecordCrc {
         trailer: &[u8],
     ) -> Result<(), DecodeError> {
         let t = check_trailer(header, trailer)?;
+        if head.len() < RECORD_HEADER_SIZE {
+            return Err(DecodeError::new("header", "truncated record header"));
+        }
         let mut h = self.0;
         let contiguous = header.kind != KIND_PAD
+            && head.len() >= RECORD_HEADER_SIZE + RECORD_TRAILER_SIZE
             && head.len() == header.length as usize
             && body.as_ptr_range().start == head[RECORD_HEADER_SIZE..].as_ptr()
             && body.len() + RECORD_HEADER_SIZE + RECORD_TRAILER_SIZE == head.len()

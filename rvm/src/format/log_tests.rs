@@ -349,3 +349,23 @@ fn record_with_lays_out_what_begin_range_and_finish_do() {
     });
     assert_eq!((at, one), (start, steps));
 }
+
+#[test]
+fn record_crc_verify_refuses_short_or_mismatched_pieces_without_panicking() {
+    let seed = crc_seed(&Uuid([4; 16]));
+    let rec = sample_record(seed);
+    let (h, running) =
+        RecordHeader::decode_checked(&rec, &CrcSeed::new(seed), rec.len() as u64).unwrap();
+    let trailer = &rec[rec.len() - RECORD_TRAILER_SIZE..];
+    assert!(running
+        .clone()
+        .verify(&h, &rec[..10], &[], trailer)
+        .is_err());
+    assert!(running
+        .clone()
+        .verify(&h, &rec, &[], &trailer[..8])
+        .is_err());
+    // A header whose length disagrees with the pieces given is an error, not a panic.
+    let odd = RecordHeader { length: 10, ..h };
+    assert!(running.verify(&odd, &rec[..60], &[], trailer).is_err());
+}
