@@ -292,6 +292,11 @@ pub enum Error {
         count: usize,
     },
 
+    /// A transaction was used after it ended or aborted (see
+    /// [`crate::Transaction::end_in_place`]).
+    #[error("the transaction has already ended or aborted")]
+    TransactionEnded,
+
     /// A parameter was out of range; the message names it and the rule.
     #[error("invalid {parameter}: {rule}")]
     InvalidArgument {
@@ -350,6 +355,7 @@ impl Error {
             Error::TooBig { .. } => "RVM_ETOO_BIG",
             Error::Uncommitted { .. } => "RVM_EUNCOMMIT",
             Error::InvalidArgument { .. } => "RVM_EOPTIONS",
+            Error::TransactionEnded => "RVM_ETID",
             Error::Failed { .. } => "RVM_EINTERNAL",
             Error::Heap(e) => e.code_name(),
         }

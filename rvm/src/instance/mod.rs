@@ -195,6 +195,23 @@ impl Rvm {
         Ok(Transaction::new(self, mode))
     }
 
+    /// [`Rvm::begin`], writing the transaction into `place` instead of returning it: a caller
+    /// that keeps transactions in places of its own (the C interface's tid registry) saves a
+    /// move, and then ends it there ([`Transaction::end_in_place`]). `place` is overwritten
+    /// without dropping what it held; the caller drops the transaction it wrote (dropping an
+    /// open one aborts it, as for [`Rvm::begin`]). Returns the transaction written.
+    ///
+    /// # Errors
+    /// As for [`Rvm::begin`]; `place` is not written then.
+    pub fn begin_in<'t, 'p>(
+        &'t self,
+        mode: BeginMode,
+        place: &'p mut std::mem::MaybeUninit<Transaction<'t>>,
+    ) -> Result<&'p mut Transaction<'t>> {
+        self.inner.check_failed()?;
+        Ok(place.write(Transaction::new(self, mode)))
+    }
+
     /// Flush queued commits, mark the log cleanly closed, unmap every segment, and release
     /// the file locks of the log and of the segments' devices.
     ///
