@@ -25,13 +25,14 @@
 //! usually touch no shared free list.
 
 use std::cell::{RefCell, UnsafeCell};
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use libc::timeval;
-use rvm::{Rvm, Transaction};
+use rvm::{BeginMode, Transaction};
 
-use crate::codes::{RVM_ENO_MEMORY, RVM_ETID};
+use crate::codes::{rvm_code, RVM_ENO_MEMORY, RVM_ETID};
 use crate::state::{self, lock};
 use crate::types::{RvmReturn, RvmTid, RVM_TID_ID};
 
@@ -62,8 +63,11 @@ struct Slot {
     state: AtomicU64,
     uname_sec: AtomicI64,
     uname_usec: AtomicI64,
-    /// Touched only by the call that set `BUSY` in `state` (and holds it until it clears it).
-    tx: UnsafeCell<Option<Transaction<'static>>>,
+    /// The transaction, begun here (`Rvm::begin_in`) and ended here (`end_in_place`), never
+    /// moved. Initialized exactly while the state has `OPEN`, and from a successful begin until
+    /// the end of the `Ending` that follows the last `OPEN` state. Touched only by the call that
+    /// set `BUSY` in `state` (and holds it until it clears it).
+    tx: UnsafeCell<MaybeUninit<Transaction<'static>>>,
 }
 
 // SAFETY: `tx` is only accessed by the one call that owns the slot's BUSY flag (set by an
@@ -77,7 +81,7 @@ impl Slot {
             state: AtomicU64::new(1 << FLAG_BITS),
             uname_sec: AtomicI64::new(0),
             uname_usec: AtomicI64::new(0),
-            tx: UnsafeCell::new(None),
+            tx: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
 }
@@ -200,14 +204,12 @@ fn uname_now() -> timeval {
     }
 }
 
-/// Begin a transaction with `open` on the running instance and register it. Returns the id
-/// and uname to store in the caller's record.
+/// Begin a transaction in `mode` on the running instance, in a free slot, and register it.
+/// Returns the id and uname to store in the caller's record.
 ///
 /// The slot is marked busy before the instance is looked at, so `rvm_terminate` either sees
 /// this call (and waits for it) or this call sees it terminating (and waits for its decision).
-pub fn begin(
-    open: impl FnOnce(&'static Rvm) -> Result<Transaction<'static>, RvmReturn>,
-) -> Result<(u64, timeval), RvmReturn> {
+pub fn begin(mode: BeginMode) -> Result<(u64, timeval), RvmReturn> {
     let index = allocate()?;
     let Some(slot) = slot(index) else {
         return Err(RVM_ETID); // unreachable: allocated slots have their chunk
@@ -230,13 +232,13 @@ pub fn begin(
         Ok(rvm) => rvm,
         Err(code) => return released(code),
     };
-    let tx = match open(rvm) {
-        Ok(tx) => tx,
-        Err(code) => return released(code),
-    };
-    // SAFETY: this call set BUSY on the free slot; nothing else touches `tx` until the store
-    // below publishes it.
-    unsafe { *slot.tx.get() = Some(tx) };
+    // SAFETY: this call set BUSY on the free slot, so nothing else touches `tx` until the
+    // store below publishes it; a free slot's `tx` holds no live transaction (the last one was
+    // dropped by its `Ending`, or leaked by a panic), so overwriting it drops nothing.
+    let place = unsafe { &mut *slot.tx.get() };
+    if let Err(e) = rvm.begin_in(mode, place) {
+        return released(rvm_code(&e));
+    }
     let uname = uname_now();
     slot.uname_sec.store(uname.tv_sec, Ordering::Relaxed);
     slot.uname_usec.store(uname.tv_usec, Ordering::Relaxed);
@@ -253,45 +255,48 @@ pub struct Held {
 
 impl Held {
     /// The transaction.
+    #[inline]
     pub fn tx(&mut self) -> &mut Transaction<'static> {
         // SAFETY: this `Held` owns the slot's BUSY flag (set by `hold`), so no other call
-        // touches `tx`; an OPEN slot always holds a transaction (set before OPEN was
-        // published, taken only after OPEN is cleared).
-        let tx = unsafe { &mut *self.slot.tx.get() };
-        tx.as_mut().expect("an open tid slot holds its transaction")
+        // touches `tx`; an OPEN slot always holds an initialized transaction (written before
+        // OPEN was published, dropped only after OPEN is cleared).
+        unsafe { (*self.slot.tx.get()).assume_init_mut() }
     }
 
-    /// End the registration: the tid (and every copy of it) is no longer valid. The
-    /// transaction is handed to `finish` (commit or abort) before the slot is reused, and the
-    /// slot counts as a running call until `finish` returns.
-    pub fn finish<R>(self, finish: impl FnOnce(Transaction<'static>) -> R) -> R {
+    /// End the registration: the tid (and every copy of it) is no longer valid. `finish`
+    /// commits or aborts the transaction where it lies (`end_in_place`, `abort_in_place`);
+    /// it is dropped there afterwards (also on a panic in `finish`: an open one then aborts),
+    /// and the slot counts as a running call until then.
+    #[inline]
+    pub fn finish<R>(self, finish: impl FnOnce(&mut Transaction<'static>) -> R) -> R {
         let ending = Ending {
             slot: self.slot,
             index: self.index,
             free: ((self.open >> FLAG_BITS).wrapping_add(1) & GENERATION_MASK).max(1) << FLAG_BITS,
         };
         std::mem::forget(self);
-        // SAFETY: as in `tx`: this call owns the slot's BUSY flag.
-        let tx = unsafe { (*ending.slot.tx.get()).take() };
         // Not open any more, still busy: copies of the tid fail from here, and
         // `rvm_terminate` waits for `finish`, which uses the instance.
         ending
             .slot
             .state
             .store(ending.free | BUSY, Ordering::Release);
-        let tx = tx.expect("an open tid slot holds its transaction");
-        finish(tx)
-        // `ending` drops here, after the transaction (also on a panic in `finish`).
+        // SAFETY: as in `tx`: this call owns the slot's BUSY flag, and the slot was OPEN, so
+        // the transaction is initialized; `ending` drops it once, after this use.
+        finish(unsafe { (*ending.slot.tx.get()).assume_init_mut() })
+        // `ending` drops here: the transaction, then the slot goes free.
     }
 }
 
 impl Drop for Held {
+    #[inline]
     fn drop(&mut self) {
         self.slot.state.store(self.open, Ordering::Release);
     }
 }
 
-/// A slot between the end of its registration and its reuse.
+/// A slot between the end of its registration and its reuse. Owns the slot's transaction,
+/// which it drops before freeing the slot.
 struct Ending {
     slot: &'static Slot,
     index: usize,
@@ -299,7 +304,13 @@ struct Ending {
 }
 
 impl Drop for Ending {
+    #[inline]
     fn drop(&mut self) {
+        // SAFETY: created by `Held::finish` from an OPEN slot it holds busy, so the
+        // transaction is initialized and no one else touches it; dropped exactly once (here),
+        // before the slot goes free. A finished transaction's drop only gives its buffers
+        // back; one `finish` left open (a panic) is aborted.
+        unsafe { (*self.slot.tx.get()).assume_init_drop() };
         self.slot.state.store(self.free, Ordering::Release);
         release(self.index);
     }

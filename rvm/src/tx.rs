@@ -224,6 +224,8 @@ impl std::fmt::Debug for Transaction<'_> {
 }
 
 impl<'a> Transaction<'a> {
+    /// (Inlined: `Rvm::begin_in` then writes the fields straight into the caller's place.)
+    #[inline]
     pub(crate) fn new(rvm: &'a Rvm, mode: BeginMode) -> Self {
         rvm.inner.active.fetch_add(1, Ordering::Relaxed);
         let spare = SPARE
