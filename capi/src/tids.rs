@@ -94,6 +94,7 @@ static SLOTS_USED: AtomicUsize = AtomicUsize::new(0);
 static GLOBAL_FREE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// The chunk and position of a slot index.
+#[inline]
 fn locate(index: usize) -> (usize, usize) {
     let shifted = index + FIRST_CHUNK_SLOTS;
     let chunk = (usize::BITS - 1 - shifted.leading_zeros() - FIRST_CHUNK_BITS) as usize;
@@ -101,6 +102,7 @@ fn locate(index: usize) -> (usize, usize) {
 }
 
 /// The slot at `index`, if its chunk exists.
+#[inline]
 fn slot(index: usize) -> Option<&'static Slot> {
     if index >= SLOTS_MAX {
         return None;
@@ -177,6 +179,7 @@ fn tid_value(index: usize, generation: u64) -> u64 {
 }
 
 /// The slot index and generation a tid record names (any value: it is only looked up).
+#[inline]
 fn decode(t: &RvmTid) -> (usize, u64) {
     let value = t.tid as u64;
     (
@@ -319,6 +322,7 @@ impl Drop for Ending {
 /// Lock the open transaction a tid record names (by id and uname), or `RVM_ETID`, for a call
 /// that is not counted as running (`state::enter`): the busy slot stands for the count. Waits
 /// for a call in progress on the same tid, and for a terminate decision in progress.
+#[inline]
 pub fn hold(t: &RvmTid) -> Result<Held, RvmReturn> {
     loop {
         let held = hold_counted(t)?;
@@ -336,6 +340,7 @@ pub fn hold(t: &RvmTid) -> Result<Held, RvmReturn> {
 
 /// `hold` for a call already counted as running by `state::enter` (`rvm_terminate` waits for
 /// it; it must not wait for `rvm_terminate`).
+#[inline]
 pub fn hold_counted(t: &RvmTid) -> Result<Held, RvmReturn> {
     let (index, generation) = decode(t);
     let slot = slot(index).ok_or(RVM_ETID)?;
