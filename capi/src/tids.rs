@@ -2,8 +2,9 @@
 //! carries, each slot checked by a generation and the tid's uname.
 //!
 //! Every transaction call passes here, so the common path takes no global lock, allocates
-//! nothing and makes one atomic read-modify-write per call: the compare-and-swap that both
-//! checks the caller's id against the slot and locks the slot for the call.
+//! nothing, and, for the thread that began the transaction, makes no locked instruction at all
+//! (biased locking, `bias`); a call from another thread takes the slot's lock word with a
+//! compare-and-swap.
 //!
 //! A tid record's `tid` field holds `generation << INDEX_BITS | index` as a number (never
 //! dereferenced). A slot's state word holds its generation and two flags:
@@ -12,8 +13,16 @@
 //! | --- | --- |
 //! | `gen` | free (in a free list, or never handed out) |
 //! | `gen \| BUSY` | being begun or ended by one call: not open, but that call uses the instance |
-//! | `gen \| OPEN` | open and idle |
-//! | `gen \| OPEN \| BUSY` | open, and one call holds it (the only one that may touch its transaction) |
+//! | `gen \| OPEN` | open (a call may hold it: see the lock word) |
+//!
+//! A slot's lock word holds the generation of its transaction and two flags: `LOCKED` (a call
+//! from the slow path holds it) and `REVOKED` (the bias is gone: every call takes the lock word).
+//! A call holds an open transaction either on the fast path (its thread owns the slot, its
+//! call record names the tid, and it saw the lock word unlocked and unrevoked after a light
+//! fence) or on the slow path (it set `LOCKED`, and, unless `REVOKED` was set, ran a heavy
+//! fence and waited until the owner's record no longer names the tid, then set `REVOKED`).
+//! Only the holder touches the transaction, and only a holder or the beginner writes the state
+//! word.
 //!
 //! Ending a transaction moves its slot to the next generation, so a stale, ended or copied tid
 //! of an earlier transaction in the slot no longer matches. Slots live in chunks that are
@@ -32,7 +41,8 @@ use std::sync::Mutex;
 use libc::timeval;
 use rvm::{BeginMode, Transaction};
 
-use crate::codes::{rvm_code, RVM_ENO_MEMORY, RVM_ETID};
+use crate::bias::{self, Caller};
+use crate::codes::{rvm_code, RVM_EINTERNAL, RVM_ENO_MEMORY, RVM_ETID};
 use crate::state::{self, lock};
 use crate::types::{RvmReturn, RvmTid, RVM_TID_ID};
 
@@ -45,6 +55,10 @@ const GENERATION_MASK: u64 = (1 << 40) - 1;
 const OPEN: u64 = 1;
 const BUSY: u64 = 2;
 const FLAG_BITS: u32 = 2;
+/// Lock word flags (the generation above them, as in the state word).
+const LOCKED: u64 = 1;
+const REVOKED: u64 = 2;
+const LOCK_FLAGS: u64 = LOCKED | REVOKED;
 
 /// Slots in the first chunk; chunk `c` holds `FIRST_CHUNK_SLOTS << c`.
 const FIRST_CHUNK_SLOTS: usize = 64;
@@ -61,24 +75,34 @@ const LOCAL_FREE_MAX: usize = 32;
 #[repr(align(64))]
 struct Slot {
     state: AtomicU64,
+    /// `generation << FLAG_BITS | LOCKED? | REVOKED?`, written at begin before `OPEN` is
+    /// published; then changed only by slow-path calls (see the module documentation).
+    lock: AtomicU64,
+    /// The call record of the thread that owns the transaction's bias (null: none), written
+    /// at begin before `OPEN` is published.
+    owner: AtomicPtr<Caller>,
     uname_sec: AtomicI64,
     uname_usec: AtomicI64,
     /// The transaction, begun here (`Rvm::begin_in`) and ended here (`end_in_place`), never
-    /// moved. Initialized exactly while the state has `OPEN`, and from a successful begin until
-    /// the end of the `Ending` that follows the last `OPEN` state. Touched only by the call that
-    /// set `BUSY` in `state` (and holds it until it clears it).
+    /// moved. Initialized while the state has `OPEN` (written before `OPEN` is published,
+    /// dropped by the `Ending` that follows it, before the slot goes free). Touched only by the
+    /// call that begins the slot or holds it (see the module documentation).
     tx: UnsafeCell<MaybeUninit<Transaction<'static>>>,
 }
 
-// SAFETY: `tx` is only accessed by the one call that owns the slot's BUSY flag (set by an
-// atomic swap or compare-and-swap, cleared by a release store after the access), so accesses
-// from different threads never overlap; `Transaction` is `Send`.
+// SAFETY: `tx` is only accessed by the one call that holds the slot: the beginner (which took
+// it from a free list), a fast-path call of the owner's thread, or a slow-path call holding
+// the lock word after the owner's fast-path call ended; the module documentation shows these
+// exclude each other and are ordered by release/acquire pairs (and, between the fast and slow
+// paths, the heavy fence). `Transaction` is `Send`.
 unsafe impl Sync for Slot {}
 
 impl Slot {
     fn new() -> Self {
         Slot {
             state: AtomicU64::new(1 << FLAG_BITS),
+            lock: AtomicU64::new(0),
+            owner: AtomicPtr::new(std::ptr::null_mut()),
             uname_sec: AtomicI64::new(0),
             uname_usec: AtomicI64::new(0),
             tx: UnsafeCell::new(MaybeUninit::uninit()),
@@ -213,6 +237,8 @@ fn uname_now() -> timeval {
 /// The slot is marked busy before the instance is looked at, so `rvm_terminate` either sees
 /// this call (and waits for it) or this call sees it terminating (and waits for its decision).
 pub fn begin(mode: BeginMode) -> Result<(u64, timeval), RvmReturn> {
+    // This thread's call record: the transaction's bias goes to it (none without fences).
+    let me = bias::register();
     let index = allocate()?;
     let Some(slot) = slot(index) else {
         return Err(RVM_ETID); // unreachable: allocated slots have their chunk
@@ -224,10 +250,16 @@ pub fn begin(mode: BeginMode) -> Result<(u64, timeval), RvmReturn> {
         release(index);
         Err(code)
     };
-    // A read-modify-write (a full barrier) before `instance_for_begin` reads the terminating
-    // flag; `exclusive` sets that flag before it looks for busy slots.
+    // Busy before `instance_for_begin` reads the terminating flag; `exclusive` sets that flag,
+    // then (with a heavy fence where fences exist) looks for busy slots. With fences a light
+    // fence suffices here, otherwise a read-modify-write (a full barrier).
     let mark = || {
-        slot.state.swap(free | BUSY, Ordering::SeqCst);
+        if me.is_some() {
+            slot.state.store(free | BUSY, Ordering::Relaxed);
+            bias::light_fence();
+        } else {
+            slot.state.swap(free | BUSY, Ordering::SeqCst);
+        }
     };
     let unmark = || slot.state.store(free, Ordering::SeqCst);
     mark();
@@ -245,8 +277,25 @@ pub fn begin(mode: BeginMode) -> Result<(u64, timeval), RvmReturn> {
     let uname = uname_now();
     slot.uname_sec.store(uname.tv_sec, Ordering::Relaxed);
     slot.uname_usec.store(uname.tv_usec, Ordering::Relaxed);
+    // The bias goes to this thread; without a record the transaction starts revoked. (A call
+    // still holding this slot's lock word for an ended generation only ever writes it back
+    // with a compare-and-swap, which then fails.)
+    let owner = me.map_or(std::ptr::null_mut(), |c| c as *const Caller as *mut Caller);
+    slot.owner.store(owner, Ordering::Relaxed);
+    let generation = free & !(OPEN | BUSY);
+    let revoked = if me.is_some() { 0 } else { REVOKED };
+    slot.lock.store(generation | revoked, Ordering::Relaxed);
     slot.state.store(free | OPEN, Ordering::Release);
     Ok((tid_value(index, free >> FLAG_BITS), uname))
+}
+
+/// How a call holds its transaction.
+#[derive(Clone, Copy)]
+enum Hold {
+    /// The owner's fast path: its call record names the tid until the call ends.
+    Fast(&'static Caller),
+    /// The slow path: the slot's lock word is `LOCKED` (and `REVOKED`) until the call ends.
+    Slow,
 }
 
 /// A locked open transaction: the caller has it to itself until this is dropped.
@@ -254,15 +303,17 @@ pub struct Held {
     slot: &'static Slot,
     index: usize,
     open: u64,
+    hold: Hold,
 }
 
 impl Held {
     /// The transaction.
     #[inline]
     pub fn tx(&mut self) -> &mut Transaction<'static> {
-        // SAFETY: this `Held` owns the slot's BUSY flag (set by `hold`), so no other call
-        // touches `tx`; an OPEN slot always holds an initialized transaction (written before
-        // OPEN was published, dropped only after OPEN is cleared).
+        // SAFETY: this `Held` holds the slot (fast or slow path, see the module
+        // documentation), so no other call touches `tx`; an OPEN slot always holds an
+        // initialized transaction (written before OPEN was published, dropped only after OPEN
+        // is cleared, both by a holder).
         unsafe { (*self.slot.tx.get()).assume_init_mut() }
     }
 
@@ -276,6 +327,8 @@ impl Held {
             slot: self.slot,
             index: self.index,
             free: ((self.open >> FLAG_BITS).wrapping_add(1) & GENERATION_MASK).max(1) << FLAG_BITS,
+            generation: self.open & !OPEN,
+            hold: self.hold,
         };
         std::mem::forget(self);
         // Not open any more, still busy: copies of the tid fail from here, and
@@ -284,8 +337,8 @@ impl Held {
             .slot
             .state
             .store(ending.free | BUSY, Ordering::Release);
-        // SAFETY: as in `tx`: this call owns the slot's BUSY flag, and the slot was OPEN, so
-        // the transaction is initialized; `ending` drops it once, after this use.
+        // SAFETY: as in `tx`: this call holds the slot, and the slot was OPEN, so the
+        // transaction is initialized; `ending` drops it once, after this use.
         finish(unsafe { (*ending.slot.tx.get()).assume_init_mut() })
         // `ending` drops here: the transaction, then the slot goes free.
     }
@@ -294,7 +347,13 @@ impl Held {
 impl Drop for Held {
     #[inline]
     fn drop(&mut self) {
-        self.slot.state.store(self.open, Ordering::Release);
+        match self.hold {
+            Hold::Fast(me) => me.busy.store(0, Ordering::Release),
+            Hold::Slow => self
+                .slot
+                .lock
+                .store(self.open & !OPEN | REVOKED, Ordering::Release),
+        }
     }
 }
 
@@ -304,32 +363,47 @@ struct Ending {
     slot: &'static Slot,
     index: usize,
     free: u64,
+    /// The ended transaction's generation (as in the lock word).
+    generation: u64,
+    hold: Hold,
 }
 
 impl Drop for Ending {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: created by `Held::finish` from an OPEN slot it holds busy, so the
-        // transaction is initialized and no one else touches it; dropped exactly once (here),
-        // before the slot goes free. A finished transaction's drop only gives its buffers
-        // back; one `finish` left open (a panic) is aborted.
+        // SAFETY: created by `Held::finish` from an OPEN slot it holds, so the transaction is
+        // initialized and no one else touches it; dropped exactly once (here), before the
+        // slot goes free. A finished transaction's drop only gives its buffers back; one
+        // `finish` left open (a panic) is aborted.
         unsafe { (*self.slot.tx.get()).assume_init_drop() };
+        if let Hold::Slow = self.hold {
+            // Unlocked (still revoked) before the slot can be reused: calls waiting on the
+            // lock word then find the state not open.
+            self.slot
+                .lock
+                .store(self.generation | REVOKED, Ordering::Release);
+        }
         self.slot.state.store(self.free, Ordering::Release);
         release(self.index);
+        if let Hold::Fast(me) = self.hold {
+            // Last: `rvm_terminate` waits for this call until here.
+            me.busy.store(0, Ordering::Release);
+        }
     }
 }
 
 /// Lock the open transaction a tid record names (by id and uname), or `RVM_ETID`, for a call
-/// that is not counted as running (`state::enter`): the busy slot stands for the count. Waits
+/// that is not counted as running (`state::enter`): the held slot stands for the count. Waits
 /// for a call in progress on the same tid, and for a terminate decision in progress.
 #[inline]
 pub fn hold(t: &RvmTid) -> Result<Held, RvmReturn> {
     loop {
         let held = hold_counted(t)?;
-        // The compare-and-swap that marked the slot busy is a full barrier: either
-        // `exclusive` (which sets the flag, then looks for busy slots) sees this call, or this
-        // call sees the flag and steps back until the decision, which an open tid makes a
-        // refusal.
+        // Either path made this call visible before this load (the fast path with a light
+        // fence against `exclusive`'s heavy one, the slow path with a sequentially consistent
+        // read-modify-write): either `exclusive` (which sets the flag, then looks for calls in
+        // progress) sees this call, or this call sees the flag and steps back until the
+        // decision, which an open tid makes a refusal.
         if !state::terminating() {
             return Ok(held);
         }
@@ -345,32 +419,13 @@ pub fn hold_counted(t: &RvmTid) -> Result<Held, RvmReturn> {
     let (index, generation) = decode(t);
     let slot = slot(index).ok_or(RVM_ETID)?;
     let open = generation << FLAG_BITS | OPEN;
-    let mut spins = 0u32;
-    loop {
-        match slot.state.compare_exchange_weak(
-            open,
-            open | BUSY,
-            Ordering::SeqCst,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => break,
-            Err(now) if now == open || now == open | BUSY => {
-                // Spurious failure, or another call holds this tid: wait for it.
-                // A call holds a slot for one library call (a flush commit's sync at most), so
-                // spin briefly, then yield, then sleep rather than burn a core.
-                spins = spins.saturating_add(1);
-                if spins < 64 {
-                    std::hint::spin_loop();
-                } else if spins < 1024 {
-                    std::thread::yield_now();
-                } else {
-                    std::thread::sleep(std::time::Duration::from_micros(50));
-                }
-            }
-            Err(_) => return Err(RVM_ETID),
-        }
-    }
-    let held = Held { slot, index, open };
+    let held = match bias::current() {
+        Some(me) => match hold_fast(slot, index, open, me) {
+            Some(held) => held,
+            None => hold_slow(slot, index, open)?,
+        },
+        None => hold_slow(slot, index, open)?,
+    };
     let uname = (
         slot.uname_sec.load(Ordering::Relaxed),
         slot.uname_usec.load(Ordering::Relaxed),
@@ -379,6 +434,121 @@ pub fn hold_counted(t: &RvmTid) -> Result<Held, RvmReturn> {
         return Err(RVM_ETID); // `held` unlocks
     }
     Ok(held)
+}
+
+/// The owner's fast path: no locked instruction. `None` when this thread does not own the
+/// slot's bias now (not the owner, revoked, locked, not open, or a call of this thread is
+/// already on the fast path): the caller takes the slow path.
+#[inline]
+fn hold_fast(slot: &'static Slot, index: usize, open: u64, me: &'static Caller) -> Option<Held> {
+    if me.busy.load(Ordering::Relaxed) != 0 {
+        return None; // a nested call: its record names another tid
+    }
+    let tid = tid_value(index, open >> FLAG_BITS);
+    me.busy.store(tid, Ordering::Relaxed);
+    // Pairs with the heavy fence of a slow-path call or of `exclusive`: either they see the
+    // store above, or the loads below see what they stored before their fence.
+    bias::light_fence();
+    let held = Held {
+        slot,
+        index,
+        open,
+        hold: Hold::Fast(me),
+    };
+    // Acquire: a slow-path call's changes (released with the lock word) are visible.
+    if slot.lock.load(Ordering::Acquire) == open & !OPEN
+        && slot.state.load(Ordering::Acquire) == open
+        // Read after the state: the owner of this generation (written before it was
+        // published). Only the owner's thread writes its record, so no other call of this
+        // generation is on the fast path.
+        && std::ptr::eq(slot.owner.load(Ordering::Relaxed), me)
+    {
+        return Some(held);
+    }
+    None // `held` clears the record
+}
+
+/// The slow path: take the lock word; unless the bias is already revoked, fence and wait for
+/// the owner's fast-path call on this tid, then revoke.
+#[cold]
+#[inline(never)]
+fn hold_slow(slot: &'static Slot, index: usize, open: u64) -> Result<Held, RvmReturn> {
+    let generation = open & !OPEN;
+    let not_open = || slot.state.load(Ordering::Acquire) != open;
+    let mut spins = 0u32;
+    let taken = loop {
+        let now = slot.lock.load(Ordering::Relaxed);
+        if now & !LOCK_FLAGS != generation || now & LOCKED != 0 {
+            // Another generation's word (this tid ended, or is not visible yet), or another
+            // call holds it: fail if the tid is not open, else wait.
+            if not_open() {
+                return Err(RVM_ETID);
+            }
+            backoff(&mut spins);
+            continue;
+        }
+        if slot
+            .lock
+            .compare_exchange_weak(now, now | LOCKED, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            break now;
+        }
+    };
+    // Give the word back on a refusal. A compare-and-swap: if the slot was ended and begun
+    // again meanwhile, the word is the new transaction's and stays.
+    let refuse = |code| {
+        let _ = slot.lock.compare_exchange(
+            taken | LOCKED,
+            taken,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+        Err(code)
+    };
+    if taken & REVOKED == 0 {
+        // The owner may be in a fast-path call on this tid: after the fence, either its record
+        // names the tid (wait for it), or its next fast-path attempt sees `LOCKED`.
+        if !bias::heavy_fence() {
+            return refuse(RVM_EINTERNAL);
+        }
+        if not_open() {
+            return refuse(RVM_ETID);
+        }
+        let owner = slot.owner.load(Ordering::Acquire);
+        // SAFETY: a non-null owner is a call record, which is leaked and never freed.
+        if let Some(owner) = unsafe { owner.as_ref() } {
+            let tid = tid_value(index, open >> FLAG_BITS);
+            while owner.busy.load(Ordering::Acquire) == tid {
+                backoff(&mut spins);
+            }
+        }
+    }
+    if not_open() {
+        return refuse(RVM_ETID);
+    }
+    // Held: the generation is open and no fast-path call can start on it any more.
+    slot.lock
+        .store(generation | LOCKED | REVOKED, Ordering::Relaxed);
+    Ok(Held {
+        slot,
+        index,
+        open,
+        hold: Hold::Slow,
+    })
+}
+
+/// Wait for another call: a call holds a slot for one library call (a flush commit's sync at
+/// most), so spin briefly, then yield, then sleep rather than burn a core.
+fn backoff(spins: &mut u32) {
+    *spins = spins.saturating_add(1);
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else if *spins < 1024 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
 }
 
 fn each_used_slot(mut f: impl FnMut(usize, &'static Slot)) {
@@ -423,15 +593,21 @@ pub fn open_count() -> usize {
     n
 }
 
-/// Whether a call holds a tid slot now (it may be using the instance).
+/// Whether a call holds a tid slot now (it may be using the instance): a slot being begun or
+/// ended, a lock word held, or a call on the fast path. Used by `rvm_terminate` after raising
+/// its flag; runs the heavy fence first where fences exist (the fast paths use light ones).
 pub fn any_busy() -> bool {
+    if bias::fences_available() && !bias::heavy_fence() {
+        return true; // cannot see fast-path calls: assume one
+    }
     let mut busy = false;
     each_used_slot(|_, s| {
-        if s.state.load(Ordering::SeqCst) & BUSY != 0 {
+        if s.state.load(Ordering::SeqCst) & BUSY != 0 || s.lock.load(Ordering::SeqCst) & LOCKED != 0
+        {
             busy = true;
         }
     });
-    busy
+    busy || bias::any_busy()
 }
 
 /// Read the caller's tid record: `RVM_ETID` for NULL or a record without the tid id.
