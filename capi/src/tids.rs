@@ -204,8 +204,8 @@ fn tid_value(index: usize, generation: u64) -> u64 {
 
 /// The slot index and generation a tid record names (any value: it is only looked up).
 #[inline]
-fn decode(t: &RvmTid) -> (usize, u64) {
-    let value = t.tid as u64;
+fn decode(t: &TidKey) -> (usize, u64) {
+    let value = t.id;
     (
         (value & (SLOTS_MAX as u64 - 1)) as usize,
         value >> INDEX_BITS,
@@ -396,7 +396,7 @@ impl Drop for Ending {
 /// that is not counted as running (`state::enter`): the held slot stands for the count. Waits
 /// for a call in progress on the same tid, and for a terminate decision in progress.
 #[inline]
-pub fn hold(t: &RvmTid) -> Result<Held, RvmReturn> {
+pub fn hold(t: &TidKey) -> Result<Held, RvmReturn> {
     loop {
         let held = hold_counted(t)?;
         // Either path made this call visible before this load (the fast path with a light
@@ -415,7 +415,7 @@ pub fn hold(t: &RvmTid) -> Result<Held, RvmReturn> {
 /// `hold` for a call already counted as running by `state::enter` (`rvm_terminate` waits for
 /// it; it must not wait for `rvm_terminate`).
 #[inline]
-pub fn hold_counted(t: &RvmTid) -> Result<Held, RvmReturn> {
+pub fn hold_counted(t: &TidKey) -> Result<Held, RvmReturn> {
     let (index, generation) = decode(t);
     let slot = slot(index).ok_or(RVM_ETID)?;
     let open = generation << FLAG_BITS | OPEN;
@@ -430,7 +430,7 @@ pub fn hold_counted(t: &RvmTid) -> Result<Held, RvmReturn> {
         slot.uname_sec.load(Ordering::Relaxed),
         slot.uname_usec.load(Ordering::Relaxed),
     );
-    if uname != (t.uname.tv_sec, t.uname.tv_usec) {
+    if uname != t.uname {
         return Err(RVM_ETID); // `held` unlocks
     }
     Ok(held)
@@ -610,20 +610,62 @@ pub fn any_busy() -> bool {
     busy || bias::any_busy()
 }
 
+/// What a call needs of a tid record: the registry id and the uname.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TidKey {
+    /// The registry id (the record's `tid` field, a number).
+    pub id: u64,
+    /// The uname (`tv_sec`, `tv_usec`).
+    pub uname: (i64, i64),
+}
+
 /// Read the caller's tid record: `RVM_ETID` for NULL or a record without the tid id.
+///
+/// Field by field, each as wide as `write_tid` (or a C caller) wrote it, so each load is
+/// served straight from the store that wrote it (one wide copy of the record would stall on
+/// the narrower stores just made by the previous call).
 ///
 /// # Safety
 /// A non-null `tid` must point to readable memory of `rvm_tid_t`'s size.
-pub unsafe fn read_tid(tid: *const RvmTid) -> Result<RvmTid, RvmReturn> {
+#[inline]
+pub unsafe fn read_tid(tid: *const RvmTid) -> Result<TidKey, RvmReturn> {
     if tid.is_null() {
         return Err(RVM_ETID);
     }
-    // SAFETY: the caller guarantees a readable record; it may be unaligned.
-    let t = unsafe { std::ptr::read_unaligned(tid) };
-    if t.struct_id != RVM_TID_ID {
+    // SAFETY: the caller guarantees a readable record; it may be unaligned, so each field is
+    // read unaligned through a raw place (no reference to it is made).
+    let (struct_id, id, sec, usec) = unsafe {
+        (
+            std::ptr::addr_of!((*tid).struct_id).read_unaligned(),
+            std::ptr::addr_of!((*tid).tid).read_unaligned() as u64,
+            std::ptr::addr_of!((*tid).uname.tv_sec).read_unaligned(),
+            std::ptr::addr_of!((*tid).uname.tv_usec).read_unaligned(),
+        )
+    };
+    if struct_id != RVM_TID_ID {
         return Err(RVM_ETID);
     }
-    Ok(t)
+    Ok(TidKey {
+        id,
+        uname: (sec as i64, usec as i64),
+    })
+}
+
+/// Write a begun transaction's id and uname into the caller's record (and clear `reserved`),
+/// leaving its other fields as they are.
+///
+/// # Safety
+/// `tid` must point to writable memory of `rvm_tid_t`'s size (any alignment).
+#[inline]
+pub unsafe fn write_tid(tid: *mut RvmTid, id: u64, uname: timeval) {
+    // SAFETY: the caller guarantees a writable record; fields are written unaligned through
+    // raw places.
+    unsafe {
+        std::ptr::addr_of_mut!((*tid).uname.tv_sec).write_unaligned(uname.tv_sec);
+        std::ptr::addr_of_mut!((*tid).uname.tv_usec).write_unaligned(uname.tv_usec);
+        std::ptr::addr_of_mut!((*tid).tid).write_unaligned(id as *mut libc::c_void);
+        std::ptr::addr_of_mut!((*tid).reserved).write_unaligned(0);
+    }
 }
 
 #[cfg(test)]
@@ -665,7 +707,10 @@ mod tests {
         };
         for value in [0u64, u64::MAX, (SLOTS_MAX as u64) - 1, 1 << INDEX_BITS] {
             t.tid = value as *mut libc::c_void;
-            assert_eq!(hold(&t).err(), Some(RVM_ETID), "{value:#x}");
+            // SAFETY: `t` is a readable record.
+            let key = unsafe { read_tid(&t) }.unwrap();
+            assert_eq!(key.id, value);
+            assert_eq!(hold(&key).err(), Some(RVM_ETID), "{value:#x}");
         }
     }
 
@@ -684,7 +729,10 @@ mod tests {
             tid: 0xdead_beef as *mut libc::c_void,
             reserved: 0,
         };
-        assert_eq!(hold(&t).err(), Some(RVM_ETID));
+        // SAFETY: `t` is a readable record.
+        let key = unsafe { read_tid(&t) }.unwrap();
+        assert_eq!((key.id, key.uname), (0xdead_beef, (1, 2)));
+        assert_eq!(hold(&key).err(), Some(RVM_ETID));
         t.struct_id = 0;
         // SAFETY: `t` is a readable record.
         assert_eq!(unsafe { read_tid(&t) }.err(), Some(RVM_ETID));

@@ -44,14 +44,11 @@ pub unsafe extern "C" fn rvm_begin_transaction(tid: *mut RvmTid, mode: CEnum) ->
         code((|| {
             state::running()?;
             // SAFETY: the caller's contract.
-            let mut t = unsafe { read_tid(tid) }?;
+            unsafe { read_tid(tid) }?;
             let mode = begin_mode(mode).ok_or(RVM_EMODE)?;
             let (id, uname) = tids::begin(mode)?;
-            t.uname = uname;
-            t.tid = id as *mut c_void;
-            t.reserved = 0;
             // SAFETY: checked non-null above; writable by the caller's contract.
-            unsafe { std::ptr::write_unaligned(tid, t) };
+            unsafe { tids::write_tid(tid, id, uname) };
             Ok(())
         })())
     })
