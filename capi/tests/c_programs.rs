@@ -548,6 +548,24 @@ fn one_tid_used_from_several_threads_at_once_commits_and_aborts_exactly() {
 }
 
 #[test]
+fn a_tid_used_by_its_owner_and_by_copies_at_once_loses_no_range() {
+    // The owner's calls take the biased fast path while other threads' calls on copies revoke
+    // the bias mid-stream: a lost or torn range would show in the image after commit or abort.
+    let s = Scratch::new("ownercopies");
+    let exe = s.path("owner_and_copies");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/owner_and_copies.c")],
+        &exe,
+        &["-std=gnu99"],
+    );
+    let (log, data) = (s.path("log"), s.path("data"));
+    let stdout = expect_success(&run(&exe, &[&log, &data]), "owner_and_copies");
+    assert!(stdout.contains("owner and copies ok (233 commits)"), "{stdout}");
+}
+
+#[test]
 fn start_recovery_and_shutdown_run_on_a_64k_thread_stack() {
     let s = Scratch::new("smallstack");
     let exe = s.path("small_stack");
