@@ -113,7 +113,14 @@ mod membarrier {
 
     fn call(cmd: libc::c_int) -> libc::c_long {
         // SAFETY: membarrier takes two integers and touches no memory of ours.
-        unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_uint, 0 as libc::c_int) }
+        unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                cmd,
+                0 as libc::c_uint,
+                0 as libc::c_int,
+            )
+        }
     }
 
     /// Register this process for private expedited barriers; false if not supported.
@@ -124,9 +131,12 @@ mod membarrier {
             && call(REGISTER_PRIVATE_EXPEDITED) == 0
     }
 
-    /// Make every running thread of the process execute a full memory barrier.
+    /// Make every running thread of the process execute a full memory barrier. (Registers
+    /// again if the kernel says the process is not registered: a child of `fork` may not
+    /// inherit the registration.)
     pub fn fence() -> bool {
         call(PRIVATE_EXPEDITED) == 0
+            || (call(REGISTER_PRIVATE_EXPEDITED) == 0 && call(PRIVATE_EXPEDITED) == 0)
     }
 }
 
@@ -182,9 +192,7 @@ mod tests {
         assert_ne!(other, mine as *const Caller as usize);
         // The exited thread's record is in the pool (or already taken by another test's
         // thread), and never this thread's.
-        assert!(lock(&SPARE)
-            .iter()
-            .all(|c| !std::ptr::eq(*c, mine)));
+        assert!(lock(&SPARE).iter().all(|c| !std::ptr::eq(*c, mine)));
         assert!(lock(&ALL)
             .iter()
             .any(|c| *c as *const Caller as usize == other));

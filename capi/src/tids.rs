@@ -498,12 +498,9 @@ fn hold_slow(slot: &'static Slot, index: usize, open: u64) -> Result<Held, RvmRe
     // Give the word back on a refusal. A compare-and-swap: if the slot was ended and begun
     // again meanwhile, the word is the new transaction's and stays.
     let refuse = |code| {
-        let _ = slot.lock.compare_exchange(
-            taken | LOCKED,
-            taken,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        let _ =
+            slot.lock
+                .compare_exchange(taken | LOCKED, taken, Ordering::Release, Ordering::Relaxed);
         Err(code)
     };
     if taken & REVOKED == 0 {
@@ -647,7 +644,7 @@ pub unsafe fn read_tid(tid: *const RvmTid) -> Result<TidKey, RvmReturn> {
     }
     Ok(TidKey {
         id,
-        uname: (sec as i64, usec as i64),
+        uname: (sec, usec),
     })
 }
 

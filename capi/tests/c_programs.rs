@@ -562,7 +562,10 @@ fn a_tid_used_by_its_owner_and_by_copies_at_once_loses_no_range() {
     );
     let (log, data) = (s.path("log"), s.path("data"));
     let stdout = expect_success(&run(&exe, &[&log, &data]), "owner_and_copies");
-    assert!(stdout.contains("owner and copies ok (233 commits)"), "{stdout}");
+    assert!(
+        stdout.contains("owner and copies ok (233 commits)"),
+        "{stdout}"
+    );
 }
 
 #[test]
