@@ -395,7 +395,7 @@ impl Drop for Ending {
 /// Lock the open transaction a tid record names (by id and uname), or `RVM_ETID`, for a call
 /// that is not counted as running (`state::enter`): the held slot stands for the count. Waits
 /// for a call in progress on the same tid, and for a terminate decision in progress.
-#[inline]
+#[inline(always)]
 pub fn hold(t: &TidKey) -> Result<Held, RvmReturn> {
     loop {
         let held = hold_counted(t)?;
@@ -414,7 +414,7 @@ pub fn hold(t: &TidKey) -> Result<Held, RvmReturn> {
 
 /// `hold` for a call already counted as running by `state::enter` (`rvm_terminate` waits for
 /// it; it must not wait for `rvm_terminate`).
-#[inline]
+#[inline(always)]
 pub fn hold_counted(t: &TidKey) -> Result<Held, RvmReturn> {
     let (index, generation) = decode(t);
     let slot = slot(index).ok_or(RVM_ETID)?;
@@ -439,7 +439,7 @@ pub fn hold_counted(t: &TidKey) -> Result<Held, RvmReturn> {
 /// The owner's fast path: no locked instruction. `None` when this thread does not own the
 /// slot's bias now (not the owner, revoked, locked, not open, or a call of this thread is
 /// already on the fast path): the caller takes the slow path.
-#[inline]
+#[inline(always)]
 fn hold_fast(slot: &'static Slot, index: usize, open: u64, me: &'static Caller) -> Option<Held> {
     if me.busy.load(Ordering::Relaxed) != 0 {
         return None; // a nested call: its record names another tid
