@@ -273,7 +273,11 @@ impl<'a> Transaction<'a> {
     /// aborted (its old values restored), then drop it. Libraries built on transactions use
     /// this to hold a lock for exactly the transaction's lifetime, e.g. the RDS heap keeps
     /// other transactions out of the allocator until an allocating transaction ends.
+    /// A transaction that has already ended or aborted drops `guard` at once.
     pub fn attach(&mut self, guard: Box<dyn Send + 'a>) {
+        if self.finished {
+            return; // `guard` drops here
+        }
         if self.attachment.is_none() {
             self.attachment = Some(guard);
         } else {

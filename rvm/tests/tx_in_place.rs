@@ -168,3 +168,32 @@ fn begin_in_writes_an_open_transaction_into_the_callers_place() {
     assert_eq!(rvm.read::<u64>(base).unwrap(), 5);
     assert_eq!(rvm.statistics().aborts, 1);
 }
+
+#[test]
+fn a_guard_attached_after_the_end_is_dropped_at_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    struct Flag(Arc<AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    let d = Dir::new("attach");
+    let (rvm, seg, _) = open(&d);
+    let base = seg.regions()[0].address;
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    let before = Arc::new(AtomicBool::new(false));
+    tx.attach(Box::new(Flag(before.clone())));
+    tx.write(base, &1u64).unwrap();
+    assert!(!before.load(Ordering::SeqCst));
+    tx.end_in_place(CommitMode::NoFlush).unwrap();
+    // Released by the end, not by the drop.
+    assert!(before.load(Ordering::SeqCst));
+    let after = Arc::new(AtomicBool::new(false));
+    tx.attach(Box::new(Flag(after.clone())));
+    assert!(after.load(Ordering::SeqCst));
+    drop(tx);
+}
