@@ -8,7 +8,27 @@ use serde_json::json;
 use crate::heap::Inspection;
 use crate::number::hex_dec;
 use crate::params::{Field, Params};
-use crate::run::Mode;
+
+/// How the parameters are settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Asked one by one.
+    Interactive,
+    /// Given, shown, and confirmed by the user.
+    Confirm,
+    /// Given, no questions (`-f`, `--yes`).
+    Firm,
+}
+
+impl Mode {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::Interactive => "interactive",
+            Mode::Confirm => "confirm",
+            Mode::Firm => "firm",
+        }
+    }
+}
 
 /// What rdsinit did (or, with `--dry-run`, would do).
 #[derive(Debug, Clone)]

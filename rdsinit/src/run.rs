@@ -21,7 +21,7 @@ use crate::params::{
     self, check, largest_heap, occupied, round_to_multiple, Field, ParamError, Params,
     CHUNK_SIZE_DEFAULT, NLISTS_DEFAULT, START_ADDR_DEFAULT, STATIC_LEN_DEFAULT,
 };
-use crate::report::Report;
+pub use crate::report::{Mode, Report};
 use crate::write::execute;
 use crate::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_QUIT, EXIT_USAGE};
 
@@ -95,27 +95,6 @@ pub struct Io<'a> {
     pub err: &'a mut dyn Write,
     /// Draw progress bars (standard error is a terminal).
     pub progress: bool,
-}
-
-/// How the parameters are settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Asked one by one.
-    Interactive,
-    /// Given, shown, and confirmed by the user.
-    Confirm,
-    /// Given, no questions (`-f`, `--yes`).
-    Firm,
-}
-
-impl Mode {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Mode::Interactive => "interactive",
-            Mode::Confirm => "confirm",
-            Mode::Firm => "firm",
-        }
-    }
 }
 
 /// Run rdsinit with the process's standard streams; returns the exit status.
@@ -317,7 +296,7 @@ pub fn run(cli: &Cli, io: &mut Io) -> Result<Report, Failure> {
     if cli.dry_run {
         return Ok(report);
     }
-    execute(cli, &files, &mut report, io)?;
+    execute(cli, &files, &mut report, io.progress).map_err(Failure::Failed)?;
     Ok(report)
 }
 

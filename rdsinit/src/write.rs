@@ -15,7 +15,6 @@ use crate::cli::Cli;
 use crate::files::{temporary_path, FileChecks, LogPlan};
 use crate::heap;
 use crate::report::Report;
-use crate::run::{Failure, Io};
 
 /// What the writes have done so far, for the cleanup after a failure.
 #[derive(Default)]
@@ -32,10 +31,10 @@ pub(crate) fn execute(
     cli: &Cli,
     files: &FileChecks,
     report: &mut Report,
-    io: &mut Io,
-) -> Result<(), Failure> {
+    progress: bool,
+) -> anyhow::Result<()> {
     let mut written = Written::default();
-    let result = write_all(cli, files, report, io, &mut written);
+    let result = write_all(cli, files, report, progress, &mut written);
     if let Err(e) = result {
         let mut removed = Vec::new();
         for path in written.created.iter().rev() {
@@ -57,7 +56,7 @@ pub(crate) fn execute(
         } else if files.data.exists {
             e = e.context(format!("{data} is unchanged"));
         }
-        return Err(Failure::Failed(e));
+        return Err(e);
     }
     Ok(())
 }
@@ -66,7 +65,7 @@ fn write_all(
     cli: &Cli,
     files: &FileChecks,
     report: &mut Report,
-    io: &mut Io,
+    progress: bool,
     written: &mut Written,
 ) -> anyhow::Result<()> {
     let log = files.log.path.as_path();
@@ -89,7 +88,7 @@ fn write_all(
     if files.data.block_device {
         let device = FileDevice::open(data, Access::ReadWrite)
             .with_context(|| format!("opening {}", data.display()))?;
-        zero_with_progress(io, "zeroing", p.data_len, |from, to, progress| {
+        zero_with_progress(progress, "zeroing", p.data_len, |from, to, progress| {
             rvm::segment::zero_fill(&device, from, to, progress).map_err(anyhow::Error::from)
         })?;
     }
@@ -153,7 +152,7 @@ fn write_all(
     if cli.zero && !files.data.block_device {
         let device = FileDevice::open(&build, Access::ReadWrite)
             .with_context(|| format!("opening {}", build.display()))?;
-        zero_with_progress(io, "allocating", p.data_len, |from, to, progress| {
+        zero_with_progress(progress, "allocating", p.data_len, |from, to, progress| {
             write_through(&device, from, to, progress)
         })?;
     }
@@ -216,12 +215,12 @@ fn record_path(log: &Path, data: &Path) -> anyhow::Result<()> {
 
 /// Run a fill over `[0, len)` with a progress bar on a terminal.
 fn zero_with_progress(
-    io: &mut Io,
+    progress: bool,
     what: &str,
     len: u64,
     fill: impl FnOnce(u64, u64, &mut dyn FnMut(u64)) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let bar = if io.progress {
+    let bar = if progress {
         let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
         if let Ok(style) =
             ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})")
