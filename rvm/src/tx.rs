@@ -221,6 +221,18 @@ impl std::fmt::Debug for Transaction<'_> {
     }
 }
 
+impl Rvm {
+    /// Begin a transaction. Never waits: range locks (with isolation) and heap ownership are
+    /// taken later, by the calls that need them.
+    ///
+    /// # Errors
+    /// [`Error::Failed`] when an earlier I/O failure left the instance unusable.
+    pub fn begin(&self, mode: BeginMode) -> Result<Transaction<'_>> {
+        self.inner.check_failed()?;
+        Ok(Transaction::new(self, mode))
+    }
+}
+
 impl<'a> Transaction<'a> {
     pub(crate) fn new(rvm: &'a Rvm, mode: BeginMode) -> Self {
         rvm.inner.active.fetch_add(1, Ordering::Relaxed);
