@@ -223,6 +223,35 @@ impl std::fmt::Debug for Transaction<'_> {
     }
 }
 
+impl Rvm {
+    /// Begin a transaction. Never waits: range locks (with isolation) and heap ownership are
+    /// taken later, by the calls that need them.
+    ///
+    /// # Errors
+    /// [`Error::Failed`] when an earlier I/O failure left the instance unusable.
+    pub fn begin(&self, mode: BeginMode) -> Result<Transaction<'_>> {
+        self.inner.check_failed()?;
+        Ok(Transaction::new(self, mode))
+    }
+
+    /// [`Rvm::begin`], writing the transaction into `place` instead of returning it: a caller
+    /// that keeps transactions in places of its own (the C interface's tid registry) saves a
+    /// move, and then ends it there ([`Transaction::end_in_place`]). `place` is overwritten
+    /// without dropping what it held; the caller drops the transaction it wrote (dropping an
+    /// open one aborts it, as for [`Rvm::begin`]). Returns the transaction written.
+    ///
+    /// # Errors
+    /// As for [`Rvm::begin`]; `place` is not written then.
+    pub fn begin_in<'t, 'p>(
+        &'t self,
+        mode: BeginMode,
+        place: &'p mut std::mem::MaybeUninit<Transaction<'t>>,
+    ) -> Result<&'p mut Transaction<'t>> {
+        self.inner.check_failed()?;
+        Ok(place.write(Transaction::new(self, mode)))
+    }
+}
+
 impl<'a> Transaction<'a> {
     /// (Inlined: `Rvm::begin_in` then writes the fields straight into the caller's place.)
     #[inline]
