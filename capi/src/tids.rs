@@ -267,9 +267,11 @@ pub fn begin(mode: BeginMode) -> Result<(u64, timeval), RvmReturn> {
         Ok(rvm) => rvm,
         Err(code) => return released(code),
     };
-    // SAFETY: this call set BUSY on the free slot, so nothing else touches `tx` until the
-    // store below publishes it; a free slot's `tx` holds no live transaction (the last one was
-    // dropped by its `Ending`, or leaked by a panic), so overwriting it drops nothing.
+    // SAFETY: this call took the slot from a free list, and only a holder of an OPEN slot
+    // touches `tx`, so nothing else touches it until the store below publishes OPEN (release:
+    // the transaction is written before); a free slot's `tx` holds no live transaction (the
+    // last one was dropped by its `Ending`, or leaked by a panic), so overwriting it drops
+    // nothing.
     let place = unsafe { &mut *slot.tx.get() };
     if let Err(e) = rvm.begin_in(mode, place) {
         return released(rvm_code(&e));
