@@ -18,8 +18,9 @@
 //! `rvm_terminate` uses the same fence between raising its terminating flag and looking for
 //! calls in progress.
 //!
-//! Where `membarrier` is unavailable (not Linux, or refused by the kernel or a sandbox) no
-//! record is handed out and every call takes the lock word ([`fences_available`] is false).
+//! Where `membarrier` is unavailable (not Linux, or refused by the kernel or a sandbox), or
+//! `RVM_CAPI_NO_BIAS` is set, no record is handed out and every call takes the lock word
+//! ([`fences_available`] is false).
 //!
 //! Records are allocated once and never freed: a thread's record goes back to a pool when the
 //! thread exits and is handed to a later thread (one thread at a time owns a record, and the
@@ -152,10 +153,12 @@ mod membarrier {
 }
 
 /// Whether the process can use heavy fences (registered on first call). Fast paths exist only
-/// if so.
+/// if so. `RVM_CAPI_NO_BIAS` in the environment (any value) says no, as where `membarrier` is
+/// missing: every call then takes the lock word (for tests of that path, and for comparison).
 pub fn fences_available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(membarrier::register)
+    *AVAILABLE
+        .get_or_init(|| std::env::var_os("RVM_CAPI_NO_BIAS").is_none() && membarrier::register())
 }
 
 /// The slow side of the asymmetric fence: when it returns, every thread of the process has
