@@ -14,6 +14,7 @@
 //! one (a tid's `tid` field is a registry id, not a pointer).
 
 mod args;
+mod bias;
 mod cio;
 pub mod codes;
 mod current_heap;

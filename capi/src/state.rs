@@ -114,8 +114,9 @@ impl Drop for Call {
     }
 }
 
-/// Whether `rvm_terminate` is deciding (a call that marked its tid slot busy with a
-/// sequentially consistent read-modify-write reads this next: see `tids::hold`).
+/// Whether `rvm_terminate` is deciding (a call that made itself visible as busy, with a
+/// sequentially consistent read-modify-write or a light fence paired with the heavy one in
+/// `tids::any_busy`, reads this next: see `tids::hold`).
 pub fn terminating() -> bool {
     TERMINATING.load(Ordering::SeqCst)
 }
@@ -166,7 +167,8 @@ pub fn running() -> Result<(), RvmReturn> {
 }
 
 /// The instance for a call that begins a transaction. The caller has marked its tid slot busy
-/// with a sequentially consistent read-modify-write, which `exclusive` waits for, and clears
+/// (a sequentially consistent read-modify-write, or a store and a light fence paired with the
+/// heavy fence in `tids::any_busy`), which `exclusive` waits for, and clears
 /// that mark while this waits for a terminate decision (`unmark`) before marking again
 /// (`mark`).
 pub fn instance_for_begin(mark: impl Fn(), unmark: impl Fn()) -> Result<&'static Rvm, RvmReturn> {

@@ -2,8 +2,9 @@
 //! carries, each slot checked by a generation and the tid's uname.
 //!
 //! Every transaction call passes here, so the common path takes no global lock, allocates
-//! nothing and makes one atomic read-modify-write per call: the compare-and-swap that both
-//! checks the caller's id against the slot and locks the slot for the call.
+//! nothing, and, for the thread that began the transaction, makes no locked instruction at all
+//! (biased locking, `bias`); a call from another thread takes the slot's lock word with a
+//! compare-and-swap.
 //!
 //! A tid record's `tid` field holds `generation << INDEX_BITS | index` as a number (never
 //! dereferenced). A slot's state word holds its generation and two flags:
@@ -12,8 +13,16 @@
 //! | --- | --- |
 //! | `gen` | free (in a free list, or never handed out) |
 //! | `gen \| BUSY` | being begun or ended by one call: not open, but that call uses the instance |
-//! | `gen \| OPEN` | open and idle |
-//! | `gen \| OPEN \| BUSY` | open, and one call holds it (the only one that may touch its transaction) |
+//! | `gen \| OPEN` | open (a call may hold it: see the lock word) |
+//!
+//! A slot's lock word holds the generation of its transaction and two flags: `LOCKED` (a call
+//! from the slow path holds it) and `REVOKED` (the bias is gone: every call takes the lock word).
+//! A call holds an open transaction either on the fast path (its thread owns the slot, its
+//! call record names the tid, and it saw the lock word unlocked and unrevoked after a light
+//! fence) or on the slow path (it set `LOCKED`, and, unless `REVOKED` was set, ran a heavy
+//! fence and waited until the owner's record no longer names the tid, then set `REVOKED`).
+//! Only the holder touches the transaction, and only a holder or the beginner writes the state
+//! word.
 //!
 //! Ending a transaction moves its slot to the next generation, so a stale, ended or copied tid
 //! of an earlier transaction in the slot no longer matches. Slots live in chunks that are
@@ -25,13 +34,15 @@
 //! usually touch no shared free list.
 
 use std::cell::{RefCell, UnsafeCell};
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use libc::timeval;
-use rvm::{Rvm, Transaction};
+use rvm::{BeginMode, Transaction};
 
-use crate::codes::{RVM_ENO_MEMORY, RVM_ETID};
+use crate::bias::{self, Caller};
+use crate::codes::{rvm_code, RVM_EINTERNAL, RVM_ENO_MEMORY, RVM_ETID};
 use crate::state::{self, lock};
 use crate::types::{RvmReturn, RvmTid, RVM_TID_ID};
 
@@ -44,6 +55,10 @@ const GENERATION_MASK: u64 = (1 << 40) - 1;
 const OPEN: u64 = 1;
 const BUSY: u64 = 2;
 const FLAG_BITS: u32 = 2;
+/// Lock word flags (the generation above them, as in the state word).
+const LOCKED: u64 = 1;
+const REVOKED: u64 = 2;
+const LOCK_FLAGS: u64 = LOCKED | REVOKED;
 
 /// Slots in the first chunk; chunk `c` holds `FIRST_CHUNK_SLOTS << c`.
 const FIRST_CHUNK_SLOTS: usize = 64;
@@ -60,24 +75,37 @@ const LOCAL_FREE_MAX: usize = 32;
 #[repr(align(64))]
 struct Slot {
     state: AtomicU64,
+    /// `generation << FLAG_BITS | LOCKED? | REVOKED?`, written at begin before `OPEN` is
+    /// published; then changed only by slow-path calls (see the module documentation).
+    lock: AtomicU64,
+    /// The call record of the thread that owns the transaction's bias (null: none), written
+    /// at begin before `OPEN` is published.
+    owner: AtomicPtr<Caller>,
     uname_sec: AtomicI64,
     uname_usec: AtomicI64,
-    /// Touched only by the call that set `BUSY` in `state` (and holds it until it clears it).
-    tx: UnsafeCell<Option<Transaction<'static>>>,
+    /// The transaction, begun here (`Rvm::begin_in`) and ended here (`end_in_place`), never
+    /// moved. Initialized while the state has `OPEN` (written before `OPEN` is published,
+    /// dropped by the `Ending` that follows it, before the slot goes free). Touched only by the
+    /// call that begins the slot or holds it (see the module documentation).
+    tx: UnsafeCell<MaybeUninit<Transaction<'static>>>,
 }
 
-// SAFETY: `tx` is only accessed by the one call that owns the slot's BUSY flag (set by an
-// atomic swap or compare-and-swap, cleared by a release store after the access), so accesses
-// from different threads never overlap; `Transaction` is `Send`.
+// SAFETY: `tx` is only accessed by the one call that holds the slot: the beginner (which took
+// it from a free list), a fast-path call of the owner's thread, or a slow-path call holding
+// the lock word after the owner's fast-path call ended; the module documentation shows these
+// exclude each other and are ordered by release/acquire pairs (and, between the fast and slow
+// paths, the heavy fence). `Transaction` is `Send`.
 unsafe impl Sync for Slot {}
 
 impl Slot {
     fn new() -> Self {
         Slot {
             state: AtomicU64::new(1 << FLAG_BITS),
+            lock: AtomicU64::new(0),
+            owner: AtomicPtr::new(std::ptr::null_mut()),
             uname_sec: AtomicI64::new(0),
             uname_usec: AtomicI64::new(0),
-            tx: UnsafeCell::new(None),
+            tx: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
 }
@@ -90,6 +118,7 @@ static SLOTS_USED: AtomicUsize = AtomicUsize::new(0);
 static GLOBAL_FREE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// The chunk and position of a slot index.
+#[inline]
 fn locate(index: usize) -> (usize, usize) {
     let shifted = index + FIRST_CHUNK_SLOTS;
     let chunk = (usize::BITS - 1 - shifted.leading_zeros() - FIRST_CHUNK_BITS) as usize;
@@ -97,6 +126,7 @@ fn locate(index: usize) -> (usize, usize) {
 }
 
 /// The slot at `index`, if its chunk exists.
+#[inline]
 fn slot(index: usize) -> Option<&'static Slot> {
     if index >= SLOTS_MAX {
         return None;
@@ -173,8 +203,9 @@ fn tid_value(index: usize, generation: u64) -> u64 {
 }
 
 /// The slot index and generation a tid record names (any value: it is only looked up).
-fn decode(t: &RvmTid) -> (usize, u64) {
-    let value = t.tid as u64;
+#[inline]
+fn decode(t: &TidKey) -> (usize, u64) {
+    let value = t.id;
     (
         (value & (SLOTS_MAX as u64 - 1)) as usize,
         value >> INDEX_BITS,
@@ -200,14 +231,14 @@ fn uname_now() -> timeval {
     }
 }
 
-/// Begin a transaction with `open` on the running instance and register it. Returns the id
-/// and uname to store in the caller's record.
+/// Begin a transaction in `mode` on the running instance, in a free slot, and register it.
+/// Returns the id and uname to store in the caller's record.
 ///
 /// The slot is marked busy before the instance is looked at, so `rvm_terminate` either sees
 /// this call (and waits for it) or this call sees it terminating (and waits for its decision).
-pub fn begin(
-    open: impl FnOnce(&'static Rvm) -> Result<Transaction<'static>, RvmReturn>,
-) -> Result<(u64, timeval), RvmReturn> {
+pub fn begin(mode: BeginMode) -> Result<(u64, timeval), RvmReturn> {
+    // This thread's call record: the transaction's bias goes to it (none without fences).
+    let me = bias::register();
     let index = allocate()?;
     let Some(slot) = slot(index) else {
         return Err(RVM_ETID); // unreachable: allocated slots have their chunk
@@ -219,10 +250,16 @@ pub fn begin(
         release(index);
         Err(code)
     };
-    // A read-modify-write (a full barrier) before `instance_for_begin` reads the terminating
-    // flag; `exclusive` sets that flag before it looks for busy slots.
+    // Busy before `instance_for_begin` reads the terminating flag; `exclusive` sets that flag,
+    // then (with a heavy fence where fences exist) looks for busy slots. With fences a light
+    // fence suffices here, otherwise a read-modify-write (a full barrier).
     let mark = || {
-        slot.state.swap(free | BUSY, Ordering::SeqCst);
+        if me.is_some() {
+            slot.state.store(free | BUSY, Ordering::Relaxed);
+            bias::light_fence();
+        } else {
+            slot.state.swap(free | BUSY, Ordering::SeqCst);
+        }
     };
     let unmark = || slot.state.store(free, Ordering::SeqCst);
     mark();
@@ -230,18 +267,37 @@ pub fn begin(
         Ok(rvm) => rvm,
         Err(code) => return released(code),
     };
-    let tx = match open(rvm) {
-        Ok(tx) => tx,
-        Err(code) => return released(code),
-    };
-    // SAFETY: this call set BUSY on the free slot; nothing else touches `tx` until the store
-    // below publishes it.
-    unsafe { *slot.tx.get() = Some(tx) };
+    // SAFETY: this call took the slot from a free list, and only a holder of an OPEN slot
+    // touches `tx`, so nothing else touches it until the store below publishes OPEN (release:
+    // the transaction is written before); a free slot's `tx` holds no live transaction (the
+    // last one was dropped by its `Ending`, or leaked by a panic), so overwriting it drops
+    // nothing.
+    let place = unsafe { &mut *slot.tx.get() };
+    if let Err(e) = rvm.begin_in(mode, place) {
+        return released(rvm_code(&e));
+    }
     let uname = uname_now();
     slot.uname_sec.store(uname.tv_sec, Ordering::Relaxed);
     slot.uname_usec.store(uname.tv_usec, Ordering::Relaxed);
+    // The bias goes to this thread; without a record the transaction starts revoked. (A call
+    // still holding this slot's lock word for an ended generation only ever writes it back
+    // with a compare-and-swap, which then fails.)
+    let owner = me.map_or(std::ptr::null_mut(), |c| c as *const Caller as *mut Caller);
+    slot.owner.store(owner, Ordering::Relaxed);
+    let generation = free & !(OPEN | BUSY);
+    let revoked = if me.is_some() { 0 } else { REVOKED };
+    slot.lock.store(generation | revoked, Ordering::Relaxed);
     slot.state.store(free | OPEN, Ordering::Release);
     Ok((tid_value(index, free >> FLAG_BITS), uname))
+}
+
+/// How a call holds its transaction.
+#[derive(Clone, Copy)]
+enum Hold {
+    /// The owner's fast path: its call record names the tid until the call ends.
+    Fast(&'static Caller),
+    /// The slow path: the slot's lock word is `LOCKED` (and `REVOKED`) until the call ends.
+    Slow,
 }
 
 /// A locked open transaction: the caller has it to itself until this is dropped.
@@ -249,72 +305,107 @@ pub struct Held {
     slot: &'static Slot,
     index: usize,
     open: u64,
+    hold: Hold,
 }
 
 impl Held {
     /// The transaction.
+    #[inline]
     pub fn tx(&mut self) -> &mut Transaction<'static> {
-        // SAFETY: this `Held` owns the slot's BUSY flag (set by `hold`), so no other call
-        // touches `tx`; an OPEN slot always holds a transaction (set before OPEN was
-        // published, taken only after OPEN is cleared).
-        let tx = unsafe { &mut *self.slot.tx.get() };
-        tx.as_mut().expect("an open tid slot holds its transaction")
+        // SAFETY: this `Held` holds the slot (fast or slow path, see the module
+        // documentation), so no other call touches `tx`; an OPEN slot always holds an
+        // initialized transaction (written before OPEN was published, dropped only after OPEN
+        // is cleared, both by a holder).
+        unsafe { (*self.slot.tx.get()).assume_init_mut() }
     }
 
-    /// End the registration: the tid (and every copy of it) is no longer valid. The
-    /// transaction is handed to `finish` (commit or abort) before the slot is reused, and the
-    /// slot counts as a running call until `finish` returns.
-    pub fn finish<R>(self, finish: impl FnOnce(Transaction<'static>) -> R) -> R {
+    /// End the registration: the tid (and every copy of it) is no longer valid. `finish`
+    /// commits or aborts the transaction where it lies (`end_in_place`, `abort_in_place`);
+    /// it is dropped there afterwards (also on a panic in `finish`: an open one then aborts),
+    /// and the slot counts as a running call until then.
+    #[inline]
+    pub fn finish<R>(self, finish: impl FnOnce(&mut Transaction<'static>) -> R) -> R {
         let ending = Ending {
             slot: self.slot,
             index: self.index,
             free: ((self.open >> FLAG_BITS).wrapping_add(1) & GENERATION_MASK).max(1) << FLAG_BITS,
+            generation: self.open & !OPEN,
+            hold: self.hold,
         };
         std::mem::forget(self);
-        // SAFETY: as in `tx`: this call owns the slot's BUSY flag.
-        let tx = unsafe { (*ending.slot.tx.get()).take() };
         // Not open any more, still busy: copies of the tid fail from here, and
         // `rvm_terminate` waits for `finish`, which uses the instance.
         ending
             .slot
             .state
             .store(ending.free | BUSY, Ordering::Release);
-        let tx = tx.expect("an open tid slot holds its transaction");
-        finish(tx)
-        // `ending` drops here, after the transaction (also on a panic in `finish`).
+        // SAFETY: as in `tx`: this call holds the slot, and the slot was OPEN, so the
+        // transaction is initialized; `ending` drops it once, after this use.
+        finish(unsafe { (*ending.slot.tx.get()).assume_init_mut() })
+        // `ending` drops here: the transaction, then the slot goes free.
     }
 }
 
 impl Drop for Held {
+    #[inline]
     fn drop(&mut self) {
-        self.slot.state.store(self.open, Ordering::Release);
+        match self.hold {
+            Hold::Fast(me) => me.busy.store(0, Ordering::Release),
+            Hold::Slow => self
+                .slot
+                .lock
+                .store(self.open & !OPEN | REVOKED, Ordering::Release),
+        }
     }
 }
 
-/// A slot between the end of its registration and its reuse.
+/// A slot between the end of its registration and its reuse. Owns the slot's transaction,
+/// which it drops before freeing the slot.
 struct Ending {
     slot: &'static Slot,
     index: usize,
     free: u64,
+    /// The ended transaction's generation (as in the lock word).
+    generation: u64,
+    hold: Hold,
 }
 
 impl Drop for Ending {
+    #[inline]
     fn drop(&mut self) {
+        // SAFETY: created by `Held::finish` from an OPEN slot it holds, so the transaction is
+        // initialized and no one else touches it; dropped exactly once (here), before the
+        // slot goes free. A finished transaction's drop only gives its buffers back; one
+        // `finish` left open (a panic) is aborted.
+        unsafe { (*self.slot.tx.get()).assume_init_drop() };
+        if let Hold::Slow = self.hold {
+            // Unlocked (still revoked) before the slot can be reused: calls waiting on the
+            // lock word then find the state not open.
+            self.slot
+                .lock
+                .store(self.generation | REVOKED, Ordering::Release);
+        }
         self.slot.state.store(self.free, Ordering::Release);
         release(self.index);
+        if let Hold::Fast(me) = self.hold {
+            // Last: `rvm_terminate` waits for this call until here.
+            me.busy.store(0, Ordering::Release);
+        }
     }
 }
 
 /// Lock the open transaction a tid record names (by id and uname), or `RVM_ETID`, for a call
-/// that is not counted as running (`state::enter`): the busy slot stands for the count. Waits
+/// that is not counted as running (`state::enter`): the held slot stands for the count. Waits
 /// for a call in progress on the same tid, and for a terminate decision in progress.
-pub fn hold(t: &RvmTid) -> Result<Held, RvmReturn> {
+#[inline(always)]
+pub fn hold(t: &TidKey) -> Result<Held, RvmReturn> {
     loop {
         let held = hold_counted(t)?;
-        // The compare-and-swap that marked the slot busy is a full barrier: either
-        // `exclusive` (which sets the flag, then looks for busy slots) sees this call, or this
-        // call sees the flag and steps back until the decision, which an open tid makes a
-        // refusal.
+        // Either path made this call visible before this load (the fast path with a light
+        // fence against `exclusive`'s heavy one, the slow path with a sequentially consistent
+        // read-modify-write): either `exclusive` (which sets the flag, then looks for calls in
+        // progress) sees this call, or this call sees the flag and steps back until the
+        // decision, which an open tid makes a refusal.
         if !state::terminating() {
             return Ok(held);
         }
@@ -325,44 +416,138 @@ pub fn hold(t: &RvmTid) -> Result<Held, RvmReturn> {
 
 /// `hold` for a call already counted as running by `state::enter` (`rvm_terminate` waits for
 /// it; it must not wait for `rvm_terminate`).
-pub fn hold_counted(t: &RvmTid) -> Result<Held, RvmReturn> {
+#[inline(always)]
+pub fn hold_counted(t: &TidKey) -> Result<Held, RvmReturn> {
     let (index, generation) = decode(t);
     let slot = slot(index).ok_or(RVM_ETID)?;
     let open = generation << FLAG_BITS | OPEN;
-    let mut spins = 0u32;
-    loop {
-        match slot.state.compare_exchange_weak(
-            open,
-            open | BUSY,
-            Ordering::SeqCst,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => break,
-            Err(now) if now == open || now == open | BUSY => {
-                // Spurious failure, or another call holds this tid: wait for it.
-                // A call holds a slot for one library call (a flush commit's sync at most), so
-                // spin briefly, then yield, then sleep rather than burn a core.
-                spins = spins.saturating_add(1);
-                if spins < 64 {
-                    std::hint::spin_loop();
-                } else if spins < 1024 {
-                    std::thread::yield_now();
-                } else {
-                    std::thread::sleep(std::time::Duration::from_micros(50));
-                }
-            }
-            Err(_) => return Err(RVM_ETID),
-        }
-    }
-    let held = Held { slot, index, open };
+    let held = match bias::current() {
+        Some(me) => match hold_fast(slot, index, open, me) {
+            Some(held) => held,
+            None => hold_slow(slot, index, open)?,
+        },
+        None => hold_slow(slot, index, open)?,
+    };
     let uname = (
         slot.uname_sec.load(Ordering::Relaxed),
         slot.uname_usec.load(Ordering::Relaxed),
     );
-    if uname != (t.uname.tv_sec, t.uname.tv_usec) {
+    if uname != t.uname {
         return Err(RVM_ETID); // `held` unlocks
     }
     Ok(held)
+}
+
+/// The owner's fast path: no locked instruction. `None` when this thread does not own the
+/// slot's bias now (not the owner, revoked, locked, not open, or a call of this thread is
+/// already on the fast path): the caller takes the slow path.
+#[inline(always)]
+fn hold_fast(slot: &'static Slot, index: usize, open: u64, me: &'static Caller) -> Option<Held> {
+    if me.busy.load(Ordering::Relaxed) != 0 {
+        return None; // a nested call: its record names another tid
+    }
+    let tid = tid_value(index, open >> FLAG_BITS);
+    me.busy.store(tid, Ordering::Relaxed);
+    // Pairs with the heavy fence of a slow-path call or of `exclusive`: either they see the
+    // store above, or the loads below see what they stored before their fence.
+    bias::light_fence();
+    let held = Held {
+        slot,
+        index,
+        open,
+        hold: Hold::Fast(me),
+    };
+    // Acquire: a slow-path call's changes (released with the lock word) are visible.
+    if slot.lock.load(Ordering::Acquire) == open & !OPEN
+        && slot.state.load(Ordering::Acquire) == open
+        // Read after the state: the owner of this generation (written before it was
+        // published). Only the owner's thread writes its record, so no other call of this
+        // generation is on the fast path.
+        && std::ptr::eq(slot.owner.load(Ordering::Relaxed), me)
+    {
+        return Some(held);
+    }
+    None // `held` clears the record
+}
+
+/// The slow path: take the lock word; unless the bias is already revoked, fence and wait for
+/// the owner's fast-path call on this tid, then revoke.
+#[cold]
+#[inline(never)]
+fn hold_slow(slot: &'static Slot, index: usize, open: u64) -> Result<Held, RvmReturn> {
+    let generation = open & !OPEN;
+    let not_open = || slot.state.load(Ordering::Acquire) != open;
+    let mut spins = 0u32;
+    let taken = loop {
+        let now = slot.lock.load(Ordering::Relaxed);
+        if now & !LOCK_FLAGS != generation || now & LOCKED != 0 {
+            // Another generation's word (this tid ended, or is not visible yet), or another
+            // call holds it: fail if the tid is not open, else wait.
+            if not_open() {
+                return Err(RVM_ETID);
+            }
+            backoff(&mut spins);
+            continue;
+        }
+        if slot
+            .lock
+            .compare_exchange_weak(now, now | LOCKED, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            break now;
+        }
+    };
+    // Give the word back on a refusal. A compare-and-swap: if the slot was ended and begun
+    // again meanwhile, the word is the new transaction's and stays.
+    let refuse = |code| {
+        let _ =
+            slot.lock
+                .compare_exchange(taken | LOCKED, taken, Ordering::Release, Ordering::Relaxed);
+        Err(code)
+    };
+    if taken & REVOKED == 0 {
+        // The owner may be in a fast-path call on this tid: after the fence, either its record
+        // names the tid (wait for it), or its next fast-path attempt sees `LOCKED`.
+        if !bias::heavy_fence() {
+            return refuse(RVM_EINTERNAL);
+        }
+        if not_open() {
+            return refuse(RVM_ETID);
+        }
+        let owner = slot.owner.load(Ordering::Acquire);
+        // SAFETY: a non-null owner is a call record, which is leaked and never freed.
+        if let Some(owner) = unsafe { owner.as_ref() } {
+            let tid = tid_value(index, open >> FLAG_BITS);
+            while owner.busy.load(Ordering::Acquire) == tid {
+                backoff(&mut spins);
+            }
+        }
+    }
+    if not_open() {
+        return refuse(RVM_ETID);
+    }
+    // Held: the generation is open and no fast-path call can start on it any more.
+    slot.lock
+        .store(generation | LOCKED | REVOKED, Ordering::Relaxed);
+    Ok(Held {
+        slot,
+        index,
+        open,
+        hold: Hold::Slow,
+    })
+}
+
+/// Wait for another call: a call holds a slot for one library call (a flush commit's sync at
+/// most), so spin briefly, then yield, then sleep rather than burn a core.
+fn backoff(spins: &mut u32) {
+    *spins = spins.saturating_add(1);
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else if *spins < 1024 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
 }
 
 fn each_used_slot(mut f: impl FnMut(usize, &'static Slot)) {
@@ -407,31 +592,79 @@ pub fn open_count() -> usize {
     n
 }
 
-/// Whether a call holds a tid slot now (it may be using the instance).
+/// Whether a call holds a tid slot now (it may be using the instance): a slot being begun or
+/// ended, a lock word held, or a call on the fast path. Used by `rvm_terminate` after raising
+/// its flag; runs the heavy fence first where fences exist (the fast paths use light ones).
 pub fn any_busy() -> bool {
+    if bias::fences_available() && !bias::heavy_fence() {
+        return true; // cannot see fast-path calls: assume one
+    }
     let mut busy = false;
     each_used_slot(|_, s| {
-        if s.state.load(Ordering::SeqCst) & BUSY != 0 {
+        if s.state.load(Ordering::SeqCst) & BUSY != 0 || s.lock.load(Ordering::SeqCst) & LOCKED != 0
+        {
             busy = true;
         }
     });
-    busy
+    busy || bias::any_busy()
+}
+
+/// What a call needs of a tid record: the registry id and the uname.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TidKey {
+    /// The registry id (the record's `tid` field, a number).
+    pub id: u64,
+    /// The uname (`tv_sec`, `tv_usec`).
+    pub uname: (i64, i64),
 }
 
 /// Read the caller's tid record: `RVM_ETID` for NULL or a record without the tid id.
 ///
+/// Field by field, each as wide as `write_tid` (or a C caller) wrote it, so each load is
+/// served straight from the store that wrote it (one wide copy of the record would stall on
+/// the narrower stores just made by the previous call).
+///
 /// # Safety
 /// A non-null `tid` must point to readable memory of `rvm_tid_t`'s size.
-pub unsafe fn read_tid(tid: *const RvmTid) -> Result<RvmTid, RvmReturn> {
+#[inline]
+pub unsafe fn read_tid(tid: *const RvmTid) -> Result<TidKey, RvmReturn> {
     if tid.is_null() {
         return Err(RVM_ETID);
     }
-    // SAFETY: the caller guarantees a readable record; it may be unaligned.
-    let t = unsafe { std::ptr::read_unaligned(tid) };
-    if t.struct_id != RVM_TID_ID {
+    // SAFETY: the caller guarantees a readable record; it may be unaligned, so each field is
+    // read unaligned through a raw place (no reference to it is made).
+    let (struct_id, id, sec, usec) = unsafe {
+        (
+            std::ptr::addr_of!((*tid).struct_id).read_unaligned(),
+            std::ptr::addr_of!((*tid).tid).read_unaligned() as u64,
+            std::ptr::addr_of!((*tid).uname.tv_sec).read_unaligned(),
+            std::ptr::addr_of!((*tid).uname.tv_usec).read_unaligned(),
+        )
+    };
+    if struct_id != RVM_TID_ID {
         return Err(RVM_ETID);
     }
-    Ok(t)
+    Ok(TidKey {
+        id,
+        uname: (sec, usec),
+    })
+}
+
+/// Write a begun transaction's id and uname into the caller's record (and clear `reserved`),
+/// leaving its other fields as they are.
+///
+/// # Safety
+/// `tid` must point to writable memory of `rvm_tid_t`'s size (any alignment).
+#[inline]
+pub unsafe fn write_tid(tid: *mut RvmTid, id: u64, uname: timeval) {
+    // SAFETY: the caller guarantees a writable record; fields are written unaligned through
+    // raw places.
+    unsafe {
+        std::ptr::addr_of_mut!((*tid).uname.tv_sec).write_unaligned(uname.tv_sec);
+        std::ptr::addr_of_mut!((*tid).uname.tv_usec).write_unaligned(uname.tv_usec);
+        std::ptr::addr_of_mut!((*tid).tid).write_unaligned(id as *mut libc::c_void);
+        std::ptr::addr_of_mut!((*tid).reserved).write_unaligned(0);
+    }
 }
 
 #[cfg(test)]
@@ -473,7 +706,10 @@ mod tests {
         };
         for value in [0u64, u64::MAX, (SLOTS_MAX as u64) - 1, 1 << INDEX_BITS] {
             t.tid = value as *mut libc::c_void;
-            assert_eq!(hold(&t).err(), Some(RVM_ETID), "{value:#x}");
+            // SAFETY: `t` is a readable record.
+            let key = unsafe { read_tid(&t) }.unwrap();
+            assert_eq!(key.id, value);
+            assert_eq!(hold(&key).err(), Some(RVM_ETID), "{value:#x}");
         }
     }
 
@@ -492,7 +728,10 @@ mod tests {
             tid: 0xdead_beef as *mut libc::c_void,
             reserved: 0,
         };
-        assert_eq!(hold(&t).err(), Some(RVM_ETID));
+        // SAFETY: `t` is a readable record.
+        let key = unsafe { read_tid(&t) }.unwrap();
+        assert_eq!((key.id, key.uname), (0xdead_beef, (1, 2)));
+        assert_eq!(hold(&key).err(), Some(RVM_ETID));
         t.struct_id = 0;
         // SAFETY: `t` is a readable record.
         assert_eq!(unsafe { read_tid(&t) }.err(), Some(RVM_ETID));

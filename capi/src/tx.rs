@@ -44,14 +44,11 @@ pub unsafe extern "C" fn rvm_begin_transaction(tid: *mut RvmTid, mode: CEnum) ->
         code((|| {
             state::running()?;
             // SAFETY: the caller's contract.
-            let mut t = unsafe { read_tid(tid) }?;
+            unsafe { read_tid(tid) }?;
             let mode = begin_mode(mode).ok_or(RVM_EMODE)?;
-            let (id, uname) = tids::begin(|rvm| rvm.begin(mode).map_err(|e| rvm_code(&e)))?;
-            t.uname = uname;
-            t.tid = id as *mut c_void;
-            t.reserved = 0;
+            let (id, uname) = tids::begin(mode)?;
             // SAFETY: checked non-null above; writable by the caller's contract.
-            unsafe { std::ptr::write_unaligned(tid, t) };
+            unsafe { tids::write_tid(tid, id, uname) };
             Ok(())
         })())
     })
@@ -133,7 +130,7 @@ pub unsafe extern "C" fn rvm_end_transaction(tid: *mut RvmTid, mode: CEnum) -> R
                 // A bad tid wins over a bad mode; a bad mode leaves the tid open.
                 return Err(RVM_EMODE);
             };
-            held.finish(|tx| tx.end(mode).map_err(|e| rvm_code(&e)))
+            held.finish(|tx| tx.end_in_place(mode).map_err(|e| rvm_code(&e)))
         })())
     })
 }
@@ -150,7 +147,7 @@ pub unsafe extern "C" fn rvm_abort_transaction(tid: *mut RvmTid) -> RvmReturn {
             state::running()?;
             // SAFETY: the caller's contract.
             let t = unsafe { read_tid(tid) }?;
-            tids::hold(&t)?.finish(|tx| tx.abort().map_err(|e| rvm_code(&e)))
+            tids::hold(&t)?.finish(|tx| tx.abort_in_place().map_err(|e| rvm_code(&e)))
         })())
     })
 }

@@ -110,6 +110,16 @@ pub fn run(program: &Path, args: &[&Path]) -> Output {
     output(Command::new(program).args(args))
 }
 
+/// `run` with `RVM_CAPI_NO_BIAS` set: every tid call takes the slot's lock word (the path used
+/// where `membarrier` is missing).
+fn run_unbiased(program: &Path, args: &[&Path]) -> Output {
+    output(
+        Command::new(program)
+            .args(args)
+            .env("RVM_CAPI_NO_BIAS", "1"),
+    )
+}
+
 fn expect_success(output: &Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
@@ -545,6 +555,54 @@ fn one_tid_used_from_several_threads_at_once_commits_and_aborts_exactly() {
     let (log, data) = (s.path("log"), s.path("data"));
     let stdout = expect_success(&run(&exe, &[&log, &data]), "shared_tid");
     assert!(stdout.contains("shared tid ok (134 commits)"), "{stdout}");
+}
+
+#[test]
+fn a_tid_used_by_its_owner_and_by_copies_at_once_loses_no_range() {
+    // The owner's calls take the biased fast path while other threads' calls on copies revoke
+    // the bias mid-stream: a lost or torn range would show in the image after commit or abort.
+    let s = Scratch::new("ownercopies");
+    let exe = s.path("owner_and_copies");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/owner_and_copies.c")],
+        &exe,
+        &["-std=gnu99"],
+    );
+    let (log, data) = (s.path("log"), s.path("data"));
+    let stdout = expect_success(&run(&exe, &[&log, &data]), "owner_and_copies");
+    assert!(
+        stdout.contains("owner and copies ok (233 commits)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn without_biased_locks_shared_tids_and_terminate_keep_their_rules() {
+    // The fallback where `membarrier` is missing: begin marks its slot with a read-modify-write
+    // and every call takes the lock word; the same programs must pass unchanged.
+    let s = Scratch::new("unbiased");
+    for (program, ok) in [
+        ("owner_and_copies", "owner and copies ok (233 commits)"),
+        ("shared_tid", "shared tid ok (134 commits)"),
+        ("terminate_race", "terminate race ok"),
+    ] {
+        let exe = s.path(program);
+        compile(
+            &s,
+            "cc",
+            &[source(&format!("tests/c/{program}.c"))],
+            &exe,
+            &["-std=gnu99"],
+        );
+        let (log, data) = (
+            s.path(&format!("{program}.log")),
+            s.path(&format!("{program}.data")),
+        );
+        let stdout = expect_success(&run_unbiased(&exe, &[&log, &data]), program);
+        assert!(stdout.contains(ok), "{program}: {stdout}");
+    }
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //! - [`files`]: the read-only checks of LOG and DATA before anything is written;
 //! - [`heap`]: the one place the RDS heap is called;
 //! - [`cli`]: the clap definitions that also generate `--help`, the man page and completions;
-//! - [`run`]: the modes, the confirmation, the writes and the report.
+//! - [`run`]: the modes, the confirmation and the order of work;
+//! - `write`: the writes (log, heap segment built beside DATA, the rename);
+//! - [`report`]: what was done, as text and as JSON.
 //!
 //! Architecture Invariant: nothing is written to disk before every check has passed and the
 //! user (or `-f`/`--yes`) has confirmed; every byte read or written goes through `rvm`.
@@ -19,7 +21,9 @@ pub mod files;
 pub mod heap;
 pub mod number;
 pub mod params;
+pub mod report;
 pub mod run;
+mod write;
 
 pub use number::{parse_size, NumberError};
 pub use params::{Field, ParamError, Params};

@@ -35,6 +35,7 @@ mod range_lock;
 mod warm_up;
 pub use crate::mapping::range_is_occupied;
 mod apply;
+mod clock;
 mod instance;
 pub mod rds;
 pub mod segment;

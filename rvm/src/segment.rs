@@ -44,7 +44,7 @@ pub fn layout(length_bytes: u64, regions: &[RegionSpec]) -> Result<SegmentHeader
     let header = SegmentHeader {
         uuid,
         length_bytes,
-        created_unix_ms: crate::instance::now_ms(),
+        created_unix_ms: crate::clock::now_ms(),
         regions: entries,
     };
     header.validate().map_err(|e| layout_error(&header, e))?;
@@ -392,7 +392,7 @@ impl Segment {
 
     /// The segment's header, as read when it was mapped. A plain file
     /// ([`crate::Rvm::map_file`]) has no header: this is one made up for it, whose UUID holds
-    /// the file's identity bytes ([`FileIdentity`](crate::format::log::FileIdentity)), whose
+    /// the file's identity bytes ([`crate::format::log::FileIdentity`]), whose
     /// length is the file's, and whose one region covers the whole file at address 0 (the
     /// bounds a logged range must stay in); [`Segment::regions`] says what is mapped.
     pub fn header(&self) -> &SegmentHeader {

@@ -145,7 +145,9 @@ struct Range {
 /// Declare each range before changing it ([`Transaction::set_range`], or the writing calls
 /// that declare for you: [`Transaction::write`], [`Transaction::modify_bytes`],
 /// [`Transaction::fill`]); [`Transaction::end`] commits, [`Transaction::abort`] (or drop)
-/// gives a restore-mode transaction's bytes their old values back.
+/// gives a restore-mode transaction's bytes their old values back. A caller that keeps the
+/// transaction in a place of its own ends it there with [`Transaction::end_in_place`] or
+/// [`Transaction::abort_in_place`] instead of moving it out.
 ///
 /// ```
 /// use rvm::{BeginMode, CommitMode};
@@ -274,7 +276,38 @@ impl std::fmt::Debug for Transaction<'_> {
     }
 }
 
+impl Rvm {
+    /// Begin a transaction. Never waits: range locks (with isolation) and heap ownership are
+    /// taken later, by the calls that need them.
+    ///
+    /// # Errors
+    /// [`Error::Failed`] when an earlier I/O failure left the instance unusable.
+    #[inline]
+    pub fn begin(&self, mode: BeginMode) -> Result<Transaction<'_>> {
+        self.inner.check_failed()?;
+        Ok(Transaction::new(self, mode))
+    }
+
+    /// [`Rvm::begin`], writing the transaction into `place` instead of returning it: a caller
+    /// that keeps transactions in places of its own (the C interface's tid registry) saves a
+    /// move, and then ends it there ([`Transaction::end_in_place`]). `place` is overwritten
+    /// without dropping what it held; the caller drops the transaction it wrote (dropping an
+    /// open one aborts it, as for [`Rvm::begin`]). Returns the transaction written.
+    ///
+    /// # Errors
+    /// As for [`Rvm::begin`]; `place` is not written then.
+    pub fn begin_in<'t, 'p>(
+        &'t self,
+        mode: BeginMode,
+        place: &'p mut std::mem::MaybeUninit<Transaction<'t>>,
+    ) -> Result<&'p mut Transaction<'t>> {
+        self.inner.check_failed()?;
+        Ok(place.write(Transaction::new(self, mode)))
+    }
+}
+
 impl<'a> Transaction<'a> {
+    /// (Inlined: `Rvm::begin_in` then writes the fields straight into the caller's place.)
     #[inline]
     pub(crate) fn new(rvm: &'a Rvm, mode: BeginMode) -> Self {
         rvm.inner.begun.fetch_add(1, Ordering::Relaxed);
@@ -310,7 +343,11 @@ impl<'a> Transaction<'a> {
     /// aborted (its old values restored), then drop it. Libraries built on transactions use
     /// this to hold a lock for exactly the transaction's lifetime, e.g. the RDS heap keeps
     /// other transactions out of the allocator until an allocating transaction ends.
+    /// A transaction that has already ended or aborted drops `guard` at once.
     pub fn attach(&mut self, guard: Box<dyn Send + 'a>) {
+        if self.finished {
+            return; // `guard` drops here
+        }
         if self.attachment.is_none() {
             self.attachment = Some(guard);
         } else {
@@ -355,9 +392,12 @@ impl<'a> Transaction<'a> {
     ///
     /// # Errors
     /// [`Error::NotMapped`] unless the range lies inside one mapped region; with isolation,
-    /// [`Error::LockTimeout`] or [`Error::Deadlock`] as above. A failed call declares
-    /// nothing and changes no memory.
+    /// [`Error::LockTimeout`] or [`Error::Deadlock`] as above; [`Error::TransactionEnded`]
+    /// after [`Transaction::end_in_place`] or [`Transaction::abort_in_place`]. A failed call
+    /// declares nothing and changes no memory.
     pub fn set_range(&mut self, address: usize, length: usize) -> Result<()> {
+        // A finished transaction pins nothing: it must not touch memory any more.
+        self.check_open()?;
         if length == 0 {
             return Ok(());
         }
@@ -558,12 +598,43 @@ impl<'a> Transaction<'a> {
     /// freed now (heap damage found since; the transaction is aborted); an I/O error naming the log when the flush
     /// fails (the instance is then unusable: reopen the log, whose recovery decides whether
     /// this transaction committed).
+    #[inline]
     pub fn end(mut self, mode: CommitMode) -> Result<()> {
+        self.end_in_place(mode)
+    }
+
+    /// [`Transaction::end`] through `&mut self`, for a caller that keeps the transaction in a
+    /// place of its own (the C interface keeps it in its tid registry) and would otherwise
+    /// move it out to end it. Afterwards the transaction is finished, also when the commit is
+    /// refused: every further call that would declare, write, end or abort returns
+    /// [`Error::TransactionEnded`] and changes nothing, and dropping it neither aborts nor
+    /// restores anything (it only gives its buffers back for the thread's next transaction).
+    ///
+    /// # Errors
+    /// As for [`Transaction::end`]; [`Error::TransactionEnded`] if the transaction has already
+    /// ended or aborted.
+    pub fn end_in_place(&mut self, mode: CommitMode) -> Result<()> {
+        self.check_open()?;
         if self.hooks.is_some() {
             return self.end_with_hooks(mode);
         }
         let queued = self.queue_record(mode)?;
         queued.wait(self.rvm)
+    }
+
+    /// Whether the transaction has ended or aborted (by [`Transaction::end_in_place`],
+    /// [`Transaction::abort_in_place`], or a refused commit).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// `Err(Error::TransactionEnded)` once the transaction has ended or aborted.
+    #[inline]
+    fn check_open(&self) -> Result<()> {
+        if self.finished {
+            return Err(Error::TransactionEnded);
+        }
+        Ok(())
     }
 
     /// [`Transaction::end`] of a transaction with hooks (kept out of the common path).
@@ -688,6 +759,17 @@ impl<'a> Transaction<'a> {
     /// # Errors
     /// None today; the `Result` leaves room for a failure to report.
     pub fn abort(mut self) -> Result<()> {
+        self.abort_in_place()
+    }
+
+    /// [`Transaction::abort`] through `&mut self` (see [`Transaction::end_in_place`]): the
+    /// transaction is finished afterwards.
+    ///
+    /// # Errors
+    /// [`Error::TransactionEnded`] if the transaction has already ended or aborted (nothing is
+    /// restored then).
+    pub fn abort_in_place(&mut self) -> Result<()> {
+        self.check_open()?;
         self.count_abort();
         self.rollback();
         self.run_abort_hooks();

@@ -8,40 +8,12 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The kvserver example, built once per test run with the profile these tests were built
-/// with (so the rvm library is not built again). Cargo provides no path to examples, so the
-/// test asks cargo to build it and finds it next to the test executable's directory.
+mod support;
+
+/// The kvserver example, built once per test run.
 fn kvserver() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps/<test>");
-        let profile = if profile_dir.ends_with("release") {
-            "release"
-        } else {
-            "test"
-        };
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "rvm", "--example", "kvserver"])
-            .args(["--profile", profile])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "cargo build --example kvserver failed");
-        let binary = profile_dir.join("examples").join("kvserver");
-        assert!(binary.exists(), "{} was not built", binary.display());
-        binary
-    })
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rvm-kvserver-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    BINARY.get_or_init(|| support::example("kvserver"))
 }
 
 /// A small layout so tests are fast; only used when the files are created.
@@ -111,7 +83,7 @@ impl Server {
 
 #[test]
 fn protocol_script() {
-    let dir = tempdir("script");
+    let dir = support::Dir::new("script");
     let script = "\
 put a hello world      -> ok
 get a                  -> hello world
@@ -127,7 +99,7 @@ put                    -> error: usage: put KEY VALUE
 put k                  -> error: usage: put KEY VALUE
 frobnicate             -> error: unknown command \"frobnicate\" (put, get, del, count, check, stats, quit)
 check                  -> ok";
-    let mut server = Server::start(&dir);
+    let mut server = Server::start(&dir.0);
     for line in script.lines() {
         let (command, expected) = line.split_once("->").unwrap();
         assert_eq!(
@@ -139,14 +111,14 @@ check                  -> ok";
     server.quit();
     // The data is found through the root after a restart. Enough keys that the table grows
     // past its first segment of 512 buckets.
-    let mut server = Server::start(&dir);
+    let mut server = Server::start(&dir.0);
     assert_eq!(server.must("get a"), "again");
     assert_eq!(server.must("count"), "1");
     for i in 0..2500 {
         assert_eq!(server.must(&format!("put key{i} {}", i * 7)), "ok");
     }
     server.quit();
-    let mut server = Server::start(&dir);
+    let mut server = Server::start(&dir.0);
     assert_eq!(server.must("count"), "2501");
     for i in (0..2500).step_by(7) {
         assert_eq!(server.must(&format!("get key{i}")), (i * 7).to_string());
@@ -160,10 +132,10 @@ check                  -> ok";
     assert_eq!(server.must("check"), "ok");
     server.quit();
     // Only one of the two files: refused, exit code 1.
-    std::fs::remove_file(dir.join("data")).unwrap();
+    std::fs::remove_file(dir.path("data")).unwrap();
     let status = Command::new(kvserver())
-        .arg(dir.join("log"))
-        .arg(dir.join("data"))
+        .arg(dir.path("log"))
+        .arg(dir.path("data"))
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -175,17 +147,16 @@ check                  -> ok";
         .status()
         .unwrap();
     assert_eq!(status.code(), Some(2));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn serves_tcp() {
-    let dir = tempdir("tcp");
+    let dir = support::Dir::new("tcp");
     let mut child = Command::new(kvserver())
         .args(SMALL)
         .args(["--listen", "127.0.0.1:0"])
-        .arg(dir.join("log"))
-        .arg(dir.join("data"))
+        .arg(dir.path("log"))
+        .arg(dir.path("data"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -227,12 +198,11 @@ fn serves_tcp() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut server = Server::start(&dir);
+    let mut server = Server::start(&dir.0);
     assert_eq!(server.must("count"), "100");
     assert_eq!(server.must("get c3k24"), "value 3 24");
     assert_eq!(server.must("check"), "ok");
     server.quit();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 struct Rng(u64);
@@ -254,7 +224,7 @@ impl Rng {
 #[test]
 fn survives_sigkill_at_random_moments() {
     const KILLS: u32 = 60;
-    let dir = tempdir("kill");
+    let dir = support::Dir::new("kill");
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut model: BTreeMap<String, String> = BTreeMap::new();
     // The write sent when the server died: key and new value (None: delete).
@@ -263,7 +233,7 @@ fn survives_sigkill_at_random_moments() {
     let mut acknowledged = 0u64;
     for round in 0..=KILLS {
         // Few buckets, so the hash table grows (splits buckets) while it is being killed.
-        let mut server = Server::start_with(&dir, &["--buckets", "4"]);
+        let mut server = Server::start_with(&dir.0, &["--buckets", "4"]);
         assert_eq!(
             server.must("check"),
             "ok",
@@ -364,7 +334,6 @@ fn survives_sigkill_at_random_moments() {
         acknowledged >= 500,
         "only {acknowledged} writes were acknowledged"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn names_in(dir: &Path) -> Vec<String> {
@@ -381,11 +350,11 @@ fn names_in(dir: &Path) -> Vec<String> {
 /// log closed on drop). Now the data file is checked first and the log stays byte for byte.
 #[test]
 fn refused_data_file_leaves_the_log_byte_for_byte() {
-    let dir = tempdir("devzero");
-    let mut server = Server::start(&dir);
+    let dir = support::Dir::new("devzero");
+    let mut server = Server::start(&dir.0);
     assert_eq!(server.must("put a 1"), "ok");
     server.quit();
-    let log = dir.join("log");
+    let log = dir.path("log");
     let before = std::fs::read(&log).unwrap();
     let modified = std::fs::metadata(&log).unwrap().modified().unwrap();
     let output = Command::new(kvserver())
@@ -402,8 +371,7 @@ fn refused_data_file_leaves_the_log_byte_for_byte() {
         std::fs::metadata(&log).unwrap().modified().unwrap(),
         modified
     );
-    assert_eq!(names_in(&dir), ["data", "log"]);
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(names_in(&dir.0), ["data", "log"]);
 }
 
 /// Issue 12 item 3: a refused layout left `log.creating` behind. Every refusal now leaves the
@@ -411,7 +379,7 @@ fn refused_data_file_leaves_the_log_byte_for_byte() {
 /// the same way or works, never half-created.
 #[test]
 fn refused_layout_leaves_no_file_behind() {
-    let dir = tempdir("badlayout");
+    let dir = support::Dir::new("badlayout");
     let cases: [&[&str]; 5] = [
         &["--chunk-size", "7"],
         &["--heap-bytes", "0"],
@@ -422,17 +390,17 @@ fn refused_layout_leaves_no_file_behind() {
     for options in cases {
         let output = Command::new(kvserver())
             .args(options)
-            .arg(dir.join("log"))
-            .arg(dir.join("data"))
+            .arg(dir.path("log"))
+            .arg(dir.path("data"))
             .stdin(Stdio::null())
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         if options[1] == "64G" && output.status.success() {
             // This machine could map it: then the store is complete.
-            assert_eq!(names_in(&dir), ["data", "log"], "{options:?}");
-            std::fs::remove_file(dir.join("log")).unwrap();
-            std::fs::remove_file(dir.join("data")).unwrap();
+            assert_eq!(names_in(&dir.0), ["data", "log"], "{options:?}");
+            std::fs::remove_file(dir.path("log")).unwrap();
+            std::fs::remove_file(dir.path("data")).unwrap();
             continue;
         }
         assert_eq!(output.status.code(), Some(1), "{options:?}: {stderr}");
@@ -445,12 +413,11 @@ fn refused_layout_leaves_no_file_behind() {
         };
         assert!(stderr.contains(parameter), "{options:?}: {stderr}");
         assert!(
-            names_in(&dir).is_empty(),
+            names_in(&dir.0).is_empty(),
             "{options:?} left {:?}",
-            names_in(&dir)
+            names_in(&dir.0)
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// kill -9 at random moments while the server creates its store: what is left is either no
@@ -458,17 +425,17 @@ fn refused_layout_leaves_no_file_behind() {
 /// one; the next start always serves, with an empty table and a heap that checks.
 #[test]
 fn creation_killed_at_random_moments_leaves_no_store_or_a_complete_one() {
-    let dir = tempdir("create-kill");
+    let dir = support::Dir::new("create-kill");
     let mut rng = Rng(0x5eed_c4ea_7e00_0001);
     for round in 0..20 {
-        let _ = std::fs::remove_file(dir.join("log"));
-        let _ = std::fs::remove_file(dir.join("data"));
-        let _ = std::fs::remove_file(dir.join("log.creating"));
-        let mut server = Server::start(&dir);
+        let _ = std::fs::remove_file(dir.path("log"));
+        let _ = std::fs::remove_file(dir.path("data"));
+        let _ = std::fs::remove_file(dir.path("log.creating"));
+        let mut server = Server::start(&dir.0);
         std::thread::sleep(Duration::from_micros(rng.below(150_000)));
         server.child.kill().unwrap();
         server.child.wait().unwrap();
-        let names = names_in(&dir);
+        let names = names_in(&dir.0);
         eprintln!("round {round}: left {names:?}");
         let complete = names.iter().any(|n| n == "log");
         if complete {
@@ -479,21 +446,20 @@ fn creation_killed_at_random_moments_leaves_no_store_or_a_complete_one() {
                 "round {round}: {names:?}"
             );
         }
-        let mut server = Server::start(&dir);
+        let mut server = Server::start(&dir.0);
         assert_eq!(server.must("count"), "0", "round {round} ({names:?})");
         assert_eq!(server.must("check"), "ok", "round {round}");
         server.quit();
-        assert_eq!(names_in(&dir), ["data", "log"], "round {round}");
+        assert_eq!(names_in(&dir.0), ["data", "log"], "round {round}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A full heap grows the store (a new heap segment) instead of refusing the write; the data
 /// in every segment is there after a restart.
 #[test]
 fn a_full_heap_grows_the_store() {
-    let dir = tempdir("grow");
-    let mut server = Server::start_with(&dir, &["--heap-bytes", "64K"]);
+    let dir = support::Dir::new("grow");
+    let mut server = Server::start_with(&dir.0, &["--heap-bytes", "64K"]);
     let value = "v".repeat(100);
     for i in 0..1500 {
         assert_eq!(
@@ -503,14 +469,13 @@ fn a_full_heap_grows_the_store() {
         );
     }
     server.quit();
-    let names = names_in(&dir);
+    let names = names_in(&dir.0);
     assert!(names.contains(&"data.1".to_string()), "{names:?}");
-    let mut server = Server::start(&dir);
+    let mut server = Server::start(&dir.0);
     assert_eq!(server.must("count"), "1500");
     for i in (0..1500).step_by(37) {
         assert_eq!(server.must(&format!("get key{i}")), format!("{i}{value}"));
     }
     assert_eq!(server.must("check"), "ok");
     server.quit();
-    std::fs::remove_dir_all(&dir).unwrap();
 }

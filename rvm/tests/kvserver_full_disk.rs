@@ -16,27 +16,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 const ENOSPC: i32 = 28;
 
-/// The kvserver example, built with the profile of this test (as `tests/kvserver.rs` does).
-fn kvserver() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let profile = if profile_dir.ends_with("release") {
-        "release"
-    } else {
-        "test"
-    };
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "rvm", "--example", "kvserver"])
-        .args(["--profile", profile])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "cargo build --example kvserver failed");
-    profile_dir.join("examples").join("kvserver")
-}
+mod support;
 
 /// A 48 MiB ext4 file system in an image file, loop-mounted; unmounted (and the image
 /// removed) when dropped, also while a failing test unwinds.
@@ -158,7 +138,7 @@ impl Server {
 
 #[test]
 fn kvserver_on_a_full_disk_answers_an_error_and_loses_no_put() {
-    let binary = kvserver();
+    let binary = support::example("kvserver");
     let fs = Ext4::mount();
     let mut server = Server::start(&binary, &fs.mount);
     assert_eq!(server.ask("put first value"), "ok");

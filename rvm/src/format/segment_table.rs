@@ -15,7 +15,7 @@ pub enum SegmentKind {
     /// A headerless plain file or block device (kind 1), mapped with `Rvm::map_file`: the
     /// path is authoritative, and the entry's 16 identity bytes hold its device and inode
     /// ([`FileIdentity`]); its length is the file's length when it was mapped. Written only
-    /// in a version-2 status ([`LOG_FORMAT_VERSION_PLAIN_FILES`]).
+    /// in a version-2 status ([`LOG_FORMAT_VERSION_PLAIN_FILES`](super::log::LOG_FORMAT_VERSION_PLAIN_FILES)).
     PlainFile,
 }
 

@@ -43,7 +43,6 @@ use crate::error::{Error, Result};
 use crate::format::log::{Counters, CrcSeed, Status, STATUS_FLAG_CLEAN};
 use crate::range_lock::RangeLocks;
 use crate::segment::Segment;
-use crate::tx::{BeginMode, Transaction};
 
 use commit::Queue;
 pub use options::Options;
@@ -54,12 +53,7 @@ use stats::Stats;
 pub use stats::{LogState, Statistics};
 use status::Pos;
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::clock::now_ms;
 
 pub(crate) fn now_us() -> u64 {
     SystemTime::now()
@@ -118,7 +112,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 ///
 /// # Which calls wait
 ///
-/// - A [`CommitMode::Flush`](crate::CommitMode::Flush) commit ([`Transaction::end`]) and
+/// - A [`CommitMode::Flush`](crate::CommitMode::Flush) commit ([`Transaction::end`](crate::Transaction::end)) and
 ///   [`Rvm::flush`] wait until the log is synced. Group commit: the first committer that
 ///   finds no flush running writes and syncs every queued commit at once; committers arriving
 ///   meanwhile wait for that sync or the next one. A `NoFlush` commit waits only when its
@@ -126,7 +120,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// - A flush that finds the log full truncates first (applies the log to the segments), and
 ///   [`Rvm::truncate`] waits for a truncation already running before it runs its own;
 ///   [`Rvm::wait_for_truncation`] waits for background truncation and recovery to finish.
-/// - With [`Options::isolation`], [`Transaction::set_range`] (and the calls that write)
+/// - With [`Options::isolation`], [`Transaction::set_range`](crate::Transaction::set_range) (and the calls that write)
 ///   waits while another transaction holds any of the bytes, and the reads ([`Rvm::read`],
 ///   [`Segment::read`](crate::Segment::read)) wait while another thread's transaction does.
 /// - The calls of an RDS heap ([`rds::Heap`](crate::rds::Heap)) wait only for another heap
@@ -190,17 +184,6 @@ impl std::fmt::Debug for Rvm {
 }
 
 impl Rvm {
-    /// Begin a transaction. Never waits: range locks (with isolation) and heap ownership are
-    /// taken later, by the calls that need them.
-    ///
-    /// # Errors
-    /// [`Error::Failed`] when an earlier I/O failure left the instance unusable.
-    #[inline]
-    pub fn begin(&self, mode: BeginMode) -> Result<Transaction<'_>> {
-        self.inner.check_failed()?;
-        Ok(Transaction::new(self, mode))
-    }
-
     /// Flush queued commits, mark the log cleanly closed, unmap every segment, and release
     /// the file locks of the log and of the segments' devices.
     ///

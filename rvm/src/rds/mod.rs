@@ -47,7 +47,6 @@
 mod alloc;
 mod check;
 mod data_lock;
-mod error;
 mod heap;
 mod pending;
 mod reader;
@@ -61,6 +60,7 @@ use crate::format::segment::{SegmentHeader, REGION_ALIGN};
 use crate::segment::{self, CreateOptions, RegionSpec};
 use crate::{BeginMode, CommitMode, MapOptions, Rvm, Segment};
 
+pub use crate::error::heap::Error;
 pub use crate::format::heap::{
     BlockState, HeapCounters, HeapGeometry, BLOCK_OVERHEAD_BYTES, CHUNK_SIZE_MAX, CHUNK_SIZE_MIN,
     HEAP_LENGTH_MAX, NLISTS_MAX,
@@ -69,7 +69,6 @@ pub use check::{
     blocks_image, check_device, check_image, fragmentation, inspect_device, inspect_image,
     BlockInfo, CheckReport, HeapImageInfo, ListInfo, Problem, ProblemKind, PROBLEMS_REPORTED_MAX,
 };
-pub use error::Error;
 pub use heap::{Heap, HeapStatistics, IntentionList};
 pub use root::{PersistentPtr, Root};
 

@@ -1,5 +1,6 @@
 //! Fixtures shared by the rvm integration tests (each test file that uses them declares
-//! `mod support;`).
+//! `mod support;`; not every file uses every fixture).
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
@@ -29,4 +30,30 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The example `name` of this crate, built with the profile these tests were built with (so
+/// the library is not built again). Cargo provides no path to examples, so this asks cargo to
+/// build it and finds it next to the test executable's directory.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let profile = if profile_dir.ends_with("release") {
+        "release"
+    } else {
+        "test"
+    };
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "rvm", "--example", name])
+        .args(["--profile", profile])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cargo build --example {name} failed");
+    let binary = profile_dir.join("examples").join(name);
+    assert!(binary.exists(), "{} was not built", binary.display());
+    binary
 }

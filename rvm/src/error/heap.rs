@@ -1,4 +1,5 @@
-//! The heap's error type. [`Error::code_name`] gives the classic RDS code (`ENO_ROOM`,
+//! The heap's error type (`rvm::rds::Error`), kept beside the library's own: each carries the
+//! other whole. [`Error::code_name`] gives the classic RDS code (`ENO_ROOM`,
 //! `EFREED_TWICE`, ...) for users who know them.
 
 /// Why a heap operation was refused. A refused operation has changed nothing in the heap,

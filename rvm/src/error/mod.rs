@@ -5,6 +5,8 @@ use std::io;
 
 use crate::format::Uuid;
 
+pub(crate) mod heap;
+
 /// The library's result type: `Result<T, rvm::Error>` unless another error type is named.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -292,6 +294,11 @@ pub enum Error {
         count: usize,
     },
 
+    /// A transaction was used after it ended or aborted (see
+    /// [`crate::Transaction::end_in_place`]).
+    #[error("the transaction has already ended or aborted")]
+    TransactionEnded,
+
     /// A parameter was out of range; the message names it and the rule.
     #[error("invalid {parameter}: {rule}")]
     InvalidArgument {
@@ -316,13 +323,13 @@ pub enum Error {
     /// back with `From` gives the same value, and the RDS error's own RVM errors convert to
     /// themselves, so either error type can be used with `?` everywhere.
     #[error(transparent)]
-    Heap(Box<crate::rds::Error>),
+    Heap(Box<heap::Error>),
 }
 
-impl From<crate::rds::Error> for Error {
-    fn from(e: crate::rds::Error) -> Error {
+impl From<heap::Error> for Error {
+    fn from(e: heap::Error) -> Error {
         match e {
-            crate::rds::Error::Rvm(e) => e,
+            heap::Error::Rvm(e) => e,
             other => Error::Heap(Box::new(other)),
         }
     }
@@ -350,6 +357,7 @@ impl Error {
             Error::TooBig { .. } => "RVM_ETOO_BIG",
             Error::Uncommitted { .. } => "RVM_EUNCOMMIT",
             Error::InvalidArgument { .. } => "RVM_EOPTIONS",
+            Error::TransactionEnded => "RVM_ETID",
             Error::Failed { .. } => "RVM_EINTERNAL",
             Error::Heap(e) => e.code_name(),
         }
@@ -401,26 +409,26 @@ mod tests {
 
     #[test]
     fn rvm_and_rds_errors_convert_both_ways_without_loss() {
-        let heap = crate::rds::Error::NoRoom {
+        let heap = heap::Error::NoRoom {
             requested: 10,
             largest_free: 5,
         };
         let text = heap.to_string();
         let e = Error::from(heap);
         assert_eq!((e.to_string(), e.code_name()), (text.clone(), "ENO_ROOM"));
-        let back = crate::rds::Error::from(e);
+        let back = heap::Error::from(e);
         assert!(matches!(
             back,
-            crate::rds::Error::NoRoom {
+            heap::Error::NoRoom {
                 requested: 10,
                 largest_free: 5
             }
         ));
         let rvm = Error::TooBig { size: 3, max: 2 };
-        let wrapped = crate::rds::Error::from(rvm);
+        let wrapped = heap::Error::from(rvm);
         assert!(matches!(
             wrapped,
-            crate::rds::Error::Rvm(Error::TooBig { size: 3, max: 2 })
+            heap::Error::Rvm(Error::TooBig { size: 3, max: 2 })
         ));
         assert!(matches!(
             Error::from(wrapped),
