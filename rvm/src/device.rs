@@ -434,7 +434,9 @@ impl Device for FileDevice {
                 i = j;
                 continue;
             }
-            buf.clear();
+            // Not cleared: a resize zero-fills only past what an earlier run of this call
+            // used, and every byte of this run is written below, by the read of the gaps or,
+            // without gaps, by the pieces (whose union is then exactly `start..end`).
             buf.resize((end - start) as usize, 0);
             if gaps {
                 read_up_to(&self.file, &mut buf, start)?;
@@ -886,6 +888,49 @@ mod tests {
                 model.resize(end, 0);
             }
             model[*at as usize..end].copy_from_slice(b);
+        }
+        let mut got = vec![0u8; dev.len().unwrap() as usize];
+        dev.read_at(&mut got, 0).unwrap();
+        assert_eq!(got, model);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The gather buffer is reused across the runs of one call without being cleared: a
+    /// shorter run after a longer one, with and without gaps, and one past the end of the
+    /// file, must carry none of the earlier run's bytes.
+    #[test]
+    fn write_pieces_reused_its_gather_buffer_without_stale_bytes() {
+        let dir = std::env::temp_dir().join(format!("rvm-pieces-reuse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        let _ = std::fs::remove_file(&p);
+        let dev = FileDevice::create_new(&p).unwrap();
+        let initial: Vec<u8> = (0..200_000u32).map(|i| (i % 239) as u8).collect();
+        dev.write_at(&initial, 0).unwrap();
+        let mut model = initial.clone();
+        let (a, b, c) = (vec![0xaa; 3000], vec![0xbb; 100], vec![0xcc; 50]);
+        let pieces: Vec<(u64, &[u8])> = vec![
+            // A long run with a gap (read from the file).
+            (0, &a[..]),
+            (5000, &a[..]),
+            // A shorter run without gaps (the pieces touch and overlap).
+            (100_000, &b[..]),
+            (100_100, &b[..]),
+            (100_150, &c[..]),
+            // A short run with a gap.
+            (150_000, &c[..]),
+            (150_500, &c[..]),
+            // A run reaching past the end of the file (read short, zero-filled).
+            (199_900, &b[..]),
+            (200_300, &c[..]),
+        ];
+        dev.write_pieces(&pieces).unwrap();
+        for (at, bytes) in &pieces {
+            let end = *at as usize + bytes.len();
+            if model.len() < end {
+                model.resize(end, 0);
+            }
+            model[*at as usize..end].copy_from_slice(bytes);
         }
         let mut got = vec![0u8; dev.len().unwrap() as usize];
         dev.read_at(&mut got, 0).unwrap();
