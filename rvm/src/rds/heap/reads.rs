@@ -171,9 +171,6 @@ impl Heap {
     /// [`Error::NotFromHeap`] or [`Error::DoubleFree`] unless `address` is the data of an
     /// allocated block; `NotMapped` (in [`Error::Rvm`]).
     pub fn usable_size(&self, address: usize) -> Result<usize, Error> {
-        self.read_op(|r| {
-            let b = r.allocated_block(address as u64)?;
-            Ok(r.geometry.usable_bytes(b.chunks) as usize)
-        })
+        Ok(self.checked_usable(address as u64)? as usize)
     }
 }
