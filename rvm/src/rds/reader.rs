@@ -414,6 +414,34 @@ impl<'v> Reader<'v> {
         Ok(())
     }
 
+    /// The length in chunks of the allocated block whose user data starts at `address`, if
+    /// [`Reader::allocated_block`] would accept it; `None` for anything else, without saying
+    /// why (the lock-free check of `heap/block_read.rs`, which asks that function when this
+    /// one refuses). The same checks: inside the block area, on a chunk boundary, a head tag
+    /// saying allocated, a size that ends inside the block area, and a foot tag that agrees.
+    #[inline]
+    pub(crate) fn allocated_chunks(&self, address: u64) -> Option<u64> {
+        let block = address.checked_sub(USER_DATA_OFFSET)?;
+        if block < self.start || block >= self.end || !self.is_chunk_multiple(block - self.start) {
+            return None;
+        }
+        let Some(Tag::Head {
+            state: BlockState::Allocated,
+            chunks,
+        }) = Tag::from_word(self.view.word(block)?)
+        else {
+            return None;
+        };
+        let block_end = self.block_end(block, chunks)?;
+        match Tag::from_word(self.view.word(block_end - TAG_SIZE)?) {
+            Some(Tag::Foot {
+                state: BlockState::Allocated,
+                chunks: foot,
+            }) if foot == chunks => Some(chunks),
+            _ => None,
+        }
+    }
+
     /// The allocated block whose user data starts at `address`. Distinguishes addresses that
     /// cannot be from this heap, blocks already free, and damaged blocks.
     pub(crate) fn allocated_block(&self, address: u64) -> Result<Block, Error> {

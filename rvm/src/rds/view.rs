@@ -171,17 +171,19 @@ impl<'a> View<'a> {
         if offset.checked_add(8)? > self.length {
             return None;
         }
-        let mut bytes = [0u8; 8];
         match self.source {
             // SAFETY: the 8 bytes lie inside the region, which is readable for the view's
             // lifetime (an image borrowed for 'a, or mapped memory per `of_mapped`'s contract);
-            // other threads may write mapped memory, so it is copied with race-defined accesses.
-            Source::Memory(base) => unsafe {
-                crate::racy::load(base.add(offset as usize), &mut bytes)
-            },
-            Source::Device(image) => image.read(offset, &mut bytes)?,
+            // other threads may write mapped memory, so it is read with race-defined accesses.
+            Source::Memory(base) => {
+                Some(unsafe { crate::racy::load_u64_le(base.add(offset as usize)) })
+            }
+            Source::Device(image) => {
+                let mut bytes = [0u8; 8];
+                image.read(offset, &mut bytes)?;
+                Some(u64::from_le_bytes(bytes))
+            }
         }
-        Some(u64::from_le_bytes(bytes))
     }
 
     /// Copy `buf.len()` bytes from absolute address `at`, if they lie inside the region.

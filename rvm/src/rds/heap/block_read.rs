@@ -144,9 +144,8 @@ impl Heap {
         if read_header_words(view, self.shared.base)? != layout.words {
             return None;
         }
-        let reader = Reader::new(*view, layout.geometry);
-        let block = reader.allocated_block(address).ok()?;
-        Some(layout.geometry.usable_bytes(block.chunks))
+        let chunks = Reader::new(*view, layout.geometry).allocated_chunks(address)?;
+        Some(layout.geometry.usable_bytes(chunks))
     }
 
     /// The check under the heap's lock (validating the header again if it changed), which
