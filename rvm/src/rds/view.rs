@@ -172,11 +172,13 @@ impl<'a> View<'a> {
             return None;
         }
         match self.source {
-            // SAFETY: the 8 bytes lie inside the region, which is readable for the view's
-            // lifetime (an image borrowed for 'a, or mapped memory per `of_mapped`'s contract);
-            // other threads may write mapped memory, so it is read with race-defined accesses.
             Source::Memory(base) => {
-                Some(unsafe { crate::racy::load_u64_le(base.add(offset as usize)) })
+                // SAFETY: the 8 bytes lie inside the region, which is readable for the view's
+                // lifetime (an image borrowed for 'a, or mapped memory per `of_mapped`'s
+                // contract); other threads may write mapped memory, so it is read with a
+                // race-defined access.
+                let word = unsafe { crate::racy::load_u64_le(base.add(offset as usize)) };
+                Some(word)
             }
             Source::Device(image) => {
                 let mut bytes = [0u8; 8];
