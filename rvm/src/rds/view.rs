@@ -188,6 +188,33 @@ impl<'a> View<'a> {
         }
     }
 
+    /// The `N` little-endian u64s from absolute address `at`, if they all lie inside the
+    /// region (one bounds check; in memory, one aligned load per word).
+    #[inline]
+    pub(crate) fn words<const N: usize>(&self, at: u64) -> Option<[u64; N]> {
+        let offset = at.checked_sub(self.address)?;
+        if offset.checked_add(8 * N as u64)? > self.length {
+            return None;
+        }
+        let mut words = [0u64; N];
+        match self.source {
+            Source::Memory(base) => {
+                for (i, w) in words.iter_mut().enumerate() {
+                    // SAFETY: as in `word`: the `8 * N` bytes lie inside the region.
+                    *w = unsafe { crate::racy::load_u64_le(base.add(offset as usize + 8 * i)) };
+                }
+            }
+            Source::Device(image) => {
+                for (i, w) in words.iter_mut().enumerate() {
+                    let mut bytes = [0u8; 8];
+                    image.read(offset + 8 * i as u64, &mut bytes)?;
+                    *w = u64::from_le_bytes(bytes);
+                }
+            }
+        }
+        Some(words)
+    }
+
     /// Copy `buf.len()` bytes from absolute address `at`, if they lie inside the region.
     #[inline]
     pub(crate) fn read(&self, at: u64, buf: &mut [u8]) -> Option<()> {
@@ -221,5 +248,10 @@ mod tests {
         let mut buf = [0u8; 4];
         assert!(v.read(0x103c, &mut buf).is_some());
         assert!(v.read(0x103d, &mut buf).is_none());
+        assert_eq!(v.words::<2>(0x1000), Some([0, 0x1122_3344_5566_7788]));
+        assert_eq!(v.words::<2>(0x1030), Some([0, 0]));
+        assert_eq!(v.words::<2>(0x1031), None);
+        assert_eq!(v.words::<1>(0xff8), None);
+        assert_eq!(v.words::<1>(0x1009), Some([0x0011_2233_4455_6677]));
     }
 }

@@ -31,7 +31,12 @@ use crate::rds::reader::{corrupt, Reader};
 use crate::rds::view::View;
 use crate::rds::Error;
 
-use super::{read_header_words, HeaderWords, Heap};
+use super::{Heap, HEADER_BYTES};
+
+/// The header's words before the counters (magic, version, geometry), as
+/// `State::header_words` holds them.
+const HEADER_WORDS: usize = HEADER_BYTES / 8;
+const _: () = assert!(HEADER_BYTES.is_multiple_of(8));
 
 /// Layouts a heap keeps published. A heap's header changes only when it is initialised
 /// again (or damaged); a header that changes more often than this is checked under the lock.
@@ -40,7 +45,7 @@ const LAYOUTS_MAX: usize = 4;
 /// A header as `refresh` validated it: its fixed words and the geometry they give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Layout {
-    words: HeaderWords,
+    words: [u64; HEADER_WORDS],
     geometry: HeapGeometry,
 }
 
@@ -141,7 +146,13 @@ impl Heap {
     #[inline]
     fn unlocked_block(&self, view: &View<'static>, address: u64) -> Option<u64> {
         let layout = self.shared.layouts.current()?;
-        if read_header_words(view, self.shared.base)? != layout.words {
+        let words = view.words::<HEADER_WORDS>(self.shared.base)?;
+        // Without a branch per word or a call to memcmp: the header is checked at every read.
+        let differ = words
+            .iter()
+            .zip(&layout.words)
+            .fold(0, |acc, (w, l)| acc | (w ^ l));
+        if differ != 0 {
             return None;
         }
         let chunks = Reader::new(*view, layout.geometry).allocated_chunks(address)?;
@@ -160,10 +171,11 @@ impl Heap {
         })?;
         // `read_op_locked` validated the header: `st` describes it now.
         if let Some(geometry) = st.geometry.filter(|_| st.valid) {
-            self.shared.layouts.publish(Layout {
-                words: st.header_words,
-                geometry,
-            });
+            let mut words = [0u64; HEADER_WORDS];
+            for (w, bytes) in words.iter_mut().zip(st.header_words.chunks_exact(8)) {
+                *w = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+            }
+            self.shared.layouts.publish(Layout { words, geometry });
         }
         Ok(usable)
     }
