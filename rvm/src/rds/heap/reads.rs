@@ -1,7 +1,8 @@
 //! The heap's read-only calls: statistics, the checker, the inspector, the block walk, block
 //! sizes. Each holds the heap's lock for its own length (never waits for a transaction), so it
 //! sees a consistent heap: every block allocated by committed or open transactions, none freed
-//! by an open one.
+//! by an open one. Block sizes ([`Heap::usable_size`]) are checked without the lock first and
+//! under it only when that check fails (`block_read.rs`), with the same answers.
 
 use crate::rds::check::{self, BlockInfo, CheckReport, HeapImageInfo, ListInfo};
 use crate::rds::view::View;
