@@ -196,23 +196,21 @@ impl<'a> View<'a> {
         if offset.checked_add(8 * N as u64)? > self.length {
             return None;
         }
-        let mut words = [0u64; N];
         match self.source {
+            // SAFETY: as in `word`: the `8 * N` bytes lie inside the region.
             Source::Memory(base) => {
-                for (i, w) in words.iter_mut().enumerate() {
-                    // SAFETY: as in `word`: the `8 * N` bytes lie inside the region.
-                    *w = unsafe { crate::racy::load_u64_le(base.add(offset as usize + 8 * i)) };
-                }
+                Some(unsafe { crate::racy::load_u64s_le::<N>(base.add(offset as usize)) })
             }
             Source::Device(image) => {
+                let mut words = [0u64; N];
                 for (i, w) in words.iter_mut().enumerate() {
                     let mut bytes = [0u8; 8];
                     image.read(offset + 8 * i as u64, &mut bytes)?;
                     *w = u64::from_le_bytes(bytes);
                 }
+                Some(words)
             }
         }
-        Some(words)
     }
 
     /// Copy `buf.len()` bytes from absolute address `at`, if they lie inside the region.

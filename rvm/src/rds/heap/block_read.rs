@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use crate::format::heap::{HeapGeometry, TAG_SIZE};
-use crate::rds::reader::{corrupt, Reader};
+use crate::rds::reader::{corrupt, BlockArea};
 use crate::rds::view::View;
 use crate::rds::Error;
 
@@ -47,6 +47,7 @@ const LAYOUTS_MAX: usize = 4;
 pub(super) struct Layout {
     words: [u64; HEADER_WORDS],
     geometry: HeapGeometry,
+    area: BlockArea,
 }
 
 /// The layouts published for lock-free checks: set once each (under the heap's lock), never
@@ -156,7 +157,7 @@ impl Heap {
         if differ != 0 {
             return None;
         }
-        let chunks = Reader::new(*view, layout.geometry).allocated_chunks(address)?;
+        let chunks = layout.area.allocated_chunks(view, address)?;
         Some(layout.geometry.usable_bytes(chunks))
     }
 
@@ -176,7 +177,11 @@ impl Heap {
             for (w, bytes) in words.iter_mut().zip(st.header_words.chunks_exact(8)) {
                 *w = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
             }
-            self.shared.layouts.publish(Layout { words, geometry });
+            self.shared.layouts.publish(Layout {
+                words,
+                geometry,
+                area: BlockArea::new(self.shared.base, &geometry),
+            });
         }
         Ok(usable)
     }
