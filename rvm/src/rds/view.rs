@@ -197,9 +197,10 @@ impl<'a> View<'a> {
             return None;
         }
         match self.source {
-            // SAFETY: as in `word`: the `8 * N` bytes lie inside the region.
             Source::Memory(base) => {
-                Some(unsafe { crate::racy::load_u64s_le::<N>(base.add(offset as usize)) })
+                // SAFETY: as in `word`: the `8 * N` bytes lie inside the region.
+                let words = unsafe { crate::racy::load_u64s_le::<N>(base.add(offset as usize)) };
+                Some(words)
             }
             Source::Device(image) => {
                 let mut words = [0u64; N];
