@@ -189,27 +189,35 @@ pub(crate) fn span(
     }
 }
 
-/// A copy of the `T` at `offset` in the block at `block` (checked, one [`Alloc::read_block`]).
-pub(crate) fn read_at<T: Pod>(
+/// Fill `buf` from `offset` in the block at `block`, which must hold all of it (checked and
+/// copied in one [`Alloc::read_block`]).
+pub(crate) fn read_into(
     a: &(impl Alloc + ?Sized),
     block: u64,
     offset: u64,
-) -> Result<T, Error> {
-    let mut value = T::zeroed();
-    let len = std::mem::size_of::<T>() as u64;
-    let usable = a.read_block(
-        block as usize,
-        offset as usize,
-        bytemuck::bytes_of_mut(&mut value),
-    )? as u64;
+    buf: &mut [u8],
+) -> Result<(), Error> {
+    let len = buf.len() as u64;
+    let usable = a.read_block(block as usize, offset as usize, buf)? as u64;
     match offset.checked_add(len) {
-        Some(end) if end <= usable => Ok(value),
+        Some(end) if end <= usable => Ok(()),
         _ => Err(Error::OutOfBounds {
             what: format!("the block at {block:#x} (bytes)"),
             index: offset.saturating_add(len),
             len: usable,
         }),
     }
+}
+
+/// A copy of the `T` at `offset` in the block at `block` (checked).
+pub(crate) fn read_at<T: Pod>(
+    a: &(impl Alloc + ?Sized),
+    block: u64,
+    offset: u64,
+) -> Result<T, Error> {
+    let mut value = T::zeroed();
+    read_into(a, block, offset, bytemuck::bytes_of_mut(&mut value))?;
+    Ok(value)
 }
 
 /// Store `value` at `offset` in the block at `block`, in `tx` (checked).
