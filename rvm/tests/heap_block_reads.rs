@@ -113,6 +113,48 @@ fn a_heap_header_changed_behind_the_heaps_back_is_read_again_before_a_block_is_t
 }
 
 #[test]
+fn headers_beyond_the_layouts_a_heap_publishes_are_still_checked_under_the_lock() {
+    let f = Fixture::new(layout(5, 1 << 20, 80, 64));
+    let heap = &f.heap;
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let p = PersistentPtr::alloc(&mut tx, heap, &[0x5a5a_5a5a_5a5a_5a5au64; 13]).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let base = heap.address();
+    // Chunk size, lists, blocks offset, chunk count: words 3 to 6 of the header.
+    let original: [u64; 4] = f.segment.read(base + CHUNK_SIZE_AT).unwrap();
+    assert_eq!(original[0], 64);
+    let header_bytes: u64 = 192 + 8 * 80;
+    let set = |words: &[u64; 4]| {
+        let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+        tx.write(base + CHUNK_SIZE_AT, words).unwrap();
+        tx.end(CommitMode::NoFlush).unwrap();
+    };
+    // Six more consistent headers, more than the heap keeps published; each is validated
+    // under the lock, and none fits the block.
+    for round in 0..2 {
+        for chunk in [32u64, 40, 48, 56, 72, 80] {
+            let blocks_offset = header_bytes.div_ceil(chunk) * chunk;
+            set(&[
+                chunk,
+                80,
+                blocks_offset,
+                ((1 << 20) - blocks_offset) / chunk,
+            ]);
+            assert!(p.read(heap).is_err(), "round {round}, {chunk}-byte chunks");
+            assert!(heap.usable_size(p.address()).is_err());
+        }
+        set(&original);
+        assert_eq!(
+            p.read(heap).unwrap(),
+            [0x5a5a_5a5a_5a5a_5a5a; 13],
+            "round {round}"
+        );
+        assert_eq!(heap.usable_size(p.address()).unwrap(), 112);
+    }
+    assert!(heap.check().is_ok());
+}
+
+#[test]
 fn a_heap_initialised_again_with_another_chunk_size_reads_its_new_blocks() {
     let f = Fixture::new(layout(3, 1 << 20, 80, 64));
     let heap = &f.heap;

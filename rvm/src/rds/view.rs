@@ -241,6 +241,7 @@ mod tests {
         let v = View::of_image(&image, 0x1000);
         assert_eq!(v.word(0x1008), Some(0x1122_3344_5566_7788));
         assert_eq!(v.word(0x1038), Some(0));
+        assert_eq!(v.word(0x1009), Some(0x0011_2233_4455_6677));
         assert_eq!(v.word(0x1039), None);
         assert_eq!(v.word(0xfff), None);
         assert_eq!(v.word(u64::MAX - 3), None);
