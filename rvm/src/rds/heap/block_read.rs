@@ -219,7 +219,7 @@ impl Heap {
 /// mapped is ignored by the processor, and nothing is read.
 #[inline]
 fn prefetch_block(address: usize, offset: usize, len: usize) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         const LINE: usize = 64;
@@ -239,6 +239,6 @@ fn prefetch_block(address: usize, offset: usize, len: usize) {
             line = line.wrapping_add(LINE);
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = (address, offset, len);
 }
