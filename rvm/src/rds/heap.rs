@@ -68,6 +68,7 @@ use crate::rds::Error;
 use crate::segment::Segment;
 use crate::tx::{BeginMode, CommitMode, Queued, Transaction};
 
+mod block_read;
 mod hook;
 mod intentions;
 mod reads;
@@ -161,6 +162,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// The typed layer's per-transaction lock (see `data_lock.rs`).
     data: Arc<DataLock>,
+    /// Validated headers for block checks without the lock (see `heap/block_read.rs`).
+    layouts: block_read::Layouts,
 }
 
 /// Volatile state, protected by `Shared::state`.
@@ -298,6 +301,7 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
             pending: Pending::default(),
         }),
         data: Arc::new(DataLock::new(segment.clone(), plan.base, plan.length)),
+        layouts: Default::default(),
     });
     registry.push(Arc::downgrade(&shared));
     shared
@@ -545,6 +549,17 @@ impl Heap {
         self.usable_size(address)
     }
 
+    /// `Heap::read_block` after [`Heap::wait_for_data`].
+    pub(crate) fn data_read_block(
+        &self,
+        address: usize,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
+        self.wait_for_data()?;
+        self.read_block(address, offset, buf)
+    }
+
     /// Refuse a write by `transaction` into the block at `address` when another open
     /// transaction frees that block at its commit (an abort of the writer would then put old
     /// bytes back over the free block's list links).
@@ -758,16 +773,7 @@ impl Heap {
         result
     }
 
-    /// Run a read-only call that needs only validated reads.
-    fn read_op<R>(
-        &self,
-        op: impl FnOnce(&Reader<'static>) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        let mut st = self.lock_state();
-        self.read_op_locked(&mut st, op)
-    }
-
-    /// [`Heap::read_op`] with the heap's lock held.
+    /// Run a read-only call that needs only validated reads, with the heap's lock held.
     fn read_op_locked<R>(
         &self,
         st: &mut State,
