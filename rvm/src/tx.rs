@@ -352,6 +352,22 @@ impl<'a> Transaction<'a> {
         Ok(())
     }
 
+    /// Pin the mapped region holding `[address, address+length)` until this transaction
+    /// ends, without declaring a range (a library that declares its ranges after writing,
+    /// like the RDS heap, pins first so the memory stays mapped meanwhile).
+    ///
+    /// # Errors
+    /// [`Error::NotMapped`] unless the bytes lie inside one mapped region.
+    pub(crate) fn pin(&mut self, address: usize, length: usize) -> Result<()> {
+        let pinned = self.last_region.is_some_and(|r| {
+            address >= r.start && address.checked_add(length).is_some_and(|e| e <= r.end)
+        });
+        if !pinned {
+            self.find_and_pin(address, length)?;
+        }
+        Ok(())
+    }
+
     /// Look the region up in the region table and pin it for this transaction.
     fn find_and_pin(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
         let regions = self

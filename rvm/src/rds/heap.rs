@@ -55,11 +55,11 @@
 use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard, Weak};
 
 use crate::format::heap::{
-    counter, foot_word, head_word, header_length, list_offset, BlockState, HeapCounters,
-    HeapGeometry, HeapHeader, COUNTERS_OFFSET, COUNTERS_WORDS, GENERATION_OFFSET, TAG_SIZE,
+    foot_word, head_word, header_length, list_offset, BlockState, HeapCounters, HeapGeometry,
+    HeapHeader, COUNTERS_OFFSET, COUNTERS_SIZE, GENERATION_OFFSET, TAG_SIZE,
 };
 use crate::instance::Rvm;
-use crate::rds::alloc::{Ctx, LargeIndex};
+use crate::rds::alloc::{store_word, Ctx, LargeIndex, Write};
 use crate::rds::data_lock::DataLock;
 use crate::rds::pending::Pending;
 use crate::rds::reader::{corrupt, read_header, Reader};
@@ -181,29 +181,9 @@ struct State {
     header_words: HeaderWords,
     /// What open transactions have allocated and will free.
     pending: Pending,
+    /// The write log of the call in progress (kept to reuse its allocation).
+    writes: Vec<Write>,
 }
-
-/// Counter words `first..=last` as a set (bit `i`: word `i`, see [`counter`]).
-const fn counter_span(first: usize, last: usize) -> u16 {
-    ((1u32 << (last + 1)) - (1u32 << first)) as u16
-}
-// The counter words each kind of call may change. A call declares its set before it reads
-// anything, with one `set_range` from its first to its last word. The order of the words
-// (see `counter`) keeps the malloc and free sets contiguous.
-const MALLOC_COUNTERS: u16 = counter_span(counter::SPLITS, counter::ALLOCATED_BYTES);
-const FREE_COUNTERS: u16 = counter_span(counter::GENERATION, counter::COALESCE_COUNT);
-const PREALLOC_COUNTERS: u16 = (1 << counter::GENERATION) | (1 << counter::PREALLOC_COUNT);
-const ALL_COUNTERS: u16 = counter_span(0, COUNTERS_WORDS - 1);
-const _: () = assert!(
-    counter::SPLITS < counter::LARGE_HITS
-        && counter::LARGE_HITS < counter::EXACT_HITS
-        && counter::EXACT_HITS < counter::MALLOC_COUNT
-        && counter::MALLOC_COUNT < counter::GENERATION
-        && counter::GENERATION < counter::FREE_BYTES
-        && counter::FREE_BYTES < counter::ALLOCATED_BYTES
-        && counter::ALLOCATED_BYTES < counter::FREE_COUNT
-        && counter::FREE_COUNT < counter::COALESCE_COUNT
-);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -296,6 +276,7 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
             expected_generation: 0,
             header_words: [0; HEADER_BYTES],
             pending: Pending::default(),
+            writes: Vec::new(),
         }),
         data: Arc::new(DataLock::new(segment.clone(), plan.base, plan.length)),
     });
@@ -446,9 +427,7 @@ impl Heap {
     pub fn malloc(&self, tx: &mut Transaction<'_>, size: usize) -> Result<usize, Error> {
         let rvm = tx.rvm();
         let mut st = self.lock_state();
-        let (address, queued) = self.internal(&mut st, rvm, MALLOC_COUNTERS, |c, t| {
-            c.malloc(t, size as u64)
-        })?;
+        let (address, queued) = self.internal(&mut st, rvm, |c| c.malloc(size as u64))?;
         self.track(&mut st, tx);
         st.pending.allocated(tx.id(), address);
         drop(st);
@@ -495,9 +474,8 @@ impl Heap {
     ) -> Result<(), Error> {
         let rvm = tx.rvm();
         let mut st = self.lock_state();
-        let ((), queued) = self.internal(&mut st, rvm, PREALLOC_COUNTERS, |c, t| {
-            c.prealloc(t, size as u64, count as u64)
-        })?;
+        let ((), queued) =
+            self.internal(&mut st, rvm, |c| c.prealloc(size as u64, count as u64))?;
         drop(st);
         Ok(queued.wait(rvm)?)
     }
@@ -512,7 +490,7 @@ impl Heap {
     pub fn clear_statistics(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
         let rvm = tx.rvm();
         let mut st = self.lock_state();
-        let ((), queued) = self.internal(&mut st, rvm, ALL_COUNTERS, |c, _| {
+        let ((), queued) = self.internal(&mut st, rvm, |c| {
             let k = &mut c.counters;
             *k = HeapCounters {
                 generation: k.generation,
@@ -602,20 +580,20 @@ impl Heap {
         self.indexed_locked(st, |c| c.plan_free(address).map(drop))
     }
 
-    /// Run a changing call in a restore transaction of the heap's own on `rvm`, committed
-    /// no_flush while the heap's lock is held, so the log has the heap's changes in the
-    /// order they were made. Returns the call's value and the queued commit, to wait for once
-    /// the lock is released (it flushes if the queue is full). A refused call is rolled back
-    /// under the lock and changes nothing.
+    /// Run a changing call in a transaction of the heap's own on `rvm`, committed no_flush
+    /// while the heap's lock is held, so the log has the heap's changes in the order they
+    /// were made. Returns the call's value and the queued commit, to wait for once the lock is
+    /// released (it flushes if the queue is full). A refused call puts back what it wrote,
+    /// under the lock, and changes nothing. (The transaction is a no-restore one: the heap
+    /// keeps the old values itself, in the call's write log.)
     fn internal<R>(
         &self,
         st: &mut State,
         rvm: &Rvm,
-        counters: u16,
-        op: impl FnOnce(&mut Ctx<'_>, &mut Transaction<'_>) -> Result<R, Error>,
+        op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<(R, Queued), Error> {
-        let mut own = rvm.begin(BeginMode::Restore)?;
-        let value = self.write_op(st, &mut own, counters, op)?;
+        let mut own = rvm.begin(BeginMode::NoRestore)?;
+        let value = self.write_op(st, &mut own, false, op)?;
         match own.end_queued(CommitMode::NoFlush) {
             Ok(queued) => Ok((value, queued)),
             Err(e) => {
@@ -676,49 +654,30 @@ impl Heap {
         Ok(reader)
     }
 
-    /// Declare (`set_range`) the counter words in `words` (bit `i`: word `i`) not in
-    /// `declared` yet: one range from the first missing word to the last.
-    fn declare_counters(
-        &self,
-        declared: &mut u16,
-        tx: &mut Transaction<'_>,
-        words: u16,
-    ) -> Result<(), Error> {
-        let missing = words & !*declared;
-        if missing == 0 {
-            return Ok(());
-        }
-        let first = missing.trailing_zeros() as usize;
-        let last = 15 - missing.leading_zeros() as usize;
-        let at = self.shared.base + COUNTERS_OFFSET + 8 * first as u64;
-        tx.set_range(at as usize, 8 * (last + 1 - first))?;
-        *declared |= counter_span(first, last);
-        Ok(())
-    }
-
-    /// Run a changing call in `tx` under the heap's lock: declare the counter words in
-    /// `counters` (the ones the call may change) and the generation, validate, run `op`,
-    /// store the counters that changed with a new generation. Any error clears the volatile
-    /// index; the caller then rolls `tx` back.
-    fn write_op<'t, R>(
+    /// Run a changing call in `tx` under the heap's lock: pin the heap region for `tx`,
+    /// validate, run `op` (which writes memory at once, recording each word in the write
+    /// log), store the counters that changed with a new generation, then declare the written
+    /// words to `tx` as few merged ranges ([`declare_writes`]). With `saves_undo` (`tx` saves
+    /// old values at `set_range`: restore mode, or forced) the old values are put back while
+    /// each range is declared, so `tx` saves them. Any error puts every written word back and
+    /// clears the volatile index; the caller then rolls `tx` back.
+    fn write_op<R>(
         &self,
         st: &mut State,
-        tx: &mut Transaction<'t>,
-        counters: u16,
-        op: impl FnOnce(&mut Ctx<'_>, &mut Transaction<'t>) -> Result<R, Error>,
+        tx: &mut Transaction<'_>,
+        saves_undo: bool,
+        op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let mut declared = 0u16;
-        // Before anything is read: the old values must be saved before they change, and the
-        // range pins the heap region.
-        if let Err(e) =
-            self.declare_counters(&mut declared, tx, counters | 1 << counter::GENERATION)
-        {
+        let base = self.shared.base;
+        // Before anything is read: the pin keeps the heap region mapped until `tx` ends.
+        if let Err(e) = tx.pin(base as usize, self.shared.length as usize) {
             st.valid = false;
-            return Err(e);
+            return Err(e.into());
         }
-        // SAFETY: the set_range on the counters pinned the heap region: it stays mapped until
-        // the transaction ends, after this call.
-        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
+        // SAFETY: the region is pinned by `tx` (above): it stays mapped until the transaction
+        // ends, after this call.
+        let view = unsafe { View::of_mapped(base, self.shared.length) };
+        st.writes.clear();
         let result = (|| {
             let reader = self.refresh(st, view)?;
             let old = reader.counter_words()?;
@@ -726,35 +685,28 @@ impl Heap {
                 r: reader,
                 nonempty: &mut st.nonempty,
                 large: &mut st.large,
+                writes: &mut st.writes,
                 counters: HeapCounters::from_words(&old),
             };
-            let value = op(&mut ctx, tx)?;
+            let value = op(&mut ctx)?;
             let mut counters = ctx.counters;
             counters.generation = counters.generation.wrapping_add(1);
             let new = counters.to_words();
-            let mut changed = 0u16;
+            let counters_at = base + COUNTERS_OFFSET;
             for (i, (n, o)) in new.iter().zip(&old).enumerate() {
                 if n != o {
-                    changed |= 1 << i;
+                    ctx.put(counters_at + 8 * i as u64, &[*n])?;
                 }
             }
-            // Every call declared what it may change above; this only declares a counter a
-            // call changed without saying so, so that nothing is ever stored undeclared.
-            debug_assert_eq!(changed & !declared, 0, "undeclared counters");
-            self.declare_counters(&mut declared, tx, changed)?;
-            let counters_at = self.shared.base + COUNTERS_OFFSET;
-            for (i, word) in new.iter().enumerate() {
-                if changed & 1 << i != 0 {
-                    // SAFETY: declared with set_range in this transaction (above).
-                    unsafe { store(counters_at + 8 * i as u64, &word.to_le_bytes()) };
-                }
-            }
+            declare_writes(tx, &mut st.writes, saves_undo, base + COUNTERS_END)?;
             st.expected_generation = counters.generation;
             Ok(value)
         })();
         if result.is_err() {
+            put_back(&st.writes);
             st.valid = false;
         }
+        st.writes.clear();
         result
     }
 
@@ -806,6 +758,7 @@ impl Heap {
             r: reader,
             nonempty: &mut st.nonempty,
             large: &mut st.large,
+            writes: &mut st.writes,
             counters,
         };
         let result = op(&mut ctx);
@@ -823,6 +776,69 @@ fn read_header_words(view: &View<'_>, base: u64) -> Option<HeaderWords> {
     let mut bytes = [0u8; HEADER_BYTES];
     view.read(base, &mut bytes)?;
     Some(bytes)
+}
+
+/// Bytes of unchanged counters between two written counter words that one range may span:
+/// up to a range header's size, so merging never makes the record longer. Elsewhere only
+/// adjacent words merge (a gap between blocks may be another transaction's data).
+const COUNTERS_GAP_BYTES: u64 = 32;
+/// End of the counters, from the heap's address.
+const COUNTERS_END: u64 = COUNTERS_OFFSET + COUNTERS_SIZE;
+
+/// Declare the words of a heap call's write log (memory holds their new values) to `tx`:
+/// sorted by address, adjacent words (and counter words at most [`COUNTERS_GAP_BYTES`]
+/// apart) merged into one `set_range` each. With `saves_undo`, each range's old values are put back
+/// while it is declared (so `tx` saves them), then the new ones stored again. On an error
+/// every written word has its old value back.
+fn declare_writes(
+    tx: &mut Transaction<'_>,
+    writes: &mut [Write],
+    saves_undo: bool,
+    counters_end: u64,
+) -> Result<(), Error> {
+    // Stable: the writes of one word stay in the order they were made.
+    writes.sort_by_key(|w| w.at);
+    let mut i = 0;
+    while i < writes.len() {
+        let start = writes[i].at;
+        let mut end = start + 8;
+        let mut j = i + 1;
+        while let Some(w) = writes.get(j) {
+            let joins = w.at <= end || (w.at < counters_end && w.at - end <= COUNTERS_GAP_BYTES);
+            if !joins {
+                break;
+            }
+            end = end.max(w.at + 8);
+            j += 1;
+        }
+        let run = &writes[i..j];
+        if saves_undo {
+            put_back(run);
+        }
+        if let Err(e) = tx.set_range(start as usize, (end - start) as usize) {
+            put_back(writes);
+            return Err(e.into());
+        }
+        if saves_undo {
+            for w in run {
+                // SAFETY: written by this heap call (so inside the pinned heap region:
+                // `Ctx::put` checked it) and now declared in `tx`.
+                unsafe { store_word(w.at, w.new) };
+            }
+        }
+        i = j;
+    }
+    Ok(())
+}
+
+/// Give every word of a write log its value from before the call (the first write of each
+/// word holds it; the log is undone last write first).
+fn put_back(writes: &[Write]) {
+    for w in writes.iter().rev() {
+        // SAFETY: `Ctx::put` wrote this word inside the heap region, which the call's
+        // transaction still pins.
+        unsafe { store_word(w.at, w.old) };
+    }
 }
 
 /// Copy `bytes` to mapped memory at `at`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::instance::Rvm;
 use crate::tx::{Queued, Transaction, TxHook};
 
-use super::{Heap, State, FREE_COUNTERS};
+use super::{Heap, State};
 
 impl Heap {
     /// Attach the heap's hook to `tx` at its first malloc or free here.
@@ -30,12 +30,12 @@ impl Heap {
         if work.free_again.is_empty() {
             return None;
         }
-        let freed = self.internal(st, rvm, FREE_COUNTERS, |c, t| {
+        let freed = self.internal(st, rvm, |c| {
             for a in &work.free_again {
                 // A block that is no longer allocated (the heap was initialised again) is
                 // not this transaction's any more.
                 if c.r.allocated_block(*a).is_ok() {
-                    c.free(t, *a)?;
+                    c.free(*a)?;
                 }
             }
             Ok(())
@@ -69,9 +69,9 @@ impl TxHook for HeapHook {
             // Old values are saved even in no-restore mode: a record refused after this
             // must put the heap back, under the lock, before anybody else sees it.
             tx.set_force_undo(true);
-            let freed = heap.write_op(&mut st, tx, FREE_COUNTERS, |c, t| {
+            let freed = heap.write_op(&mut st, tx, true, |c| {
                 for a in &frees {
-                    c.free(t, *a)?;
+                    c.free(*a)?;
                 }
                 Ok(())
             });
