@@ -29,6 +29,9 @@ use crate::format::log::{
 use crate::instance::Rvm;
 use crate::racy;
 
+mod own_record;
+pub(crate) use own_record::{queue_own_record, RegionPin};
+
 /// How a transaction begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BeginMode {

@@ -12,6 +12,7 @@ use crate::format::heap::{
     FREE_NEXT_OFFSET, FREE_PREV_OFFSET, TAG_SIZE, USER_DATA_OFFSET,
 };
 use crate::rds::reader::{corrupt, FreeBlock, Reader};
+use crate::rds::write_log::WriteLog;
 use crate::rds::Error;
 
 /// A volatile index of the large list: (chunks, address) of each of its blocks. Built on
@@ -24,22 +25,13 @@ pub(super) struct LargeIndex {
     pub(super) blocks: BTreeSet<(u64, u64)>,
 }
 
-/// One word a heap call wrote: its address, its value before the write and the value
-/// written. A call's writes, in order, form its write log.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Write {
-    pub(super) at: u64,
-    pub(super) old: u64,
-    pub(super) new: u64,
-}
-
 /// One heap call's view of the heap: validated reads, and writes recorded in `writes`.
 pub(super) struct Ctx<'s> {
     pub(super) r: Reader<'static>,
     pub(super) nonempty: &'s mut Vec<u64>,
     pub(super) large: &'s mut LargeIndex,
-    /// The call's write log (see [`Write`]); empty when the call starts.
-    pub(super) writes: &'s mut Vec<Write>,
+    /// The call's write log; empty when the call starts.
+    pub(super) log: &'s mut WriteLog,
     pub(super) counters: HeapCounters,
 }
 
@@ -58,7 +50,7 @@ impl Ctx<'_> {
         self.r.geometry
     }
 
-    /// Write consecutive words at `at`, recording each in the write log. The words must lie
+    /// Write consecutive words at `at`, recording them in the write log. The words must lie
     /// inside the heap region (checked: a damaged link never sends a write elsewhere).
     pub(super) fn put(&mut self, at: u64, words: &[u64]) -> Result<(), Error> {
         let view = &self.r.view;
@@ -70,15 +62,9 @@ impl Ctx<'_> {
         if !inside {
             return Err(corrupt(at, "a heap write would fall outside the heap region"));
         }
-        for (i, &new) in words.iter().enumerate() {
-            let at = at + 8 * i as u64;
-            let old = self.r.word(at)?;
-            // SAFETY: `at` is 8 bytes inside the heap region (checked above), which the
-            // heap call's transaction has pinned (`Heap::write_op`), so it is mapped writable
-            // memory; other threads may read it, so it is written with race-defined accesses.
-            unsafe { store_word(at, new) };
-            self.writes.push(Write { at, old, new });
-        }
+        // SAFETY: inside the heap region and aligned (checked above); the heap call's
+        // transaction pins the region (`Heap::write_op`).
+        unsafe { self.log.put(at, words) };
         Ok(())
     }
 
@@ -611,12 +597,3 @@ impl Ctx<'_> {
     }
 }
 
-/// Store `value` little-endian at `at`.
-///
-/// # Safety
-/// `[at, at+8)` must be mapped writable memory for the whole call that no Rust reference
-/// points into (the heap region, pinned by the heap call's transaction).
-pub(super) unsafe fn store_word(at: u64, value: u64) {
-    // SAFETY: per the contract above; the source is a local array.
-    unsafe { crate::racy::store(at as usize as *mut u8, &value.to_le_bytes()) }
-}

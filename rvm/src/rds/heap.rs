@@ -56,17 +56,18 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard, Weak};
 
 use crate::format::heap::{
     foot_word, head_word, header_length, list_offset, BlockState, HeapCounters, HeapGeometry,
-    HeapHeader, COUNTERS_OFFSET, COUNTERS_SIZE, GENERATION_OFFSET, TAG_SIZE,
+    HeapHeader, COUNTERS_OFFSET, GENERATION_OFFSET, TAG_SIZE,
 };
 use crate::instance::Rvm;
-use crate::rds::alloc::{store_word, Ctx, LargeIndex, Write};
+use crate::rds::alloc::{Ctx, LargeIndex};
 use crate::rds::data_lock::DataLock;
 use crate::rds::pending::Pending;
 use crate::rds::reader::{corrupt, read_header, Reader};
 use crate::rds::view::View;
+use crate::rds::write_log::WriteLog;
 use crate::rds::Error;
 use crate::segment::Segment;
-use crate::tx::{BeginMode, CommitMode, Queued, Transaction};
+use crate::tx::{queue_own_record, BeginMode, CommitMode, Queued, RegionPin, Transaction};
 
 mod hook;
 mod intentions;
@@ -181,8 +182,8 @@ struct State {
     header_words: HeaderWords,
     /// What open transactions have allocated and will free.
     pending: Pending,
-    /// The write log of the call in progress (kept to reuse its allocation).
-    writes: Vec<Write>,
+    /// The write log of the call in progress (kept to reuse its allocations).
+    log: WriteLog,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -276,7 +277,7 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
             expected_generation: 0,
             header_words: [0; HEADER_BYTES],
             pending: Pending::default(),
-            writes: Vec::new(),
+            log: WriteLog::default(),
         }),
         data: Arc::new(DataLock::new(segment.clone(), plan.base, plan.length)),
     });
@@ -580,27 +581,39 @@ impl Heap {
         self.indexed_locked(st, |c| c.plan_free(address).map(drop))
     }
 
-    /// Run a changing call in a transaction of the heap's own on `rvm`, committed no_flush
-    /// while the heap's lock is held, so the log has the heap's changes in the order they
-    /// were made. Returns the call's value and the queued commit, to wait for once the lock is
+    /// Run a changing call as a record of the heap's own on `rvm`, committed no_flush while
+    /// the heap's lock is held, so the log has the heap's changes in the order they were
+    /// made. Returns the call's value and the queued commit, to wait for once the lock is
     /// released (it flushes if the queue is full). A refused call puts back what it wrote,
-    /// under the lock, and changes nothing. (The transaction is a no-restore one: the heap
-    /// keeps the old values itself, in the call's write log.)
+    /// under the lock, and changes nothing.
+    ///
+    /// The record is a no-restore transaction record queued without a [`Transaction`]
+    /// ([`queue_own_record`]): the call's write log holds its ranges and old values already.
     fn internal<R>(
         &self,
         st: &mut State,
         rvm: &Rvm,
         op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<(R, Queued), Error> {
-        let mut own = rvm.begin(BeginMode::NoRestore)?;
-        let value = self.write_op(st, &mut own, false, op)?;
-        match own.end_queued(CommitMode::NoFlush) {
-            Ok(queued) => Ok((value, queued)),
+        // Before anything is read: the pin keeps the heap region mapped until it is dropped,
+        // after the record has copied the new values.
+        let pin = match RegionPin::new(rvm, self.shared.base as usize, self.shared.length as usize)
+        {
+            Ok(pin) => pin,
             Err(e) => {
                 st.valid = false;
-                Err(e.into())
+                return Err(e.into());
             }
+        };
+        // SAFETY: the region is pinned (above) until after this call.
+        let value = unsafe { self.change(st, op) }?;
+        let queued = queue_own_record(rvm, &pin, st.log.runs(), CommitMode::NoFlush);
+        if queued.is_err() {
+            st.log.put_back();
+            st.valid = false;
         }
+        st.log.clear();
+        Ok((value, queued?))
     }
 
     fn mapped(&self) -> Result<RwLockReadGuard<'_, bool>, Error> {
@@ -654,12 +667,11 @@ impl Heap {
         Ok(reader)
     }
 
-    /// Run a changing call in `tx` under the heap's lock: pin the heap region for `tx`,
-    /// validate, run `op` (which writes memory at once, recording each word in the write
-    /// log), store the counters that changed with a new generation, then declare the written
-    /// words to `tx` as few merged ranges ([`declare_writes`]). With `saves_undo` (`tx` saves
-    /// old values at `set_range`: restore mode, or forced) the old values are put back while
-    /// each range is declared, so `tx` saves them. Any error puts every written word back and
+    /// Run a changing call in `tx` under the heap's lock (the frees made at `tx`'s commit):
+    /// pin the heap region for `tx`, run the call ([`Heap::change`]), then declare the
+    /// written words to `tx` ([`WriteLog::declare`]). With `saves_undo` (`tx` saves old
+    /// values at `set_range`: restore mode, or forced) the old values are put back while the
+    /// ranges are declared, so `tx` saves them. Any error puts every written word back and
     /// clears the volatile index; the caller then rolls `tx` back.
     fn write_op<R>(
         &self,
@@ -668,16 +680,37 @@ impl Heap {
         saves_undo: bool,
         op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let base = self.shared.base;
         // Before anything is read: the pin keeps the heap region mapped until `tx` ends.
-        if let Err(e) = tx.pin(base as usize, self.shared.length as usize) {
+        if let Err(e) = tx.pin(self.shared.base as usize, self.shared.length as usize) {
             st.valid = false;
             return Err(e.into());
         }
-        // SAFETY: the region is pinned by `tx` (above): it stays mapped until the transaction
-        // ends, after this call.
+        // SAFETY: the region is pinned by `tx` (above) until the transaction ends.
+        let value = unsafe { self.change(st, op) }?;
+        let declared = st.log.declare(tx, saves_undo);
+        if declared.is_err() {
+            st.valid = false;
+        }
+        st.log.clear();
+        declared.map(|()| value)
+    }
+
+    /// Validate, run `op` (which writes memory at once, recording each word in the write
+    /// log `st.log`), and store the counters that changed with a new generation. On success
+    /// the log holds every word written, for the caller to log; on an error every written
+    /// word has its old value back, the log is empty and the volatile index is cleared.
+    ///
+    /// # Safety
+    /// The heap region must be pinned (kept mapped) until the caller is done with the log.
+    unsafe fn change<R>(
+        &self,
+        st: &mut State,
+        op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let base = self.shared.base;
+        // SAFETY: the region is pinned (the contract).
         let view = unsafe { View::of_mapped(base, self.shared.length) };
-        st.writes.clear();
+        st.log.clear();
         let result = (|| {
             let reader = self.refresh(st, view)?;
             let old = reader.counter_words()?;
@@ -685,28 +718,29 @@ impl Heap {
                 r: reader,
                 nonempty: &mut st.nonempty,
                 large: &mut st.large,
-                writes: &mut st.writes,
+                log: &mut st.log,
                 counters: HeapCounters::from_words(&old),
             };
             let value = op(&mut ctx)?;
             let mut counters = ctx.counters;
             counters.generation = counters.generation.wrapping_add(1);
             let new = counters.to_words();
-            let counters_at = base + COUNTERS_OFFSET;
-            for (i, (n, o)) in new.iter().zip(&old).enumerate() {
-                if n != o {
-                    ctx.put(counters_at + 8 * i as u64, &[*n])?;
-                }
+            // The changed counters as one run, from the first to the last (the generation
+            // always changes): a malloc's and a free's each lie close together.
+            let changed = |(n, o): (&u64, &u64)| n != o;
+            let first = new.iter().zip(&old).position(changed).unwrap_or(0);
+            let last = new.iter().zip(&old).rposition(changed).unwrap_or(0);
+            if first <= last {
+                ctx.put(base + COUNTERS_OFFSET + 8 * first as u64, &new[first..=last])?;
             }
-            declare_writes(tx, &mut st.writes, saves_undo, base + COUNTERS_END)?;
             st.expected_generation = counters.generation;
             Ok(value)
         })();
         if result.is_err() {
-            put_back(&st.writes);
+            st.log.put_back();
+            st.log.clear();
             st.valid = false;
         }
-        st.writes.clear();
         result
     }
 
@@ -758,7 +792,7 @@ impl Heap {
             r: reader,
             nonempty: &mut st.nonempty,
             large: &mut st.large,
-            writes: &mut st.writes,
+            log: &mut st.log,
             counters,
         };
         let result = op(&mut ctx);
@@ -776,69 +810,6 @@ fn read_header_words(view: &View<'_>, base: u64) -> Option<HeaderWords> {
     let mut bytes = [0u8; HEADER_BYTES];
     view.read(base, &mut bytes)?;
     Some(bytes)
-}
-
-/// Bytes of unchanged counters between two written counter words that one range may span:
-/// up to a range header's size, so merging never makes the record longer. Elsewhere only
-/// adjacent words merge (a gap between blocks may be another transaction's data).
-const COUNTERS_GAP_BYTES: u64 = 32;
-/// End of the counters, from the heap's address.
-const COUNTERS_END: u64 = COUNTERS_OFFSET + COUNTERS_SIZE;
-
-/// Declare the words of a heap call's write log (memory holds their new values) to `tx`:
-/// sorted by address, adjacent words (and counter words at most [`COUNTERS_GAP_BYTES`]
-/// apart) merged into one `set_range` each. With `saves_undo`, each range's old values are put back
-/// while it is declared (so `tx` saves them), then the new ones stored again. On an error
-/// every written word has its old value back.
-fn declare_writes(
-    tx: &mut Transaction<'_>,
-    writes: &mut [Write],
-    saves_undo: bool,
-    counters_end: u64,
-) -> Result<(), Error> {
-    // Stable: the writes of one word stay in the order they were made.
-    writes.sort_by_key(|w| w.at);
-    let mut i = 0;
-    while i < writes.len() {
-        let start = writes[i].at;
-        let mut end = start + 8;
-        let mut j = i + 1;
-        while let Some(w) = writes.get(j) {
-            let joins = w.at <= end || (w.at < counters_end && w.at - end <= COUNTERS_GAP_BYTES);
-            if !joins {
-                break;
-            }
-            end = end.max(w.at + 8);
-            j += 1;
-        }
-        let run = &writes[i..j];
-        if saves_undo {
-            put_back(run);
-        }
-        if let Err(e) = tx.set_range(start as usize, (end - start) as usize) {
-            put_back(writes);
-            return Err(e.into());
-        }
-        if saves_undo {
-            for w in run {
-                // SAFETY: written by this heap call (so inside the pinned heap region:
-                // `Ctx::put` checked it) and now declared in `tx`.
-                unsafe { store_word(w.at, w.new) };
-            }
-        }
-        i = j;
-    }
-    Ok(())
-}
-
-/// Give every word of a write log its value from before the call (the first write of each
-/// word holds it; the log is undone last write first).
-fn put_back(writes: &[Write]) {
-    for w in writes.iter().rev() {
-        // SAFETY: `Ctx::put` wrote this word inside the heap region, which the call's
-        // transaction still pins.
-        unsafe { store_word(w.at, w.old) };
-    }
 }
 
 /// Copy `bytes` to mapped memory at `at`.

@@ -53,6 +53,7 @@ mod pending;
 mod reader;
 mod root;
 mod view;
+mod write_log;
 
 use std::path::Path;
 
