@@ -184,6 +184,10 @@ struct State {
     pending: Pending,
     /// The write log of the call in progress (kept to reuse its allocations).
     log: WriteLog,
+    /// Boxes of finished transactions' hooks, for the next ones (see `hook.rs`).
+    spare_hooks: Vec<Box<hook::HeapHook>>,
+    /// The frees of the commit in progress (kept to reuse its allocation).
+    frees: Vec<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -278,6 +282,8 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
             header_words: [0; HEADER_BYTES],
             pending: Pending::default(),
             log: WriteLog::default(),
+            spare_hooks: Vec::new(),
+            frees: Vec::new(),
         }),
         data: Arc::new(DataLock::new(segment.clone(), plan.base, plan.length)),
     });

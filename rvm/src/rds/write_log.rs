@@ -70,9 +70,17 @@ impl WriteLog {
 
     /// The runs as (address, length), sorted by address, touching ones merged.
     pub(super) fn runs(&mut self) -> &[(usize, usize)] {
-        self.runs.sort_unstable_by_key(|r| r.0);
+        // Insertion sort: a call has a handful of runs.
+        let runs = &mut self.runs;
+        for i in 1..runs.len() {
+            let mut j = i;
+            while j > 0 && runs[j - 1].0 > runs[j].0 {
+                runs.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         self.ranges.clear();
-        for &(start, end) in &self.runs {
+        for &(start, end) in runs.iter() {
             match self.ranges.last_mut() {
                 Some(last) if start as usize <= last.0 + last.1 => {
                     last.1 = last.1.max(end as usize - last.0);
@@ -93,16 +101,23 @@ impl WriteLog {
         }
     }
 
-    /// Declare every run to `tx` (memory holds the new values). With `saves_undo` (`tx` saves
+    /// Declare every run to `tx`, in address order (memory holds the new values). With `saves_undo` (`tx` saves
     /// old values at `set_range`: restore mode, or forced) the old values are put back while
     /// the runs are declared, so `tx` saves them, then the new ones stored again. On an error
     /// every written word has its old value back.
-    pub(super) fn declare(&self, tx: &mut Transaction<'_>, saves_undo: bool) -> Result<(), Error> {
+    pub(super) fn declare(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        saves_undo: bool,
+    ) -> Result<(), Error> {
         if saves_undo {
             self.put_back();
         }
-        for &(start, end) in &self.runs {
-            if let Err(e) = tx.set_range(start as usize, (end - start) as usize) {
+        // Sorted and merged: fewer `set_range`s, and the commit's coalescing finds them in
+        // order.
+        self.runs();
+        for &(start, length) in &self.ranges {
+            if let Err(e) = tx.set_range(start, length) {
                 self.put_back();
                 return Err(e.into());
             }
