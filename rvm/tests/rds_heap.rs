@@ -957,3 +957,36 @@ fn set_through_a_pointer_holds_the_heap_so_its_block_cannot_be_freed_meanwhile()
     freer.end(CommitMode::Flush).unwrap();
     f.assert_consistent();
 }
+
+/// A free is checked at the call and, when no heap call has changed the heap since, made at
+/// the commit by that check's plan. Here another transaction allocates the block's free
+/// neighbour in between: the commit must plan again and free the block alone (the stale
+/// plan would merge it with the now allocated neighbour).
+#[test]
+fn a_free_checked_before_its_free_neighbour_was_allocated_is_planned_again_at_commit() {
+    let f = Fixture::new(layout(54, 64 << 10, 8, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    // Carved from the high end: blocks[0] > blocks[1] > blocks[2] > blocks[3].
+    let blocks: Vec<usize> = (0..4)
+        .map(|_| f.heap.malloc(&mut tx, 100).unwrap())
+        .collect();
+    tx.end(CommitMode::Flush).unwrap();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, blocks[1]).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+
+    // Checked now: its right neighbour (blocks[1]) is free, to merge with.
+    let mut first = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut first, blocks[2]).unwrap();
+    let mut second = f.rvm.begin(BeginMode::Restore).unwrap();
+    assert_eq!(f.heap.malloc(&mut second, 100).unwrap(), blocks[1]);
+    second.end(CommitMode::Flush).unwrap();
+    first.end(CommitMode::Flush).unwrap();
+
+    let report = f.heap.check();
+    assert!(report.is_ok(), "{report}");
+    let s = f.heap.statistics();
+    assert_eq!(s.allocated_bytes, 3 * 2 * 64, "blocks 0, 1 and 3 are allocated");
+    assert_eq!(f.heap.usable_size(blocks[1]).unwrap(), 2 * 64 - 16);
+    f.assert_consistent();
+}

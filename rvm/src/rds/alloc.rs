@@ -37,7 +37,7 @@ pub(super) struct Ctx<'s> {
 
 /// What freeing one block will do, worked out (and every tag and link it touches checked)
 /// before anything is written: see [`Ctx::plan_free`].
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(super) struct FreePlan {
     block: u64,
     chunks: u64,
@@ -528,7 +528,28 @@ impl Ctx<'_> {
     /// Free the block whose data is at `address`, merging it at once with a free neighbour
     /// on either side. Every check comes before the first write.
     pub(super) fn free(&mut self, address: u64) -> Result<(), Error> {
-        let plan = self.plan_free(address)?;
+        self.free_planned(address, None)
+    }
+
+    /// [`Ctx::free`], with `checked`: a plan [`Ctx::plan_free`] made for `address` when the
+    /// heap's generation was the one given. It is used instead of checking again if the heap
+    /// is still at that generation (no heap call has changed it since) and nothing has been
+    /// written in this call yet.
+    pub(super) fn free_planned(
+        &mut self,
+        address: u64,
+        checked: Option<(FreePlan, u64)>,
+    ) -> Result<(), Error> {
+        let plan = match checked {
+            Some((plan, generation))
+                if plan.block + USER_DATA_OFFSET == address
+                    && generation == self.counters.generation
+                    && self.log.is_empty() =>
+            {
+                plan
+            }
+            _ => self.plan_free(address)?,
+        };
         let g = self.geometry();
         let ch = g.chunk_size;
         let FreePlan {

@@ -59,7 +59,7 @@ use crate::format::heap::{
     HeapHeader, COUNTERS_OFFSET, GENERATION_OFFSET, TAG_SIZE,
 };
 use crate::instance::Rvm;
-use crate::rds::alloc::{Ctx, LargeIndex};
+use crate::rds::alloc::{Ctx, FreePlan, LargeIndex};
 use crate::rds::data_lock::DataLock;
 use crate::rds::pending::Pending;
 use crate::rds::reader::{corrupt, read_header, Reader};
@@ -188,6 +188,10 @@ struct State {
     spare_hooks: Vec<Box<hook::HeapHook>>,
     /// The frees of the commit in progress (kept to reuse its allocation).
     frees: Vec<u64>,
+    /// The plan of the last free checked at the call, with the heap's generation then. A
+    /// commit whose one free is that block, with the heap still at that generation (no heap
+    /// call has changed it since), frees it by this plan instead of checking it again.
+    checked_free: Option<(FreePlan, u64)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -284,6 +288,7 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
             log: WriteLog::default(),
             spare_hooks: Vec::new(),
             frees: Vec::new(),
+            checked_free: None,
         }),
         data: Arc::new(DataLock::new(segment.clone(), plan.base, plan.length)),
     });
@@ -572,7 +577,8 @@ impl Heap {
     /// Check that `transaction` may free the block whose data is at `address`: no open
     /// transaction frees it already, and the free could be made now (the block, its free
     /// neighbours and the lists they are on are intact), so damage is reported by the call
-    /// that meets it. Writes nothing. The free itself checks again at commit.
+    /// that meets it. Writes nothing. The free itself checks again at commit, unless no heap
+    /// call has changed the heap since (see [`State::checked_free`]).
     fn check_free(&self, st: &mut State, transaction: u64, address: u64) -> Result<(), Error> {
         match st.pending.freer_of(address) {
             Some(t) if t == transaction => return Err(Error::DoubleFree { address }),
@@ -584,7 +590,11 @@ impl Heap {
             }
             None => {}
         }
-        self.indexed_locked(st, |c| c.plan_free(address).map(drop))
+        let checked = self.indexed_locked(st, |c| {
+            c.plan_free(address).map(|plan| (plan, c.counters.generation))
+        })?;
+        st.checked_free = Some(checked);
+        Ok(())
     }
 
     /// Run a changing call as a record of the heap's own on `rvm`, committed no_flush while

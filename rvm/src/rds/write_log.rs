@@ -42,6 +42,11 @@ impl WriteLog {
         self.runs.clear();
     }
 
+    /// True when nothing has been written.
+    pub(super) fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
     /// Store `words` at `at` and record them.
     ///
     /// # Safety

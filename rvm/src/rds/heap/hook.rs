@@ -95,9 +95,11 @@ impl TxHook for HeapHook {
             // Old values are saved even in no-restore mode: a record refused after this
             // must put the heap back, under the lock, before anybody else sees it.
             tx.set_force_undo(true);
+            // A lone free checked at the call with nothing changed since is not checked again.
+            let checked = st.checked_free.take().filter(|_| frees.len() == 1);
             let freed = heap.write_op(&mut st, tx, true, |c| {
                 for a in &frees {
-                    c.free(*a)?;
+                    c.free_planned(*a, checked)?;
                 }
                 Ok(())
             });
