@@ -440,8 +440,9 @@ impl Heap {
         let rvm = tx.rvm();
         let mut st = self.lock_state();
         let (address, queued) = self.internal(&mut st, rvm, |c| c.malloc(size as u64))?;
-        self.track(&mut st, tx);
-        st.pending.allocated(tx.id(), address);
+        if st.pending.allocated(tx.id(), address) {
+            self.add_hook(&mut st, tx);
+        }
         drop(st);
         queued.wait(rvm)?;
         Ok(address as usize)
@@ -464,8 +465,9 @@ impl Heap {
     pub fn free(&self, tx: &mut Transaction<'_>, address: usize) -> Result<(), Error> {
         let mut st = self.lock_state();
         self.check_free(&mut st, tx.id(), address as u64)?;
-        self.track(&mut st, tx);
-        st.pending.freed(tx.id(), address as u64);
+        if st.pending.freed(tx.id(), address as u64) {
+            self.add_hook(&mut st, tx);
+        }
         Ok(())
     }
 
@@ -590,10 +592,9 @@ impl Heap {
             }
             None => {}
         }
-        let checked = self.indexed_locked(st, |c| {
-            c.plan_free(address).map(|plan| (plan, c.counters.generation))
-        })?;
-        st.checked_free = Some(checked);
+        let plan = self.locked_ctx(st, false, |c| c.plan_free(address))?;
+        // The reader validated the index at this generation (`refresh`).
+        st.checked_free = Some((plan, st.expected_generation));
         Ok(())
     }
 
@@ -799,11 +800,26 @@ impl Heap {
         st: &mut State,
         op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
+        self.locked_ctx(st, true, op)
+    }
+
+    /// [`Heap::indexed_locked`]; without `counters` the context's counters are left zero
+    /// (for a check that reads none).
+    fn locked_ctx<R>(
+        &self,
+        st: &mut State,
+        counters: bool,
+        op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         let mapped = self.mapped()?;
         // SAFETY: the region stays mapped while `mapped` is held.
         let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
         let reader = self.refresh(st, view)?;
-        let counters = reader.counters()?;
+        let counters = if counters {
+            reader.counters()?
+        } else {
+            HeapCounters::default()
+        };
         let mut ctx = Ctx {
             r: reader,
             nonempty: &mut st.nonempty,

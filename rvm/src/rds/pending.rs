@@ -89,21 +89,15 @@ impl Pending {
 
     /// Start tracking `transaction` (its first heap call); false if it is tracked already.
     pub(super) fn open(&mut self, transaction: u64) -> bool {
-        match self.by_transaction.entry(transaction) {
-            Entry::Occupied(_) => false,
-            Entry::Vacant(v) => {
-                v.insert(self.spare.pop().unwrap_or_default());
-                true
-            }
-        }
+        self.requests(transaction).1
     }
 
-    /// The books of `transaction`, opened if need be.
-    fn requests(&mut self, transaction: u64) -> &mut Requests {
-        let spare = &mut self.spare;
-        self.by_transaction
-            .entry(transaction)
-            .or_insert_with(|| spare.pop().unwrap_or_default())
+    /// The books of `transaction`, opened if need be (then with `true`).
+    fn requests(&mut self, transaction: u64) -> (&mut Requests, bool) {
+        match self.by_transaction.entry(transaction) {
+            Entry::Occupied(e) => (e.into_mut(), false),
+            Entry::Vacant(v) => (v.insert(self.spare.pop().unwrap_or_default()), true),
+        }
     }
 
     /// Keep the emptied books of an ended transaction for the next one.
@@ -115,10 +109,13 @@ impl Pending {
         }
     }
 
-    /// `transaction` allocated the block at `address`.
-    pub(super) fn allocated(&mut self, transaction: u64, address: u64) {
+    /// `transaction` allocated the block at `address`. True if this opened its books (its
+    /// first heap call).
+    pub(super) fn allocated(&mut self, transaction: u64, address: u64) -> bool {
         self.allocated_by.insert(address, transaction);
-        self.requests(transaction).allocated.push(address);
+        let (r, opened) = self.requests(transaction);
+        r.allocated.push(address);
+        opened
     }
 
     /// The open transaction that will free `address` at its commit, if any.
@@ -127,9 +124,12 @@ impl Pending {
     }
 
     /// `transaction` frees `address` at its commit. The caller checked [`Pending::freer_of`].
-    pub(super) fn freed(&mut self, transaction: u64, address: u64) {
+    /// True if this opened its books (its first heap call).
+    pub(super) fn freed(&mut self, transaction: u64, address: u64) -> bool {
         self.freed_by.insert(address, transaction);
-        self.requests(transaction).freed.push(address);
+        let (r, opened) = self.requests(transaction);
+        r.freed.push(address);
+        opened
     }
 
     /// The blocks `transaction` frees at its commit, in the order it freed them, into `out`
@@ -171,7 +171,7 @@ impl Pending {
             match self.allocated_by.get(a).copied() {
                 Some(allocator) if allocator != transaction => {
                     self.freed_by.insert(*a, allocator);
-                    self.requests(allocator).freed.push(*a);
+                    self.requests(allocator).0.freed.push(*a);
                 }
                 _ => {
                     self.freed_by.remove(a);

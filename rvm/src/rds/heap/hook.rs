@@ -12,21 +12,26 @@ use super::{Heap, State};
 impl Heap {
     /// Attach the heap's hook to `tx` at its first malloc or free here.
     pub(super) fn track(&self, st: &mut State, tx: &mut Transaction<'_>) {
-        let id = tx.id();
-        if st.pending.open(id) {
-            let hook = match st.spare_hooks.pop() {
-                Some(mut hook) => {
-                    hook.heap = Some(self.clone());
-                    hook.transaction = id;
-                    hook
-                }
-                None => Box::new(HeapHook {
-                    heap: Some(self.clone()),
-                    transaction: id,
-                }),
-            };
-            tx.add_hook(hook);
+        if st.pending.open(tx.id()) {
+            self.add_hook(st, tx);
         }
+    }
+
+    /// Attach the heap's hook to `tx`, whose books were just opened.
+    pub(super) fn add_hook(&self, st: &mut State, tx: &mut Transaction<'_>) {
+        let id = tx.id();
+        let hook = match st.spare_hooks.pop() {
+            Some(mut hook) => {
+                hook.heap = Some(self.clone());
+                hook.transaction = id;
+                hook
+            }
+            None => Box::new(HeapHook {
+                heap: Some(self.clone()),
+                transaction: id,
+            }),
+        };
+        tx.add_hook(hook);
     }
 
     /// `transaction` aborted: forget its frees, and free its allocations still pending for
