@@ -53,12 +53,12 @@ impl Ctx<'_> {
     /// Write consecutive words at `at`, recording them in the write log. The words must lie
     /// inside the heap region (checked: a damaged link never sends a write elsewhere).
     pub(super) fn put(&mut self, at: u64, words: &[u64]) -> Result<(), Error> {
-        let view = &self.r.view;
+        // The reader's view is the heap region: `heap_length` bytes from `base`.
         let inside = at.is_multiple_of(8)
-            && at >= view.address()
-            && (at - view.address())
+            && at >= self.r.base
+            && (at - self.r.base)
                 .checked_add(8 * words.len() as u64)
-                .is_some_and(|end| end <= view.length());
+                .is_some_and(|end| end <= self.r.geometry.heap_length);
         if !inside {
             return Err(corrupt(at, "a heap write would fall outside the heap region"));
         }

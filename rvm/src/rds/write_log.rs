@@ -29,10 +29,9 @@ struct Word {
 pub(super) struct WriteLog {
     /// Every word written, in order.
     words: Vec<Word>,
-    /// `[start, end)` runs covering the words; a write touching a run joins it.
-    runs: Vec<(u64, u64)>,
-    /// [`WriteLog::runs`]'s answer.
-    ranges: Vec<(usize, usize)>,
+    /// `[start, end)` runs covering the words, sorted and apart (a write touching a run
+    /// joins it, and runs it makes touch are merged).
+    runs: Vec<(usize, usize)>,
 }
 
 impl WriteLog {
@@ -62,38 +61,26 @@ impl WriteLog {
             unsafe { crate::racy::store_u64(at as usize as *mut u8, new) };
             self.words.push(Word { at, old, new });
         }
-        let end = at + 8 * words.len() as u64;
-        match self
-            .runs
-            .iter_mut()
-            .find(|(s, e)| at <= *e && end >= *s)
-        {
-            Some(run) => *run = (run.0.min(at), run.1.max(end)),
-            None => self.runs.push((at, end)),
+        let (at, end) = (at as usize, (at + 8 * words.len() as u64) as usize);
+        let runs = &mut self.runs;
+        let mut i = 0;
+        while i < runs.len() && runs[i].1 < at {
+            i += 1;
+        }
+        if i < runs.len() && runs[i].0 <= end {
+            runs[i] = (runs[i].0.min(at), runs[i].1.max(end));
+            while i + 1 < runs.len() && runs[i + 1].0 <= runs[i].1 {
+                runs[i].1 = runs[i].1.max(runs[i + 1].1);
+                runs.remove(i + 1);
+            }
+        } else {
+            runs.insert(i, (at, end));
         }
     }
 
-    /// The runs as (address, length), sorted by address, touching ones merged.
-    pub(super) fn runs(&mut self) -> &[(usize, usize)] {
-        // Insertion sort: a call has a handful of runs.
-        let runs = &mut self.runs;
-        for i in 1..runs.len() {
-            let mut j = i;
-            while j > 0 && runs[j - 1].0 > runs[j].0 {
-                runs.swap(j - 1, j);
-                j -= 1;
-            }
-        }
-        self.ranges.clear();
-        for &(start, end) in runs.iter() {
-            match self.ranges.last_mut() {
-                Some(last) if start as usize <= last.0 + last.1 => {
-                    last.1 = last.1.max(end as usize - last.0);
-                }
-                _ => self.ranges.push((start as usize, (end - start) as usize)),
-            }
-        }
-        &self.ranges
+    /// The runs of written words, as `[start, end)`, sorted by address and apart.
+    pub(super) fn runs(&self) -> &[(usize, usize)] {
+        &self.runs
     }
 
     /// Give every written word its value from before the call (the first write of each word
@@ -111,7 +98,7 @@ impl WriteLog {
     /// the runs are declared, so `tx` saves them, then the new ones stored again. On an error
     /// every written word has its old value back.
     pub(super) fn declare(
-        &mut self,
+        &self,
         tx: &mut Transaction<'_>,
         saves_undo: bool,
     ) -> Result<(), Error> {
@@ -120,9 +107,8 @@ impl WriteLog {
         }
         // Sorted and merged: fewer `set_range`s, and the commit's coalescing finds them in
         // order.
-        self.runs();
-        for &(start, length) in &self.ranges {
-            if let Err(e) = tx.set_range(start, length) {
+        for &(start, end) in &self.runs {
+            if let Err(e) = tx.set_range(start, end - start) {
                 self.put_back();
                 return Err(e.into());
             }

@@ -66,8 +66,9 @@ impl Drop for RegionPin {
     }
 }
 
-/// Queue a no-restore transaction record of `ranges` ((address, length), each inside
-/// `pin`'s region; merged or not, in any order) with their bytes as memory holds them now.
+/// Queue a no-restore transaction record of `ranges` (`[start, end)`, each inside `pin`'s
+/// region and not empty; merged or not, in any order) with their bytes as memory holds them
+/// now.
 /// Nothing is queued for no ranges. The caller waits for the flush with [`Queued::wait`]
 /// once it has released its locks.
 ///
@@ -90,15 +91,16 @@ pub(crate) fn queue_own_record(
             .fetch_add(1, Ordering::Relaxed);
         Err(e)
     };
-    if let Some(&(address, length)) = ranges.iter().find(|(a, l)| {
-        *a < pin.start || a.checked_add(*l).is_none_or(|e| e > pin.end) || *l == 0
-    }) {
+    if let Some(&(start, end)) = ranges
+        .iter()
+        .find(|(s, e)| *s < pin.start || *e > pin.end || e <= s)
+    {
         return refuse(Error::NotMapped {
-            address: address as u64,
-            length: length as u64,
+            address: start as u64,
+            length: end.saturating_sub(start) as u64,
         });
     }
-    let size = transaction_record_size(ranges.iter().map(|r| r.1 as u64));
+    let size = transaction_record_size(ranges.iter().map(|(s, e)| (e - s) as u64));
     if !ranges.is_empty() && size > inner.record_bytes_max {
         return refuse(Error::TooBig {
             size,
@@ -124,7 +126,8 @@ pub(crate) fn queue_own_record(
             0
         };
         let start = TransactionEncoder::begin(&mut q.buf, flags, 0, ranges.len() as u32);
-        for &(address, length) in ranges {
+        for &(address, end) in ranges {
+            let length = end - address;
             let header = RangeHeader {
                 segment: pin.slot,
                 offset: pin.segment_offset + (address - pin.start) as u64,
