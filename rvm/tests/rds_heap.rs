@@ -986,7 +986,11 @@ fn a_free_checked_before_its_free_neighbour_was_allocated_is_planned_again_at_co
     let report = f.heap.check();
     assert!(report.is_ok(), "{report}");
     let s = f.heap.statistics();
-    assert_eq!(s.allocated_bytes, 3 * 2 * 64, "blocks 0, 1 and 3 are allocated");
+    assert_eq!(
+        s.allocated_bytes,
+        3 * 2 * 64,
+        "blocks 0, 1 and 3 are allocated"
+    );
     assert_eq!(f.heap.usable_size(blocks[1]).unwrap(), 2 * 64 - 16);
     f.assert_consistent();
 }

@@ -60,7 +60,10 @@ impl Ctx<'_> {
                 .checked_add(8 * words.len() as u64)
                 .is_some_and(|end| end <= self.r.geometry.heap_length);
         if !inside {
-            return Err(corrupt(at, "a heap write would fall outside the heap region"));
+            return Err(corrupt(
+                at,
+                "a heap write would fall outside the heap region",
+            ));
         }
         // SAFETY: inside the heap region and aligned (checked above); the heap call's
         // transaction pins the region (`Heap::write_op`).
@@ -176,12 +179,7 @@ impl Ctx<'_> {
 
     /// Make `block` a free block of `chunks` chunks (head tag and links) at the head of
     /// `list`. Its foot tag is the caller's.
-    fn push(
-        &mut self,
-                block: u64,
-        chunks: u64,
-        list: u64,
-    ) -> Result<(), Error> {
+    fn push(&mut self, block: u64, chunks: u64, list: u64) -> Result<(), Error> {
         self.push_with(block, chunks, list, None, false)
     }
 
@@ -190,7 +188,7 @@ impl Ctx<'_> {
     /// the same range too when the block is four words long (one 32-byte chunk).
     fn push_with(
         &mut self,
-                block: u64,
+        block: u64,
         chunks: u64,
         list: u64,
         foot_before: Option<u64>,
@@ -231,13 +229,7 @@ impl Ctx<'_> {
     }
 
     /// Put free block `new` (of `chunks` chunks) where `old` is on `list`.
-    fn replace(
-        &mut self,
-                old: u64,
-        new: u64,
-        chunks: u64,
-        list: u64,
-    ) -> Result<(), Error> {
+    fn replace(&mut self, old: u64, new: u64, chunks: u64, list: u64) -> Result<(), Error> {
         if list == self.geometry().nlists {
             let (_, old_chunks) = self.r.head(old)?;
             self.index_large(list, old_chunks, old, false);
@@ -263,7 +255,7 @@ impl Ctx<'_> {
     /// rewritten unchanged; a longer one is two.
     fn put_allocated_tags(
         &mut self,
-                block: u64,
+        block: u64,
         chunks: u64,
         foot_before: Option<u64>,
     ) -> Result<(), Error> {
@@ -291,23 +283,14 @@ impl Ctx<'_> {
     }
 
     /// Mark free block `block` (already off its list) allocated: head and foot tags.
-    fn mark_allocated(
-        &mut self,
-                block: u64,
-        chunks: u64,
-    ) -> Result<(), Error> {
+    fn mark_allocated(&mut self, block: u64, chunks: u64) -> Result<(), Error> {
         self.put_allocated_tags(block, chunks, None)
     }
 
     /// Shrink free block `b` (on `list`) to its first `rest` chunks, moving it to the list it
     /// then belongs on. Its new foot is written by the caller. The target list's head must have
     /// been checked.
-    fn shrink(
-        &mut self,
-                b: &FreeBlock,
-        list: u64,
-        rest: u64,
-    ) -> Result<(), Error> {
+    fn shrink(&mut self, b: &FreeBlock, list: u64, rest: u64) -> Result<(), Error> {
         let rest_list = self.geometry().list_for(rest);
         if rest_list == list {
             self.index_large(list, b.chunks, b.address, false);
@@ -322,12 +305,7 @@ impl Ctx<'_> {
     /// Take `chunks` chunks from free block `b` on `list` and mark them allocated: the whole
     /// block on an exact fit, else its high end, so the low remainder keeps its head and often
     /// its place on the list. Returns the allocated block's address.
-    fn take(
-        &mut self,
-                b: &FreeBlock,
-        list: u64,
-        chunks: u64,
-    ) -> Result<u64, Error> {
+    fn take(&mut self, b: &FreeBlock, list: u64, chunks: u64) -> Result<u64, Error> {
         let g = self.geometry();
         if b.chunks == chunks {
             self.unlink(b.address, list)?;
@@ -417,11 +395,7 @@ impl Ctx<'_> {
         Ok(block + USER_DATA_OFFSET)
     }
 
-    pub(super) fn prealloc(
-        &mut self,
-                size: u64,
-        count: u64,
-    ) -> Result<(), Error> {
+    pub(super) fn prealloc(&mut self, size: u64, count: u64) -> Result<(), Error> {
         let g = self.geometry();
         let chunks = g
             .chunks_for(size)
@@ -600,12 +574,7 @@ impl Ctx<'_> {
     }
 
     /// Grow free block `l` to `total` chunks, moving it to list `dest` if its list changes.
-    fn grow_left(
-        &mut self,
-                l: &FreeBlock,
-        total: u64,
-        dest: u64,
-    ) -> Result<(), Error> {
+    fn grow_left(&mut self, l: &FreeBlock, total: u64, dest: u64) -> Result<(), Error> {
         let l_list = self.geometry().list_for(l.chunks);
         if l_list == dest {
             self.index_large(dest, l.chunks, l.address, false);
@@ -617,4 +586,3 @@ impl Ctx<'_> {
         }
     }
 }
-

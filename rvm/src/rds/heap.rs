@@ -16,9 +16,12 @@
 //! caller's undo:
 //!
 //! * **malloc** (and [`Heap::prealloc`], [`Heap::clear_statistics`], [`Heap::init`]) changes
-//!   the heap in a restore transaction of its own on the same instance, committed no_flush
-//!   *before the heap's lock is released*, so the log holds the heap's changes in the order
-//!   they were made. The block is recorded as pending for the caller's transaction, which
+//!   the heap in a transaction of its own on the same instance, committed no_flush *before
+//!   the heap's lock is released*, so the log holds the heap's changes in the order they
+//!   were made. (Except for `init`, that transaction is a record queued straight from the
+//!   call's write log, `write_log.rs`, without a [`Transaction`]: see `tx/own_record.rs`.
+//!   The call writes memory at once, keeps each word's old value in its log, and puts them
+//!   back itself if it fails.) The block is recorded as pending for the caller's transaction, which
 //!   carries a hook ([`crate::tx::TxHook`]): if it aborts, the block is freed again by a
 //!   fresh heap call (its own no_flush commit); if it commits, the entry is dropped. Its
 //!   record follows the allocation's in the log, so a flush commit makes the allocation
@@ -28,9 +31,11 @@
 //! * **free** checks the block now (allocated, not being freed by any open transaction, its
 //!   neighbours intact) and records it as pending-free for the transaction. The free itself
 //!   happens *inside the transaction's own record*: at commit, before the record is built,
-//!   the hook takes the heap's lock, frees the blocks with `set_range` on the transaction
-//!   (saving old values even in no-restore mode, so a record refused after that puts them
-//!   back), and keeps the lock until the record is queued. A free is therefore atomic with
+//!   the hook takes the heap's lock, frees the blocks and declares the words written with
+//!   `set_range` on the transaction (saving old values even in no-restore mode, so a record
+//!   refused after that puts them back), and keeps the lock until the record is queued. A
+//!   lone free whose check at the call still holds (no heap call has changed the heap
+//!   since: same generation) is made by that check's plan, without checking again. A free is therefore atomic with
 //!   the transaction that made it; an abort just forgets it. Intention lists
 //!   ([`Heap::fake_free`], [`Heap::do_free`]) use the same path.
 //! * Across transactions (the `pending` module keeps the books): a transaction that frees a
@@ -184,7 +189,9 @@ struct State {
     pending: Pending,
     /// The write log of the call in progress (kept to reuse its allocations).
     log: WriteLog,
-    /// Boxes of finished transactions' hooks, for the next ones (see `hook.rs`).
+    /// Boxes of finished transactions' hooks, for the next ones (see `hook.rs`). Boxed on
+    /// purpose: the allocations are what is reused (each becomes a `Box<dyn TxHook>`).
+    #[allow(clippy::vec_box)]
     spare_hooks: Vec<Box<hook::HeapHook>>,
     /// The frees of the commit in progress (kept to reuse its allocation).
     frees: Vec<u64>,
@@ -455,7 +462,10 @@ impl Heap {
     /// not freed. (If another open transaction allocated the block, the free is handed over
     /// to it: made in its commit, or by its abort.) Damage found at the commit (written
     /// since by something other than the heap) refuses the commit ([`crate::Error::Heap`];
-    /// the transaction is rolled back).
+    /// the transaction is rolled back). The commit checks again only if a heap call has
+    /// changed the heap since this call or the transaction frees several blocks: damage
+    /// written in between by a transaction (outside any allocated block) is otherwise
+    /// found by the next heap call that meets it, as is damage written after a commit.
     ///
     /// # Errors
     /// [`Error::DoubleFree`] for a block already free, or already freed in `tx`;
@@ -748,7 +758,10 @@ impl Heap {
             let first = new.iter().zip(&old).position(changed).unwrap_or(0);
             let last = new.iter().zip(&old).rposition(changed).unwrap_or(0);
             if first <= last {
-                ctx.put(base + COUNTERS_OFFSET + 8 * first as u64, &new[first..=last])?;
+                ctx.put(
+                    base + COUNTERS_OFFSET + 8 * first as u64,
+                    &new[first..=last],
+                )?;
             }
             st.expected_generation = counters.generation;
             Ok(value)

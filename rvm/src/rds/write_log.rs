@@ -97,11 +97,7 @@ impl WriteLog {
     /// old values at `set_range`: restore mode, or forced) the old values are put back while
     /// the runs are declared, so `tx` saves them, then the new ones stored again. On an error
     /// every written word has its old value back.
-    pub(super) fn declare(
-        &self,
-        tx: &mut Transaction<'_>,
-        saves_undo: bool,
-    ) -> Result<(), Error> {
+    pub(super) fn declare(&self, tx: &mut Transaction<'_>, saves_undo: bool) -> Result<(), Error> {
         if saves_undo {
             self.put_back();
         }

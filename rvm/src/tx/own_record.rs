@@ -33,11 +33,7 @@ impl RegionPin {
     /// # Errors
     /// [`Error::NotMapped`] unless the bytes lie inside one mapped region.
     pub(crate) fn new(rvm: &Rvm, address: usize, length: usize) -> Result<RegionPin> {
-        let regions = rvm
-            .inner
-            .regions
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let regions = rvm.inner.regions.read().unwrap_or_else(|e| e.into_inner());
         let i = regions.partition_point(|r| r.start <= address);
         let region = i
             .checked_sub(1)

@@ -80,7 +80,9 @@ impl HeapHook {
 
 impl TxHook for HeapHook {
     fn order(&self) -> usize {
-        self.heap.as_ref().map_or(0, |h| Arc::as_ptr(&h.shared) as usize)
+        self.heap
+            .as_ref()
+            .map_or(0, |h| Arc::as_ptr(&h.shared) as usize)
     }
 
     fn commit(
