@@ -81,6 +81,12 @@ pub(crate) trait TxHook: Send {
     fn abort(self: Box<Self>, rvm: &Rvm);
 }
 
+/// The hooks of a transaction: one (the common case, no vector to allocate) or several.
+enum Hooks {
+    One(Box<dyn TxHook>),
+    Many(Vec<Box<dyn TxHook>>),
+}
+
 /// A record queued by a commit: what remains is to wait for its flush, if it needs one.
 #[derive(Debug, Clone, Copy)]
 #[must_use]
@@ -177,7 +183,7 @@ pub struct Transaction<'a> {
     attachment: Option<Box<dyn Send + 'a>>,
     /// Hooks run at commit and after abort (see [`TxHook`]); empty for most transactions.
     /// (`None` rather than an empty vector: dropping it then costs one test.)
-    hooks: Option<Vec<Box<dyn TxHook>>>,
+    hooks: Option<Hooks>,
     /// Save old values at `set_range` even in no-restore mode (a hook's changes at commit,
     /// which must be undone if the record is then refused).
     force_undo: bool,
@@ -287,7 +293,14 @@ impl<'a> Transaction<'a> {
 
     /// Run `hook` at this transaction's commit and after its abort (see [`TxHook`]).
     pub(crate) fn add_hook(&mut self, hook: Box<dyn TxHook>) {
-        self.hooks.get_or_insert_with(Vec::new).push(hook);
+        self.hooks = Some(match self.hooks.take() {
+            None => Hooks::One(hook),
+            Some(Hooks::One(first)) => Hooks::Many(vec![first, hook]),
+            Some(Hooks::Many(mut all)) => {
+                all.push(hook);
+                Hooks::Many(all)
+            }
+        });
     }
 
     /// Save old values at `set_range` from now on even in no-restore mode (`true`), or only
@@ -509,10 +522,15 @@ impl<'a> Transaction<'a> {
     #[cold]
     #[inline(never)]
     fn end_with_hooks(&mut self, mode: CommitMode) -> Result<()> {
-        let mut hooks = self.hooks.take().unwrap_or_default();
-        // Popped from the end: the smallest key runs outermost.
-        hooks.sort_by_key(|h| std::cmp::Reverse(h.order()));
-        let queued = self.commit_with_hooks(hooks, mode)?;
+        let queued = match self.hooks.take() {
+            None => self.queue_record(mode)?,
+            Some(Hooks::One(hook)) => hook.commit(self, &mut |tx| tx.queue_record(mode))?,
+            Some(Hooks::Many(mut hooks)) => {
+                // Popped from the end: the smallest key runs outermost.
+                hooks.sort_by_key(|h| std::cmp::Reverse(h.order()));
+                self.commit_with_hooks(hooks, mode)?
+            }
+        };
         queued.wait(self.rvm)
     }
 
@@ -636,8 +654,14 @@ impl<'a> Transaction<'a> {
 
     /// After a rollback: give every hook its abort.
     fn run_abort_hooks(&mut self) {
-        for hook in self.hooks.take().unwrap_or_default() {
-            hook.abort(self.rvm);
+        match self.hooks.take() {
+            None => {}
+            Some(Hooks::One(hook)) => hook.abort(self.rvm),
+            Some(Hooks::Many(hooks)) => {
+                for hook in hooks {
+                    hook.abort(self.rvm);
+                }
+            }
         }
     }
 

@@ -994,3 +994,66 @@ fn a_free_checked_before_its_free_neighbour_was_allocated_is_planned_again_at_co
     assert_eq!(f.heap.usable_size(blocks[1]).unwrap(), 2 * 64 - 16);
     f.assert_consistent();
 }
+
+/// A transaction that allocates and frees in two heaps carries one hook per heap: its commit
+/// makes both heaps' frees, and its abort frees both heaps' allocations and forgets both
+/// heaps' frees.
+#[test]
+fn a_transaction_using_two_heaps_commits_and_aborts_in_both() {
+    use rvm::device::{CrashDevice, DeviceRef};
+    use std::sync::Arc;
+
+    let f = Fixture::new(layout(55, 64 << 10, 8, 64));
+    let layout2 = layout(56, 64 << 10, 8, 64);
+    let data2 = Arc::new(CrashDevice::new("data2", f.controller.clone(), Vec::new()));
+    // SAFETY: a crash device lends no descriptor to map (it is read into anonymous memory).
+    unsafe {
+        rds::create_heap_segment_on(
+            &f.rvm,
+            data2.clone() as DeviceRef,
+            layout2.segment_length_min(),
+            &layout2,
+        )
+    }
+    .unwrap();
+    // SAFETY: as above.
+    let seg2 = unsafe { f.rvm.map_device(data2.clone(), rvm::MapOptions::default()) }.unwrap();
+    let heap2 = Heap::load(&seg2).unwrap();
+
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let a = f.heap.malloc(&mut tx, 100).unwrap();
+    let b = heap2.malloc(&mut tx, 200).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    heap2.free(&mut tx, b).unwrap();
+    f.heap.free(&mut tx, a).unwrap();
+    let c = heap2.malloc(&mut tx, 300).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    assert_eq!(f.heap.statistics().allocated_bytes, 0);
+    assert_eq!(
+        heap2.statistics().allocated_bytes,
+        5 * 64,
+        "c: 316 bytes, 5 chunks"
+    );
+
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let d = f.heap.malloc(&mut tx, 100).unwrap();
+    heap2.free(&mut tx, c).unwrap();
+    assert_eq!(f.heap.statistics().allocated_bytes, 2 * 64);
+    tx.abort().unwrap();
+    assert!(
+        f.heap.usable_size(d).is_err(),
+        "d is freed again by the abort"
+    );
+    assert_eq!(f.heap.statistics().allocated_bytes, 0);
+    assert_eq!(
+        heap2.usable_size(c).unwrap(),
+        5 * 64 - 16,
+        "c's free is forgotten"
+    );
+    assert!(f.heap.check().is_ok());
+    assert!(heap2.check().is_ok());
+    drop(heap2);
+    drop(seg2);
+}

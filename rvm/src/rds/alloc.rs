@@ -52,6 +52,7 @@ impl Ctx<'_> {
 
     /// Write consecutive words at `at`, recording them in the write log. The words must lie
     /// inside the heap region (checked: a damaged link never sends a write elsewhere).
+    #[inline]
     pub(super) fn put(&mut self, at: u64, words: &[u64]) -> Result<(), Error> {
         // The reader's view is the heap region: `heap_length` bytes from `base`.
         let inside = at.is_multiple_of(8)

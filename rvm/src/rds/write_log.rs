@@ -51,6 +51,7 @@ impl WriteLog {
     /// # Safety
     /// `[at, at + 8 * words.len())` must lie inside the heap region, which the call's
     /// transaction pins, and `at` must be 8-byte aligned.
+    #[inline]
     pub(super) unsafe fn put(&mut self, at: u64, words: &[u64]) {
         for (i, &new) in words.iter().enumerate() {
             let at = at + 8 * i as u64;
