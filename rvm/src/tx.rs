@@ -81,12 +81,6 @@ pub(crate) trait TxHook: Send {
     fn abort(self: Box<Self>, rvm: &Rvm);
 }
 
-/// The hooks of a transaction: one (the common case, no vector to allocate) or several.
-enum Hooks {
-    One(Box<dyn TxHook>),
-    Many(Vec<Box<dyn TxHook>>),
-}
-
 /// A record queued by a commit: what remains is to wait for its flush, if it needs one.
 #[derive(Debug, Clone, Copy)]
 #[must_use]
@@ -181,9 +175,12 @@ pub struct Transaction<'a> {
     attachments: Vec<Box<dyn Send + 'a>>,
     /// The first attachment (most transactions have at most one): no vector needed.
     attachment: Option<Box<dyn Send + 'a>>,
-    /// Hooks run at commit and after abort (see [`TxHook`]); empty for most transactions.
-    /// (`None` rather than an empty vector: dropping it then costs one test.)
-    hooks: Option<Hooks>,
+    /// Hooks run at commit and after abort (see [`TxHook`]); none for most transactions.
+    /// The first is kept apart (most transactions with hooks have one: no vector to
+    /// allocate), the others in `more_hooks` (`None` rather than an empty vector: dropping it
+    /// then costs one test). `more_hooks` is `None` whenever `hook` is.
+    hook: Option<Box<dyn TxHook>>,
+    more_hooks: Option<Vec<Box<dyn TxHook>>>,
     /// Save old values at `set_range` even in no-restore mode (a hook's changes at commit,
     /// which must be undone if the record is then refused).
     force_undo: bool,
@@ -251,7 +248,8 @@ impl<'a> Transaction<'a> {
             pins: spare.pins,
             attachments: Vec::new(),
             attachment: None,
-            hooks: None,
+            hook: None,
+            more_hooks: None,
             force_undo: false,
             last_region: None,
             id: std::cell::Cell::new(0),
@@ -293,14 +291,11 @@ impl<'a> Transaction<'a> {
 
     /// Run `hook` at this transaction's commit and after its abort (see [`TxHook`]).
     pub(crate) fn add_hook(&mut self, hook: Box<dyn TxHook>) {
-        self.hooks = Some(match self.hooks.take() {
-            None => Hooks::One(hook),
-            Some(Hooks::One(first)) => Hooks::Many(vec![first, hook]),
-            Some(Hooks::Many(mut all)) => {
-                all.push(hook);
-                Hooks::Many(all)
-            }
-        });
+        if self.hook.is_none() {
+            self.hook = Some(hook);
+        } else {
+            self.more_hooks.get_or_insert_with(Vec::new).push(hook);
+        }
     }
 
     /// Save old values at `set_range` from now on even in no-restore mode (`true`), or only
@@ -385,6 +380,7 @@ impl<'a> Transaction<'a> {
     }
 
     /// Look the region up in the region table and pin it for this transaction.
+    #[inline(always)]
     fn find_and_pin(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
         let regions = self
             .rvm
@@ -511,7 +507,7 @@ impl<'a> Transaction<'a> {
     /// fails (the instance is then unusable: reopen the log, whose recovery decides whether
     /// this transaction committed).
     pub fn end(mut self, mode: CommitMode) -> Result<()> {
-        if self.hooks.is_some() {
+        if self.hook.is_some() {
             return self.end_with_hooks(mode);
         }
         let queued = self.queue_record(mode)?;
@@ -522,10 +518,11 @@ impl<'a> Transaction<'a> {
     #[cold]
     #[inline(never)]
     fn end_with_hooks(&mut self, mode: CommitMode) -> Result<()> {
-        let queued = match self.hooks.take() {
-            None => self.queue_record(mode)?,
-            Some(Hooks::One(hook)) => hook.commit(self, &mut |tx| tx.queue_record(mode))?,
-            Some(Hooks::Many(mut hooks)) => {
+        let queued = match (self.hook.take(), self.more_hooks.take()) {
+            (None, _) => self.queue_record(mode)?,
+            (Some(hook), None) => hook.commit(self, &mut |tx| tx.queue_record(mode))?,
+            (Some(first), Some(mut hooks)) => {
+                hooks.push(first);
                 // Popped from the end: the smallest key runs outermost.
                 hooks.sort_by_key(|h| std::cmp::Reverse(h.order()));
                 self.commit_with_hooks(hooks, mode)?
@@ -538,7 +535,7 @@ impl<'a> Transaction<'a> {
     /// has released its locks (the RDS heap commits its own transactions this way, under the
     /// heap's lock, so their records are queued in the order the changes were made).
     pub(crate) fn end_queued(mut self, mode: CommitMode) -> Result<Queued> {
-        debug_assert!(self.hooks.is_none(), "end_queued skips hooks");
+        debug_assert!(self.hook.is_none(), "end_queued skips hooks");
         self.queue_record(mode)
     }
 
@@ -654,14 +651,11 @@ impl<'a> Transaction<'a> {
 
     /// After a rollback: give every hook its abort.
     fn run_abort_hooks(&mut self) {
-        match self.hooks.take() {
-            None => {}
-            Some(Hooks::One(hook)) => hook.abort(self.rvm),
-            Some(Hooks::Many(hooks)) => {
-                for hook in hooks {
-                    hook.abort(self.rvm);
-                }
-            }
+        if let Some(hook) = self.hook.take() {
+            hook.abort(self.rvm);
+        }
+        for hook in self.more_hooks.take().unwrap_or_default() {
+            hook.abort(self.rvm);
         }
     }
 
@@ -714,7 +708,7 @@ impl Drop for Transaction<'_> {
             self.count_abort();
             self.rollback();
         }
-        if self.hooks.is_some() {
+        if self.hook.is_some() {
             // Aborted here, or refused at `end` (whose hooks were taken before).
             self.run_abort_hooks();
         }
