@@ -176,11 +176,12 @@ pub struct Transaction<'a> {
     /// The first attachment (most transactions have at most one): no vector needed.
     attachment: Option<Box<dyn Send + 'a>>,
     /// Hooks run at commit and after abort (see [`TxHook`]); none for most transactions.
-    /// The first is kept apart (most transactions with hooks have one: no vector to
-    /// allocate), the others in `more_hooks` (`None` rather than an empty vector: dropping it
-    /// then costs one test). `more_hooks` is `None` whenever `hook` is.
-    hook: Option<Box<dyn TxHook>>,
+    /// The first is kept apart in `hook` (most transactions with hooks have one: no vector
+    /// to allocate), the others here (`None` rather than an empty vector: dropping it then
+    /// costs one test). `None` whenever `hook` is.
     more_hooks: Option<Vec<Box<dyn TxHook>>>,
+    /// The first hook (see `more_hooks`).
+    hook: Option<Box<dyn TxHook>>,
     /// Save old values at `set_range` even in no-restore mode (a hook's changes at commit,
     /// which must be undone if the record is then refused).
     force_undo: bool,

@@ -35,9 +35,9 @@
 //!   `set_range` on the transaction (saving old values even in no-restore mode, so a record
 //!   refused after that puts them back), and keeps the lock until the record is queued. A
 //!   lone free whose check at the call still holds (no heap call has changed the heap
-//!   since: same generation) is made by that check's plan, without checking again. A free is therefore atomic with
-//!   the transaction that made it; an abort just forgets it. Intention lists
-//!   ([`Heap::fake_free`], [`Heap::do_free`]) use the same path.
+//!   since: same generation) is made by that check's plan, without checking again. A free
+//!   is therefore atomic with the transaction that made it; an abort just forgets it.
+//!   Intention lists ([`Heap::fake_free`], [`Heap::do_free`]) use the same path.
 //! * Across transactions (the `pending` module keeps the books): a transaction that frees a
 //!   block another open transaction allocated does not free it at its own commit (the
 //!   allocator has written into the block, and its abort would roll those bytes back over

@@ -1,11 +1,11 @@
 //! A heap call's write log: the words it wrote to the heap region, with their old values, and
 //! the runs of adjacent words they form. A changing heap call writes memory at once (so its
-//! own later reads see its writes) and records each word here; once the call has succeeded
-//! the runs are declared to the call's transaction, one `set_range` each ([`WriteLog::declare`]);
-//! or are queued as a record of their own ([`WriteLog::runs`]); if it fails, every word gets
-//! its old value back ([`WriteLog::put_back`]). Declaring after
-//! writing keeps the `set_range`s few (a run is often several writes) and lets the heap's own
-//! transaction save no old values of its own.
+//! own later reads see its writes) and records each word here. Once the call has succeeded,
+//! the runs are declared to the call's transaction, one `set_range` each
+//! ([`WriteLog::declare`]), or queued as a record of their own ([`WriteLog::runs`]); if it
+//! fails, every word gets its old value back ([`WriteLog::put_back`]). Declaring after
+//! writing keeps the ranges few (a run is often several writes) and lets the heap's own
+//! record save no old values of its own.
 //!
 //! Every address here was checked by the caller ([`crate::rds::alloc`]'s `Ctx::put`) to lie
 //! inside the heap region, 8-byte aligned, and the region is pinned by the call's
@@ -94,10 +94,10 @@ impl WriteLog {
         }
     }
 
-    /// Declare every run to `tx`, in address order (memory holds the new values). With `saves_undo` (`tx` saves
-    /// old values at `set_range`: restore mode, or forced) the old values are put back while
-    /// the runs are declared, so `tx` saves them, then the new ones stored again. On an error
-    /// every written word has its old value back.
+    /// Declare every run to `tx`, in address order (memory holds the new values). With
+    /// `saves_undo` (`tx` saves old values at `set_range`: restore mode, or forced) the old
+    /// values are put back while the runs are declared, so `tx` saves them, then the new ones
+    /// stored again. On an error every written word has its old value back.
     pub(super) fn declare(&self, tx: &mut Transaction<'_>, saves_undo: bool) -> Result<(), Error> {
         if saves_undo {
             self.put_back();
