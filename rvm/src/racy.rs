@@ -158,6 +158,29 @@ pub(crate) unsafe fn store(dst: *mut u8, src: &[u8]) {
     }
 }
 
+/// Load the little-endian u64 at `src`, which must be 8-byte aligned (one access).
+///
+/// # Safety
+/// `[src, src + 8)` must be mapped readable memory for the whole call, `src` must be 8-byte
+/// aligned, and every concurrent access to it must be made through this module.
+#[inline]
+pub(crate) unsafe fn load_u64(src: *const u8) -> u64 {
+    debug_assert!(src.cast::<AtomicU64>().is_aligned());
+    // SAFETY: aligned, mapped and accessed only atomically (the contract).
+    u64::from_le(unsafe { (*src.cast::<AtomicU64>()).load(Ordering::Relaxed) })
+}
+
+/// Store `value` little-endian at `dst`, which must be 8-byte aligned (one access).
+///
+/// # Safety
+/// As for [`store`], and `dst` must be 8-byte aligned.
+#[inline]
+pub(crate) unsafe fn store_u64(dst: *mut u8, value: u64) {
+    debug_assert!(dst.cast::<AtomicU64>().is_aligned());
+    // SAFETY: aligned, mapped writable and accessed only atomically (the contract).
+    unsafe { (*dst.cast::<AtomicU64>()).store(value.to_le(), Ordering::Relaxed) }
+}
+
 /// Set `len` bytes of mapped memory at `dst` to `byte`.
 ///
 /// # Safety
