@@ -189,7 +189,16 @@ impl Rvm {
                 slot.device = Some(device);
                 slot.header = Some(header);
             }
-            let mut applier = Applier::new(&name);
+            let (head, tail) = (
+                reader.normalize(status.head_offset),
+                reader.normalize(scan.tail_offset),
+            );
+            let live = if tail >= head {
+                tail - head
+            } else {
+                (status.area_end() - head) + (tail - status.area_offset)
+            };
+            let mut applier = Applier::new(&name, live);
             reader.walk_scanned(
                 status.head_offset,
                 status.head_lsn,

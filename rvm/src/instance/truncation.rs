@@ -115,7 +115,7 @@ impl Inner {
         let _one = lock(&self.truncate_lock);
         self.check_failed()?;
         let started = Instant::now();
-        let (head_offset, head_lsn, tail_offset, next_lsn, applied_lsn, mut touched) = {
+        let (head_offset, head_lsn, tail_offset, next_lsn, applied_lsn, mut touched, live) = {
             let mut p = lock(&self.pos);
             p.truncation_requested = false;
             if p.is_empty() && p.pending_sync.is_empty() {
@@ -130,10 +130,13 @@ impl Inner {
                 p.next_lsn,
                 p.applied_lsn,
                 p.pending_sync.clone(),
+                self.used_bytes(&p),
             )
         };
         let result = (|| -> Result<()> {
-            if head_lsn < next_lsn {
+            // Records before `applied_lsn` are in the segments already (recovery applied
+            // them): when that is all of them, the log need not be read at all.
+            if head_lsn < next_lsn && applied_lsn < next_lsn {
                 let status = lock(&self.status).clone();
                 let reader = LogReader::with_status(self.log.clone(), status);
                 let targets: Vec<Option<(DeviceRef, SegmentHeader)>> = {
@@ -143,7 +146,7 @@ impl Inner {
                         .collect()
                 };
                 let target = |i: u32| targets.get(i as usize).cloned().flatten();
-                let mut applier = Applier::new(&self.log_name);
+                let mut applier = Applier::new(&self.log_name, live);
                 reader.walk_bodies(head_offset, head_lsn, next_lsn, |offset, header, body| {
                     if header.lsn >= applied_lsn {
                         applier.add_body(offset, header, body, &target)?;
