@@ -234,14 +234,14 @@ mod tests {
     use crate::format::Uuid;
     use std::sync::Arc;
 
-    /// Applying random overlapping ranges gives the same bytes as applying them one by one
-    /// in log order.
-    #[test]
-    fn newest_value_of_every_byte_wins() {
-        let dev = Arc::new(MemDevice::new("seg", vec![0; 4096 + 8192]));
+    /// Log `ranges` (offset, length, fill byte) as one record each, apply them, and compare
+    /// with writing them one by one in log order.
+    fn apply_and_compare(ranges: &[(u64, u64, u8)]) {
+        let len = 4096 + 8192;
+        let dev = Arc::new(MemDevice::new("seg", vec![0; len]));
         let header = SegmentHeader {
             uuid: Uuid([1; 16]),
-            length_bytes: 4096 + 8192,
+            length_bytes: len as u64,
             created_unix_ms: 0,
             regions: vec![RegionEntry {
                 offset: 4096,
@@ -251,16 +251,9 @@ mod tests {
         };
         let d: crate::device::DeviceRef = dev.clone();
         let target = move |i: u32| (i == 0).then(|| (d.clone(), header.clone()));
-        let mut model = vec![0u8; 4096 + 8192];
-        let mut applier = Applier::new("log", 1 << 20);
-        let mut x: u64 = 12345;
-        for n in 0..400u32 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let offset = 4096 + x % 8000;
-            let length = 1 + (x >> 20) % 150;
-            let length = length.min(4096 + 8192 - offset);
+        let mut model = vec![0u8; len];
+        let mut applier = Applier::new("log", 1 << 16);
+        for (n, &(offset, length, fill)) in ranges.iter().enumerate() {
             let mut buf = Vec::new();
             let start = TransactionEncoder::begin(&mut buf, 0, 0, 1);
             TransactionEncoder::range(
@@ -272,18 +265,63 @@ mod tests {
                     address: 0,
                 },
             )
-            .fill(n as u8);
+            .fill(fill);
             TransactionEncoder::finish(&mut buf, start);
             seal_record(&mut buf, n as u64 + 1, 1, 1, 0);
             let h = RecordHeader::decode(&buf, 0, buf.len() as u64).unwrap();
             let body = &buf[RECORD_HEADER_SIZE..buf.len() - RECORD_TRAILER_SIZE];
             applier.add_body(0, &h, body, &target).unwrap();
-            model[offset as usize..(offset + length) as usize].fill(n as u8);
+            model[offset as usize..(offset + length) as usize].fill(fill);
         }
         let touched = applier.finish(&target).unwrap();
         assert_eq!(touched.into_iter().collect::<Vec<_>>(), vec![0]);
-        let mut got = vec![0u8; 4096 + 8192];
+        let mut got = vec![0u8; len];
         dev.read_at(&mut got, 0).unwrap();
         assert_eq!(got, model);
+    }
+
+    /// The same few ranges (a heap's counters and tags) rewritten again and again, between
+    /// ranges that overlap them partly: a rewritten range must not keep the age of its first
+    /// write, or an older overlapping range would win over its newest value.
+    #[test]
+    fn a_rewritten_range_beats_older_ranges_overlapping_it() {
+        // [4096, 4104) rewritten after [4100, 4112) was written over half of it.
+        apply_and_compare(&[(4096, 8, 1), (4100, 12, 2), (4096, 8, 3)]);
+        apply_and_compare(&[(4100, 12, 2), (4096, 8, 1), (4100, 12, 4), (4096, 8, 3)]);
+        let spots = [
+            (4096, 8),
+            (4100, 12),
+            (4096, 64),
+            (4200, 8),
+            (4104, 100),
+            (4096, 8),
+        ];
+        let mut x: u64 = 99;
+        let mut ranges = Vec::new();
+        for n in 0..5000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (offset, length) = spots[(x % spots.len() as u64) as usize];
+            ranges.push((offset, length, (n % 251) as u8 + 1));
+        }
+        apply_and_compare(&ranges);
+    }
+
+    /// Applying random overlapping ranges gives the same bytes as applying them one by one
+    /// in log order.
+    #[test]
+    fn newest_value_of_every_byte_wins() {
+        let mut x: u64 = 12345;
+        let mut ranges = Vec::new();
+        for n in 0..400u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let offset = 4096 + x % 8000;
+            let length = (1 + (x >> 20) % 150).min(4096 + 8192 - offset);
+            ranges.push((offset, length, n as u8));
+        }
+        apply_and_compare(&ranges);
     }
 }
