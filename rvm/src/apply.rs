@@ -164,6 +164,13 @@ impl Applier {
         Ok(())
     }
 
+    /// Write what is held so far (the applier stays usable); returns the segment indices
+    /// written to since it was made (to be synced).
+    pub(crate) fn write_out(&mut self, target: Target<'_>) -> Result<&BTreeSet<u32>> {
+        self.write_slice(target)?;
+        Ok(&self.touched)
+    }
+
     /// Write what is left; returns the segment indices written to (to be synced).
     pub(crate) fn finish(mut self, target: Target<'_>) -> Result<BTreeSet<u32>> {
         self.write_slice(target)?;
