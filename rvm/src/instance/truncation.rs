@@ -138,10 +138,10 @@ impl Inner {
     /// Apply every durable record to the segments, sync them, then move the head past those
     /// records with a status write. One truncation at a time; commits continue meanwhile.
     ///
-    /// A long truncation moves the head in stages: after each eighth of the record area
-    /// applied, the segments are synced and the head moved to the next record, so the space
-    /// comes free while the rest is applied (a producer faster than truncation waits less),
-    /// and a crash in the middle replays only what was not staged yet.
+    /// A long background truncation moves the head in stages: after each eighth of the record
+    /// area applied, the segments are synced and the head moved to the next record, so the
+    /// space comes free while the rest is applied (a producer faster than truncation waits
+    /// less), and a crash in the middle replays only what was not staged yet.
     pub(crate) fn truncate_now(&self, background: bool) -> Result<()> {
         let _one = lock(&self.truncate_lock);
         self.check_failed()?;
@@ -178,7 +178,13 @@ impl Inner {
                 };
                 let target = |i: u32| targets.get(i as usize).cloned().flatten();
                 let mut applier = Applier::new(&self.log_name, live);
-                let stage_bytes = (self.area_end - self.area_start) / TRUNCATION_STAGES;
+                // Only in the background: an explicit or out-of-space truncation has its
+                // caller waiting for all of it, and would only pay more syncs.
+                let stage_bytes = if background {
+                    (self.area_end - self.area_start) / TRUNCATION_STAGES
+                } else {
+                    u64::MAX
+                };
                 let mut staged = 0;
                 reader.walk_bodies(head_offset, head_lsn, next_lsn, |offset, header, body| {
                     if staged >= stage_bytes {
