@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 
 use crate::device::DeviceRef;
 use crate::error::{Error, Result};
-use crate::format::log::{ranges, RecordHeader, RANGE_HEADER_SIZE};
+use crate::format::log::{ranges, RecordHeader, RANGE_HEADER_SIZE, SEGMENTS_PER_LOG_MAX};
 use crate::format::segment::SegmentHeader;
 
 /// Range data held in memory before a slice is written out. Bounds memory for any log size.
@@ -63,15 +63,20 @@ pub(crate) struct Applier {
 
 type Resolved = Option<(DeviceRef, SegmentHeader)>;
 
-/// Segment `slot`'s device and header, asking `target` only the first time.
+/// Segment `slot`'s device and header, asking `target` only the first time. A log names at
+/// most `SEGMENTS_PER_LOG_MAX` segments: a larger index (damage) resolves to nothing, through
+/// one shared entry, so a damaged index never sizes the cache.
 fn resolve<'a>(
     targets: &'a mut Vec<Option<Resolved>>,
     slot: u32,
     target: Target<'_>,
 ) -> &'a Resolved {
-    let i = slot as usize;
+    let i = (slot as usize).min(SEGMENTS_PER_LOG_MAX);
     if i >= targets.len() {
         targets.resize(i + 1, None);
+    }
+    if i == SEGMENTS_PER_LOG_MAX {
+        return targets[i].get_or_insert(None);
     }
     targets[i].get_or_insert_with(|| target(slot))
 }
@@ -313,6 +318,53 @@ mod tests {
             ranges.push((offset, length, (n % 251) as u8 + 1));
         }
         apply_and_compare(&ranges);
+    }
+
+    /// A range naming a segment index far past any table (a damaged log) is refused with an
+    /// error naming the record, and never sizes the applier's cache of segments by it.
+    #[test]
+    fn a_huge_segment_index_is_refused_without_allocating_for_it() {
+        let dev: crate::device::DeviceRef = Arc::new(MemDevice::new("seg", vec![0; 8192]));
+        let target = move |i: u32| {
+            (i == 0).then(|| {
+                (
+                    dev.clone(),
+                    SegmentHeader {
+                        uuid: Uuid([1; 16]),
+                        length_bytes: 8192,
+                        created_unix_ms: 0,
+                        regions: vec![RegionEntry {
+                            offset: 4096,
+                            length: 4096,
+                            address: 0,
+                        }],
+                    },
+                )
+            })
+        };
+        let mut buf = Vec::new();
+        let start = TransactionEncoder::begin(&mut buf, 0, 0, 1);
+        TransactionEncoder::range(
+            &mut buf,
+            &RangeHeader {
+                segment: u32::MAX,
+                offset: 4096,
+                length: 8,
+                address: 0,
+            },
+        )
+        .fill(1);
+        TransactionEncoder::finish(&mut buf, start);
+        seal_record(&mut buf, 1, 1, 1, 0);
+        let h = RecordHeader::decode(&buf, 0, buf.len() as u64).unwrap();
+        let body = &buf[RECORD_HEADER_SIZE..buf.len() - RECORD_TRAILER_SIZE];
+        let mut applier = Applier::new("log", 1 << 16);
+        let e = applier.add_body(4096, &h, body, &target).unwrap_err();
+        assert!(
+            matches!(e, Error::DamagedRecord { offset: 4096, .. }),
+            "{e:?}"
+        );
+        assert!(applier.targets.len() <= SEGMENTS_PER_LOG_MAX + 1);
     }
 
     /// Applying random overlapping ranges gives the same bytes as applying them one by one
