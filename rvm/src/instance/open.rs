@@ -196,7 +196,9 @@ impl Rvm {
             let live = if tail >= head {
                 tail - head
             } else {
-                (status.area_end() - head) + (tail - status.area_offset)
+                // Only a hint for the applier's buffers: saturating, never a panic.
+                (status.area_end().saturating_sub(head))
+                    .saturating_add(tail.saturating_sub(status.area_offset))
             };
             let mut applier = Applier::new(&name, live);
             reader.walk_scanned(
