@@ -162,9 +162,59 @@ fn main() -> Result<()> {
             }
             store.close()?;
         }
+        "reopen-store" => {
+            // `Store::open` and the first get of `reopen_after_kill`, timed apart.
+            use rvm_benches::store_peers::{self, Engine};
+            let (Some(dir), Some(n)) =
+                (args.get(1), args.get(2).and_then(|a| a.parse::<u64>().ok()))
+            else {
+                bail!("usage: profile reopen-store DIR ENTRIES");
+            };
+            let k = store_peers::key(n - 1u64);
+            let started = Instant::now();
+            let store = Engine::Rvm.open(std::path::Path::new(dir))?;
+            let opened = started.elapsed();
+            let found = store.get_many(&[k], &mut |_, _| {})?;
+            let got = started.elapsed();
+            println!(
+                "reopen-store: open {:.1} ms, first get {:.1} ms ({found} found)",
+                ms(opened),
+                ms(got - opened)
+            );
+            store.close()?;
+        }
+        "reopen" => {
+            // The steps of `Store::open` on a store a killed process left, timed one by one.
+            let Some(dir) = args.get(1).map(std::path::PathBuf::from) else {
+                bail!("usage: profile reopen DIR");
+            };
+            let data = dir.join("data");
+            let started = Instant::now();
+            let rvm = rvm::Rvm::open(dir.join("log"), Options::default().segment_path(&data))?;
+            let opened = started.elapsed();
+            // SAFETY: the store's files are a scratch copy nothing else opens or shortens.
+            let seg = unsafe { rvm.map(&data, rvm::MapOptions::default()) }?;
+            let mapped = started.elapsed();
+            let heap = rvm::rds::Heap::load(&seg)?;
+            let loaded = started.elapsed();
+            std::hint::black_box(&heap);
+            rvm.wait_for_truncation()?;
+            let durable = started.elapsed();
+            let st = rvm.statistics();
+            println!(
+                "reopen: open {:.1} ms (recovery {:.1} ms, {} records), map {:.1} ms, heap load \
+                 {:.1} ms; durable after {:.1} ms",
+                ms(opened),
+                st.recovery_time_us as f64 / 1000.0,
+                st.recovered_records,
+                ms(mapped - opened),
+                ms(loaded - mapped),
+                ms(durable)
+            );
+        }
         _ => bail!(
             "usage: profile noflush|flush|flush4|rawsync|rds N | recovery a|b|c | truncate | \
-             store rvm|redb|lmdb N [ROUNDS]"
+             store rvm|redb|lmdb N [ROUNDS] | reopen DIR | reopen-store DIR N"
         ),
     }
     Ok(())
