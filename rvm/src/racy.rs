@@ -41,9 +41,9 @@ pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) {
 pub(crate) unsafe fn load_u64_le(src: *const u8) -> u64 {
     let word = src.cast::<AtomicU64>();
     if word.is_aligned() {
-        // SAFETY: the 8 bytes are readable (the contract) and `word` is aligned for an
-        // AtomicU64; concurrent accesses are atomic too (the contract).
-        return u64::from_le(unsafe { (*word).load(Ordering::Relaxed) });
+        // SAFETY: the 8 bytes are readable and concurrent accesses atomic (the contract), and
+        // `src` is aligned: the contract of `load_u64`.
+        return unsafe { load_u64(src) };
     }
     let mut bytes = [0u8; 8];
     // SAFETY: the contract, for these 8 bytes.
