@@ -1,5 +1,5 @@
 //! Scenarios shared by the criterion benches (`benches/benches/*.rs`) and the `rvm-report`
-//! ratio report (`src/bin/rvm-report.rs`).
+//! ratio report (`src/bin/rvm-report/`).
 //!
 //! Every scenario builds its files in a fresh directory under the system temp directory
 //! ([`scratch::Scratch`], removed on drop) and uses sparse files only. The machine's own limits

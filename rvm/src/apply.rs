@@ -1,10 +1,19 @@
 //! Applying logged new values to segments: used by truncation and by recovery.
 //!
 //! Ranges are collected (with their data) in log order, in slices of bounded size. For each
-//! slice the newest value of every byte must win. The ranges are sorted by segment and
-//! offset; ranges that overlap form a cluster, and inside a cluster they are applied oldest
-//! first, so the newest write of every byte lands last. The pieces go to the segment's device
-//! in one call, in offset order; the caller syncs each touched segment once at the end.
+//! slice the newest value of every byte must win:
+//!
+//! * a range that covers exactly the bytes of a range already held (same segment, offset and
+//!   length: the heap's counters and boundary tags, rewritten by every operation) overwrites
+//!   that range's data in place and takes its age, so it is copied and written once per slice
+//!   however often it was logged (a small direct-mapped table of recent ranges finds it: a
+//!   range the table has forgotten is simply held twice, which is still correct);
+//! * the ranges are then sorted by segment, offset and age; ranges that overlap form a
+//!   cluster, and inside a cluster they are applied oldest first, so the newest write of every
+//!   byte lands last.
+//!
+//! The pieces go to the segment's device in one call, in offset order; the caller syncs each
+//! touched segment once at the end.
 //!
 //! Architecture Invariant: a range is written only if it lies entirely inside one region
 //! recorded in its segment's header; anything else is an error before the slice is written.
@@ -13,17 +22,24 @@ use std::collections::BTreeSet;
 
 use crate::device::DeviceRef;
 use crate::error::{Error, Result};
-use crate::format::log::{ranges, RecordHeader};
+use crate::format::log::{ranges, RecordHeader, RANGE_HEADER_SIZE, SEGMENTS_PER_LOG_MAX};
 use crate::format::segment::SegmentHeader;
 
 /// Range data held in memory before a slice is written out. Bounds memory for any log size.
 const SLICE_BYTES_MAX: usize = 64 << 20;
-/// Ranges held before a slice is written out (32 MiB of entries: tiny ranges would otherwise
+/// Ranges held before a slice is written out (40 MiB of entries: tiny ranges would otherwise
 /// let the entries outgrow the data many times over).
 const SLICE_ENTRIES_MAX: usize = 1 << 20;
+/// Slots of the table of recent ranges (a power of two; 4 bytes each).
+const RECENT_SLOTS: usize = 1 << 13;
+/// An empty slot of the table of recent ranges.
+const NO_ENTRY: u32 = u32::MAX;
 
+#[derive(Clone, Copy)]
 struct Entry {
     slot: u32,
+    /// Age: the position in the log of the newest range whose data this entry holds.
+    seq: u64,
     offset: u64,
     length: u64,
     data_at: usize,
@@ -36,15 +52,54 @@ pub(crate) struct Applier {
     log_name: String,
     entries: Vec<Entry>,
     data: Vec<u8>,
+    /// Index into `entries` of a recent range, by a hash of its segment, offset and length.
+    recent: Vec<u32>,
+    /// Ranges added so far (the next range's age).
+    seq: u64,
+    /// Segments resolved so far, by log index (resolved once, not once per range).
+    targets: Vec<Option<Resolved>>,
     touched: BTreeSet<u32>,
 }
 
+type Resolved = Option<(DeviceRef, SegmentHeader)>;
+
+/// Segment `slot`'s device and header, asking `target` only the first time. A log names at
+/// most `SEGMENTS_PER_LOG_MAX` segments: a larger index (damage) resolves to nothing, through
+/// one shared entry, so a damaged index never sizes the cache.
+fn resolve<'a>(
+    targets: &'a mut Vec<Option<Resolved>>,
+    slot: u32,
+    target: Target<'_>,
+) -> &'a Resolved {
+    let i = (slot as usize).min(SEGMENTS_PER_LOG_MAX);
+    if i >= targets.len() {
+        targets.resize(i + 1, None);
+    }
+    if i == SEGMENTS_PER_LOG_MAX {
+        return targets[i].get_or_insert(None);
+    }
+    targets[i].get_or_insert_with(|| target(slot))
+}
+
+fn recent_slot(slot: u32, offset: u64, length: u64) -> usize {
+    let x = (offset ^ (length << 40) ^ (u64::from(slot) << 56)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> (64 - RECENT_SLOTS.trailing_zeros())) as usize
+}
+
 impl Applier {
-    pub(crate) fn new(log_name: &str) -> Applier {
+    /// An applier for about `log_bytes` of records: its buffers are reserved up front (within
+    /// a slice's bounds; untouched reserved pages cost nothing), so they never grow by copying.
+    pub(crate) fn new(log_name: &str, log_bytes: u64) -> Applier {
+        let bytes = log_bytes.min(SLICE_BYTES_MAX as u64) as usize;
+        // Every range costs at least a range header of log.
+        let ranges = (bytes / RANGE_HEADER_SIZE).min(SLICE_ENTRIES_MAX);
         Applier {
             log_name: log_name.to_string(),
-            entries: Vec::new(),
-            data: Vec::new(),
+            entries: Vec::with_capacity(ranges),
+            data: Vec::with_capacity(bytes),
+            recent: vec![NO_ENTRY; RECENT_SLOTS],
+            seq: 0,
+            targets: Vec::new(),
             touched: BTreeSet::new(),
         }
     }
@@ -65,7 +120,7 @@ impl Applier {
                 detail: e.to_string(),
             })?;
             let h = range.header;
-            let Some((device, segment)) = target(h.segment) else {
+            let Some((device, segment)) = resolve(&mut self.targets, h.segment, target) else {
                 return Err(Error::DamagedRecord {
                     path: self.log_name.clone(),
                     offset: record_offset,
@@ -84,11 +139,24 @@ impl Applier {
             if h.length == 0 {
                 continue;
             }
+            self.seq += 1;
+            let r = recent_slot(h.segment, h.offset, h.length);
+            if let Some(e) = self.entries.get_mut(self.recent[r] as usize) {
+                if e.slot == h.segment && e.offset == h.offset && e.length == h.length {
+                    // The same bytes again: the newer value replaces the held one, and takes
+                    // its age (every byte it covered is covered by this newer range).
+                    e.seq = self.seq;
+                    self.data[e.data_at..e.data_at + range.data.len()].copy_from_slice(range.data);
+                    continue;
+                }
+            }
             if self.entries.len() >= SLICE_ENTRIES_MAX {
                 self.write_slice(target)?;
             }
+            self.recent[r] = self.entries.len() as u32;
             self.entries.push(Entry {
                 slot: h.segment,
+                seq: self.seq,
                 offset: h.offset,
                 length: h.length,
                 data_at: self.data.len(),
@@ -101,6 +169,13 @@ impl Applier {
         Ok(())
     }
 
+    /// Write what is held so far (the applier stays usable); returns the segment indices
+    /// written to since it was made (to be synced).
+    pub(crate) fn write_out(&mut self, target: Target<'_>) -> Result<&BTreeSet<u32>> {
+        self.write_slice(target)?;
+        Ok(&self.touched)
+    }
+
     /// Write what is left; returns the segment indices written to (to be synced).
     pub(crate) fn finish(mut self, target: Target<'_>) -> Result<BTreeSet<u32>> {
         self.write_slice(target)?;
@@ -111,33 +186,30 @@ impl Applier {
         if self.entries.is_empty() {
             return Ok(());
         }
-        // `entries` is in log order, so the index is the age: a stable sort by position keeps
-        // older-before-newer among ranges that start at the same offset.
-        let mut order: Vec<usize> = (0..self.entries.len()).collect();
-        order.sort_by_key(|&i| (self.entries[i].slot, self.entries[i].offset));
+        // By position. Ranges that start at the same offset overlap, so they fall into one
+        // cluster, which is put in age order below.
+        self.entries.sort_unstable_by_key(|e| (e.slot, e.offset));
+        let entries = &mut self.entries[..];
         let mut i = 0;
-        while i < order.len() {
-            let slot = self.entries[order[i]].slot;
+        while i < entries.len() {
+            let slot = entries[i].slot;
             let mut writes: Vec<(u64, &[u8])> = Vec::new();
-            while i < order.len() && self.entries[order[i]].slot == slot {
+            while i < entries.len() && entries[i].slot == slot {
                 // A cluster: ranges that overlap one another (transitively).
-                let first = &self.entries[order[i]];
-                let mut cluster_end = first.offset + first.length;
+                let mut cluster_end = entries[i].offset + entries[i].length;
                 let mut j = i + 1;
-                while j < order.len()
-                    && self.entries[order[j]].slot == slot
-                    && self.entries[order[j]].offset < cluster_end
+                while j < entries.len()
+                    && entries[j].slot == slot
+                    && entries[j].offset < cluster_end
                 {
-                    let e = &self.entries[order[j]];
-                    cluster_end = cluster_end.max(e.offset + e.length);
+                    cluster_end = cluster_end.max(entries[j].offset + entries[j].length);
                     j += 1;
                 }
                 if j - i > 1 {
                     // Oldest first, so the newest value of every byte is written last.
-                    order[i..j].sort_unstable();
+                    entries[i..j].sort_unstable_by_key(|e| e.seq);
                 }
-                for &k in &order[i..j] {
-                    let e = &self.entries[k];
+                for e in &entries[i..j] {
                     writes.push((
                         e.offset,
                         &self.data[e.data_at..e.data_at + e.length as usize],
@@ -145,11 +217,13 @@ impl Applier {
                 }
                 i = j;
             }
-            let (device, _) = target(slot).ok_or_else(|| Error::DamagedRecord {
-                path: self.log_name.clone(),
-                offset: 0,
-                detail: format!("segment {slot} is not open"),
-            })?;
+            let (device, _) = resolve(&mut self.targets, slot, target)
+                .as_ref()
+                .ok_or_else(|| Error::DamagedRecord {
+                    path: self.log_name.clone(),
+                    offset: 0,
+                    detail: format!("segment {slot} is not open"),
+                })?;
             device
                 .write_pieces(&writes)
                 .map_err(|e| Error::io(device.name(), "write", e))?;
@@ -157,6 +231,7 @@ impl Applier {
         }
         self.entries.clear();
         self.data.clear();
+        self.recent.fill(NO_ENTRY);
         Ok(())
     }
 }
@@ -171,14 +246,14 @@ mod tests {
     use crate::format::Uuid;
     use std::sync::Arc;
 
-    /// Applying random overlapping ranges gives the same bytes as applying them one by one
-    /// in log order.
-    #[test]
-    fn newest_value_of_every_byte_wins() {
-        let dev = Arc::new(MemDevice::new("seg", vec![0; 4096 + 8192]));
+    /// Log `ranges` (offset, length, fill byte) as one record each, apply them, and compare
+    /// with writing them one by one in log order.
+    fn apply_and_compare(ranges: &[(u64, u64, u8)]) {
+        let len = 4096 + 8192;
+        let dev = Arc::new(MemDevice::new("seg", vec![0; len]));
         let header = SegmentHeader {
             uuid: Uuid([1; 16]),
-            length_bytes: 4096 + 8192,
+            length_bytes: len as u64,
             created_unix_ms: 0,
             regions: vec![RegionEntry {
                 offset: 4096,
@@ -188,16 +263,9 @@ mod tests {
         };
         let d: crate::device::DeviceRef = dev.clone();
         let target = move |i: u32| (i == 0).then(|| (d.clone(), header.clone()));
-        let mut model = vec![0u8; 4096 + 8192];
-        let mut applier = Applier::new("log");
-        let mut x: u64 = 12345;
-        for n in 0..400u32 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let offset = 4096 + x % 8000;
-            let length = 1 + (x >> 20) % 150;
-            let length = length.min(4096 + 8192 - offset);
+        let mut model = vec![0u8; len];
+        let mut applier = Applier::new("log", 1 << 16);
+        for (n, &(offset, length, fill)) in ranges.iter().enumerate() {
             let mut buf = Vec::new();
             let start = TransactionEncoder::begin(&mut buf, 0, 0, 1);
             TransactionEncoder::range(
@@ -209,18 +277,110 @@ mod tests {
                     address: 0,
                 },
             )
-            .fill(n as u8);
+            .fill(fill);
             TransactionEncoder::finish(&mut buf, start);
             seal_record(&mut buf, n as u64 + 1, 1, 1, 0);
             let h = RecordHeader::decode(&buf, 0, buf.len() as u64).unwrap();
             let body = &buf[RECORD_HEADER_SIZE..buf.len() - RECORD_TRAILER_SIZE];
             applier.add_body(0, &h, body, &target).unwrap();
-            model[offset as usize..(offset + length) as usize].fill(n as u8);
+            model[offset as usize..(offset + length) as usize].fill(fill);
         }
         let touched = applier.finish(&target).unwrap();
         assert_eq!(touched.into_iter().collect::<Vec<_>>(), vec![0]);
-        let mut got = vec![0u8; 4096 + 8192];
+        let mut got = vec![0u8; len];
         dev.read_at(&mut got, 0).unwrap();
         assert_eq!(got, model);
+    }
+
+    /// The same few ranges (a heap's counters and tags) rewritten again and again, between
+    /// ranges that overlap them partly: a rewritten range must not keep the age of its first
+    /// write, or an older overlapping range would win over its newest value.
+    #[test]
+    fn a_rewritten_range_beats_older_ranges_overlapping_it() {
+        // [4096, 4104) rewritten after [4100, 4112) was written over half of it.
+        apply_and_compare(&[(4096, 8, 1), (4100, 12, 2), (4096, 8, 3)]);
+        apply_and_compare(&[(4100, 12, 2), (4096, 8, 1), (4100, 12, 4), (4096, 8, 3)]);
+        let spots = [
+            (4096, 8),
+            (4100, 12),
+            (4096, 64),
+            (4200, 8),
+            (4104, 100),
+            (4096, 8),
+        ];
+        let mut x: u64 = 99;
+        let mut ranges = Vec::new();
+        for n in 0..5000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (offset, length) = spots[(x % spots.len() as u64) as usize];
+            ranges.push((offset, length, (n % 251) as u8 + 1));
+        }
+        apply_and_compare(&ranges);
+    }
+
+    /// A range naming a segment index far past any table (a damaged log) is refused with an
+    /// error naming the record, and never sizes the applier's cache of segments by it.
+    #[test]
+    fn a_huge_segment_index_is_refused_without_allocating_for_it() {
+        let dev: crate::device::DeviceRef = Arc::new(MemDevice::new("seg", vec![0; 8192]));
+        let target = move |i: u32| {
+            (i == 0).then(|| {
+                (
+                    dev.clone(),
+                    SegmentHeader {
+                        uuid: Uuid([1; 16]),
+                        length_bytes: 8192,
+                        created_unix_ms: 0,
+                        regions: vec![RegionEntry {
+                            offset: 4096,
+                            length: 4096,
+                            address: 0,
+                        }],
+                    },
+                )
+            })
+        };
+        let mut buf = Vec::new();
+        let start = TransactionEncoder::begin(&mut buf, 0, 0, 1);
+        TransactionEncoder::range(
+            &mut buf,
+            &RangeHeader {
+                segment: u32::MAX,
+                offset: 4096,
+                length: 8,
+                address: 0,
+            },
+        )
+        .fill(1);
+        TransactionEncoder::finish(&mut buf, start);
+        seal_record(&mut buf, 1, 1, 1, 0);
+        let h = RecordHeader::decode(&buf, 0, buf.len() as u64).unwrap();
+        let body = &buf[RECORD_HEADER_SIZE..buf.len() - RECORD_TRAILER_SIZE];
+        let mut applier = Applier::new("log", 1 << 16);
+        let e = applier.add_body(4096, &h, body, &target).unwrap_err();
+        assert!(
+            matches!(e, Error::DamagedRecord { offset: 4096, .. }),
+            "{e:?}"
+        );
+        assert!(applier.targets.len() <= SEGMENTS_PER_LOG_MAX + 1);
+    }
+
+    /// Applying random overlapping ranges gives the same bytes as applying them one by one
+    /// in log order.
+    #[test]
+    fn newest_value_of_every_byte_wins() {
+        let mut x: u64 = 12345;
+        let mut ranges = Vec::new();
+        for n in 0..400u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let offset = 4096 + x % 8000;
+            let length = (1 + (x >> 20) % 150).min(4096 + 8192 - offset);
+            ranges.push((offset, length, n as u8));
+        }
+        apply_and_compare(&ranges);
     }
 }

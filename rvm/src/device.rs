@@ -406,8 +406,12 @@ impl Device for FileDevice {
     /// `COALESCED_WRITE_BYTES_MAX` (1 MiB) at a time; a piece alone is written straight from
     /// its slice. Positional writes report a full disk as `ENOSPC` (a write through a shared
     /// mapping would raise SIGBUS instead), and they leave no file pages in this process's
-    /// resident set.
+    /// resident set. The gaps are read without readahead (see [`NoReadahead`]).
     fn write_pieces(&self, pieces: &[(u64, &[u8])]) -> io::Result<()> {
+        let mut no_readahead = NoReadahead {
+            file: &self.file,
+            advised: false,
+        };
         let mut buf = Vec::new();
         let mut i = 0;
         while i < pieces.len() {
@@ -439,6 +443,7 @@ impl Device for FileDevice {
             // without gaps, by the pieces (whose union is then exactly `start..end`).
             buf.resize((end - start) as usize, 0);
             if gaps {
+                no_readahead.advise();
                 read_up_to(&self.file, &mut buf, start)?;
             }
             for &(at, bytes) in &pieces[i..j] {
@@ -449,6 +454,38 @@ impl Device for FileDevice {
             i = j;
         }
         Ok(())
+    }
+}
+
+/// Random-access advice on a file while [`FileDevice::write_pieces`] reads the gaps between
+/// pieces, and normal advice again when dropped. The gaps are read in increasing offset order,
+/// which the kernel takes for a sequential reader: without the advice each read pulled in (or,
+/// over the holes of a sparse segment, zero-filled) a readahead window of pages no piece
+/// touches, over a third of the CPU of a recovery of scattered 64-byte ranges. The advice only
+/// changes how much is read ahead, never what a read returns, so a mapping of the same file
+/// faulting meanwhile sees the same bytes.
+struct NoReadahead<'a> {
+    file: &'a File,
+    advised: bool,
+}
+
+impl NoReadahead<'_> {
+    fn advise(&mut self) {
+        if !self.advised {
+            self.advised = true;
+            // SAFETY: plain system call on a descriptor `self.file` keeps open; a failure only
+            // leaves the readahead as it was, so its result is not needed.
+            unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+        }
+    }
+}
+
+impl Drop for NoReadahead<'_> {
+    fn drop(&mut self) {
+        if self.advised {
+            // SAFETY: as in `advise`.
+            unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_NORMAL) };
+        }
     }
 }
 

@@ -17,7 +17,7 @@
 //! Architecture Invariant: no reference (`&[u8]`, `&mut [u8]`, `&T`) is ever created over
 //! mapped segment memory; only these functions touch it.
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 const WORD: usize = std::mem::size_of::<usize>();
 
@@ -30,6 +30,51 @@ const WORD: usize = std::mem::size_of::<usize>();
 pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) {
     // SAFETY: `dst` is `dst.len()` writable bytes; the source range is the caller's contract.
     unsafe { load_raw(src, dst.as_mut_ptr(), dst.len()) }
+}
+
+/// The little-endian `u64` at `src`: one relaxed atomic load when `src` is 8-byte aligned
+/// (heap tags and links always are), else [`load`] of its 8 bytes.
+///
+/// # Safety
+/// As for [`load`], for the 8 bytes at `src`.
+#[inline]
+pub(crate) unsafe fn load_u64_le(src: *const u8) -> u64 {
+    let word = src.cast::<AtomicU64>();
+    if word.is_aligned() {
+        // SAFETY: the 8 bytes are readable and concurrent accesses atomic (the contract), and
+        // `src` is aligned: the contract of `load_u64`.
+        return unsafe { load_u64(src) };
+    }
+    let mut bytes = [0u8; 8];
+    // SAFETY: the contract, for these 8 bytes.
+    unsafe { load(src, &mut bytes) };
+    u64::from_le_bytes(bytes)
+}
+
+/// The `N` little-endian `u64`s from `src`: one relaxed atomic load each when `src` is 8-byte
+/// aligned (tested once), else [`load`] of each word's bytes.
+///
+/// # Safety
+/// As for [`load`], for the `8 * N` bytes at `src`.
+#[inline]
+pub(crate) unsafe fn load_u64s_le<const N: usize>(src: *const u8) -> [u64; N] {
+    let mut out = [0u64; N];
+    let words = src.cast::<AtomicU64>();
+    if words.is_aligned() {
+        for (i, w) in out.iter_mut().enumerate() {
+            // SAFETY: word `i` lies inside the `8 * N` readable bytes (the contract), aligned
+            // because `src` is; concurrent accesses are atomic too (the contract).
+            *w = u64::from_le(unsafe { (*words.add(i)).load(Ordering::Relaxed) });
+        }
+    } else {
+        for (i, w) in out.iter_mut().enumerate() {
+            let mut bytes = [0u8; 8];
+            // SAFETY: the contract, for the 8 bytes of word `i`.
+            unsafe { load(src.add(8 * i), &mut bytes) };
+            *w = u64::from_le_bytes(bytes);
+        }
+    }
+    out
 }
 
 /// [`load`] into `len` bytes at `out`, which must be writable (they may be uninitialised).
@@ -111,6 +156,29 @@ pub(crate) unsafe fn store(dst: *mut u8, src: &[u8]) {
             i += 1;
         }
     }
+}
+
+/// Load the little-endian u64 at `src`, which must be 8-byte aligned (one access).
+///
+/// # Safety
+/// `[src, src + 8)` must be mapped readable memory for the whole call, `src` must be 8-byte
+/// aligned, and every concurrent access to it must be made through this module.
+#[inline]
+pub(crate) unsafe fn load_u64(src: *const u8) -> u64 {
+    debug_assert!(src.cast::<AtomicU64>().is_aligned());
+    // SAFETY: aligned, mapped and accessed only atomically (the contract).
+    u64::from_le(unsafe { (*src.cast::<AtomicU64>()).load(Ordering::Relaxed) })
+}
+
+/// Store `value` little-endian at `dst`, which must be 8-byte aligned (one access).
+///
+/// # Safety
+/// As for [`store`], and `dst` must be 8-byte aligned.
+#[inline]
+pub(crate) unsafe fn store_u64(dst: *mut u8, value: u64) {
+    debug_assert!(dst.cast::<AtomicU64>().is_aligned());
+    // SAFETY: aligned, mapped writable and accessed only atomically (the contract).
+    unsafe { (*dst.cast::<AtomicU64>()).store(value.to_le(), Ordering::Relaxed) }
 }
 
 /// Set `len` bytes of mapped memory at `dst` to `byte`.

@@ -26,8 +26,11 @@ use crate::error::{Error, Result};
 use crate::format::log::{
     transaction_record_size, RangeHeader, TransactionEncoder, TX_FLAG_FLUSH, TX_FLAG_RESTORE,
 };
-use crate::instance::{RegionPin, Rvm};
+use crate::instance::{PinWord, Rvm};
 use crate::racy;
+
+mod own_record;
+pub(crate) use own_record::{queue_own_record, RegionPin};
 
 /// How a transaction begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,14 +114,14 @@ struct CachedRegion {
 /// A region a transaction pinned. Kept afterwards in the thread's spare set as the thread's
 /// recent region (not pinned then): the next transaction of the thread that declares a range
 /// in it pins it through this description, without the region table's lock, if it is still
-/// mapped ([`RegionPin::try_pin`] fails once the region is unmapped; the `Arc` keeps the pin
+/// mapped ([`PinWord::try_pin`] fails once the region is unmapped; the `Arc` keeps the pin
 /// word itself alive).
 #[derive(Clone)]
 struct PinnedRegion {
     region: CachedRegion,
     /// `Inner::id` of the instance whose region table holds it.
     instance: u64,
-    pin: Arc<RegionPin>,
+    pin: Arc<PinWord>,
 }
 
 impl PinnedRegion {
@@ -195,9 +198,13 @@ pub struct Transaction<'a> {
     attachments: Vec<Box<dyn Send + 'a>>,
     /// The first attachment (most transactions have at most one): no vector needed.
     attachment: Option<Box<dyn Send + 'a>>,
-    /// Hooks run at commit and after abort (see [`TxHook`]); empty for most transactions.
-    /// (`None` rather than an empty vector: dropping it then costs one test.)
-    hooks: Option<Vec<Box<dyn TxHook>>>,
+    /// Hooks run at commit and after abort (see [`TxHook`]); none for most transactions.
+    /// The first is kept apart in `hook` (most transactions with hooks have one: no vector
+    /// to allocate), the others here (`None` rather than an empty vector: dropping it then
+    /// costs one test). `None` whenever `hook` is.
+    more_hooks: Option<Vec<Box<dyn TxHook>>>,
+    /// The first hook (see `more_hooks`).
+    hook: Option<Box<dyn TxHook>>,
     /// Save old values at `set_range` even in no-restore mode (a hook's changes at commit,
     /// which must be undone if the record is then refused).
     force_undo: bool,
@@ -317,7 +324,8 @@ impl<'a> Transaction<'a> {
             bufs: std::mem::ManuallyDrop::new(take_spare()),
             attachments: Vec::new(),
             attachment: None,
-            hooks: None,
+            hook: None,
+            more_hooks: None,
             force_undo: false,
             id: std::cell::Cell::new(0),
             holds_locks: false,
@@ -362,7 +370,11 @@ impl<'a> Transaction<'a> {
 
     /// Run `hook` at this transaction's commit and after its abort (see [`TxHook`]).
     pub(crate) fn add_hook(&mut self, hook: Box<dyn TxHook>) {
-        self.hooks.get_or_insert_with(Vec::new).push(hook);
+        if self.hook.is_none() {
+            self.hook = Some(hook);
+        } else {
+            self.more_hooks.get_or_insert_with(Vec::new).push(hook);
+        }
     }
 
     /// Save old values at `set_range` from now on even in no-restore mode (`true`), or only
@@ -433,9 +445,27 @@ impl<'a> Transaction<'a> {
         Ok(())
     }
 
+    /// Pin the mapped region holding `[address, address+length)` until this transaction
+    /// ends, without declaring a range (a library that declares its ranges after writing,
+    /// like the RDS heap, pins first so the memory stays mapped meanwhile).
+    ///
+    /// # Errors
+    /// [`Error::NotMapped`] unless the bytes lie inside one mapped region.
+    pub(crate) fn pin(&mut self, address: usize, length: usize) -> Result<()> {
+        let pinned = self.bufs.last_region.is_some_and(|r| {
+            address >= r.start && address.checked_add(length).is_some_and(|e| e <= r.end)
+        });
+        if !pinned {
+            self.find_and_pin(address, length)?;
+        }
+        Ok(())
+    }
+
     /// Find the region holding the range and pin it for this transaction: the thread's
     /// recent region if it holds the range and is still mapped, else a region this
-    /// transaction pinned already, else a lookup in the region table (under its lock).
+    /// transaction pinned already, else a lookup in the region table (under its lock, out of
+    /// line).
+    #[inline(always)]
     fn find_and_pin(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
         let instance = self.rvm.inner.id;
         let bufs = &mut **self.bufs;
@@ -615,7 +645,7 @@ impl<'a> Transaction<'a> {
     /// ended or aborted.
     pub fn end_in_place(&mut self, mode: CommitMode) -> Result<()> {
         self.check_open()?;
-        if self.hooks.is_some() {
+        if self.hook.is_some() {
             return self.end_with_hooks(mode);
         }
         let queued = self.queue_record(mode)?;
@@ -641,10 +671,16 @@ impl<'a> Transaction<'a> {
     #[cold]
     #[inline(never)]
     fn end_with_hooks(&mut self, mode: CommitMode) -> Result<()> {
-        let mut hooks = self.hooks.take().unwrap_or_default();
-        // Popped from the end: the smallest key runs outermost.
-        hooks.sort_by_key(|h| std::cmp::Reverse(h.order()));
-        let queued = self.commit_with_hooks(hooks, mode)?;
+        let queued = match (self.hook.take(), self.more_hooks.take()) {
+            (None, _) => self.queue_record(mode)?,
+            (Some(hook), None) => hook.commit(self, &mut |tx| tx.queue_record(mode))?,
+            (Some(first), Some(mut hooks)) => {
+                hooks.push(first);
+                // Popped from the end: the smallest key runs outermost.
+                hooks.sort_by_key(|h| std::cmp::Reverse(h.order()));
+                self.commit_with_hooks(hooks, mode)?
+            }
+        };
         queued.wait(self.rvm)
     }
 
@@ -652,7 +688,7 @@ impl<'a> Transaction<'a> {
     /// has released its locks (the RDS heap commits its own transactions this way, under the
     /// heap's lock, so their records are queued in the order the changes were made).
     pub(crate) fn end_queued(mut self, mode: CommitMode) -> Result<Queued> {
-        debug_assert!(self.hooks.is_none(), "end_queued skips hooks");
+        debug_assert!(self.hook.is_none(), "end_queued skips hooks");
         self.queue_record(mode)
     }
 
@@ -778,7 +814,10 @@ impl<'a> Transaction<'a> {
 
     /// After a rollback: give every hook its abort.
     fn run_abort_hooks(&mut self) {
-        for hook in self.hooks.take().unwrap_or_default() {
+        if let Some(hook) = self.hook.take() {
+            hook.abort(self.rvm);
+        }
+        for hook in self.more_hooks.take().unwrap_or_default() {
             hook.abort(self.rvm);
         }
     }
@@ -843,7 +882,7 @@ impl Drop for Transaction<'_> {
             self.count_abort();
             self.rollback();
         }
-        if self.hooks.is_some() {
+        if self.hook.is_some() {
             // Aborted here, or refused at `end` (whose hooks were taken before).
             self.run_abort_hooks();
         }

@@ -35,14 +35,22 @@ enum End {
     Abort,
 }
 
+/// A few ranges written again and again, some overlapping others (as a heap's counters and
+/// tags are): the applier keeps one copy of a range rewritten within a slice, and must still
+/// let the newest value of every byte win over the older ranges overlapping it.
+const HOT_RANGES: [(usize, usize); 5] = [(64, 8), (68, 12), (64, 64), (4000, 8), (4090, 200)];
+
 fn op_strategy() -> impl Strategy<Value = Op> {
-    let write = (0..REGION_BYTES, 1usize..600, any::<u8>()).prop_map(|(off, len, b)| {
+    let anywhere = (0..REGION_BYTES, 1usize..600, any::<u8>()).prop_map(|(off, len, b)| {
         (
             off.min(REGION_BYTES - 1),
             len.min(REGION_BYTES - off.min(REGION_BYTES - 1)),
             b,
         )
     });
+    let hot = (prop::sample::select(HOT_RANGES.to_vec()), any::<u8>())
+        .prop_map(|((off, len), b)| (off, len, b));
+    let write = prop_oneof![2 => anywhere, 1 => hot];
     let end = prop_oneof![3 => Just(End::Flush), 4 => Just(End::NoFlush), 2 => Just(End::Abort)];
     prop_oneof![
         12 => (any::<bool>(), prop::collection::vec(write, 1..5), end)

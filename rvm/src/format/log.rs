@@ -961,15 +961,19 @@ impl TransactionEncoder {
     /// to `buf` (checked), then pad with zeros to 8. For data that is not in a Rust slice
     /// (mapped memory is copied with race-defined accesses, never borrowed).
     pub fn range_with(buf: &mut Vec<u8>, range: &RangeHeader, append: impl FnOnce(&mut Vec<u8>)) {
-        let at = buf.len();
-        buf.resize(at + RANGE_HEADER_SIZE, 0);
-        range.encode_into(&mut buf[at..at + RANGE_HEADER_SIZE]);
+        let padded = align_up(range.length, RECORD_ALIGN) as usize;
+        buf.reserve(RANGE_HEADER_SIZE + padded);
+        let mut header = [0u8; RANGE_HEADER_SIZE];
+        range.encode_into(&mut header);
+        buf.extend_from_slice(&header);
         let data = buf.len();
         append(buf);
-        // A short or long append would misplace every later field: keep the layout exact.
-        buf.resize(data + range.length as usize, 0);
-        let padded = align_up(range.length, RECORD_ALIGN) as usize;
-        buf.resize(data + padded, 0);
+        if buf.len() != data + padded {
+            // A short or long append would misplace every later field: keep the layout
+            // exact; then pad the data to 8 bytes with zeros.
+            buf.resize(data + range.length as usize, 0);
+            buf.resize(data + padded, 0);
+        }
     }
 
     /// Append one range header and its data, copied from `data` (padded with zeros to 8).

@@ -44,6 +44,9 @@ pub(crate) struct CommitCounts {
     pub(crate) no_restore_transactions: u64,
     pub(crate) ranges_coalesced: u64,
     pub(crate) bytes_saved_by_coalescing: u64,
+    /// Records queued without a transaction (`tx::queue_own_record`), counted in the commit
+    /// counts above but never begun.
+    pub(crate) own_records: u64,
 }
 
 impl Rvm {

@@ -47,7 +47,7 @@ use crate::segment::Segment;
 use commit::Queue;
 pub use options::Options;
 pub use plain_file::{FileMapMode, FileMapOptions};
-pub(crate) use segments::RegionPin;
+pub(crate) use segments::PinWord;
 use segments::{RegionRef, Slot};
 use stats::Stats;
 pub use stats::{LogState, Statistics};

@@ -189,7 +189,18 @@ impl Rvm {
                 slot.device = Some(device);
                 slot.header = Some(header);
             }
-            let mut applier = Applier::new(&name);
+            let (head, tail) = (
+                reader.normalize(status.head_offset),
+                reader.normalize(scan.tail_offset),
+            );
+            let live = if tail >= head {
+                tail - head
+            } else {
+                // Only a hint for the applier's buffers: saturating, never a panic.
+                (status.area_end().saturating_sub(head))
+                    .saturating_add(tail.saturating_sub(status.area_offset))
+            };
+            let mut applier = Applier::new(&name, live);
             reader.walk_scanned(
                 status.head_offset,
                 status.head_lsn,

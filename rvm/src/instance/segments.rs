@@ -53,7 +53,7 @@ pub(crate) struct RegionRef {
     pub(crate) slot: u32,
     pub(crate) segment_offset: u64,
     /// Transactions holding ranges in this region; unmapping requires none.
-    pub(crate) pin: Arc<RegionPin>,
+    pub(crate) pin: Arc<PinWord>,
 }
 
 /// The pin count of a mapped region and whether it is retired (being or already unmapped),
@@ -65,14 +65,14 @@ pub(crate) struct RegionRef {
 /// nothing. A transaction may therefore pin through a region description it cached from an
 /// earlier transaction (`crate::tx`) without the region table's lock: the `Arc` keeps the
 /// word alive after the region is gone, and the retired bit says so for ever.
-pub(crate) struct RegionPin(AtomicUsize);
+pub(crate) struct PinWord(AtomicUsize);
 
-/// The retired bit of [`RegionPin`]; the bits below count the pins.
+/// The retired bit of [`PinWord`]; the bits below count the pins.
 const RETIRED: usize = 1 << (usize::BITS - 1);
 
-impl RegionPin {
-    pub(crate) fn new() -> RegionPin {
-        RegionPin(AtomicUsize::new(0))
+impl PinWord {
+    pub(crate) fn new() -> PinWord {
+        PinWord(AtomicUsize::new(0))
     }
 
     /// Pin the region unless it is retired. `Acquire` pairs with the `Release` of the unpin
@@ -87,7 +87,7 @@ impl RegionPin {
         true
     }
 
-    /// Drop a pin taken by [`RegionPin::try_pin`]. `Release`: every access the transaction made
+    /// Drop a pin taken by [`PinWord::try_pin`]. `Release`: every access the transaction made
     /// to the region happens before an unmap that sees the count at zero.
     #[inline]
     pub(crate) fn unpin(&self) {
@@ -106,7 +106,7 @@ impl RegionPin {
             .is_ok()
     }
 
-    /// Undo [`RegionPin::try_retire`] (another region of the same unmap is pinned).
+    /// Undo [`PinWord::try_retire`] (another region of the same unmap is pinned).
     fn unretire(&self) {
         self.0.fetch_and(!RETIRED, Ordering::AcqRel);
     }
@@ -445,7 +445,7 @@ impl Inner {
                 end: m.address + m.length,
                 slot: index as u32,
                 segment_offset: m.segment_offset,
-                pin: Arc::new(RegionPin::new()),
+                pin: Arc::new(PinWord::new()),
             });
         }
         regions.sort_by_key(|r| r.start);

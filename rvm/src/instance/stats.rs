@@ -187,7 +187,8 @@ impl Inner {
             (
                 q.records.len(),
                 q.buf.len(),
-                c.flush_commits + c.no_flush_commits,
+                // Records queued without a transaction were never begun.
+                (c.flush_commits + c.no_flush_commits).saturating_sub(c.own_records),
             )
         };
         // Read after the commits and aborts: every transaction counted there has its begin

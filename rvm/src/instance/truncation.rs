@@ -1,6 +1,7 @@
 //! When truncation runs (threshold, request, out of space, background thread) and how it
 //! moves the head once the records are in the segments.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -12,6 +13,9 @@ use crate::device::DeviceRef;
 use crate::error::{Error, Result};
 use crate::format::segment::SegmentHeader;
 use crate::log::LogReader;
+
+/// A truncation moves the head after each `1 / TRUNCATION_STAGES` of the record area it applies.
+const TRUNCATION_STAGES: u64 = 8;
 
 impl Rvm {
     /// Change the log use (percent, 1..=100) at which background truncation starts; 0 stops
@@ -109,13 +113,40 @@ impl Inner {
         }
     }
 
+    /// Sync the segments of these log indices. A failure fails the instance: after a failed
+    /// fdatasync the kernel may have marked the unwritten pages clean, so a retry could
+    /// "succeed" without the data; only a reopen, which applies the log again, may truncate
+    /// from here on.
+    fn sync_segments(&self, touched: &BTreeSet<u32>) -> Result<()> {
+        let devices: Vec<DeviceRef> = {
+            let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+            touched
+                .iter()
+                .filter_map(|i| slots.get(*i as usize).and_then(|s| s.device.clone()))
+                .collect()
+        };
+        for d in devices {
+            if let Err(e) = d.sync() {
+                let e = Error::io(d.name(), "fsync", e);
+                self.fail(&e);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Apply every durable record to the segments, sync them, then move the head past those
     /// records with a status write. One truncation at a time; commits continue meanwhile.
+    ///
+    /// A long background truncation moves the head in stages: after each eighth of the record
+    /// area applied, the segments are synced and the head moved to the next record, so the
+    /// space comes free while the rest is applied (a producer faster than truncation waits
+    /// less), and a crash in the middle replays only what was not staged yet.
     pub(crate) fn truncate_now(&self, background: bool) -> Result<()> {
         let _one = lock(&self.truncate_lock);
         self.check_failed()?;
         let started = Instant::now();
-        let (head_offset, head_lsn, tail_offset, next_lsn, applied_lsn, mut touched) = {
+        let (head_offset, head_lsn, tail_offset, next_lsn, applied_lsn, mut touched, live) = {
             let mut p = lock(&self.pos);
             p.truncation_requested = false;
             if p.is_empty() && p.pending_sync.is_empty() {
@@ -130,10 +161,13 @@ impl Inner {
                 p.next_lsn,
                 p.applied_lsn,
                 p.pending_sync.clone(),
+                self.used_bytes(&p),
             )
         };
         let result = (|| -> Result<()> {
-            if head_lsn < next_lsn {
+            // Records before `applied_lsn` are in the segments already (recovery applied
+            // them): when that is all of them, the log need not be read at all.
+            if head_lsn < next_lsn && applied_lsn < next_lsn {
                 let status = lock(&self.status).clone();
                 let reader = LogReader::with_status(self.log.clone(), status);
                 let targets: Vec<Option<(DeviceRef, SegmentHeader)>> = {
@@ -143,8 +177,36 @@ impl Inner {
                         .collect()
                 };
                 let target = |i: u32| targets.get(i as usize).cloned().flatten();
-                let mut applier = Applier::new(&self.log_name);
+                let mut applier = Applier::new(&self.log_name, live);
+                // Only in the background: an explicit or out-of-space truncation has its
+                // caller waiting for all of it, and would only pay more syncs.
+                let stage_bytes = if background {
+                    (self.area_end - self.area_start) / TRUNCATION_STAGES
+                } else {
+                    u64::MAX
+                };
+                let mut staged = 0;
                 reader.walk_bodies(head_offset, head_lsn, next_lsn, |offset, header, body| {
+                    if staged >= stage_bytes {
+                        // Every record before this one is applied: make it durable and move
+                        // the head here, so its space is free while the rest is applied (and
+                        // a crash from here on replays only the rest).
+                        touched.extend(applier.write_out(&target)?);
+                        self.sync_segments(&touched)?;
+                        self.write_status_then(
+                            |s, _| {
+                                s.head_offset = offset;
+                                s.head_lsn = header.lsn;
+                            },
+                            |p| {
+                                p.head_offset = offset;
+                                p.head_lsn = header.lsn;
+                            },
+                        )?;
+                        self.pos_cond.notify_all();
+                        staged = 0;
+                    }
+                    staged += header.length;
                     if header.lsn >= applied_lsn {
                         applier.add_body(offset, header, body, &target)?;
                     }
@@ -152,23 +214,7 @@ impl Inner {
                 })?;
                 touched.extend(applier.finish(&target)?);
             }
-            let devices: Vec<DeviceRef> = {
-                let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
-                touched
-                    .iter()
-                    .filter_map(|i| slots.get(*i as usize).and_then(|s| s.device.clone()))
-                    .collect()
-            };
-            for d in devices {
-                if let Err(e) = d.sync() {
-                    // After a failed fdatasync the kernel may have marked the unwritten pages
-                    // clean, so a retry could "succeed" without the data: only a reopen, which
-                    // applies the log again, may truncate from here on.
-                    let e = Error::io(d.name(), "fsync", e);
-                    self.fail(&e);
-                    return Err(e);
-                }
-            }
+            self.sync_segments(&touched)?;
             let truncated_ms = now_ms();
             self.write_status_then(
                 |s, _| {

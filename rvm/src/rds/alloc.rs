@@ -1,7 +1,9 @@
 //! The allocator proper: quick fit over exact-size lists and a large list, splitting, immediate
 //! coalescing, and the volatile index (non-empty lists, the large list by size) that makes a
-//! fit cheap. [`Ctx`] is one heap call's view: validated reads through a [`Reader`] and writes
-//! through the transaction the call runs in. The caller (`heap.rs`) holds the heap's lock.
+//! fit cheap. [`Ctx`] is one heap call's view: validated reads through a [`Reader`], and
+//! writes straight to the pinned heap region, each recorded (address, old and new value) in a
+//! write log that the caller (`heap.rs`) declares to the transaction once the call has
+//! succeeded, as few merged ranges, or puts back if it fails. The caller holds the heap's lock.
 
 use std::collections::BTreeSet;
 
@@ -10,8 +12,8 @@ use crate::format::heap::{
     FREE_NEXT_OFFSET, FREE_PREV_OFFSET, TAG_SIZE, USER_DATA_OFFSET,
 };
 use crate::rds::reader::{corrupt, FreeBlock, Reader};
+use crate::rds::write_log::WriteLog;
 use crate::rds::Error;
-use crate::tx::Transaction;
 
 /// A volatile index of the large list: (chunks, address) of each of its blocks. Built on
 /// first use by walking the list (O(length of the large list), whatever the heap's size),
@@ -23,17 +25,19 @@ pub(super) struct LargeIndex {
     pub(super) blocks: BTreeSet<(u64, u64)>,
 }
 
-/// One heap call's view of the heap: validated reads plus writes through the transaction.
+/// One heap call's view of the heap: validated reads, and writes recorded in `writes`.
 pub(super) struct Ctx<'s> {
     pub(super) r: Reader<'static>,
     pub(super) nonempty: &'s mut Vec<u64>,
     pub(super) large: &'s mut LargeIndex,
+    /// The call's write log; empty when the call starts.
+    pub(super) log: &'s mut WriteLog,
     pub(super) counters: HeapCounters,
 }
 
 /// What freeing one block will do, worked out (and every tag and link it touches checked)
 /// before anything is written: see [`Ctx::plan_free`].
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(super) struct FreePlan {
     block: u64,
     chunks: u64,
@@ -46,14 +50,25 @@ impl Ctx<'_> {
         self.r.geometry
     }
 
-    /// Write up to five consecutive words at `at` through the transaction (one range).
-    fn put(&self, tx: &mut Transaction<'_>, at: u64, words: &[u64]) -> Result<(), Error> {
-        let mut buf = [0u8; 40];
-        let n = words.len().min(5);
-        for (i, w) in words.iter().take(n).enumerate() {
-            buf[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+    /// Write consecutive words at `at`, recording them in the write log. The words must lie
+    /// inside the heap region (checked: a damaged link never sends a write elsewhere).
+    #[inline]
+    pub(super) fn put(&mut self, at: u64, words: &[u64]) -> Result<(), Error> {
+        // The reader's view is the heap region: `heap_length` bytes from `base`.
+        let inside = at.is_multiple_of(8)
+            && at >= self.r.base
+            && (at - self.r.base)
+                .checked_add(8 * words.len() as u64)
+                .is_some_and(|end| end <= self.r.geometry.heap_length);
+        if !inside {
+            return Err(corrupt(
+                at,
+                "a heap write would fall outside the heap region",
+            ));
         }
-        tx.modify_bytes(at as usize, &buf[..8 * n])?;
+        // SAFETY: inside the heap region and aligned (checked above); the heap call's
+        // transaction pins the region (`Heap::write_op`).
+        unsafe { self.log.put(at, words) };
         Ok(())
     }
 
@@ -142,7 +157,7 @@ impl Ctx<'_> {
         Ok(self.highest_nonempty_exact().unwrap_or(0))
     }
 
-    fn unlink(&mut self, tx: &mut Transaction<'_>, block: u64, list: u64) -> Result<(), Error> {
+    fn unlink(&mut self, block: u64, list: u64) -> Result<(), Error> {
         if list == self.geometry().nlists {
             let (_, chunks) = self.r.head(block)?;
             self.index_large(list, chunks, block, false);
@@ -150,29 +165,23 @@ impl Ctx<'_> {
         let prev = self.r.word(block + FREE_PREV_OFFSET)?;
         let next = self.r.word(block + FREE_NEXT_OFFSET)?;
         if prev == 0 {
-            self.put(tx, self.r.list_address(list), &[next])?;
+            self.put(self.r.list_address(list), &[next])?;
             if next == 0 {
                 self.set_nonempty(list, false);
             }
         } else {
-            self.put(tx, prev + FREE_NEXT_OFFSET, &[next])?;
+            self.put(prev + FREE_NEXT_OFFSET, &[next])?;
         }
         if next != 0 {
-            self.put(tx, next + FREE_PREV_OFFSET, &[prev])?;
+            self.put(next + FREE_PREV_OFFSET, &[prev])?;
         }
         Ok(())
     }
 
     /// Make `block` a free block of `chunks` chunks (head tag and links) at the head of
     /// `list`. Its foot tag is the caller's.
-    fn push(
-        &mut self,
-        tx: &mut Transaction<'_>,
-        block: u64,
-        chunks: u64,
-        list: u64,
-    ) -> Result<(), Error> {
-        self.push_with(tx, block, chunks, list, None, false)
+    fn push(&mut self, block: u64, chunks: u64, list: u64) -> Result<(), Error> {
+        self.push_with(block, chunks, list, None, false)
     }
 
     /// [`Ctx::push`], also writing `foot_before` (the foot tag of the block that ends where
@@ -180,7 +189,6 @@ impl Ctx<'_> {
     /// the same range too when the block is four words long (one 32-byte chunk).
     fn push_with(
         &mut self,
-        tx: &mut Transaction<'_>,
         block: u64,
         chunks: u64,
         list: u64,
@@ -208,28 +216,21 @@ impl Ctx<'_> {
             }
             other => other,
         };
-        self.put(tx, at, &words[..n])?;
+        self.put(at, &words[..n])?;
         if let Some(f) = foot_apart {
-            self.put(tx, block + bytes - TAG_SIZE, &[f])?;
+            self.put(block + bytes - TAG_SIZE, &[f])?;
         }
         if old != 0 {
-            self.put(tx, old + FREE_PREV_OFFSET, &[block])?;
+            self.put(old + FREE_PREV_OFFSET, &[block])?;
         }
-        self.put(tx, self.r.list_address(list), &[block])?;
+        self.put(self.r.list_address(list), &[block])?;
         self.set_nonempty(list, true);
         self.index_large(list, chunks, block, true);
         Ok(())
     }
 
     /// Put free block `new` (of `chunks` chunks) where `old` is on `list`.
-    fn replace(
-        &mut self,
-        tx: &mut Transaction<'_>,
-        old: u64,
-        new: u64,
-        chunks: u64,
-        list: u64,
-    ) -> Result<(), Error> {
+    fn replace(&mut self, old: u64, new: u64, chunks: u64, list: u64) -> Result<(), Error> {
         if list == self.geometry().nlists {
             let (_, old_chunks) = self.r.head(old)?;
             self.index_large(list, old_chunks, old, false);
@@ -237,14 +238,14 @@ impl Ctx<'_> {
         }
         let prev = self.r.word(old + FREE_PREV_OFFSET)?;
         let next = self.r.word(old + FREE_NEXT_OFFSET)?;
-        self.put(tx, new, &[head_word(BlockState::Free, chunks), prev, next])?;
+        self.put(new, &[head_word(BlockState::Free, chunks), prev, next])?;
         if prev == 0 {
-            self.put(tx, self.r.list_address(list), &[new])?;
+            self.put(self.r.list_address(list), &[new])?;
         } else {
-            self.put(tx, prev + FREE_NEXT_OFFSET, &[new])?;
+            self.put(prev + FREE_NEXT_OFFSET, &[new])?;
         }
         if next != 0 {
-            self.put(tx, next + FREE_PREV_OFFSET, &[new])?;
+            self.put(next + FREE_PREV_OFFSET, &[new])?;
         }
         Ok(())
     }
@@ -255,7 +256,6 @@ impl Ctx<'_> {
     /// rewritten unchanged; a longer one is two.
     fn put_allocated_tags(
         &mut self,
-        tx: &mut Transaction<'_>,
         block: u64,
         chunks: u64,
         foot_before: Option<u64>,
@@ -277,57 +277,40 @@ impl Ctx<'_> {
             words[n] = self.r.word(block + TAG_SIZE)?;
             words[n + 1] = self.r.word(block + 2 * TAG_SIZE)?;
             words[n + 2] = foot;
-            return self.put(tx, at, &words[..n + 3]);
+            return self.put(at, &words[..n + 3]);
         }
-        self.put(tx, at, &words[..n])?;
-        self.put(tx, block + bytes - TAG_SIZE, &[foot])
+        self.put(at, &words[..n])?;
+        self.put(block + bytes - TAG_SIZE, &[foot])
     }
 
     /// Mark free block `block` (already off its list) allocated: head and foot tags.
-    fn mark_allocated(
-        &mut self,
-        tx: &mut Transaction<'_>,
-        block: u64,
-        chunks: u64,
-    ) -> Result<(), Error> {
-        self.put_allocated_tags(tx, block, chunks, None)
+    fn mark_allocated(&mut self, block: u64, chunks: u64) -> Result<(), Error> {
+        self.put_allocated_tags(block, chunks, None)
     }
 
     /// Shrink free block `b` (on `list`) to its first `rest` chunks, moving it to the list it
     /// then belongs on. Its new foot is written by the caller. The target list's head must have
     /// been checked.
-    fn shrink(
-        &mut self,
-        tx: &mut Transaction<'_>,
-        b: &FreeBlock,
-        list: u64,
-        rest: u64,
-    ) -> Result<(), Error> {
+    fn shrink(&mut self, b: &FreeBlock, list: u64, rest: u64) -> Result<(), Error> {
         let rest_list = self.geometry().list_for(rest);
         if rest_list == list {
             self.index_large(list, b.chunks, b.address, false);
             self.index_large(list, rest, b.address, true);
-            self.put(tx, b.address, &[head_word(BlockState::Free, rest)])
+            self.put(b.address, &[head_word(BlockState::Free, rest)])
         } else {
-            self.unlink(tx, b.address, list)?;
-            self.push(tx, b.address, rest, rest_list)
+            self.unlink(b.address, list)?;
+            self.push(b.address, rest, rest_list)
         }
     }
 
     /// Take `chunks` chunks from free block `b` on `list` and mark them allocated: the whole
     /// block on an exact fit, else its high end, so the low remainder keeps its head and often
     /// its place on the list. Returns the allocated block's address.
-    fn take(
-        &mut self,
-        tx: &mut Transaction<'_>,
-        b: &FreeBlock,
-        list: u64,
-        chunks: u64,
-    ) -> Result<u64, Error> {
+    fn take(&mut self, b: &FreeBlock, list: u64, chunks: u64) -> Result<u64, Error> {
         let g = self.geometry();
         if b.chunks == chunks {
-            self.unlink(tx, b.address, list)?;
-            self.mark_allocated(tx, b.address, chunks)?;
+            self.unlink(b.address, list)?;
+            self.mark_allocated(b.address, chunks)?;
             return Ok(b.address);
         }
         let rest = b.chunks - chunks;
@@ -335,10 +318,10 @@ impl Ctx<'_> {
             self.r.head_for_push(g.list_for(rest))?;
         }
         let carved = b.address + rest * g.chunk_size;
-        self.shrink(tx, b, list, rest)?;
+        self.shrink(b, list, rest)?;
         // The remainder's foot and the new block's head are adjacent: one range; the old
         // block's foot becomes the new block's (allocated, its length).
-        self.put_allocated_tags(tx, carved, chunks, Some(foot_word(BlockState::Free, rest)))?;
+        self.put_allocated_tags(carved, chunks, Some(foot_word(BlockState::Free, rest)))?;
         Ok(carved)
     }
 
@@ -376,7 +359,7 @@ impl Ctx<'_> {
         Ok(self.search_large(chunks)?.map(|b| (b, g.nlists)))
     }
 
-    pub(super) fn malloc(&mut self, tx: &mut Transaction<'_>, size: u64) -> Result<u64, Error> {
+    pub(super) fn malloc(&mut self, size: u64) -> Result<u64, Error> {
         let g = self.geometry();
         let Some(chunks) = g.chunks_for(size).filter(|c| *c <= g.chunk_count) else {
             return Err(self.no_room(size));
@@ -388,8 +371,8 @@ impl Ctx<'_> {
         };
         let block = match exact {
             Some(b) => {
-                self.unlink(tx, b.address, chunks)?;
-                self.mark_allocated(tx, b.address, chunks)?;
+                self.unlink(b.address, chunks)?;
+                self.mark_allocated(b.address, chunks)?;
                 self.counters.exact_hits += 1;
                 b.address
             }
@@ -402,7 +385,7 @@ impl Ctx<'_> {
                 } else {
                     self.counters.splits += 1;
                 }
-                self.take(tx, &b, list, chunks)?
+                self.take(&b, list, chunks)?
             }
         };
         let bytes = chunks * g.chunk_size;
@@ -413,12 +396,7 @@ impl Ctx<'_> {
         Ok(block + USER_DATA_OFFSET)
     }
 
-    pub(super) fn prealloc(
-        &mut self,
-        tx: &mut Transaction<'_>,
-        size: u64,
-        count: u64,
-    ) -> Result<(), Error> {
+    pub(super) fn prealloc(&mut self, size: u64, count: u64) -> Result<(), Error> {
         let g = self.geometry();
         let chunks = g
             .chunks_for(size)
@@ -447,11 +425,10 @@ impl Ctx<'_> {
                 self.r.head_for_push(g.list_for(rest))?;
             }
             let carved = b.address + rest * g.chunk_size;
-            self.shrink(tx, &b, list, rest)?;
+            self.shrink(&b, list, rest)?;
             // The remainder's foot and the new block's head and links: one range (with the
             // new block's foot too when the block is four words).
             self.push_with(
-                tx,
                 carved,
                 chunks,
                 chunks,
@@ -525,8 +502,29 @@ impl Ctx<'_> {
 
     /// Free the block whose data is at `address`, merging it at once with a free neighbour
     /// on either side. Every check comes before the first write.
-    pub(super) fn free(&mut self, tx: &mut Transaction<'_>, address: u64) -> Result<(), Error> {
-        let plan = self.plan_free(address)?;
+    pub(super) fn free(&mut self, address: u64) -> Result<(), Error> {
+        self.free_planned(address, None)
+    }
+
+    /// [`Ctx::free`], with `checked`: a plan [`Ctx::plan_free`] made for `address` when the
+    /// heap's generation was the one given. It is used instead of checking again if the heap
+    /// is still at that generation (no heap call has changed it since) and nothing has been
+    /// written in this call yet.
+    pub(super) fn free_planned(
+        &mut self,
+        address: u64,
+        checked: Option<(FreePlan, u64)>,
+    ) -> Result<(), Error> {
+        let plan = match checked {
+            Some((plan, generation))
+                if plan.block + USER_DATA_OFFSET == address
+                    && generation == self.counters.generation
+                    && self.log.is_empty() =>
+            {
+                plan
+            }
+            _ => self.plan_free(address)?,
+        };
         let g = self.geometry();
         let ch = g.chunk_size;
         let FreePlan {
@@ -541,31 +539,31 @@ impl Ctx<'_> {
         let free_foot = |chunks| [foot_word(BlockState::Free, chunks)];
         match (left, right) {
             // The block keeps its length; its foot says free now.
-            (None, None) => self.push_with(tx, block, n, dest, None, true)?,
+            (None, None) => self.push_with(block, n, dest, None, true)?,
             (Some(l), None) => {
-                self.grow_left(tx, &l, total, dest)?;
-                self.put(tx, after - TAG_SIZE, &free_foot(total))?;
+                self.grow_left(&l, total, dest)?;
+                self.put(after - TAG_SIZE, &free_foot(total))?;
             }
             (None, Some(r)) => {
                 let r_list = g.list_for(r.chunks);
                 if r_list == dest {
-                    self.replace(tx, r.address, block, total, dest)?;
+                    self.replace(r.address, block, total, dest)?;
                 } else {
-                    self.unlink(tx, r.address, r_list)?;
-                    self.push(tx, block, total, dest)?;
+                    self.unlink(r.address, r_list)?;
+                    self.push(block, total, dest)?;
                 }
-                self.put(tx, r.address + r.chunks * ch - TAG_SIZE, &free_foot(total))?;
+                self.put(r.address + r.chunks * ch - TAG_SIZE, &free_foot(total))?;
             }
             (Some(l), Some(r)) => {
-                self.unlink(tx, r.address, g.list_for(r.chunks))?;
-                self.grow_left(tx, &l, total, dest)?;
-                self.put(tx, r.address + r.chunks * ch - TAG_SIZE, &free_foot(total))?;
+                self.unlink(r.address, g.list_for(r.chunks))?;
+                self.grow_left(&l, total, dest)?;
+                self.put(r.address + r.chunks * ch - TAG_SIZE, &free_foot(total))?;
             }
         }
         if left.is_some() {
             // The freed block's head is now inside its left neighbour. Mark it free anyway,
             // so freeing this address again is reported as a double free.
-            self.put(tx, block, &[head_word(BlockState::Free, n)])?;
+            self.put(block, &[head_word(BlockState::Free, n)])?;
         }
         let bytes = n * ch;
         let c = &mut self.counters;
@@ -577,21 +575,15 @@ impl Ctx<'_> {
     }
 
     /// Grow free block `l` to `total` chunks, moving it to list `dest` if its list changes.
-    fn grow_left(
-        &mut self,
-        tx: &mut Transaction<'_>,
-        l: &FreeBlock,
-        total: u64,
-        dest: u64,
-    ) -> Result<(), Error> {
+    fn grow_left(&mut self, l: &FreeBlock, total: u64, dest: u64) -> Result<(), Error> {
         let l_list = self.geometry().list_for(l.chunks);
         if l_list == dest {
             self.index_large(dest, l.chunks, l.address, false);
             self.index_large(dest, total, l.address, true);
-            self.put(tx, l.address, &[head_word(BlockState::Free, total)])
+            self.put(l.address, &[head_word(BlockState::Free, total)])
         } else {
-            self.unlink(tx, l.address, l_list)?;
-            self.push(tx, l.address, total, dest)
+            self.unlink(l.address, l_list)?;
+            self.push(l.address, total, dest)
         }
     }
 }

@@ -16,9 +16,12 @@
 //! caller's undo:
 //!
 //! * **malloc** (and [`Heap::prealloc`], [`Heap::clear_statistics`], [`Heap::init`]) changes
-//!   the heap in a restore transaction of its own on the same instance, committed no_flush
-//!   *before the heap's lock is released*, so the log holds the heap's changes in the order
-//!   they were made. The block is recorded as pending for the caller's transaction, which
+//!   the heap in a transaction of its own on the same instance, committed no_flush *before
+//!   the heap's lock is released*, so the log holds the heap's changes in the order they
+//!   were made. (Except for `init`, that transaction is a record queued straight from the
+//!   call's write log, `write_log.rs`, without a [`Transaction`]: see `tx/own_record.rs`.
+//!   The call writes memory at once, keeps each word's old value in its log, and puts them
+//!   back itself if it fails.) The block is recorded as pending for the caller's transaction, which
 //!   carries a hook ([`crate::tx::TxHook`]): if it aborts, the block is freed again by a
 //!   fresh heap call (its own no_flush commit); if it commits, the entry is dropped. Its
 //!   record follows the allocation's in the log, so a flush commit makes the allocation
@@ -28,11 +31,13 @@
 //! * **free** checks the block now (allocated, not being freed by any open transaction, its
 //!   neighbours intact) and records it as pending-free for the transaction. The free itself
 //!   happens *inside the transaction's own record*: at commit, before the record is built,
-//!   the hook takes the heap's lock, frees the blocks with `set_range` on the transaction
-//!   (saving old values even in no-restore mode, so a record refused after that puts them
-//!   back), and keeps the lock until the record is queued. A free is therefore atomic with
-//!   the transaction that made it; an abort just forgets it. Intention lists
-//!   ([`Heap::fake_free`], [`Heap::do_free`]) use the same path.
+//!   the hook takes the heap's lock, frees the blocks and declares the words written with
+//!   `set_range` on the transaction (saving old values even in no-restore mode, so a record
+//!   refused after that puts them back), and keeps the lock until the record is queued. A
+//!   lone free whose check at the call still holds (no heap call has changed the heap
+//!   since: same generation) is made by that check's plan, without checking again. A free
+//!   is therefore atomic with the transaction that made it; an abort just forgets it.
+//!   Intention lists ([`Heap::fake_free`], [`Heap::do_free`]) use the same path.
 //! * Across transactions (the `pending` module keeps the books): a transaction that frees a
 //!   block another open transaction allocated does not free it at its own commit (the
 //!   allocator has written into the block, and its abort would roll those bytes back over
@@ -55,19 +60,21 @@
 use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard, Weak};
 
 use crate::format::heap::{
-    counter, foot_word, head_word, header_length, list_offset, BlockState, HeapCounters,
-    HeapGeometry, HeapHeader, COUNTERS_OFFSET, COUNTERS_WORDS, GENERATION_OFFSET, TAG_SIZE,
+    foot_word, head_word, header_length, list_offset, BlockState, HeapCounters, HeapGeometry,
+    HeapHeader, COUNTERS_OFFSET, GENERATION_OFFSET, TAG_SIZE,
 };
 use crate::instance::Rvm;
-use crate::rds::alloc::{Ctx, LargeIndex};
+use crate::rds::alloc::{Ctx, FreePlan, LargeIndex};
 use crate::rds::data_lock::DataLock;
 use crate::rds::pending::Pending;
 use crate::rds::reader::{corrupt, read_header, Reader};
 use crate::rds::view::View;
+use crate::rds::write_log::WriteLog;
 use crate::rds::Error;
 use crate::segment::Segment;
-use crate::tx::{BeginMode, CommitMode, Queued, Transaction};
+use crate::tx::{queue_own_record, BeginMode, CommitMode, Queued, RegionPin, Transaction};
 
+mod block_read;
 mod hook;
 mod intentions;
 mod reads;
@@ -161,6 +168,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// The typed layer's per-transaction lock (see `data_lock.rs`).
     data: Arc<DataLock>,
+    /// Validated headers for block checks without the lock (see `heap/block_read.rs`).
+    layouts: block_read::Layouts,
 }
 
 /// Volatile state, protected by `Shared::state`.
@@ -181,29 +190,19 @@ struct State {
     header_words: HeaderWords,
     /// What open transactions have allocated and will free.
     pending: Pending,
+    /// The write log of the call in progress (kept to reuse its allocations).
+    log: WriteLog,
+    /// Boxes of finished transactions' hooks, for the next ones (see `hook.rs`). Boxed on
+    /// purpose: the allocations are what is reused (each becomes a `Box<dyn TxHook>`).
+    #[allow(clippy::vec_box)]
+    spare_hooks: Vec<Box<hook::HeapHook>>,
+    /// The frees of the commit in progress (kept to reuse its allocation).
+    frees: Vec<u64>,
+    /// The plan of the last free checked at the call, with the heap's generation then. A
+    /// commit whose one free is that block, with the heap still at that generation (no heap
+    /// call has changed it since), frees it by this plan instead of checking it again.
+    checked_free: Option<(FreePlan, u64)>,
 }
-
-/// Counter words `first..=last` as a set (bit `i`: word `i`, see [`counter`]).
-const fn counter_span(first: usize, last: usize) -> u16 {
-    ((1u32 << (last + 1)) - (1u32 << first)) as u16
-}
-// The counter words each kind of call may change. A call declares its set before it reads
-// anything, with one `set_range` from its first to its last word. The order of the words
-// (see `counter`) keeps the malloc and free sets contiguous.
-const MALLOC_COUNTERS: u16 = counter_span(counter::SPLITS, counter::ALLOCATED_BYTES);
-const FREE_COUNTERS: u16 = counter_span(counter::GENERATION, counter::COALESCE_COUNT);
-const PREALLOC_COUNTERS: u16 = (1 << counter::GENERATION) | (1 << counter::PREALLOC_COUNT);
-const ALL_COUNTERS: u16 = counter_span(0, COUNTERS_WORDS - 1);
-const _: () = assert!(
-    counter::SPLITS < counter::LARGE_HITS
-        && counter::LARGE_HITS < counter::EXACT_HITS
-        && counter::EXACT_HITS < counter::MALLOC_COUNT
-        && counter::MALLOC_COUNT < counter::GENERATION
-        && counter::GENERATION < counter::FREE_BYTES
-        && counter::FREE_BYTES < counter::ALLOCATED_BYTES
-        && counter::ALLOCATED_BYTES < counter::FREE_COUNT
-        && counter::FREE_COUNT < counter::COALESCE_COUNT
-);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -296,8 +295,13 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
             expected_generation: 0,
             header_words: [0; HEADER_BYTES],
             pending: Pending::default(),
+            log: WriteLog::default(),
+            spare_hooks: Vec::new(),
+            frees: Vec::new(),
+            checked_free: None,
         }),
         data: Arc::new(DataLock::new(segment.clone(), plan.base, plan.length)),
+        layouts: Default::default(),
     });
     registry.push(Arc::downgrade(&shared));
     shared
@@ -446,11 +450,10 @@ impl Heap {
     pub fn malloc(&self, tx: &mut Transaction<'_>, size: usize) -> Result<usize, Error> {
         let rvm = tx.rvm();
         let mut st = self.lock_state();
-        let (address, queued) = self.internal(&mut st, rvm, MALLOC_COUNTERS, |c, t| {
-            c.malloc(t, size as u64)
-        })?;
-        self.track(&mut st, tx);
-        st.pending.allocated(tx.id(), address);
+        let (address, queued) = self.internal(&mut st, rvm, |c| c.malloc(size as u64))?;
+        if st.pending.allocated(tx.id(), address) {
+            self.add_hook(&mut st, tx);
+        }
         drop(st);
         queued.wait(rvm)?;
         Ok(address as usize)
@@ -463,7 +466,10 @@ impl Heap {
     /// not freed. (If another open transaction allocated the block, the free is handed over
     /// to it: made in its commit, or by its abort.) Damage found at the commit (written
     /// since by something other than the heap) refuses the commit ([`crate::Error::Heap`];
-    /// the transaction is rolled back).
+    /// the transaction is rolled back). The commit checks again only if a heap call has
+    /// changed the heap since this call or the transaction frees several blocks: damage
+    /// written in between by a transaction (outside any allocated block) is otherwise
+    /// found by the next heap call that meets it, as is damage written after a commit.
     ///
     /// # Errors
     /// [`Error::DoubleFree`] for a block already free, or already freed in `tx`;
@@ -473,8 +479,9 @@ impl Heap {
     pub fn free(&self, tx: &mut Transaction<'_>, address: usize) -> Result<(), Error> {
         let mut st = self.lock_state();
         self.check_free(&mut st, tx.id(), address as u64)?;
-        self.track(&mut st, tx);
-        st.pending.freed(tx.id(), address as u64);
+        if st.pending.freed(tx.id(), address as u64) {
+            self.add_hook(&mut st, tx);
+        }
         Ok(())
     }
 
@@ -495,9 +502,8 @@ impl Heap {
     ) -> Result<(), Error> {
         let rvm = tx.rvm();
         let mut st = self.lock_state();
-        let ((), queued) = self.internal(&mut st, rvm, PREALLOC_COUNTERS, |c, t| {
-            c.prealloc(t, size as u64, count as u64)
-        })?;
+        let ((), queued) =
+            self.internal(&mut st, rvm, |c| c.prealloc(size as u64, count as u64))?;
         drop(st);
         Ok(queued.wait(rvm)?)
     }
@@ -512,7 +518,7 @@ impl Heap {
     pub fn clear_statistics(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
         let rvm = tx.rvm();
         let mut st = self.lock_state();
-        let ((), queued) = self.internal(&mut st, rvm, ALL_COUNTERS, |c, _| {
+        let ((), queued) = self.internal(&mut st, rvm, |c| {
             let k = &mut c.counters;
             *k = HeapCounters {
                 generation: k.generation,
@@ -543,6 +549,17 @@ impl Heap {
     pub(crate) fn data_usable_size(&self, address: usize) -> Result<usize, Error> {
         self.wait_for_data()?;
         self.usable_size(address)
+    }
+
+    /// `Heap::read_block` after [`Heap::wait_for_data`].
+    pub(crate) fn data_read_block(
+        &self,
+        address: usize,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
+        self.wait_for_data()?;
+        self.read_block(address, offset, buf)
     }
 
     /// Refuse a write by `transaction` into the block at `address` when another open
@@ -587,7 +604,8 @@ impl Heap {
     /// Check that `transaction` may free the block whose data is at `address`: no open
     /// transaction frees it already, and the free could be made now (the block, its free
     /// neighbours and the lists they are on are intact), so damage is reported by the call
-    /// that meets it. Writes nothing. The free itself checks again at commit.
+    /// that meets it. Writes nothing. The free itself checks again at commit, unless no heap
+    /// call has changed the heap since (see [`State::checked_free`]).
     fn check_free(&self, st: &mut State, transaction: u64, address: u64) -> Result<(), Error> {
         match st.pending.freer_of(address) {
             Some(t) if t == transaction => return Err(Error::DoubleFree { address }),
@@ -599,30 +617,45 @@ impl Heap {
             }
             None => {}
         }
-        self.indexed_locked(st, |c| c.plan_free(address).map(drop))
+        let plan = self.locked_ctx(st, false, |c| c.plan_free(address))?;
+        // The reader validated the index at this generation (`refresh`).
+        st.checked_free = Some((plan, st.expected_generation));
+        Ok(())
     }
 
-    /// Run a changing call in a restore transaction of the heap's own on `rvm`, committed
-    /// no_flush while the heap's lock is held, so the log has the heap's changes in the
-    /// order they were made. Returns the call's value and the queued commit, to wait for once
-    /// the lock is released (it flushes if the queue is full). A refused call is rolled back
-    /// under the lock and changes nothing.
+    /// Run a changing call as a record of the heap's own on `rvm`, committed no_flush while
+    /// the heap's lock is held, so the log has the heap's changes in the order they were
+    /// made. Returns the call's value and the queued commit, to wait for once the lock is
+    /// released (it flushes if the queue is full). A refused call puts back what it wrote,
+    /// under the lock, and changes nothing.
+    ///
+    /// The record is a no-restore transaction record queued without a [`Transaction`]
+    /// ([`queue_own_record`]): the call's write log holds its ranges and old values already.
     fn internal<R>(
         &self,
         st: &mut State,
         rvm: &Rvm,
-        counters: u16,
-        op: impl FnOnce(&mut Ctx<'_>, &mut Transaction<'_>) -> Result<R, Error>,
+        op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<(R, Queued), Error> {
-        let mut own = rvm.begin(BeginMode::Restore)?;
-        let value = self.write_op(st, &mut own, counters, op)?;
-        match own.end_queued(CommitMode::NoFlush) {
-            Ok(queued) => Ok((value, queued)),
+        // Before anything is read: the pin keeps the heap region mapped until it is dropped,
+        // after the record has copied the new values.
+        let pin = match RegionPin::new(rvm, self.shared.base as usize, self.shared.length as usize)
+        {
+            Ok(pin) => pin,
             Err(e) => {
                 st.valid = false;
-                Err(e.into())
+                return Err(e.into());
             }
+        };
+        // SAFETY: the region is pinned (above) until after this call.
+        let value = unsafe { self.change(st, op) }?;
+        let queued = queue_own_record(rvm, &pin, st.log.runs(), CommitMode::NoFlush);
+        if queued.is_err() {
+            st.log.put_back();
+            st.valid = false;
         }
+        st.log.clear();
+        Ok((value, queued?))
     }
 
     fn mapped(&self) -> Result<RwLockReadGuard<'_, bool>, Error> {
@@ -676,49 +709,50 @@ impl Heap {
         Ok(reader)
     }
 
-    /// Declare (`set_range`) the counter words in `words` (bit `i`: word `i`) not in
-    /// `declared` yet: one range from the first missing word to the last.
-    fn declare_counters(
-        &self,
-        declared: &mut u16,
-        tx: &mut Transaction<'_>,
-        words: u16,
-    ) -> Result<(), Error> {
-        let missing = words & !*declared;
-        if missing == 0 {
-            return Ok(());
-        }
-        let first = missing.trailing_zeros() as usize;
-        let last = 15 - missing.leading_zeros() as usize;
-        let at = self.shared.base + COUNTERS_OFFSET + 8 * first as u64;
-        tx.set_range(at as usize, 8 * (last + 1 - first))?;
-        *declared |= counter_span(first, last);
-        Ok(())
-    }
-
-    /// Run a changing call in `tx` under the heap's lock: declare the counter words in
-    /// `counters` (the ones the call may change) and the generation, validate, run `op`,
-    /// store the counters that changed with a new generation. Any error clears the volatile
-    /// index; the caller then rolls `tx` back.
-    fn write_op<'t, R>(
+    /// Run a changing call in `tx` under the heap's lock (the frees made at `tx`'s commit):
+    /// pin the heap region for `tx`, run the call ([`Heap::change`]), then declare the
+    /// written words to `tx` ([`WriteLog::declare`]). With `saves_undo` (`tx` saves old
+    /// values at `set_range`: restore mode, or forced) the old values are put back while the
+    /// ranges are declared, so `tx` saves them. Any error puts every written word back and
+    /// clears the volatile index; the caller then rolls `tx` back.
+    fn write_op<R>(
         &self,
         st: &mut State,
-        tx: &mut Transaction<'t>,
-        counters: u16,
-        op: impl FnOnce(&mut Ctx<'_>, &mut Transaction<'t>) -> Result<R, Error>,
+        tx: &mut Transaction<'_>,
+        saves_undo: bool,
+        op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let mut declared = 0u16;
-        // Before anything is read: the old values must be saved before they change, and the
-        // range pins the heap region.
-        if let Err(e) =
-            self.declare_counters(&mut declared, tx, counters | 1 << counter::GENERATION)
-        {
+        // Before anything is read: the pin keeps the heap region mapped until `tx` ends.
+        if let Err(e) = tx.pin(self.shared.base as usize, self.shared.length as usize) {
             st.valid = false;
-            return Err(e);
+            return Err(e.into());
         }
-        // SAFETY: the set_range on the counters pinned the heap region: it stays mapped until
-        // the transaction ends, after this call.
-        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
+        // SAFETY: the region is pinned by `tx` (above) until the transaction ends.
+        let value = unsafe { self.change(st, op) }?;
+        let declared = st.log.declare(tx, saves_undo);
+        if declared.is_err() {
+            st.valid = false;
+        }
+        st.log.clear();
+        declared.map(|()| value)
+    }
+
+    /// Validate, run `op` (which writes memory at once, recording each word in the write
+    /// log `st.log`), and store the counters that changed with a new generation. On success
+    /// the log holds every word written, for the caller to log; on an error every written
+    /// word has its old value back, the log is empty and the volatile index is cleared.
+    ///
+    /// # Safety
+    /// The heap region must be pinned (kept mapped) until the caller is done with the log.
+    unsafe fn change<R>(
+        &self,
+        st: &mut State,
+        op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let base = self.shared.base;
+        // SAFETY: the region is pinned (the contract).
+        let view = unsafe { View::of_mapped(base, self.shared.length) };
+        st.log.clear();
         let result = (|| {
             let reader = self.refresh(st, view)?;
             let old = reader.counter_words()?;
@@ -726,48 +760,36 @@ impl Heap {
                 r: reader,
                 nonempty: &mut st.nonempty,
                 large: &mut st.large,
+                log: &mut st.log,
                 counters: HeapCounters::from_words(&old),
             };
-            let value = op(&mut ctx, tx)?;
+            let value = op(&mut ctx)?;
             let mut counters = ctx.counters;
             counters.generation = counters.generation.wrapping_add(1);
             let new = counters.to_words();
-            let mut changed = 0u16;
-            for (i, (n, o)) in new.iter().zip(&old).enumerate() {
-                if n != o {
-                    changed |= 1 << i;
-                }
-            }
-            // Every call declared what it may change above; this only declares a counter a
-            // call changed without saying so, so that nothing is ever stored undeclared.
-            debug_assert_eq!(changed & !declared, 0, "undeclared counters");
-            self.declare_counters(&mut declared, tx, changed)?;
-            let counters_at = self.shared.base + COUNTERS_OFFSET;
-            for (i, word) in new.iter().enumerate() {
-                if changed & 1 << i != 0 {
-                    // SAFETY: declared with set_range in this transaction (above).
-                    unsafe { store(counters_at + 8 * i as u64, &word.to_le_bytes()) };
-                }
+            // The changed counters as one run, from the first to the last (the generation
+            // always changes): a malloc's and a free's each lie close together.
+            let changed = |(n, o): (&u64, &u64)| n != o;
+            let first = new.iter().zip(&old).position(changed).unwrap_or(0);
+            let last = new.iter().zip(&old).rposition(changed).unwrap_or(0);
+            if first <= last {
+                ctx.put(
+                    base + COUNTERS_OFFSET + 8 * first as u64,
+                    &new[first..=last],
+                )?;
             }
             st.expected_generation = counters.generation;
             Ok(value)
         })();
         if result.is_err() {
+            st.log.put_back();
+            st.log.clear();
             st.valid = false;
         }
         result
     }
 
-    /// Run a read-only call that needs only validated reads.
-    fn read_op<R>(
-        &self,
-        op: impl FnOnce(&Reader<'static>) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        let mut st = self.lock_state();
-        self.read_op_locked(&mut st, op)
-    }
-
-    /// [`Heap::read_op`] with the heap's lock held.
+    /// Run a read-only call that needs only validated reads, with the heap's lock held.
     fn read_op_locked<R>(
         &self,
         st: &mut State,
@@ -797,15 +819,31 @@ impl Heap {
         st: &mut State,
         op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
+        self.locked_ctx(st, true, op)
+    }
+
+    /// [`Heap::indexed_locked`]; without `counters` the context's counters are left zero
+    /// (for a check that reads none).
+    fn locked_ctx<R>(
+        &self,
+        st: &mut State,
+        counters: bool,
+        op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         let mapped = self.mapped()?;
         // SAFETY: the region stays mapped while `mapped` is held.
         let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
         let reader = self.refresh(st, view)?;
-        let counters = reader.counters()?;
+        let counters = if counters {
+            reader.counters()?
+        } else {
+            HeapCounters::default()
+        };
         let mut ctx = Ctx {
             r: reader,
             nonempty: &mut st.nonempty,
             large: &mut st.large,
+            log: &mut st.log,
             counters,
         };
         let result = op(&mut ctx);

@@ -52,6 +52,7 @@ mod pending;
 mod reader;
 mod root;
 mod view;
+mod write_log;
 
 use std::path::Path;
 

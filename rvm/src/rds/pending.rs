@@ -19,6 +19,7 @@
 //!
 //! Every method runs under the heap's lock.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -57,7 +58,13 @@ pub(super) struct Pending {
     /// Open transaction -> what it asked of the heap. A transaction has an entry from its
     /// first malloc or free until it commits or aborts (and for ever if it is leaked).
     by_transaction: Map<Requests>,
+    /// Emptied entries of ended transactions, reused so a transaction's books allocate
+    /// nothing in the common case.
+    spare: Vec<Requests>,
 }
+
+/// Spare entries kept at most (a heap with more transactions open at once allocates).
+const SPARE_MAX: usize = 64;
 
 #[derive(Default)]
 struct Requests {
@@ -75,23 +82,40 @@ pub(super) struct AbortWork {
 impl Pending {
     /// True when `transaction` has asked something of the heap (so it carries the heap's
     /// hook already).
+    #[cfg(test)]
     pub(super) fn knows(&self, transaction: u64) -> bool {
         self.by_transaction.contains_key(&transaction)
     }
 
-    /// Start tracking `transaction` (its first heap call).
-    pub(super) fn open(&mut self, transaction: u64) {
-        self.by_transaction.entry(transaction).or_default();
+    /// Start tracking `transaction` (its first heap call); false if it is tracked already.
+    pub(super) fn open(&mut self, transaction: u64) -> bool {
+        self.requests(transaction).1
     }
 
-    /// `transaction` allocated the block at `address`.
-    pub(super) fn allocated(&mut self, transaction: u64, address: u64) {
+    /// The books of `transaction`, opened if need be (then with `true`).
+    fn requests(&mut self, transaction: u64) -> (&mut Requests, bool) {
+        match self.by_transaction.entry(transaction) {
+            Entry::Occupied(e) => (e.into_mut(), false),
+            Entry::Vacant(v) => (v.insert(self.spare.pop().unwrap_or_default()), true),
+        }
+    }
+
+    /// Keep the emptied books of an ended transaction for the next one.
+    fn recycle(&mut self, mut r: Requests) {
+        if self.spare.len() < SPARE_MAX {
+            r.allocated.clear();
+            r.freed.clear();
+            self.spare.push(r);
+        }
+    }
+
+    /// `transaction` allocated the block at `address`. True if this opened its books (its
+    /// first heap call).
+    pub(super) fn allocated(&mut self, transaction: u64, address: u64) -> bool {
         self.allocated_by.insert(address, transaction);
-        self.by_transaction
-            .entry(transaction)
-            .or_default()
-            .allocated
-            .push(address);
+        let (r, opened) = self.requests(transaction);
+        r.allocated.push(address);
+        opened
     }
 
     /// The open transaction that will free `address` at its commit, if any.
@@ -100,33 +124,26 @@ impl Pending {
     }
 
     /// `transaction` frees `address` at its commit. The caller checked [`Pending::freer_of`].
-    pub(super) fn freed(&mut self, transaction: u64, address: u64) {
+    /// True if this opened its books (its first heap call).
+    pub(super) fn freed(&mut self, transaction: u64, address: u64) -> bool {
         self.freed_by.insert(address, transaction);
-        self.by_transaction
-            .entry(transaction)
-            .or_default()
-            .freed
-            .push(address);
+        let (r, opened) = self.requests(transaction);
+        r.freed.push(address);
+        opened
     }
 
-    /// The blocks `transaction` frees at its commit, in the order it freed them: those still
-    /// its own (an aborted allocator may have cancelled some) and not allocated by another
-    /// open transaction (those are handed over at [`Pending::committed`]). Nothing changes
-    /// until then.
-    pub(super) fn frees_of(&self, transaction: u64) -> Vec<u64> {
-        self.by_transaction
-            .get(&transaction)
-            .map(|r| {
-                r.freed
-                    .iter()
-                    .copied()
-                    .filter(|a| {
-                        self.freed_by.get(a) == Some(&transaction)
-                            && self.allocated_by.get(a).is_none_or(|by| *by == transaction)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// The blocks `transaction` frees at its commit, in the order it freed them, into `out`
+    /// (emptied first): those still its own (an aborted allocator may have cancelled some)
+    /// and not allocated by another open transaction (those are handed over at
+    /// [`Pending::committed`]). Nothing changes until then.
+    pub(super) fn frees_of(&self, transaction: u64, out: &mut Vec<u64>) {
+        out.clear();
+        if let Some(r) = self.by_transaction.get(&transaction) {
+            out.extend(r.freed.iter().copied().filter(|a| {
+                self.freed_by.get(a) == Some(&transaction)
+                    && self.allocated_by.get(a).is_none_or(|by| *by == transaction)
+            }));
+        }
     }
 
     /// `transaction`'s record is queued, holding the frees of `freed` (from
@@ -137,31 +154,31 @@ impl Pending {
             self.freed_by.remove(a);
             self.allocated_by.remove(a);
         }
-        if let Some(r) = self.by_transaction.remove(&transaction) {
-            for a in r.allocated {
-                if self.allocated_by.get(&a) == Some(&transaction) {
-                    self.allocated_by.remove(&a);
-                }
-            }
-            for a in r.freed {
-                if self.freed_by.get(&a) != Some(&transaction) {
-                    continue;
-                }
-                match self.allocated_by.get(&a).copied() {
-                    Some(allocator) if allocator != transaction => {
-                        self.freed_by.insert(a, allocator);
-                        self.by_transaction
-                            .entry(allocator)
-                            .or_default()
-                            .freed
-                            .push(a);
-                    }
-                    _ => {
-                        self.freed_by.remove(&a);
-                    }
+        let Some(r) = self.by_transaction.remove(&transaction) else {
+            return;
+        };
+        for a in &r.allocated {
+            if let Entry::Occupied(e) = self.allocated_by.entry(*a) {
+                if *e.get() == transaction {
+                    e.remove();
                 }
             }
         }
+        for a in &r.freed {
+            if self.freed_by.get(a) != Some(&transaction) {
+                continue;
+            }
+            match self.allocated_by.get(a).copied() {
+                Some(allocator) if allocator != transaction => {
+                    self.freed_by.insert(*a, allocator);
+                    self.requests(allocator).0.freed.push(*a);
+                }
+                _ => {
+                    self.freed_by.remove(a);
+                }
+            }
+        }
+        self.recycle(r);
     }
 
     /// `transaction` aborted: drop its pending frees, and hand back its allocations still
@@ -171,18 +188,19 @@ impl Pending {
         let Some(r) = self.by_transaction.remove(&transaction) else {
             return work;
         };
-        for a in r.freed {
-            if self.freed_by.get(&a) == Some(&transaction) {
-                self.freed_by.remove(&a);
+        for a in &r.freed {
+            if self.freed_by.get(a) == Some(&transaction) {
+                self.freed_by.remove(a);
             }
         }
-        for a in r.allocated {
-            if self.allocated_by.get(&a) == Some(&transaction) {
-                self.allocated_by.remove(&a);
-                self.freed_by.remove(&a);
-                work.free_again.push(a);
+        for a in &r.allocated {
+            if self.allocated_by.get(a) == Some(&transaction) {
+                self.allocated_by.remove(a);
+                self.freed_by.remove(a);
+                work.free_again.push(*a);
             }
         }
+        self.recycle(r);
         work
     }
 
@@ -211,13 +229,19 @@ impl Pending {
 mod tests {
     use super::*;
 
+    fn frees_of(p: &Pending, transaction: u64) -> Vec<u64> {
+        let mut out = vec![0xdead];
+        p.frees_of(transaction, &mut out);
+        out
+    }
+
     #[test]
     fn commit_keeps_allocations_and_frees_its_blocks() {
         let mut p = Pending::default();
         p.allocated(1, 0x100);
         p.freed(1, 0x200);
-        assert_eq!(p.frees_of(1), vec![0x200]);
-        p.committed(1, &p.frees_of(1));
+        assert_eq!(frees_of(&p, 1), vec![0x200]);
+        p.committed(1, &frees_of(&p, 1));
         assert!(!p.knows(1));
         assert_eq!((p.allocations_open(), p.frees_open()), (0, 0));
     }
@@ -237,7 +261,7 @@ mod tests {
             None,
             "the aborted transaction's free is dropped"
         );
-        assert!(p.frees_of(2).is_empty());
+        assert!(frees_of(&p, 2).is_empty());
     }
 
     /// Freeing another open transaction's allocation at commit would let that transaction's
@@ -249,17 +273,17 @@ mod tests {
         p.allocated(1, 0x100);
         p.freed(2, 0x100);
         assert!(
-            p.frees_of(2).is_empty(),
+            frees_of(&p, 2).is_empty(),
             "not freed by transaction 2's commit"
         );
-        p.committed(2, &p.frees_of(2));
+        p.committed(2, &frees_of(&p, 2));
         assert_eq!(p.freer_of(0x100), Some(1));
         let mut q = Pending::default();
         q.allocated(1, 0x100);
         q.freed(2, 0x100);
-        q.committed(2, &q.frees_of(2));
+        q.committed(2, &frees_of(&q, 2));
         assert_eq!(
-            p.frees_of(1),
+            frees_of(&p, 1),
             vec![0x100],
             "freed in the allocator's commit"
         );
@@ -274,7 +298,7 @@ mod tests {
         p.freed(1, 0x200);
         p.clear();
         assert!(p.knows(1));
-        assert!(p.frees_of(1).is_empty());
+        assert!(frees_of(&p, 1).is_empty());
         assert_eq!(p.aborted(1), AbortWork::default());
     }
 }

@@ -4,9 +4,9 @@
 
 use crate::format::heap::HEAP_FORMAT_VERSION;
 use crate::format::heap::{
-    list_offset, BlockState, HeapCounters, HeapGeometry, HeapHeader, Tag, TagEnd, COUNTERS_OFFSET,
-    COUNTERS_SIZE, COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, HEADER_FIXED_SIZE, TAG_SIZE,
-    USER_DATA_OFFSET,
+    foot_word, list_offset, BlockState, HeapCounters, HeapGeometry, HeapHeader, Tag, TagEnd,
+    COUNTERS_OFFSET, COUNTERS_SIZE, COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET,
+    HEADER_FIXED_SIZE, TAG_SIZE, USER_DATA_OFFSET,
 };
 use crate::rds::view::View;
 use crate::rds::Error;
@@ -72,6 +72,72 @@ pub(crate) fn read_header(view: &View<'_>) -> Result<HeapHeader, Error> {
         ));
     }
     Ok(header)
+}
+
+/// Where a heap's blocks lie: what checking a block needs besides the memory. Plain numbers
+/// (no view), so a heap can keep one to check blocks without its lock (`heap/block_read.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockArea {
+    /// Absolute address of the first block.
+    start: u64,
+    /// Absolute address just past the last whole chunk.
+    end: u64,
+    chunk_size: u64,
+    /// `chunk_size - 1` when the chunk size is a power of two, else 0 (as in [`Reader`]).
+    chunk_mask: u64,
+}
+
+impl BlockArea {
+    /// The block area of a heap of `geometry` whose region starts at `base`.
+    pub(crate) fn new(base: u64, geometry: &HeapGeometry) -> BlockArea {
+        BlockArea {
+            start: base + geometry.blocks_offset,
+            end: base + geometry.blocks_end(),
+            chunk_size: geometry.chunk_size,
+            chunk_mask: if geometry.chunk_size.is_power_of_two() {
+                geometry.chunk_size - 1
+            } else {
+                0
+            },
+        }
+    }
+
+    /// The length in chunks of the allocated block whose user data starts at `address`, if
+    /// [`Reader::allocated_block`] would accept it; `None` for anything else, without saying
+    /// why (the caller asks that function when this one refuses). The same checks: inside the
+    /// block area, on a chunk boundary, a head tag saying allocated, a size that ends inside
+    /// the block area, and the foot tag that goes with it.
+    #[inline]
+    pub(crate) fn allocated_chunks(&self, view: &View<'_>, address: u64) -> Option<u64> {
+        let block = address.checked_sub(USER_DATA_OFFSET)?;
+        if block < self.start || block >= self.end {
+            return None;
+        }
+        let offset = block - self.start;
+        let on_boundary = if self.chunk_mask != 0 {
+            offset & self.chunk_mask == 0
+        } else {
+            offset.is_multiple_of(self.chunk_size)
+        };
+        if !on_boundary {
+            return None;
+        }
+        let Some(Tag::Head {
+            state: BlockState::Allocated,
+            chunks,
+        }) = Tag::from_word(view.word(block)?)
+        else {
+            return None;
+        };
+        let block_end = chunks
+            .checked_mul(self.chunk_size)
+            .and_then(|bytes| block.checked_add(bytes))
+            .filter(|e| *e <= self.end)?;
+        if view.word(block_end - TAG_SIZE)? != foot_word(BlockState::Allocated, chunks) {
+            return None;
+        }
+        Some(chunks)
+    }
 }
 
 /// Read-only access to one heap's structures.

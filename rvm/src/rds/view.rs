@@ -171,17 +171,47 @@ impl<'a> View<'a> {
         if offset.checked_add(8)? > self.length {
             return None;
         }
-        let mut bytes = [0u8; 8];
         match self.source {
-            // SAFETY: the 8 bytes lie inside the region, which is readable for the view's
-            // lifetime (an image borrowed for 'a, or mapped memory per `of_mapped`'s contract);
-            // other threads may write mapped memory, so it is copied with race-defined accesses.
-            Source::Memory(base) => unsafe {
-                crate::racy::load(base.add(offset as usize), &mut bytes)
-            },
-            Source::Device(image) => image.read(offset, &mut bytes)?,
+            Source::Memory(base) => {
+                // SAFETY: the 8 bytes lie inside the region, which is readable for the view's
+                // lifetime (an image borrowed for 'a, or mapped memory per `of_mapped`'s
+                // contract); other threads may write mapped memory, so it is read with a
+                // race-defined access.
+                let word = unsafe { crate::racy::load_u64_le(base.add(offset as usize)) };
+                Some(word)
+            }
+            Source::Device(image) => {
+                let mut bytes = [0u8; 8];
+                image.read(offset, &mut bytes)?;
+                Some(u64::from_le_bytes(bytes))
+            }
         }
-        Some(u64::from_le_bytes(bytes))
+    }
+
+    /// The `N` little-endian u64s from absolute address `at`, if they all lie inside the
+    /// region (one bounds check; in memory, one aligned load per word).
+    #[inline]
+    pub(crate) fn words<const N: usize>(&self, at: u64) -> Option<[u64; N]> {
+        let offset = at.checked_sub(self.address)?;
+        if offset.checked_add(8 * N as u64)? > self.length {
+            return None;
+        }
+        match self.source {
+            Source::Memory(base) => {
+                // SAFETY: as in `word`: the `8 * N` bytes lie inside the region.
+                let words = unsafe { crate::racy::load_u64s_le::<N>(base.add(offset as usize)) };
+                Some(words)
+            }
+            Source::Device(image) => {
+                let mut words = [0u64; N];
+                for (i, w) in words.iter_mut().enumerate() {
+                    let mut bytes = [0u8; 8];
+                    image.read(offset + 8 * i as u64, &mut bytes)?;
+                    *w = u64::from_le_bytes(bytes);
+                }
+                Some(words)
+            }
+        }
     }
 
     /// Copy `buf.len()` bytes from absolute address `at`, if they lie inside the region.
@@ -211,11 +241,17 @@ mod tests {
         let v = View::of_image(&image, 0x1000);
         assert_eq!(v.word(0x1008), Some(0x1122_3344_5566_7788));
         assert_eq!(v.word(0x1038), Some(0));
+        assert_eq!(v.word(0x1009), Some(0x0011_2233_4455_6677));
         assert_eq!(v.word(0x1039), None);
         assert_eq!(v.word(0xfff), None);
         assert_eq!(v.word(u64::MAX - 3), None);
         let mut buf = [0u8; 4];
         assert!(v.read(0x103c, &mut buf).is_some());
         assert!(v.read(0x103d, &mut buf).is_none());
+        assert_eq!(v.words::<2>(0x1000), Some([0, 0x1122_3344_5566_7788]));
+        assert_eq!(v.words::<2>(0x1030), Some([0, 0]));
+        assert_eq!(v.words::<2>(0x1031), None);
+        assert_eq!(v.words::<1>(0xff8), None);
+        assert_eq!(v.words::<1>(0x1009), Some([0x0011_2233_4455_6677]));
     }
 }

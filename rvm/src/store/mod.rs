@@ -556,6 +556,13 @@ impl Alloc for Store {
         self.heap_of(address)?.1.data_usable_size(address)
     }
 
+    fn read_block(&self, block: usize, offset: usize, buf: &mut [u8]) -> Result<usize, Error> {
+        if in_heap(&self.first, block) {
+            return self.first.data_read_block(block, offset, buf);
+        }
+        self.heap_of(block)?.1.data_read_block(block, offset, buf)
+    }
+
     fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<(), Error> {
         let first = self.first.segment();
         if first.region_of(address, buf.len()).is_some() {

@@ -314,21 +314,17 @@ impl<K: MapKey + ?Sized, V: Pod> PHashMap<K, V> {
         let mut at = head;
         let mut steps = 0u64;
         while at != 0 {
-            let usable = a.block_len(at as usize)?;
-            // An entry too short for this key's bytes cannot hold it; read its fixed part.
-            let n = if usable >= whole {
-                whole
-            } else {
-                ENTRY_BYTES as usize
-            };
-            if usable < n {
+            // One check and one copy: as much of `whole` as the block holds. An entry too
+            // short for this key's bytes cannot hold it, but its fixed part must be there.
+            let usable = a.read_block(at as usize, 0, buf)?;
+            if usable < ENTRY_BYTES as usize {
                 return Err(Error::OutOfBounds {
                     what: format!("the block at {at:#x} (bytes)"),
-                    index: n as u64,
+                    index: ENTRY_BYTES,
                     len: usable as u64,
                 });
             }
-            a.read_bytes(at as usize, &mut buf[..n])?;
+            let n = usable.min(whole);
             let e: Entry = bytemuck::pod_read_unaligned(&buf[..ENTRY_BYTES as usize]);
             if e.hash == hash && e.key_len == key.len() as u64 {
                 if n < whole {

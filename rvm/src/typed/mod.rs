@@ -121,6 +121,32 @@ pub trait Alloc {
     /// # Errors
     /// The range is not mapped.
     fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<(), Error>;
+
+    /// Check that `block` is the start of an allocated block and copy
+    /// `min(buf.len(), usable - offset)` bytes from `offset` in it into the front of `buf`
+    /// (none when `offset` is at or past the block's usable bytes); returns the block's usable
+    /// bytes. The rest of `buf`, and all of it after an error, hold unspecified bytes.
+    ///
+    /// The provided version is [`Alloc::block_len`] then [`Alloc::read_bytes`]; `Heap` and
+    /// `Store` check and copy in one step.
+    ///
+    /// # Errors
+    /// As [`Alloc::block_len`] and [`Alloc::read_bytes`].
+    fn read_block(&self, block: usize, offset: usize, buf: &mut [u8]) -> Result<usize, Error> {
+        let usable = self.block_len(block)?;
+        let n = usable.saturating_sub(offset).min(buf.len());
+        if n > 0 {
+            let Some(at) = block.checked_add(offset) else {
+                return Err(Error::OutOfBounds {
+                    what: format!("the block at {block:#x} (bytes)"),
+                    index: offset as u64,
+                    len: usable as u64,
+                });
+            };
+            self.read_bytes(at, &mut buf[..n])?;
+        }
+        Ok(usable)
+    }
 }
 
 impl Alloc for Heap {
@@ -138,6 +164,9 @@ impl Alloc for Heap {
     }
     fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<(), Error> {
         Ok(self.segment().read_bytes(address, buf)?)
+    }
+    fn read_block(&self, block: usize, offset: usize, buf: &mut [u8]) -> Result<usize, Error> {
+        self.data_read_block(block, offset, buf)
     }
 }
 
@@ -160,15 +189,34 @@ pub(crate) fn span(
     }
 }
 
+/// Fill `buf` from `offset` in the block at `block`, which must hold all of it (checked and
+/// copied in one [`Alloc::read_block`]).
+pub(crate) fn read_into(
+    a: &(impl Alloc + ?Sized),
+    block: u64,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<(), Error> {
+    let len = buf.len() as u64;
+    let usable = a.read_block(block as usize, offset as usize, buf)? as u64;
+    match offset.checked_add(len) {
+        Some(end) if end <= usable => Ok(()),
+        _ => Err(Error::OutOfBounds {
+            what: format!("the block at {block:#x} (bytes)"),
+            index: offset.saturating_add(len),
+            len: usable,
+        }),
+    }
+}
+
 /// A copy of the `T` at `offset` in the block at `block` (checked).
 pub(crate) fn read_at<T: Pod>(
     a: &(impl Alloc + ?Sized),
     block: u64,
     offset: u64,
 ) -> Result<T, Error> {
-    let at = span(a, block, offset, std::mem::size_of::<T>() as u64)?;
     let mut value = T::zeroed();
-    a.read_bytes(at, bytemuck::bytes_of_mut(&mut value))?;
+    read_into(a, block, offset, bytemuck::bytes_of_mut(&mut value))?;
     Ok(value)
 }
 

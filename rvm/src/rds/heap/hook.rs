@@ -7,19 +7,31 @@ use std::sync::Arc;
 use crate::instance::Rvm;
 use crate::tx::{Queued, Transaction, TxHook};
 
-use super::{Heap, State, FREE_COUNTERS};
+use super::{Heap, State};
 
 impl Heap {
     /// Attach the heap's hook to `tx` at its first malloc or free here.
     pub(super) fn track(&self, st: &mut State, tx: &mut Transaction<'_>) {
-        let id = tx.id();
-        if !st.pending.knows(id) {
-            st.pending.open(id);
-            tx.add_hook(Box::new(HeapHook {
-                heap: self.clone(),
-                transaction: id,
-            }));
+        if st.pending.open(tx.id()) {
+            self.add_hook(st, tx);
         }
+    }
+
+    /// Attach the heap's hook to `tx`, whose books were just opened.
+    pub(super) fn add_hook(&self, st: &mut State, tx: &mut Transaction<'_>) {
+        let id = tx.id();
+        let hook = match st.spare_hooks.pop() {
+            Some(mut hook) => {
+                hook.heap = Some(self.clone());
+                hook.transaction = id;
+                hook
+            }
+            None => Box::new(HeapHook {
+                heap: Some(self.clone()),
+                transaction: id,
+            }),
+        };
+        tx.add_hook(hook);
     }
 
     /// `transaction` aborted: forget its frees, and free its allocations still pending for
@@ -30,12 +42,12 @@ impl Heap {
         if work.free_again.is_empty() {
             return None;
         }
-        let freed = self.internal(st, rvm, FREE_COUNTERS, |c, t| {
+        let freed = self.internal(st, rvm, |c| {
             for a in &work.free_again {
                 // A block that is no longer allocated (the heap was initialised again) is
                 // not this transaction's any more.
                 if c.r.allocated_block(*a).is_ok() {
-                    c.free(t, *a)?;
+                    c.free(*a)?;
                 }
             }
             Ok(())
@@ -46,32 +58,55 @@ impl Heap {
 
 /// The heap's hook on a transaction that allocated or freed here (see the module
 /// documentation): performs its frees at commit and frees its allocations after an abort.
-struct HeapHook {
-    heap: Heap,
+/// Once done, its box is kept in the heap's state for the next transaction's hook.
+pub(super) struct HeapHook {
+    /// The heap (`None` while the box is kept spare, so the state holds no reference to
+    /// itself).
+    heap: Option<Heap>,
     transaction: u64,
+}
+
+/// Spare hook boxes kept at most.
+const SPARE_HOOKS_MAX: usize = 64;
+
+impl HeapHook {
+    /// Keep this hook's box for the next transaction (its heap taken already).
+    fn recycle(self: Box<Self>, st: &mut State) {
+        if st.spare_hooks.len() < SPARE_HOOKS_MAX {
+            st.spare_hooks.push(self);
+        }
+    }
 }
 
 impl TxHook for HeapHook {
     fn order(&self) -> usize {
-        Arc::as_ptr(&self.heap.shared) as usize
+        self.heap
+            .as_ref()
+            .map_or(0, |h| Arc::as_ptr(&h.shared) as usize)
     }
 
     fn commit(
-        self: Box<Self>,
+        mut self: Box<Self>,
         tx: &mut Transaction<'_>,
         queue: &mut dyn FnMut(&mut Transaction<'_>) -> crate::Result<Queued>,
     ) -> crate::Result<Queued> {
-        let heap = &self.heap;
+        let Some(heap) = self.heap.take() else {
+            return queue(tx);
+        };
+        let heap = &heap;
         let rvm = tx.rvm();
         let mut st = heap.lock_state();
-        let frees = st.pending.frees_of(self.transaction);
+        let mut frees = std::mem::take(&mut st.frees);
+        st.pending.frees_of(self.transaction, &mut frees);
         if !frees.is_empty() {
             // Old values are saved even in no-restore mode: a record refused after this
             // must put the heap back, under the lock, before anybody else sees it.
             tx.set_force_undo(true);
-            let freed = heap.write_op(&mut st, tx, FREE_COUNTERS, |c, t| {
+            // A lone free checked at the call with nothing changed since is not checked again.
+            let checked = st.checked_free.take().filter(|_| frees.len() == 1);
+            let freed = heap.write_op(&mut st, tx, true, |c| {
                 for a in &frees {
-                    c.free(t, *a)?;
+                    c.free_planned(*a, checked)?;
                 }
                 Ok(())
             });
@@ -79,6 +114,8 @@ impl TxHook for HeapHook {
             if let Err(e) = freed {
                 tx.fail();
                 let compensation = heap.aborted(&mut st, rvm, self.transaction);
+                st.frees = frees;
+                self.recycle(&mut st);
                 drop(st);
                 wait_quietly(compensation, rvm);
                 return Err(e.into());
@@ -86,6 +123,7 @@ impl TxHook for HeapHook {
         }
         // The lock is held until the record is queued: the frees are logged in their place.
         let queued = queue(tx);
+        let mut compensation = None;
         match &queued {
             Ok(_) => st.pending.committed(self.transaction, &frees),
             Err(_) => {
@@ -93,17 +131,23 @@ impl TxHook for HeapHook {
                 if !frees.is_empty() {
                     st.valid = false;
                 }
-                let compensation = heap.aborted(&mut st, rvm, self.transaction);
-                drop(st);
-                wait_quietly(compensation, rvm);
+                compensation = heap.aborted(&mut st, rvm, self.transaction);
             }
         }
+        st.frees = frees;
+        self.recycle(&mut st);
+        drop(st);
+        wait_quietly(compensation, rvm);
         queued
     }
 
-    fn abort(self: Box<Self>, rvm: &Rvm) {
-        let mut st = self.heap.lock_state();
-        let compensation = self.heap.aborted(&mut st, rvm, self.transaction);
+    fn abort(mut self: Box<Self>, rvm: &Rvm) {
+        let Some(heap) = self.heap.take() else {
+            return;
+        };
+        let mut st = heap.lock_state();
+        let compensation = heap.aborted(&mut st, rvm, self.transaction);
+        self.recycle(&mut st);
         drop(st);
         wait_quietly(compensation, rvm);
     }

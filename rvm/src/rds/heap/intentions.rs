@@ -95,7 +95,7 @@ impl Heap {
         }
         self.track(&mut st, tx);
         for a in &intentions.addresses {
-            st.pending.freed(tx.id(), *a as u64);
+            let _ = st.pending.freed(tx.id(), *a as u64);
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! The heap's read-only calls: statistics, the checker, the inspector, the block walk, block
 //! sizes. Each holds the heap's lock for its own length (never waits for a transaction), so it
 //! sees a consistent heap: every block allocated by committed or open transactions, none freed
-//! by an open one.
+//! by an open one. Block sizes ([`Heap::usable_size`]) are checked without the lock first and
+//! under it only when that check fails (`block_read.rs`), with the same answers.
 
 use crate::rds::check::{self, BlockInfo, CheckReport, HeapImageInfo, ListInfo};
 use crate::rds::view::View;
@@ -171,9 +172,6 @@ impl Heap {
     /// [`Error::NotFromHeap`] or [`Error::DoubleFree`] unless `address` is the data of an
     /// allocated block; `NotMapped` (in [`Error::Rvm`]).
     pub fn usable_size(&self, address: usize) -> Result<usize, Error> {
-        self.read_op(|r| {
-            let b = r.allocated_block(address as u64)?;
-            Ok(r.geometry.usable_bytes(b.chunks) as usize)
-        })
+        Ok(self.checked_usable(address as u64)? as usize)
     }
 }

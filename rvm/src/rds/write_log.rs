@@ -1,0 +1,121 @@
+//! A heap call's write log: the words it wrote to the heap region, with their old values, and
+//! the runs of adjacent words they form. A changing heap call writes memory at once (so its
+//! own later reads see its writes) and records each word here. Once the call has succeeded,
+//! the runs are declared to the call's transaction, one `set_range` each
+//! ([`WriteLog::declare`]), or queued as a record of their own ([`WriteLog::runs`]); if it
+//! fails, every word gets its old value back ([`WriteLog::put_back`]). Declaring after
+//! writing keeps the ranges few (a run is often several writes) and lets the heap's own
+//! record save no old values of its own.
+//!
+//! Every address here was checked by the caller ([`crate::rds::alloc`]'s `Ctx::put`) to lie
+//! inside the heap region, 8-byte aligned, and the region is pinned by the call's
+//! transaction for as long as the log is used.
+
+use crate::rds::Error;
+use crate::tx::Transaction;
+
+/// One word a heap call wrote: its address, its value before the write and the value
+/// written.
+#[derive(Clone, Copy, Debug)]
+struct Word {
+    at: u64,
+    old: u64,
+    new: u64,
+}
+
+/// The write log of the heap call in progress (kept in the heap's state to reuse its
+/// allocations; empty between calls).
+#[derive(Default, Debug)]
+pub(super) struct WriteLog {
+    /// Every word written, in order.
+    words: Vec<Word>,
+    /// `[start, end)` runs covering the words, sorted and apart (a write touching a run
+    /// joins it, and runs it makes touch are merged).
+    runs: Vec<(usize, usize)>,
+}
+
+impl WriteLog {
+    /// Forget everything (a call starts with an empty log).
+    pub(super) fn clear(&mut self) {
+        self.words.clear();
+        self.runs.clear();
+    }
+
+    /// True when nothing has been written.
+    pub(super) fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Store `words` at `at` and record them.
+    ///
+    /// # Safety
+    /// `[at, at + 8 * words.len())` must lie inside the heap region, which the call's
+    /// transaction pins, and `at` must be 8-byte aligned.
+    #[inline]
+    pub(super) unsafe fn put(&mut self, at: u64, words: &[u64]) {
+        for (i, &new) in words.iter().enumerate() {
+            let at = at + 8 * i as u64;
+            // SAFETY: inside the pinned heap region and aligned (the contract); other threads
+            // may read it, so it is accessed with race-defined accesses.
+            let old = unsafe { crate::racy::load_u64(at as usize as *const u8) };
+            // SAFETY: as above.
+            unsafe { crate::racy::store_u64(at as usize as *mut u8, new) };
+            self.words.push(Word { at, old, new });
+        }
+        let (at, end) = (at as usize, (at + 8 * words.len() as u64) as usize);
+        let runs = &mut self.runs;
+        let mut i = 0;
+        while i < runs.len() && runs[i].1 < at {
+            i += 1;
+        }
+        if i < runs.len() && runs[i].0 <= end {
+            runs[i] = (runs[i].0.min(at), runs[i].1.max(end));
+            while i + 1 < runs.len() && runs[i + 1].0 <= runs[i].1 {
+                runs[i].1 = runs[i].1.max(runs[i + 1].1);
+                runs.remove(i + 1);
+            }
+        } else {
+            runs.insert(i, (at, end));
+        }
+    }
+
+    /// The runs of written words, as `[start, end)`, sorted by address and apart.
+    pub(super) fn runs(&self) -> &[(usize, usize)] {
+        &self.runs
+    }
+
+    /// Give every written word its value from before the call (the first write of each word
+    /// holds it; the log is undone last write first).
+    pub(super) fn put_back(&self) {
+        for w in self.words.iter().rev() {
+            // SAFETY: recorded by `put`, so inside the heap region, which the call's
+            // transaction still pins.
+            unsafe { crate::racy::store_u64(w.at as usize as *mut u8, w.old) };
+        }
+    }
+
+    /// Declare every run to `tx`, in address order (memory holds the new values). With
+    /// `saves_undo` (`tx` saves old values at `set_range`: restore mode, or forced) the old
+    /// values are put back while the runs are declared, so `tx` saves them, then the new ones
+    /// stored again. On an error every written word has its old value back.
+    pub(super) fn declare(&self, tx: &mut Transaction<'_>, saves_undo: bool) -> Result<(), Error> {
+        if saves_undo {
+            self.put_back();
+        }
+        // Sorted and merged: fewer `set_range`s, and the commit's coalescing finds them in
+        // order.
+        for &(start, end) in &self.runs {
+            if let Err(e) = tx.set_range(start, end - start) {
+                self.put_back();
+                return Err(e.into());
+            }
+        }
+        if saves_undo {
+            for w in &self.words {
+                // SAFETY: recorded by `put` (inside the pinned heap region) and now declared.
+                unsafe { crate::racy::store_u64(w.at as usize as *mut u8, w.new) };
+            }
+        }
+        Ok(())
+    }
+}

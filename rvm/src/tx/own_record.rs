@@ -1,0 +1,154 @@
+//! Records a library queues without a [`Transaction`]: the RDS heap's own changes.
+//!
+//! A heap call changes a few words under the heap's lock and must commit them no_flush
+//! before the lock is released (see `rds/heap.rs`). It knows its ranges exactly (sorted,
+//! merged) and keeps the old values itself, so a whole [`Transaction`] (begin, a `set_range`
+//! per range, coalescing, release) is more than it needs: it pins the region
+//! ([`RegionPin`]), writes, and queues one record of its ranges
+//! ([`queue_own_record`]). The record is a no-restore transaction record, counted as one, like
+//! the heap transaction it replaces. Range locks (isolation) are not taken: the heap's lock
+//! already orders every change to heap metadata.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{CommitMode, Queued};
+use crate::error::{Error, Result};
+use crate::format::log::{transaction_record_size, RangeHeader, TransactionEncoder, TX_FLAG_FLUSH};
+use crate::instance::{PinWord, Rvm};
+use crate::racy;
+
+/// A mapped region pinned (kept mapped) without a transaction, until dropped.
+pub(crate) struct RegionPin {
+    start: usize,
+    end: usize,
+    slot: u32,
+    segment_offset: u64,
+    pins: Arc<PinWord>,
+}
+
+impl RegionPin {
+    /// Pin the mapped region holding `[address, address+length)`.
+    ///
+    /// # Errors
+    /// [`Error::NotMapped`] unless the bytes lie inside one mapped region.
+    pub(crate) fn new(rvm: &Rvm, address: usize, length: usize) -> Result<RegionPin> {
+        let regions = rvm.inner.regions.read().unwrap_or_else(|e| e.into_inner());
+        let i = regions.partition_point(|r| r.start <= address);
+        let region = i
+            .checked_sub(1)
+            .map(|i| &regions[i])
+            .filter(|r| address.checked_add(length).is_some_and(|e| e <= r.end))
+            // Fails only for a region an unmap retired and has not removed yet.
+            .filter(|r| r.pin.try_pin());
+        let Some(region) = region else {
+            return Err(Error::NotMapped {
+                address: address as u64,
+                length: length as u64,
+            });
+        };
+        Ok(RegionPin {
+            start: region.start,
+            end: region.end,
+            slot: region.slot,
+            segment_offset: region.segment_offset,
+            pins: region.pin.clone(),
+        })
+    }
+}
+
+impl Drop for RegionPin {
+    fn drop(&mut self) {
+        self.pins.unpin();
+    }
+}
+
+/// Queue a no-restore transaction record of `ranges` (`[start, end)`, each inside `pin`'s
+/// region and not empty; merged or not, in any order) with their bytes as memory holds them
+/// now.
+/// Nothing is queued for no ranges. The caller waits for the flush with [`Queued::wait`]
+/// once it has released its locks.
+///
+/// # Errors
+/// [`Error::NotMapped`] for a range outside the pinned region; [`Error::TooBig`] for a
+/// record larger than the log allows; [`Error::Failed`] when the instance is unusable.
+/// Nothing is queued then, and the refusal is counted as an abort.
+pub(crate) fn queue_own_record(
+    rvm: &Rvm,
+    pin: &RegionPin,
+    ranges: &[(usize, usize)],
+    mode: CommitMode,
+) -> Result<Queued> {
+    let inner = &rvm.inner;
+    let refuse = |e: Error| {
+        // Counted as a transaction begun and aborted (`query` derives the active count from
+        // begun, committed and aborted; refusals are rare).
+        inner.begun.fetch_add(1, Ordering::Relaxed);
+        inner.stats.aborts.fetch_add(1, Ordering::Release);
+        inner
+            .stats
+            .no_restore_transactions
+            .fetch_add(1, Ordering::Relaxed);
+        Err(e)
+    };
+    if let Some(&(start, end)) = ranges
+        .iter()
+        .find(|(s, e)| *s < pin.start || *e > pin.end || e <= s)
+    {
+        return refuse(Error::NotMapped {
+            address: start as u64,
+            length: end.saturating_sub(start) as u64,
+        });
+    }
+    let size = transaction_record_size(ranges.iter().map(|(s, e)| (e - s) as u64));
+    if !ranges.is_empty() && size > inner.record_bytes_max {
+        return refuse(Error::TooBig {
+            size,
+            max: inner.record_bytes_max,
+        });
+    }
+    if let Err(e) = inner.check_failed() {
+        return refuse(e);
+    }
+    let mut q = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+    let c = &mut q.counts;
+    match mode {
+        CommitMode::Flush => c.flush_commits += 1,
+        CommitMode::NoFlush => c.no_flush_commits += 1,
+    }
+    c.no_restore_transactions += 1;
+    // A commit without a begin: `query` leaves it out of the active count.
+    c.own_records += 1;
+    let (seq, over_limit) = if ranges.is_empty() {
+        (q.queued_seq, false)
+    } else {
+        let flags = if mode == CommitMode::Flush {
+            TX_FLAG_FLUSH
+        } else {
+            0
+        };
+        let start = TransactionEncoder::begin(&mut q.buf, flags, 0, ranges.len() as u32);
+        for &(address, end) in ranges {
+            let length = end - address;
+            let header = RangeHeader {
+                segment: pin.slot,
+                offset: pin.segment_offset + (address - pin.start) as u64,
+                length: length as u64,
+                address: address as u64,
+            };
+            TransactionEncoder::range_with(&mut q.buf, &header, |buf| {
+                // SAFETY: the range lies inside the pinned region (checked above), which
+                // stays mapped while `pin` lives, for the whole copy.
+                unsafe { racy::extend_from(buf, address as *const u8, length) }
+            });
+        }
+        TransactionEncoder::finish(&mut q.buf, start);
+        let seq = inner.queued(&mut q, start);
+        (seq, inner.queue_over_limit(&q))
+    };
+    drop(q);
+    Ok(Queued {
+        seq,
+        flush: mode == CommitMode::Flush || over_limit,
+    })
+}
