@@ -34,6 +34,13 @@ const SLICE_ENTRIES_MAX: usize = 1 << 20;
 const RECENT_SLOTS: usize = 1 << 13;
 /// An empty slot of the table of recent ranges.
 const NO_ENTRY: u32 = u32::MAX;
+/// Bits of the filter that counts the distinct segment pages a stage writes (32 KiB: it
+/// counts well up to about 100,000 pages, far more than a stage's rule ever compares).
+const PAGE_FILTER_BITS: usize = 1 << 18;
+/// The page size the stage's write cost is counted in.
+const PAGE_BYTES: u64 = 4096;
+/// A range spanning more pages than this has them counted without the filter.
+const PAGES_FILTERED_MAX: u64 = 64;
 
 #[derive(Clone, Copy)]
 struct Entry {
@@ -59,6 +66,11 @@ pub(crate) struct Applier {
     /// Segments resolved so far, by log index (resolved once, not once per range).
     targets: Vec<Option<Resolved>>,
     touched: BTreeSet<u32>,
+    /// The pages written since the last `write_out` (a stage's write cost), by a hash of
+    /// segment and page: one bit each (collisions undercount a little).
+    page_filter: Vec<u64>,
+    /// Pages counted in `page_filter` (plus the pages of long ranges).
+    stage_pages: u64,
 }
 
 type Resolved = Option<(DeviceRef, SegmentHeader)>;
@@ -101,6 +113,33 @@ impl Applier {
             seq: 0,
             targets: Vec::new(),
             touched: BTreeSet::new(),
+            page_filter: vec![0; PAGE_FILTER_BITS / 64],
+            stage_pages: 0,
+        }
+    }
+
+    /// Bytes of segment pages the ranges added since the last [`Applier::write_out`] write
+    /// (about: distinct pages counted by a filter): what ending a stage there would rewrite.
+    pub(crate) fn stage_page_bytes(&self) -> u64 {
+        self.stage_pages * PAGE_BYTES
+    }
+
+    /// Count the pages of a range in the stage's write cost.
+    fn count_pages(&mut self, slot: u32, offset: u64, length: u64) {
+        let first = offset / PAGE_BYTES;
+        let last = (offset + length - 1) / PAGE_BYTES;
+        if last - first >= PAGES_FILTERED_MAX {
+            self.stage_pages += last - first + 1;
+            return;
+        }
+        for page in first..=last {
+            let x = (page ^ (u64::from(slot) << 52)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let bit = (x >> (64 - PAGE_FILTER_BITS.trailing_zeros())) as usize;
+            let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+            if self.page_filter[word] & mask == 0 {
+                self.page_filter[word] |= mask;
+                self.stage_pages += 1;
+            }
         }
     }
 
@@ -140,6 +179,7 @@ impl Applier {
                 continue;
             }
             self.seq += 1;
+            self.count_pages(h.segment, h.offset, h.length);
             let r = recent_slot(h.segment, h.offset, h.length);
             if let Some(e) = self.entries.get_mut(self.recent[r] as usize) {
                 if e.slot == h.segment && e.offset == h.offset && e.length == h.length {
@@ -169,10 +209,13 @@ impl Applier {
         Ok(())
     }
 
-    /// Write what is held so far (the applier stays usable); returns the segment indices
-    /// written to since it was made (to be synced).
+    /// Write what is held so far (the applier stays usable, and the next stage's page count
+    /// starts from zero); returns the segment indices written to since it was made (to be
+    /// synced).
     pub(crate) fn write_out(&mut self, target: Target<'_>) -> Result<&BTreeSet<u32>> {
         self.write_slice(target)?;
+        self.page_filter.fill(0);
+        self.stage_pages = 0;
         Ok(&self.touched)
     }
 
@@ -290,6 +333,68 @@ mod tests {
         let mut got = vec![0u8; len];
         dev.read_at(&mut got, 0).unwrap();
         assert_eq!(got, model);
+    }
+
+    /// A stage's write cost counts each segment page once, however many ranges land in it,
+    /// and starts again after `write_out` (the rule that keeps a background truncation from
+    /// rewriting a whole segment in every stage relies on it).
+    #[test]
+    fn the_stage_page_count_counts_each_page_once_and_restarts_at_write_out() {
+        let region = 1u64 << 20;
+        let len = (4096 + region) as usize;
+        let dev: crate::device::DeviceRef = Arc::new(MemDevice::new("seg", vec![0; len]));
+        let header = SegmentHeader {
+            uuid: Uuid([1; 16]),
+            length_bytes: len as u64,
+            created_unix_ms: 0,
+            regions: vec![RegionEntry {
+                offset: 4096,
+                length: region,
+                address: 0,
+            }],
+        };
+        let target = move |i: u32| (i == 0).then(|| (dev.clone(), header.clone()));
+        let mut applier = Applier::new("log", 1 << 16);
+        let add = |applier: &mut Applier, offset: u64, length: u64| {
+            let mut buf = Vec::new();
+            let start = TransactionEncoder::begin(&mut buf, 0, 0, 1);
+            TransactionEncoder::range(
+                &mut buf,
+                &RangeHeader {
+                    segment: 0,
+                    offset,
+                    length,
+                    address: 0,
+                },
+            )
+            .fill(7);
+            TransactionEncoder::finish(&mut buf, start);
+            seal_record(&mut buf, 1, 1, 1, 0);
+            let h = RecordHeader::decode(&buf, 0, buf.len() as u64).unwrap();
+            let body = &buf[RECORD_HEADER_SIZE..buf.len() - RECORD_TRAILER_SIZE];
+            applier.add_body(0, &h, body, &target).unwrap();
+        };
+        // 100 small ranges in page 2, then one range across the boundary of pages 2 and 3.
+        for i in 0..100 {
+            add(&mut applier, 8192 + 16 * i, 16);
+        }
+        assert_eq!(applier.stage_page_bytes(), 4096);
+        add(&mut applier, 3 * 4096 - 8, 16);
+        assert_eq!(applier.stage_page_bytes(), 2 * 4096);
+        applier.write_out(&target).unwrap();
+        assert_eq!(applier.stage_page_bytes(), 0);
+        // 200 ranges in 200 distinct pages, each written twice.
+        for _ in 0..2 {
+            for page in 1..=200u64 {
+                add(&mut applier, page * 4096 + 100, 8);
+            }
+        }
+        let counted = applier.stage_page_bytes() / 4096;
+        assert!((195..=200).contains(&counted), "{counted} pages counted");
+        applier.write_out(&target).unwrap();
+        // A long range: every page it spans.
+        add(&mut applier, 4096, 100 * 4096);
+        assert_eq!(applier.stage_page_bytes(), 100 * 4096);
     }
 
     /// The same few ranges (a heap's counters and tags) rewritten again and again, between
