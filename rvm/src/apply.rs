@@ -289,6 +289,35 @@ mod tests {
     use crate::format::Uuid;
     use std::sync::Arc;
 
+    /// Log one range of segment 0 (`length` bytes of `fill` at `offset`) as record `lsn` and
+    /// add it to `applier`.
+    fn add_range(
+        applier: &mut Applier,
+        target: Target<'_>,
+        lsn: u64,
+        offset: u64,
+        length: u64,
+        fill: u8,
+    ) {
+        let mut buf = Vec::new();
+        let start = TransactionEncoder::begin(&mut buf, 0, 0, 1);
+        TransactionEncoder::range(
+            &mut buf,
+            &RangeHeader {
+                segment: 0,
+                offset,
+                length,
+                address: 0,
+            },
+        )
+        .fill(fill);
+        TransactionEncoder::finish(&mut buf, start);
+        seal_record(&mut buf, lsn, 1, 1, 0);
+        let h = RecordHeader::decode(&buf, 0, buf.len() as u64).unwrap();
+        let body = &buf[RECORD_HEADER_SIZE..buf.len() - RECORD_TRAILER_SIZE];
+        applier.add_body(0, &h, body, target).unwrap();
+    }
+
     /// Log `ranges` (offset, length, fill byte) as one record each, apply them, and compare
     /// with writing them one by one in log order.
     fn apply_and_compare(ranges: &[(u64, u64, u8)]) {
@@ -309,23 +338,7 @@ mod tests {
         let mut model = vec![0u8; len];
         let mut applier = Applier::new("log", 1 << 16);
         for (n, &(offset, length, fill)) in ranges.iter().enumerate() {
-            let mut buf = Vec::new();
-            let start = TransactionEncoder::begin(&mut buf, 0, 0, 1);
-            TransactionEncoder::range(
-                &mut buf,
-                &RangeHeader {
-                    segment: 0,
-                    offset,
-                    length,
-                    address: 0,
-                },
-            )
-            .fill(fill);
-            TransactionEncoder::finish(&mut buf, start);
-            seal_record(&mut buf, n as u64 + 1, 1, 1, 0);
-            let h = RecordHeader::decode(&buf, 0, buf.len() as u64).unwrap();
-            let body = &buf[RECORD_HEADER_SIZE..buf.len() - RECORD_TRAILER_SIZE];
-            applier.add_body(0, &h, body, &target).unwrap();
+            add_range(&mut applier, &target, n as u64 + 1, offset, length, fill);
             model[offset as usize..(offset + length) as usize].fill(fill);
         }
         let touched = applier.finish(&target).unwrap();
@@ -355,45 +368,26 @@ mod tests {
         };
         let target = move |i: u32| (i == 0).then(|| (dev.clone(), header.clone()));
         let mut applier = Applier::new("log", 1 << 16);
-        let add = |applier: &mut Applier, offset: u64, length: u64| {
-            let mut buf = Vec::new();
-            let start = TransactionEncoder::begin(&mut buf, 0, 0, 1);
-            TransactionEncoder::range(
-                &mut buf,
-                &RangeHeader {
-                    segment: 0,
-                    offset,
-                    length,
-                    address: 0,
-                },
-            )
-            .fill(7);
-            TransactionEncoder::finish(&mut buf, start);
-            seal_record(&mut buf, 1, 1, 1, 0);
-            let h = RecordHeader::decode(&buf, 0, buf.len() as u64).unwrap();
-            let body = &buf[RECORD_HEADER_SIZE..buf.len() - RECORD_TRAILER_SIZE];
-            applier.add_body(0, &h, body, &target).unwrap();
-        };
         // 100 small ranges in page 2, then one range across the boundary of pages 2 and 3.
         for i in 0..100 {
-            add(&mut applier, 8192 + 16 * i, 16);
+            add_range(&mut applier, &target, 1, 8192 + 16 * i, 16, 7);
         }
         assert_eq!(applier.stage_page_bytes(), 4096);
-        add(&mut applier, 3 * 4096 - 8, 16);
+        add_range(&mut applier, &target, 1, 3 * 4096 - 8, 16, 7);
         assert_eq!(applier.stage_page_bytes(), 2 * 4096);
         applier.write_out(&target).unwrap();
         assert_eq!(applier.stage_page_bytes(), 0);
         // 200 ranges in 200 distinct pages, each written twice.
         for _ in 0..2 {
             for page in 1..=200u64 {
-                add(&mut applier, page * 4096 + 100, 8);
+                add_range(&mut applier, &target, 1, page * 4096 + 100, 8, 7);
             }
         }
         let counted = applier.stage_page_bytes() / 4096;
         assert!((195..=200).contains(&counted), "{counted} pages counted");
         applier.write_out(&target).unwrap();
         // A long range: every page it spans.
-        add(&mut applier, 4096, 100 * 4096);
+        add_range(&mut applier, &target, 1, 4096, 100 * 4096, 7);
         assert_eq!(applier.stage_page_bytes(), 100 * 4096);
     }
 
