@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use rvm::device::{CrashController, CrashDevice, MemDevice, Tear};
-use rvm::segment::{self, RegionSpec};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
+
+mod support;
 
 const REGION_BYTES: usize = 4 * 4096;
 const LOG_AREA_BYTES: u64 = 64 * 1024;
@@ -92,16 +93,10 @@ fn fresh_images() -> (Vec<u8>, Vec<u8>) {
 fn warmed_images(warmup: usize) -> (Vec<u8>, Vec<u8>) {
     let log = Arc::new(MemDevice::new("log", Vec::new()));
     Rvm::init_log_on(&*log, LOG_AREA_BYTES).unwrap();
-    let data = Arc::new(MemDevice::new("data", Vec::new()));
-    let header = segment::layout(
-        4096 + REGION_BYTES as u64,
-        &[RegionSpec {
-            length: REGION_BYTES as u64,
-            address: 0x1000_0000_0000,
-        }],
-    )
-    .unwrap();
-    segment::write_header(&*data, &header).unwrap();
+    let data = Arc::new(support::one_region_segment(
+        REGION_BYTES as u64,
+        0x1000_0000_0000,
+    ));
     if warmup > 0 {
         let options = Options::default()
             .truncate_threshold(0)

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use rvm::device::{Device, MemDevice};
 use rvm::format::log::{Status, RECORD_AREA_OFFSET, STATUS_SLOT_SIZE};
-use rvm::segment::{self, RegionSpec};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
+
+mod support;
 
 const AREA_BYTES: u64 = 1 << 20;
 /// 1 MiB / 16: the chunk the library zero-fills at a time for this area.
@@ -89,17 +90,10 @@ fn current_status(log: &dyn Device) -> Status {
 }
 
 fn segment_image() -> Arc<MemDevice> {
-    let data = Arc::new(MemDevice::new("data", Vec::new()));
-    let header = segment::layout(
-        4096 + REGION_BYTES as u64,
-        &[RegionSpec {
-            length: REGION_BYTES as u64,
-            address: 0x1000_0000_0000,
-        }],
-    )
-    .unwrap();
-    segment::write_header(&*data, &header).unwrap();
-    data
+    Arc::new(support::one_region_segment(
+        REGION_BYTES as u64,
+        0x1000_0000_0000,
+    ))
 }
 
 fn open(log: Arc<Recording>, data: &Arc<MemDevice>) -> (Rvm, usize) {

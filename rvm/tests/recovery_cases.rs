@@ -13,6 +13,8 @@ use rvm::log::{LogReader, ScanEnd};
 use rvm::segment::{self, RegionSpec};
 use rvm::{BeginMode, CommitMode, Error, MapOptions, Options, Rvm};
 
+mod support;
+
 const REGION_BYTES: usize = 8 * 4096;
 
 struct Setup {
@@ -23,16 +25,7 @@ struct Setup {
 fn setup(area: u64) -> Setup {
     let log = MemDevice::new("log", Vec::new());
     Rvm::init_log_on(&log, area).unwrap();
-    let data = MemDevice::new("data", Vec::new());
-    let header = segment::layout(
-        4096 + REGION_BYTES as u64,
-        &[RegionSpec {
-            length: REGION_BYTES as u64,
-            address: 0x1000_0000_0000,
-        }],
-    )
-    .unwrap();
-    segment::write_header(&data, &header).unwrap();
+    let data = support::one_region_segment(REGION_BYTES as u64, 0x1000_0000_0000);
     Setup {
         log: Arc::new(log),
         data: Arc::new(data),

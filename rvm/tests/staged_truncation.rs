@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use rvm::device::{CrashController, CrashDevice, MemDevice, Tear};
-use rvm::segment::{self, RegionSpec};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
+
+mod support;
 
 const REGION_BYTES: usize = 256 * 1024;
 const LOG_AREA_BYTES: u64 = 1 << 20;
@@ -18,16 +19,7 @@ const TXS: usize = 3000;
 fn fresh_images() -> (Vec<u8>, Vec<u8>) {
     let log = MemDevice::new("log", Vec::new());
     Rvm::init_log_on(&log, LOG_AREA_BYTES).unwrap();
-    let data = MemDevice::new("data", Vec::new());
-    let header = segment::layout(
-        4096 + REGION_BYTES as u64,
-        &[RegionSpec {
-            length: REGION_BYTES as u64,
-            address: 0x1000_0000_0000,
-        }],
-    )
-    .unwrap();
-    segment::write_header(&data, &header).unwrap();
+    let data = support::one_region_segment(REGION_BYTES as u64, 0x1000_0000_0000);
     (log.snapshot(), data.snapshot())
 }
 

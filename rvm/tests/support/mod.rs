@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use rvm::device::MemDevice;
+use rvm::segment::{self, RegionSpec};
+
 /// A fresh directory for one test, `$TMPDIR/rvm-<test file>-<name>-<pid>`, removed with its
 /// contents when dropped (also while a failing test unwinds).
 pub struct Dir(pub PathBuf);
@@ -56,4 +59,20 @@ pub fn example(name: &str) -> PathBuf {
     let binary = profile_dir.join("examples").join(name);
     assert!(binary.exists(), "{} was not built", binary.display());
     binary
+}
+
+/// An in-memory segment named "data" with one region of `region_bytes` mapped at `address`
+/// (its header first, the region after it).
+pub fn one_region_segment(region_bytes: u64, address: u64) -> MemDevice {
+    let data = MemDevice::new("data", Vec::new());
+    let header = segment::layout(
+        4096 + region_bytes,
+        &[RegionSpec {
+            length: region_bytes,
+            address,
+        }],
+    )
+    .unwrap();
+    segment::write_header(&data, &header).unwrap();
+    data
 }
