@@ -236,6 +236,11 @@ fn uname_now() -> timeval {
 ///
 /// The slot is marked busy before the instance is looked at, so `rvm_terminate` either sees
 /// this call (and waits for it) or this call sees it terminating (and waits for its decision).
+///
+/// Inlined into `rvm_begin_transaction`: the id and uname stay in registers and are stored
+/// into the caller's record field by field (returned through memory, they were stored as two
+/// words and loaded back as one, which stalls on store-to-load forwarding).
+#[inline(always)]
 pub fn begin(mode: BeginMode) -> Result<(u64, timeval), RvmReturn> {
     // This thread's call record: the transaction's bias goes to it (none without fences).
     let me = bias::register();
