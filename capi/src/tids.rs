@@ -212,23 +212,61 @@ fn decode(t: &TidKey) -> (usize, u64) {
     )
 }
 
+/// Begins of a thread that share one clock reading for their unames.
+const UNAME_READS_EVERY: u32 = 16;
+
+thread_local! {
+    /// The thread's last clock reading (seconds, microseconds) and how many more begins use it
+    /// (a const thread-local without a destructor: reading it is one load).
+    static UNAME: std::cell::Cell<(i64, i64, u32)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
+
+/// A uname for a new transaction: the coarse wall-clock time, read once every
+/// [`UNAME_READS_EVERY`] begins of the thread (a clock read cost a twentieth of a C commit).
+/// The slot and generation, not the time, make a tid unique, so unames may repeat (the coarse
+/// clock ticks every few milliseconds anyway) and may lag the clock by the thread's last few
+/// begins, as classic unames lag it between commits.
+#[inline]
 fn uname_now() -> timeval {
+    let cached = UNAME.try_with(|u| {
+        let (sec, usec, left) = u.get();
+        if left == 0 {
+            return None;
+        }
+        u.set((sec, usec, left - 1));
+        Some(timeval {
+            tv_sec: sec,
+            tv_usec: usec,
+        })
+    });
+    match cached {
+        Ok(Some(uname)) => uname,
+        _ => uname_read(),
+    }
+}
+
+/// Read the clock for [`uname_now`] and keep the reading for the thread's next begins.
+#[cold]
+#[inline(never)]
+fn uname_read() -> timeval {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid timespec. The coarse clock is enough for a uname: the slot and
-    // generation, not the time, make a tid unique.
+    // SAFETY: `ts` is a valid timespec. The coarse clock is enough for a uname (see
+    // `uname_now`).
     if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
         return timeval {
             tv_sec: 0,
             tv_usec: 0,
         };
     }
-    timeval {
+    let uname = timeval {
         tv_sec: ts.tv_sec,
         tv_usec: ts.tv_nsec / 1000,
-    }
+    };
+    let _ = UNAME.try_with(|u| u.set((uname.tv_sec, uname.tv_usec, UNAME_READS_EVERY - 1)));
+    uname
 }
 
 /// Begin a transaction in `mode` on the running instance, in a free slot, and register it.
