@@ -142,10 +142,35 @@ fn slot(index: usize) -> Option<&'static Slot> {
     Some(unsafe { &*base.add(position) })
 }
 
-/// A slot index for a new transaction: one this thread freed, one another thread gave back,
-/// or a new one.
+/// A slot index for a new transaction: the one this thread freed last, another one it freed,
+/// one another thread gave back, or a new one.
+#[inline]
 fn allocate() -> Result<usize, RvmReturn> {
+    if let Ok(Some(index)) = LAST_FREED.try_with(|last| {
+        let v = last.get();
+        (v < SLOTS_MAX as u64).then(|| {
+            last.set(LAST_NONE);
+            v as usize
+        })
+    }) {
+        return Ok(index);
+    }
+    allocate_slow()
+}
+
+#[cold]
+#[inline(never)]
+fn allocate_slow() -> Result<usize, RvmReturn> {
+    // Arm this thread's list (and its destructor, which also gives back `LAST_FREED`) before
+    // `release` may keep a slot in `LAST_FREED`.
     let local = LOCAL_FREE.try_with(|free| free.borrow_mut().0.pop());
+    if local.is_ok() {
+        let _ = LAST_FREED.try_with(|last| {
+            if last.get() == LAST_UNARMED {
+                last.set(LAST_NONE);
+            }
+        });
+    }
     if let Ok(Some(index)) = local {
         return Ok(index as usize);
     }
@@ -174,15 +199,51 @@ struct LocalFree(Vec<u32>);
 
 impl Drop for LocalFree {
     fn drop(&mut self) {
-        lock(&GLOBAL_FREE).append(&mut self.0);
+        let mut global = lock(&GLOBAL_FREE);
+        global.append(&mut self.0);
+        // `LAST_FREED` has no destructor, so it is still there: its slot goes back too, and
+        // later releases of this thread go to the global list.
+        let _ = LAST_FREED.try_with(|last| {
+            let v = last.replace(LAST_UNARMED);
+            if v < SLOTS_MAX as u64 {
+                global.push(v as u32);
+            }
+        });
     }
 }
 
+/// `LAST_FREED`: no slot kept, and `LOCAL_FREE` (whose destructor gives a kept slot back) is
+/// not armed or already gone: `release` must not keep one.
+const LAST_UNARMED: u64 = u64::MAX;
+/// `LAST_FREED`: no slot kept; `LOCAL_FREE` is armed.
+const LAST_NONE: u64 = u64::MAX - 1;
+
 thread_local! {
     static LOCAL_FREE: RefCell<LocalFree> = const { RefCell::new(LocalFree(Vec::new())) };
+    /// The slot this thread freed last (its next begin takes it back), or `LAST_NONE` /
+    /// `LAST_UNARMED`. A const thread-local without a destructor: reading it is one load, and
+    /// it outlives `LOCAL_FREE`'s destructor, which empties it.
+    static LAST_FREED: std::cell::Cell<u64> = const { std::cell::Cell::new(LAST_UNARMED) };
 }
 
+#[inline]
 fn release(index: usize) {
+    let kept = LAST_FREED.try_with(|last| {
+        if last.get() == LAST_NONE {
+            last.set(index as u64);
+            true
+        } else {
+            false
+        }
+    });
+    if kept != Ok(true) {
+        release_slow(index);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn release_slow(index: usize) {
     let index = index as u32;
     let kept = LOCAL_FREE.try_with(|free| {
         let mut free = free.borrow_mut();
