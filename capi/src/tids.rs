@@ -797,6 +797,37 @@ mod tests {
     }
 
     #[test]
+    fn a_threads_last_freed_slot_is_its_next_and_goes_back_when_it_exits() {
+        // (No other test of this binary allocates slots.)
+        let (first, other) = std::thread::spawn(|| {
+            let first = allocate().unwrap();
+            release(first);
+            // Kept in `LAST_FREED`: the next begin of the thread takes it back.
+            assert_eq!(allocate().unwrap(), first);
+            let other = allocate().unwrap();
+            assert_ne!(other, first);
+            release(first);
+            release(other); // `LAST_FREED` is taken: into the thread's list
+            (first, other)
+        })
+        .join()
+        .unwrap();
+        // The thread's exit gave both back (the one in `LAST_FREED` too).
+        let global = lock(&GLOBAL_FREE);
+        for index in [first, other] {
+            assert!(
+                global.contains(&(index as u32)),
+                "{index} lost at thread exit"
+            );
+        }
+        drop(global);
+        // A thread that frees a slot without ever allocating one gives it back as well.
+        let index = allocate().unwrap();
+        std::thread::spawn(move || release(index)).join().unwrap();
+        assert!(lock(&GLOBAL_FREE).contains(&(index as u32)));
+    }
+
+    #[test]
     fn ids_out_of_range_or_of_unallocated_chunks_are_refused() {
         let mut t: RvmTid = RvmTid {
             struct_id: crate::types::RVM_TID_ID,
