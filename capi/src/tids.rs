@@ -30,8 +30,9 @@
 //! so a slot reference is `'static` and an index from a forged record is looked up without
 //! following anything the caller wrote.
 //!
-//! Free slots are kept per thread (a short list; the rest in a global one), so begin and end
-//! usually touch no shared free list.
+//! Free slots are kept per thread (the one freed last in a const thread-local, which the next
+//! begin takes back; a short list; the rest in a global one), so begin and end usually touch no
+//! shared free list.
 
 use std::cell::{RefCell, UnsafeCell};
 use std::mem::MaybeUninit;
