@@ -30,8 +30,9 @@
 //! so a slot reference is `'static` and an index from a forged record is looked up without
 //! following anything the caller wrote.
 //!
-//! Free slots are kept per thread (a short list; the rest in a global one), so begin and end
-//! usually touch no shared free list.
+//! Free slots are kept per thread (the one freed last in a const thread-local, which the next
+//! begin takes back; a short list; the rest in a global one), so begin and end usually touch no
+//! shared free list.
 
 use std::cell::{RefCell, UnsafeCell};
 use std::mem::MaybeUninit;
@@ -142,10 +143,35 @@ fn slot(index: usize) -> Option<&'static Slot> {
     Some(unsafe { &*base.add(position) })
 }
 
-/// A slot index for a new transaction: one this thread freed, one another thread gave back,
-/// or a new one.
+/// A slot index for a new transaction: the one this thread freed last, another one it freed,
+/// one another thread gave back, or a new one.
+#[inline]
 fn allocate() -> Result<usize, RvmReturn> {
+    if let Ok(Some(index)) = LAST_FREED.try_with(|last| {
+        let v = last.get();
+        (v < SLOTS_MAX as u64).then(|| {
+            last.set(LAST_NONE);
+            v as usize
+        })
+    }) {
+        return Ok(index);
+    }
+    allocate_slow()
+}
+
+#[cold]
+#[inline(never)]
+fn allocate_slow() -> Result<usize, RvmReturn> {
+    // Arm this thread's list (and its destructor, which also gives back `LAST_FREED`) before
+    // `release` may keep a slot in `LAST_FREED`.
     let local = LOCAL_FREE.try_with(|free| free.borrow_mut().0.pop());
+    if local.is_ok() {
+        let _ = LAST_FREED.try_with(|last| {
+            if last.get() == LAST_UNARMED {
+                last.set(LAST_NONE);
+            }
+        });
+    }
     if let Ok(Some(index)) = local {
         return Ok(index as usize);
     }
@@ -174,15 +200,51 @@ struct LocalFree(Vec<u32>);
 
 impl Drop for LocalFree {
     fn drop(&mut self) {
-        lock(&GLOBAL_FREE).append(&mut self.0);
+        let mut global = lock(&GLOBAL_FREE);
+        global.append(&mut self.0);
+        // `LAST_FREED` has no destructor, so it is still there: its slot goes back too, and
+        // later releases of this thread go to the global list.
+        let _ = LAST_FREED.try_with(|last| {
+            let v = last.replace(LAST_UNARMED);
+            if v < SLOTS_MAX as u64 {
+                global.push(v as u32);
+            }
+        });
     }
 }
 
+/// `LAST_FREED`: no slot kept, and `LOCAL_FREE` (whose destructor gives a kept slot back) is
+/// not armed or already gone: `release` must not keep one.
+const LAST_UNARMED: u64 = u64::MAX;
+/// `LAST_FREED`: no slot kept; `LOCAL_FREE` is armed.
+const LAST_NONE: u64 = u64::MAX - 1;
+
 thread_local! {
     static LOCAL_FREE: RefCell<LocalFree> = const { RefCell::new(LocalFree(Vec::new())) };
+    /// The slot this thread freed last (its next begin takes it back), or `LAST_NONE` /
+    /// `LAST_UNARMED`. A const thread-local without a destructor: reading it is one load, and
+    /// it outlives `LOCAL_FREE`'s destructor, which empties it.
+    static LAST_FREED: std::cell::Cell<u64> = const { std::cell::Cell::new(LAST_UNARMED) };
 }
 
+#[inline]
 fn release(index: usize) {
+    let kept = LAST_FREED.try_with(|last| {
+        if last.get() == LAST_NONE {
+            last.set(index as u64);
+            true
+        } else {
+            false
+        }
+    });
+    if kept != Ok(true) {
+        release_slow(index);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn release_slow(index: usize) {
     let index = index as u32;
     let kept = LOCAL_FREE.try_with(|free| {
         let mut free = free.borrow_mut();
@@ -212,23 +274,61 @@ fn decode(t: &TidKey) -> (usize, u64) {
     )
 }
 
+/// Begins of a thread that share one clock reading for their unames.
+const UNAME_READS_EVERY: u32 = 16;
+
+thread_local! {
+    /// The thread's last clock reading (seconds, microseconds) and how many more begins use it
+    /// (a const thread-local without a destructor: reading it is one load).
+    static UNAME: std::cell::Cell<(i64, i64, u32)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
+
+/// A uname for a new transaction: the coarse wall-clock time, read once every
+/// [`UNAME_READS_EVERY`] begins of the thread (a clock read cost a twentieth of a C commit).
+/// The slot and generation, not the time, make a tid unique, so unames may repeat (the coarse
+/// clock ticks every few milliseconds anyway) and may lag the clock by the thread's last few
+/// begins, as classic unames lag it between commits.
+#[inline]
 fn uname_now() -> timeval {
+    let cached = UNAME.try_with(|u| {
+        let (sec, usec, left) = u.get();
+        if left == 0 {
+            return None;
+        }
+        u.set((sec, usec, left - 1));
+        Some(timeval {
+            tv_sec: sec,
+            tv_usec: usec,
+        })
+    });
+    match cached {
+        Ok(Some(uname)) => uname,
+        _ => uname_read(),
+    }
+}
+
+/// Read the clock for [`uname_now`] and keep the reading for the thread's next begins.
+#[cold]
+#[inline(never)]
+fn uname_read() -> timeval {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid timespec. The coarse clock is enough for a uname: the slot and
-    // generation, not the time, make a tid unique.
+    // SAFETY: `ts` is a valid timespec. The coarse clock is enough for a uname (see
+    // `uname_now`).
     if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
         return timeval {
             tv_sec: 0,
             tv_usec: 0,
         };
     }
-    timeval {
+    let uname = timeval {
         tv_sec: ts.tv_sec,
         tv_usec: ts.tv_nsec / 1000,
-    }
+    };
+    let _ = UNAME.try_with(|u| u.set((uname.tv_sec, uname.tv_usec, UNAME_READS_EVERY - 1)));
+    uname
 }
 
 /// Begin a transaction in `mode` on the running instance, in a free slot, and register it.
@@ -236,6 +336,11 @@ fn uname_now() -> timeval {
 ///
 /// The slot is marked busy before the instance is looked at, so `rvm_terminate` either sees
 /// this call (and waits for it) or this call sees it terminating (and waits for its decision).
+///
+/// Inlined into `rvm_begin_transaction`: the id and uname stay in registers and are stored
+/// into the caller's record field by field (returned through memory, they were stored as two
+/// words and loaded back as one, which stalls on store-to-load forwarding).
+#[inline(always)]
 pub fn begin(mode: BeginMode) -> Result<(u64, timeval), RvmReturn> {
     // This thread's call record: the transaction's bias goes to it (none without fences).
     let me = bias::register();
@@ -690,6 +795,37 @@ mod tests {
             previous = (chunk, position);
         }
         assert_eq!(locate(SLOTS_MAX - 1).0, CHUNKS_MAX - 1);
+    }
+
+    #[test]
+    fn a_threads_last_freed_slot_is_its_next_and_goes_back_when_it_exits() {
+        // (No other test of this binary allocates slots.)
+        let (first, other) = std::thread::spawn(|| {
+            let first = allocate().unwrap();
+            release(first);
+            // Kept in `LAST_FREED`: the next begin of the thread takes it back.
+            assert_eq!(allocate().unwrap(), first);
+            let other = allocate().unwrap();
+            assert_ne!(other, first);
+            release(first);
+            release(other); // `LAST_FREED` is taken: into the thread's list
+            (first, other)
+        })
+        .join()
+        .unwrap();
+        // The thread's exit gave both back (the one in `LAST_FREED` too).
+        let global = lock(&GLOBAL_FREE);
+        for index in [first, other] {
+            assert!(
+                global.contains(&(index as u32)),
+                "{index} lost at thread exit"
+            );
+        }
+        drop(global);
+        // A thread that frees a slot without ever allocating one gives it back as well.
+        let index = allocate().unwrap();
+        std::thread::spawn(move || release(index)).join().unwrap();
+        assert!(lock(&GLOBAL_FREE).contains(&(index as u32)));
     }
 
     #[test]

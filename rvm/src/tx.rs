@@ -303,6 +303,7 @@ impl Rvm {
     ///
     /// # Errors
     /// As for [`Rvm::begin`]; `place` is not written then.
+    #[inline]
     pub fn begin_in<'t, 'p>(
         &'t self,
         mode: BeginMode,
