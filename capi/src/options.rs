@@ -52,6 +52,7 @@ pub(crate) unsafe fn apply_options(o: &RvmOptions) -> Result<(), RvmReturn> {
                 // later; it is set to the asked value right after.
                 let opened = Rvm::open(&canonical, Options::default().truncate_threshold(50))
                     .map_err(|e| crate::codes::rvm_code(&e))?;
+                crate::tids::set_uname_base_now();
                 let leaked: &'static Rvm = Box::leak(Box::new(opened));
                 *rvm = Some(leaked);
                 *log_path = Some(canonical);

@@ -274,61 +274,31 @@ fn decode(t: &TidKey) -> (usize, u64) {
     )
 }
 
-/// Begins of a thread that share one clock reading for their unames.
-const UNAME_READS_EVERY: u32 = 16;
+/// The wall-clock time, in microseconds, when the instance was opened: unames count from it.
+static UNAME_BASE_US: AtomicI64 = AtomicI64::new(0);
 
-thread_local! {
-    /// The thread's last clock reading (seconds, microseconds) and how many more begins use it
-    /// (a const thread-local without a destructor: reading it is one load).
-    static UNAME: std::cell::Cell<(i64, i64, u32)> = const { std::cell::Cell::new((0, 0, 0)) };
+/// Record when the instance was opened (before its first transaction can begin).
+pub fn set_uname_base_now() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    UNAME_BASE_US.store(now, Ordering::Relaxed);
 }
 
-/// A uname for a new transaction: the coarse wall-clock time, read once every
-/// [`UNAME_READS_EVERY`] begins of the thread (a clock read cost a twentieth of a C commit).
-/// The slot and generation, not the time, make a tid unique, so unames may repeat (the coarse
-/// clock ticks every few milliseconds anyway) and may lag the clock by the thread's last few
-/// begins, as classic unames lag it between commits.
+/// The uname of the transaction the instance began as its `number`th: the time the instance
+/// was opened plus `number` microseconds. So unames are unique and strictly increasing in the
+/// order transactions begin, on any thread, as the classic library's are (spec C.8), at no
+/// cost: the library counts begins anyway. (Unlike the classic counter they are not moved
+/// forward to the wall clock at commits: they run behind it while the program is idle.)
 #[inline]
-fn uname_now() -> timeval {
-    let cached = UNAME.try_with(|u| {
-        let (sec, usec, left) = u.get();
-        if left == 0 {
-            return None;
-        }
-        u.set((sec, usec, left - 1));
-        Some(timeval {
-            tv_sec: sec,
-            tv_usec: usec,
-        })
-    });
-    match cached {
-        Ok(Some(uname)) => uname,
-        _ => uname_read(),
+fn uname_of(number: u64) -> timeval {
+    let us = UNAME_BASE_US
+        .load(Ordering::Relaxed)
+        .saturating_add(number.min(i64::MAX as u64) as i64);
+    timeval {
+        tv_sec: us / 1_000_000,
+        tv_usec: us % 1_000_000,
     }
-}
-
-/// Read the clock for [`uname_now`] and keep the reading for the thread's next begins.
-#[cold]
-#[inline(never)]
-fn uname_read() -> timeval {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec. The coarse clock is enough for a uname (see
-    // `uname_now`).
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
-        return timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        };
-    }
-    let uname = timeval {
-        tv_sec: ts.tv_sec,
-        tv_usec: ts.tv_nsec / 1000,
-    };
-    let _ = UNAME.try_with(|u| u.set((uname.tv_sec, uname.tv_usec, UNAME_READS_EVERY - 1)));
-    uname
 }
 
 /// Begin a transaction in `mode` on the running instance, in a free slot, and register it.
@@ -378,10 +348,10 @@ pub fn begin(mode: BeginMode) -> Result<(u64, timeval), RvmReturn> {
     // last one was dropped by its `Ending`, or leaked by a panic), so overwriting it drops
     // nothing.
     let place = unsafe { &mut *slot.tx.get() };
-    if let Err(e) = rvm.begin_in(mode, place) {
-        return released(rvm_code(&e));
-    }
-    let uname = uname_now();
+    let uname = match rvm.begin_in(mode, place) {
+        Ok(tx) => uname_of(tx.number()),
+        Err(e) => return released(rvm_code(&e)),
+    };
     slot.uname_sec.store(uname.tv_sec, Ordering::Relaxed);
     slot.uname_usec.store(uname.tv_usec, Ordering::Relaxed);
     // The bias goes to this thread; without a record the transaction starts revoked. (A call

@@ -209,6 +209,8 @@ pub struct Transaction<'a> {
     /// which must be undone if the record is then refused).
     force_undo: bool,
     id: std::cell::Cell<u64>,
+    /// See [`Transaction::number`].
+    number: u64,
     /// Isolation: this transaction holds range locks (released at end or abort).
     holds_locks: bool,
     finished: bool,
@@ -318,10 +320,11 @@ impl<'a> Transaction<'a> {
     /// (Inlined: `Rvm::begin_in` then writes the fields straight into the caller's place.)
     #[inline]
     pub(crate) fn new(rvm: &'a Rvm, mode: BeginMode) -> Self {
-        rvm.inner.begun.fetch_add(1, Ordering::Relaxed);
+        let number = rvm.inner.begun.fetch_add(1, Ordering::Relaxed);
         Transaction {
             rvm,
             mode,
+            number,
             bufs: std::mem::ManuallyDrop::new(take_spare()),
             attachments: Vec::new(),
             attachment: None,
@@ -332,6 +335,13 @@ impl<'a> Transaction<'a> {
             holds_locks: false,
             finished: false,
         }
+    }
+
+    /// This transaction's place in the order its instance began transactions: 0 for the
+    /// first. Unique within the instance, and larger for a transaction begun after this one
+    /// on any thread (the count every `begin` already makes, so asking costs nothing).
+    pub fn number(&self) -> u64 {
+        self.number
     }
 
     /// A process-unique id for this transaction (assigned when first asked for).

@@ -117,6 +117,16 @@ int main(int argc, char **argv) {
     CHECK_RC(rvm_begin_transaction(&t4, restore), RVM_SUCCESS);
     CHECK_RC(rvm_begin_transaction(&t5, restore), RVM_SUCCESS);
 
+    /* Unames are unique and strictly increasing in the order transactions begin (spec C.8). */
+    {
+        const rvm_tid_t *begun[] = {&t1, &t2, &t3, &t4, &t5};
+        for (int i = 1; i < 5; i++) {
+            const struct timeval *a = &begun[i - 1]->uname, *b = &begun[i]->uname;
+            CHECK(a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_usec < b->tv_usec));
+            CHECK(b->tv_usec >= 0 && b->tv_usec < 1000000);
+        }
+    }
+
     /* t2: a null transaction; a bad end mode leaves it open. */
     CHECK_RC(rvm_end_transaction(&t2, restore), RVM_EMODE);
     CHECK_RC(rvm_end_transaction(&t2, flush), RVM_SUCCESS);
