@@ -406,7 +406,7 @@ impl Device for FileDevice {
     /// `COALESCED_WRITE_BYTES_MAX` (1 MiB) at a time; a piece alone is written straight from
     /// its slice. Positional writes report a full disk as `ENOSPC` (a write through a shared
     /// mapping would raise SIGBUS instead), and they leave no file pages in this process's
-    /// resident set. The gaps of short runs are read without readahead (see [`NoReadahead`]).
+    /// resident set. The gaps of short runs are read without readahead (see `NoReadahead`).
     fn write_pieces(&self, pieces: &[(u64, &[u8])]) -> io::Result<()> {
         let mut no_readahead = NoReadahead {
             file: &self.file,
