@@ -224,6 +224,8 @@ impl Rng {
 #[test]
 fn survives_sigkill_at_random_moments() {
     const KILLS: u32 = 60;
+    /// Writes acknowledged in a round before its kill is armed.
+    const ACKS_BEFORE_KILL_MIN: u64 = 5;
     let dir = support::Dir::new("kill");
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut model: BTreeMap<String, String> = BTreeMap::new();
@@ -265,11 +267,20 @@ fn survives_sigkill_at_random_moments() {
             server.quit();
             break;
         }
-        // Kill after a random delay while commands stream in.
+        // Kill after a random number of acknowledged writes (so every round exercises some,
+        // however slow the disk) and then a random delay, while commands stream in.
         let pid = server.child.id() as libc::pid_t;
         let delay = Duration::from_micros(2000 + rng.below(25_000));
+        let arm_after = ACKS_BEFORE_KILL_MIN + rng.below(10);
+        let (arm, armed) = std::sync::mpsc::channel::<()>();
+        let mut arm = Some(arm);
+        let mut round_acks = 0;
         let killer = std::thread::spawn(move || {
-            std::thread::sleep(delay);
+            // An error means the round ended before arming (the server died by itself): kill
+            // at once, and the exit status check below reports it.
+            if armed.recv().is_ok() {
+                std::thread::sleep(delay);
+            }
             // SAFETY: kill has no memory-safety preconditions; the child is not yet reaped
             // (the main thread waits for it only after joining this thread's handle below),
             // so the pid still names it.
@@ -302,6 +313,7 @@ fn survives_sigkill_at_random_moments() {
                         assert_eq!(answer, "ok");
                         model.insert(key, value);
                         acknowledged += 1;
+                        round_acks += 1;
                     }
                     Some(None) => {
                         let expected = if model.remove(&key).is_some() {
@@ -311,6 +323,7 @@ fn survives_sigkill_at_random_moments() {
                         };
                         assert_eq!(answer, expected, "del {key}");
                         acknowledged += 1;
+                        round_acks += 1;
                     }
                     None => {
                         let expected = model.get(&key).map_or("missing", |v| v.as_str());
@@ -318,7 +331,13 @@ fn survives_sigkill_at_random_moments() {
                     }
                 },
             }
+            if round_acks >= arm_after {
+                if let Some(arm) = arm.take() {
+                    let _ = arm.send(());
+                }
+            }
         }
+        drop(arm);
         killer.join().unwrap();
         let status = server.child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
@@ -329,9 +348,9 @@ fn survives_sigkill_at_random_moments() {
         );
         kills += 1;
     }
-    assert!(kills >= 50);
+    assert_eq!(kills, KILLS);
     assert!(
-        acknowledged >= 500,
+        acknowledged >= u64::from(KILLS) * ACKS_BEFORE_KILL_MIN,
         "only {acknowledged} writes were acknowledged"
     );
 }
