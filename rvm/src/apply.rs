@@ -67,7 +67,8 @@ pub(crate) struct Applier {
     targets: Vec<Option<Resolved>>,
     touched: BTreeSet<u32>,
     /// The pages written since the last `write_out` (a stage's write cost), by a hash of
-    /// segment and page: one bit each (collisions undercount a little).
+    /// segment and page: one bit each (collisions undercount a little). Empty unless asked
+    /// for (`count_stage_pages`): recovery and a one-stage truncation never ask.
     page_filter: Vec<u64>,
     /// Pages counted in `page_filter` (plus the pages of long ranges).
     stage_pages: u64,
@@ -113,9 +114,16 @@ impl Applier {
             seq: 0,
             targets: Vec::new(),
             touched: BTreeSet::new(),
-            page_filter: vec![0; PAGE_FILTER_BITS / 64],
+            page_filter: Vec::new(),
             stage_pages: 0,
         }
+    }
+
+    /// Count the pages each stage writes ([`Applier::stage_page_bytes`]), for a truncation
+    /// that may end stages.
+    pub(crate) fn count_stage_pages(mut self) -> Applier {
+        self.page_filter = vec![0; PAGE_FILTER_BITS / 64];
+        self
     }
 
     /// Bytes of segment pages the ranges added since the last [`Applier::write_out`] write
@@ -124,8 +132,11 @@ impl Applier {
         self.stage_pages * PAGE_BYTES
     }
 
-    /// Count the pages of a range in the stage's write cost.
+    /// Count the pages of a range in the stage's write cost (if counted at all).
     fn count_pages(&mut self, slot: u32, offset: u64, length: u64) {
+        if self.page_filter.is_empty() {
+            return;
+        }
         let first = offset / PAGE_BYTES;
         let last = (offset + length - 1) / PAGE_BYTES;
         if last - first >= PAGES_FILTERED_MAX {
@@ -367,7 +378,7 @@ mod tests {
             }],
         };
         let target = move |i: u32| (i == 0).then(|| (dev.clone(), header.clone()));
-        let mut applier = Applier::new("log", 1 << 16);
+        let mut applier = Applier::new("log", 1 << 16).count_stage_pages();
         // 100 small ranges in page 2, then one range across the boundary of pages 2 and 3.
         for i in 0..100 {
             add_range(&mut applier, &target, 1, 8192 + 16 * i, 16, 7);

@@ -185,13 +185,15 @@ impl Inner {
                         .collect()
                 };
                 let target = |i: u32| targets.get(i as usize).cloned().flatten();
-                let mut applier = Applier::new(&self.log_name, live);
-                // Only in the background: an explicit or out-of-space truncation has its
-                // caller waiting for all of it, and would only pay more syncs.
-                let stage_bytes = if background {
-                    (self.area_end - self.area_start) / TRUNCATION_STAGES
+                // Stages only in the background: an explicit or out-of-space truncation has
+                // its caller waiting for all of it, and would only pay more syncs.
+                let (mut applier, stage_bytes) = if background {
+                    (
+                        Applier::new(&self.log_name, live).count_stage_pages(),
+                        (self.area_end - self.area_start) / TRUNCATION_STAGES,
+                    )
                 } else {
-                    u64::MAX
+                    (Applier::new(&self.log_name, live), u64::MAX)
                 };
                 let mut staged = 0;
                 reader.walk_bodies(head_offset, head_lsn, next_lsn, |offset, header, body| {
