@@ -329,23 +329,32 @@ mod tests {
         applier.add_body(0, &h, body, target).unwrap();
     }
 
-    /// Log `ranges` (offset, length, fill byte) as one record each, apply them, and compare
-    /// with writing them one by one in log order.
-    fn apply_and_compare(ranges: &[(u64, u64, u8)]) {
-        let len = 4096 + 8192;
-        let dev = Arc::new(MemDevice::new("seg", vec![0; len]));
+    /// A memory segment of one `region`-byte region after a 4 KiB header, and a target that
+    /// resolves log index 0 to it.
+    fn one_region(region: u64) -> (Arc<MemDevice>, impl Fn(u32) -> Resolved) {
+        let len = 4096 + region;
+        let dev = Arc::new(MemDevice::new("seg", vec![0; len as usize]));
         let header = SegmentHeader {
             uuid: Uuid([1; 16]),
-            length_bytes: len as u64,
+            length_bytes: len,
             created_unix_ms: 0,
             regions: vec![RegionEntry {
                 offset: 4096,
-                length: 8192,
+                length: region,
                 address: 0,
             }],
         };
         let d: crate::device::DeviceRef = dev.clone();
-        let target = move |i: u32| (i == 0).then(|| (d.clone(), header.clone()));
+        (dev, move |i: u32| {
+            (i == 0).then(|| (d.clone(), header.clone()))
+        })
+    }
+
+    /// Log `ranges` (offset, length, fill byte) as one record each, apply them, and compare
+    /// with writing them one by one in log order.
+    fn apply_and_compare(ranges: &[(u64, u64, u8)]) {
+        let len = 4096 + 8192;
+        let (dev, target) = one_region(8192);
         let mut model = vec![0u8; len];
         let mut applier = Applier::new("log", 1 << 16);
         for (n, &(offset, length, fill)) in ranges.iter().enumerate() {
@@ -364,20 +373,7 @@ mod tests {
     /// rewriting a whole segment in every stage relies on it).
     #[test]
     fn the_stage_page_count_counts_each_page_once_and_restarts_at_write_out() {
-        let region = 1u64 << 20;
-        let len = (4096 + region) as usize;
-        let dev: crate::device::DeviceRef = Arc::new(MemDevice::new("seg", vec![0; len]));
-        let header = SegmentHeader {
-            uuid: Uuid([1; 16]),
-            length_bytes: len as u64,
-            created_unix_ms: 0,
-            regions: vec![RegionEntry {
-                offset: 4096,
-                length: region,
-                address: 0,
-            }],
-        };
-        let target = move |i: u32| (i == 0).then(|| (dev.clone(), header.clone()));
+        let (_dev, target) = one_region(1 << 20);
         let mut applier = Applier::new("log", 1 << 16).count_stage_pages();
         // 100 small ranges in page 2, then one range across the boundary of pages 2 and 3.
         for i in 0..100 {
