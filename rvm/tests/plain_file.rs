@@ -10,7 +10,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use rvm::format::log::{SegmentKind, LOG_FORMAT_VERSION, LOG_FORMAT_VERSION_PLAIN_FILES};
 use rvm::log::LogReader;
-use rvm::segment::{self, CreateOptions, RegionSpec};
+use rvm::segment::{self, CreateOptions};
 use rvm::{BeginMode, CommitMode, Error, FileMapMode, FileMapOptions, MapOptions, Options, Rvm};
 
 mod support;
@@ -418,14 +418,7 @@ fn segments_and_plain_files_share_a_log() {
     let dir = Dir::new("shared");
     let (log, file) = make(&dir);
     let data = dir.path("data");
-    let header = segment::layout(
-        4096 + 65536,
-        &[RegionSpec {
-            length: 65536,
-            address: 0x1000_0000_0000,
-        }],
-    )
-    .unwrap();
+    let header = support::one_region_layout(65536, 0x1000_0000_0000);
     drop(segment::create(&data, &header, CreateOptions::default()).unwrap());
     {
         let rvm = open(&log);

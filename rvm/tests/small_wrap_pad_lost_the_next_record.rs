@@ -3,8 +3,10 @@
 //! grew) instead of at its start. The flush-committed transaction was then lost: a clean reopen
 //! reported corruption, a crash would have dropped it. Found by the truncation benchmark.
 
-use rvm::segment::{self, CreateOptions, RegionSpec};
+use rvm::segment::{self, CreateOptions};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
+
+mod support;
 
 #[test]
 fn records_after_a_small_wrap_pad_go_to_the_area_start() {
@@ -15,14 +17,7 @@ fn records_after_a_small_wrap_pad_go_to_the_area_start() {
     let area: u64 = 64 * 1024;
     Rvm::create_log(&log, area).unwrap();
     let log_file_bytes = std::fs::metadata(&log).unwrap().len();
-    let header = segment::layout(
-        4096 + 65536,
-        &[RegionSpec {
-            length: 65536,
-            address: 0x1000_0000_0000,
-        }],
-    )
-    .unwrap();
+    let header = support::one_region_layout(65536, 0x1000_0000_0000);
     segment::create(&data, &header, CreateOptions::default()).unwrap();
     {
         let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();

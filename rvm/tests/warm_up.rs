@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rvm::segment::{self, CreateOptions, RegionSpec};
+use rvm::segment::{self, CreateOptions};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Placement, Rvm, Segment};
 
 mod support;
@@ -18,14 +18,7 @@ const PAGE: usize = 4096;
 
 /// A sparse one-region segment of `region_bytes` at a fixed address.
 fn make_segment(path: &Path, region_bytes: u64, address: u64) {
-    let header = segment::layout(
-        4096 + region_bytes,
-        &[RegionSpec {
-            length: region_bytes,
-            address,
-        }],
-    )
-    .unwrap();
+    let header = support::one_region_layout(region_bytes, address);
     drop(segment::create(path, &header, CreateOptions::default()).unwrap());
 }
 

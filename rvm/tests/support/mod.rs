@@ -61,18 +61,22 @@ pub fn example(name: &str) -> PathBuf {
     binary
 }
 
-/// An in-memory segment named "data" with one region of `region_bytes` mapped at `address`
-/// (its header first, the region after it).
-pub fn one_region_segment(region_bytes: u64, address: u64) -> MemDevice {
-    let data = MemDevice::new("data", Vec::new());
-    let header = segment::layout(
+/// The header of a segment with one region of `region_bytes` mapped at `address` (the
+/// header's page first, the region after it).
+pub fn one_region_layout(region_bytes: u64, address: u64) -> rvm::format::segment::SegmentHeader {
+    segment::layout(
         4096 + region_bytes,
         &[RegionSpec {
             length: region_bytes,
             address,
         }],
     )
-    .unwrap();
-    segment::write_header(&data, &header).unwrap();
+    .unwrap()
+}
+
+/// An in-memory segment named "data" laid out by [`one_region_layout`].
+pub fn one_region_segment(region_bytes: u64, address: u64) -> MemDevice {
+    let data = MemDevice::new("data", Vec::new());
+    segment::write_header(&data, &one_region_layout(region_bytes, address)).unwrap();
     data
 }
