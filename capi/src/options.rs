@@ -20,8 +20,8 @@ fn threshold_of(o: &RvmOptions) -> u8 {
 }
 
 /// Apply an options record to the running instance: open the log it names (recovering it),
-/// set the truncation threshold, keep the flags. Shared by `rvm_initialize` and
-/// `rvm_set_options`.
+/// set the truncation threshold, keep the flags. Shared by `rvm_initialize`, `rvm_set_options`
+/// and `rvm_map`.
 ///
 /// # Safety
 /// `o.log_dev`, if non-null, must point to a NUL-terminated string.

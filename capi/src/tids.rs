@@ -109,6 +109,15 @@ impl Slot {
             tx: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
+
+    /// The uname stored at the last begin (`tv_sec`, `tv_usec`).
+    #[inline]
+    fn uname(&self) -> (i64, i64) {
+        (
+            self.uname_sec.load(Ordering::Relaxed),
+            self.uname_usec.load(Ordering::Relaxed),
+        )
+    }
 }
 
 static CHUNKS: [AtomicPtr<Slot>; CHUNKS_MAX] =
@@ -496,18 +505,11 @@ pub fn hold_counted(t: &TidKey) -> Result<Held, RvmReturn> {
     let (index, generation) = decode(t);
     let slot = slot(index).ok_or(RVM_ETID)?;
     let open = generation << FLAG_BITS | OPEN;
-    let held = match bias::current() {
-        Some(me) => match hold_fast(slot, index, open, me) {
-            Some(held) => held,
-            None => hold_slow(slot, index, open)?,
-        },
+    let held = match bias::current().and_then(|me| hold_fast(slot, index, open, me)) {
+        Some(held) => held,
         None => hold_slow(slot, index, open)?,
     };
-    let uname = (
-        slot.uname_sec.load(Ordering::Relaxed),
-        slot.uname_usec.load(Ordering::Relaxed),
-    );
-    if uname != t.uname {
+    if slot.uname() != t.uname {
         return Err(RVM_ETID); // `held` unlocks
     }
     Ok(held)
@@ -643,10 +645,7 @@ pub fn open_tids() -> Vec<(u64, (i64, i64))> {
         if state & OPEN == 0 {
             return;
         }
-        let uname = (
-            s.uname_sec.load(Ordering::Relaxed),
-            s.uname_usec.load(Ordering::Relaxed),
-        );
+        let uname = s.uname();
         // The uname belongs to this generation only if the state did not change meanwhile.
         if s.state.load(Ordering::Acquire) & !BUSY == state & !BUSY {
             v.push((tid_value(index, state >> FLAG_BITS), uname));

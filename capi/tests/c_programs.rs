@@ -521,20 +521,36 @@ fn program_built_against_classic_sonames_runs_on_ours_through_ld_library_path() 
     assert_eq!(stdout.trim(), "225 RVM_EVERSION_SKEW 0 0");
 }
 
-#[test]
-fn terminate_waits_for_running_calls_and_refuses_open_transactions() {
-    let s = Scratch::new("terminate");
-    let exe = s.path("terminate_race");
+/// Compile the threaded C program `tests/c/PROGRAM.c` and run it on a new log and segment in
+/// `s` (with `RVM_CAPI_NO_BIAS` set if `unbiased`); it must succeed and print `ok`. Returns the
+/// log's path.
+fn run_threaded(s: &Scratch, program: &str, unbiased: bool, ok: &str) -> PathBuf {
+    let exe = s.path(program);
     compile(
-        &s,
+        s,
         "cc",
-        &[source("tests/c/terminate_race.c")],
+        &[source(&format!("tests/c/{program}.c"))],
         &exe,
         &["-std=gnu99"],
     );
-    let (log, data) = (s.path("log"), s.path("data"));
-    let stdout = expect_success(&run(&exe, &[&log, &data]), "terminate_race");
-    assert!(stdout.contains("terminate race ok"), "{stdout}");
+    let (log, data) = (
+        s.path(&format!("{program}.log")),
+        s.path(&format!("{program}.data")),
+    );
+    let out = if unbiased {
+        run_unbiased(&exe, &[&log, &data])
+    } else {
+        run(&exe, &[&log, &data])
+    };
+    let stdout = expect_success(&out, program);
+    assert!(stdout.contains(ok), "{program}: {stdout}");
+    log
+}
+
+#[test]
+fn terminate_waits_for_running_calls_and_refuses_open_transactions() {
+    let s = Scratch::new("terminate");
+    let log = run_threaded(&s, "terminate_race", false, "terminate race ok");
     // rvm_terminate closed the log (its lock is released): a new instance opens it.
     let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
     let rvm = rvm::Rvm::open(&log, rvm::Options::default()).unwrap();
@@ -544,17 +560,7 @@ fn terminate_waits_for_running_calls_and_refuses_open_transactions() {
 #[test]
 fn one_tid_used_from_several_threads_at_once_commits_and_aborts_exactly() {
     let s = Scratch::new("sharedtid");
-    let exe = s.path("shared_tid");
-    compile(
-        &s,
-        "cc",
-        &[source("tests/c/shared_tid.c")],
-        &exe,
-        &["-std=gnu99"],
-    );
-    let (log, data) = (s.path("log"), s.path("data"));
-    let stdout = expect_success(&run(&exe, &[&log, &data]), "shared_tid");
-    assert!(stdout.contains("shared tid ok (134 commits)"), "{stdout}");
+    run_threaded(&s, "shared_tid", false, "shared tid ok (134 commits)");
 }
 
 #[test]
@@ -562,19 +568,11 @@ fn a_tid_used_by_its_owner_and_by_copies_at_once_loses_no_range() {
     // The owner's calls take the biased fast path while other threads' calls on copies revoke
     // the bias mid-stream: a lost or torn range would show in the image after commit or abort.
     let s = Scratch::new("ownercopies");
-    let exe = s.path("owner_and_copies");
-    compile(
+    run_threaded(
         &s,
-        "cc",
-        &[source("tests/c/owner_and_copies.c")],
-        &exe,
-        &["-std=gnu99"],
-    );
-    let (log, data) = (s.path("log"), s.path("data"));
-    let stdout = expect_success(&run(&exe, &[&log, &data]), "owner_and_copies");
-    assert!(
-        stdout.contains("owner and copies ok (233 commits)"),
-        "{stdout}"
+        "owner_and_copies",
+        false,
+        "owner and copies ok (233 commits)",
     );
 }
 
@@ -588,20 +586,7 @@ fn without_biased_locks_shared_tids_and_terminate_keep_their_rules() {
         ("shared_tid", "shared tid ok (134 commits)"),
         ("terminate_race", "terminate race ok"),
     ] {
-        let exe = s.path(program);
-        compile(
-            &s,
-            "cc",
-            &[source(&format!("tests/c/{program}.c"))],
-            &exe,
-            &["-std=gnu99"],
-        );
-        let (log, data) = (
-            s.path(&format!("{program}.log")),
-            s.path(&format!("{program}.data")),
-        );
-        let stdout = expect_success(&run_unbiased(&exe, &[&log, &data]), program);
-        assert!(stdout.contains(ok), "{program}: {stdout}");
+        run_threaded(&s, program, true, ok);
     }
 }
 

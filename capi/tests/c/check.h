@@ -1,6 +1,7 @@
 /* Small helpers shared by the C test programs (our own, for rvm-rs's tests). */
 #ifndef CHECK_H
 #define CHECK_H
+#include <rvm/rvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -22,5 +23,18 @@
             exit(1);                                                             \
         }                                                                        \
     } while (0)
+
+/* Commit counter value `i` (the crash-loop programs): odd values with a flush commit, even ones
+ * with a no_flush commit followed by rvm_flush. Then print `i`: it is acknowledged. */
+static inline void commit_and_acknowledge(rvm_tid_t *tid, unsigned long i) {
+    if (i % 2) {
+        CHECK_RC(rvm_end_transaction(tid, flush), RVM_SUCCESS);
+    } else {
+        CHECK_RC(rvm_end_transaction(tid, no_flush), RVM_SUCCESS);
+        CHECK_RC(rvm_flush(), RVM_SUCCESS);
+    }
+    printf("%lu\n", i);
+    fflush(stdout);
+}
 
 #endif

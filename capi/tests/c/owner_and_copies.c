@@ -5,11 +5,9 @@
  * value back. Each round also ends the tid from the thread where a revocation is most likely
  * in flight: the owner on even rounds, a worker on odd ones.
  * Usage: owner_and_copies LOG SEGMENT */
-#include <rvm/rvm.h>
-#include <rvm/rvm_segment.h>
 #include <pthread.h>
 #include <string.h>
-#include "check.h"
+#include "one_segment.h"
 
 #define WORKERS 3
 #define RANGES 96 /* per worker and round */
@@ -61,19 +59,7 @@ static void *worker(void *arg) {
 
 int main(int argc, char **argv) {
     CHECK(argc == 3);
-    rvm_options_t opts;
-    rvm_init_options(&opts);
-    opts.log_dev = argv[1];
-    CHECK_RC(RVM_INIT(NULL), RVM_SUCCESS);
-    rvm_offset_t size = RVM_MK_OFFSET(0, 4 << 20);
-    CHECK_RC(rvm_create_log(&opts, &size, 0), RVM_SUCCESS);
-    CHECK_RC(rvm_set_options(&opts), RVM_SUCCESS);
-    rvm_region_def_t def = {RVM_OFFSET_INITIALIZER(0, 0), 4096 * 64, (char *)0x290000000000UL};
-    CHECK_RC(rvm_create_segment(argv[2], RVM_MK_OFFSET(0, 0), NULL, 1, &def), RVM_SUCCESS);
-    unsigned long n;
-    rvm_region_def_t *defs;
-    CHECK_RC(rvm_load_segment(argv[2], RVM_MK_OFFSET(0, 0), NULL, &n, &defs), RVM_SUCCESS);
-    base = (unsigned char *)defs[0].vmaddr;
+    base = (unsigned char *)start_one_segment(argv[1], 4 << 20, argv[2], 4096 * 64, (char *)0x290000000000UL);
     memcpy(expect, base, REGION);
 
     CHECK(pthread_barrier_init(&barrier, NULL, WORKERS + 1) == 0);

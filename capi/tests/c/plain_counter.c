@@ -70,13 +70,6 @@ int main(int argc, char **argv) {
             head->copies[c] = i;
             tail->copies[c] = ~i;
         }
-        if (i % 2) {
-            CHECK_RC(rvm_end_transaction(&tid, flush), RVM_SUCCESS);
-        } else {
-            CHECK_RC(rvm_end_transaction(&tid, no_flush), RVM_SUCCESS);
-            CHECK_RC(rvm_flush(), RVM_SUCCESS);
-        }
-        printf("%lu\n", i);
-        fflush(stdout);
+        commit_and_acknowledge(&tid, i);
     }
 }

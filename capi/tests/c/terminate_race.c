@@ -1,11 +1,9 @@
 /* rvm_terminate while other threads keep calling: it refuses (EUNCOMMIT) while any of their
  * transactions is open, succeeds once none is, and every call after it returns RVM_EINIT.
  * Usage: terminate_race LOG SEGMENT */
-#include <rvm/rvm.h>
-#include <rvm/rvm_segment.h>
 #include <pthread.h>
 #include <string.h>
-#include "check.h"
+#include "one_segment.h"
 
 #define THREADS 3
 static char *base;
@@ -38,19 +36,7 @@ static void *worker(void *arg) {
 
 int main(int argc, char **argv) {
     CHECK(argc == 3);
-    rvm_options_t opts;
-    rvm_init_options(&opts);
-    opts.log_dev = argv[1];
-    CHECK_RC(RVM_INIT(NULL), RVM_SUCCESS);
-    rvm_offset_t size = RVM_MK_OFFSET(0, 1 << 20);
-    CHECK_RC(rvm_create_log(&opts, &size, 0), RVM_SUCCESS);
-    CHECK_RC(rvm_set_options(&opts), RVM_SUCCESS);
-    rvm_region_def_t def = {RVM_OFFSET_INITIALIZER(0, 0), 4096, (char *)0x270000000000UL};
-    CHECK_RC(rvm_create_segment(argv[2], RVM_MK_OFFSET(0, 0), NULL, 1, &def), RVM_SUCCESS);
-    unsigned long n;
-    rvm_region_def_t *defs;
-    CHECK_RC(rvm_load_segment(argv[2], RVM_MK_OFFSET(0, 0), NULL, &n, &defs), RVM_SUCCESS);
-    base = defs[0].vmaddr;
+    base = start_one_segment(argv[1], 1 << 20, argv[2], 4096, (char *)0x270000000000UL);
 
     pthread_t threads[THREADS];
     for (long i = 0; i < THREADS; i++)
