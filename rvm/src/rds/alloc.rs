@@ -139,14 +139,29 @@ impl Ctx<'_> {
             return Ok(None);
         };
         let b = self.r.free_block(address, nlists)?;
-        if b.chunks != size {
-            return Err(corrupt(
-                address,
-                "the block's size changed behind the heap's index",
-            ));
-        }
-        self.r.check_links(&b, nlists)?;
+        let b = self.sized_and_linked(
+            b,
+            nlists,
+            size,
+            "the block's size changed behind the heap's index",
+        )?;
         Ok(Some(b))
+    }
+
+    /// Free block `b` on list `list`, which must be `chunks` chunks long as the caller learnt
+    /// elsewhere (`mismatch` says where), and whose neighbours on the list link back to it.
+    fn sized_and_linked(
+        &self,
+        b: FreeBlock,
+        list: u64,
+        chunks: u64,
+        mismatch: &'static str,
+    ) -> Result<FreeBlock, Error> {
+        if b.chunks != chunks {
+            return Err(corrupt(b.address, mismatch));
+        }
+        self.r.check_links(&b, list)?;
+        Ok(b)
     }
 
     /// The largest free block in chunks (0 if none).
@@ -463,14 +478,12 @@ impl Ctx<'_> {
                     .ok_or_else(|| corrupt(foot_at, "free block runs before the first block"))?;
                 let list = g.list_for(l_chunks);
                 let l = self.r.linked_block(l_address, list)?;
-                if l.chunks != l_chunks {
-                    return Err(corrupt(
-                        l_address,
-                        "head and foot disagree on the block size",
-                    ));
-                }
-                self.r.check_links(&l, list)?;
-                Some(l)
+                Some(self.sized_and_linked(
+                    l,
+                    list,
+                    l_chunks,
+                    "head and foot disagree on the block size",
+                )?)
             } else {
                 None
             }
