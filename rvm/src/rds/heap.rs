@@ -810,20 +810,11 @@ impl Heap {
         op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
         let mut st = self.lock_state();
-        self.indexed_locked(&mut st, op)
+        self.locked_ctx(&mut st, true, op)
     }
 
-    /// [`Heap::read_indexed`] with the heap's lock held.
-    fn indexed_locked<R>(
-        &self,
-        st: &mut State,
-        op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        self.locked_ctx(st, true, op)
-    }
-
-    /// [`Heap::indexed_locked`]; without `counters` the context's counters are left zero
-    /// (for a check that reads none).
+    /// [`Heap::read_indexed`] with the heap's lock held; without `counters` the context's
+    /// counters are left zero (for a check that reads none).
     fn locked_ctx<R>(
         &self,
         st: &mut State,
