@@ -179,16 +179,31 @@ impl Ctx<'_> {
         }
         let prev = self.r.word(block + FREE_PREV_OFFSET)?;
         let next = self.r.word(block + FREE_NEXT_OFFSET)?;
+        self.relink(list, prev, next, next, prev)?;
+        if prev == 0 && next == 0 {
+            self.set_nonempty(list, false);
+        }
+        Ok(())
+    }
+
+    /// Point the neighbours `prev` and `next` (0: none) of a block on `list` past it: the
+    /// predecessor's next link (or the list head) becomes `prev_to`, the successor's prev
+    /// link `next_to`.
+    fn relink(
+        &mut self,
+        list: u64,
+        prev: u64,
+        next: u64,
+        prev_to: u64,
+        next_to: u64,
+    ) -> Result<(), Error> {
         if prev == 0 {
-            self.put(self.r.list_address(list), &[next])?;
-            if next == 0 {
-                self.set_nonempty(list, false);
-            }
+            self.put(self.r.list_address(list), &[prev_to])?;
         } else {
-            self.put(prev + FREE_NEXT_OFFSET, &[next])?;
+            self.put(prev + FREE_NEXT_OFFSET, &[prev_to])?;
         }
         if next != 0 {
-            self.put(next + FREE_PREV_OFFSET, &[prev])?;
+            self.put(next + FREE_PREV_OFFSET, &[next_to])?;
         }
         Ok(())
     }
@@ -254,15 +269,7 @@ impl Ctx<'_> {
         let prev = self.r.word(old + FREE_PREV_OFFSET)?;
         let next = self.r.word(old + FREE_NEXT_OFFSET)?;
         self.put(new, &[head_word(BlockState::Free, chunks), prev, next])?;
-        if prev == 0 {
-            self.put(self.r.list_address(list), &[new])?;
-        } else {
-            self.put(prev + FREE_NEXT_OFFSET, &[new])?;
-        }
-        if next != 0 {
-            self.put(next + FREE_PREV_OFFSET, &[new])?;
-        }
-        Ok(())
+        self.relink(list, prev, next, new, new)
     }
 
     /// Write the allocated head and foot tags of `block` (`chunks` chunks), with
