@@ -472,7 +472,7 @@ impl Ctx<'_> {
         let after = b.address + n * ch;
         // Check both neighbours and every list this free will touch before writing anything,
         // so a refused free leaves the heap as it was.
-        let left = if b.address > self.r.start {
+        let left = if b.address > self.r.area.start {
             // The foot before the block gives the left neighbour's state and length; only a
             // free one is followed, to its head, which must agree.
             let foot_at = b.address - TAG_SIZE;
@@ -481,7 +481,7 @@ impl Ctx<'_> {
                 let l_address = l_chunks
                     .checked_mul(ch)
                     .and_then(|bytes| b.address.checked_sub(bytes))
-                    .filter(|a| *a >= self.r.start)
+                    .filter(|a| *a >= self.r.area.start)
                     .ok_or_else(|| corrupt(foot_at, "free block runs before the first block"))?;
                 let list = g.list_for(l_chunks);
                 let l = self.r.linked_block(l_address, list)?;
@@ -497,7 +497,7 @@ impl Ctx<'_> {
         } else {
             None
         };
-        let right = if after < self.r.end {
+        let right = if after < self.r.area.end {
             let (state, chunks) = self.r.head(after)?;
             if state == BlockState::Free {
                 let list = g.list_for(chunks);
