@@ -5,8 +5,8 @@
 use crate::format::heap::HEAP_FORMAT_VERSION;
 use crate::format::heap::{
     foot_word, list_offset, BlockState, HeapCounters, HeapGeometry, HeapHeader, Tag, TagEnd,
-    COUNTERS_OFFSET, COUNTERS_SIZE, COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET,
-    HEADER_FIXED_SIZE, TAG_SIZE, USER_DATA_OFFSET,
+    COUNTERS_OFFSET, COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, HEADER_FIXED_SIZE,
+    TAG_SIZE, USER_DATA_OFFSET,
 };
 use crate::rds::view::View;
 use crate::rds::Error;
@@ -189,19 +189,9 @@ impl<'v> Reader<'v> {
     /// The counters as stored (see [`crate::format::heap::counter`] for their order).
     #[inline]
     pub(crate) fn counter_words(&self) -> Result<[u64; COUNTERS_WORDS], Error> {
-        let mut buf = [0u8; COUNTERS_SIZE as usize];
-        if self
-            .view
-            .read(self.base + COUNTERS_OFFSET, &mut buf)
-            .is_none()
-        {
-            return Err(corrupt(self.base, "heap header is cut short"));
-        }
-        let mut words = [0u64; COUNTERS_WORDS];
-        for (w, bytes) in words.iter_mut().zip(buf.chunks_exact(8)) {
-            *w = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
-        }
-        Ok(words)
+        self.view
+            .words::<COUNTERS_WORDS>(self.base + COUNTERS_OFFSET)
+            .ok_or_else(|| corrupt(self.base, "heap header is cut short"))
     }
 
     /// Absolute address of list `list`'s head pointer.
