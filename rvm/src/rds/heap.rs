@@ -795,13 +795,7 @@ impl Heap {
         st: &mut State,
         op: impl FnOnce(&Reader<'static>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let mapped = self.mapped()?;
-        // SAFETY: the region stays mapped while `mapped` is held.
-        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
-        let reader = self.refresh(st, view)?;
-        let result = op(&reader);
-        drop(mapped);
-        result
+        self.locked_ctx(st, false, |c| op(&c.r))
     }
 
     /// Run a read-only call that also needs the index and the counters.
