@@ -51,30 +51,17 @@ pub(crate) unsafe fn load_u64_le(src: *const u8) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// The `N` little-endian `u64`s from `src`: one relaxed atomic load each when `src` is 8-byte
-/// aligned (tested once), else [`load`] of each word's bytes.
+/// The `N` little-endian `u64`s from `src`, each read as by [`load_u64_le`].
 ///
 /// # Safety
 /// As for [`load`], for the `8 * N` bytes at `src`.
 #[inline]
 pub(crate) unsafe fn load_u64s_le<const N: usize>(src: *const u8) -> [u64; N] {
-    let mut out = [0u64; N];
-    let words = src.cast::<AtomicU64>();
-    if words.is_aligned() {
-        for (i, w) in out.iter_mut().enumerate() {
-            // SAFETY: word `i` lies inside the `8 * N` readable bytes (the contract), aligned
-            // because `src` is; concurrent accesses are atomic too (the contract).
-            *w = u64::from_le(unsafe { (*words.add(i)).load(Ordering::Relaxed) });
-        }
-    } else {
-        for (i, w) in out.iter_mut().enumerate() {
-            let mut bytes = [0u8; 8];
-            // SAFETY: the contract, for the 8 bytes of word `i`.
-            unsafe { load(src.add(8 * i), &mut bytes) };
-            *w = u64::from_le_bytes(bytes);
-        }
-    }
-    out
+    std::array::from_fn(|i| {
+        // SAFETY: word `i` lies inside the `8 * N` readable bytes at `src`, whose concurrent
+        // accesses are all made through this module (the contract).
+        unsafe { load_u64_le(src.add(8 * i)) }
+    })
 }
 
 /// [`load`] into `len` bytes at `out`, which must be writable (they may be uninitialised).

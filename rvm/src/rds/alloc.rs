@@ -139,14 +139,29 @@ impl Ctx<'_> {
             return Ok(None);
         };
         let b = self.r.free_block(address, nlists)?;
-        if b.chunks != size {
-            return Err(corrupt(
-                address,
-                "the block's size changed behind the heap's index",
-            ));
-        }
-        self.r.check_links(&b, nlists)?;
+        let b = self.sized_and_linked(
+            b,
+            nlists,
+            size,
+            "the block's size changed behind the heap's index",
+        )?;
         Ok(Some(b))
+    }
+
+    /// Free block `b` on list `list`, which must be `chunks` chunks long as the caller learnt
+    /// elsewhere (`mismatch` says where), and whose neighbours on the list link back to it.
+    fn sized_and_linked(
+        &self,
+        b: FreeBlock,
+        list: u64,
+        chunks: u64,
+        mismatch: &'static str,
+    ) -> Result<FreeBlock, Error> {
+        if b.chunks != chunks {
+            return Err(corrupt(b.address, mismatch));
+        }
+        self.r.check_links(&b, list)?;
+        Ok(b)
     }
 
     /// The largest free block in chunks (0 if none).
@@ -164,16 +179,31 @@ impl Ctx<'_> {
         }
         let prev = self.r.word(block + FREE_PREV_OFFSET)?;
         let next = self.r.word(block + FREE_NEXT_OFFSET)?;
+        self.relink(list, prev, next, next, prev)?;
+        if prev == 0 && next == 0 {
+            self.set_nonempty(list, false);
+        }
+        Ok(())
+    }
+
+    /// Point the neighbours `prev` and `next` (0: none) of a block on `list` past it: the
+    /// predecessor's next link (or the list head) becomes `prev_to`, the successor's prev
+    /// link `next_to`.
+    fn relink(
+        &mut self,
+        list: u64,
+        prev: u64,
+        next: u64,
+        prev_to: u64,
+        next_to: u64,
+    ) -> Result<(), Error> {
         if prev == 0 {
-            self.put(self.r.list_address(list), &[next])?;
-            if next == 0 {
-                self.set_nonempty(list, false);
-            }
+            self.put(self.r.list_address(list), &[prev_to])?;
         } else {
-            self.put(prev + FREE_NEXT_OFFSET, &[next])?;
+            self.put(prev + FREE_NEXT_OFFSET, &[prev_to])?;
         }
         if next != 0 {
-            self.put(next + FREE_PREV_OFFSET, &[prev])?;
+            self.put(next + FREE_PREV_OFFSET, &[next_to])?;
         }
         Ok(())
     }
@@ -239,15 +269,7 @@ impl Ctx<'_> {
         let prev = self.r.word(old + FREE_PREV_OFFSET)?;
         let next = self.r.word(old + FREE_NEXT_OFFSET)?;
         self.put(new, &[head_word(BlockState::Free, chunks), prev, next])?;
-        if prev == 0 {
-            self.put(self.r.list_address(list), &[new])?;
-        } else {
-            self.put(prev + FREE_NEXT_OFFSET, &[new])?;
-        }
-        if next != 0 {
-            self.put(next + FREE_PREV_OFFSET, &[new])?;
-        }
-        Ok(())
+        self.relink(list, prev, next, new, new)
     }
 
     /// Write the allocated head and foot tags of `block` (`chunks` chunks), with
@@ -450,7 +472,7 @@ impl Ctx<'_> {
         let after = b.address + n * ch;
         // Check both neighbours and every list this free will touch before writing anything,
         // so a refused free leaves the heap as it was.
-        let left = if b.address > self.r.start {
+        let left = if b.address > self.r.area.start {
             // The foot before the block gives the left neighbour's state and length; only a
             // free one is followed, to its head, which must agree.
             let foot_at = b.address - TAG_SIZE;
@@ -459,25 +481,23 @@ impl Ctx<'_> {
                 let l_address = l_chunks
                     .checked_mul(ch)
                     .and_then(|bytes| b.address.checked_sub(bytes))
-                    .filter(|a| *a >= self.r.start)
+                    .filter(|a| *a >= self.r.area.start)
                     .ok_or_else(|| corrupt(foot_at, "free block runs before the first block"))?;
                 let list = g.list_for(l_chunks);
                 let l = self.r.linked_block(l_address, list)?;
-                if l.chunks != l_chunks {
-                    return Err(corrupt(
-                        l_address,
-                        "head and foot disagree on the block size",
-                    ));
-                }
-                self.r.check_links(&l, list)?;
-                Some(l)
+                Some(self.sized_and_linked(
+                    l,
+                    list,
+                    l_chunks,
+                    "head and foot disagree on the block size",
+                )?)
             } else {
                 None
             }
         } else {
             None
         };
-        let right = if after < self.r.end {
+        let right = if after < self.r.area.end {
             let (state, chunks) = self.r.head(after)?;
             if state == BlockState::Free {
                 let list = g.list_for(chunks);

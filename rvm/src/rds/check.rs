@@ -237,8 +237,8 @@ pub(crate) fn blocks_view(view: View<'_>) -> Result<Vec<BlockInfo>, Error> {
     let header = read_header(&view)?;
     let r = Reader::new(view, header.geometry);
     let mut out = Vec::new();
-    let mut at = r.start;
-    while at < r.end {
+    let mut at = r.area.start;
+    while at < r.area.end {
         let b = r.block_at(at)?;
         let bytes = b.chunks * r.chunk();
         out.push(BlockInfo {
@@ -296,12 +296,12 @@ fn scan_within(r: &Reader<'_>, counters: &HeapCounters, bitmap_bytes_max: u64) -
     let mut free_starts = vec![0u64; words];
     let mut on_list = vec![0u64; words];
     let mut listed_blocks = 0u64;
-    let index = |address: u64| (address - r.start) / ch;
+    let index = |address: u64| (address - r.area.start) / ch;
 
     // 1. Walk every block by its size.
-    let mut at = r.start;
+    let mut at = r.area.start;
     let mut previous_free = false;
-    while at < r.end {
+    while at < r.area.end {
         match r.block_at(at) {
             Ok(b) => {
                 let bytes = b.chunks * ch;
@@ -330,7 +330,7 @@ fn scan_within(r: &Reader<'_>, counters: &HeapCounters, bitmap_bytes_max: u64) -
             }
         }
     }
-    rep.walk_complete = at >= r.end;
+    rep.walk_complete = at >= r.area.end;
     let walked_to = at;
 
     // 2. Walk every list: each entry must be a free block of the list's size class, with a
@@ -437,7 +437,7 @@ fn scan_within(r: &Reader<'_>, counters: &HeapCounters, bitmap_bytes_max: u64) -
         while lost != 0 {
             let i = w as u64 * 64 + lost.trailing_zeros() as u64;
             lost &= lost - 1;
-            let address = r.start + i * ch;
+            let address = r.area.start + i * ch;
             let chunks = r.block_at(address).map(|b| b.chunks).unwrap_or(0);
             rep.add(
                 address,

@@ -293,7 +293,7 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
             nonempty: Vec::new(),
             large: LargeIndex::default(),
             expected_generation: 0,
-            header_words: [0; HEADER_BYTES],
+            header_words: [0; HEADER_WORDS],
             pending: Pending::default(),
             log: WriteLog::default(),
             spare_hooks: Vec::new(),
@@ -704,7 +704,7 @@ impl Heap {
         }
         st.geometry = Some(g);
         st.expected_generation = header.counters.generation;
-        st.header_words = header_words.unwrap_or([0; HEADER_BYTES]);
+        st.header_words = header_words.unwrap_or([0; HEADER_WORDS]);
         st.valid = true;
         Ok(reader)
     }
@@ -795,13 +795,7 @@ impl Heap {
         st: &mut State,
         op: impl FnOnce(&Reader<'static>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let mapped = self.mapped()?;
-        // SAFETY: the region stays mapped while `mapped` is held.
-        let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
-        let reader = self.refresh(st, view)?;
-        let result = op(&reader);
-        drop(mapped);
-        result
+        self.locked_ctx(st, false, |c| op(&c.r))
     }
 
     /// Run a read-only call that also needs the index and the counters.
@@ -810,20 +804,11 @@ impl Heap {
         op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
         let mut st = self.lock_state();
-        self.indexed_locked(&mut st, op)
+        self.locked_ctx(&mut st, true, op)
     }
 
-    /// [`Heap::read_indexed`] with the heap's lock held.
-    fn indexed_locked<R>(
-        &self,
-        st: &mut State,
-        op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        self.locked_ctx(st, true, op)
-    }
-
-    /// [`Heap::indexed_locked`]; without `counters` the context's counters are left zero
-    /// (for a check that reads none).
+    /// [`Heap::read_indexed`] with the heap's lock held; without `counters` the context's
+    /// counters are left zero (for a check that reads none).
     fn locked_ctx<R>(
         &self,
         st: &mut State,
@@ -852,15 +837,14 @@ impl Heap {
     }
 }
 
-/// Bytes of the header before the counters' reserved word: magic, version and geometry.
-const HEADER_BYTES: usize = COUNTERS_OFFSET as usize - 8;
-type HeaderWords = [u8; HEADER_BYTES];
+/// Words of the header before the counters' reserved word: magic, version and geometry.
+const HEADER_WORDS: usize = (COUNTERS_OFFSET as usize - 8) / 8;
+const _: () = assert!((COUNTERS_OFFSET as usize - 8).is_multiple_of(8));
+type HeaderWords = [u64; HEADER_WORDS];
 
 #[inline]
 fn read_header_words(view: &View<'_>, base: u64) -> Option<HeaderWords> {
-    let mut bytes = [0u8; HEADER_BYTES];
-    view.read(base, &mut bytes)?;
-    Some(bytes)
+    view.words::<HEADER_WORDS>(base)
 }
 
 /// Copy `bytes` to mapped memory at `at`.

@@ -72,13 +72,6 @@ struct Requests {
     freed: Vec<u64>,
 }
 
-/// What the heap must do when a transaction aborts.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct AbortWork {
-    /// Blocks to free again (allocated by the transaction, still pending for it).
-    pub(super) free_again: Vec<u64>,
-}
-
 impl Pending {
     /// True when `transaction` has asked something of the heap (so it carries the heap's
     /// hook already).
@@ -181,12 +174,13 @@ impl Pending {
         self.recycle(r);
     }
 
-    /// `transaction` aborted: drop its pending frees, and hand back its allocations still
-    /// pending for it, cancelling any other transaction's pending free of them.
-    pub(super) fn aborted(&mut self, transaction: u64) -> AbortWork {
-        let mut work = AbortWork::default();
+    /// `transaction` aborted: drop its pending frees, and return its allocations still
+    /// pending for it (the blocks to free again), cancelling any other transaction's pending
+    /// free of them.
+    pub(super) fn aborted(&mut self, transaction: u64) -> Vec<u64> {
+        let mut free_again = Vec::new();
         let Some(r) = self.by_transaction.remove(&transaction) else {
-            return work;
+            return free_again;
         };
         for a in &r.freed {
             if self.freed_by.get(a) == Some(&transaction) {
@@ -197,11 +191,11 @@ impl Pending {
             if self.allocated_by.get(a) == Some(&transaction) {
                 self.allocated_by.remove(a);
                 self.freed_by.remove(a);
-                work.free_again.push(*a);
+                free_again.push(*a);
             }
         }
         self.recycle(r);
-        work
+        free_again
     }
 
     /// The heap was initialised again: every block is gone, so is every pending request.
@@ -253,8 +247,7 @@ mod tests {
         p.allocated(1, 0x180);
         p.freed(2, 0x100);
         p.freed(1, 0x300);
-        let work = p.aborted(1);
-        assert_eq!(work.free_again, vec![0x100, 0x180]);
+        assert_eq!(p.aborted(1), vec![0x100, 0x180]);
         assert_eq!(p.freer_of(0x100), None, "transaction 2's free is cancelled");
         assert_eq!(
             p.freer_of(0x300),
@@ -287,7 +280,7 @@ mod tests {
             vec![0x100],
             "freed in the allocator's commit"
         );
-        assert_eq!(q.aborted(1).free_again, vec![0x100], "or by its abort");
+        assert_eq!(q.aborted(1), vec![0x100], "or by its abort");
         assert_eq!((q.allocations_open(), q.frees_open()), (0, 0));
     }
 
@@ -299,6 +292,6 @@ mod tests {
         p.clear();
         assert!(p.knows(1));
         assert!(frees_of(&p, 1).is_empty());
-        assert_eq!(p.aborted(1), AbortWork::default());
+        assert_eq!(p.aborted(1), Vec::<u64>::new());
     }
 }

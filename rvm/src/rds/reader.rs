@@ -5,8 +5,8 @@
 use crate::format::heap::HEAP_FORMAT_VERSION;
 use crate::format::heap::{
     foot_word, list_offset, BlockState, HeapCounters, HeapGeometry, HeapHeader, Tag, TagEnd,
-    COUNTERS_OFFSET, COUNTERS_SIZE, COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET,
-    HEADER_FIXED_SIZE, TAG_SIZE, USER_DATA_OFFSET,
+    COUNTERS_OFFSET, COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, HEADER_FIXED_SIZE,
+    TAG_SIZE, USER_DATA_OFFSET,
 };
 use crate::rds::view::View;
 use crate::rds::Error;
@@ -79,11 +79,12 @@ pub(crate) fn read_header(view: &View<'_>) -> Result<HeapHeader, Error> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BlockArea {
     /// Absolute address of the first block.
-    start: u64,
+    pub start: u64,
     /// Absolute address just past the last whole chunk.
-    end: u64,
+    pub end: u64,
     chunk_size: u64,
-    /// `chunk_size - 1` when the chunk size is a power of two, else 0 (as in [`Reader`]).
+    /// `chunk_size - 1` when the chunk size is a power of two (the usual case), so chunk
+    /// boundaries are checked with a mask instead of a division; 0 otherwise.
     chunk_mask: u64,
 }
 
@@ -110,16 +111,7 @@ impl BlockArea {
     #[inline]
     pub(crate) fn allocated_chunks(&self, view: &View<'_>, address: u64) -> Option<u64> {
         let block = address.checked_sub(USER_DATA_OFFSET)?;
-        if block < self.start || block >= self.end {
-            return None;
-        }
-        let offset = block - self.start;
-        let on_boundary = if self.chunk_mask != 0 {
-            offset & self.chunk_mask == 0
-        } else {
-            offset.is_multiple_of(self.chunk_size)
-        };
-        if !on_boundary {
+        if !self.on_chunk_boundary(block) {
             return None;
         }
         let Some(Tag::Head {
@@ -138,6 +130,22 @@ impl BlockArea {
         }
         Some(chunks)
     }
+
+    /// Whether `offset` (from the first block) is a multiple of the chunk size.
+    #[inline]
+    fn is_chunk_multiple(&self, offset: u64) -> bool {
+        if self.chunk_mask != 0 {
+            offset & self.chunk_mask == 0
+        } else {
+            offset.is_multiple_of(self.chunk_size)
+        }
+    }
+
+    /// Whether `address` is a chunk boundary inside the block area.
+    #[inline]
+    fn on_chunk_boundary(&self, address: u64) -> bool {
+        address >= self.start && address < self.end && self.is_chunk_multiple(address - self.start)
+    }
 }
 
 /// Read-only access to one heap's structures.
@@ -147,13 +155,8 @@ pub(crate) struct Reader<'v> {
     pub geometry: HeapGeometry,
     /// Absolute address of the heap region.
     pub base: u64,
-    /// Absolute address of the first block.
-    pub start: u64,
-    /// Absolute address just past the last whole chunk.
-    pub end: u64,
-    /// `chunk_size - 1` when the chunk size is a power of two (the usual case), so chunk
-    /// boundaries are checked with a mask instead of a division; 0 otherwise.
-    chunk_mask: u64,
+    /// Where the blocks lie (`start`, `end`, chunk boundaries).
+    pub area: BlockArea,
 }
 
 impl<'v> Reader<'v> {
@@ -163,13 +166,7 @@ impl<'v> Reader<'v> {
             view,
             geometry,
             base,
-            start: base + geometry.blocks_offset,
-            end: base + geometry.blocks_end(),
-            chunk_mask: if geometry.chunk_size.is_power_of_two() {
-                geometry.chunk_size - 1
-            } else {
-                0
-            },
+            area: BlockArea::new(base, &geometry),
         }
     }
 
@@ -192,19 +189,9 @@ impl<'v> Reader<'v> {
     /// The counters as stored (see [`crate::format::heap::counter`] for their order).
     #[inline]
     pub(crate) fn counter_words(&self) -> Result<[u64; COUNTERS_WORDS], Error> {
-        let mut buf = [0u8; COUNTERS_SIZE as usize];
-        if self
-            .view
-            .read(self.base + COUNTERS_OFFSET, &mut buf)
-            .is_none()
-        {
-            return Err(corrupt(self.base, "heap header is cut short"));
-        }
-        let mut words = [0u64; COUNTERS_WORDS];
-        for (w, bytes) in words.iter_mut().zip(buf.chunks_exact(8)) {
-            *w = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
-        }
-        Ok(words)
+        self.view
+            .words::<COUNTERS_WORDS>(self.base + COUNTERS_OFFSET)
+            .ok_or_else(|| corrupt(self.base, "heap header is cut short"))
     }
 
     /// Absolute address of list `list`'s head pointer.
@@ -216,20 +203,10 @@ impl<'v> Reader<'v> {
         self.word(self.list_address(list))
     }
 
-    /// Whether `offset` (from the first block) is a multiple of the chunk size.
-    #[inline]
-    fn is_chunk_multiple(&self, offset: u64) -> bool {
-        if self.chunk_mask != 0 {
-            offset & self.chunk_mask == 0
-        } else {
-            offset.is_multiple_of(self.geometry.chunk_size)
-        }
-    }
-
     /// Whether `address` is a chunk boundary inside the block area.
     #[inline]
     pub(crate) fn on_chunk_boundary(&self, address: u64) -> bool {
-        address >= self.start && address < self.end && self.is_chunk_multiple(address - self.start)
+        self.area.on_chunk_boundary(address)
     }
 
     /// The head tag at `at`: the block's state and length in chunks.
@@ -274,7 +251,7 @@ impl<'v> Reader<'v> {
         chunks
             .checked_mul(self.chunk())
             .and_then(|bytes| address.checked_add(bytes))
-            .filter(|e| *e <= self.end)
+            .filter(|e| *e <= self.area.end)
     }
 
     /// The block starting at `address`: head tag, size inside the heap, matching foot tag.
@@ -319,7 +296,7 @@ impl<'v> Reader<'v> {
             address,
             format!(
                 "not a chunk boundary inside the block area {:#x}..{:#x}",
-                self.start, self.end
+                self.area.start, self.area.end
             ),
         )
     }
@@ -359,7 +336,7 @@ impl<'v> Reader<'v> {
             format!(
                 "list {list} links to {address:#x}, not a chunk boundary inside the block area \
                  {:#x}..{:#x}",
-                self.start, self.end
+                self.area.start, self.area.end
             ),
         )
     }
@@ -484,19 +461,19 @@ impl<'v> Reader<'v> {
     /// cannot be from this heap, blocks already free, and damaged blocks.
     pub(crate) fn allocated_block(&self, address: u64) -> Result<Block, Error> {
         let not_from_heap = |reason: String| Error::NotFromHeap { address, reason };
-        if address < self.start + USER_DATA_OFFSET || address >= self.end {
+        if address < self.area.start + USER_DATA_OFFSET || address >= self.area.end {
             return Err(not_from_heap(format!(
                 "outside the heap's blocks {:#x}..{:#x}",
-                self.start, self.end
+                self.area.start, self.area.end
             )));
         }
         let block = address - USER_DATA_OFFSET;
-        if !self.is_chunk_multiple(block - self.start) {
+        if !self.area.is_chunk_multiple(block - self.area.start) {
             return Err(not_from_heap(format!(
                 "no block starts there (blocks are {}-byte chunks from {:#x}, and data starts \
                  {USER_DATA_OFFSET} bytes into a block)",
                 self.chunk(),
-                self.start
+                self.area.start
             )));
         }
         let Some(Tag::Head { state, .. }) = Tag::from_word(self.word(block)?) else {

@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::rds::Error;
 use crate::tx::Transaction;
-use crate::typed::{read_at, span, write_at, Alloc, FieldPtr, PSlice};
+use crate::typed::{read_at, span, within, write_at, Alloc, FieldPtr, PSlice};
 
 /// A key a [`PHashMap`] can store: any [`Pod`] value (compared and hashed by its bytes), a
 /// byte string (`[u8]`) or text (`str`). Keys are copied into the map.
@@ -316,24 +316,11 @@ impl<K: MapKey + ?Sized, V: Pod> PHashMap<K, V> {
         while at != 0 {
             // One check and one copy: as much of `whole` as the block holds. An entry too
             // short for this key's bytes cannot hold it, but its fixed part must be there.
-            let usable = a.read_block(at as usize, 0, buf)?;
-            if usable < ENTRY_BYTES as usize {
-                return Err(Error::OutOfBounds {
-                    what: format!("the block at {at:#x} (bytes)"),
-                    index: ENTRY_BYTES,
-                    len: usable as u64,
-                });
-            }
-            let n = usable.min(whole);
+            let usable = a.read_block(at as usize, 0, buf)? as u64;
+            within(at, 0, ENTRY_BYTES, usable)?;
             let e: Entry = bytemuck::pod_read_unaligned(&buf[..ENTRY_BYTES as usize]);
             if e.hash == hash && e.key_len == key.len() as u64 {
-                if n < whole {
-                    return Err(Error::OutOfBounds {
-                        what: format!("the block at {at:#x} (bytes)"),
-                        index: whole as u64,
-                        len: usable as u64,
-                    });
-                }
+                within(at, 0, whole as u64, usable)?;
                 if &buf[key_at..whole] == key {
                     let value = bytemuck::pod_read_unaligned(&buf[value_at..key_at]);
                     return Ok(Lookup {

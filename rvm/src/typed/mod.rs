@@ -179,8 +179,14 @@ pub(crate) fn span(
     len: u64,
 ) -> Result<usize, Error> {
     let usable = a.block_len(block as usize)? as u64;
+    within(block, offset, len, usable)?;
+    Ok((block + offset) as usize)
+}
+
+/// Check that `len` bytes at `offset` lie inside the `usable` bytes of the block at `block`.
+pub(crate) fn within(block: u64, offset: u64, len: u64, usable: u64) -> Result<(), Error> {
     match offset.checked_add(len) {
-        Some(end) if end <= usable => Ok((block + offset) as usize),
+        Some(end) if end <= usable => Ok(()),
         _ => Err(Error::OutOfBounds {
             what: format!("the block at {block:#x} (bytes)"),
             index: offset.saturating_add(len),
@@ -199,14 +205,7 @@ pub(crate) fn read_into(
 ) -> Result<(), Error> {
     let len = buf.len() as u64;
     let usable = a.read_block(block as usize, offset as usize, buf)? as u64;
-    match offset.checked_add(len) {
-        Some(end) if end <= usable => Ok(()),
-        _ => Err(Error::OutOfBounds {
-            what: format!("the block at {block:#x} (bytes)"),
-            index: offset.saturating_add(len),
-            len: usable,
-        }),
-    }
+    within(block, offset, len, usable)
 }
 
 /// A copy of the `T` at `offset` in the block at `block` (checked).

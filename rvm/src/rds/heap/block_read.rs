@@ -31,12 +31,7 @@ use crate::rds::reader::{corrupt, BlockArea};
 use crate::rds::view::View;
 use crate::rds::Error;
 
-use super::{Heap, HEADER_BYTES};
-
-/// The header's words before the counters (magic, version, geometry), as
-/// `State::header_words` holds them.
-const HEADER_WORDS: usize = HEADER_BYTES / 8;
-const _: () = assert!(HEADER_BYTES.is_multiple_of(8));
+use super::{read_header_words, HeaderWords, Heap};
 
 /// Layouts a heap keeps published. A heap's header changes only when it is initialised
 /// again (or damaged); a header that changes more often than this is checked under the lock.
@@ -45,7 +40,9 @@ const LAYOUTS_MAX: usize = 4;
 /// A header as `refresh` validated it: its fixed words and the geometry they give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Layout {
-    words: [u64; HEADER_WORDS],
+    /// The header's words before the counters (magic, version, geometry), as
+    /// `State::header_words` holds them.
+    words: HeaderWords,
     geometry: HeapGeometry,
     area: BlockArea,
 }
@@ -148,7 +145,7 @@ impl Heap {
     #[inline]
     fn unlocked_block(&self, view: &View<'static>, address: u64) -> Option<u64> {
         let layout = self.shared.layouts.current()?;
-        let words = view.words::<HEADER_WORDS>(self.shared.base)?;
+        let words = read_header_words(view, self.shared.base)?;
         // Without a branch per word or a call to memcmp: the header is checked at every read.
         let differ = words
             .iter()
@@ -173,12 +170,8 @@ impl Heap {
         })?;
         // `read_op_locked` validated the header: `st` describes it now.
         if let Some(geometry) = st.geometry.filter(|_| st.valid) {
-            let mut words = [0u64; HEADER_WORDS];
-            for (w, bytes) in words.iter_mut().zip(st.header_words.chunks_exact(8)) {
-                *w = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
-            }
             self.shared.layouts.publish(Layout {
-                words,
+                words: st.header_words,
                 geometry,
                 area: BlockArea::new(self.shared.base, &geometry),
             });

@@ -38,12 +38,12 @@ impl Heap {
     /// it in a transaction of the heap's own. If that fails (the instance failed, or damage),
     /// the blocks stay allocated (leaked): the heap stays consistent either way.
     pub(super) fn aborted(&self, st: &mut State, rvm: &Rvm, transaction: u64) -> Option<Queued> {
-        let work = st.pending.aborted(transaction);
-        if work.free_again.is_empty() {
+        let free_again = st.pending.aborted(transaction);
+        if free_again.is_empty() {
             return None;
         }
         let freed = self.internal(st, rvm, |c| {
-            for a in &work.free_again {
+            for a in &free_again {
                 // A block that is no longer allocated (the heap was initialised again) is
                 // not this transaction's any more.
                 if c.r.allocated_block(*a).is_ok() {

@@ -74,7 +74,7 @@ impl Heap {
         let mut st = self.lock_state();
         let open_allocations = st.pending.allocations_open() as u64;
         let open_frees = st.pending.frees_open() as u64;
-        let result = self.indexed_locked(&mut st, |c| {
+        let result = self.locked_ctx(&mut st, true, |c| {
             let g = c.geometry();
             let counters = c.counters;
             let mut s = HeapStatistics {
