@@ -511,26 +511,7 @@ impl<'a> Transaction<'a> {
     #[cold]
     fn pin_from_table(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
         let instance = self.rvm.inner.id;
-        let regions = self
-            .rvm
-            .inner
-            .regions
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        let i = regions.partition_point(|r| r.start <= address);
-        let region = i
-            .checked_sub(1)
-            .map(|i| &regions[i])
-            .filter(|r| address.checked_add(length).is_some_and(|e| e <= r.end))
-            // A region in the table is retired only while an unmap that holds the table's
-            // write lock runs, so this fails only for a region unmapped meanwhile.
-            .filter(|r| r.pin.try_pin());
-        let Some(region) = region else {
-            return Err(Error::NotMapped {
-                address: address as u64,
-                length: length as u64,
-            });
-        };
+        let region = self.rvm.inner.pin_region(address, length)?;
         let found = CachedRegion {
             start: region.start,
             end: region.end,
@@ -540,7 +521,7 @@ impl<'a> Transaction<'a> {
         self.bufs.pins.push(PinnedRegion {
             region: found,
             instance,
-            pin: region.pin.clone(),
+            pin: region.pin,
         });
         Ok(found)
     }

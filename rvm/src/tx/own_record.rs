@@ -33,26 +33,13 @@ impl RegionPin {
     /// # Errors
     /// [`Error::NotMapped`] unless the bytes lie inside one mapped region.
     pub(crate) fn new(rvm: &Rvm, address: usize, length: usize) -> Result<RegionPin> {
-        let regions = rvm.inner.regions.read().unwrap_or_else(|e| e.into_inner());
-        let i = regions.partition_point(|r| r.start <= address);
-        let region = i
-            .checked_sub(1)
-            .map(|i| &regions[i])
-            .filter(|r| address.checked_add(length).is_some_and(|e| e <= r.end))
-            // Fails only for a region an unmap retired and has not removed yet.
-            .filter(|r| r.pin.try_pin());
-        let Some(region) = region else {
-            return Err(Error::NotMapped {
-                address: address as u64,
-                length: length as u64,
-            });
-        };
+        let region = rvm.inner.pin_region(address, length)?;
         Ok(RegionPin {
             start: region.start,
             end: region.end,
             slot: region.slot,
             segment_offset: region.segment_offset,
-            pins: region.pin.clone(),
+            pins: region.pin,
         })
     }
 }
