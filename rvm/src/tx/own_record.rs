@@ -114,22 +114,20 @@ pub(crate) fn queue_own_record(
         } else {
             0
         };
-        let start = TransactionEncoder::begin(&mut q.buf, flags, 0, ranges.len() as u32);
-        for &(address, end) in ranges {
-            let length = end - address;
-            let header = RangeHeader {
-                segment: pin.slot,
-                offset: pin.segment_offset + (address - pin.start) as u64,
-                length: length as u64,
-                address: address as u64,
-            };
-            TransactionEncoder::range_with(&mut q.buf, &header, |buf| {
-                // SAFETY: the range lies inside the pinned region (checked above), which
-                // stays mapped while `pin` lives, for the whole copy.
-                unsafe { racy::extend_from(buf, address as *const u8, length) }
-            });
-        }
-        TransactionEncoder::finish(&mut q.buf, start);
+        let headers = ranges.iter().map(|&(address, end)| RangeHeader {
+            segment: pin.slot,
+            offset: pin.segment_offset + (address - pin.start) as u64,
+            length: (end - address) as u64,
+            address: address as u64,
+        });
+        let start = TransactionEncoder::record_with(&mut q.buf, flags, headers, |i, dst| {
+            let (address, end) = ranges[i];
+            let n = dst.len().min(end - address);
+            // SAFETY: `[address, address + n)` lies inside the pinned region (checked
+            // above), which stays mapped while `pin` lives, for the whole copy; other
+            // threads may write it, so it is copied, not borrowed.
+            unsafe { racy::load(address as *const u8, &mut dst[..n]) }
+        });
         let seq = inner.queued(&mut q, start);
         (seq, inner.queue_over_limit(&q))
     };
