@@ -297,7 +297,9 @@ impl LogReader {
         self.check_offset(offset)?;
         let mut buf = [0u8; RECORD_HEADER_SIZE];
         self.read(&mut buf, offset)?;
-        RecordHeader::decode(&buf, self.seed, self.area_end() - offset).map_err(ReadError::Invalid)
+        RecordHeader::decode_checked(&buf, &self.crc, self.area_end() - offset)
+            .map(|(h, _)| h)
+            .map_err(ReadError::Invalid)
     }
 
     fn check_offset(&self, offset: u64) -> std::result::Result<(), ReadError> {
@@ -594,7 +596,7 @@ impl LogReader {
             if at + RECORD_MIN_SIZE <= self.area_end() {
                 let room = self.area_end() - at;
                 let h = window.get(at, RECORD_HEADER_SIZE as u64)?;
-                if let Ok(header) = RecordHeader::decode(h, self.seed, room) {
+                if let Ok((header, _)) = RecordHeader::decode_checked(h, &self.crc, room) {
                     if header.generation == s.generation
                         && header.lsn > lsn
                         && header.batch_first_lsn > lsn

@@ -111,6 +111,14 @@ struct CachedRegion {
     segment_offset: u64,
 }
 
+impl CachedRegion {
+    /// Whether `[address, address+length)` lies inside this region.
+    #[inline]
+    fn covers(&self, address: usize, length: usize) -> bool {
+        address >= self.start && address.checked_add(length).is_some_and(|e| e <= self.end)
+    }
+}
+
 /// A region a transaction pinned. Kept afterwards in the thread's spare set as the thread's
 /// recent region (not pinned then): the next transaction of the thread that declares a range
 /// in it pins it through this description, without the region table's lock, if it is still
@@ -127,10 +135,7 @@ struct PinnedRegion {
 impl PinnedRegion {
     #[inline]
     fn covers(&self, address: usize, length: usize) -> bool {
-        address >= self.region.start
-            && address
-                .checked_add(length)
-                .is_some_and(|e| e <= self.region.end)
+        self.region.covers(address, length)
     }
 }
 
@@ -426,9 +431,7 @@ impl<'a> Transaction<'a> {
         }
         // Fast path: the region of the previous range. This transaction pins it, so it
         // cannot be unmapped and the cached description stays true.
-        let cached = self.bufs.last_region.filter(|r| {
-            address >= r.start && address.checked_add(length).is_some_and(|e| e <= r.end)
-        });
+        let cached = self.bufs.last_region.filter(|r| r.covers(address, length));
         let region = match cached {
             Some(r) => r,
             None => self.find_and_pin(address, length)?,
@@ -463,9 +466,10 @@ impl<'a> Transaction<'a> {
     /// # Errors
     /// [`Error::NotMapped`] unless the bytes lie inside one mapped region.
     pub(crate) fn pin(&mut self, address: usize, length: usize) -> Result<()> {
-        let pinned = self.bufs.last_region.is_some_and(|r| {
-            address >= r.start && address.checked_add(length).is_some_and(|e| e <= r.end)
-        });
+        let pinned = self
+            .bufs
+            .last_region
+            .is_some_and(|r| r.covers(address, length));
         if !pinned {
             self.find_and_pin(address, length)?;
         }
@@ -511,26 +515,7 @@ impl<'a> Transaction<'a> {
     #[cold]
     fn pin_from_table(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
         let instance = self.rvm.inner.id;
-        let regions = self
-            .rvm
-            .inner
-            .regions
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        let i = regions.partition_point(|r| r.start <= address);
-        let region = i
-            .checked_sub(1)
-            .map(|i| &regions[i])
-            .filter(|r| address.checked_add(length).is_some_and(|e| e <= r.end))
-            // A region in the table is retired only while an unmap that holds the table's
-            // write lock runs, so this fails only for a region unmapped meanwhile.
-            .filter(|r| r.pin.try_pin());
-        let Some(region) = region else {
-            return Err(Error::NotMapped {
-                address: address as u64,
-                length: length as u64,
-            });
-        };
+        let region = self.rvm.inner.pin_region(address, length)?;
         let found = CachedRegion {
             start: region.start,
             end: region.end,
@@ -540,7 +525,7 @@ impl<'a> Transaction<'a> {
         self.bufs.pins.push(PinnedRegion {
             region: found,
             instance,
-            pin: region.pin.clone(),
+            pin: region.pin,
         });
         Ok(found)
     }

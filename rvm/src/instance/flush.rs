@@ -5,6 +5,9 @@ use super::status::Pos;
 use std::sync::atomic::Ordering;
 
 use super::{lock, now_us, Inner};
+use crate::error::{Error, Result};
+use crate::format::align_up;
+use crate::format::log::{encode_pad, seal_record_with, stamp_time, RECORD_MIN_SIZE, SECTOR_SIZE};
 
 /// How much of the record area is zero-filled at a time: at creation (the first chunk) and by
 /// the flush writer ahead of its tail during the log's first pass ([`Inner::zero_ahead`]).
@@ -14,9 +17,6 @@ pub(super) fn zero_chunk_bytes(area_bytes: u64) -> u64 {
         .min(area_bytes / 16 / SECTOR_SIZE * SECTOR_SIZE)
         .max(SECTOR_SIZE)
 }
-use crate::error::{Error, Result};
-use crate::format::align_up;
-use crate::format::log::{encode_pad, seal_record_with, stamp_time, RECORD_MIN_SIZE, SECTOR_SIZE};
 
 /// Room kept after every record when planning a flush, so the sector pad that ends the
 /// flush always fits (a pad is at least [`RECORD_MIN_SIZE`] and at most a sector more).

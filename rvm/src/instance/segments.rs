@@ -118,6 +118,30 @@ impl PinWord {
     }
 }
 
+impl Inner {
+    /// Find the mapped region holding `[address, address+length)` in the region table and
+    /// pin it ([`PinWord::try_pin`]); the caller owns the pin and drops it with
+    /// [`PinWord::unpin`] through the returned `pin`.
+    ///
+    /// # Errors
+    /// [`Error::NotMapped`] unless the bytes lie inside one mapped region. A region in the
+    /// table is retired only while an unmap that holds the table's write lock runs, so the
+    /// pin fails only for a region unmapped meanwhile.
+    pub(crate) fn pin_region(&self, address: usize, length: usize) -> Result<RegionRef> {
+        let regions = self.regions.read().unwrap_or_else(|e| e.into_inner());
+        let i = regions.partition_point(|r| r.start <= address);
+        i.checked_sub(1)
+            .map(|i| &regions[i])
+            .filter(|r| address.checked_add(length).is_some_and(|e| e <= r.end))
+            .filter(|r| r.pin.try_pin())
+            .cloned()
+            .ok_or(Error::NotMapped {
+                address: address as u64,
+                length: length as u64,
+            })
+    }
+}
+
 pub(super) fn slot_target(slots: &[Slot], index: u32) -> Option<(DeviceRef, SegmentHeader)> {
     let s = slots.get(index as usize)?;
     Some((s.device.clone()?, s.header.clone()?))

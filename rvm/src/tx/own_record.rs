@@ -33,26 +33,13 @@ impl RegionPin {
     /// # Errors
     /// [`Error::NotMapped`] unless the bytes lie inside one mapped region.
     pub(crate) fn new(rvm: &Rvm, address: usize, length: usize) -> Result<RegionPin> {
-        let regions = rvm.inner.regions.read().unwrap_or_else(|e| e.into_inner());
-        let i = regions.partition_point(|r| r.start <= address);
-        let region = i
-            .checked_sub(1)
-            .map(|i| &regions[i])
-            .filter(|r| address.checked_add(length).is_some_and(|e| e <= r.end))
-            // Fails only for a region an unmap retired and has not removed yet.
-            .filter(|r| r.pin.try_pin());
-        let Some(region) = region else {
-            return Err(Error::NotMapped {
-                address: address as u64,
-                length: length as u64,
-            });
-        };
+        let region = rvm.inner.pin_region(address, length)?;
         Ok(RegionPin {
             start: region.start,
             end: region.end,
             slot: region.slot,
             segment_offset: region.segment_offset,
-            pins: region.pin.clone(),
+            pins: region.pin,
         })
     }
 }
@@ -127,22 +114,20 @@ pub(crate) fn queue_own_record(
         } else {
             0
         };
-        let start = TransactionEncoder::begin(&mut q.buf, flags, 0, ranges.len() as u32);
-        for &(address, end) in ranges {
-            let length = end - address;
-            let header = RangeHeader {
-                segment: pin.slot,
-                offset: pin.segment_offset + (address - pin.start) as u64,
-                length: length as u64,
-                address: address as u64,
-            };
-            TransactionEncoder::range_with(&mut q.buf, &header, |buf| {
-                // SAFETY: the range lies inside the pinned region (checked above), which
-                // stays mapped while `pin` lives, for the whole copy.
-                unsafe { racy::extend_from(buf, address as *const u8, length) }
-            });
-        }
-        TransactionEncoder::finish(&mut q.buf, start);
+        let headers = ranges.iter().map(|&(address, end)| RangeHeader {
+            segment: pin.slot,
+            offset: pin.segment_offset + (address - pin.start) as u64,
+            length: (end - address) as u64,
+            address: address as u64,
+        });
+        let start = TransactionEncoder::record_with(&mut q.buf, flags, headers, |i, dst| {
+            let (address, end) = ranges[i];
+            let n = dst.len().min(end - address);
+            // SAFETY: `[address, address + n)` lies inside the pinned region (checked
+            // above), which stays mapped while `pin` lives, for the whole copy; other
+            // threads may write it, so it is copied, not borrowed.
+            unsafe { racy::load(address as *const u8, &mut dst[..n]) }
+        });
         let seq = inner.queued(&mut q, start);
         (seq, inner.queue_over_limit(&q))
     };
