@@ -122,6 +122,8 @@ pub extern "C" fn rvm_terminate() -> RvmReturn {
             if crate::tids::open_count() > 0 {
                 return Err(RVM_EUNCOMMIT);
             }
+            // Free slots keep their last transaction, which borrows the instance.
+            crate::tids::drop_kept();
             match std::mem::replace(&mut g.phase, Phase::Terminated) {
                 Phase::Running { rvm, .. } => Ok(rvm),
                 _ => Ok(None),

@@ -36,7 +36,7 @@
 
 use std::cell::{RefCell, UnsafeCell};
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use libc::timeval;
@@ -84,11 +84,18 @@ struct Slot {
     owner: AtomicPtr<Caller>,
     uname_sec: AtomicI64,
     uname_usec: AtomicI64,
-    /// The transaction, begun here (`Rvm::begin_in`) and ended here (`end_in_place`), never
-    /// moved. Initialized while the state has `OPEN` (written before `OPEN` is published,
-    /// dropped by the `Ending` that follows it, before the slot goes free). Touched only by the
-    /// call that begins the slot or holds it (see the module documentation).
+    /// The transaction, begun here (`Rvm::begin_in`, or `Transaction::restart` of the one the
+    /// slot kept) and ended here (`end_in_place`), never moved. Initialized while the state
+    /// has `OPEN` (written before `OPEN` is published), and while `initialized` is set. Touched
+    /// only by the call that begins the slot or holds it (see the module documentation), and
+    /// by `drop_kept`.
     tx: UnsafeCell<MaybeUninit<Transaction<'static>>>,
+    /// `tx` is initialized: a transaction of the running instance, open while the state has
+    /// `OPEN`, finished otherwise. A slot keeps its finished transaction while it is free, and
+    /// the next begin in the slot restarts it (`Transaction::restart`: its buffers stay)
+    /// instead of dropping it and beginning a new one. Read and written only by the call that
+    /// may touch `tx` (see there), and by `drop_kept` when no call runs.
+    initialized: AtomicBool,
 }
 
 // SAFETY: `tx` is only accessed by the one call that holds the slot: the beginner (which took
@@ -107,6 +114,7 @@ impl Slot {
             uname_sec: AtomicI64::new(0),
             uname_usec: AtomicI64::new(0),
             tx: UnsafeCell::new(MaybeUninit::uninit()),
+            initialized: AtomicBool::new(false),
         }
     }
 
@@ -353,12 +361,24 @@ pub fn begin(mode: BeginMode) -> Result<(u64, timeval), RvmReturn> {
     };
     // SAFETY: this call took the slot from a free list, and only a holder of an OPEN slot
     // touches `tx`, so nothing else touches it until the store below publishes OPEN (release:
-    // the transaction is written before); a free slot's `tx` holds no live transaction (the
-    // last one was dropped by its `Ending`, or leaked by a panic), so overwriting it drops
-    // nothing.
+    // the transaction is written before); a free slot's `tx` holds a finished transaction if
+    // `initialized` is set (restarted, never overwritten), and none otherwise (never begun,
+    // dropped by a panicking `Ending`, or by `drop_kept`), so `begin_in` overwrites nothing.
     let place = unsafe { &mut *slot.tx.get() };
-    let uname = match rvm.begin_in(mode, place) {
-        Ok(tx) => uname_of(tx.number()),
+    let begun = if slot.initialized.load(Ordering::Relaxed) {
+        // SAFETY: `initialized` on a free slot means `place` holds a finished transaction of
+        // the running instance (`rvm`: `drop_kept` drops every one before the instance goes),
+        // and this call owns it as above.
+        let tx = unsafe { place.assume_init_mut() };
+        tx.restart(mode).map(|()| tx.number())
+    } else {
+        rvm.begin_in(mode, place).map(|tx| {
+            slot.initialized.store(true, Ordering::Relaxed);
+            tx.number()
+        })
+    };
+    let uname = match begun {
+        Ok(number) => uname_of(number),
         Err(e) => return released(rvm_code(&e)),
     };
     slot.uname_sec.store(uname.tv_sec, Ordering::Relaxed);
@@ -405,8 +425,8 @@ impl Held {
 
     /// End the registration: the tid (and every copy of it) is no longer valid. `finish`
     /// commits or aborts the transaction where it lies (`end_in_place`, `abort_in_place`);
-    /// it is dropped there afterwards (also on a panic in `finish`: an open one then aborts),
-    /// and the slot counts as a running call until then.
+    /// the slot keeps it, finished, for its next begin (on a panic in `finish` an open one is
+    /// dropped, which aborts it), and counts as a running call until it is free.
     #[inline]
     pub fn finish<R>(self, finish: impl FnOnce(&mut Transaction<'static>) -> R) -> R {
         let ending = Ending {
@@ -443,8 +463,9 @@ impl Drop for Held {
     }
 }
 
-/// A slot between the end of its registration and its reuse. Owns the slot's transaction,
-/// which it drops before freeing the slot.
+/// A slot between the end of its registration and its reuse. Owns the slot's transaction
+/// until it frees the slot: a finished one stays there for the slot's next begin; one left
+/// open (a panic in `finish`) is dropped, which aborts it.
 struct Ending {
     slot: &'static Slot,
     index: usize,
@@ -458,10 +479,15 @@ impl Drop for Ending {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: created by `Held::finish` from an OPEN slot it holds, so the transaction is
-        // initialized and no one else touches it; dropped exactly once (here), before the
-        // slot goes free. A finished transaction's drop only gives its buffers back; one
-        // `finish` left open (a panic) is aborted.
-        unsafe { (*self.slot.tx.get()).assume_init_drop() };
+        // initialized and no one else touches it. A finished one stays in the slot for its
+        // next begin (`initialized` stays set); one `finish` left open (a panic) is dropped
+        // here, exactly once, which aborts it.
+        let tx = unsafe { (*self.slot.tx.get()).assume_init_mut() };
+        if !tx.is_finished() {
+            self.slot.initialized.store(false, Ordering::Relaxed);
+            // SAFETY: as above; `initialized` is cleared, so nothing uses it again.
+            unsafe { (*self.slot.tx.get()).assume_init_drop() };
+        }
         if let Hold::Slow = self.hold {
             // Unlocked (still revoked) before the slot can be reused: calls waiting on the
             // lock word then find the state not open.
@@ -664,6 +690,22 @@ pub fn open_count() -> usize {
         }
     });
     n
+}
+
+/// Drop the finished transaction every free slot keeps (see `Slot::initialized`): by
+/// `rvm_terminate`, while it has every other call held back, none running and no transaction
+/// open, before the instance they belong to goes.
+pub fn drop_kept() {
+    each_used_slot(|_, s| {
+        if s.state.load(Ordering::Acquire) & (OPEN | BUSY) == 0
+            && s.initialized.swap(false, Ordering::Relaxed)
+        {
+            // SAFETY: the slot is free and no call runs (the caller's contract), so nothing
+            // else touches `tx`; `initialized` said it holds a transaction, and is now clear,
+            // so it is dropped once.
+            unsafe { (*s.tx.get()).assume_init_drop() };
+        }
+    });
 }
 
 /// Whether a call holds a tid slot now (it may be using the instance): a slot being begun or

@@ -342,6 +342,38 @@ impl<'a> Transaction<'a> {
         }
     }
 
+    /// Begin a new transaction in `mode` in this finished one's place (after
+    /// [`Transaction::end_in_place`] or [`Transaction::abort_in_place`], or a refused commit),
+    /// reusing its buffers: the same as dropping it and calling [`Rvm::begin_in`] on the same
+    /// instance, without giving the buffers back and taking them again. A transaction still
+    /// open gets [`Error::TransactionOpen`] and is left as it is.
+    #[inline]
+    pub fn restart(&mut self, mode: BeginMode) -> Result<()> {
+        if !self.finished {
+            return Err(Error::TransactionOpen);
+        }
+        self.rvm.inner.check_failed()?;
+        if self.hook.is_some() {
+            // Left by a refused commit: `drop` would run them now.
+            self.run_abort_hooks();
+        }
+        let bufs = &mut **self.bufs;
+        if bufs.undo.capacity() > SPARE_UNDO_BYTES_MAX {
+            bufs.undo = Vec::new();
+        }
+        bufs.ranges.clear();
+        bufs.undo_index.clear();
+        bufs.undo.clear();
+        bufs.pins.clear();
+        self.number = self.rvm.inner.begun.fetch_add(1, Ordering::Relaxed);
+        self.mode = mode;
+        self.force_undo = false;
+        self.id.set(0);
+        self.holds_locks = false;
+        self.finished = false;
+        Ok(())
+    }
+
     /// This transaction's place in the order its instance began transactions: 0 for the
     /// first. Unique within the instance, and larger for a transaction begun after this one
     /// on any thread (the count every `begin` already makes, so asking costs nothing).

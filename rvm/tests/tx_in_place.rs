@@ -197,3 +197,79 @@ fn a_guard_attached_after_the_end_is_dropped_at_once() {
     assert!(after.load(Ordering::SeqCst));
     drop(tx);
 }
+
+#[test]
+fn restart_begins_a_new_transaction_in_a_finished_ones_place() {
+    let d = Dir::new("restart");
+    let (rvm, seg, _) = open(&d);
+    let base = seg.regions()[0].address;
+    let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+    tx.write(base, &1u64).unwrap();
+    let first = tx.number();
+
+    // An open transaction is not restarted, and stays usable.
+    assert!(matches!(
+        tx.restart(BeginMode::Restore),
+        Err(Error::TransactionOpen)
+    ));
+    assert!(!tx.is_finished());
+    assert_eq!(tx.mode(), BeginMode::NoRestore);
+    tx.write(base + 8, &2u64).unwrap();
+    tx.end_in_place(CommitMode::NoFlush).unwrap();
+    assert_eq!(rvm.query().active_transactions, 0);
+
+    // Restarted: open again, in the new mode, numbered as a new begin, counted as active.
+    tx.restart(BeginMode::Restore).unwrap();
+    assert!(!tx.is_finished());
+    assert_eq!(tx.mode(), BeginMode::Restore);
+    assert!(tx.number() > first);
+    assert_eq!(rvm.query().active_transactions, 1);
+    tx.write(base, &10u64).unwrap();
+    // Restore mode: an abort puts back what the first transaction committed.
+    tx.abort_in_place().unwrap();
+    assert_eq!(rvm.read::<[u64; 2]>(base).unwrap(), [1, 2]);
+    assert_eq!(rvm.query().active_transactions, 0);
+
+    // After an abort, too; the new transaction commits only its own ranges.
+    tx.restart(BeginMode::Restore).unwrap();
+    tx.write(base + 16, &3u64).unwrap();
+    tx.end_in_place(CommitMode::Flush).unwrap();
+    assert_eq!(rvm.read::<[u64; 3]>(base).unwrap(), [1, 2, 3]);
+    let stats = rvm.statistics();
+    assert_eq!((stats.aborts, stats.flush_commits), (1, 1));
+    drop(tx);
+    assert_eq!(rvm.statistics().aborts, 1);
+}
+
+#[test]
+fn restart_after_a_refused_end_forgets_the_refused_ranges() {
+    let d = Dir::new("restart_toobig");
+    let (log, data) = make(&d, 64 * 1024);
+    let rvm = Rvm::open(&log, Options::default().background_recovery(false)).unwrap();
+    // SAFETY: as in `open`.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
+    let base = seg.regions()[0].address;
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    for i in 0..2048 {
+        tx.write(base + i * 4, &(i as u16 + 1)).unwrap();
+    }
+    assert!(matches!(
+        tx.end_in_place(CommitMode::Flush),
+        Err(Error::TooBig { .. })
+    ));
+    // Restarted, the transaction holds none of the refused ranges: one small write fits.
+    tx.restart(BeginMode::Restore).unwrap();
+    tx.write(base + 4, &0xabcdu16).unwrap();
+    tx.end_in_place(CommitMode::Flush).unwrap();
+    let committed: [u16; 4] = rvm.read(base).unwrap();
+    assert_eq!(committed, [0, 0, 0xabcd, 0]);
+    drop(tx);
+    drop(seg);
+    rvm.close().unwrap();
+    // Recovery replays exactly that.
+    let rvm = Rvm::open(&log, Options::default().background_recovery(false)).unwrap();
+    // SAFETY: as in `open`.
+    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
+    let base = seg.regions()[0].address;
+    assert_eq!(rvm.read::<[u16; 4]>(base).unwrap(), [0, 0, 0xabcd, 0]);
+}

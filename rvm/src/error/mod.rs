@@ -299,6 +299,10 @@ pub enum Error {
     #[error("the transaction has already ended or aborted")]
     TransactionEnded,
 
+    /// [`crate::Transaction::restart`] on a transaction that has not ended or aborted.
+    #[error("the transaction is still open")]
+    TransactionOpen,
+
     /// A parameter was out of range; the message names it and the rule.
     #[error("invalid {parameter}: {rule}")]
     InvalidArgument {
@@ -358,6 +362,7 @@ impl Error {
             Error::Uncommitted { .. } => "RVM_EUNCOMMIT",
             Error::InvalidArgument { .. } => "RVM_EOPTIONS",
             Error::TransactionEnded => "RVM_ETID",
+            Error::TransactionOpen => "RVM_ETID",
             Error::Failed { .. } => "RVM_EINTERNAL",
             Error::Heap(e) => e.code_name(),
         }
