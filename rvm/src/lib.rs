@@ -36,6 +36,7 @@ mod warm_up;
 pub use crate::mapping::range_is_occupied;
 mod apply;
 mod clock;
+mod sync;
 mod instance;
 pub mod rds;
 pub mod segment;

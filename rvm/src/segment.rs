@@ -386,7 +386,7 @@ impl Segment {
     /// once it has gone through every region, when the segment was mapped without warm-up,
     /// and after unmapping.
     pub fn warming_up(&self) -> bool {
-        let handle = self.inner.warm_up.lock().unwrap_or_else(|e| e.into_inner());
+        let handle = crate::sync::lock(&self.inner.warm_up);
         handle.as_ref().is_some_and(|h| !h.is_finished())
     }
 
