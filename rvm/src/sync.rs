@@ -1,6 +1,6 @@
-//! Poison-tolerant locking: a thread that panicked while holding a lock leaves the data it
-//! guards consistent (every critical section of the library either completes its update or
-//! makes none), so the next holder takes the lock as it is rather than panicking in turn.
+//! Poison-tolerant locking: when a thread panicked while holding one of the library's locks,
+//! the next holder takes the lock and its data as they are, rather than panicking in turn
+//! (one panicking caller must not make every later call of the instance panic).
 
 use std::sync::{Mutex, MutexGuard};
 
