@@ -336,6 +336,7 @@ impl Heap {
         };
         let rvm = tx.rvm();
         let mut st = heap.lock_state();
+        // The next call rebuilds the volatile index (geometry, generation) from the new header.
         st.valid = false;
         let mut zap = rvm.begin(BeginMode::Restore)?;
         let base = plan.base;
@@ -368,8 +369,6 @@ impl Heap {
         )?;
         let queued = zap.end_queued(CommitMode::NoFlush)?;
         st.pending.clear();
-        st.geometry = Some(geometry);
-        st.expected_generation = header.counters.generation;
         drop(st);
         queued.wait(rvm)?;
         Ok(heap)
