@@ -70,17 +70,21 @@ pub(super) fn addr_spec(a: &mut Args<'_>) -> Result<AddrSpec, ParseError> {
     }
 }
 
-pub(super) fn parse_peek(a: &mut Args<'_>) -> Result<Command, ParseError> {
-    let mut file = None;
-    if let Some(t) = a.peek() {
-        let is_offset = match t {
-            Token::Word(w) => is_number(w) || split_slash(w).is_some(),
-            _ => false,
-        };
-        if !is_offset {
-            file = a.path();
-        }
+/// The file `peek` and `poke` name before the offset, if the next token is not an offset.
+fn leading_file(a: &mut Args<'_>) -> Option<String> {
+    let is_offset = match a.peek()? {
+        Token::Word(w) => is_number(w) || split_slash(w).is_some(),
+        _ => false,
+    };
+    if is_offset {
+        None
+    } else {
+        a.path()
     }
+}
+
+pub(super) fn parse_peek(a: &mut Args<'_>) -> Result<Command, ParseError> {
+    let file = leading_file(a);
     let (offset, format) = match offset_and_format(a)? {
         Some((o, f)) => (Some(o), f),
         None => {
@@ -102,16 +106,7 @@ pub(super) fn parse_peek(a: &mut Args<'_>) -> Result<Command, ParseError> {
 }
 
 pub(super) fn parse_poke(a: &mut Args<'_>) -> Result<Command, ParseError> {
-    let mut file = None;
-    if let Some(t) = a.peek() {
-        let is_offset = match t {
-            Token::Word(w) => is_number(w) || split_slash(w).is_some(),
-            _ => false,
-        };
-        if !is_offset {
-            file = a.path();
-        }
-    }
+    let file = leading_file(a);
     let mut groups = Vec::new();
     while !a.done() {
         let Some((offset, format)) = offset_and_format(a)? else {
