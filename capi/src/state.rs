@@ -144,15 +144,28 @@ pub fn enter() -> Result<Call, RvmReturn> {
         wait_while_terminating();
     }
     let mut call = Call { rvm: None };
+    // SAFETY: this call is counted in CALLS (above), and was before TERMINATING was read as
+    // clear. On an error `call` is dropped: the count goes back down.
+    call.rvm = unsafe { running_instance() }?;
+    Ok(call)
+}
+
+/// `RVM_EINIT` unless running; else the running phase's instance (`None` without a log).
+///
+/// # Safety
+/// The caller is visible to `exclusive` for as long as it uses the instance: counted in
+/// `CALLS`, or with its tid slot marked busy (see `tids::hold`), and made so before it read
+/// `TERMINATING` as clear. `rvm_terminate` reclaims the instance only after `exclusive` has
+/// seen no call counted and no tid slot busy, and has cleared `INSTANCE`.
+#[inline]
+unsafe fn running_instance() -> Result<Option<&'static Rvm>, RvmReturn> {
     if PHASE.load(Ordering::SeqCst) != PHASE_RUNNING {
-        return Err(RVM_EINIT); // `call` is dropped: the count goes back down
+        return Err(RVM_EINIT);
     }
     let ptr = INSTANCE.load(Ordering::SeqCst);
-    // SAFETY: a non-null INSTANCE is the leaked `Rvm` of the running phase; it is reclaimed
-    // only by `rvm_terminate`, after `exclusive` has seen no call running (this one is
-    // counted) and has cleared INSTANCE.
-    call.rvm = unsafe { ptr.as_ref() };
-    Ok(call)
+    // SAFETY: a non-null INSTANCE is the leaked `Rvm` of the running phase, which outlives
+    // the caller's use of it (the function's contract above).
+    Ok(unsafe { ptr.as_ref() })
 }
 
 /// `RVM_EINIT` unless running. Calls on an open tid check only this: an open transaction keeps
@@ -177,14 +190,8 @@ pub fn instance_for_begin(mark: impl Fn(), unmark: impl Fn()) -> Result<&'static
         wait_while_terminating();
         mark();
     }
-    if PHASE.load(Ordering::SeqCst) != PHASE_RUNNING {
-        return Err(RVM_EINIT);
-    }
-    let ptr = INSTANCE.load(Ordering::SeqCst);
-    // SAFETY: a non-null INSTANCE is the leaked `Rvm` of the running phase; it is reclaimed
-    // only by `rvm_terminate`, after `exclusive` has seen no tid slot busy (the caller's is,
-    // and it was marked before TERMINATING was read as clear) and has cleared INSTANCE.
-    unsafe { ptr.as_ref() }.ok_or(RVM_ELOG)
+    // SAFETY: the caller's tid slot is busy, marked before TERMINATING was read as clear.
+    unsafe { running_instance() }?.ok_or(RVM_ELOG)
 }
 
 /// Change the C layer's own settings (only while running).

@@ -40,6 +40,7 @@ mod instance;
 pub mod rds;
 pub mod segment;
 pub mod store;
+mod sync;
 mod tx;
 pub mod typed;
 pub mod units;

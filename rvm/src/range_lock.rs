@@ -57,7 +57,7 @@ impl RangeLocks {
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.table)
     }
 
     /// Wait (bounded by the deadline) for a release; `Err` names the holder on timeout.

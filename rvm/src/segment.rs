@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::device::{Access, Device, DeviceRef, FileDevice};
+use crate::device::{write_zeros, Access, Device, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
 use crate::format::log::{FileIdentity, SegmentEntry, SegmentKind};
 use crate::format::segment::{RegionEntry, SegmentHeader, REGIONS_MAX, SEGMENT_HEADER_SIZE};
@@ -153,16 +153,8 @@ pub fn zero_fill(
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let name = device.name().to_string();
-    let zeros = vec![0u8; 1 << 20];
-    let mut at = from;
-    while at < to {
-        let n = (to - at).min(zeros.len() as u64) as usize;
-        device
-            .write_at(&zeros[..n], at)
-            .map_err(|e| Error::io(&name, "zero fill", e))?;
-        at += n as u64;
-        progress(at - from);
-    }
+    write_zeros(device, from, to, 1 << 20, progress)
+        .map_err(|e| Error::io(&name, "zero fill", e))?;
     device.sync().map_err(|e| Error::io(&name, "fsync", e))
 }
 
@@ -386,7 +378,7 @@ impl Segment {
     /// once it has gone through every region, when the segment was mapped without warm-up,
     /// and after unmapping.
     pub fn warming_up(&self) -> bool {
-        let handle = self.inner.warm_up.lock().unwrap_or_else(|e| e.into_inner());
+        let handle = crate::sync::lock(&self.inner.warm_up);
         handle.as_ref().is_some_and(|h| !h.is_finished())
     }
 

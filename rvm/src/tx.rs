@@ -673,8 +673,8 @@ impl<'a> Transaction<'a> {
     /// ended or aborted.
     pub fn end_in_place(&mut self, mode: CommitMode) -> Result<()> {
         self.check_open()?;
-        if self.hook.is_some() {
-            return self.end_with_hooks(mode);
+        if let Some(hook) = self.hook.take() {
+            return self.end_with_hooks(hook, mode);
         }
         let queued = self.queue_record(mode)?;
         queued.wait(self.rvm)
@@ -698,11 +698,10 @@ impl<'a> Transaction<'a> {
     /// [`Transaction::end`] of a transaction with hooks (kept out of the common path).
     #[cold]
     #[inline(never)]
-    fn end_with_hooks(&mut self, mode: CommitMode) -> Result<()> {
-        let queued = match (self.hook.take(), self.more_hooks.take()) {
-            (None, _) => self.queue_record(mode)?,
-            (Some(hook), None) => hook.commit(self, &mut |tx| tx.queue_record(mode))?,
-            (Some(first), Some(mut hooks)) => {
+    fn end_with_hooks(&mut self, first: Box<dyn TxHook>, mode: CommitMode) -> Result<()> {
+        let queued = match self.more_hooks.take() {
+            None => first.commit(self, &mut |tx| tx.queue_record(mode))?,
+            Some(mut hooks) => {
                 hooks.push(first);
                 // Popped from the end: the smallest key runs outermost.
                 hooks.sort_by_key(|h| std::cmp::Reverse(h.order()));

@@ -16,6 +16,25 @@ use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rdsinit");
 
+/// The classic positional values (DATALEN SADDR HEAPLEN STATICLEN NLISTS CHUNK) of the classic
+/// 1 GiB segment with 32-byte chunks.
+pub const CLASSIC_1G: [&str; 6] = [
+    "0x40000000",
+    "0x70000000",
+    "0x3fefd000",
+    "0x100000",
+    "0x50",
+    "0x20",
+];
+
+/// The classic positional values of the smallest segment: three pages.
+pub const TINY: [&str; 6] = ["12288", "0x50000000", "4096", "4096", "16", "64"];
+
+/// `head` followed by `values`: a command line.
+pub fn args<'a>(head: &[&'a str], values: &[&'a str]) -> Vec<&'a str> {
+    head.iter().chain(values).copied().collect()
+}
+
 /// The library locks files with `flock`, and a lock belongs to the open file description: a
 /// child forked by another test thread while this process has a log open inherits the
 /// descriptor until it execs, and for that moment the log looks "in use" to a concurrent
@@ -77,7 +96,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(output: Output) -> Run {
+    pub fn from(output: Output) -> Run {
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -96,6 +115,12 @@ impl Run {
         );
         self
     }
+}
+
+/// The JSON object `run` printed on standard output (the test fails showing the output if
+/// there is none).
+pub fn json_of(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.all()))
 }
 
 /// Run rdsinit in `dir` with `args` and `input` on standard input (pipes, not a terminal).

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::interface::{Access, Device};
+use super::zeros::write_zeros;
 
 /// A regular file or a block device.
 pub struct FileDevice {
@@ -272,14 +273,7 @@ impl Device for FileDevice {
         }
         self.reserve(offset, len)?;
         let end = offset + len; // checked by `reserve`
-        let zeros = vec![0u8; (len as usize).min(PREALLOCATE_WRITE_BYTES)];
-        let mut at = offset;
-        while at < end {
-            let n = ((end - at) as usize).min(zeros.len());
-            self.write_at(&zeros[..n], at)?;
-            at += n as u64;
-        }
-        Ok(())
+        write_zeros(self, offset, end, PREALLOCATE_WRITE_BYTES, &mut |_| {})
     }
     fn reserve(&self, offset: u64, len: u64) -> io::Result<()> {
         if self.block || len == 0 {

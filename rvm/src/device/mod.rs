@@ -8,11 +8,13 @@ mod crash;
 mod file;
 mod interface;
 mod mem;
+mod zeros;
 
 pub use crash::{CrashController, CrashDevice, Tear, CRASH_SECTOR_SIZE};
 pub use file::{file_identity, held_by_this_process, in_use_error, sync_parent_dir, FileDevice};
 pub use interface::{Access, Device, DeviceRef};
 pub use mem::MemDevice;
+pub(crate) use zeros::write_zeros;
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@ use super::status::Pos;
 use std::sync::atomic::Ordering;
 
 use super::{lock, now_us, Inner};
+use crate::device::write_zeros;
 use crate::error::{Error, Result};
 use crate::format::align_up;
 use crate::format::log::{encode_pad, seal_record_with, stamp_time, RECORD_MIN_SIZE, SECTOR_SIZE};
@@ -127,18 +128,9 @@ impl Inner {
         (from < to).then_some((from, to))
     }
 
-    /// Write zeros over `from..to` of the log (not synced).
+    /// Write zeros over `from..to` of the log (not synced), in 64 KiB writes.
     fn write_zeros(&self, from: u64, to: u64) -> Result<()> {
-        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-        let mut at = from;
-        while at < to {
-            let n = ((to - at) as usize).min(ZEROS.len());
-            self.log
-                .write_at(&ZEROS[..n], at)
-                .map_err(self.log_io("zero-fill"))?;
-            at += n as u64;
-        }
-        Ok(())
+        write_zeros(&*self.log, from, to, 64 << 10, &mut |_| {}).map_err(self.log_io("zero-fill"))
     }
 
     /// Before this run writes its first record, bump the generation, so records left over

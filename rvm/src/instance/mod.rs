@@ -34,7 +34,7 @@ mod table;
 mod truncation;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,6 +43,7 @@ use crate::error::{Error, Result};
 use crate::format::log::{Counters, CrcSeed, Status, STATUS_FLAG_CLEAN};
 use crate::range_lock::RangeLocks;
 use crate::segment::Segment;
+use crate::sync::lock;
 
 use commit::Queue;
 pub use options::Options;
@@ -99,10 +100,6 @@ pub(crate) struct Inner {
 
 /// Source of [`Inner::id`].
 pub(crate) static NEXT_INSTANCE_ID: AtomicU64 = AtomicU64::new(1);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A recoverable-memory instance: one log, its segments and their transactions.
 ///

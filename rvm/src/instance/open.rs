@@ -11,7 +11,7 @@ use super::flush::{zero_chunk_bytes, PAD_RESERVE_BYTES};
 use super::plain_file::find_plain_file;
 use super::segments::{slot_target, Slot};
 use super::stats::{add, Stats};
-use super::status::Pos;
+use super::status::{live_bytes, Pos};
 use super::{lock, now_ms, Inner, Options, Rvm};
 use crate::apply::Applier;
 use crate::device::{Access, Device, DeviceRef, FileDevice};
@@ -193,13 +193,14 @@ impl Rvm {
                 reader.normalize(status.head_offset),
                 reader.normalize(scan.tail_offset),
             );
-            let live = if tail >= head {
-                tail - head
-            } else {
-                // Only a hint for the applier's buffers: saturating, never a panic.
-                (status.area_end().saturating_sub(head))
-                    .saturating_add(tail.saturating_sub(status.area_offset))
-            };
+            // Only a hint for the applier's buffers.
+            let live = live_bytes(
+                status.head_lsn == scan.next_lsn,
+                head,
+                tail,
+                status.area_offset,
+                status.area_end(),
+            );
             let mut applier = Applier::new(&name, live);
             reader.walk_scanned(
                 status.head_offset,

@@ -32,6 +32,20 @@ impl Pos {
     }
 }
 
+/// Bytes the live records take in the record area `area_start..area_end`: none when the log
+/// is `empty`, else from `head` to `tail`, wrapping past the area's end when the tail is not
+/// after the head. Saturating: positions outside the area (a damaged status read at open)
+/// give a wrong figure, never a panic.
+pub(super) fn live_bytes(empty: bool, head: u64, tail: u64, area_start: u64, area_end: u64) -> u64 {
+    if empty {
+        0
+    } else if tail > head {
+        tail - head
+    } else {
+        (area_end.saturating_sub(head)).saturating_add(tail.saturating_sub(area_start))
+    }
+}
+
 impl Inner {
     /// Write a new status slot built from the last one, the positions, and `change`.
     pub(super) fn write_status(&self, change: impl FnOnce(&mut Status, &Pos)) -> Result<()> {
@@ -79,14 +93,15 @@ impl Inner {
         Ok(())
     }
 
+    /// Bytes the live records take in the record area.
     pub(super) fn used_bytes(&self, p: &Pos) -> u64 {
-        if p.is_empty() {
-            0
-        } else if p.tail_offset > p.head_offset {
-            p.tail_offset - p.head_offset
-        } else {
-            (self.area_end - p.head_offset) + (p.tail_offset - self.area_start)
-        }
+        live_bytes(
+            p.is_empty(),
+            p.head_offset,
+            p.tail_offset,
+            self.area_start,
+            self.area_end,
+        )
     }
 
     /// Whether the last status written already says what closing would write (the clean
@@ -99,5 +114,24 @@ impl Inner {
             && (s.head_offset, s.head_lsn) == (p.head_offset, p.head_lsn)
             && (s.tail_offset, s.tail_lsn) == (p.tail_offset, p.next_lsn)
             && s.counters == counters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::live_bytes;
+
+    #[test]
+    fn live_bytes_wraps_and_counts_a_full_log_as_the_whole_area() {
+        let (start, end) = (4096, 4096 + 1000);
+        assert_eq!(live_bytes(true, 4500, 4500, start, end), 0);
+        assert_eq!(live_bytes(false, 4200, 4500, start, end), 300);
+        // Wrapped: from the head to the area's end, then from its start to the tail.
+        assert_eq!(live_bytes(false, 4900, 4200, start, end), 196 + 104);
+        // Head and tail at one offset with records between them: the area is full.
+        assert_eq!(live_bytes(false, 4500, 4500, start, end), 1000);
+        // A damaged status may put positions outside the area: a figure, never a panic.
+        assert_eq!(live_bytes(false, u64::MAX, 0, start, end), 0);
+        assert_eq!(live_bytes(false, 9000, 10, start, end), 0);
     }
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::rds::Error;
 use crate::segment::Segment;
+use crate::sync::lock;
 use crate::tx::{BeginMode, Transaction};
 
 /// One heap's data lock (shared by every handle of the heap).
@@ -68,10 +69,6 @@ impl Drop for Guard {
             self.lock.released.notify_all();
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl DataLock {

@@ -72,6 +72,7 @@ use crate::rds::view::View;
 use crate::rds::write_log::WriteLog;
 use crate::rds::Error;
 use crate::segment::Segment;
+use crate::sync::lock;
 use crate::tx::{queue_own_record, BeginMode, CommitMode, Queued, RegionPin, Transaction};
 
 mod block_read;
@@ -202,10 +203,6 @@ struct State {
     /// commit whose one free is that block, with the heap still at that generation (no heap
     /// call has changed it since), frees it by this plan instead of checking it again.
     checked_free: Option<(FreePlan, u64)>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
@@ -339,6 +336,7 @@ impl Heap {
         };
         let rvm = tx.rvm();
         let mut st = heap.lock_state();
+        // The next call rebuilds the volatile index (geometry, generation) from the new header.
         st.valid = false;
         let mut zap = rvm.begin(BeginMode::Restore)?;
         let base = plan.base;
@@ -371,8 +369,6 @@ impl Heap {
         )?;
         let queued = zap.end_queued(CommitMode::NoFlush)?;
         st.pending.clear();
-        st.geometry = Some(geometry);
-        st.expected_generation = header.counters.generation;
         drop(st);
         queued.wait(rvm)?;
         Ok(heap)

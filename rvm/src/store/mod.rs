@@ -403,7 +403,7 @@ impl Store {
     /// taken or past the end of user space; [`Error::Store`] when the store already has
     /// [`HEAP_SEGMENTS_MAX`] segments. Nothing is left behind.
     pub fn grow(&self, heap_bytes: u64) -> Result<Heap, Error> {
-        let _one = self.growing.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = crate::sync::lock(&self.growing);
         let heaps = self.heaps();
         let index = heaps.len();
         if index >= HEAP_SEGMENTS_MAX {

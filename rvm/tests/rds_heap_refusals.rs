@@ -1,0 +1,250 @@
+//! What the RDS heap refuses: bad arguments (changing nothing), corrupted tags and links
+//! (reported with their address, never followed), feet that disagree with their heads, other
+//! heap versions, and segments that are not heap segments.
+
+mod rds_support;
+mod support;
+
+use rds_support::{layout, Fixture};
+use rvm::rds::{Error, Heap, ProblemKind};
+use rvm::{BeginMode, CommitMode};
+
+#[test]
+fn refused_calls_change_nothing() {
+    let f = Fixture::new(layout(41, 64 << 10, 8, 48));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let a = f.heap.malloc(&mut tx, 100).unwrap();
+    let b = f.heap.malloc(&mut tx, 100).unwrap();
+    f.heap.free(&mut tx, a).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let before = f.heap_bytes();
+
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let base = f.heap.address();
+    let cases: Vec<(usize, &str)> = vec![
+        (a, "EFREED_TWICE"),
+        (b + 8, "EBAD_ARGS"),
+        (b + 48, "EBAD_ARGS"),
+        (0, "EBAD_ARGS"),
+        (base, "EBAD_ARGS"),
+        (base + f.heap.length(), "EBAD_ARGS"),
+        (usize::MAX, "EBAD_ARGS"),
+        (f.heap.static_address() + 8, "EBAD_ARGS"),
+    ];
+    for (address, code) in cases {
+        let e = f.heap.free(&mut tx, address).unwrap_err();
+        assert_eq!(e.code_name(), code, "free({address:#x}): {e}");
+    }
+    assert!(matches!(
+        f.heap.malloc(&mut tx, 1 << 30).unwrap_err(),
+        Error::NoRoom { requested, .. } if requested == 1 << 30
+    ));
+    assert!(f.heap.malloc(&mut tx, usize::MAX).is_err());
+    assert!(f.heap.prealloc(&mut tx, 100_000, 1).is_err());
+    tx.end(CommitMode::Flush).unwrap();
+    assert!(f.heap_bytes() == before);
+    f.assert_consistent();
+}
+
+#[test]
+fn corruption_is_detected_and_not_followed() {
+    let f = Fixture::new(layout(42, 64 << 10, 8, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let a = f.heap.malloc(&mut tx, 100).unwrap();
+    let b = f.heap.malloc(&mut tx, 100).unwrap();
+    let c = f.heap.malloc(&mut tx, 100).unwrap();
+    f.heap.free(&mut tx, b).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+
+    // Blocks are carved from the high end, so c < b < a. A buffer overrun from `c` smashes
+    // the head tag of `b`, the free block after it.
+    let smashed = c - 8 + 2 * 64;
+    assert_eq!(smashed, b - 8);
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    tx.write(smashed, &0x4141_4141_4141_4141u64).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let before = f.heap_bytes();
+    let report = f.heap.check();
+    assert!(!report.is_ok());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.address == smashed as u64 && p.kind == ProblemKind::Tag),
+        "{report}"
+    );
+
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let e = f.heap.free(&mut tx, c).unwrap_err();
+    assert_eq!(e.code_name(), "ECORRUPT", "{e}");
+    let e = f.heap.free(&mut tx, a).unwrap_err();
+    assert_eq!(e.code_name(), "ECORRUPT", "{e}");
+    tx.end(CommitMode::Flush).unwrap();
+    assert!(f.heap_bytes() == before, "refused frees changed the heap");
+
+    // A list head pointing outside the heap is reported, not followed.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let offset = smashed - f.heap.address();
+    tx.modify_bytes(smashed, &before[offset..offset + 8])
+        .unwrap();
+    let list_2 = f.heap.address() + 192 + 8;
+    tx.write(list_2, &0xdead_beef_u64).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let e = f.heap.malloc(&mut tx, 100).unwrap_err();
+    assert_eq!(e.code_name(), "ECORRUPT", "{e}");
+    tx.abort().unwrap();
+    let report = f.heap.check();
+    assert!(
+        report.problems.iter().any(|p| p.kind == ProblemKind::Link),
+        "{report}"
+    );
+}
+
+/// Both tags carry the state: a foot that disagrees with its head (same size, other state)
+/// is reported by the checker and refused by the calls that meet it, and a forged "free" foot
+/// before a block being freed is not followed into an allocated neighbour.
+#[test]
+fn foot_state_must_agree_with_the_head() {
+    const FOOT_FREE: u64 = 0x6D9A_5200_0000_0000;
+    const FOOT_ALLOCATED: u64 = 0x93E5_C400_0000_0000;
+    let f = Fixture::new(layout(45, 64 << 10, 8, 64));
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    // Carved from the high end: z < y < x, 2 chunks (128 bytes) each.
+    let x = f.heap.malloc(&mut tx, 100).unwrap();
+    let y = f.heap.malloc(&mut tx, 100).unwrap();
+    let _z = f.heap.malloc(&mut tx, 100).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let y_foot = y - 8 + 128 - 8;
+    assert_eq!(y_foot, x - 16);
+    let intact = f.heap_bytes();
+
+    // Allocated y with a free foot (the checker reports it at y's block).
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    tx.write(y_foot, &(FOOT_FREE | 2)).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let report = f.heap.check();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.address == (y - 8) as u64 && p.kind == ProblemKind::Tag),
+        "{report}"
+    );
+    let before = f.heap_bytes();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let e = f.heap.free(&mut tx, y).unwrap_err();
+    assert_eq!(e.code_name(), "ECORRUPT", "{e}");
+    // x's left neighbour claims to be free: its head says otherwise, so nothing is merged.
+    let e = f.heap.free(&mut tx, x).unwrap_err();
+    assert_eq!(e.code_name(), "ECORRUPT", "{e}");
+    tx.end(CommitMode::Flush).unwrap();
+    assert!(f.heap_bytes() == before, "refused frees changed the heap");
+
+    // Repair it; then free y and give it an allocated foot.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let offset = y_foot - f.heap.address();
+    tx.modify_bytes(y_foot, &intact[offset..offset + 8])
+        .unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    f.assert_consistent();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, y).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    f.assert_consistent();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    tx.write(y_foot, &(FOOT_ALLOCATED | 2)).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    let report = f.heap.check();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.address == (y - 8) as u64 && p.kind == ProblemKind::Tag),
+        "{report}"
+    );
+    let before = f.heap_bytes();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let e = f.heap.malloc(&mut tx, 100).unwrap_err();
+    assert_eq!(e.code_name(), "ECORRUPT", "{e}");
+    tx.end(CommitMode::Flush).unwrap();
+    assert!(
+        f.heap_bytes() == before,
+        "a refused malloc changed the heap"
+    );
+}
+
+#[test]
+fn version_skew_and_missing_heap_are_refused_at_load() {
+    let f = Fixture::new(layout(43, 64 << 10, 8, 64));
+    // A version-1 heap (other counter order) and a version-2 heap (foot tags without the
+    // state) are refused.
+    for old in [1u64, 2] {
+        let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+        tx.write(f.heap.address() + 8, &old).unwrap();
+        tx.end(CommitMode::Flush).unwrap();
+        let e = Heap::load(&f.segment).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::VersionSkew {
+                    found,
+                    expected: 3,
+                    ..
+                } if found == old
+            ),
+            "{e}"
+        );
+        assert_eq!(e.code_name(), "EHEAP_VERSION_SKEW");
+    }
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    assert_eq!(
+        f.heap.malloc(&mut tx, 8).unwrap_err().code_name(),
+        "EHEAP_VERSION_SKEW"
+    );
+    tx.fill(f.heap.address(), 8, 0).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    assert_eq!(
+        Heap::load(&f.segment).unwrap_err().code_name(),
+        "EHEAP_INIT"
+    );
+}
+
+#[test]
+fn segments_that_are_not_heap_segments_are_refused() {
+    use rvm::device::DeviceRef;
+    use rvm::MapOptions;
+    use std::sync::Arc;
+    let f = Fixture::new(layout(51, 64 << 10, 8, 64));
+    // One region only.
+    let one: DeviceRef = Arc::new(support::one_region_segment(
+        8192,
+        rds_support::address_for(52),
+    ));
+    // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read into
+    // anonymous memory), or name a file in the test's private temporary directory that nothing
+    // shortens.
+    let seg = unsafe { f.rvm.map_device(one, MapOptions::default()) }.unwrap();
+    assert_eq!(
+        Heap::load(&seg).unwrap_err().code_name(),
+        "EBAD_SEGMENT_HDR"
+    );
+    // A heap segment mapped anywhere: its pointers would be wrong.
+    f.rvm.unmap(&f.segment).unwrap();
+    // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read into
+    // anonymous memory), or name a file in the test's private temporary directory that nothing
+    // shortens.
+    let anywhere = unsafe { f.rvm.map_device(f.data.clone(), MapOptions::anywhere()) }.unwrap();
+    let e = Heap::load(&anywhere).unwrap_err();
+    assert_eq!(e.code_name(), "EBAD_SEGMENT_HDR", "{e}");
+    // The old handle's segment is unmapped: calls fail cleanly.
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    assert_eq!(
+        f.heap.malloc(&mut tx, 8).unwrap_err().code_name(),
+        "RVM_ENOT_MAPPED"
+    );
+    tx.abort().unwrap();
+    assert!(!f.heap.check().is_ok());
+    assert_eq!(f.heap.maxblock(), 0);
+    assert!(f.heap.statistics().damage.is_some());
+}
