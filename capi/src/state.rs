@@ -168,9 +168,10 @@ unsafe fn running_instance() -> Result<Option<&'static Rvm>, RvmReturn> {
     Ok(unsafe { ptr.as_ref() })
 }
 
-/// `RVM_EINIT` unless running. Calls on an open tid check only this: an open transaction keeps
-/// the instance alive (`rvm_terminate` refuses while one is open), and their tid slot, marked
-/// busy, stands for the running-call count (see `tids::hold`).
+/// `RVM_EINIT` unless running. Calls on an open tid need nothing more: an open transaction
+/// keeps the instance alive (`rvm_terminate` refuses while one is open), and their tid slot,
+/// marked busy, stands for the running-call count (see `tids::hold`). Those calls
+/// (`capi::tx`) ask this only after a refusal, to answer `RVM_EINIT` when not running.
 pub fn running() -> Result<(), RvmReturn> {
     if PHASE.load(Ordering::Relaxed) == PHASE_RUNNING {
         Ok(())

@@ -33,6 +33,24 @@ fn code(result: Result<(), RvmReturn>) -> RvmReturn {
     result.err().unwrap_or(RVM_SUCCESS)
 }
 
+/// The code of a transaction call that checked its tid before the phase: any refusal is
+/// `RVM_EINIT` when RVM is not running (as if the phase had been checked first). Only a held
+/// open transaction lets a call go on, and one exists only while RVM runs (`rvm_terminate`
+/// refuses while one is open), so the phase needs no check on the way to success.
+#[inline]
+fn tid_code(result: Result<(), RvmReturn>) -> RvmReturn {
+    match result {
+        Ok(()) => RVM_SUCCESS,
+        Err(code) => not_running_or(code),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_running_or(code: RvmReturn) -> RvmReturn {
+    state::running().err().unwrap_or(code)
+}
+
 /// Begin a transaction in `restore` or `no_restore` mode; the tid record gets a fresh uname
 /// and id. Several transactions may be open per thread, and a tid may be used from any thread.
 ///
@@ -67,8 +85,7 @@ pub unsafe extern "C" fn rvm_set_range(
     length: RvmLength,
 ) -> RvmReturn {
     guarded!(RVM_EINTERNAL, {
-        code((|| {
-            state::running()?;
+        tid_code((|| {
             // SAFETY: the caller's contract.
             let t = unsafe { read_tid(tid) }?;
             tids::hold(&t)?
@@ -92,8 +109,7 @@ pub unsafe extern "C" fn rvm_modify_bytes(
     length: RvmLength,
 ) -> RvmReturn {
     guarded!(RVM_EINTERNAL, {
-        code((|| {
-            state::running()?;
+        tid_code((|| {
             // SAFETY: the caller's contract.
             let t = unsafe { read_tid(tid) }?;
             if src.is_null() && length != 0 {
@@ -121,8 +137,7 @@ pub unsafe extern "C" fn rvm_modify_bytes(
 #[no_mangle]
 pub unsafe extern "C" fn rvm_end_transaction(tid: *mut RvmTid, mode: CEnum) -> RvmReturn {
     guarded!(RVM_EINTERNAL, {
-        code((|| {
-            state::running()?;
+        tid_code((|| {
             // SAFETY: the caller's contract.
             let t = unsafe { read_tid(tid) }?;
             let held = tids::hold(&t)?;
@@ -143,8 +158,7 @@ pub unsafe extern "C" fn rvm_end_transaction(tid: *mut RvmTid, mode: CEnum) -> R
 #[no_mangle]
 pub unsafe extern "C" fn rvm_abort_transaction(tid: *mut RvmTid) -> RvmReturn {
     guarded!(RVM_EINTERNAL, {
-        code((|| {
-            state::running()?;
+        tid_code((|| {
             // SAFETY: the caller's contract.
             let t = unsafe { read_tid(tid) }?;
             tids::hold(&t)?.finish(|tx| tx.abort_in_place().map_err(|e| rvm_code(&e)))

@@ -20,6 +20,8 @@ int main(int argc, char **argv) {
     CHECK_RC(rvm_set_range(&tid, &byte, 1), RVM_EINIT);
     CHECK_RC(rvm_end_transaction(&tid, flush), RVM_EINIT);
     CHECK_RC(rvm_abort_transaction(&tid), RVM_EINIT);
+    CHECK_RC(rvm_modify_bytes(&tid, &byte, NULL, 1), RVM_EINIT);
+    CHECK_RC(rvm_set_range(NULL, &byte, 1), RVM_EINIT);
     CHECK_RC(rvm_flush(), RVM_EINIT);
     CHECK_RC(rvm_truncate(), RVM_EINIT);
     CHECK_RC(rvm_terminate(), RVM_EINIT);
@@ -192,6 +194,14 @@ int main(int argc, char **argv) {
     CHECK_RC(rvm_terminate(), RVM_EINIT);
     CHECK_RC(RVM_INIT(NULL), RVM_EINIT);
     CHECK_RC(rvm_begin_transaction(&t2, restore), RVM_EINIT);
+    /* Calls on a tid check it before the phase, but still answer RVM_EINIT. */
+    CHECK_RC(rvm_set_range(&t2, &byte, 1), RVM_EINIT);
+    CHECK_RC(rvm_modify_bytes(&t2, &byte, &byte, 1), RVM_EINIT);
+    CHECK_RC(rvm_modify_bytes(&t2, &byte, NULL, 1), RVM_EINIT);
+    CHECK_RC(rvm_end_transaction(&t2, flush), RVM_EINIT);
+    CHECK_RC(rvm_end_transaction(&t2, 12345), RVM_EINIT);
+    CHECK_RC(rvm_abort_transaction(&t2), RVM_EINIT);
+    CHECK_RC(rvm_set_range(NULL, &byte, 1), RVM_EINIT);
     rvm_free_options(opts);
     puts("lifecycle ok");
     return 0;
