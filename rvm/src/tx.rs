@@ -210,9 +210,6 @@ pub struct Transaction<'a> {
     more_hooks: Option<Vec<Box<dyn TxHook>>>,
     /// The first hook (see `more_hooks`).
     hook: Option<Box<dyn TxHook>>,
-    /// Save old values at `set_range` even in no-restore mode (a hook's changes at commit,
-    /// which must be undone if the record is then refused).
-    force_undo: bool,
     id: std::cell::Cell<u64>,
     /// See [`Transaction::number`].
     number: u64,
@@ -335,7 +332,6 @@ impl<'a> Transaction<'a> {
             attachment: None,
             hook: None,
             more_hooks: None,
-            force_undo: false,
             id: std::cell::Cell::new(0),
             holds_locks: false,
             finished: false,
@@ -393,13 +389,6 @@ impl<'a> Transaction<'a> {
         }
     }
 
-    /// Save old values at `set_range` from now on even in no-restore mode (`true`), or only
-    /// in restore mode again (`false`). A hook's changes at commit are saved this way, so a
-    /// refused record puts them back.
-    pub(crate) fn set_force_undo(&mut self, force: bool) {
-        self.force_undo = force;
-    }
-
     /// Roll back and count an abort, for a hook that fails at commit before the record is
     /// queued. The transaction is finished afterwards.
     pub(crate) fn fail(&mut self) {
@@ -429,6 +418,69 @@ impl<'a> Transaction<'a> {
         if length == 0 {
             return Ok(());
         }
+        let region = self.region_locked(address, length)?;
+        if self.mode == BeginMode::Restore {
+            let at = self.bufs.undo.len();
+            // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
+            // transaction pins it; other threads may write it, so it is copied, not borrowed.
+            unsafe { racy::extend_from(&mut self.bufs.undo, address as *const u8, length) };
+            self.bufs.undo_index.push((address, length, at));
+        }
+        self.push_range(address, length, region);
+        Ok(())
+    }
+
+    /// Declare `runs` (`[start, end)`, each inside one mapped region, which must be pinned
+    /// already: [`Transaction::pin`]), which the caller has *already written*, with their old
+    /// values given: `old` is passed the runs' old-value bytes back to back, in the order of
+    /// `runs`, and fills them with the values the bytes had before the caller wrote them.
+    /// They are saved whatever the mode, so a refused record (or [`Transaction::fail`]) puts
+    /// them back, in reverse order of declaration like every saved range. For a hook's
+    /// changes at commit (the RDS heap's frees): its write log knows every old value, so
+    /// nothing is put back and read from memory again, and the runs cost one call.
+    ///
+    /// # Errors
+    /// As for [`Transaction::set_range`]; nothing is declared then (the caller puts its
+    /// bytes back itself).
+    pub(crate) fn declare_written(
+        &mut self,
+        runs: &[(usize, usize)],
+        old: impl FnOnce(&mut [u8]),
+    ) -> Result<()> {
+        self.check_open()?;
+        let declared = self.bufs.ranges.len();
+        let mut total = 0;
+        for &(start, end) in runs {
+            let length = end.saturating_sub(start);
+            if length == 0 {
+                continue;
+            }
+            match self.region_locked(start, length) {
+                Ok(region) => self.push_range(start, length, region),
+                Err(e) => {
+                    self.bufs.ranges.truncate(declared);
+                    return Err(e);
+                }
+            }
+            total += length;
+        }
+        let at = self.bufs.undo.len();
+        self.bufs.undo.resize(at + total, 0);
+        let bufs = &mut **self.bufs;
+        let mut offset = at;
+        for r in &bufs.ranges[declared..] {
+            bufs.undo_index.push((r.address, r.length, offset));
+            offset += r.length;
+        }
+        old(&mut bufs.undo[at..]);
+        Ok(())
+    }
+
+    /// The pinned region holding `[address, address+length)` (`length` > 0), pinned now if
+    /// need be; with isolation the bytes are locked for this transaction first (see
+    /// [`Transaction::set_range`]).
+    #[inline(always)]
+    fn region_locked(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
         // Fast path: the region of the previous range. This transaction pins it, so it
         // cannot be unmapped and the cached description stays true.
         let cached = self.bufs.last_region.filter(|r| r.covers(address, length));
@@ -442,13 +494,12 @@ impl<'a> Transaction<'a> {
             locks.acquire(self.id(), address, address + length)?;
             self.holds_locks = true;
         }
-        if self.mode == BeginMode::Restore || self.force_undo {
-            let at = self.bufs.undo.len();
-            // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
-            // transaction pins it; other threads may write it, so it is copied, not borrowed.
-            unsafe { racy::extend_from(&mut self.bufs.undo, address as *const u8, length) };
-            self.bufs.undo_index.push((address, length, at));
-        }
+        Ok(region)
+    }
+
+    /// Record a declared range (inside `region`) for the commit.
+    #[inline(always)]
+    fn push_range(&mut self, address: usize, length: usize, region: CachedRegion) {
         self.bufs.ranges.push(Range {
             address,
             length,
@@ -456,7 +507,6 @@ impl<'a> Transaction<'a> {
             slot: region.slot,
             segment_offset: region.segment_offset + (address - region.start) as u64,
         });
-        Ok(())
     }
 
     /// Pin the mapped region holding `[address, address+length)` until this transaction
@@ -583,6 +633,15 @@ impl<'a> Transaction<'a> {
     #[inline]
     fn coalesce(&mut self) {
         if self.bufs.ranges.len() <= 1 {
+            return;
+        }
+        // Declared in order and apart already (a heap hook's runs are): nothing to merge.
+        let apart = |w: &[Range]| {
+            w[0].region_start < w[1].region_start
+                || (w[0].region_start == w[1].region_start
+                    && w[0].address + w[0].length < w[1].address)
+        };
+        if self.bufs.ranges.windows(2).all(apart) {
             return;
         }
         self.bufs

@@ -711,15 +711,14 @@ impl Heap {
 
     /// Run a changing call in `tx` under the heap's lock (the frees made at `tx`'s commit):
     /// pin the heap region for `tx`, run the call ([`Heap::change`]), then declare the
-    /// written words to `tx` ([`WriteLog::declare`]). With `saves_undo` (`tx` saves old
-    /// values at `set_range`: restore mode, or forced) the old values are put back while the
-    /// ranges are declared, so `tx` saves them. Any error puts every written word back and
-    /// clears the volatile index; the caller then rolls `tx` back.
+    /// written words to `tx` with their old values from the write log
+    /// ([`WriteLog::declare`]: saved whatever `tx`'s mode, so a record refused after this
+    /// puts them back). Any error puts every written word back and clears the volatile
+    /// index; the caller then rolls `tx` back.
     fn write_op<R>(
         &self,
         st: &mut State,
         tx: &mut Transaction<'_>,
-        saves_undo: bool,
         op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
         // Before anything is read: the pin keeps the heap region mapped until `tx` ends.
@@ -729,7 +728,7 @@ impl Heap {
         }
         // SAFETY: the region is pinned by `tx` (above) until the transaction ends.
         let value = unsafe { self.change(st, op) }?;
-        let declared = st.log.declare(tx, saves_undo);
+        let declared = st.log.declare(tx);
         if declared.is_err() {
             st.valid = false;
         }
