@@ -51,15 +51,15 @@ impl WriteLog {
     /// transaction pins, and `at` must be 8-byte aligned.
     #[inline]
     pub(super) unsafe fn put(&mut self, at: u64, words: &[u64]) {
-        for (i, &new) in words.iter().enumerate() {
+        self.words.extend(words.iter().enumerate().map(|(i, &new)| {
             let at = at + 8 * i as u64;
             // SAFETY: inside the pinned heap region and aligned (the contract); other threads
             // may read it, so it is accessed with race-defined accesses.
             let old = unsafe { crate::racy::load_u64(at as usize as *const u8) };
             // SAFETY: as above.
             unsafe { crate::racy::store_u64(at as usize as *mut u8, new) };
-            self.words.push(Word { at, old });
-        }
+            Word { at, old }
+        }));
         let (at, end) = (at as usize, (at + 8 * words.len() as u64) as usize);
         let runs = &mut self.runs;
         let mut i = 0;
