@@ -448,6 +448,50 @@ impl<'a> Transaction<'a> {
         old: impl FnOnce(&mut [u8]),
     ) -> Result<()> {
         self.check_open()?;
+        // The common case: every run is non-empty and the span from the lowest to the
+        // highest byte lies in the region of the last range (the heap region, pinned), and
+        // there are no range locks to take: the runs need one region check between them.
+        let (mut low, mut high, mut total, mut non_empty) = (usize::MAX, 0, 0usize, true);
+        for &(start, end) in runs {
+            non_empty &= end > start;
+            low = low.min(start);
+            high = high.max(end);
+            total = total.wrapping_add(end.wrapping_sub(start));
+        }
+        let region = self.bufs.last_region.filter(|r| {
+            non_empty && high > low && self.rvm.inner.locks.is_none() && r.covers(low, high - low)
+        });
+        let Some(region) = region else {
+            return self.declare_written_each(runs, old);
+        };
+        let bufs = &mut **self.bufs;
+        let at = bufs.undo.len();
+        bufs.ranges.extend(runs.iter().map(|&(start, end)| Range {
+            address: start,
+            length: end - start,
+            region_start: region.start,
+            slot: region.slot,
+            segment_offset: region.segment_offset + (start - region.start) as u64,
+        }));
+        let mut offset = at;
+        bufs.undo_index.extend(runs.iter().map(|&(start, end)| {
+            let entry = (start, end - start, offset);
+            offset += end - start;
+            entry
+        }));
+        bufs.undo.resize(at + total, 0);
+        old(&mut bufs.undo[at..]);
+        Ok(())
+    }
+
+    /// [`Transaction::declare_written`] run by run (empty runs skipped): for runs in several
+    /// regions, and with isolation, whose range locks are taken run by run.
+    #[cold]
+    fn declare_written_each(
+        &mut self,
+        runs: &[(usize, usize)],
+        old: impl FnOnce(&mut [u8]),
+    ) -> Result<()> {
         let declared = self.bufs.ranges.len();
         let mut total = 0;
         for &(start, end) in runs {

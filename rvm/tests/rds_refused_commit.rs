@@ -5,15 +5,56 @@
 
 mod rds_support;
 
-use rds_support::{layout, Fixture};
-use rvm::{BeginMode, CommitMode};
+use std::sync::Arc;
+
+use rds_support::{layout, options, Fixture};
+use rvm::device::{CrashController, CrashDevice, DeviceRef};
+use rvm::rds::{self, Heap, HeapLayout};
+use rvm::{BeginMode, CommitMode, MapOptions, Rvm};
 
 const LOG_AREA: u64 = 64 << 10;
 const MID_BYTES: usize = 200;
 const BIG_WRITE: usize = 100 << 10;
 
-fn refused_free_puts_the_heap_back(test: u64, mode: BeginMode) {
-    let f = Fixture::with_log(layout(test, 1 << 20, 80, 64), 1, LOG_AREA);
+/// [`Fixture::with_log`] with isolation on (range locks: the heap declares its runs one by
+/// one then).
+fn isolated_fixture(layout: HeapLayout, log_area_bytes: u64) -> Fixture {
+    let controller = CrashController::new(1);
+    let log = Arc::new(CrashDevice::new("log", controller.clone(), Vec::new()));
+    let data = Arc::new(CrashDevice::new("data", controller.clone(), Vec::new()));
+    Rvm::init_log_on(&*log, log_area_bytes).unwrap();
+    let rvm = Rvm::open_device(log.clone(), options(&data).isolation(true)).unwrap();
+    // SAFETY: crash devices lend no descriptor to map (they are read into anonymous memory).
+    unsafe {
+        rds::create_heap_segment_on(
+            &rvm,
+            data.clone() as DeviceRef,
+            layout.segment_length_min(),
+            &layout,
+        )
+    }
+    .unwrap();
+    // SAFETY: as above.
+    let segment = unsafe { rvm.map_device(data.clone(), MapOptions::default()) }.unwrap();
+    let heap = Heap::load(&segment).unwrap();
+    Fixture {
+        controller,
+        log,
+        data,
+        layout,
+        heap,
+        segment,
+        rvm,
+    }
+}
+
+fn refused_free_puts_the_heap_back(test: u64, mode: BeginMode, isolation: bool) {
+    let layout = layout(test, 1 << 20, 80, 64);
+    let f = if isolation {
+        isolated_fixture(layout, LOG_AREA)
+    } else {
+        Fixture::with_log(layout, 1, LOG_AREA)
+    };
     let (rvm, heap) = (&f.rvm, &f.heap);
     let mut tx = rvm.begin(BeginMode::Restore).unwrap();
     let big = heap.malloc(&mut tx, 128 << 10).unwrap();
@@ -82,10 +123,16 @@ fn refused_free_puts_the_heap_back(test: u64, mode: BeginMode) {
 
 #[test]
 fn a_refused_commit_puts_back_its_frees_and_the_callers_bytes_in_restore_mode() {
-    refused_free_puts_the_heap_back(1, BeginMode::Restore);
+    refused_free_puts_the_heap_back(1, BeginMode::Restore, false);
 }
 
 #[test]
 fn a_refused_commit_puts_back_its_frees_in_no_restore_mode() {
-    refused_free_puts_the_heap_back(2, BeginMode::NoRestore);
+    refused_free_puts_the_heap_back(2, BeginMode::NoRestore, false);
+}
+
+#[test]
+fn a_refused_commit_puts_back_its_frees_under_isolation() {
+    refused_free_puts_the_heap_back(3, BeginMode::Restore, true);
+    refused_free_puts_the_heap_back(4, BeginMode::NoRestore, true);
 }
