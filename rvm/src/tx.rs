@@ -868,14 +868,15 @@ impl<'a> Transaction<'a> {
                 length: r.length as u64,
                 address: r.address as u64,
             });
-            let start = TransactionEncoder::record_with(&mut q.buf, flags, headers, |i, dst| {
-                let r = &ranges[i];
-                let n = dst.len().min(r.length);
-                // SAFETY: `[r.address, r.address + n)` lies in the range checked at set_range,
-                // whose region is pinned until `release` below, so it is mapped for the
-                // whole copy; other threads may write it, so it is copied, not borrowed.
-                unsafe { racy::load(r.address as *const u8, &mut dst[..n]) }
-            });
+            let start =
+                TransactionEncoder::record_sized(&mut q.buf, flags, size, headers, |i, dst| {
+                    let r = &ranges[i];
+                    let n = dst.len().min(r.length);
+                    // SAFETY: `[r.address, r.address + n)` lies in the range checked at set_range,
+                    // whose region is pinned until `release` below, so it is mapped for the
+                    // whole copy; other threads may write it, so it is copied, not borrowed.
+                    unsafe { racy::load(r.address as *const u8, &mut dst[..n]) }
+                });
             let seq = inner.queued(&mut q, start);
             (seq, inner.queue_over_limit(&q))
         };

@@ -474,12 +474,27 @@ impl TransactionEncoder {
         buf: &mut Vec<u8>,
         flags: u16,
         ranges: I,
-        mut fill: impl FnMut(usize, &mut [u8]),
+        fill: impl FnMut(usize, &mut [u8]),
     ) -> usize
     where
         I: ExactSizeIterator<Item = RangeHeader> + Clone,
     {
-        let size = transaction_record_size(ranges.clone().map(|r| r.length)) as usize;
+        let size = transaction_record_size(ranges.clone().map(|r| r.length));
+        Self::record_sized(buf, flags, size, ranges, fill)
+    }
+
+    /// [`TransactionEncoder::record_with`] for a caller that has computed the record's size
+    /// already (`size`: [`transaction_record_size`] of the ranges' lengths, for its own
+    /// checks), so `ranges` is walked once. A range that does not fit `size` ends the layout
+    /// early, as in `record_with`; a `size` below [`RECORD_MIN_SIZE`] is taken as that.
+    pub fn record_sized(
+        buf: &mut Vec<u8>,
+        flags: u16,
+        size: u64,
+        ranges: impl ExactSizeIterator<Item = RangeHeader>,
+        mut fill: impl FnMut(usize, &mut [u8]),
+    ) -> usize {
+        let size = size.max(RECORD_MIN_SIZE) as usize;
         let start = buf.len();
         buf.resize(start + size, 0);
         let rec = &mut buf[start..];

@@ -120,7 +120,7 @@ pub(crate) fn queue_own_record(
             length: (end - address) as u64,
             address: address as u64,
         });
-        let start = TransactionEncoder::record_with(&mut q.buf, flags, headers, |i, dst| {
+        let start = TransactionEncoder::record_sized(&mut q.buf, flags, size, headers, |i, dst| {
             let (address, end) = ranges[i];
             let n = dst.len().min(end - address);
             // SAFETY: `[address, address + n)` lies inside the pinned region (checked
