@@ -81,21 +81,11 @@ unsafe fn load_raw(src: *const u8, out: *mut u8, len: usize) {
     let head = src.align_offset(WORD).min(len);
     // SAFETY: for every access below, `src + i` and `out + i` stay inside the `len` bytes of
     // the source range (readable, the contract) and of the destination; word accesses to
-    // `src` start past `head` (or at 0 when `src` is aligned and `len` a whole number of
-    // words, the first loop), so they are word-aligned and end by `len`; `out` is written
-    // unaligned.
+    // `src` start past `head`, so they are word-aligned; `out` is written unaligned.
     unsafe {
         let byte = |i: usize| (*src.add(i).cast::<AtomicU8>()).load(Ordering::Relaxed);
         let word = |i: usize| (*src.add(i).cast::<AtomicUsize>()).load(Ordering::Relaxed);
         let mut i = 0;
-        if (src as usize | len).is_multiple_of(WORD) {
-            // Whole aligned words (the RDS heap's tags, links and counters): a word at a time.
-            while i < len {
-                out.add(i).cast::<usize>().write_unaligned(word(i));
-                i += WORD;
-            }
-            return;
-        }
         while i < head {
             *out.add(i) = byte(i);
             i += 1;
