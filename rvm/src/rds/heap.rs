@@ -61,7 +61,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard, Weak};
 
 use crate::format::heap::{
     foot_word, head_word, header_length, list_offset, BlockState, HeapCounters, HeapGeometry,
-    HeapHeader, COUNTERS_OFFSET, GENERATION_OFFSET, TAG_SIZE,
+    HeapHeader, COUNTERS_OFFSET, COUNTERS_WORDS, GENERATION_OFFSET, TAG_SIZE,
 };
 use crate::instance::Rvm;
 use crate::rds::alloc::{Ctx, FreePlan, LargeIndex};
@@ -670,16 +670,24 @@ impl Heap {
     }
 
     /// A reader for the heap as memory holds it now, rebuilding the volatile index if it may
-    /// be stale. The region must be pinned or its mapped flag held.
-    fn refresh(&self, st: &mut State, view: View<'static>) -> Result<Reader<'static>, Error> {
+    /// be stale, and the counters' words. The region must be pinned or its mapped flag held.
+    fn refresh(
+        &self,
+        st: &mut State,
+        view: View<'static>,
+    ) -> Result<(Reader<'static>, CounterWords), Error> {
         let base = self.shared.base;
-        let generation = view.word(base + GENERATION_OFFSET);
-        let header_words = read_header_words(&view, base);
-        if let Some(g) = st.geometry.filter(|_| st.valid) {
-            if generation == Some(st.expected_generation) && header_words == Some(st.header_words) {
-                return Ok(Reader::new(view, g));
+        // The fixed header words, the generation and the counters in one read.
+        let front = view.words::<FRONT_WORDS>(base);
+        if let (Some(g), Some(front)) = (st.geometry.filter(|_| st.valid), front) {
+            if front[GENERATION_WORD] == st.expected_generation
+                && front[..HEADER_WORDS] == st.header_words
+            {
+                let counters = std::array::from_fn(|i| front[COUNTERS_WORD + i]);
+                return Ok((Reader::new(view, g), counters));
             }
         }
+        let header_words = read_header_words(&view, base);
         st.valid = false;
         let header = read_header(&view)?;
         let g = header.geometry;
@@ -706,7 +714,8 @@ impl Heap {
         st.expected_generation = header.counters.generation;
         st.header_words = header_words.unwrap_or([0; HEADER_WORDS]);
         st.valid = true;
-        Ok(reader)
+        let counters = reader.counter_words()?;
+        Ok((reader, counters))
     }
 
     /// Run a changing call in `tx` under the heap's lock (the frees made at `tx`'s commit):
@@ -753,8 +762,7 @@ impl Heap {
         let view = unsafe { View::of_mapped(base, self.shared.length) };
         st.log.clear();
         let result = (|| {
-            let reader = self.refresh(st, view)?;
-            let old = reader.counter_words()?;
+            let (reader, old) = self.refresh(st, view)?;
             let mut ctx = Ctx {
                 r: reader,
                 nonempty: &mut st.nonempty,
@@ -817,9 +825,9 @@ impl Heap {
         let mapped = self.mapped()?;
         // SAFETY: the region stays mapped while `mapped` is held.
         let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
-        let reader = self.refresh(st, view)?;
+        let (reader, words) = self.refresh(st, view)?;
         let counters = if counters {
-            reader.counters()?
+            HeapCounters::from_words(&words)
         } else {
             HeapCounters::default()
         };
@@ -840,6 +848,15 @@ impl Heap {
 const HEADER_WORDS: usize = (COUNTERS_OFFSET as usize - 8) / 8;
 const _: () = assert!((COUNTERS_OFFSET as usize - 8).is_multiple_of(8));
 type HeaderWords = [u64; HEADER_WORDS];
+/// The counters' words (see [`crate::format::heap::counter`] for their order).
+type CounterWords = [u64; COUNTERS_WORDS];
+/// Words from the start of the header to the end of the counters (fixed words, reserved
+/// word, counters), read at once by `Heap::refresh`; where the counters and the generation
+/// are among them.
+const FRONT_WORDS: usize = COUNTERS_WORD + COUNTERS_WORDS;
+const COUNTERS_WORD: usize = COUNTERS_OFFSET as usize / 8;
+const GENERATION_WORD: usize = GENERATION_OFFSET as usize / 8;
+const _: () = assert!(HEADER_WORDS < COUNTERS_WORD && GENERATION_WORD < FRONT_WORDS);
 
 #[inline]
 fn read_header_words(view: &View<'_>, base: u64) -> Option<HeaderWords> {
