@@ -98,33 +98,12 @@ impl WriteLog {
     /// has its old value back.
     pub(super) fn declare(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
         // Sorted and merged: fewer ranges, and the commit's coalescing finds them in order.
-        let declared = tx.declare_written(&self.runs, |old| self.old_values(old));
+        let writes = self.words.iter().map(|w| (w.at as usize, w.old));
+        let declared = tx.declare_written(&self.runs, writes);
         if let Err(e) = declared {
             self.put_back();
             return Err(e.into());
         }
         Ok(())
-    }
-
-    /// Fill `out` (the runs' bytes back to back, in order) with the values the words had
-    /// before the call: the old value of each word's first write (the words are gone through
-    /// last write first, so the first write's value is the one left). Every word of a run
-    /// was written, so every byte of `out` is filled.
-    fn old_values(&self, out: &mut [u8]) {
-        for w in self.words.iter().rev() {
-            let at = w.at as usize;
-            let mut offset = 0;
-            for &(start, end) in &self.runs {
-                if at < end {
-                    // Runs are sorted and cover every word: `at` lies in this one.
-                    let i = offset + (at - start);
-                    if let Some(word) = out.get_mut(i..i + 8) {
-                        word.copy_from_slice(&w.old.to_le_bytes());
-                    }
-                    break;
-                }
-                offset += end - start;
-            }
-        }
     }
 }
