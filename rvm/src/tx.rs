@@ -30,7 +30,7 @@ use crate::instance::{PinWord, Rvm};
 use crate::racy;
 
 mod own_record;
-pub(crate) use own_record::{queue_own_record, RegionPin};
+pub(crate) use own_record::{queue_own_record, RegionHandle, RegionPin};
 
 /// How a transaction begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,7 +72,9 @@ use crate::rds::view::View;
 use crate::rds::write_log::WriteLog;
 use crate::rds::Error;
 use crate::segment::Segment;
-use crate::tx::{queue_own_record, BeginMode, CommitMode, Queued, RegionPin, Transaction};
+use crate::tx::{
+    queue_own_record, BeginMode, CommitMode, Queued, RegionHandle, RegionPin, Transaction,
+};
 
 mod block_read;
 mod hook;
@@ -202,6 +204,9 @@ struct State {
     /// commit whose one free is that block, with the heap still at that generation (no heap
     /// call has changed it since), frees it by this plan instead of checking it again.
     checked_free: Option<(FreePlan, u64)>,
+    /// The heap region as the last record of the heap's own pinned it (unpinned now), to pin
+    /// it again without the region table (see `internal`).
+    own_region: Option<RegionHandle>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -299,6 +304,7 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
             spare_hooks: Vec::new(),
             frees: Vec::new(),
             checked_free: None,
+            own_region: None,
         }),
         data: Arc::new(DataLock::new(segment.clone(), plan.base, plan.length)),
         layouts: Default::default(),
@@ -637,10 +643,11 @@ impl Heap {
         rvm: &Rvm,
         op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<(R, Queued), Error> {
-        // Before anything is read: the pin keeps the heap region mapped until it is dropped,
-        // after the record has copied the new values.
-        let pin = match RegionPin::new(rvm, self.shared.base as usize, self.shared.length as usize)
-        {
+        // Before anything is read: the pin keeps the heap region mapped until it is given
+        // back, after the record has copied the new values (through the region's
+        // description kept from the last call when it is still mapped).
+        let (base, length) = (self.shared.base as usize, self.shared.length as usize);
+        let pin = match RegionPin::again(st.own_region.take(), rvm, base, length) {
             Ok(pin) => pin,
             Err(e) => {
                 st.valid = false;
@@ -655,6 +662,7 @@ impl Heap {
             st.valid = false;
         }
         st.log.clear();
+        st.own_region = pin.into_handle();
         Ok((value, queued?))
     }
 
