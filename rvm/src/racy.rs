@@ -57,6 +57,14 @@ pub(crate) unsafe fn load_u64_le(src: *const u8) -> u64 {
 /// As for [`load`], for the `8 * N` bytes at `src`.
 #[inline]
 pub(crate) unsafe fn load_u64s_le<const N: usize>(src: *const u8) -> [u64; N] {
+    if src.cast::<AtomicU64>().is_aligned() {
+        // The common case (heap headers are page-aligned): one alignment test for all words.
+        return std::array::from_fn(|i| {
+            // SAFETY: word `i` lies inside the `8 * N` readable bytes at `src` (the contract)
+            // and is aligned, since `src` is: the contract of `load_u64`.
+            unsafe { load_u64(src.add(8 * i)) }
+        });
+    }
     std::array::from_fn(|i| {
         // SAFETY: word `i` lies inside the `8 * N` readable bytes at `src`, whose concurrent
         // accesses are all made through this module (the contract).

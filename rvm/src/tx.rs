@@ -30,7 +30,8 @@ use crate::instance::{PinWord, Rvm};
 use crate::racy;
 
 mod own_record;
-pub(crate) use own_record::{queue_own_record, RegionPin};
+mod written;
+pub(crate) use own_record::{queue_own_record, RegionHandle, RegionPin};
 
 /// How a transaction begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,9 +211,6 @@ pub struct Transaction<'a> {
     more_hooks: Option<Vec<Box<dyn TxHook>>>,
     /// The first hook (see `more_hooks`).
     hook: Option<Box<dyn TxHook>>,
-    /// Save old values at `set_range` even in no-restore mode (a hook's changes at commit,
-    /// which must be undone if the record is then refused).
-    force_undo: bool,
     id: std::cell::Cell<u64>,
     /// See [`Transaction::number`].
     number: u64,
@@ -335,7 +333,6 @@ impl<'a> Transaction<'a> {
             attachment: None,
             hook: None,
             more_hooks: None,
-            force_undo: false,
             id: std::cell::Cell::new(0),
             holds_locks: false,
             finished: false,
@@ -367,7 +364,6 @@ impl<'a> Transaction<'a> {
         bufs.pins.clear();
         self.number = self.rvm.inner.begun.fetch_add(1, Ordering::Relaxed);
         self.mode = mode;
-        self.force_undo = false;
         self.id.set(0);
         self.holds_locks = false;
         self.finished = false;
@@ -425,13 +421,6 @@ impl<'a> Transaction<'a> {
         }
     }
 
-    /// Save old values at `set_range` from now on even in no-restore mode (`true`), or only
-    /// in restore mode again (`false`). A hook's changes at commit are saved this way, so a
-    /// refused record puts them back.
-    pub(crate) fn set_force_undo(&mut self, force: bool) {
-        self.force_undo = force;
-    }
-
     /// Roll back and count an abort, for a hook that fails at commit before the record is
     /// queued. The transaction is finished afterwards.
     pub(crate) fn fail(&mut self) {
@@ -461,6 +450,23 @@ impl<'a> Transaction<'a> {
         if length == 0 {
             return Ok(());
         }
+        let region = self.region_locked(address, length)?;
+        if self.mode == BeginMode::Restore {
+            let at = self.bufs.undo.len();
+            // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
+            // transaction pins it; other threads may write it, so it is copied, not borrowed.
+            unsafe { racy::extend_from(&mut self.bufs.undo, address as *const u8, length) };
+            self.bufs.undo_index.push((address, length, at));
+        }
+        self.push_range(address, length, region);
+        Ok(())
+    }
+
+    /// The pinned region holding `[address, address+length)` (`length` > 0), pinned now if
+    /// need be; with isolation the bytes are locked for this transaction first (see
+    /// [`Transaction::set_range`]).
+    #[inline(always)]
+    fn region_locked(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
         // Fast path: the region of the previous range. This transaction pins it, so it
         // cannot be unmapped and the cached description stays true.
         let cached = self.bufs.last_region.filter(|r| r.covers(address, length));
@@ -474,13 +480,12 @@ impl<'a> Transaction<'a> {
             locks.acquire(self.id(), address, address + length)?;
             self.holds_locks = true;
         }
-        if self.mode == BeginMode::Restore || self.force_undo {
-            let at = self.bufs.undo.len();
-            // SAFETY: the range lies in a mapped region, which cannot be unmapped while this
-            // transaction pins it; other threads may write it, so it is copied, not borrowed.
-            unsafe { racy::extend_from(&mut self.bufs.undo, address as *const u8, length) };
-            self.bufs.undo_index.push((address, length, at));
-        }
+        Ok(region)
+    }
+
+    /// Record a declared range (inside `region`) for the commit.
+    #[inline(always)]
+    fn push_range(&mut self, address: usize, length: usize, region: CachedRegion) {
         self.bufs.ranges.push(Range {
             address,
             length,
@@ -488,7 +493,6 @@ impl<'a> Transaction<'a> {
             slot: region.slot,
             segment_offset: region.segment_offset + (address - region.start) as u64,
         });
-        Ok(())
     }
 
     /// Pin the mapped region holding `[address, address+length)` until this transaction
@@ -615,6 +619,15 @@ impl<'a> Transaction<'a> {
     #[inline]
     fn coalesce(&mut self) {
         if self.bufs.ranges.len() <= 1 {
+            return;
+        }
+        // Declared in order and apart already (a heap hook's runs are): nothing to merge.
+        let apart = |w: &[Range]| {
+            w[0].region_start < w[1].region_start
+                || (w[0].region_start == w[1].region_start
+                    && w[0].address + w[0].length < w[1].address)
+        };
+        if self.bufs.ranges.windows(2).all(apart) {
             return;
         }
         self.bufs
@@ -796,14 +809,15 @@ impl<'a> Transaction<'a> {
                 length: r.length as u64,
                 address: r.address as u64,
             });
-            let start = TransactionEncoder::record_with(&mut q.buf, flags, headers, |i, dst| {
-                let r = &ranges[i];
-                let n = dst.len().min(r.length);
-                // SAFETY: `[r.address, r.address + n)` lies in the range checked at set_range,
-                // whose region is pinned until `release` below, so it is mapped for the
-                // whole copy; other threads may write it, so it is copied, not borrowed.
-                unsafe { racy::load(r.address as *const u8, &mut dst[..n]) }
-            });
+            let start =
+                TransactionEncoder::record_sized(&mut q.buf, flags, size, headers, |i, dst| {
+                    let r = &ranges[i];
+                    let n = dst.len().min(r.length);
+                    // SAFETY: `[r.address, r.address + n)` lies in the range checked at set_range,
+                    // whose region is pinned until `release` below, so it is mapped for the
+                    // whole copy; other threads may write it, so it is copied, not borrowed.
+                    unsafe { racy::load(r.address as *const u8, &mut dst[..n]) }
+                });
             let seq = inner.queued(&mut q, start);
             (seq, inner.queue_over_limit(&q))
         };

@@ -350,6 +350,57 @@ fn record_with_lays_out_what_begin_range_and_finish_do() {
     assert_eq!((at, one), (start, steps));
 }
 
+/// Ranges whose second walk (the layout) yields longer ranges than the first (the size):
+/// `record_with` must stop the layout, never write past the record or panic.
+#[derive(Clone)]
+struct GrowingRanges {
+    walks: std::rc::Rc<std::cell::Cell<u32>>,
+    left: usize,
+}
+
+impl Iterator for GrowingRanges {
+    type Item = RangeHeader;
+    fn next(&mut self) -> Option<RangeHeader> {
+        if self.left == 0 {
+            return None;
+        }
+        if self.left == 2 {
+            self.walks.set(self.walks.get() + 1);
+        }
+        self.left -= 1;
+        let length = if self.walks.get() > 1 {
+            u64::MAX - 3
+        } else {
+            8
+        };
+        Some(RangeHeader {
+            segment: 0,
+            offset: 0,
+            length,
+            address: 0x1000,
+        })
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for GrowingRanges {}
+
+#[test]
+fn record_with_stops_the_layout_when_the_second_walk_yields_longer_ranges() {
+    let ranges = GrowingRanges {
+        walks: Default::default(),
+        left: 2,
+    };
+    let mut buf = Vec::new();
+    let mut filled = 0;
+    let at = TransactionEncoder::record_with(&mut buf, 0, ranges, |_, dst| filled += dst.len());
+    // Sized for two 8-byte ranges; the layout saw longer ones and wrote none of them.
+    assert_eq!(buf.len() - at, transaction_record_size([8, 8]) as usize);
+    assert_eq!(filled, 0);
+}
+
 #[test]
 fn record_crc_verify_refuses_short_or_mismatched_pieces_without_panicking() {
     let seed = crc_seed(&Uuid([4; 16]));

@@ -301,11 +301,17 @@ pub struct RangeHeader {
 impl RangeHeader {
     /// Encode into the first [`RANGE_HEADER_SIZE`] bytes of `buf`.
     pub fn encode_into(&self, buf: &mut [u8]) {
-        put_u32(buf, RG_SEGMENT, self.segment);
-        put_u32(buf, RG_SEGMENT + 4, 0);
-        put_u64(buf, RG_OFFSET, self.offset);
-        put_u64(buf, RG_LENGTH, self.length);
-        put_u64(buf, RG_ADDRESS, self.address);
+        buf[..RANGE_HEADER_SIZE].copy_from_slice(&self.to_bytes());
+    }
+    /// The encoded header (the segment index's upper 4 bytes are zero).
+    #[inline]
+    pub fn to_bytes(&self) -> [u8; RANGE_HEADER_SIZE] {
+        let mut b = [0u8; RANGE_HEADER_SIZE];
+        b[RG_SEGMENT..RG_SEGMENT + 4].copy_from_slice(&self.segment.to_le_bytes());
+        b[RG_OFFSET..RG_OFFSET + 8].copy_from_slice(&self.offset.to_le_bytes());
+        b[RG_LENGTH..RG_LENGTH + 8].copy_from_slice(&self.length.to_le_bytes());
+        b[RG_ADDRESS..RG_ADDRESS + 8].copy_from_slice(&self.address.to_le_bytes());
+        b
     }
     /// Decode the first [`RANGE_HEADER_SIZE`] bytes of `buf`; fails if short.
     pub fn decode(buf: &[u8]) -> Result<RangeHeader, DecodeError> {
@@ -468,12 +474,27 @@ impl TransactionEncoder {
         buf: &mut Vec<u8>,
         flags: u16,
         ranges: I,
-        mut fill: impl FnMut(usize, &mut [u8]),
+        fill: impl FnMut(usize, &mut [u8]),
     ) -> usize
     where
         I: ExactSizeIterator<Item = RangeHeader> + Clone,
     {
-        let size = transaction_record_size(ranges.clone().map(|r| r.length)) as usize;
+        let size = transaction_record_size(ranges.clone().map(|r| r.length));
+        Self::record_sized(buf, flags, size, ranges, fill)
+    }
+
+    /// [`TransactionEncoder::record_with`] for a caller that has computed the record's size
+    /// already (`size`: [`transaction_record_size`] of the ranges' lengths, for its own
+    /// checks), so `ranges` is walked once. A range that does not fit `size` ends the layout
+    /// early, as in `record_with`; a `size` below [`RECORD_MIN_SIZE`] is taken as that.
+    pub fn record_sized(
+        buf: &mut Vec<u8>,
+        flags: u16,
+        size: u64,
+        ranges: impl ExactSizeIterator<Item = RangeHeader>,
+        mut fill: impl FnMut(usize, &mut [u8]),
+    ) -> usize {
+        let size = size.max(RECORD_MIN_SIZE) as usize;
         let start = buf.len();
         buf.resize(start + size, 0);
         let rec = &mut buf[start..];
@@ -482,21 +503,23 @@ impl TransactionEncoder {
         put_u16(rec, RH_FLAGS, flags);
         put_u64(rec, RH_LENGTH, size as u64);
         put_u32(rec, RH_RANGE_COUNT, ranges.len() as u32);
-        let body_end = size - RECORD_TRAILER_SIZE;
+        // Every range lies in the body (between header and trailer); `at` never passes it.
+        let body = &mut rec[..size - RECORD_TRAILER_SIZE];
         let mut at = RECORD_HEADER_SIZE;
         for (i, range) in ranges.enumerate() {
-            let need = RangeHeader::encoded_size(range.length) as usize;
-            let Some(slot) = rec.get_mut(at..(at + need).min(body_end)) else {
-                break;
-            };
-            if slot.len() < need {
+            // The room left bounds the length first, so the sum below cannot overflow.
+            let room = body.len() - at;
+            if range.length > room as u64 {
                 break;
             }
-            range.encode_into(&mut slot[..RANGE_HEADER_SIZE]);
-            fill(
-                i,
-                &mut slot[RANGE_HEADER_SIZE..RANGE_HEADER_SIZE + range.length as usize],
-            );
+            let length = range.length as usize;
+            let need = RANGE_HEADER_SIZE + length.next_multiple_of(RECORD_ALIGN as usize);
+            let Some(slot) = body.get_mut(at..at + need) else {
+                break;
+            };
+            let (header, data) = slot.split_at_mut(RANGE_HEADER_SIZE);
+            header.copy_from_slice(&range.to_bytes());
+            fill(i, &mut data[..length]);
             at += need;
         }
         start

@@ -186,6 +186,17 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// [`Ctx::unlink`] of free block `b`, read and checked in this call with nothing written
+    /// since: its links and length are known, so they are not read again.
+    fn unlink_block(&mut self, b: &FreeBlock, list: u64) -> Result<(), Error> {
+        self.index_large(list, b.chunks, b.address, false);
+        self.relink(list, b.prev, b.next, b.next, b.prev)?;
+        if b.prev == 0 && b.next == 0 {
+            self.set_nonempty(list, false);
+        }
+        Ok(())
+    }
+
     /// Point the neighbours `prev` and `next` (0: none) of a block on `list` past it: the
     /// predecessor's next link (or the list head) becomes `prev_to`, the successor's prev
     /// link `next_to`.
@@ -312,7 +323,7 @@ impl Ctx<'_> {
 
     /// Shrink free block `b` (on `list`) to its first `rest` chunks, moving it to the list it
     /// then belongs on. Its new foot is written by the caller. The target list's head must have
-    /// been checked.
+    /// been checked, and `b` read in this call with nothing written since.
     fn shrink(&mut self, b: &FreeBlock, list: u64, rest: u64) -> Result<(), Error> {
         let rest_list = self.geometry().list_for(rest);
         if rest_list == list {
@@ -320,18 +331,19 @@ impl Ctx<'_> {
             self.index_large(list, rest, b.address, true);
             self.put(b.address, &[head_word(BlockState::Free, rest)])
         } else {
-            self.unlink(b.address, list)?;
+            self.unlink_block(b, list)?;
             self.push(b.address, rest, rest_list)
         }
     }
 
     /// Take `chunks` chunks from free block `b` on `list` and mark them allocated: the whole
     /// block on an exact fit, else its high end, so the low remainder keeps its head and often
-    /// its place on the list. Returns the allocated block's address.
+    /// its place on the list. Returns the allocated block's address. `b` must have been read
+    /// in this call with nothing written since.
     fn take(&mut self, b: &FreeBlock, list: u64, chunks: u64) -> Result<u64, Error> {
         let g = self.geometry();
         if b.chunks == chunks {
-            self.unlink(b.address, list)?;
+            self.unlink_block(b, list)?;
             self.mark_allocated(b.address, chunks)?;
             return Ok(b.address);
         }
@@ -393,7 +405,7 @@ impl Ctx<'_> {
         };
         let block = match exact {
             Some(b) => {
-                self.unlink(b.address, chunks)?;
+                self.unlink_block(&b, chunks)?;
                 self.mark_allocated(b.address, chunks)?;
                 self.counters.exact_hits += 1;
                 b.address

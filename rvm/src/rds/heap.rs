@@ -61,7 +61,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard, Weak};
 
 use crate::format::heap::{
     foot_word, head_word, header_length, list_offset, BlockState, HeapCounters, HeapGeometry,
-    HeapHeader, COUNTERS_OFFSET, GENERATION_OFFSET, TAG_SIZE,
+    HeapHeader, COUNTERS_OFFSET, COUNTERS_WORDS, GENERATION_OFFSET, TAG_SIZE,
 };
 use crate::instance::Rvm;
 use crate::rds::alloc::{Ctx, FreePlan, LargeIndex};
@@ -73,7 +73,9 @@ use crate::rds::write_log::WriteLog;
 use crate::rds::Error;
 use crate::segment::Segment;
 use crate::sync::lock;
-use crate::tx::{queue_own_record, BeginMode, CommitMode, Queued, RegionPin, Transaction};
+use crate::tx::{
+    queue_own_record, BeginMode, CommitMode, Queued, RegionHandle, RegionPin, Transaction,
+};
 
 mod block_read;
 mod hook;
@@ -203,6 +205,9 @@ struct State {
     /// commit whose one free is that block, with the heap still at that generation (no heap
     /// call has changed it since), frees it by this plan instead of checking it again.
     checked_free: Option<(FreePlan, u64)>,
+    /// The heap region as the last record of the heap's own pinned it (unpinned now), to pin
+    /// it again without the region table (see `internal`).
+    own_region: Option<RegionHandle>,
 }
 
 impl Shared {
@@ -296,6 +301,7 @@ fn shared_for(segment: &Segment, plan: &Plan) -> Arc<Shared> {
             spare_hooks: Vec::new(),
             frees: Vec::new(),
             checked_free: None,
+            own_region: None,
         }),
         data: Arc::new(DataLock::new(segment.clone(), plan.base, plan.length)),
         layouts: Default::default(),
@@ -633,10 +639,11 @@ impl Heap {
         rvm: &Rvm,
         op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<(R, Queued), Error> {
-        // Before anything is read: the pin keeps the heap region mapped until it is dropped,
-        // after the record has copied the new values.
-        let pin = match RegionPin::new(rvm, self.shared.base as usize, self.shared.length as usize)
-        {
+        // Before anything is read: the pin keeps the heap region mapped until it is given
+        // back, after the record has copied the new values (through the region's
+        // description kept from the last call when it is still mapped).
+        let (base, length) = (self.shared.base as usize, self.shared.length as usize);
+        let pin = match RegionPin::again(st.own_region.take(), rvm, base, length) {
             Ok(pin) => pin,
             Err(e) => {
                 st.valid = false;
@@ -651,6 +658,7 @@ impl Heap {
             st.valid = false;
         }
         st.log.clear();
+        st.own_region = pin.into_handle();
         Ok((value, queued?))
     }
 
@@ -666,16 +674,24 @@ impl Heap {
     }
 
     /// A reader for the heap as memory holds it now, rebuilding the volatile index if it may
-    /// be stale. The region must be pinned or its mapped flag held.
-    fn refresh(&self, st: &mut State, view: View<'static>) -> Result<Reader<'static>, Error> {
+    /// be stale, and the counters' words. The region must be pinned or its mapped flag held.
+    fn refresh(
+        &self,
+        st: &mut State,
+        view: View<'static>,
+    ) -> Result<(Reader<'static>, CounterWords), Error> {
         let base = self.shared.base;
-        let generation = view.word(base + GENERATION_OFFSET);
-        let header_words = read_header_words(&view, base);
-        if let Some(g) = st.geometry.filter(|_| st.valid) {
-            if generation == Some(st.expected_generation) && header_words == Some(st.header_words) {
-                return Ok(Reader::new(view, g));
+        // The fixed header words, the generation and the counters in one read.
+        let front = view.words::<FRONT_WORDS>(base);
+        if let (Some(g), Some(front)) = (st.geometry.filter(|_| st.valid), front) {
+            if front[GENERATION_WORD] == st.expected_generation
+                && front[..HEADER_WORDS] == st.header_words
+            {
+                let counters = std::array::from_fn(|i| front[COUNTERS_WORD + i]);
+                return Ok((Reader::new(view, g), counters));
             }
         }
+        let header_words = read_header_words(&view, base);
         st.valid = false;
         let header = read_header(&view)?;
         let g = header.geometry;
@@ -702,20 +718,20 @@ impl Heap {
         st.expected_generation = header.counters.generation;
         st.header_words = header_words.unwrap_or([0; HEADER_WORDS]);
         st.valid = true;
-        Ok(reader)
+        let counters = reader.counter_words()?;
+        Ok((reader, counters))
     }
 
     /// Run a changing call in `tx` under the heap's lock (the frees made at `tx`'s commit):
     /// pin the heap region for `tx`, run the call ([`Heap::change`]), then declare the
-    /// written words to `tx` ([`WriteLog::declare`]). With `saves_undo` (`tx` saves old
-    /// values at `set_range`: restore mode, or forced) the old values are put back while the
-    /// ranges are declared, so `tx` saves them. Any error puts every written word back and
-    /// clears the volatile index; the caller then rolls `tx` back.
+    /// written words to `tx` with their old values from the write log
+    /// ([`WriteLog::declare`]: saved whatever `tx`'s mode, so a record refused after this
+    /// puts them back). Any error puts every written word back and clears the volatile
+    /// index; the caller then rolls `tx` back.
     fn write_op<R>(
         &self,
         st: &mut State,
         tx: &mut Transaction<'_>,
-        saves_undo: bool,
         op: impl FnOnce(&mut Ctx<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
         // Before anything is read: the pin keeps the heap region mapped until `tx` ends.
@@ -725,7 +741,7 @@ impl Heap {
         }
         // SAFETY: the region is pinned by `tx` (above) until the transaction ends.
         let value = unsafe { self.change(st, op) }?;
-        let declared = st.log.declare(tx, saves_undo);
+        let declared = st.log.declare(tx);
         if declared.is_err() {
             st.valid = false;
         }
@@ -750,8 +766,7 @@ impl Heap {
         let view = unsafe { View::of_mapped(base, self.shared.length) };
         st.log.clear();
         let result = (|| {
-            let reader = self.refresh(st, view)?;
-            let old = reader.counter_words()?;
+            let (reader, old) = self.refresh(st, view)?;
             let mut ctx = Ctx {
                 r: reader,
                 nonempty: &mut st.nonempty,
@@ -814,9 +829,9 @@ impl Heap {
         let mapped = self.mapped()?;
         // SAFETY: the region stays mapped while `mapped` is held.
         let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
-        let reader = self.refresh(st, view)?;
+        let (reader, words) = self.refresh(st, view)?;
         let counters = if counters {
-            reader.counters()?
+            HeapCounters::from_words(&words)
         } else {
             HeapCounters::default()
         };
@@ -837,6 +852,15 @@ impl Heap {
 const HEADER_WORDS: usize = (COUNTERS_OFFSET as usize - 8) / 8;
 const _: () = assert!((COUNTERS_OFFSET as usize - 8).is_multiple_of(8));
 type HeaderWords = [u64; HEADER_WORDS];
+/// The counters' words (see [`crate::format::heap::counter`] for their order).
+type CounterWords = [u64; COUNTERS_WORDS];
+/// Words from the start of the header to the end of the counters (fixed words, reserved
+/// word, counters), read at once by `Heap::refresh`; where the counters and the generation
+/// are among them.
+const FRONT_WORDS: usize = COUNTERS_WORD + COUNTERS_WORDS;
+const COUNTERS_WORD: usize = COUNTERS_OFFSET as usize / 8;
+const GENERATION_WORD: usize = GENERATION_OFFSET as usize / 8;
+const _: () = assert!(HEADER_WORDS < COUNTERS_WORD && GENERATION_WORD < FRONT_WORDS);
 
 #[inline]
 fn read_header_words(view: &View<'_>, base: u64) -> Option<HeaderWords> {

@@ -56,8 +56,13 @@ pub(super) struct Pending {
     /// Block (data address) -> the open transaction that freed it.
     freed_by: Map<u64>,
     /// Open transaction -> what it asked of the heap. A transaction has an entry from its
-    /// first malloc or free until it commits or aborts (and for ever if it is leaked).
+    /// first malloc or free until it commits or aborts (and for ever if it is leaked): here,
+    /// or in `hot`.
     by_transaction: Map<Requests>,
+    /// The books of one open transaction kept out of `by_transaction`: a transaction that
+    /// opens its books when this is free gets it, so while transactions use the heap one at
+    /// a time, none of them costs a lookup in the map.
+    hot: Option<(u64, Requests)>,
     /// Emptied entries of ended transactions, reused so a transaction's books allocate
     /// nothing in the common case.
     spare: Vec<Requests>,
@@ -77,7 +82,23 @@ impl Pending {
     /// hook already).
     #[cfg(test)]
     pub(super) fn knows(&self, transaction: u64) -> bool {
-        self.by_transaction.contains_key(&transaction)
+        self.books(transaction).is_some()
+    }
+
+    /// The books of `transaction`, if it has any.
+    fn books(&self, transaction: u64) -> Option<&Requests> {
+        match &self.hot {
+            Some((t, r)) if *t == transaction => Some(r),
+            _ => self.by_transaction.get(&transaction),
+        }
+    }
+
+    /// Take the books of `transaction` out (it has ended).
+    fn take_books(&mut self, transaction: u64) -> Option<Requests> {
+        if matches!(&self.hot, Some((t, _)) if *t == transaction) {
+            return self.hot.take().map(|(_, r)| r);
+        }
+        self.by_transaction.remove(&transaction)
     }
 
     /// Start tracking `transaction` (its first heap call); false if it is tracked already.
@@ -87,10 +108,20 @@ impl Pending {
 
     /// The books of `transaction`, opened if need be (then with `true`).
     fn requests(&mut self, transaction: u64) -> (&mut Requests, bool) {
-        match self.by_transaction.entry(transaction) {
-            Entry::Occupied(e) => (e.into_mut(), false),
-            Entry::Vacant(v) => (v.insert(self.spare.pop().unwrap_or_default()), true),
+        let in_hot = matches!(&self.hot, Some((t, _)) if *t == transaction);
+        let opens_hot = self.hot.is_none()
+            && (self.by_transaction.is_empty() || !self.by_transaction.contains_key(&transaction));
+        if !in_hot && !opens_hot {
+            return match self.by_transaction.entry(transaction) {
+                Entry::Occupied(e) => (e.into_mut(), false),
+                Entry::Vacant(v) => (v.insert(self.spare.pop().unwrap_or_default()), true),
+            };
         }
+        let spare = &mut self.spare;
+        let (_, books) = self
+            .hot
+            .get_or_insert_with(|| (transaction, spare.pop().unwrap_or_default()));
+        (books, opens_hot)
     }
 
     /// Keep the emptied books of an ended transaction for the next one.
@@ -131,7 +162,7 @@ impl Pending {
     /// [`Pending::committed`]). Nothing changes until then.
     pub(super) fn frees_of(&self, transaction: u64, out: &mut Vec<u64>) {
         out.clear();
-        if let Some(r) = self.by_transaction.get(&transaction) {
+        if let Some(r) = self.books(transaction) {
             out.extend(r.freed.iter().copied().filter(|a| {
                 self.freed_by.get(a) == Some(&transaction)
                     && self.allocated_by.get(a).is_none_or(|by| *by == transaction)
@@ -147,7 +178,7 @@ impl Pending {
             self.freed_by.remove(a);
             self.allocated_by.remove(a);
         }
-        let Some(r) = self.by_transaction.remove(&transaction) else {
+        let Some(r) = self.take_books(transaction) else {
             return;
         };
         for a in &r.allocated {
@@ -157,7 +188,14 @@ impl Pending {
                 }
             }
         }
-        for a in &r.freed {
+        // `freed` is a subsequence of `r.freed` (see `frees_of`): as long, it is all of them,
+        // and none is left to hand over.
+        let handed = if freed.len() == r.freed.len() {
+            &[][..]
+        } else {
+            &r.freed[..]
+        };
+        for a in handed {
             if self.freed_by.get(a) != Some(&transaction) {
                 continue;
             }
@@ -179,7 +217,7 @@ impl Pending {
     /// free of them.
     pub(super) fn aborted(&mut self, transaction: u64) -> Vec<u64> {
         let mut free_again = Vec::new();
-        let Some(r) = self.by_transaction.remove(&transaction) else {
+        let Some(r) = self.take_books(transaction) else {
             return free_again;
         };
         for a in &r.freed {
@@ -202,7 +240,8 @@ impl Pending {
     pub(super) fn clear(&mut self) {
         self.allocated_by.clear();
         self.freed_by.clear();
-        for r in self.by_transaction.values_mut() {
+        let hot = self.hot.as_mut().map(|(_, r)| r);
+        for r in self.by_transaction.values_mut().chain(hot) {
             r.allocated.clear();
             r.freed.clear();
         }
@@ -282,6 +321,44 @@ mod tests {
         );
         assert_eq!(q.aborted(1), vec![0x100], "or by its abort");
         assert_eq!((q.allocations_open(), q.frees_open()), (0, 0));
+    }
+
+    /// The first transaction's books are kept out of the map (`hot`); a second one open at
+    /// the same time goes into the map, and stays found there after the first has ended.
+    #[test]
+    fn books_kept_apart_from_the_map_and_in_it_are_both_found() {
+        let mut p = Pending::default();
+        assert!(p.allocated(1, 0x100), "opens transaction 1's books");
+        assert!(p.freed(2, 0x200), "opens transaction 2's books");
+        assert!(!p.freed(2, 0x280));
+        p.committed(1, &frees_of(&p, 1));
+        assert!(!p.knows(1));
+        assert!(
+            !p.allocated(2, 0x300),
+            "still transaction 2's books, not new ones"
+        );
+        assert!(p.allocated(3, 0x400), "opens transaction 3's books");
+        assert_eq!(frees_of(&p, 2), vec![0x200, 0x280]);
+        p.committed(2, &frees_of(&p, 2));
+        assert!(!p.knows(2));
+        assert_eq!(p.aborted(3), vec![0x400]);
+        assert_eq!((p.allocations_open(), p.frees_open()), (0, 0));
+    }
+
+    /// A commit that frees its own block and another open transaction's allocation frees
+    /// the first and hands the second over.
+    #[test]
+    fn a_commit_freeing_its_own_block_and_anothers_hands_only_the_others_over() {
+        let mut p = Pending::default();
+        p.allocated(1, 0x100);
+        p.freed(2, 0x200);
+        p.freed(2, 0x100);
+        let freed = frees_of(&p, 2);
+        assert_eq!(freed, vec![0x200]);
+        p.committed(2, &freed);
+        assert_eq!(p.freer_of(0x200), None);
+        assert_eq!(p.freer_of(0x100), Some(1));
+        assert_eq!(frees_of(&p, 1), vec![0x100]);
     }
 
     #[test]

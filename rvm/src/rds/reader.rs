@@ -4,9 +4,9 @@
 
 use crate::format::heap::HEAP_FORMAT_VERSION;
 use crate::format::heap::{
-    foot_word, list_offset, BlockState, HeapCounters, HeapGeometry, HeapHeader, Tag, TagEnd,
-    COUNTERS_OFFSET, COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, HEADER_FIXED_SIZE,
-    TAG_SIZE, USER_DATA_OFFSET,
+    foot_word, list_offset, BlockState, HeapGeometry, HeapHeader, Tag, TagEnd, COUNTERS_OFFSET,
+    COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, HEADER_FIXED_SIZE, TAG_SIZE,
+    USER_DATA_OFFSET,
 };
 use crate::rds::view::View;
 use crate::rds::Error;
@@ -180,10 +180,6 @@ impl<'v> Reader<'v> {
             Some(w) => Ok(w),
             None => Err(outside(at)),
         }
-    }
-
-    pub(crate) fn counters(&self) -> Result<HeapCounters, Error> {
-        Ok(HeapCounters::from_words(&self.counter_words()?))
     }
 
     /// The counters as stored (see [`crate::format::heap::counter`] for their order).

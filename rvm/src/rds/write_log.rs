@@ -1,11 +1,11 @@
 //! A heap call's write log: the words it wrote to the heap region, with their old values, and
 //! the runs of adjacent words they form. A changing heap call writes memory at once (so its
 //! own later reads see its writes) and records each word here. Once the call has succeeded,
-//! the runs are declared to the call's transaction, one `set_range` each
+//! the runs are declared to the call's transaction with their old values from the log
 //! ([`WriteLog::declare`]), or queued as a record of their own ([`WriteLog::runs`]); if it
 //! fails, every word gets its old value back ([`WriteLog::put_back`]). Declaring after
-//! writing keeps the ranges few (a run is often several writes) and lets the heap's own
-//! record save no old values of its own.
+//! writing keeps the ranges few (a run is often several writes), and neither the
+//! transaction nor the heap's own record reads an old value from memory again.
 //!
 //! Every address here was checked by the caller ([`crate::rds::alloc`]'s `Ctx::put`) to lie
 //! inside the heap region, 8-byte aligned, and the region is pinned by the call's
@@ -14,20 +14,18 @@
 use crate::rds::Error;
 use crate::tx::Transaction;
 
-/// One word a heap call wrote: its address, its value before the write and the value
-/// written.
+/// One word a heap call wrote: its address and its value before the write.
 #[derive(Clone, Copy, Debug)]
 struct Word {
     at: u64,
     old: u64,
-    new: u64,
 }
 
 /// The write log of the heap call in progress (kept in the heap's state to reuse its
 /// allocations; empty between calls).
 #[derive(Default, Debug)]
 pub(super) struct WriteLog {
-    /// Every word written, in order.
+    /// Every word written, with its old value, in order.
     words: Vec<Word>,
     /// `[start, end)` runs covering the words, sorted and apart (a write touching a run
     /// joins it, and runs it makes touch are merged).
@@ -53,15 +51,15 @@ impl WriteLog {
     /// transaction pins, and `at` must be 8-byte aligned.
     #[inline]
     pub(super) unsafe fn put(&mut self, at: u64, words: &[u64]) {
-        for (i, &new) in words.iter().enumerate() {
+        self.words.extend(words.iter().enumerate().map(|(i, &new)| {
             let at = at + 8 * i as u64;
             // SAFETY: inside the pinned heap region and aligned (the contract); other threads
             // may read it, so it is accessed with race-defined accesses.
             let old = unsafe { crate::racy::load_u64(at as usize as *const u8) };
             // SAFETY: as above.
             unsafe { crate::racy::store_u64(at as usize as *mut u8, new) };
-            self.words.push(Word { at, old, new });
-        }
+            Word { at, old }
+        }));
         let (at, end) = (at as usize, (at + 8 * words.len() as u64) as usize);
         let runs = &mut self.runs;
         let mut i = 0;
@@ -94,27 +92,17 @@ impl WriteLog {
         }
     }
 
-    /// Declare every run to `tx`, in address order (memory holds the new values). With
-    /// `saves_undo` (`tx` saves old values at `set_range`: restore mode, or forced) the old
-    /// values are put back while the runs are declared, so `tx` saves them, then the new ones
-    /// stored again. On an error every written word has its old value back.
-    pub(super) fn declare(&self, tx: &mut Transaction<'_>, saves_undo: bool) -> Result<(), Error> {
-        if saves_undo {
+    /// Declare every run to `tx`, in address order (memory holds the new values), with the
+    /// old values the log holds ([`Transaction::declare_written`]: saved whatever `tx`'s
+    /// mode, so a record refused after this puts them back). On an error every written word
+    /// has its old value back.
+    pub(super) fn declare(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
+        // Sorted and merged: fewer ranges, and the commit's coalescing finds them in order.
+        let writes = self.words.iter().map(|w| (w.at as usize, w.old));
+        let declared = tx.declare_written(&self.runs, writes);
+        if let Err(e) = declared {
             self.put_back();
-        }
-        // Sorted and merged: fewer `set_range`s, and the commit's coalescing finds them in
-        // order.
-        for &(start, end) in &self.runs {
-            if let Err(e) = tx.set_range(start, end - start) {
-                self.put_back();
-                return Err(e.into());
-            }
-        }
-        if saves_undo {
-            for w in &self.words {
-                // SAFETY: recorded by `put` (inside the pinned heap region) and now declared.
-                unsafe { crate::racy::store_u64(w.at as usize as *mut u8, w.new) };
-            }
+            return Err(e.into());
         }
         Ok(())
     }

@@ -18,12 +18,28 @@ use crate::format::log::{transaction_record_size, RangeHeader, TransactionEncode
 use crate::instance::{PinWord, Rvm};
 use crate::racy;
 
-/// A mapped region pinned (kept mapped) without a transaction, until dropped.
+/// A mapped region pinned (kept mapped) without a transaction, until dropped or given back
+/// as a [`RegionHandle`].
 pub(crate) struct RegionPin {
     start: usize,
     end: usize,
     slot: u32,
     segment_offset: u64,
+    /// `Inner::id` of the instance whose region table holds the region.
+    instance: u64,
+    /// The region's pin word, pinned once by this value (`None` once given back).
+    pins: Option<Arc<PinWord>>,
+}
+
+/// What a [`RegionPin`] knew of its region, kept (unpinned) to pin the same region again
+/// without the region table: [`RegionPin::again`]. Holding it keeps nothing mapped; a pin
+/// through it fails once the region is unmapped (its pin word is retired for good).
+pub(crate) struct RegionHandle {
+    start: usize,
+    end: usize,
+    slot: u32,
+    segment_offset: u64,
+    instance: u64,
     pins: Arc<PinWord>,
 }
 
@@ -39,14 +55,62 @@ impl RegionPin {
             end: region.end,
             slot: region.slot,
             segment_offset: region.segment_offset,
-            pins: region.pin,
+            instance: rvm.inner.id,
+            pins: Some(region.pin),
+        })
+    }
+
+    /// [`RegionPin::new`], through `handle` when it describes a region of `rvm` holding the
+    /// bytes that is still mapped (one atomic read-modify-write, no region table), as a
+    /// transaction pins its thread's recent region.
+    ///
+    /// # Errors
+    /// As for [`RegionPin::new`].
+    pub(crate) fn again(
+        handle: Option<RegionHandle>,
+        rvm: &Rvm,
+        address: usize,
+        length: usize,
+    ) -> Result<RegionPin> {
+        if let Some(h) = handle {
+            let covers =
+                address >= h.start && address.checked_add(length).is_some_and(|e| e <= h.end);
+            // A pin that succeeds proves the region is still mapped (an unmap retires the pin
+            // word before it unmaps), so the description is still true.
+            if h.instance == rvm.inner.id && covers && h.pins.try_pin() {
+                return Ok(RegionPin {
+                    start: h.start,
+                    end: h.end,
+                    slot: h.slot,
+                    segment_offset: h.segment_offset,
+                    instance: h.instance,
+                    pins: Some(h.pins),
+                });
+            }
+        }
+        RegionPin::new(rvm, address, length)
+    }
+
+    /// Unpin, keeping the description for [`RegionPin::again`].
+    pub(crate) fn into_handle(mut self) -> Option<RegionHandle> {
+        let pins = self.pins.take()?;
+        pins.unpin();
+        Some(RegionHandle {
+            start: self.start,
+            end: self.end,
+            slot: self.slot,
+            segment_offset: self.segment_offset,
+            instance: self.instance,
+            pins,
         })
     }
 }
 
 impl Drop for RegionPin {
     fn drop(&mut self) {
-        self.pins.unpin();
+        if let Some(pins) = &self.pins {
+            pins.unpin();
+        }
     }
 }
 
@@ -120,7 +184,7 @@ pub(crate) fn queue_own_record(
             length: (end - address) as u64,
             address: address as u64,
         });
-        let start = TransactionEncoder::record_with(&mut q.buf, flags, headers, |i, dst| {
+        let start = TransactionEncoder::record_sized(&mut q.buf, flags, size, headers, |i, dst| {
             let (address, end) = ranges[i];
             let n = dst.len().min(end - address);
             // SAFETY: `[address, address + n)` lies inside the pinned region (checked

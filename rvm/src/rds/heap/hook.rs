@@ -99,18 +99,16 @@ impl TxHook for HeapHook {
         let mut frees = std::mem::take(&mut st.frees);
         st.pending.frees_of(self.transaction, &mut frees);
         if !frees.is_empty() {
-            // Old values are saved even in no-restore mode: a record refused after this
-            // must put the heap back, under the lock, before anybody else sees it.
-            tx.set_force_undo(true);
             // A lone free checked at the call with nothing changed since is not checked again.
             let checked = st.checked_free.take().filter(|_| frees.len() == 1);
-            let freed = heap.write_op(&mut st, tx, true, |c| {
+            // Old values are saved even in no-restore mode (`write_op`): a record refused
+            // after this must put the heap back, under the lock, before anybody else sees it.
+            let freed = heap.write_op(&mut st, tx, |c| {
                 for a in &frees {
                     c.free_planned(*a, checked)?;
                 }
                 Ok(())
             });
-            tx.set_force_undo(false);
             if let Err(e) = freed {
                 tx.fail();
                 let compensation = heap.aborted(&mut st, rvm, self.transaction);

@@ -1,0 +1,102 @@
+//! Ranges a library declares on a transaction *after* writing them, with their old values
+//! given (`Transaction::declare_written`): the RDS heap's frees at commit, whose write log
+//! knows every word's value from before the write.
+
+use super::{Range, Transaction};
+use crate::error::{Error, Result};
+
+impl Transaction<'_> {
+    /// Declare `runs` (`[start, end)`, each inside one mapped region, which must be pinned
+    /// already: [`Transaction::pin`]), which the caller has *already written*, with their old
+    /// values given: `writes` holds every 8-byte word the caller wrote in them, as (address,
+    /// value before that write), in the order written, so that every byte of the runs is in
+    /// some word. Each write is saved as an undo entry of its own whatever the mode, so a
+    /// refused record (or [`Transaction::fail`]) puts them back last write first, which
+    /// leaves every word with the value it had before its first write. For a hook's changes
+    /// at commit (the RDS heap's frees): its write log knows every old value, so nothing is
+    /// put back and read from memory again, and the runs cost one call.
+    ///
+    /// # Errors
+    /// As for [`Transaction::set_range`], and [`Error::NotMapped`] for a write outside the
+    /// runs; nothing is declared then (the caller puts its bytes back itself).
+    pub(crate) fn declare_written(
+        &mut self,
+        runs: &[(usize, usize)],
+        writes: impl ExactSizeIterator<Item = (usize, u64)> + Clone,
+    ) -> Result<()> {
+        self.check_open()?;
+        // The common case: every run is non-empty and the span from the lowest to the
+        // highest byte lies in the region of the last range (the heap region, pinned), and
+        // there are no range locks to take: the runs need one region check between them.
+        let (mut low, mut high, mut non_empty) = (usize::MAX, 0, true);
+        for &(start, end) in runs {
+            non_empty &= end > start;
+            low = low.min(start);
+            high = high.max(end);
+        }
+        let region = self.bufs.last_region.filter(|r| {
+            non_empty && high > low && self.rvm.inner.locks.is_none() && r.covers(low, high - low)
+        });
+        let declared = self.bufs.ranges.len();
+        match region {
+            Some(region) => self
+                .bufs
+                .ranges
+                .extend(runs.iter().map(|&(start, end)| Range {
+                    address: start,
+                    length: end - start,
+                    region_start: region.start,
+                    slot: region.slot,
+                    segment_offset: region.segment_offset + (start - region.start) as u64,
+                })),
+            // Runs in several regions, or range locks to take (isolation): run by run.
+            None => {
+                for &(start, end) in runs {
+                    let length = end.saturating_sub(start);
+                    if length == 0 {
+                        continue;
+                    }
+                    match self.region_locked(start, length) {
+                        Ok(region) => self.push_range(start, length, region),
+                        Err(e) => {
+                            self.bufs.ranges.truncate(declared);
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        let bufs = &mut **self.bufs;
+        // Restoring a word writes it: each must lie in a run, so in a pinned region.
+        let outside = writes.clone().find(|&(address, _)| match region {
+            Some(_) => address < low || address.checked_add(8).is_none_or(|e| e > high),
+            None => !bufs.ranges[declared..].iter().any(|r| {
+                address >= r.address
+                    && address
+                        .checked_add(8)
+                        .is_some_and(|e| e <= r.address + r.length)
+            }),
+        });
+        if let Some((address, _)) = outside {
+            bufs.ranges.truncate(declared);
+            return Err(Error::NotMapped {
+                address: address as u64,
+                length: 8,
+            });
+        }
+        let (at, first) = (bufs.undo.len(), bufs.undo_index.len());
+        bufs.undo_index.extend(
+            writes
+                .clone()
+                .enumerate()
+                .map(|(i, (address, _))| (address, 8, at + 8 * i)),
+        );
+        // Every entry's 8 bytes exist, whatever a second walk of `writes` yields.
+        bufs.undo
+            .resize(at + 8 * (bufs.undo_index.len() - first), 0);
+        for (bytes, (_, old)) in bufs.undo[at..].chunks_exact_mut(8).zip(writes) {
+            bytes.copy_from_slice(&old.to_le_bytes());
+        }
+        Ok(())
+    }
+}
