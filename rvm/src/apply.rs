@@ -41,6 +41,11 @@ const PAGE_FILTER_BITS: usize = 1 << 18;
 const PAGE_BYTES: u64 = 4096;
 /// A range spanning more pages than this has them counted without the filter.
 const PAGES_FILTERED_MAX: u64 = 64;
+/// Low bits of a packed sort key that hold the entry's index (a slice holds at most
+/// `SLICE_ENTRIES_MAX` entries).
+const INDEX_BITS: u32 = SLICE_ENTRIES_MAX.trailing_zeros();
+/// The index bits of a packed sort key.
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
 
 #[derive(Clone, Copy)]
 struct Entry {
@@ -72,6 +77,10 @@ pub(crate) struct Applier {
     page_filter: Vec<u64>,
     /// Pages counted in `page_filter` (plus the pages of long ranges).
     stage_pages: u64,
+    /// The entries' indices in position order, while a slice is written (packed sort keys:
+    /// see `order_by_position`), and the radix sort's scratch space; kept between slices.
+    order: Vec<u64>,
+    scratch: Vec<u64>,
 }
 
 type Resolved = Option<(DeviceRef, SegmentHeader)>;
@@ -116,6 +125,8 @@ impl Applier {
             touched: BTreeSet::new(),
             page_filter: Vec::new(),
             stage_pages: 0,
+            order: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -236,34 +247,68 @@ impl Applier {
         Ok(self.touched)
     }
 
+    /// Fill `self.order` with the entries' indices in (segment, offset) order: packed above
+    /// the index as one `u64` key and radix-sorted when segment and offset fit (always, for
+    /// segments under 16 TiB), else by a comparison sort.
+    fn order_by_position(&mut self) {
+        let entries = &self.entries;
+        self.order.clear();
+        let (slot_max, offset_max) = entries
+            .iter()
+            .fold((0u32, 0u64), |(s, o), e| (s.max(e.slot), o.max(e.offset)));
+        let offset_bits = 64 - offset_max.leading_zeros();
+        let slot_bits = 32 - slot_max.leading_zeros();
+        if INDEX_BITS + offset_bits + slot_bits <= 64 {
+            // A shift of 64 (no bits left for the segment) leaves only segment 0.
+            let slot_shift = INDEX_BITS + offset_bits;
+            self.order.extend(entries.iter().enumerate().map(|(i, e)| {
+                u64::from(e.slot).checked_shl(slot_shift).unwrap_or(0)
+                    | (e.offset << INDEX_BITS)
+                    | i as u64
+            }));
+            crate::radix::sort_by_high_bits(&mut self.order, &mut self.scratch, INDEX_BITS);
+        } else {
+            self.order.extend(0..entries.len() as u64);
+            self.order.sort_unstable_by_key(|&i| {
+                let e = &entries[i as usize];
+                (e.slot, e.offset)
+            });
+        }
+    }
+
     fn write_slice(&mut self, target: Target<'_>) -> Result<()> {
         if self.entries.is_empty() {
             return Ok(());
         }
         // By position. Ranges that start at the same offset overlap, so they fall into one
         // cluster, which is put in age order below.
-        self.entries.sort_unstable_by_key(|e| (e.slot, e.offset));
-        let entries = &mut self.entries[..];
+        self.order_by_position();
+        let entries = &self.entries;
+        let entry = |v: u64| &entries[(v & INDEX_MASK) as usize];
+        let order = &mut self.order[..];
         let mut i = 0;
-        while i < entries.len() {
-            let slot = entries[i].slot;
+        while i < order.len() {
+            let slot = entry(order[i]).slot;
             let mut writes: Vec<(u64, &[u8])> = Vec::new();
-            while i < entries.len() && entries[i].slot == slot {
+            while i < order.len() && entry(order[i]).slot == slot {
                 // A cluster: ranges that overlap one another (transitively).
-                let mut cluster_end = entries[i].offset + entries[i].length;
+                let first = entry(order[i]);
+                let mut cluster_end = first.offset + first.length;
                 let mut j = i + 1;
-                while j < entries.len()
-                    && entries[j].slot == slot
-                    && entries[j].offset < cluster_end
-                {
-                    cluster_end = cluster_end.max(entries[j].offset + entries[j].length);
+                while j < order.len() {
+                    let e = entry(order[j]);
+                    if e.slot != slot || e.offset >= cluster_end {
+                        break;
+                    }
+                    cluster_end = cluster_end.max(e.offset + e.length);
                     j += 1;
                 }
                 if j - i > 1 {
                     // Oldest first, so the newest value of every byte is written last.
-                    entries[i..j].sort_unstable_by_key(|e| e.seq);
+                    order[i..j].sort_unstable_by_key(|&v| entry(v).seq);
                 }
-                for e in &entries[i..j] {
+                for &v in &order[i..j] {
+                    let e = entry(v);
                     writes.push((
                         e.offset,
                         &self.data[e.data_at..e.data_at + e.length as usize],
@@ -471,6 +516,42 @@ mod tests {
             "{e:?}"
         );
         assert!(applier.targets.len() <= SEGMENTS_PER_LOG_MAX + 1);
+    }
+
+    /// The position order is by segment, then offset, whether the keys are packed and
+    /// radix-sorted (small offsets, several segments) or compared (offsets too large to pack
+    /// with the segment index).
+    #[test]
+    fn position_order_is_by_segment_then_offset_packed_or_not() {
+        let mut x: u64 = 4242;
+        for offset_mask in [(1u64 << 26) - 1, u64::MAX >> 1] {
+            let mut applier = Applier::new("log", 1 << 16);
+            for n in 0..3000u64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                applier.entries.push(Entry {
+                    slot: (x >> 60) as u32 % 3,
+                    seq: n,
+                    offset: x & offset_mask,
+                    length: 1,
+                    data_at: 0,
+                });
+            }
+            applier.order_by_position();
+            let got: Vec<(u32, u64)> = applier
+                .order
+                .iter()
+                .map(|&v| {
+                    let e = &applier.entries[(v & INDEX_MASK) as usize];
+                    (e.slot, e.offset)
+                })
+                .collect();
+            let mut expected: Vec<(u32, u64)> =
+                applier.entries.iter().map(|e| (e.slot, e.offset)).collect();
+            expected.sort_unstable();
+            assert_eq!(got, expected, "offset mask {offset_mask:#x}");
+        }
     }
 
     /// Applying random overlapping ranges gives the same bytes as applying them one by one

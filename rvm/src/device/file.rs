@@ -355,21 +355,26 @@ impl Device for FileDevice {
                 i = j;
                 continue;
             }
-            // Not cleared: a resize zero-fills only past what an earlier run of this call
-            // used, and every byte of this run is written below, by the read of the gaps or,
-            // without gaps, by the pieces (whose union is then exactly `start..end`).
-            buf.resize((end - start) as usize, 0);
+            // The buffer only grows (zero-filled once, as it grows) and each run uses its
+            // first `end - start` bytes. Not cleared: every byte of the run is written below,
+            // by the read of the gaps or, without gaps, by the pieces (whose union is then
+            // exactly `start..end`).
+            let len = (end - start) as usize;
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            let run = &mut buf[..len];
             if gaps {
                 // A long run is read with readahead (the next run is likely just after it);
                 // short runs scattered over the file without (see `NoReadahead`).
                 no_readahead.set(end - start < READAHEAD_RUN_BYTES_MIN);
-                read_up_to(&self.file, &mut buf, start)?;
+                read_up_to(&self.file, run, start)?;
             }
             for &(at, bytes) in &pieces[i..j] {
                 let from = (at - start) as usize;
-                buf[from..from + bytes.len()].copy_from_slice(bytes);
+                run[from..from + bytes.len()].copy_from_slice(bytes);
             }
-            self.write_at(&buf, start)?;
+            self.write_at(run, start)?;
             i = j;
         }
         Ok(())
