@@ -151,7 +151,7 @@ impl Inner {
     /// while the rest is applied (a producer faster than truncation waits less), and a crash
     /// in the middle replays only what was not staged yet.
     pub(crate) fn truncate_now(&self, background: bool) -> Result<()> {
-        let _one = lock(&self.truncate_lock);
+        let mut spare = lock(&self.truncate_lock);
         self.check_failed()?;
         let started = Instant::now();
         let (head_offset, head_lsn, tail_offset, next_lsn, applied_lsn, mut touched, live) = {
@@ -187,13 +187,14 @@ impl Inner {
                 let target = |i: u32| targets.get(i as usize).cloned().flatten();
                 // Stages only in the background: an explicit or out-of-space truncation has
                 // its caller waiting for all of it, and would only pay more syncs.
+                let applier = Applier::reusing(&self.log_name, live, spare.take());
                 let (mut applier, stage_bytes) = if background {
                     (
-                        Applier::new(&self.log_name, live).count_stage_pages(),
+                        applier.count_stage_pages(),
                         (self.area_end - self.area_start) / TRUNCATION_STAGES,
                     )
                 } else {
-                    (Applier::new(&self.log_name, live), u64::MAX)
+                    (applier, u64::MAX)
                 };
                 let mut staged = 0;
                 reader.walk_bodies(head_offset, head_lsn, next_lsn, |offset, header, body| {
@@ -224,7 +225,9 @@ impl Inner {
                     }
                     Ok(())
                 })?;
-                touched.extend(applier.finish(&target)?);
+                let (written, buffers) = applier.finish_keeping(&target)?;
+                touched.extend(written);
+                *spare = buffers;
             }
             self.sync_segments(&touched)?;
             let truncated_ms = now_ms();
