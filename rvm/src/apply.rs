@@ -91,7 +91,6 @@ type Resolved = Option<(DeviceRef, SegmentHeader)>;
 
 /// The memory of an [`Applier`] that one truncation hands to the next (empty vectors with
 /// their capacity).
-#[derive(Default)]
 pub(crate) struct ApplyBuffers {
     entries: Vec<Entry>,
     data: Vec<u8>,
@@ -146,12 +145,17 @@ impl Applier {
         let bytes = log_bytes.min(SLICE_BYTES_MAX as u64) as usize;
         // Every range costs at least a range header of log.
         let ranges = (bytes / RANGE_HEADER_SIZE).min(SLICE_ENTRIES_MAX);
-        let mut b = spare.unwrap_or_default();
-        // Empty already (see `finish_keeping`); `reserve` counts from the length.
+        // Kept buffers are used as they are (cleared): reserving more in them would copy
+        // (and fault in) their whole capacity wherever `realloc` cannot grow them in place,
+        // for room the estimate above rarely needs; they grow by doubling if it does.
+        let mut b = spare.unwrap_or_else(|| ApplyBuffers {
+            entries: Vec::with_capacity(ranges),
+            data: Vec::with_capacity(bytes),
+            order: Vec::new(),
+            scratch: Vec::new(),
+        });
         b.entries.clear();
         b.data.clear();
-        b.entries.reserve(ranges);
-        b.data.reserve(bytes);
         Applier {
             log_name: log_name.to_string(),
             entries: b.entries,
