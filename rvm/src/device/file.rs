@@ -329,6 +329,7 @@ impl Device for FileDevice {
             file: &self.file,
             advised: false,
         };
+        let mut writeback = Writeback::new(&self.file);
         let mut buf = Vec::new();
         let mut i = 0;
         while i < pieces.len() {
@@ -352,6 +353,7 @@ impl Device for FileDevice {
             }
             if j == i + 1 {
                 self.write_at(first, first_at)?;
+                writeback.wrote(first_at, end);
                 i = j;
                 continue;
             }
@@ -375,11 +377,73 @@ impl Device for FileDevice {
                 run[from..from + bytes.len()].copy_from_slice(bytes);
             }
             self.write_at(run, start)?;
+            writeback.wrote(start, end);
             i = j;
         }
+        writeback.start();
         Ok(())
     }
 }
+
+/// Starts the writeback of what [`FileDevice::write_pieces`] wrote, every
+/// `WRITEBACK_START_BYTES` and at the end of the call (`sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`: the pages go to the disk now, and the caller's `fdatasync` then
+/// waits for them). Without it a truncation's pages (most of a segment, for small scattered
+/// ranges) reached the disk in one burst at that `fdatasync`, and the log's syncs of the
+/// commits flushed meanwhile queued behind the burst (measured: the no_flush sustained run's
+/// flushes took 1.2-1.3x as long). It only moves when pages are written, never what is
+/// durable or what a read returns, so its result is not needed (a failure shows at the
+/// `fdatasync`).
+struct Writeback<'a> {
+    file: &'a File,
+    /// The span written since the last start, and the bytes written in it.
+    from: u64,
+    to: u64,
+    bytes: u64,
+}
+
+impl<'a> Writeback<'a> {
+    fn new(file: &'a File) -> Self {
+        Writeback {
+            file,
+            from: u64::MAX,
+            to: 0,
+            bytes: 0,
+        }
+    }
+
+    /// `from..to` was written.
+    fn wrote(&mut self, from: u64, to: u64) {
+        self.from = self.from.min(from);
+        self.to = self.to.max(to);
+        self.bytes += to - from;
+        if self.bytes >= WRITEBACK_START_BYTES {
+            self.start();
+        }
+    }
+
+    /// Start the writeback of what was written since the last start.
+    fn start(&mut self) {
+        if self.from < self.to && self.to <= i64::MAX as u64 {
+            // SAFETY: plain system call on a descriptor `self.file` keeps open; it only
+            // starts writing dirty pages of the range, and a failure is seen by the sync
+            // that follows, so its result is not needed.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    self.from as libc::off64_t,
+                    (self.to - self.from) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                )
+            };
+        }
+        (self.from, self.to, self.bytes) = (u64::MAX, 0, 0);
+    }
+}
+
+/// Bytes [`FileDevice::write_pieces`] writes before it starts their writeback (see
+/// `Writeback`).
+const WRITEBACK_START_BYTES: u64 = 4 << 20;
 
 /// Random-access advice on a file while [`FileDevice::write_pieces`] reads the gaps between
 /// pieces, and normal advice again when dropped. The gaps are read in increasing offset order,
