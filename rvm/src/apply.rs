@@ -85,6 +85,8 @@ pub(crate) struct Applier {
     /// see `order_by_position`), and the radix sort's scratch space; kept between slices.
     order: Vec<u64>,
     scratch: Vec<u64>,
+    /// Write through [`crate::device::Device::write_pieces_with_writeback`] (a truncation).
+    writeback: bool,
 }
 
 type Resolved = Option<(DeviceRef, SegmentHeader)>;
@@ -168,7 +170,16 @@ impl Applier {
             stage_pages: 0,
             order: b.order,
             scratch: b.scratch,
+            writeback: false,
         }
+    }
+
+    /// Start the writeback of the pieces as they are written
+    /// ([`crate::device::Device::write_pieces_with_writeback`]), for a truncation, which
+    /// syncs the segments right after while commits sync the log.
+    pub(crate) fn with_writeback(mut self) -> Applier {
+        self.writeback = true;
+        self
     }
 
     /// Count the pages each stage writes ([`Applier::stage_page_bytes`]), for a truncation
@@ -381,9 +392,12 @@ impl Applier {
                     offset: 0,
                     detail: format!("segment {slot} is not open"),
                 })?;
-            device
-                .write_pieces(&writes)
-                .map_err(|e| Error::io(device.name(), "write", e))?;
+            if self.writeback {
+                device.write_pieces_with_writeback(&writes)
+            } else {
+                device.write_pieces(&writes)
+            }
+            .map_err(|e| Error::io(device.name(), "write", e))?;
             self.touched.insert(slot);
         }
         self.entries.clear();

@@ -325,11 +325,23 @@ impl Device for FileDevice {
     /// mapping would raise SIGBUS instead), and they leave no file pages in this process's
     /// resident set. The gaps of short runs are read without readahead (see `NoReadahead`).
     fn write_pieces(&self, pieces: &[(u64, &[u8])]) -> io::Result<()> {
+        self.gather_pieces(pieces, false)
+    }
+    /// [`FileDevice::write_pieces`], starting the writeback of every 4 MiB written (see
+    /// `Writeback`).
+    fn write_pieces_with_writeback(&self, pieces: &[(u64, &[u8])]) -> io::Result<()> {
+        self.gather_pieces(pieces, true)
+    }
+}
+
+impl FileDevice {
+    /// [`Device::write_pieces`], and with `writeback` its writeback started as it goes.
+    fn gather_pieces(&self, pieces: &[(u64, &[u8])], writeback: bool) -> io::Result<()> {
         let mut no_readahead = NoReadahead {
             file: &self.file,
             advised: false,
         };
-        let mut writeback = Writeback::new(&self.file);
+        let mut writeback = Writeback::new(&self.file, writeback);
         let mut buf = Vec::new();
         let mut i = 0;
         while i < pieces.len() {
@@ -396,6 +408,8 @@ impl Device for FileDevice {
 /// `fdatasync`).
 struct Writeback<'a> {
     file: &'a File,
+    /// Whether to start any writeback at all.
+    on: bool,
     /// The span written since the last start, and the bytes written in it.
     from: u64,
     to: u64,
@@ -403,9 +417,10 @@ struct Writeback<'a> {
 }
 
 impl<'a> Writeback<'a> {
-    fn new(file: &'a File) -> Self {
+    fn new(file: &'a File, on: bool) -> Self {
         Writeback {
             file,
+            on,
             from: u64::MAX,
             to: 0,
             bytes: 0,
@@ -424,7 +439,7 @@ impl<'a> Writeback<'a> {
 
     /// Start the writeback of what was written since the last start.
     fn start(&mut self) {
-        if self.from < self.to && self.to <= i64::MAX as u64 {
+        if self.on && self.from < self.to && self.to <= i64::MAX as u64 {
             // SAFETY: plain system call on a descriptor `self.file` keeps open; it only
             // starts writing dirty pages of the range, and a failure is seen by the sync
             // that follows, so its result is not needed.

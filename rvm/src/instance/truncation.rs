@@ -262,7 +262,7 @@ impl Inner {
                 let target = |i: u32| targets.get(i as usize).cloned().flatten();
                 // Stages only in the background: an explicit or out-of-space truncation has
                 // its caller waiting for all of it, and would only pay more syncs.
-                let applier = Applier::reusing(&self.log_name, live, spare.take());
+                let applier = Applier::reusing(&self.log_name, live, spare.take()).with_writeback();
                 let (mut applier, stage_bytes) = if background {
                     (
                         applier.count_stage_pages(),
