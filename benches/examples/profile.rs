@@ -12,7 +12,9 @@
 //! fdatasync in a new sparse file, the limit of `flush`), `rds N` (RDS malloc/free, one per
 //! no_flush transaction, after 50,000 untimed), `recovery a|b|c [RUNS]` (recoveries
 //! of a crashed 30 MB log into a 1 GB segment, after one untimed warm-up), `truncate` (one
-//! truncation of a full 30 MB log), `store rvm|redb|lmdb N [ROUNDS]` (fill a store of the
+//! truncation of a full 30 MB log), `truncate-noflush N [ROUNDS]` (ROUNDS explicit truncations
+//! of N no_flush commits of the `noflush` workload each, background truncation off),
+//! `store rvm|redb|lmdb N [ROUNDS]` (fill a store of the
 //! issue-10 comparison with N entries, a durable commit every 1,000, then ROUNDS (default 1)
 //! rounds of the same 1,000,000 random gets; each timed: more rounds make the gets dominate a
 //! profile). Prints the time of the measured part.
@@ -33,6 +35,7 @@ fn main() -> Result<()> {
         "noflush" | "flush" | "flush4" => {
             let s = TxScenario::new(64 * MIB, LOG_AREA_BYTES, Options::default())?;
             let started = Instant::now();
+            let cpu_started = process_cpu_time();
             match what {
                 "noflush" => {
                     s.commit_loop(64, count, CommitMode::NoFlush, 1000, true, &mut Rng::new(1))?;
@@ -45,10 +48,12 @@ fn main() -> Result<()> {
                 }
             }
             let t = started.elapsed();
+            let cpu = process_cpu_time().saturating_sub(cpu_started);
             println!(
-                "{what}: {count} commits in {:.1} ms: {:.0}/s",
+                "{what}: {count} commits in {:.1} ms: {:.0}/s ({:.1} ms of CPU time, all threads)",
                 ms(t),
-                per_second(count, t)
+                per_second(count, t),
+                ms(cpu)
             );
             println!("{:?}", s.rvm.statistics());
         }
@@ -114,6 +119,34 @@ fn main() -> Result<()> {
                     mix.name(),
                     ms(t.ready),
                     ms(t.durable)
+                );
+            }
+        }
+        "truncate-noflush" => {
+            // One explicit truncation of the sustained no_flush workload's log (N 64-byte
+            // ranges at random offsets of the 64 MiB segment; background truncation off),
+            // ROUNDS times: the apply path of `noflush` alone, for callgrind
+            // (`--toggle-collect='*truncate_now*'`) and CPU-time comparisons.
+            let rounds: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
+            let s = TxScenario::new(
+                64 * MIB,
+                LOG_AREA_BYTES,
+                Options::default().truncate_threshold(0),
+            )?;
+            let mut rng = Rng::new(1);
+            for _ in 0..rounds {
+                s.commit_loop(64, count, CommitMode::NoFlush, 1000, false, &mut rng)?;
+                s.rvm.flush()?;
+                let started = Instant::now();
+                let cpu_started = thread_cpu_time();
+                s.rvm.truncate()?;
+                let cpu = thread_cpu_time().saturating_sub(cpu_started);
+                println!(
+                    "truncate-noflush: {count} ranges: {:.1} ms ({:.1} ms of this thread's CPU \
+                     time, {:.2} us per 1,000 log bytes)",
+                    ms(started.elapsed()),
+                    ms(cpu),
+                    cpu.as_secs_f64() * 1e6 / (count as f64 * 176.0 / 1000.0)
                 );
             }
         }
@@ -214,10 +247,26 @@ fn main() -> Result<()> {
         }
         _ => bail!(
             "usage: profile noflush|flush|flush4|rawsync|rds N | recovery a|b|c | truncate | \
+             truncate-noflush N [ROUNDS] | \
              store rvm|redb|lmdb N [ROUNDS] | reopen DIR | reopen-store DIR N"
         ),
     }
     Ok(())
+}
+
+/// CPU time of the whole process (all threads, user and system): on a shared machine it
+/// leaves out the time other processes had the cores, which wall time counts.
+fn process_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// CPU time of the calling thread: on a shared machine it leaves out the time other

@@ -31,6 +31,7 @@ pub mod format;
 pub mod log;
 mod mapping;
 mod racy;
+mod radix;
 mod range_lock;
 mod warm_up;
 pub use crate::mapping::range_is_occupied;

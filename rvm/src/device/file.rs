@@ -319,10 +319,23 @@ impl Device for FileDevice {
     /// mapping would raise SIGBUS instead), and they leave no file pages in this process's
     /// resident set. The gaps of short runs are read without readahead (see `NoReadahead`).
     fn write_pieces(&self, pieces: &[(u64, &[u8])]) -> io::Result<()> {
+        self.gather_pieces(pieces, false)
+    }
+    /// [`FileDevice::write_pieces`], starting the writeback of every 4 MiB written (see
+    /// `Writeback`).
+    fn write_pieces_with_writeback(&self, pieces: &[(u64, &[u8])]) -> io::Result<()> {
+        self.gather_pieces(pieces, true)
+    }
+}
+
+impl FileDevice {
+    /// [`Device::write_pieces`], and with `writeback` its writeback started as it goes.
+    fn gather_pieces(&self, pieces: &[(u64, &[u8])], writeback: bool) -> io::Result<()> {
         let mut no_readahead = NoReadahead {
             file: &self.file,
             advised: false,
         };
+        let mut writeback = Writeback::new(&self.file, writeback);
         let mut buf = Vec::new();
         let mut i = 0;
         while i < pieces.len() {
@@ -346,29 +359,100 @@ impl Device for FileDevice {
             }
             if j == i + 1 {
                 self.write_at(first, first_at)?;
+                writeback.wrote(first_at, end);
                 i = j;
                 continue;
             }
-            // Not cleared: a resize zero-fills only past what an earlier run of this call
-            // used, and every byte of this run is written below, by the read of the gaps or,
-            // without gaps, by the pieces (whose union is then exactly `start..end`).
-            buf.resize((end - start) as usize, 0);
+            // The buffer only grows (zero-filled once, as it grows) and each run uses its
+            // first `end - start` bytes. Not cleared: every byte of the run is written below,
+            // by the read of the gaps or, without gaps, by the pieces (whose union is then
+            // exactly `start..end`).
+            let len = (end - start) as usize;
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            let run = &mut buf[..len];
             if gaps {
                 // A long run is read with readahead (the next run is likely just after it);
                 // short runs scattered over the file without (see `NoReadahead`).
                 no_readahead.set(end - start < READAHEAD_RUN_BYTES_MIN);
-                read_up_to(&self.file, &mut buf, start)?;
+                read_up_to(&self.file, run, start)?;
             }
             for &(at, bytes) in &pieces[i..j] {
                 let from = (at - start) as usize;
-                buf[from..from + bytes.len()].copy_from_slice(bytes);
+                run[from..from + bytes.len()].copy_from_slice(bytes);
             }
-            self.write_at(&buf, start)?;
+            self.write_at(run, start)?;
+            writeback.wrote(start, end);
             i = j;
         }
+        writeback.start();
         Ok(())
     }
 }
+
+/// Starts the writeback of what [`FileDevice::write_pieces`] wrote, every
+/// `WRITEBACK_START_BYTES` and at the end of the call (`sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`: the pages go to the disk now, and the caller's `fdatasync` then
+/// waits for them). Without it a truncation's pages (most of a segment, for small scattered
+/// ranges) reached the disk in one burst at that `fdatasync`, and the log's syncs of the
+/// commits flushed meanwhile queued behind the burst (measured: the no_flush sustained run's
+/// flushes took 1.2-1.3x as long). It only moves when pages are written, never what is
+/// durable or what a read returns, so its result is not needed (a failure shows at the
+/// `fdatasync`).
+struct Writeback<'a> {
+    file: &'a File,
+    /// Whether to start any writeback at all.
+    on: bool,
+    /// The span written since the last start, and the bytes written in it.
+    from: u64,
+    to: u64,
+    bytes: u64,
+}
+
+impl<'a> Writeback<'a> {
+    fn new(file: &'a File, on: bool) -> Self {
+        Writeback {
+            file,
+            on,
+            from: u64::MAX,
+            to: 0,
+            bytes: 0,
+        }
+    }
+
+    /// `from..to` was written.
+    fn wrote(&mut self, from: u64, to: u64) {
+        self.from = self.from.min(from);
+        self.to = self.to.max(to);
+        self.bytes += to - from;
+        if self.bytes >= WRITEBACK_START_BYTES {
+            self.start();
+        }
+    }
+
+    /// Start the writeback of what was written since the last start.
+    fn start(&mut self) {
+        if self.on && self.from < self.to && self.to <= i64::MAX as u64 {
+            // SAFETY: plain system call on a descriptor `self.file` keeps open; it only
+            // starts writing dirty pages of the range, and a failure is seen by the sync
+            // that follows, so its result is not needed.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    self.from as libc::off64_t,
+                    (self.to - self.from) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                )
+            };
+        }
+        (self.from, self.to, self.bytes) = (u64::MAX, 0, 0);
+    }
+}
+
+/// Bytes [`FileDevice::write_pieces`] writes before it starts their writeback (see
+/// `Writeback`).
+const WRITEBACK_START_BYTES: u64 = 4 << 20;
 
 /// Random-access advice on a file while [`FileDevice::write_pieces`] reads the gaps between
 /// pieces, and normal advice again when dropped. The gaps are read in increasing offset order,

@@ -73,6 +73,14 @@ pub trait Device: Send + Sync + fmt::Debug {
         }
         Ok(())
     }
+    /// [`Device::write_pieces`] for a caller that syncs right after while other writers
+    /// sync the same disk (a truncation, while commits are flushed): the device may start
+    /// writing the pieces back as it goes, so that they do not reach the disk in one burst at
+    /// that sync (a [`FileDevice`](super::FileDevice) does; not for recovery, whose caller
+    /// waits for the writes, not the sync). The default is [`Device::write_pieces`].
+    fn write_pieces_with_writeback(&self, pieces: &[(u64, &[u8])]) -> io::Result<()> {
+        self.write_pieces(pieces)
+    }
 }
 
 /// A shared handle to a device.

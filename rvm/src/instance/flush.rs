@@ -375,10 +375,14 @@ impl Inner {
             .map_err(self.log_io("write"))
     }
 
-    /// The flush leader found no room: truncate (waiting for a background truncation if one
-    /// runs), and if the log is then empty, restart it at the beginning of the area.
+    /// The flush leader found no room: wait for a background truncation if one runs (and
+    /// return if that made room), else truncate, and if the log is then empty, restart it at
+    /// the beginning of the area.
     pub(super) fn make_space(&self, need: u64) -> Result<()> {
         add(&self.stats.space_waits, 1);
+        if self.wait_for_running_truncation(need)? {
+            return Ok(());
+        }
         self.truncate_now(false)?;
         let (empty, at_start) = {
             let p = lock(&self.pos);

@@ -80,7 +80,9 @@ pub(crate) struct Inner {
     queue_cond: Condvar,
     pos: Mutex<Pos>,
     pos_cond: Condvar,
-    truncate_lock: Mutex<()>,
+    /// Held by the one truncation that runs at a time; it keeps the applier's buffers from
+    /// one truncation to the next (see `Applier::reusing`).
+    truncate_lock: Mutex<Option<crate::apply::ApplyBuffers>>,
     status: Mutex<Status>,
     lifetime_base: Counters,
     pub(crate) segments: RwLock<Vec<Slot>>,

@@ -247,7 +247,7 @@ impl Rvm {
                 zeroed_through: status.zeroed_through_offset(),
             }),
             pos_cond: Condvar::new(),
-            truncate_lock: Mutex::new(()),
+            truncate_lock: Mutex::new(None),
             lifetime_base: status.counters,
             status: Mutex::new(status),
             segments: RwLock::new(slots),

@@ -3,16 +3,30 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
+use super::flush::PAD_RESERVE_BYTES;
 use super::segments::slot_target;
 use super::stats::add;
 use super::{lock, now_ms, Inner, Rvm};
 use crate::apply::Applier;
 use crate::device::DeviceRef;
 use crate::error::{Error, Result};
+use crate::format::log::RecordHeader;
 use crate::format::segment::SegmentHeader;
 use crate::log::LogReader;
+
+/// A segment and its header, as a truncation resolves a log's segment index.
+type Target = Option<(DeviceRef, SegmentHeader)>;
+
+/// A background truncation that has applied every record that was durable when it started
+/// goes on with the records made durable since, before it writes the segments, while the log
+/// is at most this full: every truncation of small ranges scattered over a large segment
+/// rewrites most of its pages whatever the log bytes it applies, so one that applies more of
+/// them rewrites the segment fewer times per log byte. Past this use the head should move
+/// soon (a producer would run out of log).
+const EXTEND_USE_PERCENT_MAX: u64 = 75;
 
 /// A background truncation may move the head after each `1 / TRUNCATION_STAGES` of the record
 /// area it applies.
@@ -20,8 +34,11 @@ const TRUNCATION_STAGES: u64 = 8;
 /// ... but only where the segment pages the stage rewrites are at most this many times the
 /// log bytes it applied. Small ranges scattered over a large segment touch most of its pages
 /// in every stage, and each stage would rewrite and sync them all again (measured: 8 stages
-/// cost the no_flush sustained rate 0.6x); such a stage goes on into the next.
-const STAGE_REWRITE_PER_LOG_BYTE: u64 = 4;
+/// cost the no_flush sustained rate 0.6x); such a stage goes on into the next. At 2 (it was
+/// 4), 64-byte ranges scattered over a 64 MiB segment end a stage after about 32 MB of log
+/// instead of 16 MB: with `EXTEND_USE_PERCENT_MAX` a truncation of them applies 20-27 MB per
+/// rewrite of the segment instead of 15-17 MB.
+const STAGE_REWRITE_PER_LOG_BYTE: u64 = 2;
 
 impl Rvm {
     /// Change the log use (percent, 1..=100) at which background truncation starts; 0 stops
@@ -119,6 +136,26 @@ impl Inner {
         }
     }
 
+    /// If a truncation is running, wait for it to end; returns whether the log then has
+    /// room for `need` more bytes (and a sector pad after them), so that the flush leader
+    /// can go on writing at once instead of truncating what was made durable meanwhile: that
+    /// is left for the next background truncation, which applies it with more (a truncation
+    /// of small scattered ranges rewrites most of the segment's pages however little log it
+    /// applies).
+    pub(super) fn wait_for_running_truncation(&self, need: u64) -> Result<bool> {
+        let mut p = lock(&self.pos);
+        if !p.truncating {
+            return Ok(false);
+        }
+        while p.truncating {
+            p = self.pos_cond.wait(p).unwrap_or_else(|e| e.into_inner());
+        }
+        let room = (self.area_end - self.area_start).saturating_sub(self.used_bytes(&p));
+        drop(p);
+        self.check_failed()?;
+        Ok(room >= need + 2 * PAD_RESERVE_BYTES)
+    }
+
     /// Sync the segments of these log indices. A failure fails the instance: after a failed
     /// fdatasync the kernel may have marked the unwritten pages clean, so a retry could
     /// "succeed" without the data; only a reopen, which applies the log again, may truncate
@@ -141,6 +178,44 @@ impl Inner {
         Ok(())
     }
 
+    /// Where a background truncation that has applied the records before `end_offset`
+    /// (LSN `end_lsn`) may go on to (the tail offset and next LSN now, and the log bytes in
+    /// between), if records were made durable meanwhile, the log is at most
+    /// `EXTEND_USE_PERCENT_MAX` full, and the segment table still resolves as `targets` did
+    /// (the applier's resolved segments stay right).
+    fn more_to_apply(
+        &self,
+        end_offset: u64,
+        end_lsn: u64,
+        targets: &[Target],
+    ) -> Option<(u64, u64, u64)> {
+        let (tail, next, used) = {
+            let p = lock(&self.pos);
+            (p.tail_offset, p.next_lsn, self.used_bytes(&p))
+        };
+        let more = if tail >= end_offset {
+            tail - end_offset
+        } else {
+            (self.area_end - end_offset) + (tail - self.area_start)
+        };
+        if next == end_lsn
+            || used * 100 > EXTEND_USE_PERCENT_MAX * (self.area_end - self.area_start)
+        {
+            return None;
+        }
+        let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        let same = slots.len() == targets.len()
+            && targets
+                .iter()
+                .enumerate()
+                .all(|(i, t)| match (t, slot_target(&slots, i as u32)) {
+                    (None, None) => true,
+                    (Some((d, h)), Some((d2, h2))) => Arc::ptr_eq(d, &d2) && *h == h2,
+                    _ => false,
+                });
+        same.then_some((tail, next, more))
+    }
+
     /// Apply every durable record to the segments, sync them, then move the head past those
     /// records with a status write. One truncation at a time; commits continue meanwhile.
     ///
@@ -151,10 +226,10 @@ impl Inner {
     /// while the rest is applied (a producer faster than truncation waits less), and a crash
     /// in the middle replays only what was not staged yet.
     pub(crate) fn truncate_now(&self, background: bool) -> Result<()> {
-        let _one = lock(&self.truncate_lock);
+        let mut spare = lock(&self.truncate_lock);
         self.check_failed()?;
         let started = Instant::now();
-        let (head_offset, head_lsn, tail_offset, next_lsn, applied_lsn, mut touched, live) = {
+        let (head_offset, head_lsn, mut end_offset, mut end_lsn, applied_lsn, mut touched, live) = {
             let mut p = lock(&self.pos);
             p.truncation_requested = false;
             if p.is_empty() && p.pending_sync.is_empty() {
@@ -175,10 +250,10 @@ impl Inner {
         let result = (|| -> Result<()> {
             // Records before `applied_lsn` are in the segments already (recovery applied
             // them): when that is all of them, the log need not be read at all.
-            if head_lsn < next_lsn && applied_lsn < next_lsn {
+            if head_lsn < end_lsn && applied_lsn < end_lsn {
                 let status = lock(&self.status).clone();
                 let reader = LogReader::with_status(self.log.clone(), status);
-                let targets: Vec<Option<(DeviceRef, SegmentHeader)>> = {
+                let targets: Vec<Target> = {
                     let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
                     (0..slots.len())
                         .map(|i| slot_target(&slots, i as u32))
@@ -187,16 +262,20 @@ impl Inner {
                 let target = |i: u32| targets.get(i as usize).cloned().flatten();
                 // Stages only in the background: an explicit or out-of-space truncation has
                 // its caller waiting for all of it, and would only pay more syncs.
+                let applier = Applier::reusing(&self.log_name, live, spare.take());
                 let (mut applier, stage_bytes) = if background {
+                    // The writeback as it goes too: meanwhile commits sync the log (an
+                    // explicit or out-of-space truncation has its caller waiting for the
+                    // writes and the sync, and measured a little slower with it).
                     (
-                        Applier::new(&self.log_name, live).count_stage_pages(),
+                        applier.count_stage_pages().with_writeback(),
                         (self.area_end - self.area_start) / TRUNCATION_STAGES,
                     )
                 } else {
-                    (Applier::new(&self.log_name, live), u64::MAX)
+                    (applier, u64::MAX)
                 };
                 let mut staged = 0;
-                reader.walk_bodies(head_offset, head_lsn, next_lsn, |offset, header, body| {
+                let mut visit = |offset, header: &RecordHeader, body: &[u8]| -> Result<()> {
                     if staged >= stage_bytes
                         && applier.stage_page_bytes() <= STAGE_REWRITE_PER_LOG_BYTE * staged
                     {
@@ -223,20 +302,41 @@ impl Inner {
                         applier.add_body(offset, header, body, &target)?;
                     }
                     Ok(())
-                })?;
-                touched.extend(applier.finish(&target)?);
+                };
+                let (mut from_offset, mut from_lsn) = (head_offset, head_lsn);
+                // Log bytes walked so far (what was live at the start, then each extension).
+                let mut walked = live;
+                loop {
+                    reader.walk_bodies(from_offset, from_lsn, end_lsn, &mut visit)?;
+                    // A background truncation goes on with what was made durable meanwhile,
+                    // up to about one record area in all (so that it ends, and a caller of
+                    // `truncate` waiting for it does not wait on a steady producer).
+                    let Some((tail, next, more)) = background
+                        .then(|| self.more_to_apply(end_offset, end_lsn, &targets))
+                        .flatten()
+                        .filter(|&(_, _, more)| walked + more <= self.area_end - self.area_start)
+                    else {
+                        break;
+                    };
+                    walked += more;
+                    (from_offset, from_lsn) = (end_offset, end_lsn);
+                    (end_offset, end_lsn) = (tail, next);
+                }
+                let (written, buffers) = applier.finish_keeping(&target)?;
+                touched.extend(written);
+                *spare = buffers;
             }
             self.sync_segments(&touched)?;
             let truncated_ms = now_ms();
             self.write_status_then(
                 |s, _| {
-                    s.head_offset = tail_offset;
-                    s.head_lsn = next_lsn;
+                    s.head_offset = end_offset;
+                    s.head_lsn = end_lsn;
                     s.last_truncation_unix_ms = truncated_ms;
                 },
                 |p| {
-                    p.head_offset = tail_offset;
-                    p.head_lsn = next_lsn;
+                    p.head_offset = end_offset;
+                    p.head_lsn = end_lsn;
                 },
             )?;
             Ok(())
