@@ -7,7 +7,7 @@
 use std::io;
 use std::sync::{Arc, Condvar, Mutex};
 
-use rvm::device::{CrashController, CrashDevice, Device, MemDevice, Tear};
+use rvm::device::{Device, MemDevice};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
 
 mod support;
@@ -194,15 +194,7 @@ fn a_crash_during_an_extended_truncation_loses_no_commit() {
     let expect = expected(300);
     let mut crashes = 0;
     for crash_at in (0..320).step_by(7) {
-        let controller = CrashController::new(crash_at + 1);
-        let log = Arc::new(CrashDevice::new("log", controller.clone(), log_img.clone()));
-        let data = Arc::new(CrashDevice::new(
-            "data",
-            controller.clone(),
-            data_img.clone(),
-        ));
-        log.set_tear(Tear::DropAll);
-        data.set_tear(Tear::DropAll);
+        let (controller, log, data) = support::crash_pair(crash_at + 1, &log_img, &data_img);
         let gate = gated(log.clone());
         let (rvm, base) = open_on(gate.clone(), data.clone()).unwrap();
         commit_during_a_held_truncation(&rvm, &gate, base);

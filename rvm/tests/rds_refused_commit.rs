@@ -5,56 +5,17 @@
 
 mod rds_support;
 
-use std::sync::Arc;
-
-use rds_support::{layout, options, Fixture};
-use rvm::device::{CrashController, CrashDevice, DeviceRef};
-use rvm::rds::{self, Heap, HeapLayout};
-use rvm::{BeginMode, CommitMode, MapOptions, Rvm};
+use rds_support::{layout, Fixture};
+use rvm::{BeginMode, CommitMode};
 
 const LOG_AREA: u64 = 64 << 10;
 const MID_BYTES: usize = 200;
 const BIG_WRITE: usize = 100 << 10;
 
-/// [`Fixture::with_log`] with isolation on (range locks: the heap declares its runs one by
-/// one then).
-fn isolated_fixture(layout: HeapLayout, log_area_bytes: u64) -> Fixture {
-    let controller = CrashController::new(1);
-    let log = Arc::new(CrashDevice::new("log", controller.clone(), Vec::new()));
-    let data = Arc::new(CrashDevice::new("data", controller.clone(), Vec::new()));
-    Rvm::init_log_on(&*log, log_area_bytes).unwrap();
-    let rvm = Rvm::open_device(log.clone(), options(&data).isolation(true)).unwrap();
-    // SAFETY: crash devices lend no descriptor to map (they are read into anonymous memory).
-    unsafe {
-        rds::create_heap_segment_on(
-            &rvm,
-            data.clone() as DeviceRef,
-            layout.segment_length_min(),
-            &layout,
-        )
-    }
-    .unwrap();
-    // SAFETY: as above.
-    let segment = unsafe { rvm.map_device(data.clone(), MapOptions::default()) }.unwrap();
-    let heap = Heap::load(&segment).unwrap();
-    Fixture {
-        controller,
-        log,
-        data,
-        layout,
-        heap,
-        segment,
-        rvm,
-    }
-}
-
 fn refused_free_puts_the_heap_back(test: u64, mode: BeginMode, isolation: bool) {
     let layout = layout(test, 1 << 20, 80, 64);
-    let f = if isolation {
-        isolated_fixture(layout, LOG_AREA)
-    } else {
-        Fixture::with_log(layout, 1, LOG_AREA)
-    };
+    // With isolation (range locks) the heap declares its runs one by one.
+    let f = Fixture::with_options(layout, 1, LOG_AREA, |o| o.isolation(isolation));
     let (rvm, heap) = (&f.rvm, &f.heap);
     let mut tx = rvm.begin(BeginMode::Restore).unwrap();
     let big = heap.malloc(&mut tx, 128 << 10).unwrap();

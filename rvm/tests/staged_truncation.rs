@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use rvm::device::{CrashController, CrashDevice, MemDevice, Tear};
+use rvm::device::{CrashDevice, MemDevice};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
 
 mod support;
@@ -50,15 +50,7 @@ fn a_crash_during_a_staged_truncation_loses_no_commit_and_replays_only_the_rest(
     }
     let (mut crashes, mut partly_truncated) = (0, 0);
     for crash_at in (0..3600).step_by(97) {
-        let controller = CrashController::new(crash_at + 1);
-        let log = Arc::new(CrashDevice::new("log", controller.clone(), log_img.clone()));
-        let data = Arc::new(CrashDevice::new(
-            "data",
-            controller.clone(),
-            data_img.clone(),
-        ));
-        log.set_tear(Tear::DropAll);
-        data.set_tear(Tear::DropAll);
+        let (controller, log, data) = support::crash_pair(crash_at + 1, &log_img, &data_img);
         let (rvm, base) = open(&log, &data).unwrap();
         for i in 0..TXS {
             let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();

@@ -28,11 +28,25 @@ fn make(dir: &Dir, area: u64) -> (PathBuf, PathBuf) {
 
 fn open(dir: &Dir) -> (Rvm, rvm::Segment, PathBuf) {
     let (log, data) = make(dir, 1 << 20);
-    let rvm = Rvm::open(&log, Options::default().background_recovery(false)).unwrap();
+    let (rvm, seg) = reopen(&log, &data);
+    (rvm, seg, data)
+}
+
+/// Open the log and map the segment.
+fn reopen(log: &PathBuf, data: &PathBuf) -> (Rvm, rvm::Segment) {
+    let rvm = Rvm::open(log, Options::default().background_recovery(false)).unwrap();
     // SAFETY: the segment file lives in this test's private temporary directory and nothing
     // shortens it while it is mapped.
-    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
-    (rvm, seg, data)
+    let seg = unsafe { rvm.map(data, MapOptions::anywhere()) }.unwrap();
+    (rvm, seg)
+}
+
+/// Declare more than a 64 KiB log holds per transaction (each range adds a header): 2,048
+/// two-byte writes of `first + i`.
+fn write_too_much(tx: &mut rvm::Transaction<'_>, base: usize, first: u16) {
+    for i in 0..2048 {
+        tx.write(base + i * 4, &(first + i as u16)).unwrap();
+    }
 }
 
 /// Every call that would touch memory or the log after the end is refused with
@@ -126,15 +140,10 @@ fn a_finished_transaction_pins_nothing_and_never_touches_an_unmapped_region() {
 fn a_refused_end_in_place_rolls_back_and_finishes() {
     let d = Dir::new("toobig");
     let (log, data) = make(&d, 64 * 1024);
-    let rvm = Rvm::open(&log, Options::default().background_recovery(false)).unwrap();
-    // SAFETY: as in `open`.
-    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
+    let (rvm, seg) = reopen(&log, &data);
     let base = seg.regions()[0].address;
     let mut tx = rvm.begin(BeginMode::Restore).unwrap();
-    // More than a 64 KiB log holds per transaction: each range adds a header.
-    for i in 0..2048 {
-        tx.write(base + i * 4, &(i as u16)).unwrap();
-    }
+    write_too_much(&mut tx, base, 0);
     assert!(matches!(
         tx.end_in_place(CommitMode::Flush),
         Err(Error::TooBig { .. })
@@ -245,14 +254,10 @@ fn restart_begins_a_new_transaction_in_a_finished_ones_place() {
 fn restart_after_a_refused_end_forgets_the_refused_ranges() {
     let d = Dir::new("restart_toobig");
     let (log, data) = make(&d, 64 * 1024);
-    let rvm = Rvm::open(&log, Options::default().background_recovery(false)).unwrap();
-    // SAFETY: as in `open`.
-    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
+    let (rvm, seg) = reopen(&log, &data);
     let base = seg.regions()[0].address;
     let mut tx = rvm.begin(BeginMode::Restore).unwrap();
-    for i in 0..2048 {
-        tx.write(base + i * 4, &(i as u16 + 1)).unwrap();
-    }
+    write_too_much(&mut tx, base, 1);
     assert!(matches!(
         tx.end_in_place(CommitMode::Flush),
         Err(Error::TooBig { .. })
@@ -267,9 +272,7 @@ fn restart_after_a_refused_end_forgets_the_refused_ranges() {
     drop(seg);
     rvm.close().unwrap();
     // Recovery replays exactly that.
-    let rvm = Rvm::open(&log, Options::default().background_recovery(false)).unwrap();
-    // SAFETY: as in `open`.
-    let seg = unsafe { rvm.map(&data, MapOptions::anywhere()) }.unwrap();
+    let (rvm, seg) = reopen(&log, &data);
     let base = seg.regions()[0].address;
     assert_eq!(rvm.read::<[u16; 4]>(base).unwrap(), [0, 0, 0xabcd, 0]);
 }

@@ -55,11 +55,21 @@ impl Fixture {
     }
 
     pub fn with_log(layout: HeapLayout, seed: u64, log_area_bytes: u64) -> Fixture {
+        Self::with_options(layout, seed, log_area_bytes, |o| o)
+    }
+
+    /// As `with_log`, the instance opened with `options(&data)` changed by `change`.
+    pub fn with_options(
+        layout: HeapLayout,
+        seed: u64,
+        log_area_bytes: u64,
+        change: impl FnOnce(Options) -> Options,
+    ) -> Fixture {
         let controller = CrashController::new(seed);
         let log = Arc::new(CrashDevice::new("log", controller.clone(), Vec::new()));
         let data = Arc::new(CrashDevice::new("data", controller.clone(), Vec::new()));
         Rvm::init_log_on(&*log, log_area_bytes).unwrap();
-        let rvm = Rvm::open_device(log.clone(), options(&data)).unwrap();
+        let rvm = Rvm::open_device(log.clone(), change(options(&data))).unwrap();
         // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read
         // into anonymous memory), or name a file in the test's private temporary directory that
         // nothing shortens.

@@ -80,3 +80,25 @@ pub fn one_region_segment(region_bytes: u64, address: u64) -> MemDevice {
     segment::write_header(&data, &one_region_layout(region_bytes, address)).unwrap();
     data
 }
+
+/// A log and a segment as crash devices under one new controller (seeded `seed`), starting
+/// from these images, whose unsynced writes a crash drops entirely.
+pub fn crash_pair(
+    seed: u64,
+    log_img: &[u8],
+    data_img: &[u8],
+) -> (
+    std::sync::Arc<rvm::device::CrashController>,
+    std::sync::Arc<rvm::device::CrashDevice>,
+    std::sync::Arc<rvm::device::CrashDevice>,
+) {
+    use rvm::device::{CrashController, CrashDevice, Tear};
+    let controller = CrashController::new(seed);
+    let device = |name: &str, img: &[u8]| {
+        let d = std::sync::Arc::new(CrashDevice::new(name, controller.clone(), img.to_vec()));
+        d.set_tear(Tear::DropAll);
+        d
+    };
+    let (log, data) = (device("log", log_img), device("data", data_img));
+    (controller, log, data)
+}
