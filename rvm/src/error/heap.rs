@@ -9,7 +9,7 @@
 pub enum Error {
     /// The underlying RVM call failed.
     #[error(transparent)]
-    Rvm(crate::Error),
+    Rvm(crate::error::Error),
 
     /// No free block is large enough.
     #[error(
@@ -144,11 +144,11 @@ pub enum Error {
     },
 }
 
-impl From<crate::Error> for Error {
+impl From<crate::error::Error> for Error {
     /// An RVM error, wrapped; an RVM error that carries a heap error gives that error back.
-    fn from(e: crate::Error) -> Error {
+    fn from(e: crate::error::Error) -> Error {
         match e {
-            crate::Error::Heap(e) => *e,
+            crate::error::Error::Heap(e) => *e,
             other => Error::Rvm(other),
         }
     }
@@ -190,7 +190,7 @@ mod tests {
         let e = Error::DoubleFree { address: 0x1234 };
         assert!(e.to_string().contains("0x1234"));
         assert_eq!(e.code_name(), "EFREED_TWICE");
-        let e = Error::from(crate::Error::TooBig { size: 1, max: 0 });
+        let e = Error::from(crate::error::Error::TooBig { size: 1, max: 0 });
         assert_eq!(e.code_name(), "RVM_ETOO_BIG");
     }
 }
