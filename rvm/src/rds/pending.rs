@@ -65,12 +65,15 @@ pub(super) struct Pending {
     freed_by: Map<u64>,
     /// Open transaction -> what it asked of the heap. A transaction has an entry from its
     /// first malloc or free until it commits or aborts (and for ever if it is leaked): here,
-    /// or in `hot`.
+    /// or in `hot_books`.
     by_transaction: Map<Requests>,
-    /// The books of one open transaction kept out of `by_transaction`: a transaction that
-    /// opens its books when this is free gets it, so while transactions use the heap one at
-    /// a time, none of them costs a lookup in the map.
-    hot: Option<(u64, Requests)>,
+    /// The open transaction whose books are kept out of `by_transaction`, in `hot_books`: a
+    /// transaction that opens its books when this is free gets it, so while transactions
+    /// use the heap one at a time, none of them costs a lookup in the map.
+    hot: Option<u64>,
+    /// The hot transaction's books (empty while `hot` is `None`; kept, with their
+    /// allocations, from one hot transaction to the next).
+    hot_books: Requests,
     /// True when the hot books' blocks are in the reverse maps too (they grew past
     /// [`HOT_UNINDEXED_MAX`]); false while they are found by scanning the books. Reset when
     /// a transaction opens the hot books.
@@ -103,33 +106,36 @@ impl Pending {
 
     /// The books of `transaction`, if it has any.
     fn books(&self, transaction: u64) -> Option<&Requests> {
-        match &self.hot {
-            Some((t, r)) if *t == transaction => Some(r),
-            _ => self.by_transaction.get(&transaction),
+        if self.hot == Some(transaction) {
+            return Some(&self.hot_books);
         }
+        self.by_transaction.get(&transaction)
     }
 
     /// The hot books while they are not indexed in the reverse maps (see [`Pending`]).
     fn hot_unindexed(&self) -> Option<(u64, &Requests)> {
-        match &self.hot {
-            Some((t, r)) if !self.hot_indexed => Some((*t, r)),
+        match self.hot {
+            Some(t) if !self.hot_indexed => Some((t, &self.hot_books)),
             _ => None,
         }
     }
 
     /// True when `transaction` holds the hot books and they are not indexed.
     fn is_hot_unindexed(&self, transaction: u64) -> bool {
-        !self.hot_indexed && matches!(&self.hot, Some((t, _)) if *t == transaction)
+        !self.hot_indexed && self.hot == Some(transaction)
     }
 
     /// Take the books of `transaction` out (it has ended), with whether they were the hot
-    /// books not indexed in the reverse maps.
-    fn take_books(&mut self, transaction: u64) -> Option<(Requests, bool)> {
-        if matches!(&self.hot, Some((t, _)) if *t == transaction) {
-            let unindexed = !self.hot_indexed;
-            return self.hot.take().map(|(_, r)| (r, unindexed));
+    /// books and whether those were not indexed in the reverse maps. Give them back with
+    /// [`Pending::recycle`].
+    fn take_books(&mut self, transaction: u64) -> Option<(Requests, bool, bool)> {
+        if self.hot == Some(transaction) {
+            self.hot = None;
+            return Some((std::mem::take(&mut self.hot_books), true, !self.hot_indexed));
         }
-        self.by_transaction.remove(&transaction).map(|r| (r, false))
+        self.by_transaction
+            .remove(&transaction)
+            .map(|r| (r, false, false))
     }
 
     /// Start tracking `transaction` (its first heap call); false if it is tracked already.
@@ -141,30 +147,27 @@ impl Pending {
     /// are the hot books not indexed in the reverse maps (the caller then does not enter
     /// what it adds there).
     fn requests(&mut self, transaction: u64) -> (&mut Requests, bool, bool) {
-        let in_hot = matches!(&self.hot, Some((t, _)) if *t == transaction);
+        if self.hot == Some(transaction) {
+            return (&mut self.hot_books, false, !self.hot_indexed);
+        }
         let opens_hot = self.hot.is_none()
             && (self.by_transaction.is_empty() || !self.by_transaction.contains_key(&transaction));
-        if !in_hot && !opens_hot {
-            return match self.by_transaction.entry(transaction) {
-                Entry::Occupied(e) => (e.into_mut(), false, false),
-                Entry::Vacant(v) => (v.insert(self.spare.pop().unwrap_or_default()), true, false),
-            };
-        }
         if opens_hot {
+            // `hot_books` is empty while nobody holds it.
+            self.hot = Some(transaction);
             self.hot_indexed = false;
+            return (&mut self.hot_books, true, true);
         }
-        let unindexed = !self.hot_indexed;
-        let spare = &mut self.spare;
-        let (_, books) = self
-            .hot
-            .get_or_insert_with(|| (transaction, spare.pop().unwrap_or_default()));
-        (books, opens_hot, unindexed)
+        match self.by_transaction.entry(transaction) {
+            Entry::Occupied(e) => (e.into_mut(), false, false),
+            Entry::Vacant(v) => (v.insert(self.spare.pop().unwrap_or_default()), true, false),
+        }
     }
 
     /// Enter the hot books in the reverse maps once they have grown past
     /// [`HOT_UNINDEXED_MAX`], so lookups never scan long books.
     fn index_hot_if_long(&mut self) {
-        let Some((t, r)) = &self.hot else {
+        let (Some(t), r) = (&self.hot, &self.hot_books) else {
             return;
         };
         if self.hot_indexed || r.allocated.len() + r.freed.len() <= HOT_UNINDEXED_MAX {
@@ -179,11 +182,14 @@ impl Pending {
         self.hot_indexed = true;
     }
 
-    /// Keep the emptied books of an ended transaction for the next one.
-    fn recycle(&mut self, mut r: Requests) {
-        if self.spare.len() < SPARE_MAX {
-            r.allocated.clear();
-            r.freed.clear();
+    /// Keep the emptied books of an ended transaction (from [`Pending::take_books`]) for the
+    /// next one: the hot books go back in place.
+    fn recycle(&mut self, mut r: Requests, was_hot: bool) {
+        r.allocated.clear();
+        r.freed.clear();
+        if was_hot && self.hot.is_none() {
+            self.hot_books = r;
+        } else if self.spare.len() < SPARE_MAX {
             self.spare.push(r);
         }
     }
@@ -247,9 +253,10 @@ impl Pending {
         if self.freed_by.get(&address) == Some(&freer) {
             self.freed_by.remove(&address);
         }
-        let books = match &mut self.hot {
-            Some((t, r)) if *t == freer => Some(r),
-            _ => self.by_transaction.get_mut(&freer),
+        let books = if self.hot == Some(freer) {
+            Some(&mut self.hot_books)
+        } else {
+            self.by_transaction.get_mut(&freer)
         };
         if let Some(r) = books {
             r.freed.retain(|a| *a != address);
@@ -290,7 +297,15 @@ impl Pending {
     /// [`Pending::frees_of`]): forget everything about it, and hand its other frees (of
     /// blocks open transactions allocated) over to their allocators.
     pub(super) fn committed(&mut self, transaction: u64, freed: &[u64]) {
-        let Some((r, unindexed)) = self.take_books(transaction) else {
+        if self.is_hot_unindexed(transaction) && freed.len() == self.hot_books.freed.len() {
+            // The common case: a transaction alone with the heap made all its frees; none of
+            // its blocks is in the reverse maps.
+            self.hot = None;
+            self.hot_books.allocated.clear();
+            self.hot_books.freed.clear();
+            return;
+        }
+        let Some((r, was_hot, unindexed)) = self.take_books(transaction) else {
             return;
         };
         if !unindexed {
@@ -339,7 +354,7 @@ impl Pending {
                 }
             }
         }
-        self.recycle(r);
+        self.recycle(r, was_hot);
     }
 
     /// `transaction` aborted: drop its pending frees, and return its allocations still
@@ -347,7 +362,7 @@ impl Pending {
     /// free of them.
     pub(super) fn aborted(&mut self, transaction: u64) -> Vec<u64> {
         let mut free_again = Vec::new();
-        let Some((r, unindexed)) = self.take_books(transaction) else {
+        let Some((r, was_hot, unindexed)) = self.take_books(transaction) else {
             return free_again;
         };
         if !unindexed {
@@ -371,7 +386,7 @@ impl Pending {
             }
             free_again.push(*a);
         }
-        self.recycle(r);
+        self.recycle(r, was_hot);
         free_again
     }
 
@@ -379,8 +394,11 @@ impl Pending {
     pub(super) fn clear(&mut self) {
         self.allocated_by.clear();
         self.freed_by.clear();
-        let hot = self.hot.as_mut().map(|(_, r)| r);
-        for r in self.by_transaction.values_mut().chain(hot) {
+        for r in self
+            .by_transaction
+            .values_mut()
+            .chain(std::iter::once(&mut self.hot_books))
+        {
             r.allocated.clear();
             r.freed.clear();
         }
