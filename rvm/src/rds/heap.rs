@@ -683,10 +683,13 @@ impl Heap {
         let base = self.shared.base;
         // The fixed header words, the generation and the counters in one read.
         let front = view.words::<FRONT_WORDS>(base);
-        if let (Some(g), Some(front)) = (st.geometry.filter(|_| st.valid), front) {
-            if front[GENERATION_WORD] == st.expected_generation
-                && front[..HEADER_WORDS] == st.header_words
-            {
+        if let (true, Some(g), Some(front)) = (st.valid, st.geometry, front) {
+            // Compared word by word into one difference (a slice comparison calls `bcmp`).
+            let header_changed = front[..HEADER_WORDS]
+                .iter()
+                .zip(&st.header_words)
+                .fold(0, |d, (a, b)| d | (a ^ b));
+            if front[GENERATION_WORD] == st.expected_generation && header_changed == 0 {
                 let counters = std::array::from_fn(|i| front[COUNTERS_WORD + i]);
                 return Ok((Reader::new(view, g), counters));
             }
