@@ -675,6 +675,7 @@ impl Heap {
 
     /// A reader for the heap as memory holds it now, rebuilding the volatile index if it may
     /// be stale, and the counters' words. The region must be pinned or its mapped flag held.
+    #[inline]
     fn refresh(
         &self,
         st: &mut State,
@@ -694,6 +695,20 @@ impl Heap {
                 return Ok((Reader::new(view, g), counters));
             }
         }
+        self.rebuild_index(st, view)
+    }
+
+    /// [`Heap::refresh`] when the volatile index may be stale: validate the header and
+    /// rebuild the index from it (kept out of line, so the check above inlines into its
+    /// callers).
+    #[cold]
+    #[inline(never)]
+    fn rebuild_index(
+        &self,
+        st: &mut State,
+        view: View<'static>,
+    ) -> Result<(Reader<'static>, CounterWords), Error> {
+        let base = self.shared.base;
         let header_words = read_header_words(&view, base);
         st.valid = false;
         let header = read_header(&view)?;

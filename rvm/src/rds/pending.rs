@@ -146,6 +146,7 @@ impl Pending {
     /// The books of `transaction`, opened if need be (then with `true`), and whether they
     /// are the hot books not indexed in the reverse maps (the caller then does not enter
     /// what it adds there).
+    #[inline]
     fn requests(&mut self, transaction: u64) -> (&mut Requests, bool, bool) {
         if self.hot == Some(transaction) {
             return (&mut self.hot_books, false, !self.hot_indexed);
@@ -166,13 +167,21 @@ impl Pending {
 
     /// Enter the hot books in the reverse maps once they have grown past
     /// [`HOT_UNINDEXED_MAX`], so lookups never scan long books.
+    #[inline]
     fn index_hot_if_long(&mut self) {
+        let r = &self.hot_books;
+        if !self.hot_indexed && r.allocated.len() + r.freed.len() > HOT_UNINDEXED_MAX {
+            self.index_hot();
+        }
+    }
+
+    /// Enter the hot books in the reverse maps (see [`Pending::index_hot_if_long`]).
+    #[cold]
+    #[inline(never)]
+    fn index_hot(&mut self) {
         let (Some(t), r) = (&self.hot, &self.hot_books) else {
             return;
         };
-        if self.hot_indexed || r.allocated.len() + r.freed.len() <= HOT_UNINDEXED_MAX {
-            return;
-        }
         for a in &r.allocated {
             self.allocated_by.insert(*a, *t);
         }
@@ -276,7 +285,9 @@ impl Pending {
             // Its books hold only its own frees (a cancelled one is removed from them); the
             // other open transactions' allocations are all in the map.
             if self.allocated_by.is_empty() {
-                out.extend_from_slice(&r.freed);
+                if !r.freed.is_empty() {
+                    out.extend_from_slice(&r.freed);
+                }
             } else {
                 out.extend(
                     r.freed
