@@ -191,10 +191,12 @@ impl<'v> Reader<'v> {
     }
 
     /// Absolute address of list `list`'s head pointer.
+    #[inline]
     pub(crate) fn list_address(&self, list: u64) -> u64 {
         self.base + list_offset(list)
     }
 
+    #[inline]
     pub(crate) fn list_head(&self, list: u64) -> Result<u64, Error> {
         self.word(self.list_address(list))
     }
@@ -392,6 +394,7 @@ impl<'v> Reader<'v> {
     }
 
     /// The first block of list `list`, fully checked with its links: for taking it.
+    #[inline]
     pub(crate) fn checked_head(&self, list: u64) -> Result<Option<FreeBlock>, Error> {
         match self.head_for_push(list)? {
             Some(b) => {
@@ -405,6 +408,7 @@ impl<'v> Reader<'v> {
     }
 
     /// The first block of list `list`, checked enough to link a new block in front of it.
+    #[inline]
     pub(crate) fn head_for_push(&self, list: u64) -> Result<Option<FreeBlock>, Error> {
         let head = self.list_head(list)?;
         if head == 0 {
