@@ -302,7 +302,7 @@ impl<'v> Reader<'v> {
     /// A free block on list `list` that is only linked to, not resized: its head tag must
     /// say free with a size of that list's class that fits in the heap, which makes its link
     /// words (in the same cache line as the tag) safe to read and write. The foot is not read.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn linked_block(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
         if !self.on_chunk_boundary(address) {
             return Err(self.bad_link(address, list));
