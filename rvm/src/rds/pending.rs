@@ -293,7 +293,7 @@ impl Pending {
                     r.freed
                         .iter()
                         .copied()
-                        .filter(|a| self.allocated_by.get(a).is_none()),
+                        .filter(|a| !self.allocated_by.contains_key(a)),
                 );
             }
             return;
