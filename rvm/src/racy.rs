@@ -28,8 +28,24 @@ const WORD: usize = std::mem::size_of::<usize>();
 /// concurrent access to it must be made through this module (or be another atomic access).
 #[inline]
 pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) {
-    // SAFETY: `dst` is `dst.len()` writable bytes; the source range is the caller's contract.
-    unsafe { load_raw(src, dst.as_mut_ptr(), dst.len()) }
+    let (out, len) = (dst.as_mut_ptr(), dst.len());
+    if (src as usize | len).is_multiple_of(WORD) {
+        // Whole aligned words (a heap record's ranges always are): no byte loops to test.
+        let mut i = 0;
+        while i < len {
+            // SAFETY: `src + i` is word-aligned (both `src` and `i` are multiples of the word)
+            // and its word lies inside the `len` readable source bytes (the contract), whose
+            // concurrent accesses are all atomic; `out + i` is inside `dst`, written unaligned.
+            unsafe {
+                let w = (*src.add(i).cast::<AtomicUsize>()).load(Ordering::Relaxed);
+                out.add(i).cast::<usize>().write_unaligned(w);
+            }
+            i += WORD;
+        }
+        return;
+    }
+    // SAFETY: `dst` is `len` writable bytes; the source range is the caller's contract.
+    unsafe { load_raw(src, out, len) }
 }
 
 /// The little-endian `u64` at `src`: one relaxed atomic load when `src` is 8-byte aligned

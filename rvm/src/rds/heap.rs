@@ -675,6 +675,7 @@ impl Heap {
 
     /// A reader for the heap as memory holds it now, rebuilding the volatile index if it may
     /// be stale, and the counters' words. The region must be pinned or its mapped flag held.
+    #[inline]
     fn refresh(
         &self,
         st: &mut State,
@@ -683,14 +684,31 @@ impl Heap {
         let base = self.shared.base;
         // The fixed header words, the generation and the counters in one read.
         let front = view.words::<FRONT_WORDS>(base);
-        if let (Some(g), Some(front)) = (st.geometry.filter(|_| st.valid), front) {
-            if front[GENERATION_WORD] == st.expected_generation
-                && front[..HEADER_WORDS] == st.header_words
-            {
+        if let (true, Some(g), Some(front)) = (st.valid, st.geometry, front) {
+            // Compared word by word into one difference (a slice comparison calls `bcmp`).
+            let header_changed = front[..HEADER_WORDS]
+                .iter()
+                .zip(&st.header_words)
+                .fold(0, |d, (a, b)| d | (a ^ b));
+            if front[GENERATION_WORD] == st.expected_generation && header_changed == 0 {
                 let counters = std::array::from_fn(|i| front[COUNTERS_WORD + i]);
                 return Ok((Reader::new(view, g), counters));
             }
         }
+        self.rebuild_index(st, view)
+    }
+
+    /// [`Heap::refresh`] when the volatile index may be stale: validate the header and
+    /// rebuild the index from it (kept out of line, so the check above inlines into its
+    /// callers).
+    #[cold]
+    #[inline(never)]
+    fn rebuild_index(
+        &self,
+        st: &mut State,
+        view: View<'static>,
+    ) -> Result<(Reader<'static>, CounterWords), Error> {
+        let base = self.shared.base;
         let header_words = read_header_words(&view, base);
         st.valid = false;
         let header = read_header(&view)?;

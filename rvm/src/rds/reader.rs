@@ -191,10 +191,12 @@ impl<'v> Reader<'v> {
     }
 
     /// Absolute address of list `list`'s head pointer.
+    #[inline]
     pub(crate) fn list_address(&self, list: u64) -> u64 {
         self.base + list_offset(list)
     }
 
+    #[inline]
     pub(crate) fn list_head(&self, list: u64) -> Result<u64, Error> {
         self.word(self.list_address(list))
     }
@@ -300,7 +302,7 @@ impl<'v> Reader<'v> {
     /// A free block on list `list` that is only linked to, not resized: its head tag must
     /// say free with a size of that list's class that fits in the heap, which makes its link
     /// words (in the same cache line as the tag) safe to read and write. The foot is not read.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn linked_block(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
         if !self.on_chunk_boundary(address) {
             return Err(self.bad_link(address, list));
@@ -392,6 +394,7 @@ impl<'v> Reader<'v> {
     }
 
     /// The first block of list `list`, fully checked with its links: for taking it.
+    #[inline]
     pub(crate) fn checked_head(&self, list: u64) -> Result<Option<FreeBlock>, Error> {
         match self.head_for_push(list)? {
             Some(b) => {
@@ -405,6 +408,7 @@ impl<'v> Reader<'v> {
     }
 
     /// The first block of list `list`, checked enough to link a new block in front of it.
+    #[inline]
     pub(crate) fn head_for_push(&self, list: u64) -> Result<Option<FreeBlock>, Error> {
         let head = self.list_head(list)?;
         if head == 0 {

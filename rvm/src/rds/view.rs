@@ -167,8 +167,11 @@ impl<'a> View<'a> {
     /// The little-endian u64 at absolute address `at`, if all 8 bytes lie inside the region.
     #[inline]
     pub(crate) fn word(&self, at: u64) -> Option<u64> {
-        let offset = at.checked_sub(self.address)?;
-        if offset.checked_add(8)? > self.length {
+        // One comparison: an `at` below the region wraps to an offset past any length, and
+        // the 8 bytes fit when `offset <= length - 8`, i.e. `offset < length - 7` (nothing
+        // fits in a region shorter than 8 bytes, where the saturated bound is 0).
+        let offset = at.wrapping_sub(self.address);
+        if offset >= self.length.saturating_sub(7) {
             return None;
         }
         match self.source {
@@ -253,5 +256,21 @@ mod tests {
         assert_eq!(v.words::<2>(0x1031), None);
         assert_eq!(v.words::<1>(0xff8), None);
         assert_eq!(v.words::<1>(0x1009), Some([0x0011_2233_4455_6677]));
+    }
+
+    /// The single comparison in `word` (a saturated bound) still refuses every word that
+    /// does not fit whole, in regions shorter than a word too, and addresses below them.
+    #[test]
+    fn a_word_is_read_only_when_all_its_bytes_lie_in_the_region() {
+        for len in 0..=9 {
+            let image = vec![0xabu8; len];
+            let v = View::of_image(&image, 0x1000);
+            assert_eq!(v.word(0x1000).is_some(), len >= 8, "length {len}");
+            assert_eq!(v.word(0x1001).is_some(), len >= 9, "length {len}");
+            assert_eq!(v.word(0x1000 + len as u64), None);
+            assert_eq!(v.word(0xfff), None);
+            assert_eq!(v.word(0), None);
+            assert_eq!(v.word(u64::MAX), None);
+        }
     }
 }

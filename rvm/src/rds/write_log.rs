@@ -107,3 +107,36 @@ impl WriteLog {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes in any order give runs sorted by address, merged where they touch or overlap;
+    /// putting back undoes every write.
+    #[test]
+    fn runs_written_in_any_order_come_out_sorted_and_merged() {
+        let mut memory = [0u64; 16];
+        let base = memory.as_mut_ptr() as u64;
+        let mut log = WriteLog::default();
+        // SAFETY: every word lies inside `memory`, which nothing else accesses meanwhile.
+        unsafe {
+            log.put(base + 8 * 10, &[1]);
+            log.put(base + 8 * 2, &[2, 3]);
+            log.put(base + 8 * 11, &[4]); // touches the run at word 10
+            log.put(base + 8 * 4, &[5]); // touches the run at words 2..4
+            log.put(base + 8 * 3, &[6]); // overlaps it
+            log.put(base + 8 * 7, &[7]);
+            log.put(base + 8 * 8, &[8]); // extends the last run
+        }
+        let b = base as usize;
+        assert_eq!(
+            log.runs(),
+            &[(b + 16, b + 40), (b + 56, b + 72), (b + 80, b + 96)]
+        );
+        assert_eq!(memory[3], 6);
+        assert_eq!(memory[10..12], [1, 4]);
+        log.put_back();
+        assert_eq!(memory, [0; 16]);
+    }
+}
