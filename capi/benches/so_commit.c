@@ -5,7 +5,8 @@
  *   cargo build --release -p rvm-capi && ln -sf librvm_capi.so target/release/librvm.so.1
  *   cc -O2 -Icapi/include -Icapi/tests/c capi/benches/so_commit.c -Ltarget/release -lrvm_capi \
  *      -o target/release/so_commit
- *   d=$(mktemp -d); LD_LIBRARY_PATH=target/release target/release/so_commit $d; rm -r $d */
+ *   d=$(mktemp -d); LD_LIBRARY_PATH=target/release target/release/so_commit $d; rm -r $d
+ * An optional second argument sets the number of batches (the tests run a few). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +17,16 @@ static double now_ns(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &
 static int cmp(const void *a, const void *b) { double x = *(double*)a, y = *(double*)b; return x < y ? -1 : x > y; }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: so_commit SCRATCH_DIR\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: so_commit SCRATCH_DIR [BATCHES]\n");
         return 2;
     }
     char log[256], seg[256];
     snprintf(log, sizeof log, "%s/log", argv[1]);
     snprintf(seg, sizeof seg, "%s/seg", argv[1]);
     char *base = start_one_segment(log, 64ul << 20, seg, 1ul << 20, (char *)0x270000000000);
-    int batches = 1000, batch = 2000;
+    int batches = argc == 3 ? atoi(argv[2]) : 1000, batch = 2000;
+    if (batches < 1) return 2;
     double *v = malloc(sizeof(double) * batches);
     unsigned long i = 0;
     for (int b = 0; b < batches; b++) {

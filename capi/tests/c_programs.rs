@@ -429,6 +429,26 @@ fn example_program_counts_its_runs_across_restarts() {
     heap_checks_clean(&log, &data);
 }
 
+/// `benches/so_commit.c` (the C half of the commit-cost comparison, run by hand through the
+/// installed library: BENCHMARKS.md) still builds and runs: a few batches, on a scratch log.
+#[test]
+fn the_shared_library_commit_benchmark_builds_and_runs() {
+    let s = Scratch::new("so_commit");
+    let exe = s.path("so_commit");
+    compile(&s, "cc", &[source("benches/so_commit.c")], &exe, &["-O2"]);
+    let dir = s.path("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stdout = expect_success(&output(Command::new(&exe).arg(&dir).arg("3")), "so_commit");
+    // Every call's code is checked by the program itself (it exits non-zero on the first
+    // failure); its one line is the median time, whatever it is.
+    let median = stdout
+        .trim()
+        .strip_prefix("so no_flush: ")
+        .and_then(|rest| rest.strip_suffix(" ns"))
+        .and_then(|n| n.parse::<f64>().ok());
+    assert!(median.is_some(), "unexpected output: {stdout:?}");
+}
+
 #[test]
 fn rds_interface_calls_and_error_codes() {
     let s = Scratch::new("rds");
