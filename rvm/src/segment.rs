@@ -10,6 +10,7 @@ use crate::format::log::{FileIdentity, SegmentEntry, SegmentKind};
 use crate::format::segment::{RegionEntry, SegmentHeader, REGIONS_MAX, SEGMENT_HEADER_SIZE};
 use crate::format::{DecodeError, Uuid};
 use crate::range_lock::RangeLocks;
+use crate::sync::read_lock;
 
 /// One region to lay out: its length and the address it is mapped at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,7 +409,7 @@ impl Segment {
     }
     /// Whether the segment is still mapped.
     pub fn is_mapped(&self) -> bool {
-        *self.inner.mapped.read().unwrap_or_else(|e| e.into_inner())
+        *read_lock(&self.inner.mapped)
     }
     /// The region holding `[address, address+len)`, if one does.
     pub fn region_of(&self, address: usize, len: usize) -> Option<&MappedRegion> {
@@ -421,7 +422,7 @@ impl Segment {
     /// (at most the instance's `lock_timeout`) until no other thread's transaction holds any
     /// of the bytes. After unmap or close it fails with [`Error::NotMapped`].
     pub fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<()> {
-        let mapped = self.inner.mapped.read().unwrap_or_else(|e| e.into_inner());
+        let mapped = read_lock(&self.inner.mapped);
         if !*mapped || self.region_of(address, buf.len()).is_none() {
             return Err(Error::NotMapped {
                 address: address as u64,

@@ -28,6 +28,7 @@ use crate::format::log::{
 };
 use crate::instance::{PinWord, Rvm};
 use crate::racy;
+use crate::sync::lock;
 
 mod own_record;
 mod written;
@@ -780,7 +781,7 @@ impl<'a> Transaction<'a> {
             return Err(e);
         }
         let ranges = &self.bufs.ranges;
-        let mut q = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = lock(&inner.queue);
         // Counted under the queue lock this commit takes anyway (no extra atomics).
         let c = &mut q.counts;
         match mode {

@@ -21,6 +21,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 use crate::segment::SegmentShared;
+use crate::sync::read_lock;
 
 /// Bytes populated per `madvise` call: short enough that unmapping waits little, long enough
 /// that the lock and the call cost nothing next to the faults (512 pages of 4 KiB).
@@ -75,7 +76,7 @@ fn run(segment: &Weak<SegmentShared>, regions: &[(usize, usize)]) {
 /// still mapped.
 fn populate(segment: &Weak<SegmentShared>, at: usize, len: usize) -> Result<(), Stop> {
     let shared = segment.upgrade().ok_or(Stop::Unmapped)?;
-    let mapped = shared.mapped.read().unwrap_or_else(|e| e.into_inner());
+    let mapped = read_lock(&shared.mapped);
     if !*mapped {
         return Err(Stop::Unmapped);
     }

@@ -5,6 +5,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::interface::{out_of_range, Device};
+use crate::sync::lock;
 
 /// Sector size at which the crash device tears unsynced writes.
 pub const CRASH_SECTOR_SIZE: u64 = 512;
@@ -37,7 +38,7 @@ impl CrashController {
     }
 
     fn lock(&self) -> MutexGuard<'_, CrashState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Crash when the `n`th write or sync from now (0 = the next one) is attempted: that
@@ -155,7 +156,7 @@ impl CrashDevice {
     }
 
     fn images(&self) -> MutexGuard<'_, CrashImages> {
-        self.images.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.images)
     }
 
     /// What a crash does to writes that were not synced.

@@ -12,6 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::interface::{Access, Device};
 use super::zeros::write_zeros;
+use crate::sync::lock;
 
 /// A regular file or a block device.
 pub struct FileDevice {
@@ -39,7 +40,7 @@ impl Drop for FileDevice {
 static LOCKED_HERE: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
 
 fn locked_here() -> MutexGuard<'static, Vec<(u64, u64)>> {
-    LOCKED_HERE.lock().unwrap_or_else(|e| e.into_inner())
+    lock(&LOCKED_HERE)
 }
 
 fn forget_lock(key: (u64, u64)) {

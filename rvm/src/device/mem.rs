@@ -4,6 +4,7 @@ use std::io;
 use std::sync::RwLock;
 
 use super::interface::{out_of_range, Device};
+use crate::sync::{read_lock, write_lock};
 
 /// A device held in memory (tests, fuzzing).
 #[derive(Debug)]
@@ -22,7 +23,7 @@ impl MemDevice {
     }
     /// A copy of the current contents.
     pub fn snapshot(&self) -> Vec<u8> {
-        self.bytes.read().unwrap_or_else(|e| e.into_inner()).clone()
+        read_lock(&self.bytes).clone()
     }
 }
 
@@ -31,10 +32,10 @@ impl Device for MemDevice {
         &self.name
     }
     fn len(&self) -> io::Result<u64> {
-        Ok(self.bytes.read().unwrap_or_else(|e| e.into_inner()).len() as u64)
+        Ok(read_lock(&self.bytes).len() as u64)
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let b = self.bytes.read().unwrap_or_else(|e| e.into_inner());
+        let b = read_lock(&self.bytes);
         let end = offset
             .checked_add(buf.len() as u64)
             .filter(|e| *e <= b.len() as u64);
@@ -47,7 +48,7 @@ impl Device for MemDevice {
         }
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let mut b = self.bytes.write().unwrap_or_else(|e| e.into_inner());
+        let mut b = write_lock(&self.bytes);
         let end = offset
             .checked_add(buf.len() as u64)
             .ok_or_else(|| out_of_range(offset, buf.len(), b.len()))?;
@@ -61,10 +62,7 @@ impl Device for MemDevice {
         Ok(())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.bytes
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .resize(len as usize, 0);
+        write_lock(&self.bytes).resize(len as usize, 0);
         Ok(())
     }
 }

@@ -45,6 +45,7 @@ use crate::range_lock::RangeLocks;
 use crate::segment::Segment;
 use crate::sync::lock;
 
+use crate::sync::read_lock;
 use commit::Queue;
 pub use options::Options;
 pub use plain_file::{FileMapMode, FileMapOptions};
@@ -232,11 +233,7 @@ impl Rvm {
             })
         });
         let segments: Vec<Segment> = {
-            let slots = self
-                .inner
-                .segments
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
+            let slots = read_lock(&self.inner.segments);
             slots
                 .iter()
                 .flat_map(|s| s.mapped.iter().cloned())
@@ -246,11 +243,7 @@ impl Rvm {
             self.inner.unmap_segment_at_close(&s);
         }
         {
-            let slots = self
-                .inner
-                .segments
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
+            let slots = read_lock(&self.inner.segments);
             for d in slots.iter().filter_map(|s| s.device.as_ref()) {
                 d.unlock();
             }

@@ -16,6 +16,7 @@ use crate::mapping::{self, Backing};
 use crate::segment::{
     read_header_from, MapOptions, MappedRegion, Placement, Segment, SegmentShared,
 };
+use crate::sync::{lock, read_lock, write_lock};
 
 /// A segment the log knows about (an entry of its segment table).
 pub(crate) struct Slot {
@@ -128,7 +129,7 @@ impl Inner {
     /// table is retired only while an unmap that holds the table's write lock runs, so the
     /// pin fails only for a region unmapped meanwhile.
     pub(crate) fn pin_region(&self, address: usize, length: usize) -> Result<RegionRef> {
-        let regions = self.regions.read().unwrap_or_else(|e| e.into_inner());
+        let regions = read_lock(&self.regions);
         let i = regions.partition_point(|r| r.start <= address);
         i.checked_sub(1)
             .map(|i| &regions[i])
@@ -236,11 +237,7 @@ impl Rvm {
 
     /// The mapped segments.
     pub fn segments(&self) -> Vec<Segment> {
-        let slots = self
-            .inner
-            .segments
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let slots = read_lock(&self.inner.segments);
         slots
             .iter()
             .flat_map(|s| s.mapped.iter().cloned())
@@ -277,11 +274,7 @@ impl Rvm {
 
     /// The mapped segment holding `[address, address+len)`.
     pub fn segment_at(&self, address: usize, len: usize) -> Option<Segment> {
-        let slots = self
-            .inner
-            .segments
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let slots = read_lock(&self.inner.segments);
         slots
             .iter()
             .flat_map(|s| s.mapped.iter())
@@ -317,7 +310,7 @@ impl Inner {
     /// (recovery or an earlier mapping opened and locked it): mapping uses it again, since a
     /// second open of the file would find the instance's own lock.
     pub(super) fn held_device(&self, kind: SegmentKind, uuid: Uuid) -> Option<DeviceRef> {
-        let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        let slots = read_lock(&self.segments);
         slots
             .iter()
             .find(|s| s.names(kind, uuid))
@@ -379,7 +372,7 @@ impl Inner {
             warm_up,
         } = plan;
         let needs_truncate = {
-            let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+            let slots = read_lock(&self.segments);
             slots
                 .iter()
                 .any(|s| s.names(kind, header.uuid) && s.remap_needs_truncate)
@@ -389,7 +382,7 @@ impl Inner {
             self.flush_all()?;
             self.truncate_now(false)?;
         }
-        let mut slots = self.segments.write().unwrap_or_else(|e| e.into_inner());
+        let mut slots = write_lock(&self.segments);
         if kind == SegmentKind::PlainFile {
             // Several ranges of one file may be mapped, never two that overlap.
             let mapped = slots
@@ -451,18 +444,14 @@ impl Inner {
         };
         if warm_up {
             let thread = crate::warm_up::start(&segment.inner);
-            *segment
-                .inner
-                .warm_up
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = thread;
+            *lock(&segment.inner.warm_up) = thread;
         }
         let slot = &mut slots[index];
         slot.device = Some(device);
         slot.header = Some(header);
         slot.mapped.push(segment.clone());
         slot.remap_needs_truncate = false;
-        let mut regions = self.regions.write().unwrap_or_else(|e| e.into_inner());
+        let mut regions = write_lock(&self.regions);
         for m in &mapped {
             regions.push(RegionRef {
                 start: m.address,
@@ -496,8 +485,8 @@ impl Inner {
 
     fn unmap_own_segment(&self, segment: &Segment, ignore_pins: bool) -> Result<()> {
         let index = segment.inner.log_index;
-        let mut slots = self.segments.write().unwrap_or_else(|e| e.into_inner());
-        let mut regions = self.regions.write().unwrap_or_else(|e| e.into_inner());
+        let mut slots = write_lock(&self.segments);
+        let mut regions = write_lock(&self.regions);
         let current = slots.get(index as usize).is_some_and(|s| {
             s.mapped
                 .iter()
@@ -524,11 +513,7 @@ impl Inner {
                 count: mine.iter().map(|r| r.pin.count()).sum::<usize>().max(1),
             });
         }
-        let mut flag = segment
-            .inner
-            .mapped
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut flag = write_lock(&segment.inner.mapped);
         if !*flag {
             return Ok(());
         }
@@ -544,12 +529,7 @@ impl Inner {
             slot.remap_needs_truncate = true;
         }
         // The warm-up thread sees the flag at its next chunk and ends; it takes no other lock.
-        let warm_up = segment
-            .inner
-            .warm_up
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let warm_up = lock(&segment.inner.warm_up).take();
         if let Some(thread) = warm_up {
             let _ = thread.join();
         }

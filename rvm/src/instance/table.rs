@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::format::log::{SegmentEntry, SegmentKind, PATH_HINT_BYTES_MAX, SEGMENTS_PER_LOG_MAX};
 use crate::format::segment::SegmentHeader;
 use crate::format::Uuid;
+use crate::sync::read_lock;
 
 /// The path hint recorded for `path`: too long a path is not recorded.
 fn recordable(path: String) -> String {
@@ -64,7 +65,7 @@ impl Inner {
     /// table is full without an entry for it, or another unmapped entry was last seen there.
     pub(super) fn table_wants_reclaim(&self, kind: SegmentKind, uuid: Uuid, path: &str) -> bool {
         let hint = recordable(path.to_string());
-        let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        let slots = read_lock(&self.segments);
         let full = !slots.iter().any(|s| s.names(kind, uuid) || s.free())
             && slots.len() >= SEGMENTS_PER_LOG_MAX;
         full || slots.iter().any(|s| stale_at(s, kind, uuid, &hint))
@@ -77,12 +78,12 @@ impl Inner {
     pub(crate) fn check_room_for_new_segment(&self) -> Result<()> {
         let full =
             |slots: &[Slot]| !slots.iter().any(|s| s.free()) && slots.len() >= SEGMENTS_PER_LOG_MAX;
-        if !full(&self.segments.read().unwrap_or_else(|e| e.into_inner())) {
+        if !full(&read_lock(&self.segments)) {
             return Ok(());
         }
         self.flush_all()?;
         self.truncate_now(false)?;
-        let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        let slots = read_lock(&self.segments);
         if !full(&slots) || (slots.iter().any(|s| !s.is_mapped()) && self.all_records_applied()) {
             return Ok(());
         }

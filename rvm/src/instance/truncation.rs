@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::format::log::RecordHeader;
 use crate::format::segment::SegmentHeader;
 use crate::log::LogReader;
+use crate::sync::read_lock;
 
 /// A segment and its header, as a truncation resolves a log's segment index.
 type Target = Option<(DeviceRef, SegmentHeader)>;
@@ -162,7 +163,7 @@ impl Inner {
     /// from here on.
     fn sync_segments(&self, touched: &BTreeSet<u32>) -> Result<()> {
         let devices: Vec<DeviceRef> = {
-            let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+            let slots = read_lock(&self.segments);
             touched
                 .iter()
                 .filter_map(|i| slots.get(*i as usize).and_then(|s| s.device.clone()))
@@ -203,7 +204,7 @@ impl Inner {
         {
             return None;
         }
-        let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        let slots = read_lock(&self.segments);
         let same = slots.len() == targets.len()
             && targets
                 .iter()
@@ -254,7 +255,7 @@ impl Inner {
                 let status = lock(&self.status).clone();
                 let reader = LogReader::with_status(self.log.clone(), status);
                 let targets: Vec<Target> = {
-                    let slots = self.segments.read().unwrap_or_else(|e| e.into_inner());
+                    let slots = read_lock(&self.segments);
                     (0..slots.len())
                         .map(|i| slot_target(&slots, i as u32))
                         .collect()

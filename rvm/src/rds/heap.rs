@@ -73,6 +73,7 @@ use crate::rds::write_log::WriteLog;
 use crate::rds::Error;
 use crate::segment::Segment;
 use crate::sync::lock;
+use crate::sync::read_lock;
 use crate::tx::{
     queue_own_record, BeginMode, CommitMode, Queued, RegionHandle, RegionPin, Transaction,
 };
@@ -212,11 +213,7 @@ struct State {
 
 impl Shared {
     fn mapped_flag(&self) -> RwLockReadGuard<'_, bool> {
-        self.segment
-            .inner
-            .mapped
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        read_lock(&self.segment.inner.mapped)
     }
 }
 

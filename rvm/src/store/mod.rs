@@ -38,6 +38,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::format::segment::REGION_ALIGN;
 use crate::rds::{self, Error, Heap, HeapLayout, Root};
 use crate::segment;
+use crate::sync::{read_lock, write_lock};
 use crate::tx::{BeginMode, CommitMode, Transaction};
 use crate::typed::Alloc;
 use crate::{MapOptions, Options, Rvm};
@@ -331,7 +332,7 @@ impl Store {
 
     /// The heaps, first segment first (handles: cheap clones sharing each heap's state).
     pub fn heaps(&self) -> Vec<Heap> {
-        self.heaps.read().unwrap_or_else(|e| e.into_inner()).clone()
+        read_lock(&self.heaps).clone()
     }
 
     /// Begin a restore-mode transaction (the mode heap changes need).
@@ -455,7 +456,7 @@ impl Store {
         });
         match heap {
             Ok(heap) => {
-                let mut heaps = self.heaps.write().unwrap_or_else(|e| e.into_inner());
+                let mut heaps = write_lock(&self.heaps);
                 heaps.push(heap.clone());
                 Ok(heap)
             }
@@ -485,7 +486,7 @@ impl Store {
     fn heap_of(&self, address: usize) -> Result<(usize, Heap), Error> {
         // Only the heap found is copied out of the lock: the calls that follow may wait for
         // another transaction.
-        let heaps = self.heaps.read().unwrap_or_else(|e| e.into_inner());
+        let heaps = read_lock(&self.heaps);
         heaps
             .iter()
             .enumerate()
@@ -498,7 +499,7 @@ impl Store {
     }
 
     fn heap_count(&self) -> usize {
-        self.heaps.read().unwrap_or_else(|e| e.into_inner()).len()
+        read_lock(&self.heaps).len()
     }
 
     /// Take heaps `0..=last` for `tx` in index order, so that two transactions that use

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::log::{transaction_record_size, RangeHeader, TransactionEncoder, TX_FLAG_FLUSH};
 use crate::instance::{PinWord, Rvm};
 use crate::racy;
+use crate::sync::lock;
 
 /// A mapped region pinned (kept mapped) without a transaction, until dropped or given back
 /// as a [`RegionHandle`].
@@ -161,7 +162,7 @@ pub(crate) fn queue_own_record(
     if let Err(e) = inner.check_failed() {
         return refuse(e);
     }
-    let mut q = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
+    let mut q = lock(&inner.queue);
     let c = &mut q.counts;
     match mode {
         CommitMode::Flush => c.flush_commits += 1,
