@@ -260,19 +260,27 @@ fn take_spare() -> Box<Spare> {
 /// grew past [`SPARE_UNDO_BYTES_MAX`]).
 #[inline]
 fn return_spare(mut spare: Box<Spare>) {
-    if spare.undo.capacity() > SPARE_UNDO_BYTES_MAX {
+    if !spare.empty() {
         return;
     }
-    spare.ranges.clear();
-    spare.undo_index.clear();
-    spare.undo.clear();
-    spare.pins.clear();
     let _ = SPARE.try_with(|slots| {
         let rest = slots[0].replace(Some(spare));
         if rest.is_some() {
             slots[1].set(rest);
         }
     });
+}
+
+impl Spare {
+    /// Empty the set for the next transaction. Whether it is worth keeping: false once the
+    /// undo buffer grew past [`SPARE_UNDO_BYTES_MAX`].
+    fn empty(&mut self) -> bool {
+        self.ranges.clear();
+        self.undo_index.clear();
+        self.undo.clear();
+        self.pins.clear();
+        self.undo.capacity() <= SPARE_UNDO_BYTES_MAX
+    }
 }
 
 /// Spare buffers larger than this are dropped rather than kept.
@@ -356,13 +364,9 @@ impl<'a> Transaction<'a> {
             self.run_abort_hooks();
         }
         let bufs = &mut **self.bufs;
-        if bufs.undo.capacity() > SPARE_UNDO_BYTES_MAX {
+        if !bufs.empty() {
             bufs.undo = Vec::new();
         }
-        bufs.ranges.clear();
-        bufs.undo_index.clear();
-        bufs.undo.clear();
-        bufs.pins.clear();
         self.number = self.rvm.inner.begun.fetch_add(1, Ordering::Relaxed);
         self.mode = mode;
         self.id.set(0);
