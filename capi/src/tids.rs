@@ -697,12 +697,16 @@ pub fn open_count() -> usize {
 /// open, before the instance they belong to goes.
 pub fn drop_kept() {
     each_used_slot(|_, s| {
-        if s.state.load(Ordering::Acquire) & (OPEN | BUSY) == 0
+        // Not open: a begin that marked its slot busy after the terminate flag was raised
+        // steps back without touching `tx` (and finds RVM terminated), so a busy slot's
+        // kept transaction goes too.
+        if s.state.load(Ordering::Acquire) & OPEN == 0
             && s.initialized.swap(false, Ordering::Relaxed)
         {
-            // SAFETY: the slot is free and no call runs (the caller's contract), so nothing
-            // else touches `tx`; `initialized` said it holds a transaction, and is now clear,
-            // so it is dropped once.
+            // SAFETY: the slot is not open and no call that could touch `tx` runs (the
+            // caller's contract: every call that passed the terminate flag has finished, and
+            // a begin held back by it never reaches `tx` again); `initialized` said it holds
+            // a transaction, and is now clear, so it is dropped once.
             unsafe { (*s.tx.get()).assume_init_drop() };
         }
     });

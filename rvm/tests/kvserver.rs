@@ -231,8 +231,6 @@ fn survives_sigkill_at_random_moments() {
     let mut model: BTreeMap<String, String> = BTreeMap::new();
     // The write sent when the server died: key and new value (None: delete).
     let mut in_doubt: Option<(String, Option<String>)> = None;
-    let mut kills = 0;
-    let mut acknowledged = 0u64;
     for round in 0..=KILLS {
         // Few buckets, so the hash table grows (splits buckets) while it is being killed.
         let mut server = Server::start_with(&dir.0, &["--buckets", "4"]);
@@ -312,7 +310,6 @@ fn survives_sigkill_at_random_moments() {
                     Some(Some(value)) => {
                         assert_eq!(answer, "ok");
                         model.insert(key, value);
-                        acknowledged += 1;
                         round_acks += 1;
                     }
                     Some(None) => {
@@ -322,7 +319,6 @@ fn survives_sigkill_at_random_moments() {
                             "missing"
                         };
                         assert_eq!(answer, expected, "del {key}");
-                        acknowledged += 1;
                         round_acks += 1;
                     }
                     None => {
@@ -346,13 +342,9 @@ fn survives_sigkill_at_random_moments() {
             Some(libc::SIGKILL),
             "round {round}: {status}"
         );
-        kills += 1;
     }
-    assert_eq!(kills, KILLS);
-    assert!(
-        acknowledged >= u64::from(KILLS) * ACKS_BEFORE_KILL_MIN,
-        "only {acknowledged} writes were acknowledged"
-    );
+    // (No count to assert at the end: every round ended in SIGKILL, checked above, after
+    // at least ACKS_BEFORE_KILL_MIN acknowledged writes, each checked after the next restart.)
 }
 
 fn names_in(dir: &Path) -> Vec<String> {

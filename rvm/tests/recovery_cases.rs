@@ -10,7 +10,7 @@ use rvm::format::log::{
     STATUS_SLOT_SIZE,
 };
 use rvm::log::{LogReader, ScanEnd};
-use rvm::segment::{self, RegionSpec};
+use rvm::segment;
 use rvm::{BeginMode, CommitMode, Error, MapOptions, Options, Rvm};
 
 mod support;
@@ -497,14 +497,7 @@ fn segment_by_uuid() {
     std::fs::create_dir_all(&dir).unwrap();
     let (log, data, moved) = (dir.join("log"), dir.join("data"), dir.join("moved"));
     Rvm::create_log(&log, 64 * 1024).unwrap();
-    let header = segment::layout(
-        4096 + REGION_BYTES as u64,
-        &[RegionSpec {
-            length: REGION_BYTES as u64,
-            address: 0x1000_0000_0000,
-        }],
-    )
-    .unwrap();
+    let header = support::one_region_layout(REGION_BYTES as u64, 0x1000_0000_0000);
     drop(segment::create(&data, &header, Default::default()).unwrap());
     let rvm = Rvm::open(&log, Options::default().truncate_threshold(0)).unwrap();
     // SAFETY: the segment file lives in this test's private temporary directory and nothing
@@ -520,14 +513,7 @@ fn segment_by_uuid() {
     let log2 = dir.join("log2");
     std::fs::copy(&log, &log2).unwrap();
     std::fs::remove_file(&data).unwrap();
-    let other = segment::layout(
-        4096 + REGION_BYTES as u64,
-        &[RegionSpec {
-            length: REGION_BYTES as u64,
-            address: 0x1000_0000_0000,
-        }],
-    )
-    .unwrap();
+    let other = support::one_region_layout(REGION_BYTES as u64, 0x1000_0000_0000);
     drop(segment::create(&data, &other, Default::default()).unwrap());
     let err = Rvm::open(&log2, Options::default()).unwrap_err();
     assert!(

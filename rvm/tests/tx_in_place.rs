@@ -5,7 +5,7 @@
 use std::mem::MaybeUninit;
 use std::path::PathBuf;
 
-use rvm::segment::{self, CreateOptions, RegionSpec};
+use rvm::segment::{self, CreateOptions};
 use rvm::{BeginMode, CommitMode, Error, MapOptions, Options, Rvm};
 
 mod support;
@@ -17,11 +17,7 @@ const ANYWHERE: u64 = 0x1000_0000_0000;
 fn make(dir: &Dir, area: u64) -> (PathBuf, PathBuf) {
     let (log, data) = (dir.path("log"), dir.path("data"));
     Rvm::create_log(&log, area).unwrap();
-    let region = RegionSpec {
-        length: 8192,
-        address: ANYWHERE,
-    };
-    let header = segment::layout(4096 + region.length, &[region]).unwrap();
+    let header = support::one_region_layout(8192, ANYWHERE);
     drop(segment::create(&data, &header, CreateOptions::default()).unwrap());
     (log, data)
 }
