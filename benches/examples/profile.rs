@@ -203,7 +203,10 @@ fn main() -> Result<()> {
             else {
                 bail!("usage: profile reopen-store DIR ENTRIES");
             };
-            let k = store_peers::key(n - 1u64);
+            let Some(last) = n.checked_sub(1) else {
+                bail!("profile reopen-store: ENTRIES must be at least 1");
+            };
+            let k = store_peers::key(last);
             let started = Instant::now();
             let store = Engine::Rvm.open(std::path::Path::new(dir))?;
             let opened = started.elapsed();

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::flush::PAD_RESERVE_BYTES;
 use super::segments::slot_target;
 use super::stats::add;
+use super::status::live_bytes;
 use super::{lock, now_ms, Inner, Rvm};
 use crate::apply::Applier;
 use crate::device::DeviceRef;
@@ -194,11 +195,13 @@ impl Inner {
             let p = lock(&self.pos);
             (p.tail_offset, p.next_lsn, self.used_bytes(&p))
         };
-        let more = if tail >= end_offset {
-            tail - end_offset
-        } else {
-            (self.area_end - end_offset) + (tail - self.area_start)
-        };
+        let more = live_bytes(
+            next == end_lsn,
+            end_offset,
+            tail,
+            self.area_start,
+            self.area_end,
+        );
         if next == end_lsn
             || used * 100 > EXTEND_USE_PERCENT_MAX * (self.area_end - self.area_start)
         {

@@ -651,7 +651,8 @@ impl Heap {
         let value = unsafe { self.change(st, op) }?;
         let queued = queue_own_record(rvm, &pin, st.log.runs(), CommitMode::NoFlush);
         if queued.is_err() {
-            st.log.put_back();
+            // SAFETY: `pin` still pins the heap region the call wrote under.
+            unsafe { st.log.put_back() };
             st.valid = false;
         }
         st.log.clear();
@@ -756,7 +757,8 @@ impl Heap {
         }
         // SAFETY: the region is pinned by `tx` (above) until the transaction ends.
         let value = unsafe { self.change(st, op) }?;
-        let declared = st.log.declare(tx);
+        // SAFETY: `tx` pins the region (above) until the transaction ends.
+        let declared = unsafe { st.log.declare(tx) };
         if declared.is_err() {
             st.valid = false;
         }
@@ -796,9 +798,9 @@ impl Heap {
             // The changed counters as one run, from the first to the last (the generation
             // always changes): a malloc's and a free's each lie close together.
             let changed = |(n, o): (&u64, &u64)| n != o;
-            let first = new.iter().zip(&old).position(changed).unwrap_or(0);
-            let last = new.iter().zip(&old).rposition(changed).unwrap_or(0);
-            if first <= last {
+            let first = new.iter().zip(&old).position(changed);
+            let last = new.iter().zip(&old).rposition(changed);
+            if let (Some(first), Some(last)) = (first, last) {
                 ctx.put(
                     base + COUNTERS_OFFSET + 8 * first as u64,
                     &new[first..=last],
@@ -808,7 +810,8 @@ impl Heap {
             Ok(value)
         })();
         if result.is_err() {
-            st.log.put_back();
+            // SAFETY: the region is pinned until after this call (this function's contract).
+            unsafe { st.log.put_back() };
             st.log.clear();
             st.valid = false;
         }

@@ -84,10 +84,14 @@ impl WriteLog {
 
     /// Give every written word its value from before the call (the first write of each word
     /// holds it; the log is undone last write first).
-    pub(super) fn put_back(&self) {
+    ///
+    /// # Safety
+    /// The heap region the words were `put` into is still pinned (the pin `put` was called
+    /// under, not yet released).
+    pub(super) unsafe fn put_back(&self) {
         for w in self.words.iter().rev() {
-            // SAFETY: recorded by `put`, so inside the heap region, which the call's
-            // transaction still pins.
+            // SAFETY: recorded by `put`, so inside the heap region, which is still pinned (the
+            // caller's contract).
             unsafe { crate::racy::store_u64(w.at as usize as *mut u8, w.old) };
         }
     }
@@ -96,12 +100,16 @@ impl WriteLog {
     /// old values the log holds ([`Transaction::declare_written`]: saved whatever `tx`'s
     /// mode, so a record refused after this puts them back). On an error every written word
     /// has its old value back.
-    pub(super) fn declare(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
+    ///
+    /// # Safety
+    /// As for [`WriteLog::put_back`]: the heap region is still pinned.
+    pub(super) unsafe fn declare(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
         // Sorted and merged: fewer ranges, and the commit's coalescing finds them in order.
         let writes = self.words.iter().map(|w| (w.at as usize, w.old));
         let declared = tx.declare_written(&self.runs, writes);
         if let Err(e) = declared {
-            self.put_back();
+            // SAFETY: the region is still pinned (this function's contract).
+            unsafe { self.put_back() };
             return Err(e.into());
         }
         Ok(())
@@ -136,7 +144,8 @@ mod tests {
         );
         assert_eq!(memory[3], 6);
         assert_eq!(memory[10..12], [1, 4]);
-        log.put_back();
+        // SAFETY: the words lie in `memory`, alive and not borrowed here.
+        unsafe { log.put_back() };
         assert_eq!(memory, [0; 16]);
     }
 }

@@ -123,22 +123,6 @@ impl Heap {
         Ok(usable as usize)
     }
 
-    /// Usable bytes of the allocated block whose data is at `address`: the lock-free check,
-    /// and the check under the heap's lock when that one fails.
-    pub(super) fn checked_usable(&self, address: u64) -> Result<u64, Error> {
-        {
-            let mapped = self.mapped()?;
-            // SAFETY: the region stays mapped while `mapped` is held, and the view is used
-            // only in this block.
-            let view = unsafe { View::of_mapped(self.shared.base, self.shared.length) };
-            if let Some(usable) = self.unlocked_block(&view, address) {
-                drop(mapped);
-                return Ok(usable);
-            }
-        }
-        self.locked_block(address)
-    }
-
     /// The lock-free check: the usable bytes of the allocated block at `address`, or `None`
     /// when the check cannot pass without the lock (no published layout, a header that
     /// differs from it, or a block the check refuses).

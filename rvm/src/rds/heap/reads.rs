@@ -172,6 +172,6 @@ impl Heap {
     /// [`Error::NotFromHeap`] or [`Error::DoubleFree`] unless `address` is the data of an
     /// allocated block; `NotMapped` (in [`Error::Rvm`]).
     pub fn usable_size(&self, address: usize) -> Result<usize, Error> {
-        Ok(self.checked_usable(address as u64)? as usize)
+        self.read_block(address, 0, &mut [])
     }
 }
