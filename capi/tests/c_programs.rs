@@ -110,16 +110,6 @@ pub fn run(program: &Path, args: &[&Path]) -> Output {
     output(Command::new(program).args(args))
 }
 
-/// `run` with `RVM_CAPI_NO_BIAS` set: every tid call takes the slot's lock word (the path used
-/// where `membarrier` is missing).
-fn run_unbiased(program: &Path, args: &[&Path]) -> Output {
-    output(
-        Command::new(program)
-            .args(args)
-            .env("RVM_CAPI_NO_BIAS", "1"),
-    )
-}
-
 fn expect_success(output: &Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
@@ -558,7 +548,13 @@ fn run_threaded(s: &Scratch, program: &str, unbiased: bool, ok: &str) -> PathBuf
         s.path(&format!("{program}.data")),
     );
     let out = if unbiased {
-        run_unbiased(&exe, &[&log, &data])
+        // Every tid call takes the slot's lock word (the path used where `membarrier` is
+        // missing).
+        output(
+            Command::new(&exe)
+                .args([&log, &data])
+                .env("RVM_CAPI_NO_BIAS", "1"),
+        )
     } else {
         run(&exe, &[&log, &data])
     };

@@ -36,7 +36,6 @@ mod truncation;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::device::DeviceRef;
 use crate::error::{Error, Result};
@@ -55,14 +54,7 @@ use stats::Stats;
 pub use stats::{LogState, Statistics};
 use status::Pos;
 
-pub(crate) use crate::clock::now_ms;
-
-pub(crate) fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::clock::{now_ms, now_us};
 
 pub(crate) struct Inner {
     pub(crate) log: DeviceRef,

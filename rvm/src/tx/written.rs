@@ -17,8 +17,13 @@ impl Transaction<'_> {
     /// put back and read from memory again, and the runs cost one call.
     ///
     /// # Errors
-    /// As for [`Transaction::set_range`], and [`Error::NotMapped`] for a write outside the
-    /// runs; nothing is declared then (the caller puts its bytes back itself).
+    /// As for [`Transaction::set_range`], and [`Error::NotMapped`] for a write that could
+    /// touch unpinned memory when restored: outside the span from the lowest run to the
+    /// highest when that span lies in one pinned region (the common case, checked once),
+    /// otherwise outside every run. Nothing is declared then (the caller puts its bytes back
+    /// itself). A write between runs of one region is not refused: restoring it is safe, and
+    /// a caller's writes lie in its runs by construction (the RDS write log builds its runs
+    /// from its words).
     pub(crate) fn declare_written(
         &mut self,
         runs: &[(usize, usize)],

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::rds::Error;
 use crate::tx::Transaction;
-use crate::typed::{element_size, span, Alloc, FieldPtr};
+use crate::typed::{element_size, read_into, span, Alloc, FieldPtr};
 
 /// `len` values of type `T` in a row, starting `offset` bytes into the heap block whose data
 /// starts at `block`: a persistent `[T]`. Every index is checked against `len`, and every
@@ -214,10 +214,14 @@ impl<T: Pod> PSlice<T> {
         if self.len == 0 {
             return Ok(Vec::new());
         }
-        let bytes = bytes_for::<T>(self.len as usize)?;
-        let at = span(a, self.block, self.offset, bytes as u64)?;
+        bytes_for::<T>(self.len as usize)?;
         let mut out = vec![T::zeroed(); self.len as usize];
-        a.read_bytes(at, bytemuck::cast_slice_mut(&mut out))?;
+        read_into(
+            a,
+            self.block,
+            self.offset,
+            bytemuck::cast_slice_mut(&mut out),
+        )?;
         Ok(out)
     }
 
