@@ -249,10 +249,17 @@ fn a_flush_that_found_the_log_full_waited_for_the_running_truncation() {
             }
         })
     };
-    while rvm.statistics().space_waits == 0 {
+    // (Bounded: a flush that never waits for room must fail the test, not hang it.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while rvm.statistics().space_waits == 0
+        && !writer.is_finished()
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    let waited = rvm.statistics().space_waits > 0;
     log.set(Gate::Open);
+    assert!(waited, "the flush never waited for room behind the held truncation");
     writer.join().unwrap();
     let st = rvm.statistics();
     // The flush waited for the background truncation and went on in the room it made; the
