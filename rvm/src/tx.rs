@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::format::log::{
     transaction_record_size, RangeHeader, TransactionEncoder, TX_FLAG_FLUSH, TX_FLAG_RESTORE,
 };
-use crate::instance::{PinWord, Rvm};
+use crate::instance::{CommitCounts, Inner, PinWord, Rvm};
 use crate::racy;
 use crate::sync::lock;
 
@@ -280,6 +280,48 @@ impl Spare {
         self.undo.clear();
         self.pins.clear();
         self.undo.capacity() <= SPARE_UNDO_BYTES_MAX
+    }
+}
+
+/// Queue one transaction record under the queue lock: count the commit (by `mode`, and
+/// `count` the rest, under the lock the commit takes anyway: no extra atomics), and encode
+/// the record of `headers` (`size` bytes, [`transaction_record_size`] of their lengths; the
+/// data of range `i` copied by `fill`) with `flags` and, for a flush, `TX_FLAG_FLUSH`.
+/// Nothing is encoded for no ranges. Shared by [`Transaction`]'s commit and the records a
+/// library queues without one ([`queue_own_record`]).
+#[inline(always)]
+fn queue_encoded(
+    inner: &Inner,
+    mode: CommitMode,
+    flags: u16,
+    size: u64,
+    headers: impl ExactSizeIterator<Item = RangeHeader>,
+    fill: impl FnMut(usize, &mut [u8]),
+    count: impl FnOnce(&mut CommitCounts),
+) -> Queued {
+    let mut q = lock(&inner.queue);
+    let c = &mut q.counts;
+    match mode {
+        CommitMode::Flush => c.flush_commits += 1,
+        CommitMode::NoFlush => c.no_flush_commits += 1,
+    }
+    count(c);
+    let (seq, over_limit) = if headers.len() == 0 {
+        (q.queued_seq, false)
+    } else {
+        let flags = if mode == CommitMode::Flush {
+            flags | TX_FLAG_FLUSH
+        } else {
+            flags
+        };
+        let start = TransactionEncoder::record_sized(&mut q.buf, flags, size, headers, fill);
+        let seq = inner.queued(&mut q, start);
+        (seq, inner.queue_over_limit(&q))
+    };
+    drop(q);
+    Queued {
+        seq,
+        flush: mode == CommitMode::Flush || over_limit,
     }
 }
 
@@ -785,53 +827,33 @@ impl<'a> Transaction<'a> {
             return Err(e);
         }
         let ranges = &self.bufs.ranges;
-        let mut q = lock(&inner.queue);
-        // Counted under the queue lock this commit takes anyway (no extra atomics).
-        let c = &mut q.counts;
-        match mode {
-            CommitMode::Flush => c.flush_commits += 1,
-            CommitMode::NoFlush => c.no_flush_commits += 1,
-        }
-        match self.mode {
-            BeginMode::Restore => c.restore_transactions += 1,
-            BeginMode::NoRestore => c.no_restore_transactions += 1,
-        }
-        c.ranges_coalesced += (declared_count - ranges.len()) as u64;
-        c.bytes_saved_by_coalescing += declared.saturating_sub(merged) as u64;
-        let (seq, over_limit) = if ranges.is_empty() {
-            (q.queued_seq, false)
-        } else {
-            let mut flags = 0;
-            if mode == CommitMode::Flush {
-                flags |= TX_FLAG_FLUSH;
-            }
-            if self.mode == BeginMode::Restore {
-                flags |= TX_FLAG_RESTORE;
-            }
-            let headers = ranges.iter().map(|r| RangeHeader {
-                segment: r.slot,
-                offset: r.segment_offset,
-                length: r.length as u64,
-                address: r.address as u64,
-            });
-            let start =
-                TransactionEncoder::record_sized(&mut q.buf, flags, size, headers, |i, dst| {
-                    let r = &ranges[i];
-                    let n = dst.len().min(r.length);
-                    // SAFETY: `[r.address, r.address + n)` lies in the range checked at set_range,
-                    // whose region is pinned until `release` below, so it is mapped for the
-                    // whole copy; other threads may write it, so it is copied, not borrowed.
-                    unsafe { racy::load(r.address as *const u8, &mut dst[..n]) }
-                });
-            let seq = inner.queued(&mut q, start);
-            (seq, inner.queue_over_limit(&q))
+        let restore = self.mode == BeginMode::Restore;
+        let headers = ranges.iter().map(|r| RangeHeader {
+            segment: r.slot,
+            offset: r.segment_offset,
+            length: r.length as u64,
+            address: r.address as u64,
+        });
+        let fill = |i: usize, dst: &mut [u8]| {
+            let r = &ranges[i];
+            let n = dst.len().min(r.length);
+            // SAFETY: `[r.address, r.address + n)` lies in the range checked at set_range,
+            // whose region is pinned until `release` below, so it is mapped for the whole
+            // copy; other threads may write it, so it is copied, not borrowed.
+            unsafe { racy::load(r.address as *const u8, &mut dst[..n]) }
         };
-        drop(q);
+        let flags = if restore { TX_FLAG_RESTORE } else { 0 };
+        let queued = queue_encoded(inner, mode, flags, size, headers, fill, |c| {
+            if restore {
+                c.restore_transactions += 1;
+            } else {
+                c.no_restore_transactions += 1;
+            }
+            c.ranges_coalesced += (declared_count - ranges.len()) as u64;
+            c.bytes_saved_by_coalescing += declared.saturating_sub(merged) as u64;
+        });
         self.release();
-        Ok(Queued {
-            seq,
-            flush: mode == CommitMode::Flush || over_limit,
-        })
+        Ok(queued)
     }
 
     /// Abort: in restore mode every declared byte gets its old value back. Then the RDS heaps

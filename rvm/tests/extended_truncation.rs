@@ -259,7 +259,10 @@ fn a_flush_that_found_the_log_full_waited_for_the_running_truncation() {
     }
     let waited = rvm.statistics().space_waits > 0;
     log.set(Gate::Open);
-    assert!(waited, "the flush never waited for room behind the held truncation");
+    assert!(
+        waited,
+        "the flush never waited for room behind the held truncation"
+    );
     writer.join().unwrap();
     let st = rvm.statistics();
     // The flush waited for the background truncation and went on in the room it made; the

@@ -12,12 +12,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{CommitMode, Queued};
+use super::{queue_encoded, CommitMode, Queued};
 use crate::error::{Error, Result};
-use crate::format::log::{transaction_record_size, RangeHeader, TransactionEncoder, TX_FLAG_FLUSH};
+use crate::format::log::{transaction_record_size, RangeHeader};
 use crate::instance::{PinWord, Rvm};
 use crate::racy;
-use crate::sync::lock;
 
 /// A mapped region pinned (kept mapped) without a transaction, until dropped or given back
 /// as a [`RegionHandle`].
@@ -162,43 +161,23 @@ pub(crate) fn queue_own_record(
     if let Err(e) = inner.check_failed() {
         return refuse(e);
     }
-    let mut q = lock(&inner.queue);
-    let c = &mut q.counts;
-    match mode {
-        CommitMode::Flush => c.flush_commits += 1,
-        CommitMode::NoFlush => c.no_flush_commits += 1,
-    }
-    c.no_restore_transactions += 1;
-    // A commit without a begin: `query` leaves it out of the active count.
-    c.own_records += 1;
-    let (seq, over_limit) = if ranges.is_empty() {
-        (q.queued_seq, false)
-    } else {
-        let flags = if mode == CommitMode::Flush {
-            TX_FLAG_FLUSH
-        } else {
-            0
-        };
-        let headers = ranges.iter().map(|&(address, end)| RangeHeader {
-            segment: pin.slot,
-            offset: pin.segment_offset + (address - pin.start) as u64,
-            length: (end - address) as u64,
-            address: address as u64,
-        });
-        let start = TransactionEncoder::record_sized(&mut q.buf, flags, size, headers, |i, dst| {
-            let (address, end) = ranges[i];
-            let n = dst.len().min(end - address);
-            // SAFETY: `[address, address + n)` lies inside the pinned region (checked
-            // above), which stays mapped while `pin` lives, for the whole copy; other
-            // threads may write it, so it is copied, not borrowed.
-            unsafe { racy::load(address as *const u8, &mut dst[..n]) }
-        });
-        let seq = inner.queued(&mut q, start);
-        (seq, inner.queue_over_limit(&q))
+    let headers = ranges.iter().map(|&(address, end)| RangeHeader {
+        segment: pin.slot,
+        offset: pin.segment_offset + (address - pin.start) as u64,
+        length: (end - address) as u64,
+        address: address as u64,
+    });
+    let fill = |i: usize, dst: &mut [u8]| {
+        let (address, end) = ranges[i];
+        let n = dst.len().min(end - address);
+        // SAFETY: `[address, address + n)` lies inside the pinned region (checked above),
+        // which stays mapped while `pin` lives, for the whole copy; other threads may write
+        // it, so it is copied, not borrowed.
+        unsafe { racy::load(address as *const u8, &mut dst[..n]) }
     };
-    drop(q);
-    Ok(Queued {
-        seq,
-        flush: mode == CommitMode::Flush || over_limit,
-    })
+    Ok(queue_encoded(inner, mode, 0, size, headers, fill, |c| {
+        c.no_restore_transactions += 1;
+        // A commit without a begin: `query` leaves it out of the active count.
+        c.own_records += 1;
+    }))
 }
