@@ -9,6 +9,11 @@ use crate::codes::*;
 use crate::state::{self, Phase};
 use crate::types::*;
 
+/// The classic option flag: log consecutive queued commits as one record
+/// ([`Options::coalesce_transactions`]). `RVM_COALESCE_RANGES` (1) needs no flag here: ranges
+/// within a transaction are always coalesced.
+const RVM_COALESCE_TRANS: RvmLength = 2;
+
 /// The truncation threshold an options record asks for: 1..=100, else 0 (no background
 /// truncation), as in the classic library.
 fn threshold_of(o: &RvmOptions) -> u8 {
@@ -62,6 +67,8 @@ pub(crate) unsafe fn apply_options(o: &RvmOptions) -> Result<(), RvmReturn> {
     if let Some(r) = *rvm {
         r.set_truncate_threshold(threshold)
             .map_err(|e| crate::codes::rvm_code(&e))?;
+        // The classic flag, global as there: queued no_flush commits share one record.
+        r.set_coalesce_transactions(o.flags & RVM_COALESCE_TRANS != 0);
     }
     settings.flags = o.flags;
     settings.max_read_len = if o.max_read_len < 512 {

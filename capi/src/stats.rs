@@ -42,6 +42,7 @@ fn fill(rvm: &rvm::Rvm, out: &mut RvmStatistics) {
     out.log_written = offset(q.used_bytes);
     out.range_overlap = offset(s.bytes_saved_by_coalescing);
     out.n_range_elim = s.ranges_coalesced as RvmLength;
+    out.n_trans_coalesced = s.transactions_coalesced as RvmLength;
     out.flush_time = timeval_us(s.flush_time_us);
     out.last_truncation_time = (s.last_truncation_us / 1_000_000) as RvmLength;
     out.tot_abort = l.aborts as RvmLength;
@@ -53,6 +54,8 @@ fn fill(rvm: &rvm::Rvm, out: &mut RvmStatistics) {
     out.tot_log_written = offset(l.bytes_logged);
     out.tot_range_overlap = offset(l.bytes_saved_by_coalescing);
     out.tot_range_elim = l.ranges_coalesced as RvmLength;
+    // Not among the log's persisted counters: this instance's count.
+    out.tot_trans_coalesced = s.transactions_coalesced as RvmLength;
     out.tot_rvm_truncate = settings.rvm_truncates as RvmLength;
     out.tot_async_truncation = s.background_truncations as RvmLength;
     out.tot_sync_truncation = s.truncations.saturating_sub(s.background_truncations) as RvmLength;

@@ -24,9 +24,10 @@ use bytemuck::NoUninit;
 
 use crate::error::{Error, Result};
 use crate::format::log::{
-    transaction_record_size, RangeHeader, TransactionEncoder, TX_FLAG_FLUSH, TX_FLAG_RESTORE,
+    transaction_record_size, RangeHeader, TransactionEncoder, RECORD_MIN_SIZE, TX_FLAG_FLUSH,
+    TX_FLAG_RESTORE,
 };
-use crate::instance::{CommitCounts, Inner, PinWord, Rvm};
+use crate::instance::{CommitCounts, Inner, PinWord, Queue, Rvm};
 use crate::racy;
 use crate::sync::lock;
 
@@ -314,8 +315,7 @@ fn queue_encoded(
         } else {
             flags
         };
-        let start = TransactionEncoder::record_sized(&mut q.buf, flags, size, headers, fill);
-        let seq = inner.queued(&mut q, start);
+        let seq = queue_ranges(inner, &mut q, flags, size, headers, fill);
         (seq, inner.queue_over_limit(&q))
     };
     drop(q);
@@ -323,6 +323,46 @@ fn queue_encoded(
         seq,
         flush: mode == CommitMode::Flush || over_limit,
     }
+}
+
+/// Encode a commit's ranges into the queue: into the open record of earlier commits when
+/// coalescing allows (see [`crate::Options::coalesce_transactions`]), else as a record of its
+/// own. Returns the commit's sequence number.
+#[inline(always)]
+fn queue_ranges(
+    inner: &Inner,
+    q: &mut Queue,
+    flags: u16,
+    size: u64,
+    mut headers: impl ExactSizeIterator<Item = RangeHeader>,
+    mut fill: impl FnMut(usize, &mut [u8]),
+) -> u64 {
+    if q.group_open {
+        if let Some(&(start, len)) = q.records.last() {
+            let grown = len as u64 + size.saturating_sub(RECORD_MIN_SIZE);
+            if grown <= q.group_bytes_max as u64
+                && TransactionEncoder::extend_sized(
+                    &mut q.buf,
+                    start,
+                    flags,
+                    size,
+                    &mut headers,
+                    &mut fill,
+                )
+            {
+                if let Some(last) = q.records.last_mut() {
+                    last.1 = grown as usize;
+                }
+                q.counts.transactions_coalesced += 1;
+                q.queued_commits += 1;
+                q.queued_seq += 1;
+                return q.queued_seq;
+            }
+        }
+    }
+    let start = TransactionEncoder::record_sized(&mut q.buf, flags, size, headers, fill);
+    q.group_open = q.coalesce;
+    inner.queued(q, start)
 }
 
 /// Spare buffers larger than this are dropped rather than kept.

@@ -81,6 +81,8 @@ struct Harness {
     controller: Arc<CrashController>,
     log: Arc<CrashDevice>,
     data: Arc<CrashDevice>,
+    /// `Options::coalesce_transactions`: queued commits logged as one record.
+    coalesce: bool,
 }
 
 fn fresh_images() -> (Vec<u8>, Vec<u8>) {
@@ -122,7 +124,8 @@ fn open(h: &Harness) -> rvm::Result<(Rvm, usize)> {
     let options = Options::default()
         .truncate_threshold(50)
         .background_recovery(false)
-        .segment_device(h.data.clone());
+        .segment_device(h.data.clone())
+        .coalesce_transactions(h.coalesce);
     let rvm = Rvm::open_device(h.log.clone(), options)?;
     // SAFETY: the test's devices lend no descriptor to map (memory and crash devices are read into
     // anonymous memory), or name a file in the test's private temporary directory that nothing
@@ -147,6 +150,7 @@ fn run_case(
     seed: u64,
     tear: Tear,
     warmup: usize,
+    coalesce: bool,
 ) -> Result<(), TestCaseError> {
     let (log_img, data_img) = warmed_images(warmup);
     let controller = CrashController::new(seed);
@@ -154,6 +158,7 @@ fn run_case(
         log: Arc::new(CrashDevice::new("log", controller.clone(), log_img)),
         data: Arc::new(CrashDevice::new("data", controller.clone(), data_img)),
         controller,
+        coalesce,
     };
     h.log.set_tear(tear);
     h.data.set_tear(tear);
@@ -366,8 +371,9 @@ proptest! {
         seed in any::<u64>(),
         tear in prop_oneof![Just(Tear::RandomSectors), Just(Tear::DropAll), Just(Tear::KeepAll)],
         warmup in 0usize..120,
+        coalesce in any::<bool>(),
     ) {
-        run_case(&ops, &crash_points, seed, tear, warmup)?;
+        run_case(&ops, &crash_points, seed, tear, warmup, coalesce)?;
     }
 }
 
@@ -383,6 +389,7 @@ fn crash_during_recovery_recovers_the_same_state() {
             log: Arc::new(CrashDevice::new("log", controller.clone(), log_img)),
             data: Arc::new(CrashDevice::new("data", controller.clone(), data_img)),
             controller,
+            coalesce: crash_at % 2 == 0,
         };
         let (rvm, base) = open(&h).unwrap();
         let mut expect = vec![0u8; REGION_BYTES];

@@ -170,6 +170,25 @@ int main(int argc, char **argv) {
     CHECK(stats.struct_id == rvm_statistics_id);
     CHECK_RC(rvm_print_statistics(&stats, stdout), RVM_SUCCESS);
 
+    /* RVM_COALESCE_TRANS: the no_flush commits queued before a flush share one record. Off
+     * (the flags so far are 0), each commit is a record of its own. */
+    for (int on = 0; on < 2; on++) {
+        opts->flags = on ? RVM_COALESCE_TRANS : 0;
+        CHECK_RC(rvm_set_options(opts), RVM_SUCCESS);
+        for (int i = 0; i < 3; i++) {
+            rvm_init_tid(&t2);
+            CHECK_RC(rvm_begin_transaction(&t2, no_restore), RVM_SUCCESS);
+            CHECK_RC(rvm_modify_bytes(&t2, base + 200 + 8 * i, "ccc", 3), RVM_SUCCESS);
+            CHECK_RC(rvm_end_transaction(&t2, no_flush), RVM_SUCCESS);
+        }
+        CHECK_RC(rvm_flush(), RVM_SUCCESS);
+        CHECK_RC(RVM_STATISTICS(&stats), RVM_SUCCESS);
+        CHECK(stats.n_trans_coalesced == (on ? 2UL : 0UL));
+        CHECK(stats.tot_trans_coalesced == stats.n_trans_coalesced);
+    }
+    opts->flags = 0;
+    CHECK_RC(rvm_set_options(opts), RVM_SUCCESS);
+
     /* Names, offsets, pages. */
     CHECK(strcmp(rvm_return(RVM_ETID), "RVM_ETID") == 0);
     CHECK(strcmp(rvm_return(203), "RVM_EPLACEHOLDER") == 0);

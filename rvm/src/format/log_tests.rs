@@ -350,6 +350,89 @@ fn record_with_lays_out_what_begin_range_and_finish_do() {
     assert_eq!((at, one), (start, steps));
 }
 
+/// A record extended with more ranges is the record that lists all of them from the start
+/// (flags merged): what a group of coalesced commits writes is an ordinary record.
+#[test]
+fn extend_sized_gives_the_record_of_all_the_ranges() {
+    let range = |i: u64| RangeHeader {
+        segment: (i % 3) as u32,
+        offset: 4096 + 40 * i,
+        length: 1 + (i * 13) % 70,
+        address: 0x7000 + i,
+    };
+    let data = |i: usize, dst: &mut [u8]| {
+        for (b, d) in dst.iter_mut().enumerate() {
+            *d = (b * 7 + i) as u8 ^ 0xa5;
+        }
+    };
+    let all: Vec<RangeHeader> = (0..9).map(range).collect();
+    let mut whole = vec![0xee; 3];
+    let start = TransactionEncoder::record_with(&mut whole, 3, all.iter().copied(), data);
+    // The same ranges in three commits: 2, then 0 (a commit with nothing to log), then 7.
+    let mut grown = vec![0xee; 3];
+    let at = TransactionEncoder::record_with(&mut grown, 1, all[..2].iter().copied(), data);
+    assert!(TransactionEncoder::extend_sized(
+        &mut grown,
+        at,
+        0,
+        transaction_record_size([]),
+        std::iter::empty(),
+        data
+    ));
+    let rest = &all[2..];
+    let size = transaction_record_size(rest.iter().map(|r| r.length));
+    assert!(TransactionEncoder::extend_sized(
+        &mut grown,
+        at,
+        2,
+        size,
+        rest.iter().copied(),
+        |i, dst| data(i + 2, dst)
+    ));
+    assert_eq!((at, &grown), (start, &whole));
+    // It seals and decodes as one record of nine ranges.
+    let seed = crc_seed(&Uuid([9; 16]));
+    let rec = &mut grown[at..];
+    seal_record(rec, 5, 1, 5, seed);
+    let (h, _) = RecordHeader::decode_checked(rec, &CrcSeed::new(seed), rec.len() as u64).unwrap();
+    assert_eq!((h.range_count, h.flags), (9, 3));
+}
+
+/// Only the last record of the buffer, unsealed and whole, can be extended; anything else is
+/// refused with the buffer untouched.
+#[test]
+fn extend_sized_refuses_what_is_not_the_last_unsealed_record() {
+    let r = RangeHeader {
+        segment: 0,
+        offset: 4096,
+        length: 8,
+        address: 0,
+    };
+    let size = transaction_record_size([8]);
+    let mut buf = Vec::new();
+    let first = TransactionEncoder::record_with(&mut buf, 0, [r].into_iter(), |_, _| {});
+    let second = TransactionEncoder::record_with(&mut buf, 0, [r].into_iter(), |_, _| {});
+    let before = buf.clone();
+    let refused = |buf: &mut Vec<u8>, start: usize| {
+        !TransactionEncoder::extend_sized(buf, start, 0, size, [r].into_iter(), |_, _| {})
+    };
+    assert!(refused(&mut buf, first), "not the last record");
+    assert!(refused(&mut buf, second + 1), "not a record start");
+    let past = buf.len() + 1;
+    assert!(refused(&mut buf, past), "past the end");
+    assert_eq!(buf, before);
+    let mut pad = Vec::new();
+    let (ph, pt) = encode_pad(RECORD_MIN_SIZE, 1, 1, 1, 0);
+    pad.extend_from_slice(&ph);
+    pad.extend_from_slice(&pt);
+    assert!(refused(&mut pad, 0), "a pad");
+    assert!(!refused(&mut buf, second));
+    assert_eq!(
+        buf.len(),
+        before.len() + size as usize - RECORD_MIN_SIZE as usize
+    );
+}
+
 /// Ranges whose second walk (the layout) yields longer ranges than the first (the size):
 /// `record_with` must stop the layout, never write past the record or panic.
 #[derive(Clone)]

@@ -492,7 +492,7 @@ impl TransactionEncoder {
         flags: u16,
         size: u64,
         ranges: impl ExactSizeIterator<Item = RangeHeader>,
-        mut fill: impl FnMut(usize, &mut [u8]),
+        fill: impl FnMut(usize, &mut [u8]),
     ) -> usize {
         let size = size.max(RECORD_MIN_SIZE) as usize;
         let start = buf.len();
@@ -503,26 +503,59 @@ impl TransactionEncoder {
         put_u16(rec, RH_FLAGS, flags);
         put_u64(rec, RH_LENGTH, size as u64);
         put_u32(rec, RH_RANGE_COUNT, ranges.len() as u32);
-        // Every range lies in the body (between header and trailer); `at` never passes it.
-        let body = &mut rec[..size - RECORD_TRAILER_SIZE];
-        let mut at = RECORD_HEADER_SIZE;
-        for (i, range) in ranges.enumerate() {
-            // The room left bounds the length first, so the sum below cannot overflow.
-            let room = body.len() - at;
-            if range.length > room as u64 {
-                break;
-            }
-            let length = range.length as usize;
-            let need = RANGE_HEADER_SIZE + length.next_multiple_of(RECORD_ALIGN as usize);
-            let Some(slot) = body.get_mut(at..at + need) else {
-                break;
-            };
-            let (header, data) = slot.split_at_mut(RANGE_HEADER_SIZE);
-            header.copy_from_slice(&range.to_bytes());
-            fill(i, &mut data[..length]);
-            at += need;
-        }
+        lay_out_ranges(
+            &mut rec[..size - RECORD_TRAILER_SIZE],
+            RECORD_HEADER_SIZE,
+            ranges,
+            fill,
+        );
         start
+    }
+
+    /// Append ranges to the unsealed record at `start`, the last one in `buf`, as
+    /// [`TransactionEncoder::record_sized`] would lay them out in a record of their own
+    /// (`size`: [`transaction_record_size`] of their lengths): the record grows by `size` less
+    /// [`RECORD_MIN_SIZE`], its range count by their number, and its flags take `flags` too.
+    /// One record then carries several transactions (see `Options::coalesce_transactions`).
+    /// Returns false, leaving `buf` unchanged, if the record at `start` does not end `buf`,
+    /// is not an unsealed transaction record, or would outgrow a `u32` range count.
+    pub fn extend_sized(
+        buf: &mut Vec<u8>,
+        start: usize,
+        flags: u16,
+        size: u64,
+        ranges: impl ExactSizeIterator<Item = RangeHeader>,
+        fill: impl FnMut(usize, &mut [u8]),
+    ) -> bool {
+        let Some(rec) = buf.get(start..) else {
+            return false;
+        };
+        if rec.len() < RECORD_MIN_SIZE as usize
+            || get_u32(rec, RH_MAGIC) != RECORD_MAGIC
+            || get_u16(rec, RH_KIND) != KIND_TRANSACTION
+            || get_u64(rec, RH_LENGTH) != rec.len() as u64
+        {
+            return false;
+        }
+        let Some(count) = u32::try_from(ranges.len())
+            .ok()
+            .and_then(|n| get_u32(rec, RH_RANGE_COUNT).checked_add(n))
+        else {
+            return false;
+        };
+        let old = rec.len();
+        let added = (size.max(RECORD_MIN_SIZE) - RECORD_MIN_SIZE) as usize;
+        let flags = get_u16(rec, RH_FLAGS) | flags;
+        buf.resize(start + old + added, 0);
+        let rec = &mut buf[start..];
+        put_u16(rec, RH_FLAGS, flags);
+        put_u64(rec, RH_LENGTH, (old + added) as u64);
+        put_u32(rec, RH_RANGE_COUNT, count);
+        // The old trailer's room (zero while unsealed) is where the new ranges begin; the
+        // new trailer's room is the zeros at the end.
+        let end = old + added - RECORD_TRAILER_SIZE;
+        lay_out_ranges(&mut rec[..end], old - RECORD_TRAILER_SIZE, ranges, fill);
+        true
     }
 
     /// Finish the record that starts at `start`: reserve the trailer and set the length.
@@ -531,6 +564,33 @@ impl TransactionEncoder {
         let len = (buf.len() - start) as u64;
         put_u64(&mut buf[start..], RH_LENGTH, len);
         len
+    }
+}
+
+/// Lay ranges out in `body` from `at` on: each range's header, then its data (written by
+/// `fill` into the slice it is given, the `i`th range's `length` bytes), zero padded to 8. A
+/// range that does not fit what is left of `body` ends the layout early.
+fn lay_out_ranges(
+    body: &mut [u8],
+    mut at: usize,
+    ranges: impl Iterator<Item = RangeHeader>,
+    mut fill: impl FnMut(usize, &mut [u8]),
+) {
+    for (i, range) in ranges.enumerate() {
+        // The room left bounds the length first, so the sum below cannot overflow.
+        let room = body.len().saturating_sub(at);
+        if range.length > room as u64 {
+            break;
+        }
+        let length = range.length as usize;
+        let need = RANGE_HEADER_SIZE + length.next_multiple_of(RECORD_ALIGN as usize);
+        let Some(slot) = body.get_mut(at..at + need) else {
+            break;
+        };
+        let (header, data) = slot.split_at_mut(RANGE_HEADER_SIZE);
+        header.copy_from_slice(&range.to_bytes());
+        fill(i, &mut data[..length]);
+        at += need;
     }
 }
 

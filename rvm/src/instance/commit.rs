@@ -17,6 +17,15 @@ pub(crate) struct Queue {
     pub(crate) buf: Vec<u8>,
     /// (start, length) of each record in `buf`.
     pub(crate) records: Vec<(usize, usize)>,
+    /// Commits queued in `buf` (more than `records` when records carry several).
+    pub(crate) queued_commits: usize,
+    /// The last record in `buf` takes the next commit's ranges too (it was queued with
+    /// [`Options::coalesce_transactions`](crate::Options::coalesce_transactions) on).
+    pub(crate) group_open: bool,
+    /// Whether commits join the open record ([`Rvm::set_coalesce_transactions`]).
+    pub(crate) coalesce: bool,
+    /// The most bytes one record of several commits grows to (see [`group_bytes_max`]).
+    pub(crate) group_bytes_max: usize,
     /// Sequence number of the last commit queued.
     pub(crate) queued_seq: u64,
     /// Every commit up to this sequence number is durable.
@@ -44,12 +53,31 @@ pub(crate) struct CommitCounts {
     pub(crate) no_restore_transactions: u64,
     pub(crate) ranges_coalesced: u64,
     pub(crate) bytes_saved_by_coalescing: u64,
+    /// Commits whose ranges joined the record of an earlier commit.
+    pub(crate) transactions_coalesced: u64,
     /// Records queued without a transaction (`tx::queue_own_record`), counted in the commit
     /// counts above but never begun.
     pub(crate) own_records: u64,
 }
 
+/// The largest record that several commits may share: 1 MiB, and at most 1/64 of the record
+/// area (a record never straddles the area's end, so a large one can leave that much unused
+/// at a wrap) and the largest record the log takes.
+pub(super) fn group_bytes_max(area_bytes: u64, record_bytes_max: u64) -> usize {
+    (1u64 << 20).min(area_bytes / 64).min(record_bytes_max) as usize
+}
+
 impl Rvm {
+    /// Turn [`Options::coalesce_transactions`](crate::Options::coalesce_transactions) on or
+    /// off for the commits queued from now on.
+    pub fn set_coalesce_transactions(&self, yes: bool) {
+        let mut q = lock(&self.inner.queue);
+        q.coalesce = yes;
+        if !yes {
+            q.group_open = false;
+        }
+    }
+
     /// Write every queued no_flush commit to the log and sync it. Waits for the sync; if
     /// another thread is flushing, waits for its sync and then leads or joins the next one
     /// (group commit). If the log is full, truncates first.
@@ -69,6 +97,7 @@ impl Inner {
     pub(crate) fn queued(&self, q: &mut Queue, start: usize) -> u64 {
         let len = q.buf.len() - start;
         q.records.push((start, len));
+        q.queued_commits += 1;
         q.queued_seq += 1;
         q.queued_seq
     }
@@ -141,6 +170,8 @@ impl Inner {
             let spare = std::mem::take(&mut q.spare);
             let mut buf = std::mem::replace(&mut q.buf, spare);
             let records = std::mem::take(&mut q.records);
+            q.queued_commits = 0;
+            q.group_open = false;
             let upto = q.queued_seq;
             drop(q);
             let started = Instant::now();

@@ -45,8 +45,7 @@ use crate::segment::Segment;
 use crate::sync::lock;
 
 use crate::sync::read_lock;
-pub(crate) use commit::CommitCounts;
-use commit::Queue;
+pub(crate) use commit::{CommitCounts, Queue};
 pub use options::Options;
 pub use plain_file::{FileMapMode, FileMapOptions};
 pub(crate) use segments::PinWord;

@@ -222,6 +222,10 @@ impl Rvm {
             queue: Mutex::new(Queue {
                 buf: Vec::new(),
                 records: Vec::new(),
+                queued_commits: 0,
+                group_open: false,
+                coalesce: options.coalesce_transactions,
+                group_bytes_max: super::commit::group_bytes_max(status.area_size, record_bytes_max),
                 queued_seq: 0,
                 durable_seq: 0,
                 flushing: false,

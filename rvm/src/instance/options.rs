@@ -34,6 +34,16 @@ pub struct Options {
     /// [`crate::Error::LockTimeout`]. A transaction leaked with `mem::forget` holds its locks
     /// forever; this bound turns that into an error instead of a hang. Default 10 s.
     pub lock_timeout: Duration,
+    /// Log consecutive commits queued before a flush as one record (the classic library's
+    /// `RVM_COALESCE_TRANS`; on by default). Each commit after the first then costs its ranges
+    /// only, not a record's 80 bytes of header and trailer, in the log, in its CRC, and in
+    /// every truncation and recovery that reads it. A crash keeps a record whole or not at
+    /// all, so it keeps all of such a group or none of it: what survives is still every
+    /// commit up to some point in commit order, and every commit acknowledged as durable (a
+    /// flush commit, or any commit before a completed [`crate::Rvm::flush`]). Off, each
+    /// commit is a record of its own, so a torn last flush can keep part of its commits.
+    /// Changed later with [`crate::Rvm::set_coalesce_transactions`].
+    pub coalesce_transactions: bool,
 }
 
 impl Default for Options {
@@ -47,6 +57,7 @@ impl Default for Options {
             background_recovery: true,
             isolation: false,
             lock_timeout: Duration::from_secs(10),
+            coalesce_transactions: true,
         }
     }
 }
@@ -95,6 +106,11 @@ impl Options {
     /// Set the longest wait for a lock another transaction holds.
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
+        self
+    }
+    /// Sets [`Options::coalesce_transactions`].
+    pub fn coalesce_transactions(mut self, yes: bool) -> Self {
+        self.coalesce_transactions = yes;
         self
     }
 }

@@ -38,6 +38,9 @@ pub struct Statistics {
     pub ranges_coalesced: u64,
     /// Log bytes saved by coalescing ranges.
     pub bytes_saved_by_coalescing: u64,
+    /// Commits logged in the record of an earlier commit, each saving a record's header and
+    /// trailer ([`Options::coalesce_transactions`](crate::Options::coalesce_transactions)).
+    pub transactions_coalesced: u64,
     /// Time spent writing and syncing the log, in microseconds.
     pub flush_time_us: u64,
     /// Time spent truncating, in microseconds.
@@ -170,6 +173,7 @@ impl Inner {
             space_waits: g(&s.space_waits),
             ranges_coalesced: c.ranges_coalesced,
             bytes_saved_by_coalescing: c.bytes_saved_by_coalescing,
+            transactions_coalesced: c.transactions_coalesced,
             flush_time_us: g(&s.flush_time_us),
             truncation_time_us: g(&s.truncation_time_us),
             last_truncation_us: g(&s.last_truncation_us),
@@ -185,7 +189,7 @@ impl Inner {
             let q = lock(&self.queue);
             let c = q.counts;
             (
-                q.records.len(),
+                q.queued_commits,
                 q.buf.len(),
                 // Records queued without a transaction were never begun.
                 (c.flush_commits + c.no_flush_commits).saturating_sub(c.own_records),

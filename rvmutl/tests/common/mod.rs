@@ -69,10 +69,13 @@ pub fn test_dir(name: &str) -> TestDir {
     TestDir(d)
 }
 
+/// Each commit a record of its own, so the fixtures show one record per transaction as
+/// their descriptions below say.
 fn options() -> Options {
     Options::default()
         .truncate_threshold(0)
         .background_recovery(false)
+        .coalesce_transactions(false)
 }
 
 fn make_segment(dir: &Path) {
