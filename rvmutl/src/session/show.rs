@@ -289,7 +289,8 @@ impl Session {
         };
         kv("first record", describe(&first));
         kv("last record", describe(&last));
-        kv("transactions", transactions.len().to_string());
+        // A record may hold several commits (`Options::coalesce_transactions`).
+        kv("transaction records", transactions.len().to_string());
         kv("first transaction", committed(&first_tx));
         kv("last transaction", committed(&last_tx));
         kv(
