@@ -79,6 +79,9 @@ fn c_instance(dir: &std::path::Path) -> usize {
         let mut o: RvmOptions = std::mem::zeroed();
         rvm_init_options(&mut o);
         o.log_dev = log.as_ptr() as *mut c_char;
+        // RVM_COALESCE_TRANS: queued commits share a record, as the Rust API's default does,
+        // so both paths do the same work.
+        o.flags = 2;
         assert_eq!(rvm_initialize(version.as_ptr(), std::ptr::null_mut()), 0);
         let mut len = RvmOffset {
             high: 0,
