@@ -51,6 +51,27 @@ fn fresh(seed: u64, coalesce: bool) -> (Arc<rvm::device::CrashController>, Harne
     )
 }
 
+/// Power fails: the instance goes with the devices down, they come back (unsynced writes
+/// torn as set), and the log is recovered.
+fn crash_and_recover(
+    controller: &rvm::device::CrashController,
+    h: Harness,
+    coalesce: bool,
+) -> Harness {
+    controller.crash_now();
+    let Harness { rvm, log, data, .. } = h;
+    drop(rvm);
+    log.restart();
+    data.restart();
+    let (rvm, base) = open(&log, &data, coalesce);
+    Harness {
+        rvm,
+        base,
+        log,
+        data,
+    }
+}
+
 struct Harness {
     rvm: Rvm,
     base: usize,
@@ -164,13 +185,9 @@ fn a_crash_keeps_a_group_whole_or_not_at_all() {
                 commit_each(&h, N, 64);
                 controller.crash_after(crash_at);
                 let flushed = h.rvm.flush().is_ok();
-                controller.crash_now();
-                let Harness { rvm, log, data, .. } = h;
-                drop(rvm);
-                log.restart();
-                data.restart();
-                let (rvm, base) = open(&log, &data, coalesce);
-                let present = commits_present(&rvm, base, N, 64);
+                let h = crash_and_recover(&controller, h, coalesce);
+                let (rvm, base) = (&h.rvm, h.base);
+                let present = commits_present(rvm, base, N, 64);
                 if flushed {
                     assert_eq!(present, N, "seed {seed}, crash at {crash_at}: flushed");
                 }
@@ -220,12 +237,12 @@ fn the_newest_write_of_every_byte_wins_inside_a_group() {
         }
         h.rvm.flush().unwrap();
         assert!(h.rvm.statistics().transactions_coalesced > 150);
-        controller.crash_now();
-        let Harness { rvm, log, data, .. } = h;
-        drop(rvm);
-        log.restart();
-        data.restart();
-        let (rvm, base) = open(&log, &data, true);
+        let Harness {
+            rvm,
+            base,
+            log,
+            data,
+        } = crash_and_recover(&controller, h, true);
         let mut region = vec![0u8; REGION_BYTES];
         rvm.read_bytes(base, &mut region).unwrap();
         assert!(region == model, "seed {seed}: recovered bytes differ");
