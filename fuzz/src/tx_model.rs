@@ -34,7 +34,10 @@ struct Active<'a> {
 
 pub fn run(data: &[u8]) {
     let mut input = Input::new(data);
-    let tear = match input.u8() % 3 {
+    let first = input.u8();
+    // The first byte's top bit turns off the coalescing of queued commits into one record.
+    let coalesce = first < 0x80;
+    let tear = match first % 3 {
         0 => Tear::DropAll,
         1 => Tear::KeepAll,
         _ => Tear::RandomSectors,
@@ -56,6 +59,7 @@ pub fn run(data: &[u8]) {
             .truncate_threshold(0)
             .background_recovery(false)
             .segment_device(segment.clone())
+            .coalesce_transactions(coalesce)
     };
 
     let mut live = image.clone();
