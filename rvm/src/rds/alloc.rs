@@ -43,6 +43,95 @@ pub(super) struct FreePlan {
     chunks: u64,
     left: Option<FreeBlock>,
     right: Option<FreeBlock>,
+    /// The words the checks read, with their values then: a plan reused later (at the
+    /// commit, [`Ctx::free_planned`]) is followed only while every one still holds it.
+    witnesses: Witnesses,
+}
+
+/// Words a free plan read: the block's tags, the foot before it, each free neighbour's tags
+/// and links, the words of its list neighbours that link back to it (or the list head), and
+/// the head of the list the freed block goes on with that list's first block's tag and prev
+/// link. At most 2 + 1 + 7 + 8 + 3.
+const WITNESSES_MAX: usize = 21;
+
+/// (address, value) of each word a [`FreePlan`] relied on, in the order it read them.
+#[derive(Clone, Copy, Debug)]
+struct Witnesses {
+    words: [(u64, u64); WITNESSES_MAX],
+    len: usize,
+}
+
+impl Witnesses {
+    fn new() -> Witnesses {
+        Witnesses {
+            words: [(0, 0); WITNESSES_MAX],
+            len: 0,
+        }
+    }
+
+    /// Record the word at `at` as it is now.
+    #[inline]
+    fn read(&mut self, r: &Reader<'_>, at: u64) -> Result<(), Error> {
+        let value = r.word(at)?;
+        // `WITNESSES_MAX` is the most a plan reads; past it (never) the plan is not reused.
+        if let Some(slot) = self.words.get_mut(self.len) {
+            *slot = (at, value);
+        }
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Record the words `b`'s list links rely on ([`Reader::check_links`] checked them): the
+    /// predecessor's tag and next link (or the list head), the successor's tag and prev link.
+    fn links(&mut self, r: &Reader<'_>, b: &FreeBlock, list: u64) -> Result<(), Error> {
+        if b.prev == 0 {
+            self.read(r, r.list_address(list))?;
+        } else {
+            self.read(r, b.prev)?;
+            self.read(r, b.prev + FREE_NEXT_OFFSET)?;
+        }
+        if b.next != 0 {
+            self.read(r, b.next)?;
+            self.read(r, b.next + FREE_PREV_OFFSET)?;
+        }
+        Ok(())
+    }
+
+    /// Record free block `b`'s head tag and links, and the words its links rely on.
+    fn free_block(&mut self, r: &Reader<'_>, b: &FreeBlock, list: u64) -> Result<(), Error> {
+        self.read(r, b.address)?;
+        self.read(r, b.address + FREE_PREV_OFFSET)?;
+        self.read(r, b.address + FREE_NEXT_OFFSET)?;
+        self.links(r, b, list)
+    }
+
+    /// Check that every word still holds the value it had: the first that does not is
+    /// reported as damage (the heap's calls change none of them without a new generation).
+    #[inline]
+    fn still_hold(&self, r: &Reader<'_>, freed: u64) -> Result<(), Error> {
+        let Some(words) = self.words.get(..self.len) else {
+            return Err(corrupt(freed, "the free's plan is incomplete"));
+        };
+        for &(at, value) in words {
+            let now = r.word(at)?;
+            if now != value {
+                return Err(changed_since_checked(at, value, now, freed));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn changed_since_checked(at: u64, was: u64, now: u64, freed: u64) -> Error {
+    corrupt(
+        at,
+        format!(
+            "heap word changed from {was:#x} to {now:#x} since the free of {freed:#x} was \
+             checked, not by a heap call: damage written through a transaction"
+        ),
+    )
 }
 
 impl Ctx<'_> {
@@ -482,6 +571,9 @@ impl Ctx<'_> {
         let b = self.r.allocated_block(address)?;
         let n = b.chunks;
         let after = b.address + n * ch;
+        let mut w = Witnesses::new();
+        w.read(&self.r, b.address)?;
+        w.read(&self.r, after - TAG_SIZE)?;
         // Check both neighbours and every list this free will touch before writing anything,
         // so a refused free leaves the heap as it was.
         let left = if b.address > self.r.area.start {
@@ -489,6 +581,7 @@ impl Ctx<'_> {
             // free one is followed, to its head, which must agree.
             let foot_at = b.address - TAG_SIZE;
             let (state, l_chunks) = self.r.foot(foot_at)?;
+            w.read(&self.r, foot_at)?;
             if state == BlockState::Free {
                 let l_address = l_chunks
                     .checked_mul(ch)
@@ -497,12 +590,14 @@ impl Ctx<'_> {
                     .ok_or_else(|| corrupt(foot_at, "free block runs before the first block"))?;
                 let list = g.list_for(l_chunks);
                 let l = self.r.linked_block(l_address, list)?;
-                Some(self.sized_and_linked(
+                let l = self.sized_and_linked(
                     l,
                     list,
                     l_chunks,
                     "head and foot disagree on the block size",
-                )?)
+                )?;
+                w.free_block(&self.r, &l, list)?;
+                Some(l)
             } else {
                 None
             }
@@ -515,20 +610,30 @@ impl Ctx<'_> {
                 let list = g.list_for(chunks);
                 let r = self.r.free_block(after, list)?;
                 self.r.check_links(&r, list)?;
+                w.free_block(&self.r, &r, list)?;
+                w.read(&self.r, after + chunks * ch - TAG_SIZE)?;
                 Some(r)
             } else {
+                w.read(&self.r, after)?;
                 None
             }
         } else {
             None
         };
         let total = n + left.map_or(0, |l| l.chunks) + right.map_or(0, |r| r.chunks);
-        self.r.head_for_push(g.list_for(total))?;
+        let dest = g.list_for(total);
+        let head = self.r.head_for_push(dest)?;
+        w.read(&self.r, self.r.list_address(dest))?;
+        if let Some(h) = head {
+            w.read(&self.r, h.address)?;
+            w.read(&self.r, h.address + FREE_PREV_OFFSET)?;
+        }
         Ok(FreePlan {
             block: b.address,
             chunks: n,
             left,
             right,
+            witnesses: w,
         })
     }
 
@@ -541,19 +646,22 @@ impl Ctx<'_> {
     /// [`Ctx::free`], with `checked`: a plan [`Ctx::plan_free`] made for `address` when the
     /// heap's generation was the one given. It is used instead of checking again if the heap
     /// is still at that generation (no heap call has changed it since) and nothing has been
-    /// written in this call yet.
+    /// written in this call yet, once every word its checks read is found unchanged: a word
+    /// changed at the same generation was written by something other than the heap (a wild
+    /// write through a transaction), and the free is refused, naming that word.
     pub(super) fn free_planned(
         &mut self,
         address: u64,
-        checked: Option<(FreePlan, u64)>,
+        checked: Option<&(FreePlan, u64)>,
     ) -> Result<(), Error> {
         let plan = match checked {
             Some((plan, generation))
                 if plan.block + USER_DATA_OFFSET == address
-                    && generation == self.counters.generation
+                    && *generation == self.counters.generation
                     && self.log.is_empty() =>
             {
-                plan
+                plan.witnesses.still_hold(&self.r, address)?;
+                *plan
             }
             _ => self.plan_free(address)?,
         };
@@ -564,6 +672,7 @@ impl Ctx<'_> {
             chunks: n,
             left,
             right,
+            witnesses: _,
         } = plan;
         let after = block + n * ch;
         let total = n + left.map_or(0, |l| l.chunks) + right.map_or(0, |r| r.chunks);
