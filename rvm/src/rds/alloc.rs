@@ -43,93 +43,25 @@ pub(super) struct FreePlan {
     chunks: u64,
     left: Option<FreeBlock>,
     right: Option<FreeBlock>,
-    /// The words the checks read, with their values then: a plan reused later (at the
-    /// commit, [`Ctx::free_planned`]) is followed only while every one still holds it.
-    witnesses: Witnesses,
-}
-
-/// Words a free plan read: the block's tags, the foot before it, each free neighbour's tags
-/// and links, the words of its list neighbours that link back to it (or the list head), and
-/// the head of the list the freed block goes on with that list's first block's tag and prev
-/// link. At most 2 + 1 + 7 + 8 + 3.
-const WITNESSES_MAX: usize = 21;
-
-/// (address, value) of each word a [`FreePlan`] relied on, in the order it read them.
-#[derive(Clone, Copy, Debug)]
-struct Witnesses {
-    words: [(u64, u64); WITNESSES_MAX],
-    len: usize,
-}
-
-impl Witnesses {
-    fn new() -> Witnesses {
-        Witnesses {
-            words: [(0, 0); WITNESSES_MAX],
-            len: 0,
-        }
-    }
-
-    /// Record the word at `at` as it is now.
-    #[inline]
-    fn read(&mut self, r: &Reader<'_>, at: u64) -> Result<(), Error> {
-        let value = r.word(at)?;
-        // `WITNESSES_MAX` is the most a plan reads; past it (never) the plan is not reused.
-        if let Some(slot) = self.words.get_mut(self.len) {
-            *slot = (at, value);
-        }
-        self.len += 1;
-        Ok(())
-    }
-
-    /// Record the words `b`'s list links rely on ([`Reader::check_links`] checked them): the
-    /// predecessor's tag and next link (or the list head), the successor's tag and prev link.
-    fn links(&mut self, r: &Reader<'_>, b: &FreeBlock, list: u64) -> Result<(), Error> {
-        if b.prev == 0 {
-            self.read(r, r.list_address(list))?;
-        } else {
-            self.read(r, b.prev)?;
-            self.read(r, b.prev + FREE_NEXT_OFFSET)?;
-        }
-        if b.next != 0 {
-            self.read(r, b.next)?;
-            self.read(r, b.next + FREE_PREV_OFFSET)?;
-        }
-        Ok(())
-    }
-
-    /// Record free block `b`'s head tag and links, and the words its links rely on.
-    fn free_block(&mut self, r: &Reader<'_>, b: &FreeBlock, list: u64) -> Result<(), Error> {
-        self.read(r, b.address)?;
-        self.read(r, b.address + FREE_PREV_OFFSET)?;
-        self.read(r, b.address + FREE_NEXT_OFFSET)?;
-        self.links(r, b, list)
-    }
-
-    /// Check that every word still holds the value it had: the first that does not is
-    /// reported as damage (the heap's calls change none of them without a new generation).
-    #[inline]
-    fn still_hold(&self, r: &Reader<'_>, freed: u64) -> Result<(), Error> {
-        let Some(words) = self.words.get(..self.len) else {
-            return Err(corrupt(freed, "the free's plan is incomplete"));
-        };
-        for &(at, value) in words {
-            let now = r.word(at)?;
-            if now != value {
-                return Err(changed_since_checked(at, value, now, freed));
-            }
-        }
-        Ok(())
-    }
+    /// The word before the block (the left neighbour's foot tag; 0 for the first block).
+    before: u64,
+    /// The word after the block (the right neighbour's head tag; 0 for the last block).
+    after: u64,
+    /// The first block of the list the freed block goes on (0: empty).
+    dest_head: u64,
 }
 
 #[cold]
 #[inline(never)]
-fn changed_since_checked(at: u64, was: u64, now: u64, freed: u64) -> Error {
+fn changed_since_checked(at: u64, was: u64, now: Option<u64>, freed: u64) -> Error {
+    let Some(now) = now else {
+        return corrupt(at, "pointer leads outside the heap region");
+    };
     corrupt(
         at,
         format!(
             "heap word changed from {was:#x} to {now:#x} since the free of {freed:#x} was \
-             checked, not by a heap call: damage written through a transaction"
+             checked, and not by a heap call: damage written through a transaction"
         ),
     )
 }
@@ -571,9 +503,8 @@ impl Ctx<'_> {
         let b = self.r.allocated_block(address)?;
         let n = b.chunks;
         let after = b.address + n * ch;
-        let mut w = Witnesses::new();
-        w.read(&self.r, b.address)?;
-        w.read(&self.r, after - TAG_SIZE)?;
+        // The tags on either side, kept for `recheck` (0: none).
+        let (mut before, mut after_word) = (0, 0);
         // Check both neighbours and every list this free will touch before writing anything,
         // so a refused free leaves the heap as it was.
         let left = if b.address > self.r.area.start {
@@ -581,7 +512,7 @@ impl Ctx<'_> {
             // free one is followed, to its head, which must agree.
             let foot_at = b.address - TAG_SIZE;
             let (state, l_chunks) = self.r.foot(foot_at)?;
-            w.read(&self.r, foot_at)?;
+            before = foot_word(state, l_chunks);
             if state == BlockState::Free {
                 let l_address = l_chunks
                     .checked_mul(ch)
@@ -596,7 +527,6 @@ impl Ctx<'_> {
                     l_chunks,
                     "head and foot disagree on the block size",
                 )?;
-                w.free_block(&self.r, &l, list)?;
                 Some(l)
             } else {
                 None
@@ -606,15 +536,13 @@ impl Ctx<'_> {
         };
         let right = if after < self.r.area.end {
             let (state, chunks) = self.r.head(after)?;
+            after_word = head_word(state, chunks);
             if state == BlockState::Free {
                 let list = g.list_for(chunks);
                 let r = self.r.free_block(after, list)?;
                 self.r.check_links(&r, list)?;
-                w.free_block(&self.r, &r, list)?;
-                w.read(&self.r, after + chunks * ch - TAG_SIZE)?;
                 Some(r)
             } else {
-                w.read(&self.r, after)?;
                 None
             }
         } else {
@@ -623,18 +551,75 @@ impl Ctx<'_> {
         let total = n + left.map_or(0, |l| l.chunks) + right.map_or(0, |r| r.chunks);
         let dest = g.list_for(total);
         let head = self.r.head_for_push(dest)?;
-        w.read(&self.r, self.r.list_address(dest))?;
-        if let Some(h) = head {
-            w.read(&self.r, h.address)?;
-            w.read(&self.r, h.address + FREE_PREV_OFFSET)?;
-        }
         Ok(FreePlan {
             block: b.address,
             chunks: n,
             left,
             right,
-            witnesses: w,
+            before,
+            after: after_word,
+            dest_head: head.map_or(0, |h| h.address),
         })
+    }
+
+    /// Check that what `plan` (made by [`Ctx::plan_free`] for the block whose data is at
+    /// `freed`, at this generation) relies on still holds: every word the free reads, follows
+    /// or decides by holds the value the plan's checks saw. Those are the tags on either side
+    /// of the block (they decided what merges), each free neighbour's other tag and its list
+    /// links (followed to unlink it), and the head of the list the block goes on (followed
+    /// to link it in). The words the free only overwrites (the block's own tags, the links
+    /// of the neighbours' list neighbours back to them) need no check. The heap's calls
+    /// changed none of these (same generation), so a word that changed anyway is damage
+    /// written through a transaction: refused, naming the word. Writes nothing.
+    fn recheck(&self, plan: &FreePlan, freed: u64) -> Result<(), Error> {
+        let g = self.geometry();
+        let ch = g.chunk_size;
+        let after = plan.block + plan.chunks * ch;
+        if plan.block > self.r.area.start {
+            self.expect(plan.block - TAG_SIZE, plan.before, freed)?;
+        }
+        if after < self.r.area.end {
+            self.expect(after, plan.after, freed)?;
+        }
+        let mut total = plan.chunks;
+        if let Some(l) = &plan.left {
+            // Its foot is `before`.
+            total += l.chunks;
+            self.expect(l.address, head_word(BlockState::Free, l.chunks), freed)?;
+            self.expect_links(l, freed)?;
+        }
+        if let Some(r) = &plan.right {
+            // Its head is `after`.
+            total += r.chunks;
+            self.expect_links(r, freed)?;
+            let foot_at = r.address + r.chunks * ch - TAG_SIZE;
+            self.expect(foot_at, foot_word(BlockState::Free, r.chunks), freed)?;
+        }
+        let dest = g.list_for(total);
+        self.expect(self.r.list_address(dest), plan.dest_head, freed)
+    }
+
+    /// Free block `b`'s prev and next links must still be those it had (see
+    /// [`Ctx::recheck`]).
+    #[inline(always)]
+    fn expect_links(&self, b: &FreeBlock, freed: u64) -> Result<(), Error> {
+        const _: () = assert!(FREE_NEXT_OFFSET == FREE_PREV_OFFSET + 8);
+        match self.r.view.words::<2>(b.address + FREE_PREV_OFFSET) {
+            Some([prev, next]) if prev == b.prev && next == b.next => Ok(()),
+            _ => {
+                self.expect(b.address + FREE_PREV_OFFSET, b.prev, freed)?;
+                self.expect(b.address + FREE_NEXT_OFFSET, b.next, freed)
+            }
+        }
+    }
+
+    /// The word at `at` must still be `value` (see [`Ctx::recheck`]).
+    #[inline(always)]
+    fn expect(&self, at: u64, value: u64, freed: u64) -> Result<(), Error> {
+        match self.r.view.word(at) {
+            Some(now) if now == value => Ok(()),
+            now => Err(changed_since_checked(at, value, now, freed)),
+        }
     }
 
     /// Free the block whose data is at `address`, merging it at once with a free neighbour
@@ -646,9 +631,8 @@ impl Ctx<'_> {
     /// [`Ctx::free`], with `checked`: a plan [`Ctx::plan_free`] made for `address` when the
     /// heap's generation was the one given. It is used instead of checking again if the heap
     /// is still at that generation (no heap call has changed it since) and nothing has been
-    /// written in this call yet, once every word its checks read is found unchanged: a word
-    /// changed at the same generation was written by something other than the heap (a wild
-    /// write through a transaction), and the free is refused, naming that word.
+    /// written in this call yet, once [`Ctx::recheck`] finds that what it follows still
+    /// holds (damage written through a transaction since refuses the free).
     pub(super) fn free_planned(
         &mut self,
         address: u64,
@@ -660,7 +644,7 @@ impl Ctx<'_> {
                     && *generation == self.counters.generation
                     && self.log.is_empty() =>
             {
-                plan.witnesses.still_hold(&self.r, address)?;
+                self.recheck(plan, address)?;
                 *plan
             }
             _ => self.plan_free(address)?,
@@ -672,7 +656,7 @@ impl Ctx<'_> {
             chunks: n,
             left,
             right,
-            witnesses: _,
+            ..
         } = plan;
         let after = block + n * ch;
         let total = n + left.map_or(0, |l| l.chunks) + right.map_or(0, |r| r.chunks);
