@@ -284,7 +284,10 @@ fn damage_between_free_and_commit(test: u64, damage: impl Fn(&[usize; 4]) -> (us
 
     // Refused and rolled back: the damage is gone, nothing was freed.
     f.assert_consistent();
-    assert!(f.heap_bytes() == before, "the refused commit changed the heap");
+    assert!(
+        f.heap_bytes() == before,
+        "the refused commit changed the heap"
+    );
     assert_eq!(f.heap.statistics(), stats);
     assert!(f.heap.usable_size(x[2]).is_ok(), "x[2] is still allocated");
     let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
