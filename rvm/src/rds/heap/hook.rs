@@ -10,14 +10,8 @@ use crate::tx::{Queued, Transaction, TxHook};
 use super::{Heap, State};
 
 impl Heap {
-    /// Attach the heap's hook to `tx` at its first malloc or free here.
-    pub(super) fn track(&self, st: &mut State, tx: &mut Transaction<'_>) {
-        if st.pending.open(tx.id()) {
-            self.add_hook(st, tx);
-        }
-    }
-
-    /// Attach the heap's hook to `tx`, whose books were just opened.
+    /// Attach the heap's hook to `tx`, whose books were just opened (by its first malloc or
+    /// free here: `Pending::allocated` or `Pending::freed` said so).
     pub(super) fn add_hook(&self, st: &mut State, tx: &mut Transaction<'_>) {
         let id = tx.id();
         let hook = match st.spare_hooks.pop() {
