@@ -519,7 +519,9 @@ fn a_map_entry_damaged_mid_iteration_is_an_error() {
     // Entry layout: next link, hash, key length, the u64 value, the key's bytes.
     const KEY_LEN: usize = 16;
     const KEY: usize = 32;
-    let cases: [(&str, fn(usize) -> (usize, u64)); 5] = [
+    // Where (from the entry's address) the damage goes and what is written there.
+    type Damage = fn(usize) -> (usize, u64);
+    let cases: [(&str, Damage); 5] = [
         ("key length past the block", |e| (e + KEY_LEN, 1 << 20)),
         ("key length overflowing", |e| (e + KEY_LEN, u64::MAX - 8)),
         ("key not UTF-8", |e| (e + KEY, 0xffff_ffff_ffff_ffff)),
