@@ -324,3 +324,40 @@ fn damage_to_a_list_head_between_free_and_commit_was_followed() {
     let list_4 = l.start_address as usize + g.list_offset(4) as usize;
     damage_between_free_and_commit(48, |x| (list_4, (x[0] - 8) as u64));
 }
+
+/// With a heap call between the free and the commit (another transaction's malloc), the
+/// commit plans the free again in full: list-head damage written in between is refused too,
+/// and leaves the heap as it was.
+#[test]
+fn damage_between_free_and_commit_is_refused_when_the_free_is_planned_again() {
+    let l = layout(49, 64 << 10, 8, 64);
+    let g = HeapGeometry::new(l.heap_length, l.chunk_size, l.nlists).unwrap();
+    let f = Fixture::new(l);
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let x: [usize; 4] = std::array::from_fn(|_| f.heap.malloc(&mut tx, 100).unwrap());
+    tx.end(CommitMode::Flush).unwrap();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, x[1]).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, x[2]).unwrap();
+    let list_4 = f.heap.address() + g.list_offset(4) as usize;
+    tx.write(list_4, &((x[0] - 8) as u64)).unwrap();
+    // From the large block (list 8): neither the freed block's neighbours nor list 4.
+    let mut other = f.rvm.begin(BeginMode::Restore).unwrap();
+    let big = f.heap.malloc(&mut other, 1000).unwrap();
+    other.end(CommitMode::Flush).unwrap();
+    let before = f.heap_bytes();
+    let err = Error::from(tx.end(CommitMode::Flush).unwrap_err());
+    assert_eq!(err.code_name(), "ECORRUPT", "{err}");
+    f.assert_consistent();
+    let offset = list_4 - f.heap.address();
+    let mut expected = before.clone();
+    expected[offset..offset + 8].copy_from_slice(&0u64.to_le_bytes());
+    assert!(
+        f.heap_bytes() == expected,
+        "only the damage is rolled back; nothing is freed"
+    );
+    assert!(f.heap.usable_size(x[2]).is_ok() && f.heap.usable_size(big).is_ok());
+}

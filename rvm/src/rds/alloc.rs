@@ -521,13 +521,12 @@ impl Ctx<'_> {
                     .ok_or_else(|| corrupt(foot_at, "free block runs before the first block"))?;
                 let list = g.list_for(l_chunks);
                 let l = self.r.linked_block(l_address, list)?;
-                let l = self.sized_and_linked(
+                Some(self.sized_and_linked(
                     l,
                     list,
                     l_chunks,
                     "head and foot disagree on the block size",
-                )?;
-                Some(l)
+                )?)
             } else {
                 None
             }
