@@ -6,6 +6,7 @@ mod rds_support;
 mod support;
 
 use rds_support::{layout, Fixture};
+use rvm::format::heap::{head_word, BlockState, HeapGeometry};
 use rvm::rds::{Error, Heap, ProblemKind};
 use rvm::{BeginMode, CommitMode};
 
@@ -247,4 +248,116 @@ fn segments_that_are_not_heap_segments_are_refused() {
     assert!(!f.heap.check().is_ok());
     assert_eq!(f.heap.maxblock(), 0);
     assert!(f.heap.statistics().damage.is_some());
+}
+
+/// Damage written through the freeing transaction between `free` and its commit: `damage`
+/// gives the address of a word the free's plan relies on (a neighbour's tag or link, the
+/// head of the list the freed block goes on) and the value written there. The commit must
+/// be refused with heap corruption naming that word, and leave the heap as it was.
+fn damage_between_free_and_commit(test: u64, damage: impl Fn(&[usize; 4]) -> (usize, u64)) {
+    let layout = layout(test, 64 << 10, 8, 64);
+    let f = Fixture::new(layout);
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    // Carved from the high end: x[0] > x[1] > x[2] > x[3], 2 chunks (128 bytes) each.
+    let x: [usize; 4] = std::array::from_fn(|_| f.heap.malloc(&mut tx, 100).unwrap());
+    tx.end(CommitMode::Flush).unwrap();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, x[1]).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    f.assert_consistent();
+    let before = f.heap_bytes();
+    let stats = f.heap.statistics();
+
+    // x[2]'s free merges with x[1] (its right neighbour, free, alone on list 2) and puts
+    // the 4-chunk block on list 4 (empty).
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, x[2]).unwrap();
+    let (at, value) = damage(&x);
+    tx.write(at, &value).unwrap();
+    let err = tx.end(CommitMode::Flush).unwrap_err();
+    match Error::from(err) {
+        Error::Corrupt { address, .. } => {
+            assert_eq!(address, at as u64, "the error names the damaged word")
+        }
+        other => panic!("expected heap corruption at {at:#x}, got {other}"),
+    }
+
+    // Refused and rolled back: the damage is gone, nothing was freed.
+    f.assert_consistent();
+    assert!(
+        f.heap_bytes() == before,
+        "the refused commit changed the heap"
+    );
+    assert_eq!(f.heap.statistics(), stats);
+    assert!(f.heap.usable_size(x[2]).is_ok(), "x[2] is still allocated");
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, x[2]).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    f.assert_consistent();
+    assert!(f.heap.usable_size(x[2]).is_err());
+}
+
+/// Regression: a lone free checked at the call was made at the commit by the call's plan
+/// without looking at the heap again; a neighbour's tag overwritten in between went unseen
+/// (the commit merged as planned and logged the damage with it).
+#[test]
+fn damage_to_a_neighbours_tag_between_free_and_commit_was_not_refused() {
+    // Still a free head tag, of another length.
+    let tag = head_word(BlockState::Free, 3);
+    damage_between_free_and_commit(46, |x| (x[1] - 8, tag));
+}
+
+/// Regression: as above, for the free neighbour's next link, which the commit followed to
+/// unlink it (writing into the allocated block it was made to point at).
+#[test]
+fn damage_to_a_neighbours_link_between_free_and_commit_was_followed() {
+    damage_between_free_and_commit(47, |x| (x[1] + 8, (x[0] - 8) as u64));
+}
+
+/// Regression: as above, for the head of the list the freed block goes on, which the commit
+/// followed to link the block in front of the "first block" (writing into the allocated
+/// block it was made to point at).
+#[test]
+fn damage_to_a_list_head_between_free_and_commit_was_followed() {
+    let l = layout(48, 64 << 10, 8, 64);
+    let g = HeapGeometry::new(l.heap_length, l.chunk_size, l.nlists).unwrap();
+    let list_4 = l.start_address as usize + g.list_offset(4) as usize;
+    damage_between_free_and_commit(48, |x| (list_4, (x[0] - 8) as u64));
+}
+
+/// With a heap call between the free and the commit (another transaction's malloc), the
+/// commit plans the free again in full: list-head damage written in between is refused too,
+/// and leaves the heap as it was.
+#[test]
+fn damage_between_free_and_commit_is_refused_when_the_free_is_planned_again() {
+    let l = layout(49, 64 << 10, 8, 64);
+    let g = HeapGeometry::new(l.heap_length, l.chunk_size, l.nlists).unwrap();
+    let f = Fixture::new(l);
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let x: [usize; 4] = std::array::from_fn(|_| f.heap.malloc(&mut tx, 100).unwrap());
+    tx.end(CommitMode::Flush).unwrap();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, x[1]).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, x[2]).unwrap();
+    let list_4 = f.heap.address() + g.list_offset(4) as usize;
+    tx.write(list_4, &((x[0] - 8) as u64)).unwrap();
+    // From the large block (list 8): neither the freed block's neighbours nor list 4.
+    let mut other = f.rvm.begin(BeginMode::Restore).unwrap();
+    let big = f.heap.malloc(&mut other, 1000).unwrap();
+    other.end(CommitMode::Flush).unwrap();
+    let before = f.heap_bytes();
+    let err = Error::from(tx.end(CommitMode::Flush).unwrap_err());
+    assert_eq!(err.code_name(), "ECORRUPT", "{err}");
+    f.assert_consistent();
+    let offset = list_4 - f.heap.address();
+    let mut expected = before.clone();
+    expected[offset..offset + 8].copy_from_slice(&0u64.to_le_bytes());
+    assert!(
+        f.heap_bytes() == expected,
+        "only the damage is rolled back; nothing is freed"
+    );
+    assert!(f.heap.usable_size(x[2]).is_ok() && f.heap.usable_size(big).is_ok());
 }

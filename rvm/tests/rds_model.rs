@@ -1,13 +1,13 @@
-//! Model-based test: random malloc / free / prealloc / commit / abort / crash sequences applied
-//! to the heap and to a plain model of the allocated blocks. After every step: the checker
-//! passes, no two live blocks overlap, every block lies inside the heap, the byte accounting
-//! is exact, and the blocks the heap holds are exactly the model's (an open transaction's
-//! frees are made at its commit, so until then its freed blocks are still allocated). After a
-//! crash the heap holds one of the committed states that could be durable (no double
-//! allocation), and every block still holds the bytes written into it; its only other blocks
-//! are blocks allocated by transactions that did not commit (an allocation is committed at
-//! once in the heap's own transaction, so a crash leaks it, as in the classic library),
-//! which the model then keeps as leaked.
+//! Model-based test: random malloc / free / do_free (of an intention list) / prealloc / commit
+//! / abort / crash sequences applied to the heap and to a plain model of the allocated blocks.
+//! After every step: the checker passes, no two live blocks overlap, every block lies inside
+//! the heap, the byte accounting is exact, and the blocks the heap holds are exactly the
+//! model's (an open transaction's frees are made at its commit, so until then its freed blocks
+//! are still allocated). After a crash the heap holds one of the committed states that could be
+//! durable (no double allocation), and every block still holds the bytes written into it; its
+//! only other blocks are blocks allocated by transactions that did not commit (an allocation is
+//! committed at once in the heap's own transaction, so a crash leaks it, as in the classic
+//! library), which the model then keeps as leaked.
 
 mod rds_support;
 
@@ -16,12 +16,16 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use rds_support::{chunks_for, layout, leaked_beyond, pattern, union, Blocks, Fixture};
 use rvm::device::Tear;
+use rvm::rds::IntentionList;
 use rvm::{BeginMode, CommitMode, Transaction};
 
 #[derive(Debug, Clone)]
 enum Op {
     Malloc(usize),
     Free(usize),
+    /// Record up to `.1` blocks from the `.0`th on in an intention list (`fake_free`), then
+    /// free them all in the open transaction (`do_free`).
+    DoFree(usize, usize),
     Prealloc(usize, usize),
     Commit(bool),
     Abort,
@@ -32,6 +36,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => prop_oneof![0usize..64, 0usize..600, 0usize..6000].prop_map(Op::Malloc),
         6 => any::<usize>().prop_map(Op::Free),
+        2 => (any::<usize>(), 1usize..4).prop_map(|(p, n)| Op::DoFree(p, n)),
         1 => (0usize..300, 1usize..4).prop_map(|(s, n)| Op::Prealloc(s, n)),
         3 => any::<bool>().prop_map(Op::Commit),
         1 => Just(Op::Abort),
@@ -161,6 +166,34 @@ fn run(f: &Fixture, ops: &[Op], model: &mut Model) -> Option<(usize, Tear)> {
                 } = tx.as_mut().unwrap();
                 if let Some(&a) = blocks.keys().nth(pick % blocks.len().max(1)) {
                     f.heap.free(t, a).unwrap();
+                    freeing.insert(a, blocks.remove(&a).expect("picked"));
+                    assert!(matches!(
+                        f.heap.free(t, a),
+                        Err(rvm::rds::Error::DoubleFree { .. })
+                    ));
+                }
+            }
+            Op::DoFree(pick, count) => {
+                open(f, &mut tx, model);
+                let Open {
+                    tx: t,
+                    blocks,
+                    freeing,
+                    ..
+                } = tx.as_mut().unwrap();
+                let picked: Vec<usize> = blocks
+                    .keys()
+                    .cycle()
+                    .skip(pick % blocks.len().max(1))
+                    .take((*count).min(blocks.len()))
+                    .copied()
+                    .collect();
+                let mut intentions = IntentionList::new();
+                for a in &picked {
+                    f.heap.fake_free(&mut intentions, *a).unwrap();
+                }
+                f.heap.do_free(t, intentions).unwrap();
+                for a in picked {
                     freeing.insert(a, blocks.remove(&a).expect("picked"));
                     assert!(matches!(
                         f.heap.free(t, a),

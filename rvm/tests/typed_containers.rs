@@ -10,7 +10,7 @@ use rds_support::{layout, Fixture};
 use rvm::device::Tear;
 use rvm::field;
 use rvm::rds::{Error, Heap, PersistentPtr};
-use rvm::typed::{PBytes, PHashMap, PSlice, PVec};
+use rvm::typed::{Alloc, PBytes, PHashMap, PSlice, PVec};
 use rvm::{BeginMode, CommitMode};
 
 struct Rng(u64);
@@ -423,6 +423,174 @@ fn map_lookups_of_long_and_nearly_equal_keys_match_a_std_model() {
     longer.truncate(999);
     assert_eq!(map.get(heap, &longer).unwrap(), None);
     assert_eq!(map.len(heap).unwrap(), model.len());
+    // Iteration copies each entry in one read, a long key's rest in a second: keys up to
+    // 224 bytes fit the first with a u64 value, longer ones do not.
+    let listed: HashMap<Vec<u8>, u64> = map.iter(heap).unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(listed, model);
+    assert!(heap.check().is_ok());
+}
+
+/// An `Alloc` over a heap that counts the block checks (`block_len`, `read_block`) made on
+/// each block.
+struct CountingChecks<'h> {
+    heap: &'h Heap,
+    checks: std::cell::RefCell<HashMap<usize, usize>>,
+}
+
+impl CountingChecks<'_> {
+    fn count(&self, block: usize) {
+        *self.checks.borrow_mut().entry(block).or_default() += 1;
+    }
+}
+
+impl Alloc for CountingChecks<'_> {
+    fn lock(&self, tx: &mut rvm::Transaction<'_>) -> Result<(), Error> {
+        self.heap.lock(tx)
+    }
+    fn alloc_bytes(&self, tx: &mut rvm::Transaction<'_>, size: usize) -> Result<usize, Error> {
+        self.heap.alloc_bytes(tx, size)
+    }
+    fn free_bytes(&self, tx: &mut rvm::Transaction<'_>, address: usize) -> Result<(), Error> {
+        self.heap.free_bytes(tx, address)
+    }
+    fn block_len(&self, address: usize) -> Result<usize, Error> {
+        self.count(address);
+        self.heap.block_len(address)
+    }
+    fn read_bytes(&self, address: usize, buf: &mut [u8]) -> Result<(), Error> {
+        self.heap.read_bytes(address, buf)
+    }
+    fn read_block(&self, block: usize, offset: usize, buf: &mut [u8]) -> Result<usize, Error> {
+        self.count(block);
+        self.heap.read_block(block, offset, buf)
+    }
+}
+
+/// An iteration step checked its entry's block three times (fixed part, value, key); it
+/// checks it once now, for short keys and long ones alike.
+#[test]
+fn map_iteration_checked_each_entry_block_three_times() {
+    let f = Fixture::new(layout(36, 4 << 20, 80, 64));
+    let heap = &f.heap;
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let map: PHashMap<str, u64> = PHashMap::new(&mut tx, heap).unwrap();
+    let keys: Vec<String> = (0..20).map(|i| "k".repeat(1 + 30 * i)).collect();
+    for (i, k) in keys.iter().enumerate() {
+        map.insert(&mut tx, heap, k, &(i as u64)).unwrap();
+    }
+    tx.end(CommitMode::Flush).unwrap();
+    let counting = CountingChecks {
+        heap,
+        checks: Default::default(),
+    };
+    let listed: HashMap<String, u64> = map.iter(&counting).unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(listed.len(), keys.len());
+    let checks = counting.checks.borrow();
+    for k in &keys {
+        let entry = map.value_ptr_of(heap, k.as_str()).unwrap().unwrap().block() as usize;
+        assert_eq!(
+            checks.get(&entry),
+            Some(&1),
+            "the entry of a {}-byte key",
+            k.len()
+        );
+    }
+}
+
+/// An entry damaged while an iteration is under way is reported by the step that reaches it
+/// (after which the iterator ends), never read past its block: a key length past the block,
+/// key bytes that are not text, a block tag that is no longer a block's, a chain that loops.
+#[test]
+fn a_map_entry_damaged_mid_iteration_is_an_error() {
+    let f = Fixture::new(layout(35, 4 << 20, 80, 64));
+    let heap = &f.heap;
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let map: PHashMap<str, u64> = PHashMap::with_buckets(&mut tx, heap, 4).unwrap();
+    let mut keys: Vec<String> = (0..6).map(|i| format!("key {i}")).collect();
+    keys.push("long ".repeat(80));
+    for (i, k) in keys.iter().enumerate() {
+        map.insert(&mut tx, heap, k, &(i as u64)).unwrap();
+    }
+    tx.end(CommitMode::Flush).unwrap();
+    let order: Vec<String> = map.iter(heap).unwrap().map(|r| r.unwrap().0).collect();
+    assert_eq!(order.len(), keys.len());
+    let intact = f.heap_bytes();
+
+    // Entry layout: next link, hash, key length, the u64 value, the key's bytes.
+    const KEY_LEN: usize = 16;
+    const KEY: usize = 32;
+    // Where (from the entry's address) the damage goes and what is written there.
+    type Damage = fn(usize) -> (usize, u64);
+    let cases: [(&str, Damage); 5] = [
+        ("key length past the block", |e| (e + KEY_LEN, 1 << 20)),
+        ("key length overflowing", |e| (e + KEY_LEN, u64::MAX - 8)),
+        ("key not UTF-8", |e| (e + KEY, 0xffff_ffff_ffff_ffff)),
+        ("head tag gone", |e| (e - 8, 0)),
+        ("chain looping", |e| (e, e as u64)),
+    ];
+    for (name, damage) in cases {
+        for (position, key) in order.iter().enumerate() {
+            let entry = map.value_ptr_of(heap, key.as_str()).unwrap().unwrap();
+            let (at, value) = damage(entry.block() as usize);
+            let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+            tx.write(at, &value).unwrap();
+            let mut it = map.iter(heap).unwrap();
+            for k in &order[..position] {
+                assert_eq!(
+                    &it.next().unwrap().unwrap().0,
+                    k,
+                    "{name}: before the damage"
+                );
+            }
+            let err = if name == "chain looping" {
+                // The damaged entry itself is read, then again and again until the map's
+                // length runs out.
+                let mut steps = 0;
+                loop {
+                    match it.next() {
+                        Some(Ok(_)) => steps += 1,
+                        Some(Err(e)) => break e,
+                        None => panic!("{name}: the iteration ended without an error"),
+                    }
+                    assert!(steps <= order.len(), "{name}: no error after {steps} steps");
+                }
+            } else {
+                it.next().unwrap().unwrap_err()
+            };
+            match name {
+                "key length past the block" | "key length overflowing" => {
+                    assert!(matches!(err, Error::OutOfBounds { .. }), "{name}: {err:?}")
+                }
+                "head tag gone" => {
+                    assert!(matches!(err, Error::NotFromHeap { .. }), "{name}: {err:?}")
+                }
+                _ => assert!(
+                    matches!(err, Error::Corrupt { address, .. } if address == entry.block()
+                        || name == "chain looping"),
+                    "{name}: {err:?}"
+                ),
+            }
+            assert!(it.next().is_none(), "{name}: the iterator ends at an error");
+            tx.abort().unwrap();
+            assert!(f.heap_bytes() == intact);
+        }
+    }
+    // The last byte of the long key (copied apart from the rest of its entry).
+    let long = keys.last().unwrap();
+    let entry = map.value_ptr_of(heap, long.as_str()).unwrap().unwrap();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    tx.write(entry.block() as usize + KEY + long.len() - 1, &0xffu8)
+        .unwrap();
+    let err = map
+        .iter(heap)
+        .unwrap()
+        .find_map(|r| r.err())
+        .expect("an error");
+    assert!(
+        matches!(err, Error::Corrupt { address, .. } if address == entry.block()),
+        "{err:?}"
+    );
+    tx.abort().unwrap();
     assert!(heap.check().is_ok());
 }
 

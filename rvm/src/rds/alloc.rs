@@ -43,6 +43,27 @@ pub(super) struct FreePlan {
     chunks: u64,
     left: Option<FreeBlock>,
     right: Option<FreeBlock>,
+    /// The word before the block (the left neighbour's foot tag; 0 for the first block).
+    before: u64,
+    /// The word after the block (the right neighbour's head tag; 0 for the last block).
+    after: u64,
+    /// The first block of the list the freed block goes on (0: empty).
+    dest_head: u64,
+}
+
+#[cold]
+#[inline(never)]
+fn changed_since_checked(at: u64, was: u64, now: Option<u64>, freed: u64) -> Error {
+    let Some(now) = now else {
+        return corrupt(at, "pointer leads outside the heap region");
+    };
+    corrupt(
+        at,
+        format!(
+            "heap word changed from {was:#x} to {now:#x} since the free of {freed:#x} was \
+             checked, and not by a heap call: damage written through a transaction"
+        ),
+    )
 }
 
 impl Ctx<'_> {
@@ -482,6 +503,8 @@ impl Ctx<'_> {
         let b = self.r.allocated_block(address)?;
         let n = b.chunks;
         let after = b.address + n * ch;
+        // The tags on either side, kept for `recheck` (0: none).
+        let (mut before, mut after_word) = (0, 0);
         // Check both neighbours and every list this free will touch before writing anything,
         // so a refused free leaves the heap as it was.
         let left = if b.address > self.r.area.start {
@@ -489,6 +512,7 @@ impl Ctx<'_> {
             // free one is followed, to its head, which must agree.
             let foot_at = b.address - TAG_SIZE;
             let (state, l_chunks) = self.r.foot(foot_at)?;
+            before = foot_word(state, l_chunks);
             if state == BlockState::Free {
                 let l_address = l_chunks
                     .checked_mul(ch)
@@ -511,6 +535,7 @@ impl Ctx<'_> {
         };
         let right = if after < self.r.area.end {
             let (state, chunks) = self.r.head(after)?;
+            after_word = head_word(state, chunks);
             if state == BlockState::Free {
                 let list = g.list_for(chunks);
                 let r = self.r.free_block(after, list)?;
@@ -523,13 +548,77 @@ impl Ctx<'_> {
             None
         };
         let total = n + left.map_or(0, |l| l.chunks) + right.map_or(0, |r| r.chunks);
-        self.r.head_for_push(g.list_for(total))?;
+        let dest = g.list_for(total);
+        let head = self.r.head_for_push(dest)?;
         Ok(FreePlan {
             block: b.address,
             chunks: n,
             left,
             right,
+            before,
+            after: after_word,
+            dest_head: head.map_or(0, |h| h.address),
         })
+    }
+
+    /// Check that what `plan` (made by [`Ctx::plan_free`] for the block whose data is at
+    /// `freed`, at this generation) relies on still holds: every word the free reads, follows
+    /// or decides by holds the value the plan's checks saw. Those are the tags on either side
+    /// of the block (they decided what merges), each free neighbour's other tag and its list
+    /// links (followed to unlink it), and the head of the list the block goes on (followed
+    /// to link it in). The words the free only overwrites (the block's own tags, the links
+    /// of the neighbours' list neighbours back to them) need no check. The heap's calls
+    /// changed none of these (same generation), so a word that changed anyway is damage
+    /// written through a transaction: refused, naming the word. Writes nothing.
+    fn recheck(&self, plan: &FreePlan, freed: u64) -> Result<(), Error> {
+        let g = self.geometry();
+        let ch = g.chunk_size;
+        let after = plan.block + plan.chunks * ch;
+        if plan.block > self.r.area.start {
+            self.expect(plan.block - TAG_SIZE, plan.before, freed)?;
+        }
+        if after < self.r.area.end {
+            self.expect(after, plan.after, freed)?;
+        }
+        let mut total = plan.chunks;
+        if let Some(l) = &plan.left {
+            // Its foot is `before`.
+            total += l.chunks;
+            self.expect(l.address, head_word(BlockState::Free, l.chunks), freed)?;
+            self.expect_links(l, freed)?;
+        }
+        if let Some(r) = &plan.right {
+            // Its head is `after`.
+            total += r.chunks;
+            self.expect_links(r, freed)?;
+            let foot_at = r.address + r.chunks * ch - TAG_SIZE;
+            self.expect(foot_at, foot_word(BlockState::Free, r.chunks), freed)?;
+        }
+        let dest = g.list_for(total);
+        self.expect(self.r.list_address(dest), plan.dest_head, freed)
+    }
+
+    /// Free block `b`'s prev and next links must still be those it had (see
+    /// [`Ctx::recheck`]).
+    #[inline(always)]
+    fn expect_links(&self, b: &FreeBlock, freed: u64) -> Result<(), Error> {
+        const _: () = assert!(FREE_NEXT_OFFSET == FREE_PREV_OFFSET + 8);
+        match self.r.view.words::<2>(b.address + FREE_PREV_OFFSET) {
+            Some([prev, next]) if prev == b.prev && next == b.next => Ok(()),
+            _ => {
+                self.expect(b.address + FREE_PREV_OFFSET, b.prev, freed)?;
+                self.expect(b.address + FREE_NEXT_OFFSET, b.next, freed)
+            }
+        }
+    }
+
+    /// The word at `at` must still be `value` (see [`Ctx::recheck`]).
+    #[inline(always)]
+    fn expect(&self, at: u64, value: u64, freed: u64) -> Result<(), Error> {
+        match self.r.view.word(at) {
+            Some(now) if now == value => Ok(()),
+            now => Err(changed_since_checked(at, value, now, freed)),
+        }
     }
 
     /// Free the block whose data is at `address`, merging it at once with a free neighbour
@@ -541,19 +630,21 @@ impl Ctx<'_> {
     /// [`Ctx::free`], with `checked`: a plan [`Ctx::plan_free`] made for `address` when the
     /// heap's generation was the one given. It is used instead of checking again if the heap
     /// is still at that generation (no heap call has changed it since) and nothing has been
-    /// written in this call yet.
+    /// written in this call yet, once [`Ctx::recheck`] finds that what it follows still
+    /// holds (damage written through a transaction since refuses the free).
     pub(super) fn free_planned(
         &mut self,
         address: u64,
-        checked: Option<(FreePlan, u64)>,
+        checked: Option<&(FreePlan, u64)>,
     ) -> Result<(), Error> {
         let plan = match checked {
             Some((plan, generation))
                 if plan.block + USER_DATA_OFFSET == address
-                    && generation == self.counters.generation
+                    && *generation == self.counters.generation
                     && self.log.is_empty() =>
             {
-                plan
+                self.recheck(plan, address)?;
+                *plan
             }
             _ => self.plan_free(address)?,
         };
@@ -564,6 +655,7 @@ impl Ctx<'_> {
             chunks: n,
             left,
             right,
+            ..
         } = plan;
         let after = block + n * ch;
         let total = n + left.map_or(0, |l| l.chunks) + right.map_or(0, |r| r.chunks);

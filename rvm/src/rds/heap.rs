@@ -35,7 +35,9 @@
 //!   `set_range` on the transaction (saving old values even in no-restore mode, so a record
 //!   refused after that puts them back), and keeps the lock until the record is queued. A
 //!   lone free whose check at the call still holds (no heap call has changed the heap
-//!   since: same generation) is made by that check's plan, without checking again. A free
+//!   since: same generation) is made by that check's plan, once the words the free reads or
+//!   decides by are found unchanged since (any change is damage: the commit is refused);
+//!   other frees are checked again in full. A free
 //!   is therefore atomic with the transaction that made it; an abort just forgets it.
 //!   Intention lists ([`Heap::fake_free`], [`Heap::do_free`]) use the same path.
 //! * Across transactions (the `pending` module keeps the books): a transaction that frees a
@@ -204,7 +206,8 @@ struct State {
     frees: Vec<u64>,
     /// The plan of the last free checked at the call, with the heap's generation then. A
     /// commit whose one free is that block, with the heap still at that generation (no heap
-    /// call has changed it since), frees it by this plan instead of checking it again.
+    /// call has changed it since), frees it by this plan instead of checking it all again,
+    /// once the words it follows are found unchanged (`Ctx::recheck`).
     checked_free: Option<(FreePlan, u64)>,
     /// The heap region as the last record of the heap's own pinned it (unpinned now), to pin
     /// it again without the region table (see `internal`).
@@ -463,12 +466,16 @@ impl Heap {
     /// by another open transaction) and freed inside `tx`'s own record, merged at once with
     /// a free neighbour on either side. Until then it stays allocated; if `tx` aborts, it is
     /// not freed. (If another open transaction allocated the block, the free is handed over
-    /// to it: made in its commit, or by its abort.) Damage found at the commit (written
-    /// since by something other than the heap) refuses the commit ([`crate::Error::Heap`];
-    /// the transaction is rolled back). The commit checks again only if a heap call has
-    /// changed the heap since this call or the transaction frees several blocks: damage
-    /// written in between by a transaction (outside any allocated block) is otherwise
-    /// found by the next heap call that meets it, as is damage written after a commit.
+    /// to it: made in its commit, or by its abort.) The commit checks again, before it
+    /// writes anything: in full if a heap call has changed the heap since this call or the
+    /// transaction frees several blocks; otherwise by reusing this call's plan, once every
+    /// word the free reads or decides by (the tags on either side of the block, a free
+    /// neighbour's other tag and list links, the head of the list the block goes on) is
+    /// found holding the value this call saw. Damage found then (written since by something
+    /// other than the heap, such as a wild write through the transaction) refuses the commit
+    /// with [`crate::Error::Heap`] holding [`Error::Corrupt`] at the damaged word; the
+    /// transaction is rolled back and nothing is freed. Damage written after a commit is
+    /// found by the next heap call that meets it.
     ///
     /// # Errors
     /// [`Error::DoubleFree`] for a block already free, or already freed in `tx`;
@@ -603,8 +610,9 @@ impl Heap {
     /// Check that `transaction` may free the block whose data is at `address`: no open
     /// transaction frees it already, and the free could be made now (the block, its free
     /// neighbours and the lists they are on are intact), so damage is reported by the call
-    /// that meets it. Writes nothing. The free itself checks again at commit, unless no heap
-    /// call has changed the heap since (see [`State::checked_free`]).
+    /// that meets it. Writes nothing. The free itself checks again at commit: in full, or, if
+    /// no heap call has changed the heap since, by comparing the words this plan relies on
+    /// (see [`State::checked_free`]).
     fn check_free(&self, st: &mut State, transaction: u64, address: u64) -> Result<(), Error> {
         match st.pending.freer_of(address) {
             Some(t) if t == transaction => return Err(Error::DoubleFree { address }),

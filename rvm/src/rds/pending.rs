@@ -138,11 +138,6 @@ impl Pending {
             .map(|r| (r, false, false))
     }
 
-    /// Start tracking `transaction` (its first heap call); false if it is tracked already.
-    pub(super) fn open(&mut self, transaction: u64) -> bool {
-        self.requests(transaction).1
-    }
-
     /// The books of `transaction`, opened if need be (then with `true`), and whether they
     /// are the hot books not indexed in the reverse maps (the caller then does not enter
     /// what it adds there).

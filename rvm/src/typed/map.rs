@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::rds::Error;
 use crate::tx::Transaction;
-use crate::typed::{read_at, span, within, write_at, Alloc, FieldPtr, PSlice};
+use crate::typed::{read_at, within, write_at, Alloc, FieldPtr, PSlice};
 
 /// A key a [`PHashMap`] can store: any [`Pod`] value (compared and hashed by its bytes), a
 /// byte string (`[u8]`) or text (`str`). Keys are copied into the map.
@@ -183,7 +183,8 @@ struct Lookup<V> {
     found: Option<Found<V>>,
 }
 
-/// Bytes of an entry read on the stack during a lookup (larger entries use the heap).
+/// Bytes of an entry read on the stack during a lookup or an iteration step (larger entries
+/// use the heap).
 const ENTRY_READ_STACK: usize = 256;
 
 impl<K: ?Sized, V> PHashMap<K, V> {
@@ -568,17 +569,39 @@ impl<K: MapKey + ?Sized, V: Pod, A: Alloc + ?Sized> MapIter<'_, K, V, A> {
         }
         self.left -= 1;
         let at = self.at;
-        let e: Entry = read_at(self.a, at, 0)?;
-        let value: V = read_at(self.a, at, ENTRY_BYTES)?;
-        let from = span(
-            self.a,
-            at,
-            ENTRY_BYTES + std::mem::size_of::<V>() as u64,
-            e.key_len,
-        )?;
-        let mut key = vec![0u8; e.key_len as usize];
-        self.a.read_bytes(from, &mut key)?;
-        let key = K::from_key_bytes(&key).ok_or_else(|| Error::Corrupt {
+        let value_at = ENTRY_BYTES as usize;
+        let key_at = value_at + std::mem::size_of::<V>();
+        // One block check and one copy of the fixed part, the value and as much of the key
+        // as the buffer holds (all of it but for long keys); then the same bounds as ever:
+        // the fixed part, the value, the key's length, each inside the block's usable bytes.
+        let mut stack = [0u8; ENTRY_READ_STACK];
+        let mut heap;
+        let buf: &mut [u8] = if key_at <= ENTRY_READ_STACK {
+            &mut stack
+        } else {
+            heap = vec![0u8; key_at];
+            &mut heap
+        };
+        let usable = self.a.read_block(at as usize, 0, buf)? as u64;
+        within(at, 0, ENTRY_BYTES, usable)?;
+        let e: Entry = bytemuck::pod_read_unaligned(&buf[..value_at]);
+        within(at, ENTRY_BYTES, (key_at - value_at) as u64, usable)?;
+        within(at, key_at as u64, e.key_len, usable)?;
+        let value: V = bytemuck::pod_read_unaligned(&buf[value_at..key_at]);
+        // `key_at + key_len` is at most `usable` (checked above), so it fits a usize.
+        let whole = key_at + e.key_len as usize;
+        let mut long;
+        let key_bytes: &[u8] = if whole <= buf.len() {
+            &buf[key_at..whole]
+        } else {
+            // The rest of a long key: inside the block checked above.
+            long = vec![0u8; e.key_len as usize];
+            let (copied, rest) = long.split_at_mut(buf.len() - key_at);
+            copied.copy_from_slice(&buf[key_at..]);
+            self.a.read_bytes(at as usize + buf.len(), rest)?;
+            &long
+        };
+        let key = K::from_key_bytes(key_bytes).ok_or_else(|| Error::Corrupt {
             address: at,
             detail: format!(
                 "a key of {} bytes is not a valid {}",

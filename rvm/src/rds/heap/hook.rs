@@ -10,14 +10,8 @@ use crate::tx::{Queued, Transaction, TxHook};
 use super::{Heap, State};
 
 impl Heap {
-    /// Attach the heap's hook to `tx` at its first malloc or free here.
-    pub(super) fn track(&self, st: &mut State, tx: &mut Transaction<'_>) {
-        if st.pending.open(tx.id()) {
-            self.add_hook(st, tx);
-        }
-    }
-
-    /// Attach the heap's hook to `tx`, whose books were just opened.
+    /// Attach the heap's hook to `tx`, whose books were just opened (by its first malloc or
+    /// free here: `Pending::allocated` or `Pending::freed` said so).
     pub(super) fn add_hook(&self, st: &mut State, tx: &mut Transaction<'_>) {
         let id = tx.id();
         let hook = match st.spare_hooks.pop() {
@@ -99,13 +93,14 @@ impl TxHook for HeapHook {
         let mut frees = std::mem::take(&mut st.frees);
         st.pending.frees_of(self.transaction, &mut frees);
         if !frees.is_empty() {
-            // A lone free checked at the call with nothing changed since is not checked again.
+            // A lone free checked at the call, with no heap call since, is made by that check's
+            // plan once every word the check read is found unchanged (`Ctx::free_planned`).
             let checked = st.checked_free.take().filter(|_| frees.len() == 1);
             // Old values are saved even in no-restore mode (`write_op`): a record refused
             // after this must put the heap back, under the lock, before anybody else sees it.
             let freed = heap.write_op(&mut st, tx, |c| {
                 for a in &frees {
-                    c.free_planned(*a, checked)?;
+                    c.free_planned(*a, checked.as_ref())?;
                 }
                 Ok(())
             });

@@ -90,9 +90,10 @@ impl Heap {
         for a in &intentions.addresses {
             self.check_free(&mut st, tx.id(), *a as u64)?;
         }
-        self.track(&mut st, tx);
         for a in &intentions.addresses {
-            let _ = st.pending.freed(tx.id(), *a as u64);
+            if st.pending.freed(tx.id(), *a as u64) {
+                self.add_hook(&mut st, tx);
+            }
         }
         Ok(())
     }
