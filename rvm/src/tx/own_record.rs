@@ -9,13 +9,12 @@
 //! the heap transaction it replaces. Range locks (isolation) are not taken: the heap's lock
 //! already orders every change to heap metadata.
 
-use std::sync::atomic::Ordering;
-
 use super::{queue_encoded, CommitMode, Queued, RegionPin};
 use crate::error::{Error, Result};
 use crate::format::log::{transaction_record_size, RangeHeader};
 use crate::instance::Rvm;
 use crate::racy;
+use crate::sync::lock;
 
 /// Queue a no-restore transaction record of `ranges` (`[start, end)`, each inside `pin`'s
 /// region and not empty; merged or not, in any order) with their bytes as memory holds them
@@ -26,7 +25,8 @@ use crate::racy;
 /// # Errors
 /// [`Error::NotMapped`] for a range outside the pinned region; [`Error::TooBig`] for a
 /// record larger than the log allows; [`Error::Failed`] when the instance is unusable.
-/// Nothing is queued then, and the refusal is counted as an abort.
+/// Nothing is queued then, and the refusal is counted as an abort (not as a transaction
+/// begun).
 pub(crate) fn queue_own_record(
     rvm: &Rvm,
     pin: &RegionPin<'_>,
@@ -36,14 +36,12 @@ pub(crate) fn queue_own_record(
     let inner = &rvm.inner;
     let region = pin.region();
     let refuse = |e: Error| {
-        // Counted as a transaction begun and aborted (`query` derives the active count from
-        // begun, committed and aborted; refusals are rare).
-        inner.begun.fetch_add(1, Ordering::Relaxed);
-        inner.stats.aborts.fetch_add(1, Ordering::Release);
-        inner
-            .stats
-            .no_restore_transactions
-            .fetch_add(1, Ordering::Relaxed);
+        // Counted as an own record refused, under the queue lock like a committed one (rare):
+        // an abort and a no-restore transaction in the statistics, and never begun, so
+        // `query` leaves it out of the active count as it is (no subtraction needed).
+        let c = &mut lock(&inner.queue).counts;
+        c.own_refused += 1;
+        c.no_restore_transactions += 1;
         Err(e)
     };
     if let Some(&(start, end)) = ranges
@@ -81,7 +79,7 @@ pub(crate) fn queue_own_record(
     };
     Ok(queue_encoded(inner, mode, 0, size, headers, fill, |c| {
         c.no_restore_transactions += 1;
-        // A commit without a begin: `query` leaves it out of the active count.
+        // A commit without a begin: `query` subtracts it from the commits.
         c.own_records += 1;
     }))
 }
