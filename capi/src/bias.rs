@@ -152,13 +152,40 @@ mod membarrier {
     }
 }
 
-/// Whether the process can use heavy fences (registered on first call). Fast paths exist only
-/// if so. `RVM_CAPI_NO_BIAS` in the environment (any value) says no, as where `membarrier` is
-/// missing: every call then takes the lock word (for tests of that path, and for comparison).
+/// Which path tid calls take in this process, and why ([`fences`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fences {
+    /// `membarrier` registered: the thread that began a transaction calls on its biased fast
+    /// path, other threads revoke the bias with a heavy fence.
+    Available,
+    /// `RVM_CAPI_NO_BIAS` is set: every call takes the lock word.
+    DisabledByEnvironment,
+    /// `membarrier` is missing or its registration was refused (not Linux, an old kernel, a
+    /// sandbox): every call takes the lock word.
+    Refused,
+}
+
+/// Which path tid calls take in this process (decided on the first call, registering for
+/// heavy fences then). `RVM_CAPI_NO_BIAS` in the environment (any value) says no fences, as
+/// where `membarrier` is missing: every call then takes the lock word (for tests of that path,
+/// and for comparison).
+pub fn fences() -> Fences {
+    static FENCES: OnceLock<Fences> = OnceLock::new();
+    *FENCES.get_or_init(|| {
+        if std::env::var_os("RVM_CAPI_NO_BIAS").is_some() {
+            Fences::DisabledByEnvironment
+        } else if membarrier::register() {
+            Fences::Available
+        } else {
+            Fences::Refused
+        }
+    })
+}
+
+/// Whether the process can use heavy fences ([`fences`] is [`Fences::Available`]). Fast paths
+/// exist only if so.
 pub fn fences_available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE
-        .get_or_init(|| std::env::var_os("RVM_CAPI_NO_BIAS").is_none() && membarrier::register())
+    fences() == Fences::Available
 }
 
 /// The slow side of the asymmetric fence: when it returns, every thread of the process has
@@ -181,14 +208,69 @@ pub fn light_fence() {
 mod tests {
     use super::*;
 
+    /// What the kernel says, asked directly (not through the code under test): whether this
+    /// process can register for private expedited barriers. Registering twice is harmless.
+    #[cfg(target_os = "linux")]
+    fn kernel_registers_membarrier() -> bool {
+        let call = |cmd: libc::c_int| {
+            // SAFETY: membarrier takes integers and touches no memory of ours.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_membarrier,
+                    cmd,
+                    0 as libc::c_uint,
+                    0 as libc::c_int,
+                )
+            }
+        };
+        let supported = call(0);
+        supported >= 0 && supported & (1 << 3) != 0 && call(1 << 4) == 0
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn kernel_registers_membarrier() -> bool {
+        false
+    }
+
+    /// The path the library chose is the one this environment allows: a registration that
+    /// the library failed where the kernel allows it would send every "biased" test down the
+    /// lock-word path unnoticed.
+    #[test]
+    fn fences_are_available_exactly_where_the_kernel_registers_membarrier() {
+        let expected = if std::env::var_os("RVM_CAPI_NO_BIAS").is_some() {
+            Fences::DisabledByEnvironment
+        } else if kernel_registers_membarrier() {
+            Fences::Available
+        } else {
+            Fences::Refused
+        };
+        assert_eq!(fences(), expected);
+        assert_eq!(fences_available(), expected == Fences::Available);
+        // Once registered, the heavy fence works; without fences it reports that it cannot.
+        assert_eq!(heavy_fence(), expected == Fences::Available);
+    }
+
     #[test]
     fn a_record_is_the_threads_own_and_goes_back_to_the_pool_at_exit() {
-        if !fences_available() {
+        if fences() != Fences::Available {
+            // The lock-word path (no fences here): no thread gets a record, so no call can be
+            // on a fast path, and no heavy fence is claimed.
+            let records = lock(&ALL).len();
             assert!(register().is_none());
+            assert!(current().is_none());
+            let other = std::thread::spawn(|| (register().is_none(), current().is_none()))
+                .join()
+                .unwrap();
+            assert_eq!(other, (true, true));
+            assert_eq!(lock(&ALL).len(), records, "no record was handed out");
+            assert!(!heavy_fence());
+            assert!(!any_busy());
             return;
         }
+        // The biased path: each thread gets a record of its own.
         let mine = register().unwrap();
         assert!(std::ptr::eq(current().unwrap(), mine));
+        assert!(heavy_fence());
         let other = std::thread::spawn(|| register().unwrap() as *const Caller as usize)
             .join()
             .unwrap();

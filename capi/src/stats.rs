@@ -5,6 +5,7 @@
 
 use std::ffi::{c_char, CStr};
 
+use crate::bias::Fences;
 use crate::codes::*;
 use crate::state::{self, enter, guarded};
 use crate::types::*;
@@ -107,7 +108,8 @@ pub unsafe extern "C" fn rvm_statistics(
     })
 }
 
-/// The report `rvm_print_statistics` writes.
+/// The report `rvm_print_statistics` writes: the record, then which path this process's tid
+/// calls take (`tid calls: biased` where `membarrier` registered, else `lock word` and why).
 pub fn report(s: &RvmStatistics) -> String {
     let mut t = String::new();
     let mut line = |name: &str, now: u64, total: u64| {
@@ -144,6 +146,11 @@ pub fn report(s: &RvmStatistics) -> String {
         "  truncations: {} explicit, {} background, {} other; recoveries {}\n",
         s.tot_rvm_truncate, s.tot_async_truncation, s.tot_sync_truncation, s.tot_recovery
     ));
+    out.push_str(match crate::bias::fences() {
+        Fences::Available => "  tid calls: biased (membarrier registered)\n",
+        Fences::DisabledByEnvironment => "  tid calls: lock word (RVM_CAPI_NO_BIAS set)\n",
+        Fences::Refused => "  tid calls: lock word (membarrier refused)\n",
+    });
     out
 }
 

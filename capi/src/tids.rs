@@ -790,6 +790,119 @@ pub unsafe fn write_tid(tid: *mut RvmTid, id: u64, uname: timeval) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bias::Fences;
+
+    /// Serializes the tests that use slot 0 or allocate slots (one asserts which slots the
+    /// free lists hold afterwards).
+    static SLOT_TESTS: Mutex<()> = Mutex::new(());
+
+    /// Open a free slot as `begin` does, without an instance (the caller never touches the
+    /// slot's transaction): the bias goes to `me`, or the slot starts revoked without one.
+    /// Returns the slot, its index, the tid's key and the lock word's generation.
+    fn open_without_instance(me: Option<&'static Caller>) -> (&'static Slot, usize, TidKey, u64) {
+        let index = allocate().unwrap();
+        let slot = slot(index).unwrap();
+        let free = slot.state.load(Ordering::Relaxed);
+        let generation = free & !(OPEN | BUSY);
+        let owner = me.map_or(std::ptr::null_mut(), |c| c as *const Caller as *mut Caller);
+        slot.owner.store(owner, Ordering::Relaxed);
+        let revoked = if me.is_some() { 0 } else { REVOKED };
+        slot.lock.store(generation | revoked, Ordering::Relaxed);
+        slot.state.store(free | OPEN, Ordering::Release);
+        let key = TidKey {
+            id: tid_value(index, free >> FLAG_BITS),
+            uname: slot.uname(),
+        };
+        (slot, index, key, generation)
+    }
+
+    /// Free a slot opened by `open_without_instance`, as an end does.
+    fn close_without_instance(slot: &'static Slot, index: usize, generation: u64) {
+        let next = ((generation >> FLAG_BITS).wrapping_add(1) & GENERATION_MASK).max(1);
+        slot.lock.store(generation | REVOKED, Ordering::Release);
+        slot.state.store(next << FLAG_BITS, Ordering::Release);
+        release(index);
+    }
+
+    /// Which path a call on a tid takes is decided by the fences: with them the owner's calls
+    /// are on the fast path until another thread's call revokes the bias; without them every
+    /// call takes the lock word from the start. Asserted per path, so a process where
+    /// `membarrier` is refused tests the lock-word path instead of passing without saying so.
+    #[test]
+    fn an_owners_calls_take_the_path_the_fences_allow() {
+        let _serial = lock(&SLOT_TESTS);
+        let me = bias::register();
+        let (slot, index, key, generation) = open_without_instance(me);
+        let lock_word = || slot.lock.load(Ordering::Acquire);
+        let from_another_thread = move || {
+            std::thread::spawn(move || {
+                let held = hold_counted(&key).unwrap();
+                matches!(held.hold, Hold::Slow)
+            })
+            .join()
+            .unwrap()
+        };
+        match bias::fences() {
+            Fences::Available => {
+                let me = me.expect("a record where fences exist");
+                {
+                    let held = hold_counted(&key).unwrap();
+                    assert!(
+                        matches!(held.hold, Hold::Fast(c) if std::ptr::eq(c, me)),
+                        "the owner's call is on the fast path"
+                    );
+                    assert_eq!(
+                        me.busy.load(Ordering::Relaxed),
+                        key.id,
+                        "its record names the tid"
+                    );
+                    assert_eq!(lock_word(), generation, "no lock word taken");
+                }
+                assert_eq!(me.busy.load(Ordering::Relaxed), 0);
+                // Another thread's call takes the lock word and revokes the bias...
+                assert!(
+                    from_another_thread(),
+                    "another thread's call takes the lock word"
+                );
+                assert_eq!(lock_word(), generation | REVOKED);
+                // ...after which the owner's calls take the lock word too.
+                let held = hold_counted(&key).unwrap();
+                assert!(
+                    matches!(held.hold, Hold::Slow),
+                    "the owner's call after revocation"
+                );
+                assert_eq!(lock_word(), generation | LOCKED | REVOKED);
+                assert_eq!(me.busy.load(Ordering::Relaxed), 0);
+            }
+            Fences::DisabledByEnvironment | Fences::Refused => {
+                assert!(me.is_none(), "no record without fences");
+                assert_eq!(lock_word(), generation | REVOKED, "begun revoked");
+                {
+                    let held = hold_counted(&key).unwrap();
+                    assert!(
+                        matches!(held.hold, Hold::Slow),
+                        "the owner's call takes the lock word"
+                    );
+                    assert_eq!(lock_word(), generation | LOCKED | REVOKED);
+                }
+                assert_eq!(
+                    lock_word(),
+                    generation | REVOKED,
+                    "given back at the call's end"
+                );
+                // Another thread's call needs no heavy fence (there is none): the bias was
+                // never given.
+                assert!(from_another_thread());
+                assert_eq!(lock_word(), generation | REVOKED);
+            }
+        }
+        close_without_instance(slot, index, generation);
+        assert_eq!(
+            hold_counted(&key).err(),
+            Some(RVM_ETID),
+            "ended: no longer held"
+        );
+    }
 
     #[test]
     fn slot_indexes_map_to_distinct_chunk_positions() {
@@ -814,7 +927,8 @@ mod tests {
 
     #[test]
     fn a_threads_last_freed_slot_is_its_next_and_goes_back_when_it_exits() {
-        // (No other test of this binary allocates slots.)
+        // (No other test of this binary allocates slots while this one runs.)
+        let _serial = lock(&SLOT_TESTS);
         let (first, other) = std::thread::spawn(|| {
             let first = allocate().unwrap();
             release(first);
@@ -845,6 +959,8 @@ mod tests {
 
     #[test]
     fn ids_out_of_range_or_of_unallocated_chunks_are_refused() {
+        // Id 0 names slot 0, which another test may open meanwhile.
+        let _serial = lock(&SLOT_TESTS);
         let mut t: RvmTid = RvmTid {
             struct_id: crate::types::RVM_TID_ID,
             from_heap: 0,

@@ -531,9 +531,49 @@ fn program_built_against_classic_sonames_runs_on_ours_through_ld_library_path() 
     assert_eq!(stdout.trim(), "225 RVM_EVERSION_SKEW 0 0");
 }
 
+/// Whether the kernel lets this process register for `membarrier`'s private expedited
+/// barriers (asked directly; a child inherits the same kernel and sandbox), which the biased
+/// tid path needs.
+#[cfg(target_os = "linux")]
+fn kernel_registers_membarrier() -> bool {
+    let call = |cmd: libc::c_int| {
+        // SAFETY: membarrier takes integers and touches no memory of ours.
+        unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                cmd,
+                0 as libc::c_uint,
+                0 as libc::c_int,
+            )
+        }
+    };
+    let supported = call(0);
+    supported >= 0 && supported & (1 << 3) != 0 && call(1 << 4) == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kernel_registers_membarrier() -> bool {
+    false
+}
+
+/// The "tid calls" line of the statistics report a threaded program prints: the path its tid
+/// calls took. Without `RVM_CAPI_NO_BIAS` (set for the run, or inherited from this test's
+/// environment), the biased path where the kernel allows it, else the lock word for the
+/// reason the library gives, so a run where `membarrier` is refused says so instead of
+/// passing as a biased run.
+fn expected_tid_path(unbiased: bool) -> &'static str {
+    if unbiased || std::env::var_os("RVM_CAPI_NO_BIAS").is_some() {
+        "tid calls: lock word (RVM_CAPI_NO_BIAS set)"
+    } else if kernel_registers_membarrier() {
+        "tid calls: biased (membarrier registered)"
+    } else {
+        "tid calls: lock word (membarrier refused)"
+    }
+}
+
 /// Compile the threaded C program `tests/c/PROGRAM.c` and run it on a new log and segment in
-/// `s` (with `RVM_CAPI_NO_BIAS` set if `unbiased`); it must succeed and print `ok`. Returns the
-/// log's path.
+/// `s` (with `RVM_CAPI_NO_BIAS` set if `unbiased`); it must succeed, print `ok`, and report
+/// the tid path it took ([`expected_tid_path`]). Returns the log's path.
 fn run_threaded(s: &Scratch, program: &str, unbiased: bool, ok: &str) -> PathBuf {
     let exe = s.path(program);
     compile(
@@ -560,6 +600,11 @@ fn run_threaded(s: &Scratch, program: &str, unbiased: bool, ok: &str) -> PathBuf
     };
     let stdout = expect_success(&out, program);
     assert!(stdout.contains(ok), "{program}: {stdout}");
+    let path = expected_tid_path(unbiased);
+    assert!(
+        stdout.contains(path),
+        "{program}: expected {path:?}: {stdout}"
+    );
     log
 }
 

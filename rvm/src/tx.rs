@@ -18,7 +18,6 @@
 //! pays one test for them at `end` and one at drop.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use bytemuck::NoUninit;
 
@@ -27,13 +26,16 @@ use crate::format::log::{
     transaction_record_size, RangeHeader, TransactionEncoder, RECORD_MIN_SIZE, TX_FLAG_FLUSH,
     TX_FLAG_RESTORE,
 };
-use crate::instance::{CommitCounts, Inner, PinWord, Queue, Rvm};
+use crate::instance::{CommitCounts, Inner, Queue, Rvm};
 use crate::racy;
 use crate::sync::lock;
 
 mod own_record;
+mod region;
 mod written;
-pub(crate) use own_record::{queue_own_record, RegionHandle, RegionPin};
+pub(crate) use own_record::queue_own_record;
+use region::Region;
+pub(crate) use region::{RegionHandle, RegionPin};
 
 /// How a transaction begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,43 +104,6 @@ impl Queued {
         } else {
             Ok(())
         }
-    }
-}
-
-/// The region of the last range declared (pinned by this transaction).
-#[derive(Debug, Clone, Copy)]
-struct CachedRegion {
-    start: usize,
-    end: usize,
-    slot: u32,
-    segment_offset: u64,
-}
-
-impl CachedRegion {
-    /// Whether `[address, address+length)` lies inside this region.
-    #[inline]
-    fn covers(&self, address: usize, length: usize) -> bool {
-        address >= self.start && address.checked_add(length).is_some_and(|e| e <= self.end)
-    }
-}
-
-/// A region a transaction pinned. Kept afterwards in the thread's spare set as the thread's
-/// recent region (not pinned then): the next transaction of the thread that declares a range
-/// in it pins it through this description, without the region table's lock, if it is still
-/// mapped ([`PinWord::try_pin`] fails once the region is unmapped; the `Arc` keeps the pin
-/// word itself alive).
-#[derive(Clone)]
-struct PinnedRegion {
-    region: CachedRegion,
-    /// `Inner::id` of the instance whose region table holds it.
-    instance: u64,
-    pin: Arc<PinWord>,
-}
-
-impl PinnedRegion {
-    #[inline]
-    fn covers(&self, address: usize, length: usize) -> bool {
-        self.region.covers(address, length)
     }
 }
 
@@ -232,13 +197,13 @@ struct Spare {
     undo: Vec<u8>,
     /// The regions this transaction pinned from the region table (each once), released at
     /// end or abort.
-    pins: Vec<PinnedRegion>,
+    pins: Vec<RegionHandle>,
     /// The region the thread's previous transaction used last, pinned by this one only if
     /// `recent_pinned` (the common one-region transaction pins it in place, no move).
-    recent: Option<PinnedRegion>,
+    recent: Option<RegionHandle>,
     recent_pinned: bool,
     /// The region of the last range declared (pinned by this transaction).
-    last_region: Option<CachedRegion>,
+    last_region: Option<Region>,
 }
 
 thread_local! {
@@ -553,7 +518,7 @@ impl<'a> Transaction<'a> {
     /// need be; with isolation the bytes are locked for this transaction first (see
     /// [`Transaction::set_range`]).
     #[inline(always)]
-    fn region_locked(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
+    fn region_locked(&mut self, address: usize, length: usize) -> Result<Region> {
         // Fast path: the region of the previous range. This transaction pins it, so it
         // cannot be unmapped and the cached description stays true.
         let cached = self.bufs.last_region.filter(|r| r.covers(address, length));
@@ -572,7 +537,7 @@ impl<'a> Transaction<'a> {
 
     /// Record a declared range (inside `region`) for the commit.
     #[inline(always)]
-    fn push_range(&mut self, address: usize, length: usize, region: CachedRegion) {
+    fn push_range(&mut self, address: usize, length: usize, region: Region) {
         self.bufs.ranges.push(Range {
             address,
             length,
@@ -604,19 +569,19 @@ impl<'a> Transaction<'a> {
     /// transaction pinned already, else a lookup in the region table (under its lock, out of
     /// line).
     #[inline(always)]
-    fn find_and_pin(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
+    fn find_and_pin(&mut self, address: usize, length: usize) -> Result<Region> {
         let instance = self.rvm.inner.id;
         let bufs = &mut **self.bufs;
         let mut found = None;
         if let Some(recent) = bufs
             .recent
             .as_ref()
-            .filter(|r| r.instance == instance && r.covers(address, length))
+            .filter(|r| r.holds(instance, address, length))
         {
-            // A pin that succeeds proves the region is still mapped (an unmap retires the pin
-            // word before it unmaps), so the description is still true. One that fails
-            // drops the description: the region is gone for good.
-            if bufs.recent_pinned || recent.pin.try_pin() {
+            // A pin again that succeeds proves the region is still mapped as described
+            // (`RegionHandle`). One that fails drops the description: the region is gone for
+            // good.
+            if bufs.recent_pinned || recent.try_pin_again() {
                 bufs.recent_pinned = true;
                 found = Some(recent.region);
             } else {
@@ -625,7 +590,7 @@ impl<'a> Transaction<'a> {
         }
         let found = match found {
             Some(r) => r,
-            None => match bufs.pins.iter().find(|p| p.covers(address, length)) {
+            None => match bufs.pins.iter().find(|p| p.region.covers(address, length)) {
                 Some(p) => p.region,
                 None => self.pin_from_table(address, length)?,
             },
@@ -636,20 +601,10 @@ impl<'a> Transaction<'a> {
 
     /// Pin a region this transaction has not pinned yet, found in the region table.
     #[cold]
-    fn pin_from_table(&mut self, address: usize, length: usize) -> Result<CachedRegion> {
-        let instance = self.rvm.inner.id;
-        let region = self.rvm.inner.pin_region(address, length)?;
-        let found = CachedRegion {
-            start: region.start,
-            end: region.end,
-            slot: region.slot,
-            segment_offset: region.segment_offset,
-        };
-        self.bufs.pins.push(PinnedRegion {
-            region: found,
-            instance,
-            pin: region.pin,
-        });
+    fn pin_from_table(&mut self, address: usize, length: usize) -> Result<Region> {
+        let handle = RegionHandle::pin(&self.rvm.inner, address, length)?;
+        let found = handle.region;
+        self.bufs.pins.push(handle);
         Ok(found)
     }
 
@@ -965,11 +920,11 @@ impl<'a> Transaction<'a> {
         if bufs.recent_pinned {
             bufs.recent_pinned = false;
             if let Some(recent) = &bufs.recent {
-                recent.pin.unpin();
+                recent.unpin();
             }
         }
         for p in &bufs.pins {
-            p.pin.unpin();
+            p.unpin();
         }
         // The last region pinned from the table becomes the thread's recent one.
         if let Some(last) = bufs.pins.pop() {

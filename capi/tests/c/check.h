@@ -2,6 +2,7 @@
 #ifndef CHECK_H
 #define CHECK_H
 #include <rvm/rvm.h>
+#include <rvm/rvm_statistics.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -35,6 +36,15 @@ static inline void commit_and_acknowledge(rvm_tid_t *tid, unsigned long i) {
     }
     printf("%lu\n", i);
     fflush(stdout);
+}
+
+/* Print the statistics report (its "tid calls" line says which path this process's tid calls
+ * take: the test driver checks it). */
+static inline void print_statistics(void) {
+    rvm_statistics_t stats;
+    rvm_init_statistics(&stats);
+    CHECK_RC(rvm_statistics(RVM_STATISTICS_VERSION, &stats), RVM_SUCCESS);
+    CHECK_RC(rvm_print_statistics(&stats, stdout), RVM_SUCCESS);
 }
 
 #endif

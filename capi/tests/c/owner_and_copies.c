@@ -110,6 +110,7 @@ int main(int argc, char **argv) {
     rvm_init_options(&q);
     CHECK_RC(rvm_query(&q, NULL), RVM_SUCCESS);
     CHECK(q.n_uncommit == 0);
+    print_statistics();
     CHECK_RC(rvm_terminate(), RVM_SUCCESS);
     printf("owner and copies ok (%d commits)\n", commits);
     return 0;

@@ -105,6 +105,7 @@ int main(int argc, char **argv) {
     CHECK_RC(rvm_query(&q, NULL), RVM_SUCCESS);
     CHECK(q.n_uncommit == 0);
     CHECK_RC(rvm_flush(), RVM_SUCCESS);
+    print_statistics();
     CHECK_RC(rvm_terminate(), RVM_SUCCESS);
     printf("shared tid ok (%d commits)\n", commits);
     return 0;

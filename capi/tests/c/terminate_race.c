@@ -53,6 +53,7 @@ int main(int argc, char **argv) {
         CHECK_RC(rvm_abort_transaction(&mine), RVM_SUCCESS);
     }
     stop = 1;
+    print_statistics();
     rvm_return_t rc;
     while ((rc = rvm_terminate()) == RVM_EUNCOMMIT)
         ;

@@ -56,8 +56,11 @@ pub(crate) struct CommitCounts {
     /// Commits whose ranges joined the record of an earlier commit.
     pub(crate) transactions_coalesced: u64,
     /// Records queued without a transaction (`tx::queue_own_record`), counted in the commit
-    /// counts above but never begun.
+    /// counts above but never begun (`query` subtracts them from the commits).
     pub(crate) own_records: u64,
+    /// Records of that kind refused (`tx::queue_own_record`): aborts in the statistics, kept
+    /// here rather than in `Stats::aborts`, which counts only transactions begun.
+    pub(crate) own_refused: u64,
 }
 
 /// The largest record that several commits may share: 1 MiB, and at most 1/64 of the record

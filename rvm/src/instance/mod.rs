@@ -85,7 +85,8 @@ pub(crate) struct Inner {
     has_failed: AtomicBool,
     pub(crate) stats: Stats,
     /// Transactions begun. Those still active are this minus the commits (counted under the
-    /// queue lock) and the aborts: a commit then touches no counter of its own.
+    /// queue lock) and the aborts: a commit then touches no counter of its own. A library's
+    /// own records are never counted here (`CommitCounts::own_records`, `own_refused`).
     pub(crate) begun: AtomicU64,
     /// Process-unique id of this instance (segments it maps carry it).
     pub(crate) id: u64,

@@ -63,9 +63,10 @@ pub(crate) struct RegionRef {
 /// count of zero (`compare_exchange(0, RETIRED)`). Both are read-modify-writes of the same
 /// word, so exactly one of two racing calls wins: either the pin comes first and the unmap
 /// sees it and is refused, or the unmap comes first and the pin sees `RETIRED` and touches
-/// nothing. A transaction may therefore pin through a region description it cached from an
-/// earlier transaction (`crate::tx`) without the region table's lock: the `Arc` keeps the
-/// word alive after the region is gone, and the retired bit says so for ever.
+/// nothing. A region may therefore be pinned again through a description kept from an
+/// earlier pin (`crate::tx::RegionHandle`: a thread's recent region, the RDS heap's own
+/// region) without the region table's lock: the `Arc` keeps the word alive after the region
+/// is gone, and the retired bit says so for ever.
 pub(crate) struct PinWord(AtomicUsize);
 
 /// The retired bit of [`PinWord`]; the bits below count the pins.

@@ -142,7 +142,7 @@ impl Inner {
         Counters {
             flush_commits: b.flush_commits + c.flush_commits,
             no_flush_commits: b.no_flush_commits + c.no_flush_commits,
-            aborts: b.aborts + g(&s.aborts),
+            aborts: b.aborts + g(&s.aborts) + c.own_refused,
             flushes: b.flushes + g(&s.flushes),
             records_written: b.records_written + g(&s.records_written),
             bytes_logged: b.bytes_logged + g(&s.bytes_logged),
@@ -163,7 +163,7 @@ impl Inner {
             no_flush_commits: c.no_flush_commits,
             restore_transactions: c.restore_transactions + g(&s.restore_transactions),
             no_restore_transactions: c.no_restore_transactions + g(&s.no_restore_transactions),
-            aborts: g(&s.aborts),
+            aborts: g(&s.aborts) + c.own_refused,
             flushes: g(&s.flushes),
             records_written: g(&s.records_written),
             bytes_logged: g(&s.bytes_logged),
@@ -191,7 +191,8 @@ impl Inner {
             (
                 q.queued_commits,
                 q.buf.len(),
-                // Records queued without a transaction were never begun.
+                // Records queued without a transaction were never begun. (Refused ones are
+                // not in `begun` nor in `stats.aborts`: nothing to subtract for them.)
                 (c.flush_commits + c.no_flush_commits).saturating_sub(c.own_records),
             )
         };

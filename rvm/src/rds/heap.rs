@@ -648,7 +648,8 @@ impl Heap {
         // back, after the record has copied the new values (through the region's
         // description kept from the last call when it is still mapped).
         let (base, length) = (self.shared.base as usize, self.shared.length as usize);
-        let pin = match RegionPin::again(st.own_region.take(), rvm, base, length) {
+        let mut kept = st.own_region.take();
+        let pin = match RegionPin::again(&mut kept, rvm, base, length) {
             Ok(pin) => pin,
             Err(e) => {
                 st.valid = false;
@@ -664,7 +665,8 @@ impl Heap {
             st.valid = false;
         }
         st.log.clear();
-        st.own_region = pin.into_handle();
+        drop(pin);
+        st.own_region = kept;
         Ok((value, queued?))
     }
 
