@@ -235,7 +235,9 @@ impl Inner {
     /// A long background truncation moves the head in stages: after each eighth of the record
     /// area applied (if the stage rewrites at most `STAGE_REWRITE_PER_LOG_BYTE` bytes of
     /// segment pages per byte of log applied; else it goes on into the next eighth), the
-    /// segments are synced and the head moved to the next record, so the space comes free
+    /// segments written since the last sync are synced (only those: a stage that wrote one
+    /// segment does not sync the others again) and the head moved to the next record, so the
+    /// space comes free
     /// while the rest is applied (a producer faster than truncation waits less), and a crash
     /// in the middle replays only what was not staged yet.
     pub(crate) fn truncate_now(&self, background: bool) -> Result<()> {
