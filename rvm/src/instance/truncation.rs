@@ -237,16 +237,16 @@ impl Inner {
     /// segment pages per byte of log applied; else it goes on into the next eighth), the
     /// segments written since the last sync are synced (only those: a stage that wrote one
     /// segment does not sync the others again) and the head moved to the next record, so the
-    /// space comes free
-    /// while the rest is applied (a producer faster than truncation waits less), and a crash
-    /// in the middle replays only what was not staged yet.
+    /// space comes free while the rest is applied (a producer faster than truncation waits
+    /// less: a flush leader waiting for room goes on then), and a crash in the middle replays
+    /// only what was not staged yet.
     pub(crate) fn truncate_now(&self, background: bool) -> Result<()> {
         let mut spare = lock(&self.truncate_lock);
         self.check_failed()?;
         let started = Instant::now();
         // The segments written (by this truncation, or by recovery: `pending_sync`) and not
         // synced yet: each stage syncs these, and only these, before it moves the head.
-        let (head_offset, head_lsn, mut end_offset, mut end_lsn, applied_lsn, mut unsynced, live) = {
+        let (head_offset, head_lsn, mut end_offset, mut end_lsn, applied_lsn, mut to_sync, live) = {
             let mut p = lock(&self.pos);
             p.truncation_requested = false;
             if p.is_empty() && p.pending_sync.is_empty() {
@@ -302,9 +302,9 @@ impl Inner {
                         // The head moves past records applied in this stage and in earlier
                         // ones (synced then), and, in the first, records recovery applied
                         // (`pending_sync`): what this stage wrote is all that is not durable.
-                        unsynced.extend(applier.write_out(&target)?);
-                        self.sync_segments(&unsynced)?;
-                        unsynced.clear();
+                        to_sync.extend(applier.write_out(&target)?);
+                        self.sync_segments(&to_sync)?;
+                        to_sync.clear();
                         self.write_status_then(
                             |s, _| {
                                 s.head_offset = offset;
@@ -344,11 +344,11 @@ impl Inner {
                     (end_offset, end_lsn) = (tail, next);
                 }
                 let (written, buffers) = applier.finish_keeping(&target)?;
-                unsynced.extend(written);
+                to_sync.extend(written);
                 *spare = buffers;
             }
             // What the last stage wrote (and `pending_sync`, if no stage synced it).
-            self.sync_segments(&unsynced)?;
+            self.sync_segments(&to_sync)?;
             let truncated_ms = now_ms();
             self.write_status_then(
                 |s, _| {
