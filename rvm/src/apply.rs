@@ -74,6 +74,7 @@ pub(crate) struct Applier {
     seq: u64,
     /// Segments resolved so far, by log index (resolved once, not once per range).
     targets: Vec<Option<Resolved>>,
+    /// Segments written since the last `write_out` (or since the applier was made).
     touched: BTreeSet<u32>,
     /// The pages written since the last `write_out` (a stage's write cost), by a hash of
     /// segment and page: one bit each (collisions undercount a little). Empty unless asked
@@ -284,16 +285,17 @@ impl Applier {
     }
 
     /// Write what is held so far (the applier stays usable, and the next stage's page count
-    /// starts from zero); returns the segment indices written to since it was made (to be
-    /// synced).
-    pub(crate) fn write_out(&mut self, target: Target<'_>) -> Result<&BTreeSet<u32>> {
+    /// starts from zero); returns the segment indices written to since the last `write_out`
+    /// (or since it was made): what the stage must sync, and no more.
+    pub(crate) fn write_out(&mut self, target: Target<'_>) -> Result<BTreeSet<u32>> {
         self.write_slice(target)?;
         self.page_filter.fill(0);
         self.stage_pages = 0;
-        Ok(&self.touched)
+        Ok(std::mem::take(&mut self.touched))
     }
 
-    /// Write what is left; returns the segment indices written to (to be synced).
+    /// Write what is left; returns the segment indices written to since the last
+    /// [`Applier::write_out`] (or since it was made), to be synced.
     pub(crate) fn finish(mut self, target: Target<'_>) -> Result<BTreeSet<u32>> {
         self.write_slice(target)?;
         Ok(self.touched)

@@ -1,11 +1,14 @@
 //! A background truncation goes on with the records made durable while it runs (so one
 //! rewrite of the segment covers more log), loses no commit to a crash anywhere in it, and a
 //! flush that finds the log full while one runs waits for it instead of truncating again at
-//! once. The truncation is held at its first read of the log (a gate in front of the log
-//! device) while the test commits.
+//! once, and goes on as soon as a stage of it made room. The truncation is held at its first
+//! read of the log (a gate in front of the log device) while the test commits, or at a sync
+//! of the segment (a gate in front of the segment device) after a stage moved the head.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use rvm::device::{Device, MemDevice};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
@@ -14,17 +17,21 @@ mod support;
 
 const REGION_BYTES: usize = 256 * 1024;
 const LOG_AREA_BYTES: u64 = 1 << 20;
+/// The 64-byte slots that commits write (slot `i % SLOTS` for commit `i`).
+const SLOTS: usize = 4000;
 
 /// Where the gate stands.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Gate {
     Open,
-    /// The next read of the log stops (and the gate becomes `Holding`).
+    /// The next read stops (and the gate becomes `Holding`).
     Armed,
+    /// The sync after this many more syncs stops (and the gate becomes `Holding`).
+    ArmedSync(u32),
     Holding,
 }
 
-/// A log device whose reads can be held at a gate.
+/// A device whose reads or syncs can be held at a gate.
 #[derive(Debug)]
 struct GatedLog {
     dev: Arc<dyn Device>,
@@ -45,6 +52,29 @@ impl GatedLog {
             g = self.cond.wait(g).unwrap();
         }
     }
+
+    /// Wait until a read or sync is held at the gate, for at most `limit`; returns whether
+    /// one is.
+    fn wait_holding_for(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut g = self.gate.lock().unwrap();
+        while *g != Gate::Holding {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            g = self.cond.wait_timeout(g, left).unwrap().0;
+        }
+        true
+    }
+
+    /// Hold the caller here while the gate holds.
+    fn hold(&self, mut g: std::sync::MutexGuard<'_, Gate>) {
+        *g = Gate::Holding;
+        self.cond.notify_all();
+        while *g == Gate::Holding {
+            g = self.cond.wait(g).unwrap();
+        }
+    }
 }
 
 impl Device for GatedLog {
@@ -55,21 +85,24 @@ impl Device for GatedLog {
         self.dev.len()
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let mut g = self.gate.lock().unwrap();
+        let g = self.gate.lock().unwrap();
         if *g == Gate::Armed {
-            *g = Gate::Holding;
-            self.cond.notify_all();
-            while *g == Gate::Holding {
-                g = self.cond.wait(g).unwrap();
-            }
+            self.hold(g);
+        } else {
+            drop(g);
         }
-        drop(g);
         self.dev.read_at(buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.dev.write_at(buf, offset)
     }
     fn sync(&self) -> io::Result<()> {
+        let mut g = self.gate.lock().unwrap();
+        match *g {
+            Gate::ArmedSync(0) => self.hold(g),
+            Gate::ArmedSync(n) => *g = Gate::ArmedSync(n - 1),
+            _ => {}
+        }
         self.dev.sync()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
@@ -138,13 +171,13 @@ fn value(i: usize) -> u8 {
     (i % 251) as u8 + 1
 }
 
-/// Commit 64 bytes of `value(i)` at slot `i` of the region for each `i` in `slots`, the last
-/// with a flush.
+/// Commit 64 bytes of `value(i)` at slot `i % SLOTS` of the region for each `i` in `slots`,
+/// the last with a flush.
 fn commit(rvm: &Rvm, base: usize, slots: std::ops::Range<usize>) {
     let last = slots.end - 1;
     for i in slots {
         let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
-        tx.fill(base + i * 64, 64, value(i)).unwrap();
+        tx.fill(base + (i % SLOTS) * 64, 64, value(i)).unwrap();
         let mode = if i == last {
             CommitMode::Flush
         } else {
@@ -280,5 +313,107 @@ fn a_flush_that_found_the_log_full_waited_for_the_running_truncation() {
         expect[(i % 4000) * 64..(i % 4000) * 64 + 64].fill(value(i));
     }
     assert!(segment_bytes(&data, expect.len()) == expect);
+    Arc::try_unwrap(rvm).ok().unwrap().close().unwrap();
+}
+
+/// The region's first `SLOTS` slots after commits `0..n` (each writes slot `i % SLOTS`).
+fn expected_after(n: usize) -> Vec<u8> {
+    let mut expect = vec![0u8; SLOTS * 64];
+    for i in 0..n {
+        expect[(i % SLOTS) * 64..(i % SLOTS) * 64 + 64].fill(value(i));
+    }
+    expect
+}
+
+/// A flush that found the log full while a staged background truncation ran went on as soon
+/// as the truncation's first stage had moved the head, while the rest was still being applied
+/// (the truncation is held at its second segment sync, after that first stage), and left
+/// the rest to that truncation: it truncated nothing itself.
+#[test]
+fn a_flush_that_found_the_log_full_went_on_once_a_stage_made_room() {
+    let dev = MemDevice::new("log", Vec::new());
+    Rvm::init_log_on(&dev, LOG_AREA_BYTES).unwrap();
+    let log = gated(Arc::new(dev));
+    let segment = Arc::new(support::one_region_segment(
+        REGION_BYTES as u64,
+        0x1000_0000_0000,
+    ));
+    let data = gated(segment.clone());
+    let (rvm, base) = open_on(log.clone(), data.clone()).unwrap();
+    // Most of the log (a truncation of it has several stages of 128 KiB), then a background
+    // truncation, held at its first read of the log.
+    let mut n = 0;
+    while rvm.query().used_bytes < LOG_AREA_BYTES * 80 / 100 {
+        commit(&rvm, base, n..n + 100);
+        n += 100;
+    }
+    log.set(Gate::Armed);
+    rvm.set_truncate_threshold(1).unwrap();
+    commit(&rvm, base, n..n + 1);
+    n += 1;
+    log.wait_holding();
+    rvm.set_truncate_threshold(100).unwrap();
+    // A writer fills the rest of the log, one flush per commit, and waits for room; once it
+    // does, it is given 200 commits more (about 35 KB: less than a stage frees).
+    let rvm = Arc::new(rvm);
+    let (started, limit) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(usize::MAX)),
+    );
+    let writer = {
+        let (rvm, started, limit) = (rvm.clone(), started.clone(), limit.clone());
+        std::thread::spawn(move || {
+            let mut i = n;
+            while i - n < limit.load(Ordering::SeqCst) {
+                started.store(i - n + 1, Ordering::SeqCst);
+                commit(&rvm, base, i..i + 1);
+                i += 1;
+            }
+            i
+        })
+    };
+    // (Bounded: a flush that never waits for room must fail the test, not hang it.)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rvm.statistics().space_waits == 0 && !writer.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        rvm.statistics().space_waits > 0,
+        "the flush never waited for room behind the held truncation"
+    );
+    // The writer is stuck in commit `started` (the log is full and the truncation held).
+    limit.store(started.load(Ordering::SeqCst) + 200, Ordering::SeqCst);
+    data.set(Gate::ArmedSync(1));
+    log.set(Gate::Open);
+    let held = data.wait_holding_for(Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while held && !writer.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (went_on, truncations) = (writer.is_finished(), rvm.statistics().truncations);
+    data.set(Gate::Open);
+    assert!(
+        held,
+        "the truncation never reached a second segment sync: no stage"
+    );
+    assert!(
+        went_on,
+        "the flush waited for the whole truncation, though its first stage had made room"
+    );
+    assert_eq!(
+        truncations, 0,
+        "the truncation had ended before the flush went on"
+    );
+    let end = writer.join().unwrap();
+    rvm.wait_for_truncation().unwrap();
+    let st = rvm.statistics();
+    assert_eq!(
+        (st.truncations, st.background_truncations),
+        (1, 1),
+        "the flush truncated on its own after waiting for room"
+    );
+    rvm.truncate().unwrap();
+    let expect = expected_after(end);
+    assert!(segment_bytes(&segment, expect.len()) == expect);
     Arc::try_unwrap(rvm).ok().unwrap().close().unwrap();
 }

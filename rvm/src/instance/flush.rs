@@ -376,8 +376,8 @@ impl Inner {
     }
 
     /// The flush leader found no room: wait for a background truncation if one runs (and
-    /// return if that made room), else truncate, and if the log is then empty, restart it at
-    /// the beginning of the area.
+    /// return as soon as one of its stages, or its end, made room), else truncate, and if the
+    /// log is then empty, restart it at the beginning of the area.
     pub(super) fn make_space(&self, need: u64) -> Result<()> {
         add(&self.stats.space_waits, 1);
         if self.wait_for_running_truncation(need)? {

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::flush::PAD_RESERVE_BYTES;
+use super::flush::Item;
 use super::segments::slot_target;
 use super::stats::add;
 use super::status::live_bytes;
@@ -138,24 +138,33 @@ impl Inner {
         }
     }
 
-    /// If a truncation is running, wait for it to end; returns whether the log then has
-    /// room for `need` more bytes (and a sector pad after them), so that the flush leader
-    /// can go on writing at once instead of truncating what was made durable meanwhile: that
-    /// is left for the next background truncation, which applies it with more (a truncation
-    /// of small scattered ranges rewrites most of the segment's pages however little log it
-    /// applies).
+    /// If a truncation is running, wait until the log has room for a record of `need` bytes
+    /// (the flush leader's next plan places it, sector pad and all): a stage of a background
+    /// truncation may make it long before the truncation ends. Returns whether it did (before
+    /// or when the truncation ended), so that the flush leader can go on writing at once
+    /// instead of truncating what was made durable meanwhile: that is left to the running
+    /// truncation (which goes on with it while the log is not too full) or the next one,
+    /// which applies it with more (a truncation of small scattered ranges rewrites most of
+    /// the segment's pages however little log it applies). `false` only once no truncation
+    /// runs, so a caller that truncates then never truncates what a running one will apply.
     pub(super) fn wait_for_running_truncation(&self, need: u64) -> Result<bool> {
         let mut p = lock(&self.pos);
         if !p.truncating {
             return Ok(false);
         }
-        while p.truncating {
+        let room = loop {
+            // The same placement as the flush's plan: free bytes split by the wrap may not
+            // hold the record, and the leader must not spin while a stage runs.
+            let (items, _, _) = self.plan(&p, &[(0, need as usize)], 0);
+            let room = items.iter().any(|i| matches!(i, Item::Record { .. }));
+            if room || !p.truncating {
+                break room;
+            }
             p = self.pos_cond.wait(p).unwrap_or_else(|e| e.into_inner());
-        }
-        let room = (self.area_end - self.area_start).saturating_sub(self.used_bytes(&p));
+        };
         drop(p);
         self.check_failed()?;
-        Ok(room >= need + 2 * PAD_RESERVE_BYTES)
+        Ok(room)
     }
 
     /// Sync the segments of these log indices. A failure fails the instance: after a failed
@@ -226,14 +235,18 @@ impl Inner {
     /// A long background truncation moves the head in stages: after each eighth of the record
     /// area applied (if the stage rewrites at most `STAGE_REWRITE_PER_LOG_BYTE` bytes of
     /// segment pages per byte of log applied; else it goes on into the next eighth), the
-    /// segments are synced and the head moved to the next record, so the space comes free
-    /// while the rest is applied (a producer faster than truncation waits less), and a crash
-    /// in the middle replays only what was not staged yet.
+    /// segments written since the last sync are synced (only those: a stage that wrote one
+    /// segment does not sync the others again) and the head moved to the next record, so the
+    /// space comes free while the rest is applied (a producer faster than truncation waits
+    /// less: a flush leader waiting for room goes on then), and a crash in the middle replays
+    /// only what was not staged yet.
     pub(crate) fn truncate_now(&self, background: bool) -> Result<()> {
         let mut spare = lock(&self.truncate_lock);
         self.check_failed()?;
         let started = Instant::now();
-        let (head_offset, head_lsn, mut end_offset, mut end_lsn, applied_lsn, mut touched, live) = {
+        // The segments written (by this truncation, or by recovery: `pending_sync`) and not
+        // synced yet: each stage syncs these, and only these, before it moves the head.
+        let (head_offset, head_lsn, mut end_offset, mut end_lsn, applied_lsn, mut to_sync, live) = {
             let mut p = lock(&self.pos);
             p.truncation_requested = false;
             if p.is_empty() && p.pending_sync.is_empty() {
@@ -286,8 +299,12 @@ impl Inner {
                         // Every record before this one is applied: make it durable and move
                         // the head here, so its space is free while the rest is applied (and
                         // a crash from here on replays only the rest).
-                        touched.extend(applier.write_out(&target)?);
-                        self.sync_segments(&touched)?;
+                        // The head moves past records applied in this stage and in earlier
+                        // ones (synced then), and, in the first, records recovery applied
+                        // (`pending_sync`): what this stage wrote is all that is not durable.
+                        to_sync.extend(applier.write_out(&target)?);
+                        self.sync_segments(&to_sync)?;
+                        to_sync.clear();
                         self.write_status_then(
                             |s, _| {
                                 s.head_offset = offset;
@@ -327,10 +344,11 @@ impl Inner {
                     (end_offset, end_lsn) = (tail, next);
                 }
                 let (written, buffers) = applier.finish_keeping(&target)?;
-                touched.extend(written);
+                to_sync.extend(written);
                 *spare = buffers;
             }
-            self.sync_segments(&touched)?;
+            // What the last stage wrote (and `pending_sync`, if no stage synced it).
+            self.sync_segments(&to_sync)?;
             let truncated_ms = now_ms();
             self.write_status_then(
                 |s, _| {
