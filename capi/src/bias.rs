@@ -204,33 +204,16 @@ pub fn light_fence() {
     std::sync::atomic::compiler_fence(Ordering::SeqCst);
 }
 
+/// The tests' oracle, shared with `tests/c_programs.rs`.
+#[cfg(test)]
+#[path = "../tests/support/membarrier.rs"]
+mod membarrier_oracle;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// What the kernel says, asked directly (not through the code under test): whether this
-    /// process can register for private expedited barriers. Registering twice is harmless.
-    #[cfg(target_os = "linux")]
-    fn kernel_registers_membarrier() -> bool {
-        let call = |cmd: libc::c_int| {
-            // SAFETY: membarrier takes integers and touches no memory of ours.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_membarrier,
-                    cmd,
-                    0 as libc::c_uint,
-                    0 as libc::c_int,
-                )
-            }
-        };
-        let supported = call(0);
-        supported >= 0 && supported & (1 << 3) != 0 && call(1 << 4) == 0
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn kernel_registers_membarrier() -> bool {
-        false
-    }
+    use super::membarrier_oracle::kernel_registers_membarrier;
 
     /// The path the library chose is the one this environment allows: a registration that
     /// the library failed where the kernel allows it would send every "biased" test down the

@@ -531,30 +531,10 @@ fn program_built_against_classic_sonames_runs_on_ours_through_ld_library_path() 
     assert_eq!(stdout.trim(), "225 RVM_EVERSION_SKEW 0 0");
 }
 
-/// Whether the kernel lets this process register for `membarrier`'s private expedited
-/// barriers (asked directly; a child inherits the same kernel and sandbox), which the biased
-/// tid path needs.
-#[cfg(target_os = "linux")]
-fn kernel_registers_membarrier() -> bool {
-    let call = |cmd: libc::c_int| {
-        // SAFETY: membarrier takes integers and touches no memory of ours.
-        unsafe {
-            libc::syscall(
-                libc::SYS_membarrier,
-                cmd,
-                0 as libc::c_uint,
-                0 as libc::c_int,
-            )
-        }
-    };
-    let supported = call(0);
-    supported >= 0 && supported & (1 << 3) != 0 && call(1 << 4) == 0
+mod support {
+    pub mod membarrier;
 }
-
-#[cfg(not(target_os = "linux"))]
-fn kernel_registers_membarrier() -> bool {
-    false
-}
+use support::membarrier::kernel_registers_membarrier;
 
 /// The "tid calls" line of the statistics report a threaded program prints: the path its tid
 /// calls took. Without `RVM_CAPI_NO_BIAS` (set for the run, or inherited from this test's
