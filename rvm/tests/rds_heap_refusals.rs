@@ -250,6 +250,18 @@ fn segments_that_are_not_heap_segments_are_refused() {
     assert!(f.heap.statistics().damage.is_some());
 }
 
+/// Four 100-byte blocks, carved from the high end (x[0] > x[1] > x[2] > x[3], 2 chunks of
+/// 64 bytes each), then x[1] freed: alone on list 2, between two allocated blocks.
+fn four_blocks_the_second_free(f: &Fixture) -> [usize; 4] {
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    let x: [usize; 4] = std::array::from_fn(|_| f.heap.malloc(&mut tx, 100).unwrap());
+    tx.end(CommitMode::Flush).unwrap();
+    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
+    f.heap.free(&mut tx, x[1]).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    x
+}
+
 /// Damage written through the freeing transaction between `free` and its commit: `damage`
 /// gives the address of a word the free's plan relies on (a neighbour's tag or link, the
 /// head of the list the freed block goes on) and the value written there. The commit must
@@ -257,13 +269,7 @@ fn segments_that_are_not_heap_segments_are_refused() {
 fn damage_between_free_and_commit(test: u64, damage: impl Fn(&[usize; 4]) -> (usize, u64)) {
     let layout = layout(test, 64 << 10, 8, 64);
     let f = Fixture::new(layout);
-    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
-    // Carved from the high end: x[0] > x[1] > x[2] > x[3], 2 chunks (128 bytes) each.
-    let x: [usize; 4] = std::array::from_fn(|_| f.heap.malloc(&mut tx, 100).unwrap());
-    tx.end(CommitMode::Flush).unwrap();
-    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
-    f.heap.free(&mut tx, x[1]).unwrap();
-    tx.end(CommitMode::Flush).unwrap();
+    let x = four_blocks_the_second_free(&f);
     f.assert_consistent();
     let before = f.heap_bytes();
     let stats = f.heap.statistics();
@@ -333,12 +339,7 @@ fn damage_between_free_and_commit_is_refused_when_the_free_is_planned_again() {
     let l = layout(49, 64 << 10, 8, 64);
     let g = HeapGeometry::new(l.heap_length, l.chunk_size, l.nlists).unwrap();
     let f = Fixture::new(l);
-    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
-    let x: [usize; 4] = std::array::from_fn(|_| f.heap.malloc(&mut tx, 100).unwrap());
-    tx.end(CommitMode::Flush).unwrap();
-    let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
-    f.heap.free(&mut tx, x[1]).unwrap();
-    tx.end(CommitMode::Flush).unwrap();
+    let x = four_blocks_the_second_free(&f);
 
     let mut tx = f.rvm.begin(BeginMode::Restore).unwrap();
     f.heap.free(&mut tx, x[2]).unwrap();
