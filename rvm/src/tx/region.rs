@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::instance::{Inner, PinWord, Rvm};
 
 /// Where a mapped region lies and where its bytes lie in its segment (or plain file).
@@ -132,7 +132,7 @@ impl<'h> RegionPin<'h> {
         match kept {
             Some(handle) => Ok(RegionPin { handle }),
             // Set just above (or pinned through): never taken.
-            None => Err(crate::Error::NotMapped {
+            None => Err(Error::NotMapped {
                 address: address as u64,
                 length: length as u64,
             }),
