@@ -299,22 +299,16 @@ fn queue_ranges(
     q: &mut Queue,
     flags: u16,
     size: u64,
-    mut headers: impl ExactSizeIterator<Item = RangeHeader>,
-    mut fill: impl FnMut(usize, &mut [u8]),
+    headers: impl ExactSizeIterator<Item = RangeHeader>,
+    fill: impl FnMut(usize, &mut [u8]),
 ) -> u64 {
     if q.group_open {
         if let Some(&(start, len)) = q.records.last() {
             let grown = len as u64 + size.saturating_sub(RECORD_MIN_SIZE);
             if grown <= q.group_bytes_max as u64
-                && TransactionEncoder::extend_sized(
-                    &mut q.buf,
-                    start,
-                    flags,
-                    size,
-                    &mut headers,
-                    &mut fill,
-                )
+                && TransactionEncoder::extendable(&q.buf, start, headers.len())
             {
+                TransactionEncoder::extend_sized(&mut q.buf, start, flags, size, headers, fill);
                 if let Some(last) = q.records.last_mut() {
                     last.1 = grown as usize;
                 }

@@ -512,13 +512,32 @@ impl TransactionEncoder {
         start
     }
 
+    /// Whether [`TransactionEncoder::extend_sized`] takes `ranges` more ranges into the record
+    /// at `start`: it is the last one in `buf`, whole, an unsealed transaction record, and its
+    /// range count stays within a `u32`.
+    #[inline]
+    pub fn extendable(buf: &[u8], start: usize, ranges: usize) -> bool {
+        let Some(rec) = buf.get(start..) else {
+            return false;
+        };
+        rec.len() >= RECORD_MIN_SIZE as usize
+            && get_u32(rec, RH_MAGIC) == RECORD_MAGIC
+            && get_u16(rec, RH_KIND) == KIND_TRANSACTION
+            && get_u64(rec, RH_LENGTH) == rec.len() as u64
+            && u32::try_from(ranges)
+                .ok()
+                .and_then(|n| get_u32(rec, RH_RANGE_COUNT).checked_add(n))
+                .is_some()
+    }
+
     /// Append ranges to the unsealed record at `start`, the last one in `buf`, as
     /// [`TransactionEncoder::record_sized`] would lay them out in a record of their own
     /// (`size`: [`transaction_record_size`] of their lengths): the record grows by `size` less
     /// [`RECORD_MIN_SIZE`], its range count by their number, and its flags take `flags` too.
     /// One record then carries several transactions (see `Options::coalesce_transactions`).
-    /// Returns false, leaving `buf` unchanged, if the record at `start` does not end `buf`,
-    /// is not an unsealed transaction record, or would outgrow a `u32` range count.
+    /// Returns false, leaving `buf` unchanged, where [`TransactionEncoder::extendable`] says
+    /// no.
+    #[inline]
     pub fn extend_sized(
         buf: &mut Vec<u8>,
         start: usize,
@@ -527,27 +546,17 @@ impl TransactionEncoder {
         ranges: impl ExactSizeIterator<Item = RangeHeader>,
         fill: impl FnMut(usize, &mut [u8]),
     ) -> bool {
-        let Some(rec) = buf.get(start..) else {
-            return false;
-        };
-        if rec.len() < RECORD_MIN_SIZE as usize
-            || get_u32(rec, RH_MAGIC) != RECORD_MAGIC
-            || get_u16(rec, RH_KIND) != KIND_TRANSACTION
-            || get_u64(rec, RH_LENGTH) != rec.len() as u64
-        {
+        let n = ranges.len();
+        if !Self::extendable(buf, start, n) {
             return false;
         }
-        let Some(count) = u32::try_from(ranges.len())
-            .ok()
-            .and_then(|n| get_u32(rec, RH_RANGE_COUNT).checked_add(n))
-        else {
-            return false;
-        };
-        let old = rec.len();
+        let old = buf.len() - start;
         let added = (size.max(RECORD_MIN_SIZE) - RECORD_MIN_SIZE) as usize;
-        let flags = get_u16(rec, RH_FLAGS) | flags;
         buf.resize(start + old + added, 0);
         let rec = &mut buf[start..];
+        // `extendable` checked that the count stays within a u32.
+        let count = get_u32(rec, RH_RANGE_COUNT).wrapping_add(n as u32);
+        let flags = get_u16(rec, RH_FLAGS) | flags;
         put_u16(rec, RH_FLAGS, flags);
         put_u64(rec, RH_LENGTH, (old + added) as u64);
         put_u32(rec, RH_RANGE_COUNT, count);
@@ -570,6 +579,7 @@ impl TransactionEncoder {
 /// Lay ranges out in `body` from `at` on: each range's header, then its data (written by
 /// `fill` into the slice it is given, the `i`th range's `length` bytes), zero padded to 8. A
 /// range that does not fit what is left of `body` ends the layout early.
+#[inline]
 fn lay_out_ranges(
     body: &mut [u8],
     mut at: usize,
