@@ -308,14 +308,12 @@ fn queue_ranges(
             if grown <= q.group_bytes_max as u64
                 && TransactionEncoder::extendable(&q.buf, start, headers.len())
             {
-                TransactionEncoder::extend_sized(&mut q.buf, start, flags, size, headers, fill);
+                TransactionEncoder::extend_checked(&mut q.buf, start, flags, size, headers, fill);
                 if let Some(last) = q.records.last_mut() {
                     last.1 = grown as usize;
                 }
                 q.counts.transactions_coalesced += 1;
-                q.queued_commits += 1;
-                q.queued_seq += 1;
-                return q.queued_seq;
+                return q.count_commit();
             }
         }
     }
@@ -546,8 +544,10 @@ impl<'a> Transaction<'a> {
     /// like the RDS heap, pins first so the memory stays mapped meanwhile).
     ///
     /// # Errors
-    /// [`Error::NotMapped`] unless the bytes lie inside one mapped region.
+    /// [`Error::TransactionEnded`] on a finished transaction (a pin taken then would never be
+    /// given back); [`Error::NotMapped`] unless the bytes lie inside one mapped region.
     pub(crate) fn pin(&mut self, address: usize, length: usize) -> Result<()> {
+        self.check_open()?;
         let pinned = self
             .bufs
             .last_region
@@ -914,11 +914,15 @@ impl<'a> Transaction<'a> {
         if bufs.recent_pinned {
             bufs.recent_pinned = false;
             if let Some(recent) = &bufs.recent {
-                recent.unpin();
+                // SAFETY: `recent_pinned` says this transaction pinned its recent region once
+                // and has not given it back (cleared just above, under `finished`).
+                unsafe { recent.unpin() };
             }
         }
         for p in &bufs.pins {
-            p.unpin();
+            // SAFETY: each handle in `pins` was pinned once by this transaction
+            // (`find_and_pin`); `release` runs once (`finished`), and the list is cleared below.
+            unsafe { p.unpin() };
         }
         // The last region pinned from the table becomes the thread's recent one.
         if let Some(last) = bufs.pins.pop() {

@@ -426,6 +426,20 @@ fn extend_sized_refuses_what_is_not_the_last_unsealed_record() {
     pad.extend_from_slice(&ph);
     pad.extend_from_slice(&pt);
     assert!(refused(&mut pad, 0), "a pad");
+    // Past the decoder's range count limit, or sealed: refused too.
+    assert!(TransactionEncoder::extendable(
+        &buf,
+        second,
+        RANGES_PER_RECORD_MAX as usize - 1
+    ));
+    assert!(!TransactionEncoder::extendable(
+        &buf,
+        second,
+        RANGES_PER_RECORD_MAX as usize
+    ));
+    let mut sealed = buf[second..].to_vec();
+    seal_record(&mut sealed, 9, 1, 9, 7);
+    assert!(refused(&mut sealed, 0), "a sealed record");
     assert!(!refused(&mut buf, second));
     assert_eq!(
         buf.len(),

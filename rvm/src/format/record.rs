@@ -513,8 +513,8 @@ impl TransactionEncoder {
     }
 
     /// Whether [`TransactionEncoder::extend_sized`] takes `ranges` more ranges into the record
-    /// at `start`: it is the last one in `buf`, whole, an unsealed transaction record, and its
-    /// range count stays within a `u32`.
+    /// at `start`: it is the last one in `buf`, whole, a transaction record not yet sealed (its
+    /// trailer still zero), and its range count stays within [`RANGES_PER_RECORD_MAX`].
     #[inline]
     pub fn extendable(buf: &[u8], start: usize, ranges: usize) -> bool {
         let Some(rec) = buf.get(start..) else {
@@ -524,10 +524,11 @@ impl TransactionEncoder {
             && get_u32(rec, RH_MAGIC) == RECORD_MAGIC
             && get_u16(rec, RH_KIND) == KIND_TRANSACTION
             && get_u64(rec, RH_LENGTH) == rec.len() as u64
+            && get_u32(rec, rec.len() - 4) == 0
             && u32::try_from(ranges)
                 .ok()
                 .and_then(|n| get_u32(rec, RH_RANGE_COUNT).checked_add(n))
-                .is_some()
+                .is_some_and(|count| count <= RANGES_PER_RECORD_MAX)
     }
 
     /// Append ranges to the unsealed record at `start`, the last one in `buf`, as
@@ -546,15 +547,38 @@ impl TransactionEncoder {
         ranges: impl ExactSizeIterator<Item = RangeHeader>,
         fill: impl FnMut(usize, &mut [u8]),
     ) -> bool {
-        let n = ranges.len();
-        if !Self::extendable(buf, start, n) {
+        if !Self::extendable(buf, start, ranges.len()) {
             return false;
         }
-        let old = buf.len() - start;
+        Self::extend_checked(buf, start, flags, size, ranges, fill);
+        true
+    }
+
+    /// [`TransactionEncoder::extend_sized`] for a caller that has just asked
+    /// [`TransactionEncoder::extendable`] (the commit path, which must know before it hands
+    /// over the ranges). On a record that is not extendable the layout may misplace fields,
+    /// which the record's checks then refuse; it never writes outside `buf`.
+    #[inline]
+    pub(crate) fn extend_checked(
+        buf: &mut Vec<u8>,
+        start: usize,
+        flags: u16,
+        size: u64,
+        ranges: impl ExactSizeIterator<Item = RangeHeader>,
+        fill: impl FnMut(usize, &mut [u8]),
+    ) {
+        let n = ranges.len();
+        let old = buf
+            .len()
+            .saturating_sub(start)
+            .max(RECORD_MIN_SIZE as usize);
+        if start.checked_add(old).is_none_or(|end| end > buf.len()) {
+            return;
+        }
         let added = (size.max(RECORD_MIN_SIZE) - RECORD_MIN_SIZE) as usize;
         buf.resize(start + old + added, 0);
         let rec = &mut buf[start..];
-        // `extendable` checked that the count stays within a u32.
+        // `extendable` checked that the count stays within RANGES_PER_RECORD_MAX.
         let count = get_u32(rec, RH_RANGE_COUNT).wrapping_add(n as u32);
         let flags = get_u16(rec, RH_FLAGS) | flags;
         put_u16(rec, RH_FLAGS, flags);
@@ -564,7 +588,6 @@ impl TransactionEncoder {
         // new trailer's room is the zeros at the end.
         let end = old + added - RECORD_TRAILER_SIZE;
         lay_out_ranges(&mut rec[..end], old - RECORD_TRAILER_SIZE, ranges, fill);
-        true
     }
 
     /// Finish the record that starts at `start`: reserve the trailer and set the length.

@@ -44,6 +44,17 @@ pub(crate) struct Queue {
     pub(super) last_sync_us: u64,
 }
 
+impl Queue {
+    /// Count one more commit queued (in a record of its own or in the open group's); returns
+    /// its sequence number.
+    #[inline]
+    pub(crate) fn count_commit(&mut self) -> u64 {
+        self.queued_commits += 1;
+        self.queued_seq += 1;
+        self.queued_seq
+    }
+}
+
 /// Per-commit counters (see `Queue::counts`).
 #[derive(Default, Clone, Copy)]
 pub(crate) struct CommitCounts {
@@ -100,9 +111,7 @@ impl Inner {
     pub(crate) fn queued(&self, q: &mut Queue, start: usize) -> u64 {
         let len = q.buf.len() - start;
         q.records.push((start, len));
-        q.queued_commits += 1;
-        q.queued_seq += 1;
-        q.queued_seq
+        q.count_commit()
     }
 
     pub(crate) fn queue_over_limit(&self, q: &Queue) -> bool {

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::instance::{Inner, PinWord, Rvm};
 
 /// Where a mapped region lies and where its bytes lie in its segment (or plain file).
@@ -45,11 +45,11 @@ impl Region {
 ///
 /// Kept after the pin is given back, it pins the region again without the table
 /// ([`RegionHandle::try_pin_again`]). That is sound however old the handle is: the `Arc`
-/// keeps the pin word alive after the region is gone, an unmap retires the word (for good)
-/// before it unmaps, and a pin and a retire are read-modify-writes of that one word, so a pin
-/// that succeeds proves the region is still mapped, as this handle describes it, and stays
-/// so until unpinned.
-#[derive(Clone)]
+/// keeps the pin word alive after the region is gone, an unmap retires the word before it
+/// unmaps (a refused unmap un-retires it), and a pin and a retire are read-modify-writes of
+/// that one word, so a pin that succeeds proves the region is still mapped, as this handle
+/// describes it, and stays so until unpinned. Not `Clone`: each pin is given back once,
+/// through the handle that took it.
 pub(crate) struct RegionHandle {
     pub(crate) region: Region,
     /// `Inner::id` of the instance whose region table holds the region.
@@ -85,16 +85,22 @@ impl RegionHandle {
         self.instance == instance && self.region.covers(address, length)
     }
 
-    /// Pin the region again; false if it has been unmapped (then it never pins again: the
-    /// handle may be dropped). See the type's documentation for why a success is sound.
+    /// Pin the region again; false if it is unmapped or being unmapped (a refused unmap may
+    /// let it pin again later; callers fall back to the region table). See the type's
+    /// documentation for why a success is sound.
     #[inline]
     pub(crate) fn try_pin_again(&self) -> bool {
         self.pin.try_pin()
     }
 
     /// Give back one pin taken by [`RegionHandle::pin`] or [`RegionHandle::try_pin_again`].
+    ///
+    /// # Safety
+    /// The caller gives back a pin it took through this handle and has not given back yet:
+    /// one pin too many given back would let an unmap go ahead while another holder still
+    /// reads or writes the region.
     #[inline]
-    pub(crate) fn unpin(&self) {
+    pub(crate) unsafe fn unpin(&self) {
         self.pin.unpin();
     }
 }
@@ -122,21 +128,13 @@ impl<'h> RegionPin<'h> {
         length: usize,
     ) -> Result<RegionPin<'h>> {
         let inner = &rvm.inner;
-        let pinned = kept
-            .as_ref()
-            .is_some_and(|h| h.holds(inner.id, address, length) && h.try_pin_again());
-        if !pinned {
-            *kept = None;
-            *kept = Some(RegionHandle::pin(inner, address, length)?);
-        }
-        match kept {
-            Some(handle) => Ok(RegionPin { handle }),
-            // Set just above (or pinned through): never taken.
-            None => Err(Error::NotMapped {
-                address: address as u64,
-                length: length as u64,
-            }),
-        }
+        let handle = match kept.take() {
+            Some(h) if h.holds(inner.id, address, length) && h.try_pin_again() => h,
+            _ => RegionHandle::pin(inner, address, length)?,
+        };
+        Ok(RegionPin {
+            handle: kept.insert(handle),
+        })
     }
 
     /// The pinned region.
@@ -148,6 +146,8 @@ impl<'h> RegionPin<'h> {
 
 impl Drop for RegionPin<'_> {
     fn drop(&mut self) {
-        self.handle.unpin();
+        // SAFETY: `again` took exactly one pin through this handle, and a `RegionPin` is
+        // dropped once.
+        unsafe { self.handle.unpin() };
     }
 }
