@@ -73,15 +73,31 @@ impl Transaction<'_> {
         }
         let bufs = &mut **self.bufs;
         // Restoring a word writes it: each must lie in a run, so in a pinned region.
-        let outside = writes.clone().find(|&(address, _)| match region {
-            Some(_) => address < low || address.checked_add(8).is_none_or(|e| e > high),
-            None => !bufs.ranges[declared..].iter().any(|r| {
+        // A write fits the span when its offset from `low` is at most `high - low - 8`.
+        let last = (high - low).checked_sub(8);
+        let misfit = |&(address, _): &(usize, u64)| match (region, last) {
+            (Some(_), Some(last)) => address.wrapping_sub(low) > last,
+            (Some(_), None) => true,
+            (None, _) => !bufs.ranges[declared..].iter().any(|r| {
                 address >= r.address
                     && address
                         .checked_add(8)
                         .is_some_and(|e| e <= r.address + r.length)
             }),
-        });
+        };
+        // In the common case one comparison per write, without a branch: the walk that
+        // finds the misfit for the error is made only when there is one.
+        let all_fit = match (region, last) {
+            (Some(_), Some(last)) => writes.clone().fold(true, |fit, (address, _)| {
+                fit & (address.wrapping_sub(low) <= last)
+            }),
+            _ => false,
+        };
+        let outside = if all_fit {
+            None
+        } else {
+            writes.clone().find(misfit)
+        };
         if let Some((address, _)) = outside {
             bufs.ranges.truncate(declared);
             return Err(Error::NotMapped {
