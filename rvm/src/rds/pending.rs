@@ -280,8 +280,11 @@ impl Pending {
             // Its books hold only its own frees (a cancelled one is removed from them); the
             // other open transactions' allocations are all in the map.
             if self.allocated_by.is_empty() {
-                if !r.freed.is_empty() {
-                    out.extend_from_slice(&r.freed);
+                // One free (the common case) without a `memcpy` call.
+                match r.freed[..] {
+                    [] => {}
+                    [a] => out.push(a),
+                    _ => out.extend_from_slice(&r.freed),
                 }
             } else {
                 out.extend(
