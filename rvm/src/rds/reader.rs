@@ -307,6 +307,41 @@ impl<'v> Reader<'v> {
         if !self.on_chunk_boundary(address) {
             return Err(self.bad_link(address, list));
         }
+        // The head tag and both links are the block's first three words: one read (one
+        // bounds check) when they lie in the region; the links are used only once the head
+        // is found to be a free block's.
+        const _: () = assert!(FREE_PREV_OFFSET == TAG_SIZE && FREE_NEXT_OFFSET == 2 * TAG_SIZE);
+        let Some([head, prev, next]) = self.view.words::<3>(address) else {
+            return self.linked_block_word_by_word(address, list);
+        };
+        let chunks = match Tag::from_word(head) {
+            Some(Tag::Head {
+                state: BlockState::Free,
+                chunks,
+            }) => chunks,
+            Some(Tag::Head { .. }) => return Err(links_to_allocated(address, list)),
+            _ => return Err(self.tag_error(address, TagEnd::Head)),
+        };
+        if self.block_end(address, chunks).is_none() {
+            return Err(runs_past_the_end(address, chunks));
+        }
+        let belongs = self.geometry.list_for(chunks);
+        if belongs != list {
+            return Err(wrong_list(address, chunks, list, belongs));
+        }
+        Ok(FreeBlock {
+            address,
+            chunks,
+            prev,
+            next,
+        })
+    }
+
+    /// [`Reader::linked_block`] when its three words do not all lie in the region: each
+    /// word read and checked in turn, for the error of the first that fails.
+    #[cold]
+    #[inline(never)]
+    fn linked_block_word_by_word(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
         let (state, chunks) = self.head(address)?;
         if state != BlockState::Free {
             return Err(links_to_allocated(address, list));
