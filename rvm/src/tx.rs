@@ -797,11 +797,23 @@ impl<'a> Transaction<'a> {
     fn queue_record(&mut self, mode: CommitMode) -> Result<Queued> {
         let rvm = self.rvm;
         let inner = &rvm.inner;
+        // The bytes declared and the record's size in one walk; again after coalescing only
+        // if it merged something (the same ranges, reordered at most, otherwise).
+        let bytes_and_size = |ranges: &[Range]| {
+            ranges
+                .iter()
+                .fold((0usize, transaction_record_size([])), |(b, s), r| {
+                    let size = s.saturating_add(RangeHeader::encoded_size(r.length as u64));
+                    (b.saturating_add(r.length), size)
+                })
+        };
         let declared_count = self.bufs.ranges.len();
-        let declared: usize = self.bufs.ranges.iter().map(|r| r.length).sum();
+        let (declared, mut size) = bytes_and_size(&self.bufs.ranges);
         self.coalesce();
-        let merged: usize = self.bufs.ranges.iter().map(|r| r.length).sum();
-        let size = transaction_record_size(self.bufs.ranges.iter().map(|r| r.length as u64));
+        let mut merged = declared;
+        if self.bufs.ranges.len() != declared_count {
+            (merged, size) = bytes_and_size(&self.bufs.ranges);
+        }
         if !self.bufs.ranges.is_empty() && size > inner.record_bytes_max {
             self.count_abort();
             self.rollback();
