@@ -146,6 +146,19 @@ impl Pending {
         if self.hot == Some(transaction) {
             return (&mut self.hot_books, false, !self.hot_indexed);
         }
+        if self.hot.is_none() && self.by_transaction.is_empty() {
+            // Alone with the heap (the common case, inlined): it opens the hot books,
+            // empty while nobody holds them.
+            self.hot = Some(transaction);
+            self.hot_indexed = false;
+            return (&mut self.hot_books, true, true);
+        }
+        self.requests_in_full(transaction)
+    }
+
+    /// [`Pending::requests`] beyond its common cases (out of line).
+    #[inline(never)]
+    fn requests_in_full(&mut self, transaction: u64) -> (&mut Requests, bool, bool) {
         let opens_hot = self.hot.is_none()
             && (self.by_transaction.is_empty() || !self.by_transaction.contains_key(&transaction));
         if opens_hot {
