@@ -443,7 +443,7 @@ impl<'v> Reader<'v> {
     }
 
     /// The first block of list `list`, checked enough to link a new block in front of it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn head_for_push(&self, list: u64) -> Result<Option<FreeBlock>, Error> {
         let head = self.list_head(list)?;
         if head == 0 {
