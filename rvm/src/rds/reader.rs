@@ -253,6 +253,7 @@ impl<'v> Reader<'v> {
     }
 
     /// The block starting at `address`: head tag, size inside the heap, matching foot tag.
+    #[inline(always)]
     pub(crate) fn block_at(&self, address: u64) -> Result<Block, Error> {
         if !self.on_chunk_boundary(address) {
             return Err(self.not_a_boundary(address));
