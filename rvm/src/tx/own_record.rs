@@ -27,6 +27,7 @@ use crate::sync::lock;
 /// record larger than the log allows; [`Error::Failed`] when the instance is unusable.
 /// Nothing is queued then, and the refusal is counted as an abort (not as a transaction
 /// begun).
+#[inline]
 pub(crate) fn queue_own_record(
     rvm: &Rvm,
     pin: &RegionPin<'_>,
