@@ -32,6 +32,8 @@ use crate::sync::lock;
 
 mod own_record;
 mod region;
+#[cfg(test)]
+mod survey_tests;
 mod written;
 pub(crate) use own_record::queue_own_record;
 use region::Region;
