@@ -27,24 +27,15 @@ fn survey_sums_sizes_and_tells_ranges_in_order_and_apart() {
         (&[], true),
         (&[range(0x1000, 0x1008, 5)], true),
         // In order with a gap: nothing to merge.
-        (
-            &[range(0x1000, 0x1000, 8), range(0x1000, 0x1010, 24)],
-            true,
-        ),
+        (&[range(0x1000, 0x1000, 8), range(0x1000, 0x1010, 24)], true),
         // Adjacent: coalescing merges them.
-        (
-            &[range(0x1000, 0x1000, 8), range(0x1000, 0x1008, 8)],
-            false,
-        ),
+        (&[range(0x1000, 0x1000, 8), range(0x1000, 0x1008, 8)], false),
         // Overlapping, and out of order.
         (
             &[range(0x1000, 0x1000, 16), range(0x1000, 0x1008, 8)],
             false,
         ),
-        (
-            &[range(0x1000, 0x1040, 8), range(0x1000, 0x1000, 8)],
-            false,
-        ),
+        (&[range(0x1000, 0x1040, 8), range(0x1000, 0x1000, 8)], false),
         // Ordered by region first: a lower address in a later region is in order.
         (
             &[range(0x1000, 0x1800, 8), range(0x2000, 0x0800 + 0x2000, 8)],
