@@ -32,6 +32,8 @@ use crate::sync::lock;
 
 mod own_record;
 mod region;
+#[cfg(test)]
+mod survey_tests;
 mod written;
 pub(crate) use own_record::queue_own_record;
 use region::Region;
@@ -247,6 +249,26 @@ impl Spare {
         self.pins.clear();
         self.undo.capacity() <= SPARE_UNDO_BYTES_MAX
     }
+}
+
+/// The declared bytes of `ranges`, the size of their record ([`transaction_record_size`])
+/// and whether they are in order and apart already (sorted by region, then address, with a
+/// gap between neighbours: coalescing then has nothing to merge), in one walk.
+#[inline(always)]
+fn survey(ranges: &[Range]) -> (usize, u64, bool) {
+    let (mut bytes, mut size, mut apart) = (0usize, transaction_record_size([]), true);
+    let mut prev: Option<&Range> = None;
+    for r in ranges {
+        bytes = bytes.saturating_add(r.length);
+        size = size.saturating_add(RangeHeader::encoded_size(r.length as u64));
+        if let Some(p) = prev {
+            apart &= p.region_start < r.region_start
+                || (p.region_start == r.region_start
+                    && p.address.saturating_add(p.length) < r.address);
+        }
+        prev = Some(r);
+    }
+    (bytes, size, apart)
 }
 
 /// Queue one transaction record under the queue lock: count the commit (by `mode`, and
@@ -651,21 +673,9 @@ impl<'a> Transaction<'a> {
     }
 
     /// Merge the declared ranges in place: overlapping or adjacent ranges of one region
-    /// become one. (Undo entries keep the declaration order for abort.)
-    #[inline]
+    /// become one. (Undo entries keep the declaration order for abort.) For ranges that are
+    /// not all in order and apart already ([`survey`] tells).
     fn coalesce(&mut self) {
-        if self.bufs.ranges.len() <= 1 {
-            return;
-        }
-        // Declared in order and apart already (a heap hook's runs are): nothing to merge.
-        let apart = |w: &[Range]| {
-            w[0].region_start < w[1].region_start
-                || (w[0].region_start == w[1].region_start
-                    && w[0].address + w[0].length < w[1].address)
-        };
-        if self.bufs.ranges.windows(2).all(apart) {
-            return;
-        }
         self.bufs
             .ranges
             .sort_unstable_by_key(|r| (r.region_start, r.address));
@@ -797,11 +807,18 @@ impl<'a> Transaction<'a> {
     fn queue_record(&mut self, mode: CommitMode) -> Result<Queued> {
         let rvm = self.rvm;
         let inner = &rvm.inner;
+        // The bytes declared, the record's size and whether coalescing has anything to do,
+        // in one walk; again after coalescing only if it merged something (the same ranges,
+        // reordered at most, otherwise).
         let declared_count = self.bufs.ranges.len();
-        let declared: usize = self.bufs.ranges.iter().map(|r| r.length).sum();
-        self.coalesce();
-        let merged: usize = self.bufs.ranges.iter().map(|r| r.length).sum();
-        let size = transaction_record_size(self.bufs.ranges.iter().map(|r| r.length as u64));
+        let (declared, mut size, apart) = survey(&self.bufs.ranges);
+        let mut merged = declared;
+        if !apart {
+            self.coalesce();
+            if self.bufs.ranges.len() != declared_count {
+                (merged, size, _) = survey(&self.bufs.ranges);
+            }
+        }
         if !self.bufs.ranges.is_empty() && size > inner.record_bytes_max {
             self.count_abort();
             self.rollback();

@@ -496,7 +496,8 @@ impl TransactionEncoder {
     ) -> usize {
         let size = size.max(RECORD_MIN_SIZE) as usize;
         let start = buf.len();
-        buf.resize(start + size, 0);
+        // (`extend` with zeros inlines; `resize` is a call.)
+        buf.extend(std::iter::repeat_n(0, size));
         let rec = &mut buf[start..];
         put_u32(rec, RH_MAGIC, RECORD_MAGIC);
         put_u16(rec, RH_KIND, KIND_TRANSACTION);
@@ -576,7 +577,7 @@ impl TransactionEncoder {
             return;
         }
         let added = (size.max(RECORD_MIN_SIZE) - RECORD_MIN_SIZE) as usize;
-        buf.resize(start + old + added, 0);
+        buf.extend(std::iter::repeat_n(0, added));
         let rec = &mut buf[start..];
         // `extendable` checked that the count stays within RANGES_PER_RECORD_MAX.
         let count = get_u32(rec, RH_RANGE_COUNT).wrapping_add(n as u32);

@@ -66,6 +66,13 @@ fn changed_since_checked(at: u64, was: u64, now: Option<u64>, freed: u64) -> Err
     )
 }
 
+/// The error of a heap write outside the heap region (out of line: `Ctx::put` inlines).
+#[cold]
+#[inline(never)]
+fn write_outside(at: u64) -> Error {
+    corrupt(at, "a heap write would fall outside the heap region")
+}
+
 impl Ctx<'_> {
     pub(super) fn geometry(&self) -> HeapGeometry {
         self.r.geometry
@@ -73,7 +80,7 @@ impl Ctx<'_> {
 
     /// Write consecutive words at `at`, recording them in the write log. The words must lie
     /// inside the heap region (checked: a damaged link never sends a write elsewhere).
-    #[inline]
+    #[inline(always)]
     pub(super) fn put(&mut self, at: u64, words: &[u64]) -> Result<(), Error> {
         // The reader's view is the heap region: `heap_length` bytes from `base`.
         let inside = at.is_multiple_of(8)
@@ -82,10 +89,7 @@ impl Ctx<'_> {
                 .checked_add(8 * words.len() as u64)
                 .is_some_and(|end| end <= self.r.geometry.heap_length);
         if !inside {
-            return Err(corrupt(
-                at,
-                "a heap write would fall outside the heap region",
-            ));
+            return Err(write_outside(at));
         }
         // SAFETY: inside the heap region and aligned (checked above); the heap call's
         // transaction pins the region (`Heap::write_op`).

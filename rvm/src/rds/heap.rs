@@ -683,7 +683,7 @@ impl Heap {
 
     /// A reader for the heap as memory holds it now, rebuilding the volatile index if it may
     /// be stale, and the counters' words. The region must be pinned or its mapped flag held.
-    #[inline]
+    #[inline(always)]
     fn refresh(
         &self,
         st: &mut State,

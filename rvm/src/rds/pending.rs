@@ -146,6 +146,19 @@ impl Pending {
         if self.hot == Some(transaction) {
             return (&mut self.hot_books, false, !self.hot_indexed);
         }
+        if self.hot.is_none() && self.by_transaction.is_empty() {
+            // Alone with the heap (the common case, inlined): it opens the hot books,
+            // empty while nobody holds them.
+            self.hot = Some(transaction);
+            self.hot_indexed = false;
+            return (&mut self.hot_books, true, true);
+        }
+        self.requests_in_full(transaction)
+    }
+
+    /// [`Pending::requests`] beyond its common cases (out of line).
+    #[inline(never)]
+    fn requests_in_full(&mut self, transaction: u64) -> (&mut Requests, bool, bool) {
         let opens_hot = self.hot.is_none()
             && (self.by_transaction.is_empty() || !self.by_transaction.contains_key(&transaction));
         if opens_hot {
@@ -271,26 +284,38 @@ impl Pending {
     /// (emptied first): those still its own (an aborted allocator may have cancelled some)
     /// and not allocated by another open transaction (those are handed over at
     /// [`Pending::committed`]). Nothing changes until then.
+    #[inline]
     pub(super) fn frees_of(&self, transaction: u64, out: &mut Vec<u64>) {
         out.clear();
+        // The common case, inlined: a lone transaction's books (only its own frees; a
+        // cancelled one is removed from them) with no other open allocations to leave out.
+        if self.is_hot_unindexed(transaction) && self.allocated_by.is_empty() {
+            // One free or none without a `memcpy` call.
+            match self.hot_books.freed[..] {
+                [] => {}
+                [a] => out.push(a),
+                _ => out.extend_from_slice(&self.hot_books.freed),
+            }
+            return;
+        }
+        self.frees_of_in_full(transaction, out);
+    }
+
+    /// [`Pending::frees_of`] beyond its common case (out of line).
+    #[inline(never)]
+    fn frees_of_in_full(&self, transaction: u64, out: &mut Vec<u64>) {
         let Some(r) = self.books(transaction) else {
             return;
         };
         if self.is_hot_unindexed(transaction) {
             // Its books hold only its own frees (a cancelled one is removed from them); the
             // other open transactions' allocations are all in the map.
-            if self.allocated_by.is_empty() {
-                if !r.freed.is_empty() {
-                    out.extend_from_slice(&r.freed);
-                }
-            } else {
-                out.extend(
-                    r.freed
-                        .iter()
-                        .copied()
-                        .filter(|a| !self.allocated_by.contains_key(a)),
-                );
-            }
+            out.extend(
+                r.freed
+                    .iter()
+                    .copied()
+                    .filter(|a| !self.allocated_by.contains_key(a)),
+            );
             return;
         }
         out.extend(r.freed.iter().copied().filter(|a| {
@@ -302,15 +327,22 @@ impl Pending {
     /// `transaction`'s record is queued, holding the frees of `freed` (from
     /// [`Pending::frees_of`]): forget everything about it, and hand its other frees (of
     /// blocks open transactions allocated) over to their allocators.
+    #[inline]
     pub(super) fn committed(&mut self, transaction: u64, freed: &[u64]) {
         if self.is_hot_unindexed(transaction) && freed.len() == self.hot_books.freed.len() {
-            // The common case: a transaction alone with the heap made all its frees; none of
-            // its blocks is in the reverse maps.
+            // The common case (inlined): a transaction alone with the heap made all its
+            // frees; none of its blocks is in the reverse maps.
             self.hot = None;
             self.hot_books.allocated.clear();
             self.hot_books.freed.clear();
             return;
         }
+        self.committed_in_full(transaction, freed);
+    }
+
+    /// [`Pending::committed`] beyond its common case (out of line).
+    #[inline(never)]
+    fn committed_in_full(&mut self, transaction: u64, freed: &[u64]) {
         let Some((r, was_hot, unindexed)) = self.take_books(transaction) else {
             return;
         };

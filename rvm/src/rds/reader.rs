@@ -253,6 +253,7 @@ impl<'v> Reader<'v> {
     }
 
     /// The block starting at `address`: head tag, size inside the heap, matching foot tag.
+    #[inline(always)]
     pub(crate) fn block_at(&self, address: u64) -> Result<Block, Error> {
         if !self.on_chunk_boundary(address) {
             return Err(self.not_a_boundary(address));
@@ -307,6 +308,41 @@ impl<'v> Reader<'v> {
         if !self.on_chunk_boundary(address) {
             return Err(self.bad_link(address, list));
         }
+        // The head tag and both links are the block's first three words: one read (one
+        // bounds check) when they lie in the region; the links are used only once the head
+        // is found to be a free block's.
+        const _: () = assert!(FREE_PREV_OFFSET == TAG_SIZE && FREE_NEXT_OFFSET == 2 * TAG_SIZE);
+        let Some([head, prev, next]) = self.view.words::<3>(address) else {
+            return self.linked_block_word_by_word(address, list);
+        };
+        let chunks = match Tag::from_word(head) {
+            Some(Tag::Head {
+                state: BlockState::Free,
+                chunks,
+            }) => chunks,
+            Some(Tag::Head { .. }) => return Err(links_to_allocated(address, list)),
+            _ => return Err(self.tag_error(address, TagEnd::Head)),
+        };
+        if self.block_end(address, chunks).is_none() {
+            return Err(runs_past_the_end(address, chunks));
+        }
+        let belongs = self.geometry.list_for(chunks);
+        if belongs != list {
+            return Err(wrong_list(address, chunks, list, belongs));
+        }
+        Ok(FreeBlock {
+            address,
+            chunks,
+            prev,
+            next,
+        })
+    }
+
+    /// [`Reader::linked_block`] when its three words do not all lie in the region: each
+    /// word read and checked in turn, for the error of the first that fails.
+    #[cold]
+    #[inline(never)]
+    fn linked_block_word_by_word(&self, address: u64, list: u64) -> Result<FreeBlock, Error> {
         let (state, chunks) = self.head(address)?;
         if state != BlockState::Free {
             return Err(links_to_allocated(address, list));
@@ -408,7 +444,7 @@ impl<'v> Reader<'v> {
     }
 
     /// The first block of list `list`, checked enough to link a new block in front of it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn head_for_push(&self, list: u64) -> Result<Option<FreeBlock>, Error> {
         let head = self.list_head(list)?;
         if head == 0 {

@@ -193,7 +193,7 @@ impl<'a> View<'a> {
 
     /// The `N` little-endian u64s from absolute address `at`, if they all lie inside the
     /// region (one bounds check; in memory, one aligned load per word).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn words<const N: usize>(&self, at: u64) -> Option<[u64; N]> {
         let offset = at.checked_sub(self.address)?;
         if offset.checked_add(8 * N as u64)? > self.length {

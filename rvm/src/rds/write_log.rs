@@ -14,19 +14,15 @@
 use crate::rds::Error;
 use crate::tx::Transaction;
 
-/// One word a heap call wrote: its address and its value before the write.
-#[derive(Clone, Copy, Debug)]
-struct Word {
-    at: u64,
-    old: u64,
-}
-
 /// The write log of the heap call in progress (kept in the heap's state to reuse its
 /// allocations; empty between calls).
 #[derive(Default, Debug)]
 pub(super) struct WriteLog {
-    /// Every word written, with its old value, in order.
-    words: Vec<Word>,
+    /// The value before the write of every word written, in order.
+    olds: Vec<u64>,
+    /// Every write, in order: the address of its first word and how many consecutive words
+    /// it wrote (their old values are the next ones in `olds`).
+    writes: Vec<(usize, usize)>,
     /// `[start, end)` runs covering the words, sorted and apart (a write touching a run
     /// joins it, and runs it makes touch are merged).
     runs: Vec<(usize, usize)>,
@@ -35,13 +31,14 @@ pub(super) struct WriteLog {
 impl WriteLog {
     /// Forget everything (a call starts with an empty log).
     pub(super) fn clear(&mut self) {
-        self.words.clear();
+        self.olds.clear();
+        self.writes.clear();
         self.runs.clear();
     }
 
     /// True when nothing has been written.
     pub(super) fn is_empty(&self) -> bool {
-        self.words.is_empty()
+        self.writes.is_empty()
     }
 
     /// Store `words` at `at` and record them.
@@ -51,15 +48,16 @@ impl WriteLog {
     /// transaction pins, and `at` must be 8-byte aligned.
     #[inline]
     pub(super) unsafe fn put(&mut self, at: u64, words: &[u64]) {
-        self.words.extend(words.iter().enumerate().map(|(i, &new)| {
-            let at = at + 8 * i as u64;
+        self.olds.extend(words.iter().enumerate().map(|(i, &new)| {
+            let at = (at + 8 * i as u64) as usize;
             // SAFETY: inside the pinned heap region and aligned (the contract); other threads
             // may read it, so it is accessed with race-defined accesses.
-            let old = unsafe { crate::racy::load_u64(at as usize as *const u8) };
+            let old = unsafe { crate::racy::load_u64(at as *const u8) };
             // SAFETY: as above.
-            unsafe { crate::racy::store_u64(at as usize as *mut u8, new) };
-            Word { at, old }
+            unsafe { crate::racy::store_u64(at as *mut u8, new) };
+            old
         }));
+        self.writes.push((at as usize, words.len()));
         let (at, end) = (at as usize, (at + 8 * words.len() as u64) as usize);
         let runs = &mut self.runs;
         let mut i = 0;
@@ -89,10 +87,15 @@ impl WriteLog {
     /// The heap region the words were `put` into is still pinned (the pin `put` was called
     /// under, not yet released).
     pub(super) unsafe fn put_back(&self) {
-        for w in self.words.iter().rev() {
-            // SAFETY: recorded by `put`, so inside the heap region, which is still pinned (the
-            // caller's contract).
-            unsafe { crate::racy::store_u64(w.at as usize as *mut u8, w.old) };
+        let mut end = self.olds.len();
+        for &(at, n) in self.writes.iter().rev() {
+            let first = end.saturating_sub(n);
+            for (i, &old) in self.olds[first..end].iter().enumerate().rev() {
+                // SAFETY: recorded by `put`, so inside the heap region, which is still pinned
+                // (the caller's contract).
+                unsafe { crate::racy::store_u64((at + 8 * i) as *mut u8, old) };
+            }
+            end = first;
         }
     }
 
@@ -103,10 +106,10 @@ impl WriteLog {
     ///
     /// # Safety
     /// As for [`WriteLog::put_back`]: the heap region is still pinned.
+    #[inline]
     pub(super) unsafe fn declare(&self, tx: &mut Transaction<'_>) -> Result<(), Error> {
         // Sorted and merged: fewer ranges, and the commit's coalescing finds them in order.
-        let writes = self.words.iter().map(|w| (w.at as usize, w.old));
-        let declared = tx.declare_written(&self.runs, writes);
+        let declared = tx.declare_written(&self.runs, &self.writes, &self.olds);
         if let Err(e) = declared {
             // SAFETY: the region is still pinned (this function's contract).
             unsafe { self.put_back() };

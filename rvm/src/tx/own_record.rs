@@ -27,6 +27,7 @@ use crate::sync::lock;
 /// record larger than the log allows; [`Error::Failed`] when the instance is unusable.
 /// Nothing is queued then, and the refusal is counted as an abort (not as a transaction
 /// begun).
+#[inline]
 pub(crate) fn queue_own_record(
     rvm: &Rvm,
     pin: &RegionPin<'_>,
@@ -44,16 +45,17 @@ pub(crate) fn queue_own_record(
         c.no_restore_transactions += 1;
         Err(e)
     };
-    if let Some(&(start, end)) = ranges
-        .iter()
-        .find(|(s, e)| *s < region.start || *e > region.end || e <= s)
-    {
-        return refuse(Error::NotMapped {
-            address: start as u64,
-            length: end.saturating_sub(start) as u64,
-        });
+    // Each range checked and sized in one walk (`transaction_record_size` of their lengths).
+    let mut size = transaction_record_size([]);
+    for &(start, end) in ranges {
+        if start < region.start || end > region.end || end <= start {
+            return refuse(Error::NotMapped {
+                address: start as u64,
+                length: end.saturating_sub(start) as u64,
+            });
+        }
+        size = size.saturating_add(RangeHeader::encoded_size((end - start) as u64));
     }
-    let size = transaction_record_size(ranges.iter().map(|(s, e)| (e - s) as u64));
     if !ranges.is_empty() && size > inner.record_bytes_max {
         return refuse(Error::TooBig {
             size,

@@ -121,6 +121,7 @@ impl<'h> RegionPin<'h> {
     /// # Errors
     /// [`Error::NotMapped`](crate::Error::NotMapped) unless the bytes lie inside one mapped
     /// region; `kept` is then `None`.
+    #[inline]
     pub(crate) fn again(
         kept: &'h mut Option<RegionHandle>,
         rvm: &Rvm,

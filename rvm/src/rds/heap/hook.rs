@@ -65,6 +65,7 @@ const SPARE_HOOKS_MAX: usize = 64;
 
 impl HeapHook {
     /// Keep this hook's box for the next transaction (its heap taken already).
+    #[inline]
     fn recycle(self: Box<Self>, st: &mut State) {
         if st.spare_hooks.len() < SPARE_HOOKS_MAX {
             st.spare_hooks.push(self);
