@@ -323,6 +323,19 @@ impl<'v> Reader<'v> {
             Some(Tag::Head { .. }) => return Err(links_to_allocated(address, list)),
             _ => return Err(self.tag_error(address, TagEnd::Head)),
         };
+        self.check_linked_free(address, chunks, list)?;
+        Ok(FreeBlock {
+            address,
+            chunks,
+            prev,
+            next,
+        })
+    }
+
+    /// A free block of `chunks` chunks at `address`, found on list `list`: it must end inside
+    /// the heap and belong on that list.
+    #[inline(always)]
+    fn check_linked_free(&self, address: u64, chunks: u64, list: u64) -> Result<(), Error> {
         if self.block_end(address, chunks).is_none() {
             return Err(runs_past_the_end(address, chunks));
         }
@@ -330,12 +343,7 @@ impl<'v> Reader<'v> {
         if belongs != list {
             return Err(wrong_list(address, chunks, list, belongs));
         }
-        Ok(FreeBlock {
-            address,
-            chunks,
-            prev,
-            next,
-        })
+        Ok(())
     }
 
     /// [`Reader::linked_block`] when its three words do not all lie in the region: each
@@ -347,13 +355,7 @@ impl<'v> Reader<'v> {
         if state != BlockState::Free {
             return Err(links_to_allocated(address, list));
         }
-        if self.block_end(address, chunks).is_none() {
-            return Err(runs_past_the_end(address, chunks));
-        }
-        let belongs = self.geometry.list_for(chunks);
-        if belongs != list {
-            return Err(wrong_list(address, chunks, list, belongs));
-        }
+        self.check_linked_free(address, chunks, list)?;
         Ok(FreeBlock {
             address,
             chunks,
