@@ -330,7 +330,7 @@ fn queue_ranges(
             if grown <= q.group_bytes_max as u64
                 && TransactionEncoder::extendable(&q.buf, start, headers.len())
             {
-                TransactionEncoder::extend_checked(&mut q.buf, start, flags, size, headers, fill);
+                TransactionEncoder::extend(&mut q.buf, start, flags, size, headers, fill);
                 if let Some(last) = q.records.last_mut() {
                     last.1 = grown as usize;
                 }

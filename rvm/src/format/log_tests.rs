@@ -350,10 +350,27 @@ fn record_with_lays_out_what_begin_range_and_finish_do() {
     assert_eq!((at, one), (start, steps));
 }
 
+/// Extend the record at `start` with `ranges` (their data from `fill`) if it is extendable,
+/// as the commit path does; false (and `buf` untouched) if not.
+fn try_extend(
+    buf: &mut Vec<u8>,
+    start: usize,
+    flags: u16,
+    ranges: &[RangeHeader],
+    fill: impl FnMut(usize, &mut [u8]),
+) -> bool {
+    if !TransactionEncoder::extendable(buf, start, ranges.len()) {
+        return false;
+    }
+    let size = transaction_record_size(ranges.iter().map(|r| r.length));
+    TransactionEncoder::extend(buf, start, flags, size, ranges.iter().copied(), fill);
+    true
+}
+
 /// A record extended with more ranges is the record that lists all of them from the start
 /// (flags merged): what a group of coalesced commits writes is an ordinary record.
 #[test]
-fn extend_sized_gives_the_record_of_all_the_ranges() {
+fn an_extended_record_is_the_record_of_all_the_ranges() {
     let range = |i: u64| RangeHeader {
         segment: (i % 3) as u32,
         offset: 4096 + 40 * i,
@@ -371,24 +388,11 @@ fn extend_sized_gives_the_record_of_all_the_ranges() {
     // The same ranges in three commits: 2, then 0 (a commit with nothing to log), then 7.
     let mut grown = vec![0xee; 3];
     let at = TransactionEncoder::record_with(&mut grown, 1, all[..2].iter().copied(), data);
-    assert!(TransactionEncoder::extend_sized(
-        &mut grown,
-        at,
-        0,
-        transaction_record_size([]),
-        std::iter::empty(),
-        data
-    ));
-    let rest = &all[2..];
-    let size = transaction_record_size(rest.iter().map(|r| r.length));
-    assert!(TransactionEncoder::extend_sized(
-        &mut grown,
-        at,
-        2,
-        size,
-        rest.iter().copied(),
-        |i, dst| data(i + 2, dst)
-    ));
+    assert!(try_extend(&mut grown, at, 0, &[], data));
+    assert!(try_extend(&mut grown, at, 2, &all[2..], |i, dst| data(
+        i + 2,
+        dst
+    )));
     assert_eq!((at, &grown), (start, &whole));
     // It seals and decodes as one record of nine ranges.
     let seed = crc_seed(&Uuid([9; 16]));
@@ -398,52 +402,40 @@ fn extend_sized_gives_the_record_of_all_the_ranges() {
     assert_eq!((h.range_count, h.flags), (9, 3));
 }
 
-/// Only the last record of the buffer, unsealed and whole, can be extended; anything else is
-/// refused with the buffer untouched.
+/// Only the last record of the buffer, whole, unsealed and within the decoder's range limit,
+/// is extendable.
 #[test]
-fn extend_sized_refuses_what_is_not_the_last_unsealed_record() {
+fn only_the_last_unsealed_record_is_extendable() {
     let r = RangeHeader {
         segment: 0,
         offset: 4096,
         length: 8,
         address: 0,
     };
-    let size = transaction_record_size([8]);
     let mut buf = Vec::new();
     let first = TransactionEncoder::record_with(&mut buf, 0, [r].into_iter(), |_, _| {});
     let second = TransactionEncoder::record_with(&mut buf, 0, [r].into_iter(), |_, _| {});
-    let before = buf.clone();
-    let refused = |buf: &mut Vec<u8>, start: usize| {
-        !TransactionEncoder::extend_sized(buf, start, 0, size, [r].into_iter(), |_, _| {})
-    };
-    assert!(refused(&mut buf, first), "not the last record");
-    assert!(refused(&mut buf, second + 1), "not a record start");
-    let past = buf.len() + 1;
-    assert!(refused(&mut buf, past), "past the end");
-    assert_eq!(buf, before);
+    let refused = |buf: &[u8], start: usize| !TransactionEncoder::extendable(buf, start, 1);
+    assert!(refused(&buf, first), "not the last record");
+    assert!(refused(&buf, second + 1), "not a record start");
+    assert!(refused(&buf, buf.len() + 1), "past the end");
     let mut pad = Vec::new();
     let (ph, pt) = encode_pad(RECORD_MIN_SIZE, 1, 1, 1, 0);
     pad.extend_from_slice(&ph);
     pad.extend_from_slice(&pt);
-    assert!(refused(&mut pad, 0), "a pad");
+    assert!(refused(&pad, 0), "a pad");
     // Past the decoder's range count limit, or sealed: refused too.
-    assert!(TransactionEncoder::extendable(
-        &buf,
-        second,
-        RANGES_PER_RECORD_MAX as usize - 1
-    ));
-    assert!(!TransactionEncoder::extendable(
-        &buf,
-        second,
-        RANGES_PER_RECORD_MAX as usize
-    ));
+    let limit = RANGES_PER_RECORD_MAX as usize;
+    assert!(TransactionEncoder::extendable(&buf, second, limit - 1));
+    assert!(!TransactionEncoder::extendable(&buf, second, limit));
     let mut sealed = buf[second..].to_vec();
     seal_record(&mut sealed, 9, 1, 9, 7);
-    assert!(refused(&mut sealed, 0), "a sealed record");
-    assert!(!refused(&mut buf, second));
+    assert!(refused(&sealed, 0), "a sealed record");
+    let before = buf.len();
+    assert!(try_extend(&mut buf, second, 0, &[r], |_, _| {}));
     assert_eq!(
         buf.len(),
-        before.len() + size as usize - RECORD_MIN_SIZE as usize
+        before + transaction_record_size([8]) as usize - RECORD_MIN_SIZE as usize
     );
 }
 

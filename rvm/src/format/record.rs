@@ -513,11 +513,11 @@ impl TransactionEncoder {
         start
     }
 
-    /// Whether [`TransactionEncoder::extend_sized`] takes `ranges` more ranges into the record
-    /// at `start`: it is the last one in `buf`, whole, a transaction record not yet sealed (its
+    /// Whether [`TransactionEncoder::extend`] takes `ranges` more ranges into the record at
+    /// `start`: it is the last one in `buf`, whole, a transaction record not yet sealed (its
     /// trailer still zero), and its range count stays within [`RANGES_PER_RECORD_MAX`].
     #[inline]
-    pub fn extendable(buf: &[u8], start: usize, ranges: usize) -> bool {
+    pub(crate) fn extendable(buf: &[u8], start: usize, ranges: usize) -> bool {
         let Some(rec) = buf.get(start..) else {
             return false;
         };
@@ -532,35 +532,16 @@ impl TransactionEncoder {
                 .is_some_and(|count| count <= RANGES_PER_RECORD_MAX)
     }
 
-    /// Append ranges to the unsealed record at `start`, the last one in `buf`, as
-    /// [`TransactionEncoder::record_sized`] would lay them out in a record of their own
-    /// (`size`: [`transaction_record_size`] of their lengths): the record grows by `size` less
-    /// [`RECORD_MIN_SIZE`], its range count by their number, and its flags take `flags` too.
-    /// One record then carries several transactions (see `Options::coalesce_transactions`).
-    /// Returns false, leaving `buf` unchanged, where [`TransactionEncoder::extendable`] says
-    /// no.
+    /// Append ranges to the unsealed record at `start`, the last one in `buf`, which the
+    /// caller has just found [`TransactionEncoder::extendable`] (the commit path must know
+    /// before it hands the ranges over), as [`TransactionEncoder::record_sized`] would lay them
+    /// out in a record of their own (`size`: [`transaction_record_size`] of their lengths):
+    /// the record grows by `size` less [`RECORD_MIN_SIZE`], its range count by their number,
+    /// and its flags take `flags` too. One record then carries several transactions (see
+    /// `Options::coalesce_transactions`). On a record that is not extendable the layout may
+    /// misplace fields, which the record's checks then refuse; it never writes outside `buf`.
     #[inline]
-    pub fn extend_sized(
-        buf: &mut Vec<u8>,
-        start: usize,
-        flags: u16,
-        size: u64,
-        ranges: impl ExactSizeIterator<Item = RangeHeader>,
-        fill: impl FnMut(usize, &mut [u8]),
-    ) -> bool {
-        if !Self::extendable(buf, start, ranges.len()) {
-            return false;
-        }
-        Self::extend_checked(buf, start, flags, size, ranges, fill);
-        true
-    }
-
-    /// [`TransactionEncoder::extend_sized`] for a caller that has just asked
-    /// [`TransactionEncoder::extendable`] (the commit path, which must know before it hands
-    /// over the ranges). On a record that is not extendable the layout may misplace fields,
-    /// which the record's checks then refuse; it never writes outside `buf`.
-    #[inline]
-    pub(crate) fn extend_checked(
+    pub(crate) fn extend(
         buf: &mut Vec<u8>,
         start: usize,
         flags: u16,
@@ -569,13 +550,13 @@ impl TransactionEncoder {
         fill: impl FnMut(usize, &mut [u8]),
     ) {
         let n = ranges.len();
-        let old = buf
+        let Some(old) = buf
             .len()
-            .saturating_sub(start)
-            .max(RECORD_MIN_SIZE as usize);
-        if start.checked_add(old).is_none_or(|end| end > buf.len()) {
+            .checked_sub(start)
+            .filter(|&old| old >= RECORD_MIN_SIZE as usize)
+        else {
             return;
-        }
+        };
         let added = (size.max(RECORD_MIN_SIZE) - RECORD_MIN_SIZE) as usize;
         buf.extend(std::iter::repeat_n(0, added));
         let rec = &mut buf[start..];
