@@ -43,6 +43,8 @@ extern "C" {
 
 const LOG_BYTES: u64 = 64 << 20;
 const REGION_BYTES: u64 = 1 << 20;
+/// The classic option flag `RVM_COALESCE_TRANS` (`rvm.h`).
+const RVM_COALESCE_TRANS: RvmLength = 2;
 
 fn scratch() -> PathBuf {
     let d = std::env::temp_dir().join(format!("rvm-capi-bench-{}", std::process::id()));
@@ -79,9 +81,9 @@ fn c_instance(dir: &std::path::Path) -> usize {
         let mut o: RvmOptions = std::mem::zeroed();
         rvm_init_options(&mut o);
         o.log_dev = log.as_ptr() as *mut c_char;
-        // RVM_COALESCE_TRANS: queued commits share a record, as the Rust API's default does,
-        // so both paths do the same work.
-        o.flags = 2;
+        // Queued commits share a record, as the Rust API's default does, so both paths do the
+        // same work.
+        o.flags = RVM_COALESCE_TRANS;
         assert_eq!(rvm_initialize(version.as_ptr(), std::ptr::null_mut()), 0);
         let mut len = RvmOffset {
             high: 0,
