@@ -557,6 +557,24 @@ impl RdsScenario {
         }
         Ok(elapsed + started.elapsed())
     }
+
+    /// [`RdsScenario::malloc_free_loop`] with one operation per transaction and a flush
+    /// every 1,000, paced at `per_second` operations: after each flush it sleeps until the
+    /// schedule catches up (a producer slower than the machine, such as a server's).
+    pub fn malloc_free_paced(&self, operations: u64, per_second: f64, rng: &mut Rng) -> Result<()> {
+        let started = Instant::now();
+        let mut done = 0;
+        while done < operations {
+            let n = 1000.min(operations - done);
+            self.malloc_free_loop(n, 1, 1000, true, rng)?;
+            done += n;
+            let due = Duration::from_secs_f64(done as f64 / per_second);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Resident-set figures of one truncation, in bytes.

@@ -88,11 +88,7 @@ impl Inner {
                 self.stats
                     .log_used_peak_bytes
                     .fetch_max(used, Ordering::Relaxed);
-                let threshold = self.truncate_threshold_percent.load(Ordering::Relaxed) as u64;
-                if threshold > 0
-                    && used * 100 >= threshold * (self.area_end - self.area_start)
-                    && !p.truncating
-                {
+                if !p.truncating && self.past_trigger(&p, used) {
                     p.truncation_requested = true;
                     self.pos_cond.notify_all();
                 }

@@ -249,6 +249,7 @@ impl Rvm {
                 truncating: false,
                 shutdown: false,
                 zeroed_through: status.zeroed_through_offset(),
+                truncation_lead: 0,
             }),
             pos_cond: Condvar::new(),
             truncate_lock: Mutex::new(None),

@@ -95,6 +95,12 @@ pub struct LogState {
     pub record_bytes_max: u64,
     /// The log's segment table (used entries only).
     pub segments: Vec<SegmentEntry>,
+    /// How many bytes below the threshold background truncation starts now: the log's growth
+    /// during the last background truncation before it first freed space (0 until one has),
+    /// so that a steady producer does not fill the log past the threshold meanwhile. It never
+    /// exceeds half the threshold, and shrinks by a quarter per truncation when the growth
+    /// does ([`Rvm::set_truncate_threshold`]).
+    pub truncation_lead_bytes: u64,
 }
 
 #[derive(Default)]
@@ -130,6 +136,18 @@ impl Rvm {
     /// A snapshot of the log's positions, use and segment table.
     pub fn query(&self) -> LogState {
         self.inner.query()
+    }
+
+    /// The log-use high-water mark so far ([`Statistics::log_used_peak_bytes`]), after which
+    /// the mark starts again from the log's use now: a monitor that takes it at intervals
+    /// gets the peak of each interval.
+    pub fn take_log_used_peak(&self) -> u64 {
+        let p = lock(&self.inner.pos);
+        let used = self.inner.used_bytes(&p);
+        self.inner
+            .stats
+            .log_used_peak_bytes
+            .swap(used, Ordering::Relaxed)
     }
 }
 
@@ -227,6 +245,7 @@ impl Inner {
                 .filter(|s| s.uuid != Uuid::NIL)
                 .cloned()
                 .collect(),
+            truncation_lead_bytes: self.truncation_lead(&p),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::flush::Item;
 use super::segments::slot_target;
 use super::stats::add;
-use super::status::live_bytes;
+use super::status::{live_bytes, Pos};
 use super::{lock, now_ms, Inner, Rvm};
 use crate::apply::Applier;
 use crate::device::DeviceRef;
@@ -112,6 +112,39 @@ impl Rvm {
 }
 
 impl Inner {
+    /// Whether a flush that leaves `used` bytes of the log in use should start a background
+    /// truncation: when the use, plus the log's expected growth before a truncation started
+    /// now could free space (`Pos::truncation_lead`, at most half the threshold), reaches the
+    /// threshold. A truncation frees nothing until its first stage is applied and synced, so
+    /// one started at the threshold itself lets a steady producer fill the log past it by
+    /// that growth; one started that much earlier keeps the use near the threshold.
+    pub(super) fn past_trigger(&self, p: &Pos, used: u64) -> bool {
+        let threshold = self.truncate_threshold_percent.load(Ordering::Relaxed) as u64;
+        threshold > 0
+            && (used + self.truncation_lead(p)) * 100
+                >= threshold * (self.area_end - self.area_start)
+    }
+
+    /// How far below the threshold background truncation starts now (`past_trigger`).
+    pub(super) fn truncation_lead(&self, p: &Pos) -> u64 {
+        let threshold = self.truncate_threshold_percent.load(Ordering::Relaxed) as u64;
+        p.truncation_lead
+            .min(threshold * (self.area_end - self.area_start) / 200)
+    }
+
+    /// Called with the positions just before a background truncation first moves the head
+    /// (`live`: the bytes in use when it started): the log grew by the difference meanwhile,
+    /// and the next truncation starts ahead of the threshold by half as much again
+    /// (`past_trigger`). A lead larger than that shrinks by a quarter per truncation, so one
+    /// slow stage is not forgotten at once and a producer that slows down lets the start
+    /// move back.
+    fn note_first_head_move(&self, p: &mut Pos, live: u64) {
+        let grown = self.used_bytes(p).saturating_sub(live);
+        // Half as much again: the time a stage takes varies from one truncation to the next.
+        let lead = grown.saturating_add(grown / 2);
+        p.truncation_lead = lead.max(p.truncation_lead - p.truncation_lead / 4);
+    }
+
     pub(crate) fn request_truncation(&self) {
         let mut p = lock(&self.pos);
         p.truncation_requested = true;
@@ -264,6 +297,8 @@ impl Inner {
                 self.used_bytes(&p),
             )
         };
+        // Whether this truncation has moved the head yet (a stage did).
+        let mut moved = false;
         let result = (|| -> Result<()> {
             // Records before `applied_lsn` are in the segments already (recovery applied
             // them): when that is all of them, the log need not be read at all.
@@ -311,10 +346,14 @@ impl Inner {
                                 s.head_lsn = header.lsn;
                             },
                             |p| {
+                                if !moved {
+                                    self.note_first_head_move(p, live);
+                                }
                                 p.head_offset = offset;
                                 p.head_lsn = header.lsn;
                             },
                         )?;
+                        moved = true;
                         self.pos_cond.notify_all();
                         staged = 0;
                     }
@@ -357,6 +396,9 @@ impl Inner {
                     s.last_truncation_unix_ms = truncated_ms;
                 },
                 |p| {
+                    if background && !moved {
+                        self.note_first_head_move(p, live);
+                    }
                     p.head_offset = end_offset;
                     p.head_lsn = end_lsn;
                 },
