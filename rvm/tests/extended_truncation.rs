@@ -5,110 +5,20 @@
 //! read of the log (a gate in front of the log device) while the test commits, or at a sync
 //! of the segment (a gate in front of the segment device) after a stage moved the head.
 
-use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rvm::device::{Device, MemDevice};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Rvm};
 
 mod support;
+use support::gate::{gated, Gate, GatedLog};
 
 const REGION_BYTES: usize = 256 * 1024;
 const LOG_AREA_BYTES: u64 = 1 << 20;
 /// The 64-byte slots that commits write (slot `i % SLOTS` for commit `i`).
 const SLOTS: usize = 4000;
-
-/// Where the gate stands.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Gate {
-    Open,
-    /// The next read stops (and the gate becomes `Holding`).
-    Armed,
-    /// The sync after this many more syncs stops (and the gate becomes `Holding`).
-    ArmedSync(u32),
-    Holding,
-}
-
-/// A device whose reads or syncs can be held at a gate.
-#[derive(Debug)]
-struct GatedLog {
-    dev: Arc<dyn Device>,
-    gate: Mutex<Gate>,
-    cond: Condvar,
-}
-
-impl GatedLog {
-    fn set(&self, gate: Gate) {
-        *self.gate.lock().unwrap() = gate;
-        self.cond.notify_all();
-    }
-
-    /// Wait until a read is held at the gate.
-    fn wait_holding(&self) {
-        let mut g = self.gate.lock().unwrap();
-        while *g != Gate::Holding {
-            g = self.cond.wait(g).unwrap();
-        }
-    }
-
-    /// Wait until a read or sync is held at the gate, for at most `limit`; returns whether
-    /// one is.
-    fn wait_holding_for(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut g = self.gate.lock().unwrap();
-        while *g != Gate::Holding {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return false;
-            };
-            g = self.cond.wait_timeout(g, left).unwrap().0;
-        }
-        true
-    }
-
-    /// Hold the caller here while the gate holds.
-    fn hold(&self, mut g: std::sync::MutexGuard<'_, Gate>) {
-        *g = Gate::Holding;
-        self.cond.notify_all();
-        while *g == Gate::Holding {
-            g = self.cond.wait(g).unwrap();
-        }
-    }
-}
-
-impl Device for GatedLog {
-    fn name(&self) -> &str {
-        self.dev.name()
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.dev.len()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let g = self.gate.lock().unwrap();
-        if *g == Gate::Armed {
-            self.hold(g);
-        } else {
-            drop(g);
-        }
-        self.dev.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.dev.write_at(buf, offset)
-    }
-    fn sync(&self) -> io::Result<()> {
-        let mut g = self.gate.lock().unwrap();
-        match *g {
-            Gate::ArmedSync(0) => self.hold(g),
-            Gate::ArmedSync(n) => *g = Gate::ArmedSync(n - 1),
-            _ => {}
-        }
-        self.dev.sync()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.dev.set_len(len)
-    }
-}
 
 /// An instance on `log` (threshold 100: background truncation only when the test lowers it)
 /// and the segment `data`; the base address of the segment's region.
@@ -123,14 +33,6 @@ fn open_on(log: Arc<dyn Device>, data: Arc<dyn Device>) -> rvm::Result<(Rvm, usi
     let seg = unsafe { rvm.map_device(data, MapOptions::anywhere()) }?;
     let base = seg.regions()[0].address;
     Ok((rvm, base))
-}
-
-fn gated(dev: Arc<dyn Device>) -> Arc<GatedLog> {
-    Arc::new(GatedLog {
-        dev,
-        gate: Mutex::new(Gate::Open),
-        cond: Condvar::new(),
-    })
 }
 
 /// An instance on a gated memory log and a memory segment.

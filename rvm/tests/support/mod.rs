@@ -2,6 +2,8 @@
 //! `mod support;`; not every file uses every fixture).
 #![allow(dead_code)]
 
+pub mod gate;
+
 use std::path::{Path, PathBuf};
 
 use rvm::device::MemDevice;
