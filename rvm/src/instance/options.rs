@@ -8,8 +8,11 @@ use crate::device::DeviceRef;
 /// Options for [`Rvm::open`](crate::Rvm::open).
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Log use (percent) at which background truncation starts; 0 disables the background
-    /// thread (truncation then happens only when space runs out or when asked).
+    /// Log use (percent) that background truncation keeps the log under: it starts when the
+    /// use comes within the log's growth during the last background truncation's first stage
+    /// (at most half the threshold; [`LogState::truncation_lead_bytes`](crate::LogState)) of
+    /// it, and at the threshold itself before any has run. 0 disables the background thread
+    /// (truncation then happens only when space runs out or when asked).
     pub truncate_threshold_percent: u8,
     /// Queued no_flush commits are flushed when they hold more than this many bytes.
     pub no_flush_queue_bytes_max: usize,

@@ -43,8 +43,9 @@ const TRUNCATION_STAGES: u64 = 8;
 const STAGE_REWRITE_PER_LOG_BYTE: u64 = 2;
 
 impl Rvm {
-    /// Change the log use (percent, 1..=100) at which background truncation starts; 0 stops
-    /// starting it (truncation then happens only when space runs out or when asked). Takes
+    /// Change the log use (percent, 1..=100) that background truncation keeps the log under
+    /// (it starts that far ahead: [`Options::truncate_threshold_percent`](crate::Options)); 0
+    /// stops starting it (truncation then happens only when space runs out or when asked). Takes
     /// effect at the next flush. An instance opened with a threshold of 0 has no truncation
     /// thread, so it can only be given 0.
     ///
