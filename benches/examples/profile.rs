@@ -84,14 +84,15 @@ fn main() -> Result<()> {
             let st = s.rvm.statistics();
             println!(
                 "rds: {} truncations ({} background), {:.1} ms each on average, {} space waits, \
-                 log peak {:.1}% of {} bytes, {} bytes logged",
+                 log peak {:.1}% of {} bytes, {} bytes logged, truncation lead {:.1}%",
                 st.truncations,
                 st.background_truncations,
                 st.truncation_time_us as f64 / 1e3 / st.truncations.max(1) as f64,
                 st.space_waits,
                 st.log_used_peak_bytes as f64 * 100.0 / s.rvm.query().area_size as f64,
                 s.rvm.query().area_size,
-                st.bytes_logged
+                st.bytes_logged,
+                s.rvm.query().truncation_lead_bytes as f64 * 100.0 / s.rvm.query().area_size as f64,
             );
         }
         "recovery" => {
