@@ -199,6 +199,13 @@ pub fn foot_word(state: BlockState, chunks: u64) -> u64 {
     Tag::Foot { state, chunks }.encode()
 }
 
+/// The length in chunks that a stored tag word gives, without checking that it is a tag: for
+/// a word already decoded (by [`Tag::from_word`]) and kept as stored.
+#[inline]
+pub fn tag_word_chunks(word: u64) -> u64 {
+    word & TAG_SIZE_MASK
+}
+
 impl Tag {
     /// Which end of a block this tag is.
     pub fn end(&self) -> TagEnd {

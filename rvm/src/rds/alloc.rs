@@ -8,8 +8,8 @@
 use std::collections::BTreeSet;
 
 use crate::format::heap::{
-    foot_word, head_word, BlockState, HeapCounters, HeapGeometry, FREE_BLOCK_MIN_BYTES,
-    FREE_NEXT_OFFSET, FREE_PREV_OFFSET, TAG_SIZE, USER_DATA_OFFSET,
+    foot_word, head_word, tag_word_chunks, BlockState, HeapCounters, HeapGeometry,
+    FREE_BLOCK_MIN_BYTES, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, TAG_SIZE, USER_DATA_OFFSET,
 };
 use crate::rds::reader::{corrupt, FreeBlock, Reader};
 use crate::rds::write_log::WriteLog;
@@ -44,8 +44,10 @@ pub(super) struct FreePlan {
     left: Option<FreeBlock>,
     right: Option<FreeBlock>,
     /// The word before the block (the left neighbour's foot tag; 0 for the first block).
+    /// Its length says where an allocated left neighbour's head is, which the plan checked.
     before: u64,
     /// The word after the block (the right neighbour's head tag; 0 for the last block).
+    /// Its length says where an allocated right neighbour's foot is, which the plan checked.
     after: u64,
     /// The first block of the list the freed block goes on (0: empty).
     dest_head: u64,
@@ -64,6 +66,18 @@ fn changed_since_checked(at: u64, was: u64, now: Option<u64>, freed: u64) -> Err
              checked, and not by a heap call: damage written through a transaction"
         ),
     )
+}
+
+/// The error of a neighbour whose length, as the tag at `foot_at` gives it, runs before the
+/// first block (out of line: `Ctx::plan_free` inlines).
+#[cold]
+#[inline(never)]
+fn runs_before_the_first_block(foot_at: u64, state: BlockState) -> Error {
+    let what = match state {
+        BlockState::Free => "free",
+        BlockState::Allocated => "allocated",
+    };
+    corrupt(foot_at, format!("{what} block runs before the first block"))
 }
 
 /// The error of a heap write outside the heap region (out of line: `Ctx::put` inlines).
@@ -499,8 +513,11 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Check that the block whose data is at `address` can be freed now: it is allocated, and
-    /// its free neighbours and every list the free will touch are intact. Writes nothing.
+    /// Check that the block whose data is at `address` can be freed now: it is allocated, its
+    /// neighbours' tags agree (a free neighbour's head and foot, with its list links; an
+    /// allocated neighbour's far tag with the near one, so damage that makes a free neighbour
+    /// look allocated is refused, not left beside the freed block), and every list the free
+    /// will touch is intact. Writes nothing.
     pub(super) fn plan_free(&mut self, address: u64) -> Result<FreePlan, Error> {
         let g = self.geometry();
         let ch = g.chunk_size;
@@ -512,17 +529,19 @@ impl Ctx<'_> {
         // Check both neighbours and every list this free will touch before writing anything,
         // so a refused free leaves the heap as it was.
         let left = if b.address > self.r.area.start {
-            // The foot before the block gives the left neighbour's state and length; only a
-            // free one is followed, to its head, which must agree.
+            // The foot before the block gives the left neighbour's state and length, so where
+            // its head is, which must agree: a free neighbour is followed there (and its
+            // links checked), an allocated one's head only compared.
             let foot_at = b.address - TAG_SIZE;
             let (state, l_chunks) = self.r.foot(foot_at)?;
             before = foot_word(state, l_chunks);
+            // Room before the block: it starts after the first block's start (above).
+            let room = b.address - self.r.area.start;
+            let l_address = match l_chunks.checked_mul(ch) {
+                Some(bytes) if bytes <= room => b.address - bytes,
+                _ => return Err(runs_before_the_first_block(foot_at, state)),
+            };
             if state == BlockState::Free {
-                let l_address = l_chunks
-                    .checked_mul(ch)
-                    .and_then(|bytes| b.address.checked_sub(bytes))
-                    .filter(|a| *a >= self.r.area.start)
-                    .ok_or_else(|| corrupt(foot_at, "free block runs before the first block"))?;
                 let list = g.list_for(l_chunks);
                 let l = self.r.linked_block(l_address, list)?;
                 Some(self.sized_and_linked(
@@ -532,12 +551,15 @@ impl Ctx<'_> {
                     "head and foot disagree on the block size",
                 )?)
             } else {
+                self.r.check_allocated_head(l_address, l_chunks, foot_at)?;
                 None
             }
         } else {
             None
         };
         let right = if after < self.r.area.end {
+            // Likewise the head after the block: a free neighbour is followed to its foot
+            // (and its links checked), an allocated one's foot only compared.
             let (state, chunks) = self.r.head(after)?;
             after_word = head_word(state, chunks);
             if state == BlockState::Free {
@@ -546,6 +568,7 @@ impl Ctx<'_> {
                 self.r.check_links(&r, list)?;
                 Some(r)
             } else {
+                self.r.check_allocated_foot(after, chunks)?;
                 None
             }
         } else {
@@ -568,9 +591,10 @@ impl Ctx<'_> {
     /// Check that what `plan` (made by [`Ctx::plan_free`] for the block whose data is at
     /// `freed`, at this generation) relies on still holds: every word the free reads, follows
     /// or decides by holds the value the plan's checks saw. Those are the tags on either side
-    /// of the block (they decided what merges), each free neighbour's other tag and its list
-    /// links (followed to unlink it), and the head of the list the block goes on (followed
-    /// to link it in). The words the free only overwrites (the block's own tags, the links
+    /// of the block (they decided what merges), each neighbour's other tag (a free one's is
+    /// followed to unlink it, with its list links; an allocated one's confirmed that the
+    /// near tag was not damage), and the head of the list the block goes on (followed to link
+    /// it in). The words the free only overwrites (the block's own tags, the links
     /// of the neighbours' list neighbours back to them) need no check. The heap's calls
     /// changed none of these (same generation), so a word that changed anyway is damage
     /// written through a transaction: refused, naming the word. Writes nothing.
@@ -580,9 +604,22 @@ impl Ctx<'_> {
         let after = plan.block + plan.chunks * ch;
         if plan.block > self.r.area.start {
             self.expect(plan.block - TAG_SIZE, plan.before, freed)?;
+            if plan.left.is_none() {
+                // An allocated neighbour: its head, where `before` says (the plan checked it
+                // lies in the block area).
+                let l = tag_word_chunks(plan.before);
+                let head = head_word(BlockState::Allocated, l);
+                self.expect(plan.block - l * ch, head, freed)?;
+            }
         }
         if after < self.r.area.end {
             self.expect(after, plan.after, freed)?;
+            if plan.right.is_none() {
+                // An allocated neighbour: its foot, where `after` says (likewise).
+                let r = tag_word_chunks(plan.after);
+                let foot = foot_word(BlockState::Allocated, r);
+                self.expect(after + r * ch - TAG_SIZE, foot, freed)?;
+            }
         }
         let mut total = plan.chunks;
         if let Some(l) = &plan.left {

@@ -4,9 +4,9 @@
 
 use crate::format::heap::HEAP_FORMAT_VERSION;
 use crate::format::heap::{
-    foot_word, list_offset, BlockState, HeapGeometry, HeapHeader, Tag, TagEnd, COUNTERS_OFFSET,
-    COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, HEADER_FIXED_SIZE, TAG_SIZE,
-    USER_DATA_OFFSET,
+    foot_word, head_word, list_offset, BlockState, HeapGeometry, HeapHeader, Tag, TagEnd,
+    COUNTERS_OFFSET, COUNTERS_WORDS, FREE_NEXT_OFFSET, FREE_PREV_OFFSET, HEADER_FIXED_SIZE,
+    TAG_SIZE, USER_DATA_OFFSET,
 };
 use crate::rds::view::View;
 use crate::rds::Error;
@@ -286,6 +286,66 @@ impl<'v> Reader<'v> {
             return Err(foot_mismatch(address, foot_at, foot, (state, chunks)));
         }
         Ok(())
+    }
+
+    /// The head tag at `address` of the allocated block whose foot tag, at `foot_at`, gives
+    /// its length `chunks` (the caller checked that the block starts inside the block area)
+    /// must agree: allocated, the same length. The error names the foot, the tag that made
+    /// the caller look here.
+    #[inline]
+    pub(crate) fn check_allocated_head(
+        &self,
+        address: u64,
+        chunks: u64,
+        foot_at: u64,
+    ) -> Result<(), Error> {
+        if self.view.word(address) == Some(head_word(BlockState::Allocated, chunks)) {
+            return Ok(());
+        }
+        Err(self.tags_disagree(foot_at, TagEnd::Foot, chunks, address))
+    }
+
+    /// The allocated block at `address` whose head tag gives its length `chunks` must end
+    /// inside the block area, with a foot tag that agrees: allocated, the same length. The
+    /// error names the head, the tag that made the caller look there.
+    #[inline]
+    pub(crate) fn check_allocated_foot(&self, address: u64, chunks: u64) -> Result<(), Error> {
+        let Some(block_end) = self.block_end(address, chunks) else {
+            return Err(runs_past_the_end(address, chunks));
+        };
+        let foot_at = block_end - TAG_SIZE;
+        if self.view.word(foot_at) == Some(foot_word(BlockState::Allocated, chunks)) {
+            return Ok(());
+        }
+        Err(self.tags_disagree(address, TagEnd::Head, chunks, foot_at))
+    }
+
+    /// The tag at `near` (its `near_end`) says its block is allocated and `chunks` long, but
+    /// the block's other tag, at `other`, does not say so.
+    #[cold]
+    #[inline(never)]
+    fn tags_disagree(&self, near: u64, near_end: TagEnd, chunks: u64, other: u64) -> Error {
+        let (near_name, other_name) = match near_end {
+            TagEnd::Head => ("head", "foot"),
+            TagEnd::Foot => ("foot", "head"),
+        };
+        let found = match self.view.word(other).map(Tag::decode) {
+            None => "outside the heap region".to_string(),
+            Some(Ok(tag)) => format!(
+                "a {:?} tag ({:?}, {} chunks)",
+                tag.end(),
+                tag.state(),
+                tag.chunks()
+            ),
+            Some(Err(e)) => format!("not a tag: {}", e.detail),
+        };
+        corrupt(
+            near,
+            format!(
+                "{near_name} tag of an allocated block of {chunks} chunks, but where its \
+                 {other_name} tag belongs, at {other:#x}, is {found}"
+            ),
+        )
     }
 
     #[cold]

@@ -187,6 +187,21 @@ struct Lookup<V> {
 /// use the heap).
 const ENTRY_READ_STACK: usize = 256;
 
+/// A buffer of `len` bytes to read an entry into: the first `len` bytes of `stack` when they
+/// fit there, else `heap`, made `len` bytes long (the only allocation, for long entries).
+fn entry_buf<'b>(
+    stack: &'b mut [u8; ENTRY_READ_STACK],
+    heap: &'b mut Vec<u8>,
+    len: usize,
+) -> &'b mut [u8] {
+    if len <= ENTRY_READ_STACK {
+        &mut stack[..len]
+    } else {
+        *heap = vec![0u8; len];
+        heap
+    }
+}
+
 impl<K: ?Sized, V> PHashMap<K, V> {
     /// The null handle (names no map). A zeroed root holds it.
     pub const fn null() -> Self {
@@ -303,14 +318,8 @@ impl<K: MapKey + ?Sized, V: Pod> PHashMap<K, V> {
         let value_at = ENTRY_BYTES as usize;
         let key_at = value_at + value_bytes;
         let whole = key_at + key.len();
-        let mut stack = [0u8; ENTRY_READ_STACK];
-        let mut heap;
-        let buf: &mut [u8] = if whole <= ENTRY_READ_STACK {
-            &mut stack[..whole]
-        } else {
-            heap = vec![0u8; whole];
-            &mut heap
-        };
+        let (mut stack, mut heap) = ([0u8; ENTRY_READ_STACK], Vec::new());
+        let buf = entry_buf(&mut stack, &mut heap, whole);
         let mut link = bucket;
         let mut at = head;
         let mut steps = 0u64;
@@ -574,14 +583,9 @@ impl<K: MapKey + ?Sized, V: Pod, A: Alloc + ?Sized> MapIter<'_, K, V, A> {
         // One block check and one copy of the fixed part, the value and as much of the key
         // as the buffer holds (all of it but for long keys); then the same bounds as ever:
         // the fixed part, the value, the key's length, each inside the block's usable bytes.
-        let mut stack = [0u8; ENTRY_READ_STACK];
-        let mut heap;
-        let buf: &mut [u8] = if key_at <= ENTRY_READ_STACK {
-            &mut stack
-        } else {
-            heap = vec![0u8; key_at];
-            &mut heap
-        };
+        // The whole stack buffer when the fixed part and value fit in it, else just those.
+        let (mut stack, mut heap) = ([0u8; ENTRY_READ_STACK], Vec::new());
+        let buf = entry_buf(&mut stack, &mut heap, key_at.max(ENTRY_READ_STACK));
         let usable = self.a.read_block(at as usize, 0, buf)? as u64;
         within(at, 0, ENTRY_BYTES, usable)?;
         let e: Entry = bytemuck::pod_read_unaligned(&buf[..value_at]);
