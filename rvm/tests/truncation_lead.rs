@@ -1,9 +1,11 @@
-//! Background truncation starts ahead of the threshold by the log's growth during the last
-//! background truncation before it first moved the head (`LogState::truncation_lead_bytes`):
-//! the lead is measured (half as much again), capped at half the threshold, shrinks by a
-//! quarter after a truncation the log did not grow during, and a flush that leaves the log
+//! Background truncation starts ahead of the threshold by how far the log rose above the use
+//! at which the last background truncation started, while it ran
+//! (`LogState::truncation_lead_bytes`): the lead is measured (half as much again), counts the
+//! rise after the first stage freed space too, is capped at half the threshold, shrinks by a
+//! quarter after a truncation the log did not rise during, and a flush that leaves the log
 //! below the threshold but within the lead of it starts a truncation. Truncations are held at
-//! their first read of the log (a gate in front of the log device) while the test commits.
+//! their first read of the log (a gate in front of the log device), or at a segment sync (a
+//! gate in front of the segment device), while the test commits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,15 +22,15 @@ const LOG_AREA_BYTES: u64 = 1 << 20;
 const SLOTS: usize = 4000;
 
 /// An instance on a gated memory log (threshold 100: no background truncation until the test
-/// lowers it) and a memory segment; the base address of the segment's region.
-fn open() -> (Rvm, Arc<GatedLog>, usize) {
+/// lowers it) and a gated memory segment; the base address of the segment's region.
+fn open_gated() -> (Rvm, Arc<GatedLog>, Arc<GatedLog>, usize) {
     let dev = MemDevice::new("log", Vec::new());
     Rvm::init_log_on(&dev, LOG_AREA_BYTES).unwrap();
     let log = gated(Arc::new(dev));
-    let data: Arc<dyn Device> = Arc::new(support::one_region_segment(
+    let data = gated(Arc::new(support::one_region_segment(
         REGION_BYTES as u64,
         0x1000_0000_0000,
-    ));
+    )));
     let options = Options::default()
         .truncate_threshold(100)
         .background_recovery(false)
@@ -36,8 +38,15 @@ fn open() -> (Rvm, Arc<GatedLog>, usize) {
     let rvm = Rvm::open_device(log.clone(), options).unwrap();
     // SAFETY: memory devices lend no descriptor to map; the region is read into anonymous
     // memory.
-    let seg = unsafe { rvm.map_device(data, MapOptions::anywhere()) }.unwrap();
+    let seg =
+        unsafe { rvm.map_device(data.clone() as Arc<dyn Device>, MapOptions::anywhere()) }.unwrap();
     let base = seg.regions()[0].address;
+    (rvm, log, data, base)
+}
+
+/// [`open_gated`] without the segment's gate.
+fn open() -> (Rvm, Arc<GatedLog>, usize) {
+    let (rvm, log, _, base) = open_gated();
     (rvm, log, base)
 }
 
@@ -92,6 +101,58 @@ fn the_lead_is_the_growth_during_the_last_truncation_and_shrinks_when_there_is_n
     assert!(more + more / 2 > lead);
     assert_eq!(rvm.query().truncation_lead_bytes, more + more / 2);
     assert_eq!(rvm.statistics().background_truncations, 3);
+    rvm.close().unwrap();
+}
+
+/// The lead counts the log's rise over the whole truncation, not only before its first stage
+/// freed space: a producer that outruns the later stages lifts the log past where the
+/// truncation started too. Nothing is committed before the first stage moves the head (the
+/// truncation is then held at its second segment sync); the commits after it lift the log
+/// above its starting use.
+#[test]
+fn the_lead_counts_the_rise_after_the_first_stage_too() {
+    let (rvm, log, data, base) = open_gated();
+    let mut next = 0;
+    // About 60% of the log: a truncation of it has several stages of 128 KiB.
+    while rvm.query().used_bytes < LOG_AREA_BYTES * 60 / 100 {
+        commit(&rvm, base, next..next + 1);
+        next += 1;
+    }
+    log.set(Gate::Armed);
+    rvm.set_truncate_threshold(1).unwrap();
+    commit(&rvm, base, next..next + 1);
+    next += 1;
+    log.wait_holding();
+    let at_start = rvm.query().used_bytes;
+    rvm.set_truncate_threshold(100).unwrap();
+    data.set(Gate::ArmedSync(1));
+    log.set(Gate::Open);
+    let held = data.wait_holding_for(Duration::from_secs(60));
+    let after_stage = rvm.query().used_bytes;
+    // Flushes while the second stage is held, until the log is 64 KiB above its use at the
+    // start.
+    while held && rvm.query().used_bytes <= at_start + (64 << 10) {
+        commit(&rvm, base, next..next + 1);
+        next += 1;
+    }
+    let peak = rvm.query().used_bytes;
+    // (Released before any assertion: a failing one must not leave the truncation held.)
+    data.set(Gate::Open);
+    rvm.wait_for_truncation().unwrap();
+    assert!(
+        held,
+        "the truncation never reached a second segment sync: no stage"
+    );
+    assert!(
+        after_stage < at_start,
+        "the first stage freed nothing: {after_stage} bytes in use, {at_start} at the start"
+    );
+    assert!(
+        peak > at_start,
+        "{peak} bytes at the peak, {at_start} at the start"
+    );
+    let grown = peak - at_start;
+    assert_eq!(rvm.query().truncation_lead_bytes, grown + grown / 2);
     rvm.close().unwrap();
 }
 

@@ -88,7 +88,7 @@ impl Inner {
                 self.stats
                     .log_used_peak_bytes
                     .fetch_max(used, Ordering::Relaxed);
-                if !p.truncating && self.past_trigger(&p, used) {
+                if self.past_trigger(&mut p, used) {
                     p.truncation_requested = true;
                     self.pos_cond.notify_all();
                 }

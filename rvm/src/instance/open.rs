@@ -250,6 +250,7 @@ impl Rvm {
                 shutdown: false,
                 zeroed_through: status.zeroed_through_offset(),
                 truncation_lead: 0,
+                truncating_peak: 0,
             }),
             pos_cond: Condvar::new(),
             truncate_lock: Mutex::new(None),

@@ -9,9 +9,9 @@ use crate::device::DeviceRef;
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Log use (percent) that background truncation keeps the log under: it starts when the
-    /// use comes within the log's growth during the last background truncation's first stage
-    /// (at most half the threshold; [`LogState::truncation_lead_bytes`](crate::LogState)) of
-    /// it, and at the threshold itself before any has run. 0 disables the background thread
+    /// use comes within how far the log rose while the last background truncation ran (at
+    /// most half the threshold; [`LogState::truncation_lead_bytes`](crate::LogState)) of it,
+    /// and at the threshold itself before any has run. 0 disables the background thread
     /// (truncation then happens only when space runs out or when asked).
     pub truncate_threshold_percent: u8,
     /// Queued no_flush commits are flushed when they hold more than this many bytes.

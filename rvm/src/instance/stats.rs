@@ -95,11 +95,12 @@ pub struct LogState {
     pub record_bytes_max: u64,
     /// The log's segment table (used entries only).
     pub segments: Vec<SegmentEntry>,
-    /// How many bytes below the threshold background truncation starts now: the log's growth
-    /// during the last background truncation before it first freed space (0 until one has),
-    /// so that a steady producer does not fill the log past the threshold meanwhile. It never
-    /// exceeds half the threshold, and shrinks by a quarter per truncation when the growth
-    /// does ([`Rvm::set_truncate_threshold`]).
+    /// How many bytes below the threshold background truncation starts now: how far the log
+    /// rose above the use at which the last background truncation started, while it ran,
+    /// plus half as much again (0 until one has ended), so that a steady producer does not
+    /// fill the log past the threshold meanwhile. It never exceeds half the threshold, and
+    /// shrinks by a quarter per truncation when the rise does
+    /// ([`Rvm::set_truncate_threshold`]).
     pub truncation_lead_bytes: u64,
 }
 

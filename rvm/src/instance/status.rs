@@ -24,11 +24,14 @@ pub(super) struct Pos {
     /// The record area is written (records or zeros) from its start up to this offset
     /// ([`Status::zeroed_through`]; the area's end once it is written in full).
     pub(super) zeroed_through: u64,
-    /// How far ahead of the threshold background truncation starts: the log's growth during
-    /// the last background truncation before it first moved the head, or a quarter less than
-    /// the lead before, if that was more (0 until a background truncation has moved the
-    /// head). See [`Inner::note_first_head_move`].
+    /// How far ahead of the threshold background truncation starts: how far the log rose
+    /// above the use at which the last background truncation started, while it ran, plus
+    /// half as much again, or a quarter less than the lead before, if that was more (0 until
+    /// a background truncation has ended). See [`Inner::note_overshoot`].
     pub(super) truncation_lead: u64,
+    /// The most bytes in use after any flush since the running truncation started (from the
+    /// use when it started).
+    pub(super) truncating_peak: u64,
 }
 
 impl Pos {

@@ -114,12 +114,18 @@ impl Rvm {
 
 impl Inner {
     /// Whether a flush that leaves `used` bytes of the log in use should start a background
-    /// truncation: when the use, plus the log's expected growth before a truncation started
-    /// now could free space (`Pos::truncation_lead`, at most half the threshold), reaches the
-    /// threshold. A truncation frees nothing until its first stage is applied and synced, so
-    /// one started at the threshold itself lets a steady producer fill the log past it by
-    /// that growth; one started that much earlier keeps the use near the threshold.
-    pub(super) fn past_trigger(&self, p: &Pos, used: u64) -> bool {
+    /// truncation (and, while one runs, note the use for `note_overshoot`): when the use,
+    /// plus how far the log is expected to rise while a truncation started now runs
+    /// (`Pos::truncation_lead`, at most half the threshold), reaches the threshold. A
+    /// truncation frees nothing until its first stage is applied and synced, and a fast
+    /// producer can outpace its later stages for a while, so one started at the threshold
+    /// itself lets the log rise past it; one started that much earlier keeps the use near
+    /// the threshold.
+    pub(super) fn past_trigger(&self, p: &mut Pos, used: u64) -> bool {
+        if p.truncating {
+            p.truncating_peak = p.truncating_peak.max(used);
+            return false;
+        }
         let threshold = self.truncate_threshold_percent.load(Ordering::Relaxed) as u64;
         threshold > 0
             && (used + self.truncation_lead(p)) * 100
@@ -133,15 +139,14 @@ impl Inner {
             .min(threshold * (self.area_end - self.area_start) / 200)
     }
 
-    /// Called with the positions just before a background truncation first moves the head
-    /// (`live`: the bytes in use when it started): the log grew by the difference meanwhile,
-    /// and the next truncation starts ahead of the threshold by half as much again
-    /// (`past_trigger`). A lead larger than that shrinks by a quarter per truncation, so one
-    /// slow stage is not forgotten at once and a producer that slows down lets the start
-    /// move back.
-    fn note_first_head_move(&self, p: &mut Pos, live: u64) {
-        let grown = self.used_bytes(p).saturating_sub(live);
-        // Half as much again: the time a stage takes varies from one truncation to the next.
+    /// Called when a background truncation that started with `live` bytes in use has ended:
+    /// while it ran the log rose at most `Pos::truncating_peak - live` above where it
+    /// started, and the next truncation starts ahead of the threshold by half as much again
+    /// (`past_trigger`; the time a stage takes varies from one truncation to the next). A lead
+    /// larger than that shrinks by a quarter per truncation, so one slow truncation is not
+    /// forgotten at once and a producer that slows down lets the start move back.
+    fn note_overshoot(&self, p: &mut Pos, live: u64) {
+        let grown = p.truncating_peak.saturating_sub(live);
         let lead = grown.saturating_add(grown / 2);
         p.truncation_lead = lead.max(p.truncation_lead - p.truncation_lead / 4);
     }
@@ -288,6 +293,7 @@ impl Inner {
                 return Ok(());
             }
             p.truncating = true;
+            p.truncating_peak = self.used_bytes(&p);
             (
                 p.head_offset,
                 p.head_lsn,
@@ -298,8 +304,6 @@ impl Inner {
                 self.used_bytes(&p),
             )
         };
-        // Whether this truncation has moved the head yet (a stage did).
-        let mut moved = false;
         let result = (|| -> Result<()> {
             // Records before `applied_lsn` are in the segments already (recovery applied
             // them): when that is all of them, the log need not be read at all.
@@ -347,14 +351,10 @@ impl Inner {
                                 s.head_lsn = header.lsn;
                             },
                             |p| {
-                                if !moved {
-                                    self.note_first_head_move(p, live);
-                                }
                                 p.head_offset = offset;
                                 p.head_lsn = header.lsn;
                             },
                         )?;
-                        moved = true;
                         self.pos_cond.notify_all();
                         staged = 0;
                     }
@@ -397,9 +397,6 @@ impl Inner {
                     s.last_truncation_unix_ms = truncated_ms;
                 },
                 |p| {
-                    if background && !moved {
-                        self.note_first_head_move(p, live);
-                    }
                     p.head_offset = end_offset;
                     p.head_lsn = end_lsn;
                 },
@@ -414,6 +411,7 @@ impl Inner {
             add(&self.stats.truncations, 1);
             if background {
                 add(&self.stats.background_truncations, 1);
+                self.note_overshoot(&mut p, live);
             }
             let us = started.elapsed().as_micros() as u64;
             add(&self.stats.truncation_time_us, us);
