@@ -90,6 +90,7 @@ impl Inner {
                     .fetch_max(used, Ordering::Relaxed);
                 if self.past_trigger(&mut p, used) {
                     p.truncation_requested = true;
+                    p.triggered_at = Some(used);
                     self.pos_cond.notify_all();
                 }
             }

@@ -251,6 +251,7 @@ impl Rvm {
                 zeroed_through: status.zeroed_through_offset(),
                 truncation_lead: 0,
                 truncating_peak: 0,
+                triggered_at: None,
             }),
             pos_cond: Condvar::new(),
             truncate_lock: Mutex::new(None),

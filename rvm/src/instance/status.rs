@@ -32,6 +32,10 @@ pub(super) struct Pos {
     /// The most bytes in use after any flush since the running truncation started (from the
     /// use when it started).
     pub(super) truncating_peak: u64,
+    /// The use at the flush that requested the next background truncation (`past_trigger`),
+    /// taken when it starts: the log's rise is measured from there, so the time the
+    /// truncation thread takes to start counts too.
+    pub(super) triggered_at: Option<u64>,
 }
 
 impl Pos {

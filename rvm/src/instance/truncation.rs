@@ -139,14 +139,15 @@ impl Inner {
             .min(threshold * (self.area_end - self.area_start) / 200)
     }
 
-    /// Called when a background truncation that started with `live` bytes in use has ended:
-    /// while it ran the log rose at most `Pos::truncating_peak - live` above where it
-    /// started, and the next truncation starts ahead of the threshold by half as much again
+    /// Called when a background truncation has ended that was asked for (or, if no flush
+    /// asked, started) with `from` bytes in use: until it ended the log rose at most
+    /// `Pos::truncating_peak - from` above that, counting the time the truncation thread took
+    /// to start, and the next truncation starts ahead of the threshold by half as much again
     /// (`past_trigger`; the time a stage takes varies from one truncation to the next). A lead
     /// larger than that shrinks by a quarter per truncation, so one slow truncation is not
     /// forgotten at once and a producer that slows down lets the start move back.
-    fn note_overshoot(&self, p: &mut Pos, live: u64) {
-        let grown = p.truncating_peak.saturating_sub(live);
+    fn note_overshoot(&self, p: &mut Pos, from: u64) {
+        let grown = p.truncating_peak.saturating_sub(from);
         let lead = grown.saturating_add(grown / 2);
         p.truncation_lead = lead.max(p.truncation_lead - p.truncation_lead / 4);
     }
@@ -285,9 +286,21 @@ impl Inner {
         let started = Instant::now();
         // The segments written (by this truncation, or by recovery: `pending_sync`) and not
         // synced yet: each stage syncs these, and only these, before it moves the head.
-        let (head_offset, head_lsn, mut end_offset, mut end_lsn, applied_lsn, mut to_sync, live) = {
+        // `rise_from`: where the log's rise during this truncation is measured from
+        // (`note_overshoot`): the use at the flush that asked for it, if one did, else now.
+        let (
+            head_offset,
+            head_lsn,
+            mut end_offset,
+            mut end_lsn,
+            applied_lsn,
+            mut to_sync,
+            live,
+            triggered_at,
+        ) = {
             let mut p = lock(&self.pos);
             p.truncation_requested = false;
+            let triggered_at = p.triggered_at.take();
             if p.is_empty() && p.pending_sync.is_empty() {
                 self.pos_cond.notify_all();
                 return Ok(());
@@ -302,8 +315,10 @@ impl Inner {
                 p.applied_lsn,
                 p.pending_sync.clone(),
                 self.used_bytes(&p),
+                triggered_at,
             )
         };
+        let rise_from = triggered_at.map_or(live, |t| t.min(live));
         let result = (|| -> Result<()> {
             // Records before `applied_lsn` are in the segments already (recovery applied
             // them): when that is all of them, the log need not be read at all.
@@ -411,7 +426,7 @@ impl Inner {
             add(&self.stats.truncations, 1);
             if background {
                 add(&self.stats.background_truncations, 1);
-                self.note_overshoot(&mut p, live);
+                self.note_overshoot(&mut p, rise_from);
             }
             let us = started.elapsed().as_micros() as u64;
             add(&self.stats.truncation_time_us, us);
