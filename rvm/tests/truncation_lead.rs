@@ -1,5 +1,5 @@
 //! Background truncation starts ahead of the threshold by how far the log rose above the use
-//! at which the last background truncation started, while it ran
+//! at which a flush asked for the last background truncation, until it ended
 //! (`LogState::truncation_lead_bytes`): the lead is measured (half as much again), counts the
 //! rise after the first stage freed space too, is capped at half the threshold, shrinks by a
 //! quarter after a truncation the log did not rise during, and a flush that leaves the log

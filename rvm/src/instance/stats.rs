@@ -96,7 +96,7 @@ pub struct LogState {
     /// The log's segment table (used entries only).
     pub segments: Vec<SegmentEntry>,
     /// How many bytes below the threshold background truncation starts now: how far the log
-    /// rose above the use at which the last background truncation started, while it ran,
+    /// rose above the use at which the last background truncation was asked for, until it ended,
     /// plus half as much again (0 until one has ended), so that a steady producer does not
     /// fill the log past the threshold meanwhile. It never exceeds half the threshold, and
     /// shrinks by a quarter per truncation when the rise does

@@ -25,7 +25,7 @@ pub(super) struct Pos {
     /// ([`Status::zeroed_through`]; the area's end once it is written in full).
     pub(super) zeroed_through: u64,
     /// How far ahead of the threshold background truncation starts: how far the log rose
-    /// above the use at which the last background truncation started, while it ran, plus
+    /// above the use at which the last background truncation was asked for, until it ended, plus
     /// half as much again, or a quarter less than the lead before, if that was more (0 until
     /// a background truncation has ended). See [`Inner::note_overshoot`].
     pub(super) truncation_lead: u64,
