@@ -306,7 +306,8 @@ impl Inner {
                 return Ok(());
             }
             p.truncating = true;
-            p.truncating_peak = self.used_bytes(&p);
+            let live = self.used_bytes(&p);
+            p.truncating_peak = live;
             (
                 p.head_offset,
                 p.head_lsn,
@@ -314,7 +315,7 @@ impl Inner {
                 p.next_lsn,
                 p.applied_lsn,
                 p.pending_sync.clone(),
-                self.used_bytes(&p),
+                live,
                 triggered_at,
             )
         };

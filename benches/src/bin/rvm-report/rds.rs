@@ -83,7 +83,7 @@ pub(crate) fn rds(plan: &Plan, report: &mut Report) -> Result<()> {
     );
     report.add(
         "rds_log_threshold_plus_batch_percent",
-        Some(50.0 + batch as f64 * 100.0 / area),
+        Some(f64::from(s.rvm.truncate_threshold()) + batch as f64 * 100.0 / area),
         "%",
         "  its goal: the threshold plus one flush batch",
     );
