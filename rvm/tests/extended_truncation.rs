@@ -55,7 +55,7 @@ fn commit_during_a_held_truncation(rvm: &Rvm, log: &GatedLog, base: usize) {
     log.set(Gate::Armed);
     rvm.set_truncate_threshold(1).unwrap();
     commit(rvm, base, 100..101);
-    log.wait_holding();
+    let _held = log.wait_holding();
     rvm.set_truncate_threshold(100).unwrap();
     // Made durable while the truncation runs (no flush asks for another one now).
     commit(rvm, base, 101..300);
@@ -169,11 +169,13 @@ fn a_flush_that_found_the_log_full_waited_for_the_running_truncation() {
     log.set(Gate::Armed);
     rvm.set_truncate_threshold(1).unwrap();
     commit(&rvm, base, 100..101);
-    log.wait_holding();
+    // The instance is made shared before the guard, so a failing test drops the guard (and
+    // opens the gate) before the instance closes.
+    let rvm = Arc::new(rvm);
+    let _held = log.wait_holding();
     rvm.set_truncate_threshold(100).unwrap();
     // Fill the log while the truncation is held: a record of about 176 bytes each, so 8,000
     // of them (1.4 MB) outgrow the 1 MiB area, and the flush waits for room.
-    let rvm = Arc::new(rvm);
     let writer = {
         let rvm = rvm.clone();
         std::thread::spawn(move || {
@@ -254,11 +256,12 @@ fn a_flush_that_found_the_log_full_went_on_once_a_stage_made_room() {
     rvm.set_truncate_threshold(1).unwrap();
     commit(&rvm, base, n..n + 1);
     n += 1;
-    log.wait_holding();
+    // Shared before the guard, as above.
+    let rvm = Arc::new(rvm);
+    let _held = log.wait_holding();
     rvm.set_truncate_threshold(100).unwrap();
     // A writer fills the rest of the log, one flush per commit, and waits for room; once it
     // does, it is given 200 commits more (about 35 KB: less than a stage frees).
-    let rvm = Arc::new(rvm);
     let (started, limit) = (
         Arc::new(AtomicUsize::new(0)),
         Arc::new(AtomicUsize::new(usize::MAX)),

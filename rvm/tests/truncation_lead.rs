@@ -70,7 +70,7 @@ fn held_truncation(rvm: &Rvm, log: &GatedLog, base: usize, next: &mut usize, dur
     log.set(Gate::Armed);
     rvm.set_truncate_threshold(1).unwrap();
     commit(rvm, base, *next + 30..*next + 31);
-    log.wait_holding();
+    let _held = log.wait_holding();
     let at_start = rvm.query().used_bytes;
     rvm.set_truncate_threshold(100).unwrap();
     commit(rvm, base, *next + 31..*next + 31 + during);
@@ -122,7 +122,7 @@ fn the_lead_counts_the_rise_after_the_first_stage_too() {
     rvm.set_truncate_threshold(1).unwrap();
     commit(&rvm, base, next..next + 1);
     next += 1;
-    log.wait_holding();
+    let _held = log.wait_holding();
     let at_start = rvm.query().used_bytes;
     rvm.set_truncate_threshold(100).unwrap();
     data.set(Gate::ArmedSync(1));

@@ -18,6 +18,23 @@ pub enum Gate {
     Holding,
 }
 
+/// How long [`GatedLog::wait_holding`] waits for a read or sync to reach the gate: far
+/// longer than any truncation takes to start, short of a hung test.
+pub const HOLD_WAIT_MAX: Duration = Duration::from_secs(60);
+
+/// Opens the gate if the test fails while the gate holds (see [`GatedLog::wait_holding`]).
+pub struct Held<'a> {
+    log: &'a GatedLog,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.log.set(Gate::Open);
+        }
+    }
+}
+
 /// A device whose reads or syncs can be held at a gate.
 #[derive(Debug)]
 pub struct GatedLog {
@@ -32,12 +49,17 @@ impl GatedLog {
         self.cond.notify_all();
     }
 
-    /// Wait until a read is held at the gate.
-    pub fn wait_holding(&self) {
-        let mut g = self.gate.lock().unwrap();
-        while *g != Gate::Holding {
-            g = self.cond.wait(g).unwrap();
+    /// Wait until a read or sync is held at the gate. Fails the test (opening the gate first,
+    /// so that nothing stops at it later and the instance can close) when none is within
+    /// [`HOLD_WAIT_MAX`]. The guard opens the gate if the test fails while it is held, so the
+    /// held thread can finish and the instance close instead of the test hanging.
+    #[must_use = "bind the guard (`let _held = ...`) for the time the gate holds"]
+    pub fn wait_holding(&self) -> Held<'_> {
+        if !self.wait_holding_for(HOLD_WAIT_MAX) {
+            self.set(Gate::Open);
+            panic!("nothing reached the gate within {HOLD_WAIT_MAX:?}");
         }
+        Held { log: self }
     }
 
     /// Wait until a read or sync is held at the gate, for at most `limit`; returns whether
