@@ -439,7 +439,7 @@ impl LogReader {
 
     /// Walk the records from the head with LSN continuity, verifying every CRC, and classify
     /// how the chain ended. Reads the whole live log once (and, after an unclean shutdown,
-    /// the sector starts of the rest of the area to look for later flushes).
+    /// the sector starts of the space the chain leaves, to look for later flushes).
     pub fn scan(&self) -> Result<Scan> {
         if let Some(reason) = self.head_problem() {
             return Err(Error::BadLog {
@@ -522,7 +522,18 @@ impl LogReader {
         let (end_offset, why) = stop;
         let end = match why {
             Ok(()) => ScanEnd::End,
-            Err((torn, detail)) => self.classify_end(&mut window, end_offset, lsn, torn, detail)?,
+            Err((torn, detail)) => {
+                // A later flush can only lie in the space the chain does not cover: from where
+                // it stopped round to the head. The chain's bytes are verified records with
+                // smaller LSNs, written over nothing later. An empty chain, or one that ran the
+                // whole area (damage), leaves the whole area to search.
+                let free = if lsn == self.status.head_lsn || walked >= self.status.area_size {
+                    self.status.area_size
+                } else {
+                    self.free_after(end_offset)
+                };
+                self.classify_end(&mut window, end_offset, lsn, torn, detail, free)?
+            }
         };
         Ok(Scan {
             records,
@@ -535,6 +546,9 @@ impl LogReader {
 
     /// The chain stopped at `offset` where LSN `lsn` was expected. Decide whether that is the
     /// end of the log, a torn write, or corruption with committed records beyond it.
+    ///
+    /// `free` bounds the search for a later flush: the bytes from `offset` (rounded up to a
+    /// sector) onwards, wrapping at the area's end, that the chain does not cover.
     fn classify_end(
         &self,
         window: &mut Window<'_>,
@@ -542,6 +556,7 @@ impl LogReader {
         lsn: u64,
         torn: bool,
         detail: String,
+        free: u64,
     ) -> Result<ScanEnd> {
         let s = &self.status;
         if s.is_clean() {
@@ -558,7 +573,7 @@ impl LogReader {
                 later_offset: tail,
             });
         }
-        if let Some((later_lsn, later_offset)) = self.find_later_flush(window, offset, lsn)? {
+        if let Some((later_lsn, later_offset)) = self.find_later_flush(window, offset, lsn, free)? {
             return Ok(ScanEnd::Corrupt {
                 offset,
                 lsn,
@@ -574,22 +589,36 @@ impl LogReader {
         })
     }
 
+    /// The bytes from `offset` (rounded up to a sector) round to the head, wrapping at the
+    /// area's end: the space a chain that starts at the head and stops at `offset` leaves.
+    fn free_after(&self, offset: u64) -> u64 {
+        let start = crate::format::align_up(offset, SECTOR_SIZE);
+        let head = self.normalize(self.status.head_offset);
+        if start <= head {
+            head - start
+        } else {
+            (self.area_end().saturating_sub(start)) + (head - self.area_start())
+        }
+    }
+
     /// Look for the first record of a flush that started after the one holding LSN `lsn`:
     /// such a flush was only written after `lsn`'s flush was synced, so `lsn` was durable.
-    /// Every flush starts on a sector boundary, so only sector starts need checking.
+    /// Every flush starts on a sector boundary, so only sector starts need checking, in the
+    /// `free` bytes from `from` (rounded up to a sector) onwards.
     fn find_later_flush(
         &self,
         window: &mut Window<'_>,
         from: u64,
         lsn: u64,
+        free: u64,
     ) -> Result<Option<(u64, u64)>> {
         let s = &self.status;
         let start = crate::format::align_up(from, SECTOR_SIZE);
-        let area = s.area_size;
+        let span = free.min(s.area_size);
         let mut best: Option<(u64, u64)> = None;
         let mut walked = 0u64;
         let mut at = start;
-        while walked < area {
+        while walked < span {
             if at >= self.area_end() {
                 at = self.area_start();
             }

@@ -119,6 +119,10 @@ fn recovery_decision_table() {
             mid_log_corruption,
         ),
         ("damage before a clean-close tail", damage_before_clean_tail),
+        (
+            "mid-log corruption before a wrap: the later flush is found after it",
+            corruption_before_the_wrap,
+        ),
         ("wrapped log, record placed after a wrap pad", wrapped_log),
         (
             "interrupted truncation, at every device operation",
@@ -254,6 +258,63 @@ fn damage_before_clean_tail() {
     flip(&s.log, rec.offset + RECORD_HEADER_SIZE as u64 + 40);
     assert!(matches!(scan(&s).end, ScanEnd::Corrupt { .. }));
     assert!(matches!(open(&s).unwrap_err(), Error::LogCorrupt { .. }));
+}
+
+fn corruption_before_the_wrap() {
+    let s = setup(64 * 1024);
+    let (rvm, base) = open(&s).unwrap();
+    let mut expect = vec![0u8; REGION_BYTES];
+    // The head in mid-area (one truncation), then records to the area's end and past the wrap.
+    commit_flushes(&rvm, base, 0, 60, &mut expect);
+    rvm.truncate().unwrap();
+    let mut i = 60;
+    while rvm.statistics().wraps < 1 {
+        commit_flushes(&rvm, base, i, 1, &mut expect);
+        i += 1;
+        assert!(i < 10_000, "the log never wrapped");
+    }
+    commit_flushes(&rvm, base, i, 3, &mut expect);
+    let c = crash(&s, rvm);
+    // Every commit is a flush of its own; the one that wrapped starts with the pad that fills
+    // the area's end. Damage the last transaction before the wrap and that pad's header: the
+    // first later flush is then the one after the wrap's, between the area's start and the
+    // head, so the search for it must wrap too.
+    let all = scan(&c).records;
+    let k = all
+        .windows(2)
+        .position(|w| w[1].offset < w[0].offset)
+        .expect("records on both sides of the wrap")
+        + 1;
+    let pad = all[k - 1];
+    assert!(pad.range_count == 0, "a pad fills the area's end");
+    // Each flush is a transaction and the pad that ends its sector.
+    let bad = *all[..k - 1]
+        .iter()
+        .rfind(|r| r.range_count > 0)
+        .expect("a transaction before the wrap");
+    let later = *all[k + 1..]
+        .iter()
+        .find(|r| r.range_count > 0)
+        .expect("a flush after the wrap's");
+    flip(&c.log, bad.offset + RECORD_HEADER_SIZE as u64 + 40);
+    flip(&c.log, pad.offset + 8);
+    match &scan(&c).end {
+        ScanEnd::Corrupt {
+            offset,
+            later_lsn,
+            later_offset,
+            ..
+        } => {
+            assert_eq!(*offset, bad.offset);
+            assert_eq!(
+                *later_lsn, later.lsn,
+                "the first flush after the wrap's is named"
+            );
+            assert_eq!(*later_offset, later.offset);
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    assert!(matches!(open(&c).unwrap_err(), Error::LogCorrupt { .. }));
 }
 
 fn wrapped_log() {
