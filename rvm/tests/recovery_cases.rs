@@ -260,11 +260,14 @@ fn damage_before_clean_tail() {
     assert!(matches!(open(&s).unwrap_err(), Error::LogCorrupt { .. }));
 }
 
-fn corruption_before_the_wrap() {
+/// A fresh log whose live records straddle the wrap: truncated once with the tail in the
+/// middle of the area (the head stays there), then flushes until the records run to the end
+/// of the area and wrap to its start, and three more. Returns the instance (still open) with
+/// the expected region contents.
+fn wrapped() -> (Setup, Rvm, usize, Vec<u8>) {
     let s = setup(64 * 1024);
     let (rvm, base) = open(&s).unwrap();
     let mut expect = vec![0u8; REGION_BYTES];
-    // The head in mid-area (one truncation), then records to the area's end and past the wrap.
     commit_flushes(&rvm, base, 0, 60, &mut expect);
     rvm.truncate().unwrap();
     let mut i = 60;
@@ -274,6 +277,11 @@ fn corruption_before_the_wrap() {
         assert!(i < 10_000, "the log never wrapped");
     }
     commit_flushes(&rvm, base, i, 3, &mut expect);
+    (s, rvm, base, expect)
+}
+
+fn corruption_before_the_wrap() {
+    let (s, rvm, _, _) = wrapped();
     let c = crash(&s, rvm);
     // Every commit is a flush of its own; the one that wrapped starts with the pad that fills
     // the area's end. Damage the last transaction before the wrap and that pad's header: the
@@ -318,21 +326,7 @@ fn corruption_before_the_wrap() {
 }
 
 fn wrapped_log() {
-    let s = setup(64 * 1024);
-    let (rvm, base) = open(&s).unwrap();
-    let mut expect = vec![0u8; REGION_BYTES];
-    // Truncate once with the tail in the middle of the area: the head stays there, so the
-    // next records run to the end of the area and wrap to its start.
-    commit_flushes(&rvm, base, 0, 60, &mut expect);
-    rvm.truncate().unwrap();
-    let mut i = 60;
-    while rvm.statistics().wraps < 1 {
-        commit_flushes(&rvm, base, i, 1, &mut expect);
-        i += 1;
-        assert!(i < 10_000, "the log never wrapped");
-    }
-    // Make sure live records straddle the wrap: commit until the tail is past the start.
-    commit_flushes(&rvm, base, i, 3, &mut expect);
+    let (s, rvm, _, expect) = wrapped();
     let state = rvm.query();
     assert!(
         state.tail_offset < state.head_offset,
