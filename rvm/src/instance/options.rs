@@ -13,6 +13,11 @@ pub struct Options {
     /// most half the threshold; [`LogState::truncation_lead_bytes`](crate::LogState)) of it,
     /// and at the threshold itself before any has run. 0 disables the background thread
     /// (truncation then happens only when space runs out or when asked).
+    ///
+    /// The threshold trades what a crash leaves to replay against throughput: a lower one
+    /// truncates more often, and each truncation rewrites the segment pages its records touch
+    /// (on two cores it also takes one from the committing threads). A server that prefers
+    /// throughput sets a higher one (BENCHMARKS.md, "Issue 10: where every target stands").
     pub truncate_threshold_percent: u8,
     /// Queued no_flush commits are flushed when they hold more than this many bytes.
     pub no_flush_queue_bytes_max: usize,
