@@ -10,9 +10,9 @@ use std::sync::Arc;
 use crate::device::{Access, Device, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
 use crate::format::log::{
-    body_span, crc_seed, ranges, verify_record, CrcSeed, RangeIter, RecordHeader, Status, KIND_PAD,
-    RECORD_ALIGN, RECORD_HEADER_SIZE, RECORD_MIN_SIZE, RECORD_TRAILER_SIZE, SECTOR_SIZE,
-    STATUS_SLOT_SIZE,
+    body_span, crc_seed, live_bytes, ranges, verify_record, CrcSeed, RangeIter, RecordHeader,
+    Status, KIND_PAD, RECORD_ALIGN, RECORD_HEADER_SIZE, RECORD_MIN_SIZE, RECORD_TRAILER_SIZE,
+    SECTOR_SIZE, STATUS_SLOT_SIZE,
 };
 use crate::format::DecodeError;
 
@@ -590,15 +590,13 @@ impl LogReader {
     }
 
     /// The bytes from `offset` (rounded up to a sector) round to the head, wrapping at the
-    /// area's end: the space a chain that starts at the head and stops at `offset` leaves.
+    /// area's end: the space a non-empty chain that starts at the head and stops at `offset`
+    /// leaves (none when it stops at the head itself: the chain fills the area).
     fn free_after(&self, offset: u64) -> u64 {
         let start = crate::format::align_up(offset, SECTOR_SIZE);
         let head = self.normalize(self.status.head_offset);
-        if start <= head {
-            head - start
-        } else {
-            (self.area_end().saturating_sub(start)) + (head - self.area_start())
-        }
+        let chain = live_bytes(false, head, start, self.area_start(), self.area_end());
+        self.status.area_size.saturating_sub(chain)
     }
 
     /// Look for the first record of a flush that started after the one holding LSN `lsn`:

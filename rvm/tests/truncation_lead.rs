@@ -137,10 +137,7 @@ fn the_first_truncation_starts_a_quarter_of_the_threshold_ahead() {
     rvm.wait_for_truncation().unwrap();
     let st = rvm.statistics();
     assert_eq!(st.background_truncations, 1, "one started there");
-    assert!(
-        rvm.query().used_bytes < LOG_AREA_BYTES * 40 / 100 - trigger,
-        "and it freed the log"
-    );
+    assert_eq!(rvm.query().used_bytes, 0, "and it freed the log");
     // Once one has ended, the lead is what it measured (no commits while it ran: none).
     assert_eq!(rvm.query().truncation_lead_bytes, 0);
     rvm.close().unwrap();

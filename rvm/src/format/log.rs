@@ -533,6 +533,21 @@ impl Status {
 
 pub use super::record::*;
 
+/// Bytes the live records take in the record area `area_start..area_end`: none when the log
+/// is `empty`, else from `head` to `tail`, wrapping past the area's end when the tail is not
+/// after the head (so head and tail at one offset with records between them are the whole
+/// area). Saturating: positions outside the area (a damaged status read at open) give a
+/// wrong figure, never a panic.
+pub fn live_bytes(empty: bool, head: u64, tail: u64, area_start: u64, area_end: u64) -> u64 {
+    if empty {
+        0
+    } else if tail > head {
+        tail - head
+    } else {
+        (area_end.saturating_sub(head)).saturating_add(tail.saturating_sub(area_start))
+    }
+}
+
 #[cfg(test)]
 #[path = "log_tests.rs"]
 mod tests;

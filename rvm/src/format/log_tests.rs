@@ -509,3 +509,17 @@ fn record_crc_verify_refuses_short_or_mismatched_pieces_without_panicking() {
     let odd = RecordHeader { length: 10, ..h };
     assert!(running.verify(&odd, &rec[..60], &[], trailer).is_err());
 }
+
+#[test]
+fn live_bytes_wraps_and_counts_a_full_log_as_the_whole_area() {
+    let (start, end) = (4096, 4096 + 1000);
+    assert_eq!(live_bytes(true, 4500, 4500, start, end), 0);
+    assert_eq!(live_bytes(false, 4200, 4500, start, end), 300);
+    // Wrapped: from the head to the area's end, then from its start to the tail.
+    assert_eq!(live_bytes(false, 4900, 4200, start, end), 196 + 104);
+    // Head and tail at one offset with records between them: the area is full.
+    assert_eq!(live_bytes(false, 4500, 4500, start, end), 1000);
+    // A damaged status may put positions outside the area: a figure, never a panic.
+    assert_eq!(live_bytes(false, u64::MAX, 0, start, end), 0);
+    assert_eq!(live_bytes(false, 9000, 10, start, end), 0);
+}

@@ -11,14 +11,14 @@ use super::flush::{zero_chunk_bytes, PAD_RESERVE_BYTES};
 use super::plain_file::find_plain_file;
 use super::segments::{slot_target, Slot};
 use super::stats::{add, Stats};
-use super::status::{live_bytes, Pos};
+use super::status::Pos;
 use super::{lock, now_ms, Inner, Options, Rvm};
 use crate::apply::Applier;
 use crate::device::{Access, Device, DeviceRef, FileDevice};
 use crate::error::{Error, Result};
 use crate::format::log::{
-    CrcSeed, SegmentEntry, SegmentKind, Status, RECORD_AREA_MAX_BYTES, RECORD_AREA_MIN_BYTES,
-    RECORD_AREA_OFFSET, SECTOR_SIZE, STATUS_SLOT_SIZE,
+    live_bytes, CrcSeed, SegmentEntry, SegmentKind, Status, RECORD_AREA_MAX_BYTES,
+    RECORD_AREA_MIN_BYTES, RECORD_AREA_OFFSET, SECTOR_SIZE, STATUS_SLOT_SIZE,
 };
 use crate::format::segment::SegmentHeader;
 use crate::format::Uuid;

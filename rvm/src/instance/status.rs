@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::{lock, now_ms, Inner};
 use crate::error::Result;
-use crate::format::log::{Status, STATUS_FLAG_CLEAN, STATUS_SLOT_SIZE};
+use crate::format::log::{live_bytes, Status, STATUS_FLAG_CLEAN, STATUS_SLOT_SIZE};
 
 /// Log positions.
 pub(super) struct Pos {
@@ -42,20 +42,6 @@ pub(super) struct Pos {
 impl Pos {
     pub(super) fn is_empty(&self) -> bool {
         self.head_lsn == self.next_lsn
-    }
-}
-
-/// Bytes the live records take in the record area `area_start..area_end`: none when the log
-/// is `empty`, else from `head` to `tail`, wrapping past the area's end when the tail is not
-/// after the head. Saturating: positions outside the area (a damaged status read at open)
-/// give a wrong figure, never a panic.
-pub(super) fn live_bytes(empty: bool, head: u64, tail: u64, area_start: u64, area_end: u64) -> u64 {
-    if empty {
-        0
-    } else if tail > head {
-        tail - head
-    } else {
-        (area_end.saturating_sub(head)).saturating_add(tail.saturating_sub(area_start))
     }
 }
 
@@ -127,24 +113,5 @@ impl Inner {
             && (s.head_offset, s.head_lsn) == (p.head_offset, p.head_lsn)
             && (s.tail_offset, s.tail_lsn) == (p.tail_offset, p.next_lsn)
             && s.counters == counters
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::live_bytes;
-
-    #[test]
-    fn live_bytes_wraps_and_counts_a_full_log_as_the_whole_area() {
-        let (start, end) = (4096, 4096 + 1000);
-        assert_eq!(live_bytes(true, 4500, 4500, start, end), 0);
-        assert_eq!(live_bytes(false, 4200, 4500, start, end), 300);
-        // Wrapped: from the head to the area's end, then from its start to the tail.
-        assert_eq!(live_bytes(false, 4900, 4200, start, end), 196 + 104);
-        // Head and tail at one offset with records between them: the area is full.
-        assert_eq!(live_bytes(false, 4500, 4500, start, end), 1000);
-        // A damaged status may put positions outside the area: a figure, never a panic.
-        assert_eq!(live_bytes(false, u64::MAX, 0, start, end), 0);
-        assert_eq!(live_bytes(false, 9000, 10, start, end), 0);
     }
 }

@@ -61,10 +61,10 @@ pub(crate) fn rds(plan: &Plan, report: &mut Report) -> Result<()> {
     let st = s.rvm.statistics();
     let q = s.rvm.query();
     let area = q.area_size as f64;
-    let batch = (st.bytes_logged - before.bytes_logged) / (st.flushes - before.flushes).max(1);
+    let logged = st.bytes_logged - before.bytes_logged;
+    let batch = logged / (st.flushes - before.flushes).max(1);
     // How fast truncation applies the log when it runs, from the runs above: the log bytes
     // they wrote over the time truncation spent (all of them are applied by the end).
-    let logged = st.bytes_logged - before.bytes_logged;
     let truncating_s = (st.truncation_time_us - before.truncation_time_us) as f64 / 1e6;
     let applied_per_s = logged as f64 / truncating_s.max(1e-6);
     let per_op = logged as f64 / (3 * operations) as f64;
@@ -118,7 +118,7 @@ pub(crate) fn rds(plan: &Plan, report: &mut Report) -> Result<()> {
     ));
     report.note(format!(
         "rds: 64 MiB heap, chunk 64, 80 lists, ~8,000 live blocks; {} log bytes per operation",
-        (st.bytes_logged - before.bytes_logged) / (3 * operations).max(1)
+        logged / (3 * operations).max(1)
     ));
     s.rvm.close()?;
     Ok(())
