@@ -85,7 +85,11 @@ fn held_truncation(rvm: &Rvm, log: &GatedLog, base: usize, next: &mut usize, dur
 #[test]
 fn the_lead_is_the_growth_during_the_last_truncation_and_shrinks_when_there_is_none() {
     let (rvm, log, base) = open();
-    assert_eq!(rvm.query().truncation_lead_bytes, 0, "no truncation yet");
+    assert_eq!(
+        rvm.query().truncation_lead_bytes,
+        LOG_AREA_BYTES / 4,
+        "no truncation yet: a quarter of the threshold (100%)"
+    );
     let mut next = 0;
     // 200 flushes while the truncation is held: 200 records and their sector pads.
     let grown = held_truncation(&rvm, &log, base, &mut next, 200);
@@ -101,6 +105,41 @@ fn the_lead_is_the_growth_during_the_last_truncation_and_shrinks_when_there_is_n
     assert!(more + more / 2 > lead);
     assert_eq!(rvm.query().truncation_lead_bytes, more + more / 2);
     assert_eq!(rvm.statistics().background_truncations, 3);
+    rvm.close().unwrap();
+}
+
+/// Before any background truncation has ended nothing is measured, and the first one starts
+/// a quarter of the threshold ahead of it: not below that use, but at it. With the guess
+/// ignored (a lead of 0) the log would reach the threshold itself first.
+#[test]
+fn the_first_truncation_starts_a_quarter_of_the_threshold_ahead() {
+    let (rvm, _log, base) = open();
+    rvm.set_truncate_threshold(40).unwrap();
+    assert_eq!(rvm.query().truncation_lead_bytes, LOG_AREA_BYTES / 10);
+    let trigger = LOG_AREA_BYTES * 30 / 100;
+    // One flush: a 176-byte record and its sector pad.
+    let flush_bytes = 512;
+    let mut next = 0;
+    while rvm.query().used_bytes + flush_bytes < trigger {
+        commit(&rvm, base, next..next + 1);
+        next += 1;
+    }
+    rvm.wait_for_truncation().unwrap();
+    assert_eq!(
+        rvm.statistics().truncations,
+        0,
+        "none below the use a quarter of the threshold ahead of it"
+    );
+    while rvm.query().used_bytes < trigger {
+        commit(&rvm, base, next..next + 1);
+        next += 1;
+    }
+    rvm.wait_for_truncation().unwrap();
+    let st = rvm.statistics();
+    assert_eq!(st.background_truncations, 1, "one started there");
+    assert_eq!(rvm.query().used_bytes, 0, "and it freed the log");
+    // Once one has ended, the lead is what it measured (no commits while it ran: none).
+    assert_eq!(rvm.query().truncation_lead_bytes, 0);
     rvm.close().unwrap();
 }
 

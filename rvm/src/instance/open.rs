@@ -249,7 +249,7 @@ impl Rvm {
                 truncating: false,
                 shutdown: false,
                 zeroed_through: status.zeroed_through_offset(),
-                truncation_lead: 0,
+                truncation_lead: None,
                 truncating_peak: 0,
                 triggered_at: None,
             }),

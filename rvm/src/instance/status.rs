@@ -26,9 +26,10 @@ pub(super) struct Pos {
     pub(super) zeroed_through: u64,
     /// How far ahead of the threshold background truncation starts: how far the log rose
     /// above the use at which the last background truncation was asked for, until it ended, plus
-    /// half as much again, or a quarter less than the lead before, if that was more (0 until
-    /// a background truncation has ended). See [`Inner::note_overshoot`].
-    pub(super) truncation_lead: u64,
+    /// half as much again, or a quarter less than the lead before, if that was more (`None`
+    /// until a background truncation has ended: then a guess, see
+    /// [`Inner::truncation_lead`]). See [`Inner::note_overshoot`].
+    pub(super) truncation_lead: Option<u64>,
     /// The most bytes in use after any flush since the running truncation started (from the
     /// use when it started).
     pub(super) truncating_peak: u64,

@@ -132,11 +132,16 @@ impl Inner {
                 >= threshold * (self.area_end - self.area_start)
     }
 
-    /// How far below the threshold background truncation starts now (`past_trigger`).
+    /// How far below the threshold background truncation starts now (`past_trigger`): the
+    /// lead measured by the last background truncation, at most half the threshold. Before
+    /// any has ended there is nothing measured, and a first truncation started at the
+    /// threshold itself let the log rise well past it (to 52-61% of the log with a 50%
+    /// threshold in the report's RDS runs), so it starts ahead by half that most: a quarter
+    /// of the threshold.
     pub(super) fn truncation_lead(&self, p: &Pos) -> u64 {
         let threshold = self.truncate_threshold_percent.load(Ordering::Relaxed) as u64;
-        p.truncation_lead
-            .min(threshold * (self.area_end - self.area_start) / 200)
+        let most = threshold * (self.area_end - self.area_start) / 200;
+        p.truncation_lead.map_or(most / 2, |lead| lead.min(most))
     }
 
     /// Called when a background truncation has ended that was asked for (or, if no flush
@@ -149,7 +154,8 @@ impl Inner {
     fn note_overshoot(&self, p: &mut Pos, from: u64) {
         let grown = p.truncating_peak.saturating_sub(from);
         let lead = grown.saturating_add(grown / 2);
-        p.truncation_lead = lead.max(p.truncation_lead - p.truncation_lead / 4);
+        // The first measurement replaces the guess outright.
+        p.truncation_lead = Some(p.truncation_lead.map_or(lead, |old| lead.max(old - old / 4)));
     }
 
     pub(crate) fn request_truncation(&self) {
