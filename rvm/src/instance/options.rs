@@ -11,8 +11,8 @@ pub struct Options {
     /// Log use (percent) that background truncation keeps the log under: it starts when the
     /// use comes within how far the log rose while the last background truncation ran (at
     /// most half the threshold; [`LogState::truncation_lead_bytes`](crate::LogState)) of it,
-    /// and at the threshold itself before any has run. 0 disables the background thread
-    /// (truncation then happens only when space runs out or when asked).
+    /// and a quarter of the threshold ahead of it before any has ended. 0 disables the
+    /// background thread (truncation then happens only when space runs out or when asked).
     ///
     /// The threshold trades what a crash leaves to replay against throughput: a lower one
     /// truncates more often, and each truncation rewrites the segment pages its records touch

@@ -97,9 +97,9 @@ pub struct LogState {
     pub segments: Vec<SegmentEntry>,
     /// How many bytes below the threshold background truncation starts now: how far the log
     /// rose above the use at which the last background truncation was asked for, until it ended,
-    /// plus half as much again (0 until one has ended), so that a steady producer does not
-    /// fill the log past the threshold meanwhile. It never exceeds half the threshold, and
-    /// shrinks by a quarter per truncation when the rise does
+    /// plus half as much again (a quarter of the threshold until one has ended), so that a
+    /// steady producer does not fill the log past the threshold meanwhile. It never exceeds
+    /// half the threshold, and shrinks by a quarter per truncation when the rise does
     /// ([`Rvm::set_truncate_threshold`]).
     pub truncation_lead_bytes: u64,
 }

@@ -136,8 +136,8 @@ impl Inner {
     /// lead measured by the last background truncation, at most half the threshold. Before
     /// any has ended there is nothing measured, and a first truncation started at the
     /// threshold itself let the log rise well past it (to 52-61% of the log with a 50%
-    /// threshold in the report's RDS runs), so it starts ahead by half that most: a quarter
-    /// of the threshold.
+    /// threshold in the report's RDS runs), so the first one starts ahead by half the most a
+    /// lead may be: a quarter of the threshold.
     pub(super) fn truncation_lead(&self, p: &Pos) -> u64 {
         let threshold = self.truncate_threshold_percent.load(Ordering::Relaxed) as u64;
         let most = threshold * (self.area_end - self.area_start) / 200;
@@ -155,7 +155,10 @@ impl Inner {
         let grown = p.truncating_peak.saturating_sub(from);
         let lead = grown.saturating_add(grown / 2);
         // The first measurement replaces the guess outright.
-        p.truncation_lead = Some(p.truncation_lead.map_or(lead, |old| lead.max(old - old / 4)));
+        p.truncation_lead = Some(
+            p.truncation_lead
+                .map_or(lead, |old| lead.max(old - old / 4)),
+        );
     }
 
     pub(crate) fn request_truncation(&self) {

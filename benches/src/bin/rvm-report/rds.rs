@@ -13,9 +13,9 @@ pub(crate) fn rds(plan: &Plan, report: &mut Report) -> Result<()> {
     let s = RdsScenario::new(Options::default())?;
     let mut rng = Rng::new(0x4d5);
     // Reach the steady live set (about 8,000 blocks) before measuring, and go on until a
-    // background truncation has run: the first one starts at the threshold itself, with no
-    // measured growth to start ahead by (`LogState::truncation_lead_bytes`), so its peak is
-    // reported apart from the steady one.
+    // background truncation has run: the first one starts ahead of the threshold by a guess
+    // (a quarter of it), with no measured growth yet (`LogState::truncation_lead_bytes`), so
+    // its peak is reported apart from the steady one.
     s.malloc_free_loop(50_000, 1, 1000, true, &mut rng)?;
     let mut warm_up = 50_000u64;
     while s.rvm.statistics().background_truncations == 0 && warm_up < 1_000_000 {
