@@ -20,14 +20,16 @@ const LOG_AREA_BYTES: u64 = 1 << 20;
 /// The 64-byte slots that commits write (slot `i % SLOTS` for commit `i`).
 const SLOTS: usize = 4000;
 
-/// An instance on `log` (threshold 100: background truncation only when the test lowers it)
-/// and the segment `data`; the base address of the segment's region.
+/// An instance on `log` (opened with a threshold, so that its truncation thread runs, then set
+/// to 0: no background truncation until the test sets one) and the segment `data`; the base
+/// address of the segment's region.
 fn open_on(log: Arc<dyn Device>, data: Arc<dyn Device>) -> rvm::Result<(Rvm, usize)> {
     let options = Options::default()
         .truncate_threshold(100)
         .background_recovery(false)
         .segment_device(data.clone());
     let rvm = Rvm::open_device(log, options)?;
+    rvm.set_truncate_threshold(0)?;
     // SAFETY: these devices lend no descriptor to map; the region is read into anonymous
     // memory.
     let seg = unsafe { rvm.map_device(data, MapOptions::anywhere()) }?;

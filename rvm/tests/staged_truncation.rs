@@ -32,6 +32,9 @@ fn open(log: &Arc<CrashDevice>, data: &Arc<CrashDevice>) -> rvm::Result<(Rvm, us
         .background_recovery(false)
         .segment_device(data.clone());
     let rvm = Rvm::open_device(log.clone(), options)?;
+    // No background truncation until the test sets a threshold (opened with one, so that the
+    // truncation thread runs).
+    rvm.set_truncate_threshold(0)?;
     // SAFETY: crash devices lend no descriptor to map; the region is read into anonymous
     // memory.
     let seg = unsafe { rvm.map_device(data.clone(), MapOptions::anywhere()) }?;
@@ -136,8 +139,8 @@ impl Device for SyncCounting {
     }
 }
 
-/// An instance (threshold 100: background truncation only when the test lowers it) on `log`
-/// and two segments; the base addresses of their regions.
+/// An instance (opened with a threshold, then set to 0: background truncation only when the
+/// test sets one) on `log` and two segments; the base addresses of their regions.
 fn open_two(
     log: Arc<dyn Device>,
     a: Arc<dyn Device>,
@@ -149,6 +152,7 @@ fn open_two(
         .segment_device(a.clone())
         .segment_device(b.clone());
     let rvm = Rvm::open_device(log, options)?;
+    rvm.set_truncate_threshold(0)?;
     // SAFETY: these devices lend no descriptor to map; the regions are read into anonymous
     // memory.
     let sa = unsafe { rvm.map_device(a, MapOptions::anywhere()) }?;
