@@ -44,6 +44,8 @@ fn fill(rvm: &rvm::Rvm, out: &mut RvmStatistics) {
     out.range_overlap = offset(s.bytes_saved_by_coalescing);
     out.n_range_elim = s.ranges_coalesced as RvmLength;
     out.n_trans_coalesced = s.transactions_coalesced as RvmLength;
+    out.n_trans_elim = s.ranges_merged_across_commits as RvmLength;
+    out.trans_overlap = offset(s.bytes_saved_across_commits);
     out.flush_time = timeval_us(s.flush_time_us);
     out.last_truncation_time = (s.last_truncation_us / 1_000_000) as RvmLength;
     out.tot_abort = l.aborts as RvmLength;
@@ -55,8 +57,10 @@ fn fill(rvm: &rvm::Rvm, out: &mut RvmStatistics) {
     out.tot_log_written = offset(l.bytes_logged);
     out.tot_range_overlap = offset(l.bytes_saved_by_coalescing);
     out.tot_range_elim = l.ranges_coalesced as RvmLength;
-    // Not among the log's persisted counters: this instance's count.
+    // Not among the log's persisted counters: this instance's counts.
     out.tot_trans_coalesced = s.transactions_coalesced as RvmLength;
+    out.tot_trans_elim = s.ranges_merged_across_commits as RvmLength;
+    out.tot_trans_overlap = offset(s.bytes_saved_across_commits);
     out.tot_rvm_truncate = settings.rvm_truncates as RvmLength;
     out.tot_async_truncation = s.background_truncations as RvmLength;
     out.tot_sync_truncation = s.truncations.saturating_sub(s.background_truncations) as RvmLength;
@@ -130,6 +134,12 @@ pub fn report(s: &RvmStatistics) -> String {
         "bytes saved (ranges)",
         s.range_overlap.low,
         s.tot_range_overlap.low,
+    );
+    line("ranges merged (commits)", s.n_trans_elim, s.tot_trans_elim);
+    line(
+        "bytes saved (commits)",
+        s.trans_overlap.low,
+        s.tot_trans_overlap.low,
     );
     line("log bytes", s.log_written.low, s.tot_log_written.low);
     let mut out = String::from("RVM statistics (rvm-rs)\n");

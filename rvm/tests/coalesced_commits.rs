@@ -1,6 +1,7 @@
 //! Commits queued before a flush logged as one record (`Options::coalesce_transactions`, the
 //! classic `RVM_COALESCE_TRANS`): what is logged, what a crash keeps (all of a group or none
-//! of it), and the newest write of every byte winning inside a group.
+//! of it), and the newest write of every byte winning inside a group, where bytes rewritten
+//! are logged once.
 
 use std::sync::Arc;
 
@@ -255,4 +256,85 @@ fn the_newest_write_of_every_byte_wins_inside_a_group() {
             "seed {seed}: bytes differ after truncation"
         );
     }
+}
+
+/// Commit `n` no_flush transactions, the `i`th writing a counter (8 bytes at 0, value `i + 1`)
+/// and 8 bytes of `i + 1` at `64 + 16 * i` (apart from each other: nothing to join).
+fn count_each(h: &Harness, n: usize) {
+    for i in 0..n {
+        let mut tx = h.rvm.begin(BeginMode::NoRestore).unwrap();
+        tx.fill(h.base, 8, i as u8 + 1).unwrap();
+        tx.fill(h.base + 64 + 16 * i, 8, i as u8 + 1).unwrap();
+        tx.end(CommitMode::NoFlush).unwrap();
+    }
+}
+
+/// The counter and slots of [`count_each`]: how many of the `n` commits are present (a prefix,
+/// with the counter of the last of them).
+fn counted_present(rvm: &Rvm, base: usize, n: usize) -> usize {
+    let mut region = vec![0u8; 64 + 16 * n];
+    rvm.read_bytes(base, &mut region).unwrap();
+    let present = (0..n).take_while(|&i| region[64 + 16 * i] != 0).count();
+    for i in 0..n {
+        let want = if i < present { i as u8 + 1 } else { 0 };
+        let slot = &region[64 + 16 * i..72 + 16 * i];
+        assert!(slot.iter().all(|&b| b == want), "commit {i} of {present}");
+    }
+    assert!(
+        region[..8].iter().all(|&b| b == present as u8),
+        "the counter"
+    );
+    present
+}
+
+/// Bytes that every commit of a group rewrites are logged once, with their last value: the
+/// record's ranges are merged before it is written.
+#[test]
+fn bytes_rewritten_inside_a_group_are_logged_once() {
+    const N: usize = 40;
+    let (controller, h) = fresh(1, true);
+    count_each(&h, N);
+    h.rvm.flush().unwrap();
+    let s = h.rvm.statistics();
+    assert_eq!(
+        (s.records_written, s.transactions_coalesced),
+        (1, N as u64 - 1)
+    );
+    // 40 counter ranges become one; the 40 slots stay.
+    assert_eq!(s.ranges_merged_across_commits, N as u64 - 1);
+    assert_eq!(s.bytes_saved_across_commits, (N as u64 - 1) * (32 + 8));
+    assert_eq!(s.bytes_logged, RECORD_FRAMING + (N as u64 + 1) * (32 + 8));
+    let h = crash_and_recover(&controller, h, true);
+    assert_eq!(counted_present(&h.rvm, h.base, N), N);
+}
+
+/// A crash anywhere in the flush of a merged group keeps all of it or none of it, as it does
+/// for a group with nothing to merge.
+#[test]
+fn a_crash_keeps_a_merged_group_whole_or_not_at_all() {
+    const N: usize = 40;
+    let mut outcomes = [0usize; 2];
+    for seed in 0..12u64 {
+        for crash_at in 0..10 {
+            let (controller, h) = fresh(seed, true);
+            h.log.set_tear(Tear::RandomSectors);
+            h.data.set_tear(Tear::RandomSectors);
+            count_each(&h, N);
+            controller.crash_after(crash_at);
+            let flushed = h.rvm.flush().is_ok();
+            let merged = h.rvm.statistics().ranges_merged_across_commits;
+            let h = crash_and_recover(&controller, h, true);
+            let present = counted_present(&h.rvm, h.base, N);
+            if flushed {
+                assert_eq!(merged, N as u64 - 1);
+                assert_eq!(present, N, "seed {seed}, crash at {crash_at}: flushed");
+            }
+            assert!(
+                present == 0 || present == N,
+                "seed {seed}, crash at {crash_at}: {present} of a group of {N} kept"
+            );
+            outcomes[usize::from(present == N)] += 1;
+        }
+    }
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
 }

@@ -179,12 +179,18 @@ int main(int argc, char **argv) {
             rvm_init_tid(&t2);
             CHECK_RC(rvm_begin_transaction(&t2, no_restore), RVM_SUCCESS);
             CHECK_RC(rvm_modify_bytes(&t2, base + 200 + 8 * i, "ccc", 3), RVM_SUCCESS);
+            CHECK_RC(rvm_modify_bytes(&t2, base + 300, "ddd", 3), RVM_SUCCESS);
             CHECK_RC(rvm_end_transaction(&t2, no_flush), RVM_SUCCESS);
         }
         CHECK_RC(rvm_flush(), RVM_SUCCESS);
         CHECK_RC(RVM_STATISTICS(&stats), RVM_SUCCESS);
         CHECK(stats.n_trans_coalesced == (on ? 2UL : 0UL));
         CHECK(stats.tot_trans_coalesced == stats.n_trans_coalesced);
+        /* The shared record logs the 3 bytes every commit rewrote once: two ranges of a
+         * 32-byte header and 8 bytes of data each fewer. */
+        CHECK(stats.n_trans_elim == (on ? 2UL : 0UL));
+        CHECK(stats.trans_overlap.low == (on ? 80UL : 0UL));
+        CHECK(stats.tot_trans_elim == stats.n_trans_elim);
     }
     opts->flags = 0;
     CHECK_RC(rvm_set_options(opts), RVM_SUCCESS);

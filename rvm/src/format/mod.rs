@@ -10,6 +10,7 @@
 
 pub mod heap;
 pub mod log;
+pub mod merge;
 pub mod record;
 pub mod segment;
 pub mod segment_table;

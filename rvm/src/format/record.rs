@@ -581,6 +581,23 @@ impl TransactionEncoder {
     }
 }
 
+/// The flags, range count and body of an unsealed transaction record (header fields set, the
+/// trailer's room at the end; see [`TransactionEncoder`]), or `None` if `rec` is not one: too
+/// short, another kind, or a length field that disagrees with `rec`.
+pub(crate) fn unsealed_parts(rec: &[u8]) -> Option<(u16, u32, &[u8])> {
+    (rec.len() >= RECORD_MIN_SIZE as usize
+        && get_u32(rec, RH_MAGIC) == RECORD_MAGIC
+        && get_u16(rec, RH_KIND) == KIND_TRANSACTION
+        && get_u64(rec, RH_LENGTH) == rec.len() as u64)
+        .then(|| {
+            (
+                get_u16(rec, RH_FLAGS),
+                get_u32(rec, RH_RANGE_COUNT),
+                &rec[RECORD_HEADER_SIZE..rec.len() - RECORD_TRAILER_SIZE],
+            )
+        })
+}
+
 /// Lay ranges out in `body` from `at` on: each range's header, then its data (written by
 /// `fill` into the slice it is given, the `i`th range's `length` bytes), zero padded to 8. A
 /// range that does not fit what is left of `body` ends the layout early.

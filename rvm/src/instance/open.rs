@@ -222,6 +222,9 @@ impl Rvm {
             queue: Mutex::new(Queue {
                 buf: Vec::new(),
                 records: Vec::new(),
+                repeats: Vec::new(),
+                recent: Default::default(),
+                merging: Default::default(),
                 queued_commits: 0,
                 group_open: false,
                 coalesce: options.coalesce_transactions,

@@ -41,6 +41,12 @@ pub struct Statistics {
     /// Commits logged in the record of an earlier commit, each saving a record's header and
     /// trailer ([`Options::coalesce_transactions`](crate::Options::coalesce_transactions)).
     pub transactions_coalesced: u64,
+    /// Ranges fewer in the log because the ranges of commits that share a record were merged
+    /// there: each byte logged once, with its last value
+    /// ([`Options::coalesce_transactions`](crate::Options::coalesce_transactions)).
+    pub ranges_merged_across_commits: u64,
+    /// Log bytes saved by that merging.
+    pub bytes_saved_across_commits: u64,
     /// Time spent writing and syncing the log, in microseconds.
     pub flush_time_us: u64,
     /// Time spent truncating, in microseconds.
@@ -122,6 +128,8 @@ pub(crate) struct Stats {
     pub(super) recovered_records: AtomicU64,
     pub(super) recovery_time_us: AtomicU64,
     pub(super) log_used_peak_bytes: AtomicU64,
+    pub(super) ranges_merged: AtomicU64,
+    pub(super) bytes_saved_by_merging: AtomicU64,
 }
 
 pub(super) fn add(counter: &AtomicU64, n: u64) {
@@ -193,6 +201,8 @@ impl Inner {
             ranges_coalesced: c.ranges_coalesced,
             bytes_saved_by_coalescing: c.bytes_saved_by_coalescing,
             transactions_coalesced: c.transactions_coalesced,
+            ranges_merged_across_commits: g(&s.ranges_merged),
+            bytes_saved_across_commits: g(&s.bytes_saved_by_merging),
             flush_time_us: g(&s.flush_time_us),
             truncation_time_us: g(&s.truncation_time_us),
             last_truncation_us: g(&s.last_truncation_us),

@@ -1,0 +1,212 @@
+//! Merging the ranges of a record that carries several commits
+//! ([`Options::coalesce_transactions`](crate::Options::coalesce_transactions)).
+//!
+//! Commits queued before a flush share one record, and each commit's ranges are appended as
+//! they come, so bytes that every commit writes (a heap's counters and list heads) are logged
+//! once per commit. A record is replayed whole or not at all, so all that matters of it is the
+//! value its last range gives each byte. [`merge_ranges`] rewrites such a record with every
+//! byte once: ranges that overlap or touch become one range holding those last values. The
+//! classic library did the same for the commits it grouped (its `trans_elim` statistics).
+//!
+//! Sorting the ranges costs time, so the queue merges only records where it saw ranges
+//! repeat: [`RecentRanges`] notes each range as it is queued and counts the ones seen shortly
+//! before.
+
+use super::record::{
+    ranges, transaction_record_size, unsealed_parts, RangeHeader, TransactionEncoder,
+    RANGE_HEADER_SIZE,
+};
+use super::segment::REGION_ALIGN;
+
+/// What a merge took out of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MergeSaving {
+    /// Ranges fewer than before.
+    pub ranges: u64,
+    /// Bytes fewer than before.
+    pub bytes: u64,
+}
+
+/// One range of the record being merged.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    segment: u32,
+    offset: u64,
+    end: u64,
+    address: u64,
+    /// Where its data starts in the record's body.
+    data: usize,
+}
+
+/// A run of ranges that overlap or touch: the range that replaces them.
+#[derive(Debug, Clone, Copy)]
+struct Group {
+    /// Its members: `order[first..first + count]`.
+    first: usize,
+    count: usize,
+    segment: u32,
+    offset: u64,
+    end: u64,
+    address: u64,
+}
+
+/// Buffers a merge reuses from one record to the next.
+#[derive(Debug, Default)]
+pub struct MergeScratch {
+    spans: Vec<Span>,
+    order: Vec<u32>,
+    groups: Vec<Group>,
+    members: Vec<u32>,
+}
+
+/// Append to `out` the unsealed transaction record `rec` (header, ranges, room for the
+/// trailer; see [`TransactionEncoder`]) with its ranges merged: every byte any range writes
+/// is written by exactly one range, with the value of the last range in `rec` that writes it,
+/// and ranges of a segment that overlap or touch become one. Touching ones join only if their
+/// addresses continue each other too (the address of a range is informational) and they do
+/// not touch on a multiple of [`REGION_ALIGN`], where two regions may meet: a merged range
+/// lies in one region, as each of its ranges did. The merged
+/// ranges are in the order of segment and offset; the flags are kept. Replaying the result
+/// leaves every segment byte as replaying `rec` would.
+///
+/// Returns what the merge saved, or `None` with nothing appended when `rec` is not an unsealed
+/// transaction record whose ranges decode, or when merging would save nothing.
+pub fn merge_ranges(
+    rec: &[u8],
+    out: &mut Vec<u8>,
+    scratch: &mut MergeScratch,
+) -> Option<MergeSaving> {
+    let (flags, count, body) = unsealed_parts(rec)?;
+    let MergeScratch {
+        spans,
+        order,
+        groups,
+        members,
+    } = scratch;
+    spans.clear();
+    order.clear();
+    groups.clear();
+    for r in ranges(body, count) {
+        let r = r.ok()?;
+        spans.push(Span {
+            segment: r.header.segment,
+            offset: r.header.offset,
+            end: r.header.offset.checked_add(r.header.length)?,
+            address: r.header.address,
+            data: r.body_offset + RANGE_HEADER_SIZE,
+        });
+    }
+    order.extend(0..spans.len() as u32);
+    order.sort_unstable_by_key(|&i| {
+        let s = &spans[i as usize];
+        (s.segment, s.offset)
+    });
+    for (at, &i) in order.iter().enumerate() {
+        let s = spans[i as usize];
+        if let Some(g) = groups.last_mut() {
+            // Ranges that share a byte lie in one region; ranges that only touch may lie in
+            // two (regions start and end on REGION_ALIGN), and a replayed range must lie in
+            // one, so those join only off that alignment.
+            let joins = g.segment == s.segment
+                && (s.offset < g.end
+                    || (s.offset == g.end
+                        && !g.end.is_multiple_of(REGION_ALIGN)
+                        && s.address.wrapping_sub(s.offset) == g.address.wrapping_sub(g.offset)));
+            if joins {
+                g.end = g.end.max(s.end);
+                g.count += 1;
+                continue;
+            }
+        }
+        groups.push(Group {
+            first: at,
+            count: 1,
+            segment: s.segment,
+            offset: s.offset,
+            end: s.end,
+            address: s.address,
+        });
+    }
+    let size = transaction_record_size(groups.iter().map(|g| g.end - g.offset));
+    if size >= rec.len() as u64 {
+        return None;
+    }
+    let headers = groups.iter().map(|g| RangeHeader {
+        segment: g.segment,
+        offset: g.offset,
+        length: g.end - g.offset,
+        address: g.address,
+    });
+    TransactionEncoder::record_sized(out, flags, size, headers, |i, dst| {
+        let g = groups[i];
+        members.clear();
+        members.extend_from_slice(&order[g.first..g.first + g.count]);
+        // In record order, so the last range to write a byte is the last to copy it.
+        members.sort_unstable();
+        for &m in members.iter() {
+            let s = spans[m as usize];
+            let (from, to) = ((s.offset - g.offset) as usize, (s.end - g.offset) as usize);
+            if let (Some(d), Some(src)) = (
+                dst.get_mut(from..to),
+                body.get(s.data..s.data + (to - from)),
+            ) {
+                d.copy_from_slice(src);
+            }
+        }
+    });
+    Some(MergeSaving {
+        ranges: spans.len().saturating_sub(groups.len()) as u64,
+        bytes: rec.len() as u64 - size,
+    })
+}
+
+/// Slots of [`RecentRanges`] (a power of two).
+const RECENT_SLOTS: usize = 256;
+
+/// Notes the ranges queued into the open record and counts how many were queued there
+/// shortly before (the same segment and offset): a direct-mapped table of their keys, which
+/// a range of another key evicts. A cheap sign that merging the record would save much
+/// ([`RecentRanges::worth_merging`]); it may miss repeats (and, rarely, take two offsets that
+/// differ in the lowest bit for one), and costs a multiplication, a load and a store per range.
+#[derive(Debug)]
+pub struct RecentRanges {
+    keys: Box<[u64; RECENT_SLOTS]>,
+}
+
+impl Default for RecentRanges {
+    fn default() -> Self {
+        RecentRanges {
+            keys: Box::new([0; RECENT_SLOTS]),
+        }
+    }
+}
+
+impl RecentRanges {
+    /// Forget every range (a new record starts).
+    pub fn clear(&mut self) {
+        self.keys.fill(0);
+    }
+
+    /// Note a range; true if the same segment and offset was noted shortly before.
+    #[inline]
+    pub fn repeats(&mut self, range: &RangeHeader) -> bool {
+        // A 64-bit mix of both fields (never 0, the empty slot): the top bits pick the slot.
+        let key = ((range.offset ^ (u64::from(range.segment) << 48))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            | 1;
+        let slot = &mut self.keys[(key >> 56) as usize % RECENT_SLOTS];
+        let seen = *slot == key;
+        *slot = key;
+        seen
+    }
+
+    /// Whether a record of `ranges` ranges, `repeats` of which were repeats, is worth
+    /// merging: when at least one range in eight repeated.
+    pub fn worth_merging(ranges: u32, repeats: u32) -> bool {
+        repeats > 0 && u64::from(repeats) * 8 >= u64::from(ranges)
+    }
+}
+
+#[cfg(test)]
+#[path = "merge_tests.rs"]
+mod tests;
