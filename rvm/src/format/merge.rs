@@ -41,7 +41,7 @@ struct Span {
 /// A run of ranges that overlap or touch: the range that replaces them.
 #[derive(Debug, Clone, Copy)]
 struct Group {
-    /// Its members: `order[first..first + count]`.
+    /// Its members: `order[first..first + count]` (their indices in `spans`).
     first: usize,
     count: usize,
     segment: u32,
@@ -54,7 +54,11 @@ struct Group {
 #[derive(Debug, Default)]
 pub struct MergeScratch {
     spans: Vec<Span>,
+    /// The indices in `spans` in order of segment and offset ([`sort_by_place`]).
     order: Vec<u32>,
+    /// Sort keys (see [`sort_by_place`]).
+    keys: Vec<u64>,
+    wide_keys: Vec<(u32, u64, u32)>,
     groups: Vec<Group>,
     members: Vec<u32>,
 }
@@ -80,6 +84,8 @@ pub fn merge_ranges(
     let MergeScratch {
         spans,
         order,
+        keys,
+        wide_keys,
         groups,
         members,
     } = scratch;
@@ -96,11 +102,7 @@ pub fn merge_ranges(
             data: r.body_offset + RANGE_HEADER_SIZE,
         });
     }
-    order.extend(0..spans.len() as u32);
-    order.sort_unstable_by_key(|&i| {
-        let s = &spans[i as usize];
-        (s.segment, s.offset)
-    });
+    sort_by_place(spans, order, keys, wide_keys);
     for (at, &i) in order.iter().enumerate() {
         let s = spans[i as usize];
         if let Some(g) = groups.last_mut() {
@@ -139,10 +141,21 @@ pub fn merge_ranges(
     });
     TransactionEncoder::record_sized(out, flags, size, headers, |i, dst| {
         let g = groups[i];
+        let group = &order[g.first..g.first + g.count];
+        // Ranges of one place are sorted by their index, so where every member has the
+        // group's extent (bytes every commit rewrote) the last one's data is all there is.
+        let same = group.iter().all(|&m| {
+            let s = &spans[m as usize];
+            s.offset == g.offset && s.end == g.end
+        });
         members.clear();
-        members.extend_from_slice(&order[g.first..g.first + g.count]);
-        // In record order, so the last range to write a byte is the last to copy it.
-        members.sort_unstable();
+        if same {
+            members.extend(group.last());
+        } else {
+            members.extend_from_slice(group);
+            // In record order, so the last range to write a byte is the last to copy it.
+            members.sort_unstable();
+        }
         for &m in members.iter() {
             let s = spans[m as usize];
             let (from, to) = ((s.offset - g.offset) as usize, (s.end - g.offset) as usize);
@@ -158,6 +171,44 @@ pub fn merge_ranges(
         ranges: spans.len().saturating_sub(groups.len()) as u64,
         bytes: rec.len() as u64 - size,
     })
+}
+
+/// Fill `order` with the indices of `spans` sorted by segment, then offset. The sort is the
+/// merge's main cost, so the usual case sorts one `u64` per range that packs the segment
+/// (4 bits), the offset (40 bits) and the index (20 bits); other ranges take a sort of wider
+/// keys. Either way the key holds the index, so no comparison looks into `spans`.
+fn sort_by_place(
+    spans: &[Span],
+    order: &mut Vec<u32>,
+    keys: &mut Vec<u64>,
+    wide_keys: &mut Vec<(u32, u64, u32)>,
+) {
+    order.clear();
+    let narrow = spans.len() < 1 << 20
+        && spans
+            .iter()
+            .all(|s| s.segment < 1 << 4 && s.offset < 1 << 40);
+    if narrow {
+        keys.clear();
+        keys.extend(
+            spans
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (u64::from(s.segment) << 60) | (s.offset << 20) | i as u64),
+        );
+        keys.sort_unstable();
+        order.extend(keys.iter().map(|&k| (k & ((1 << 20) - 1)) as u32));
+    } else {
+        wide_keys.clear();
+        wide_keys.extend(
+            spans
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.segment, s.offset, i as u32)),
+        );
+        wide_keys.sort_unstable();
+        order.extend(wide_keys.iter().map(|&(_, _, i)| i));
+    }
 }
 
 /// Slots of [`RecentRanges`] (a power of two).
