@@ -330,34 +330,18 @@ fn queue_ranges(
             if grown <= q.group_bytes_max as u64
                 && TransactionEncoder::extendable(&q.buf, start, headers.len())
             {
-                let (recent, mut repeats) = (&mut q.recent, 0u32);
-                let headers = headers.inspect(|h| repeats += u32::from(recent.repeats(h)));
                 TransactionEncoder::extend(&mut q.buf, start, flags, size, headers, fill);
                 if let Some(last) = q.records.last_mut() {
                     last.1 = grown as usize;
-                }
-                if let Some(last) = q.repeats.last_mut() {
-                    *last = last.saturating_add(repeats);
                 }
                 q.counts.transactions_coalesced += 1;
                 return q.count_commit();
             }
         }
     }
-    // A record later commits may join: note its ranges from the first (see `Queue::recent`).
-    let note = q.coalesce;
-    if note {
-        q.recent.clear();
-    }
-    let (recent, mut repeats) = (&mut q.recent, 0u32);
-    let headers = headers.inspect(|h| {
-        if note {
-            repeats += u32::from(recent.repeats(h));
-        }
-    });
     let start = TransactionEncoder::record_sized(&mut q.buf, flags, size, headers, fill);
     q.group_open = q.coalesce;
-    inner.queued(q, start, repeats)
+    inner.queued(q, start)
 }
 
 /// Spare buffers larger than this are dropped rather than kept.

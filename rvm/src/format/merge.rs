@@ -8,9 +8,8 @@
 //! byte once: ranges that overlap or touch become one range holding those last values. The
 //! classic library did the same for the commits it grouped (its `trans_elim` statistics).
 //!
-//! Sorting the ranges costs time, so the queue merges only records where it saw ranges
-//! repeat: [`RecentRanges`] notes each range as it is queued and counts the ones seen shortly
-//! before.
+//! Sorting the ranges costs time, so the flush leader merges only records where ranges repeat
+//! ([`worth_merging`] looks at the first ranges of a record).
 
 use super::record::{
     ranges, transaction_record_size, unsealed_parts, RangeHeader, TransactionEncoder,
@@ -59,6 +58,8 @@ pub struct MergeScratch {
     /// Sort keys (see [`sort_by_place`]).
     keys: Vec<u64>,
     wide_keys: Vec<(u32, u64, u32)>,
+    /// The table of [`worth_merging`].
+    recent: RecentRanges,
     groups: Vec<Group>,
     members: Vec<u32>,
 }
@@ -88,6 +89,7 @@ pub fn merge_ranges(
         wide_keys,
         groups,
         members,
+        ..
     } = scratch;
     spans.clear();
     order.clear();
@@ -211,16 +213,15 @@ fn sort_by_place(
     }
 }
 
-/// Slots of [`RecentRanges`] (a power of two).
+/// Slots of the table [`worth_merging`] notes ranges in (a power of two).
 const RECENT_SLOTS: usize = 256;
+/// The most ranges of a record [`worth_merging`] looks at.
+const SAMPLE_RANGES: u32 = 64;
 
-/// Notes the ranges queued into the open record and counts how many were queued there
-/// shortly before (the same segment and offset): a direct-mapped table of their keys, which
-/// a range of another key evicts. A cheap sign that merging the record would save much
-/// ([`RecentRanges::worth_merging`]); it may miss repeats (and, rarely, take two offsets that
-/// differ in the lowest bit for one), and costs a multiplication, a load and a store per range.
+/// A direct-mapped table of recently seen places (segment and offset) of ranges: a range of
+/// another place in the same slot evicts the one before.
 #[derive(Debug)]
-pub struct RecentRanges {
+struct RecentRanges {
     keys: Box<[u64; RECENT_SLOTS]>,
 }
 
@@ -233,29 +234,41 @@ impl Default for RecentRanges {
 }
 
 impl RecentRanges {
-    /// Forget every range (a new record starts).
-    pub fn clear(&mut self) {
-        self.keys.fill(0);
-    }
-
-    /// Note a range; true if the same segment and offset was noted shortly before.
+    /// Note a range's place; true if the same place was noted shortly before (or, rarely,
+    /// one whose offset differs in the lowest bit only).
     #[inline]
-    pub fn repeats(&mut self, range: &RangeHeader) -> bool {
+    fn repeats(&mut self, segment: u32, offset: u64) -> bool {
         // A 64-bit mix of both fields (never 0, the empty slot): the top bits pick the slot.
-        let key = ((range.offset ^ (u64::from(range.segment) << 48))
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15))
-            | 1;
+        let key = ((offset ^ (u64::from(segment) << 48)).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
         let slot = &mut self.keys[(key >> 56) as usize % RECENT_SLOTS];
         let seen = *slot == key;
         *slot = key;
         seen
     }
+}
 
-    /// Whether a record of `ranges` ranges, `repeats` of which were repeats, is worth
-    /// merging: when at least one range in eight repeated.
-    pub fn worth_merging(ranges: u32, repeats: u32) -> bool {
-        repeats > 0 && u64::from(repeats) * 8 >= u64::from(ranges)
+/// Whether [`merge_ranges`] would likely save much on the unsealed record `rec`: whether, of
+/// its first 64 ranges, one in eight or more has the place of a range shortly before it (a
+/// record of commits that rewrite a heap's counters repeats them within a few commits). A
+/// cheap look at a few ranges, so that records of scattered writes are not sorted for
+/// nothing. False for anything that is not such a record.
+pub fn worth_merging(rec: &[u8], scratch: &mut MergeScratch) -> bool {
+    let Some((_, count, body)) = unsealed_parts(rec) else {
+        return false;
+    };
+    if count < 2 {
+        return false;
     }
+    let recent = &mut scratch.recent;
+    recent.keys.fill(0);
+    let (mut seen, mut repeats) = (0u32, 0u32);
+    for r in ranges(body, count.min(SAMPLE_RANGES)) {
+        // The count is cut short, so the walk ends with an error item: stop at any.
+        let Ok(r) = r else { break };
+        seen += 1;
+        repeats += u32::from(recent.repeats(r.header.segment, r.header.offset));
+    }
+    repeats > 0 && u64::from(repeats) * 8 >= u64::from(seen)
 }
 
 #[cfg(test)]

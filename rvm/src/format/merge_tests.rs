@@ -197,15 +197,27 @@ fn a_record_with_nothing_to_merge_or_that_does_not_decode_is_left_alone() {
 const RECORD_HEADER_SIZE_FOR_TESTS: usize = crate::format::record::RECORD_HEADER_SIZE;
 
 #[test]
-fn recent_ranges_count_repeats_until_cleared() {
-    let mut recent = RecentRanges::default();
-    let a = range(0, 4096, 8);
-    assert!(!recent.repeats(&a));
-    assert!(recent.repeats(&a));
-    assert!(!recent.repeats(&range(1, 4096, 8)), "another segment");
-    recent.clear();
-    assert!(!recent.repeats(&a));
-    assert!(!RecentRanges::worth_merging(100, 0));
-    assert!(!RecentRanges::worth_merging(100, 12));
-    assert!(RecentRanges::worth_merging(100, 13));
+fn a_record_is_worth_merging_when_one_range_in_eight_repeats() {
+    let mut scratch = MergeScratch::default();
+    // 16 ranges at distinct places: nothing repeats.
+    let apart: Vec<RangeHeader> = (0..16).map(|i| range(0, 64 * i, 8)).collect();
+    assert!(!worth_merging(&record(0, &apart), &mut scratch));
+    // Each pair of commits rewrites one counter: 8 of 24 ranges repeat.
+    let mut counted = Vec::new();
+    for i in 0..12 {
+        counted.push(range(0, 0, 8));
+        counted.push(range(0, 64 + 64 * i, 8));
+    }
+    assert!(worth_merging(&record(0, &counted), &mut scratch));
+    // Two repeats of 32 ranges: under one in eight.
+    let mut few = apart.clone();
+    few.extend((16..30).map(|i| range(1, 64 * i, 8)));
+    few.push(range(0, 0, 8));
+    few.push(range(0, 64, 8));
+    assert!(!worth_merging(&record(0, &few), &mut scratch));
+    // Only the first 64 ranges are looked at: repeats after them do not count.
+    let mut late: Vec<RangeHeader> = (0..64).map(|i| range(0, 64 * i, 8)).collect();
+    late.extend((0..512).map(|_| range(0, 0, 8)));
+    assert!(!worth_merging(&record(0, &late), &mut scratch));
+    assert!(!worth_merging(&[0u8; 200], &mut scratch));
 }

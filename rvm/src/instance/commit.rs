@@ -6,8 +6,7 @@ use std::time::Instant;
 use super::stats::add;
 use super::{lock, Inner, Rvm};
 use crate::error::Result;
-use crate::format::merge::{merge_ranges, MergeScratch, RecentRanges};
-use crate::format::record::unsealed_parts;
+use crate::format::merge::{merge_ranges, worth_merging, MergeScratch};
 
 /// Bounds of the pause a flush leader may take to let its group finish queueing.
 pub(super) const GATHER_WAIT_US_MIN: u64 = 50;
@@ -19,11 +18,6 @@ pub(crate) struct Queue {
     pub(crate) buf: Vec<u8>,
     /// (start, length) of each record in `buf`.
     pub(crate) records: Vec<(usize, usize)>,
-    /// For each record in `records`, how many of its ranges `recent` found repeated: the
-    /// flush leader merges the records where that is worth it (`Inner::merge_queued`).
-    pub(crate) repeats: Vec<u32>,
-    /// The ranges queued lately into the open record (noted only while coalescing).
-    pub(crate) recent: RecentRanges,
     /// The flush leader's buffers for merging (taken while it writes).
     pub(super) merging: Merging,
     /// Commits queued in `buf` (more than `records` when records carry several).
@@ -123,52 +117,37 @@ impl Rvm {
 
 impl Inner {
     /// Queue-side of a commit: called with the queue locked by the transaction after it has
-    /// appended its record, `repeats` of whose ranges were noted as repeats
-    /// ([`Queue::recent`]). Returns the commit's sequence number.
-    pub(crate) fn queued(&self, q: &mut Queue, start: usize, repeats: u32) -> u64 {
+    /// appended its record. Returns the commit's sequence number.
+    pub(crate) fn queued(&self, q: &mut Queue, start: usize) -> u64 {
         let len = q.buf.len() - start;
         q.records.push((start, len));
-        q.repeats.push(repeats);
         q.count_commit()
     }
 
-    /// Merge the ranges of every queued record where enough of them repeated
-    /// ([`RecentRanges::worth_merging`], [`merge_ranges`]): each byte is then logged once,
-    /// with its last value. The records stay back to back in `buf` (`records` is updated, and
-    /// `buf` shortened by what the merges saved).
+    /// Merge the ranges of every queued record where ranges repeat ([`worth_merging`],
+    /// [`merge_ranges`]): each byte is then logged once, with its last value. The records
+    /// stay back to back in `buf` (`records` is updated, and `buf` shortened by what the
+    /// merges saved). Runs in the flush leader, off the commit path.
     pub(super) fn merge_queued(
         &self,
         buf: &mut Vec<u8>,
         records: &mut [(usize, usize)],
-        repeats: &[u32],
         m: &mut Merging,
     ) {
-        let worth = |buf: &[u8], &(s, l): &(usize, usize), &r: &u32| {
-            buf.get(s..s + l)
-                .and_then(unsealed_parts)
-                .is_some_and(|(_, count, _)| RecentRanges::worth_merging(count, r))
-        };
-        let first = records
-            .iter()
-            .zip(repeats)
-            .position(|(x, r)| worth(buf, x, r));
-        let Some(first) = first else {
-            return;
-        };
-        let Some(&(end_start, end_len)) = records.last() else {
-            return;
-        };
-        if end_start + end_len != buf.len() {
-            // Not the queue's layout (records back to back to the end): leave it.
+        let back_to_back = records.last().is_some_and(|&(s, l)| s + l == buf.len())
+            && records.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0);
+        if !back_to_back {
+            // Not the queue's layout: leave it.
             return;
         }
         let (mut ranges, mut bytes) = (0u64, 0u64);
-        let mut write = records[first].0;
-        for (i, record) in records.iter_mut().enumerate().skip(first) {
+        let mut write = records.first().map_or(0, |r| r.0);
+        for record in records.iter_mut() {
             let (s, l) = *record;
             m.out.clear();
-            let saving = if repeats.get(i).is_some_and(|r| worth(buf, record, r)) {
-                merge_ranges(&buf[s..s + l], &mut m.out, &mut m.scratch)
+            let rec = &buf[s..s + l];
+            let saving = if worth_merging(rec, &mut m.scratch) {
+                merge_ranges(rec, &mut m.out, &mut m.scratch)
             } else {
                 None
             };
@@ -182,7 +161,9 @@ impl Inner {
                     m.out.len()
                 }
                 None => {
-                    buf.copy_within(s..s + l, write);
+                    if write != s {
+                        buf.copy_within(s..s + l, write);
+                    }
                     l
                 }
             };
@@ -190,8 +171,10 @@ impl Inner {
             write += len;
         }
         buf.truncate(write);
-        add(&self.stats.ranges_merged, ranges);
-        add(&self.stats.bytes_saved_by_merging, bytes);
+        if ranges > 0 {
+            add(&self.stats.ranges_merged, ranges);
+            add(&self.stats.bytes_saved_by_merging, bytes);
+        }
     }
 
     pub(crate) fn queue_over_limit(&self, q: &Queue) -> bool {
@@ -262,14 +245,13 @@ impl Inner {
             let spare = std::mem::take(&mut q.spare);
             let mut buf = std::mem::replace(&mut q.buf, spare);
             let mut records = std::mem::take(&mut q.records);
-            let repeats = std::mem::take(&mut q.repeats);
             let mut merging = std::mem::take(&mut q.merging);
             q.queued_commits = 0;
             q.group_open = false;
             let upto = q.queued_seq;
             drop(q);
             let started = Instant::now();
-            self.merge_queued(&mut buf, &mut records, &repeats, &mut merging);
+            self.merge_queued(&mut buf, &mut records, &mut merging);
             let result = self.write_batches(&mut buf, &records);
             let took_us = started.elapsed().as_micros() as u64;
             add(&self.stats.flush_time_us, took_us);

@@ -222,8 +222,6 @@ impl Rvm {
             queue: Mutex::new(Queue {
                 buf: Vec::new(),
                 records: Vec::new(),
-                repeats: Vec::new(),
-                recent: Default::default(),
                 merging: Default::default(),
                 queued_commits: 0,
                 group_open: false,
