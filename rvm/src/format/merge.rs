@@ -12,8 +12,7 @@
 //! ([`worth_merging`] looks at the first ranges of a record).
 
 use super::record::{
-    ranges, transaction_record_size, unsealed_parts, RangeHeader, TransactionEncoder,
-    RANGE_HEADER_SIZE,
+    transaction_record_size, unsealed_parts, RangeHeader, TransactionEncoder, RANGE_HEADER_SIZE,
 };
 use super::segment::REGION_ALIGN;
 
@@ -35,6 +34,8 @@ struct Span {
     address: u64,
     /// Where its data starts in the record's body.
     data: usize,
+    /// A later range of the same extent writes all of its bytes ([`mark_overwritten`]).
+    dead: bool,
 }
 
 /// A run of ranges that overlap or touch: the range that replaces them.
@@ -57,9 +58,12 @@ pub struct MergeScratch {
     order: Vec<u32>,
     /// Sort keys (see [`sort_by_place`]).
     keys: Vec<u64>,
+    radix_scratch: Vec<u64>,
     wide_keys: Vec<(u32, u64, u32)>,
     /// The table of [`worth_merging`].
     recent: RecentRanges,
+    /// The table of [`mark_overwritten`].
+    latest: LatestExtents,
     groups: Vec<Group>,
     members: Vec<u32>,
 }
@@ -86,25 +90,19 @@ pub fn merge_ranges(
         spans,
         order,
         keys,
+        radix_scratch,
         wide_keys,
         groups,
         members,
+        latest,
         ..
     } = scratch;
     spans.clear();
     order.clear();
     groups.clear();
-    for r in ranges(body, count) {
-        let r = r.ok()?;
-        spans.push(Span {
-            segment: r.header.segment,
-            offset: r.header.offset,
-            end: r.header.offset.checked_add(r.header.length)?,
-            address: r.header.address,
-            data: r.body_offset + RANGE_HEADER_SIZE,
-        });
-    }
-    sort_by_place(spans, order, keys, wide_keys);
+    collect_spans(body, count, spans)?;
+    mark_overwritten(spans, latest);
+    sort_by_place(spans, order, keys, radix_scratch, wide_keys);
     for (at, &i) in order.iter().enumerate() {
         let s = spans[i as usize];
         if let Some(g) = groups.last_mut() {
@@ -175,14 +173,80 @@ pub fn merge_ranges(
     })
 }
 
-/// Fill `order` with the indices of `spans` sorted by segment, then offset. The sort is the
-/// merge's main cost, so the usual case sorts one `u64` per range that packs the segment
-/// (4 bits), the offset (40 bits) and the index (20 bits); other ranges take a sort of wider
-/// keys. Either way the key holds the index, so no comparison looks into `spans`.
+/// Fill `spans` with the ranges of the transaction body `body` of `count` ranges; `None` if
+/// they do not decode (a field past the body, bytes left after the last range).
+fn collect_spans(body: &[u8], count: u32, spans: &mut Vec<Span>) -> Option<()> {
+    let mut at = 0usize;
+    for _ in 0..count {
+        let h = RangeHeader::decode(body.get(at..)?).ok()?;
+        let data = at + RANGE_HEADER_SIZE;
+        let padded = usize::try_from(h.length)
+            .ok()?
+            .checked_next_multiple_of(8)?;
+        let next = data.checked_add(padded).filter(|&n| n <= body.len())?;
+        spans.push(Span {
+            segment: h.segment,
+            offset: h.offset,
+            end: h.offset.checked_add(h.length)?,
+            address: h.address,
+            data,
+            dead: false,
+        });
+        at = next;
+    }
+    (at == body.len()).then_some(())
+}
+
+/// Slots of [`LatestExtents`] (a power of two).
+const LATEST_SLOTS: usize = 1024;
+
+/// A direct-mapped table from an extent (segment, offset, end) to the latest range seen with
+/// it (its index plus one; 0 is empty), for [`mark_overwritten`].
+#[derive(Debug)]
+struct LatestExtents(Box<[u32; LATEST_SLOTS]>);
+
+impl Default for LatestExtents {
+    fn default() -> Self {
+        LatestExtents(Box::new([0; LATEST_SLOTS]))
+    }
+}
+
+/// Mark each span that a later span of exactly its extent overwrites: every byte it writes is
+/// written again later, whatever comes between, so the merge can leave it out (the bytes
+/// every commit rewrites are most of a heap record's ranges; dropping them first makes the
+/// sort and the copying shorter). Walks backwards with a direct-mapped table of the latest
+/// span per extent: two extents in one slot only make it miss a repeat, never mark a span
+/// wrongly, since the extents are compared.
+fn mark_overwritten(spans: &mut [Span], latest: &mut LatestExtents) {
+    let table = &mut latest.0;
+    table.fill(0);
+    for i in (0..spans.len()).rev() {
+        let s = spans[i];
+        let key = (s.offset ^ (u64::from(s.segment) << 48)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ s.end.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+        let slot = &mut table[(key >> 54) as usize % LATEST_SLOTS];
+        if let Some(later) = (*slot as usize).checked_sub(1).and_then(|j| spans.get(j)) {
+            if (later.segment, later.offset, later.end) == (s.segment, s.offset, s.end) {
+                spans[i].dead = true;
+                continue;
+            }
+        }
+        // Spans are fewer than 2^32 (a record holds at most RANGES_PER_RECORD_MAX).
+        *slot = i as u32 + 1;
+    }
+}
+
+/// Fill `order` with the indices of the live `spans` (not marked overwritten) sorted by
+/// segment, then offset (ranges of one place in record order). The sort is the merge's main cost, so the usual case radix-sorts
+/// one `u64` per range that packs the segment (4 bits), the offset (40 bits) and the index
+/// (20 bits), in a pass per 11 bits that differ ([`crate::radix`]); other ranges take a
+/// comparison sort of wider keys. Either way the key holds the index, so no step looks into
+/// `spans`.
 fn sort_by_place(
     spans: &[Span],
     order: &mut Vec<u32>,
     keys: &mut Vec<u64>,
+    radix_scratch: &mut Vec<u64>,
     wide_keys: &mut Vec<(u32, u64, u32)>,
 ) {
     order.clear();
@@ -196,9 +260,11 @@ fn sort_by_place(
             spans
                 .iter()
                 .enumerate()
+                .filter(|(_, s)| !s.dead)
                 .map(|(i, s)| (u64::from(s.segment) << 60) | (s.offset << 20) | i as u64),
         );
-        keys.sort_unstable();
+        // Stable by the high bits: ranges of one place stay in record order.
+        crate::radix::sort_by_high_bits(keys, radix_scratch, 20);
         order.extend(keys.iter().map(|&k| (k & ((1 << 20) - 1)) as u32));
     } else {
         wide_keys.clear();
@@ -206,6 +272,7 @@ fn sort_by_place(
             spans
                 .iter()
                 .enumerate()
+                .filter(|(_, s)| !s.dead)
                 .map(|(i, s)| (s.segment, s.offset, i as u32)),
         );
         wide_keys.sort_unstable();
@@ -215,8 +282,9 @@ fn sort_by_place(
 
 /// Slots of the table [`worth_merging`] notes ranges in (a power of two).
 const RECENT_SLOTS: usize = 256;
-/// The most ranges of a record [`worth_merging`] looks at.
-const SAMPLE_RANGES: u32 = 64;
+/// The most ranges of a record [`worth_merging`] looks at: enough to span several commits
+/// even when each commit is a large transaction (16 heap calls, tens of ranges).
+const SAMPLE_RANGES: u32 = 512;
 
 /// A direct-mapped table of recently seen places (segment and offset) of ranges: a range of
 /// another place in the same slot evicts the one before.
@@ -248,10 +316,11 @@ impl RecentRanges {
 }
 
 /// Whether [`merge_ranges`] would likely save much on the unsealed record `rec`: whether, of
-/// its first 64 ranges, one in eight or more has the place of a range shortly before it (a
+/// its first 512 ranges, one in eight or more has the place of a range shortly before it (a
 /// record of commits that rewrite a heap's counters repeats them within a few commits). A
-/// cheap look at a few ranges, so that records of scattered writes are not sorted for
-/// nothing. False for anything that is not such a record.
+/// cheap look (a header's fields, a multiplication, a load and a store per range), so that
+/// records of scattered writes are not sorted for nothing. False for anything that is not
+/// such a record.
 pub fn worth_merging(rec: &[u8], scratch: &mut MergeScratch) -> bool {
     let Some((_, count, body)) = unsealed_parts(rec) else {
         return false;
@@ -261,12 +330,16 @@ pub fn worth_merging(rec: &[u8], scratch: &mut MergeScratch) -> bool {
     }
     let recent = &mut scratch.recent;
     recent.keys.fill(0);
-    let (mut seen, mut repeats) = (0u32, 0u32);
-    for r in ranges(body, count.min(SAMPLE_RANGES)) {
-        // The count is cut short, so the walk ends with an error item: stop at any.
-        let Ok(r) = r else { break };
+    let (mut seen, mut repeats, mut at) = (0u32, 0u32, 0usize);
+    // A lean walk (the header's fields, then a skip over the data): it runs on every flush.
+    while seen < count.min(SAMPLE_RANGES) {
+        let Some(Ok(h)) = body.get(at..).map(RangeHeader::decode) else {
+            break;
+        };
         seen += 1;
-        repeats += u32::from(recent.repeats(r.header.segment, r.header.offset));
+        repeats += u32::from(recent.repeats(h.segment, h.offset));
+        let padded = h.length.saturating_add(7) & !7;
+        at = at.saturating_add(RANGE_HEADER_SIZE + usize::try_from(padded).unwrap_or(usize::MAX));
     }
     repeats > 0 && u64::from(repeats) * 8 >= u64::from(seen)
 }

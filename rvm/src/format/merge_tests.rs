@@ -1,4 +1,5 @@
 use super::*;
+use crate::format::record::ranges;
 use crate::format::record::{unsealed_parts, RECORD_MIN_SIZE};
 
 /// A tiny deterministic generator (xorshift64*), so failures replay.
@@ -215,9 +216,58 @@ fn a_record_is_worth_merging_when_one_range_in_eight_repeats() {
     few.push(range(0, 0, 8));
     few.push(range(0, 64, 8));
     assert!(!worth_merging(&record(0, &few), &mut scratch));
-    // Only the first 64 ranges are looked at: repeats after them do not count.
-    let mut late: Vec<RangeHeader> = (0..64).map(|i| range(0, 64 * i, 8)).collect();
+    // Only the first 512 ranges are looked at: repeats after them do not count.
+    let mut late: Vec<RangeHeader> = (0..512).map(|i| range(0, 16 * i, 8)).collect();
     late.extend((0..512).map(|_| range(0, 0, 8)));
     assert!(!worth_merging(&record(0, &late), &mut scratch));
     assert!(!worth_merging(&[0u8; 200], &mut scratch));
+}
+
+#[test]
+fn ranges_of_high_segments_and_far_offsets_merge_too() {
+    // Past what one packed sort key holds (segment 16 and up, offsets from 2^40): the wider
+    // sort gives the same merge.
+    let far = 1u64 << 41;
+    let at = |segment: u32, offset: u64, length: u64| RangeHeader {
+        segment,
+        offset,
+        length,
+        address: offset,
+    };
+    let rec = record(
+        0,
+        &[
+            at(20, far + 8, 8),
+            at(3, 16, 8),
+            at(20, far, 12),
+            at(3, 16, 8),
+        ],
+    );
+    let mut out = Vec::new();
+    let saving = merge_ranges(&rec, &mut out, &mut MergeScratch::default()).unwrap();
+    let (_, after) = decoded(&out);
+    let headers: Vec<RangeHeader> = after.iter().map(|(h, _)| *h).collect();
+    assert_eq!(headers, [at(3, 16, 8), at(20, far, 16)]);
+    assert_eq!(after[0].1, [4; 8]);
+    assert_eq!(after[1].1, [3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1]);
+    assert_eq!(saving.ranges, 2);
+}
+
+#[test]
+fn a_range_rewritten_whole_later_gives_way_whatever_came_between() {
+    // 8 at 0 (value 1), 8 at 4 (2), 8 at 0 again (3), 2 at 6 (4).
+    let rec = record(
+        0,
+        &[
+            range(0, 0, 8),
+            range(0, 4, 8),
+            range(0, 0, 8),
+            range(0, 6, 2),
+        ],
+    );
+    let mut out = Vec::new();
+    merge_ranges(&rec, &mut out, &mut MergeScratch::default()).unwrap();
+    let (_, after) = decoded(&out);
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].1, [3, 3, 3, 3, 3, 3, 4, 4, 2, 2, 2, 2]);
 }
