@@ -137,3 +137,15 @@ lines = [
 ]
 for i in range(0, len(lines), 3):
     write("rvmutl_parse", "l%02d" % i, "\n".join(lines[i:i + 3]).encode())
+
+# merge: far flag, range count, then (segment, offset u16, length, moved, value) per range.
+rng = random.Random(9)
+for i in range(8):
+    n = [3, 12, 40, 120, 199, 60, 25, 8][i]
+    data = bytearray([i % 2, n])
+    for k in range(n):
+        hot = rng.random() < 0.4
+        offset = (i * 37) % 64 if hot else rng.randrange(512)
+        data += bytes([rng.randrange(4)]) + struct.pack("<H", offset)
+        data += bytes([8 if hot else rng.randrange(49), rng.randrange(256), rng.randrange(256)])
+    write("merge", "m%02d" % i, data)

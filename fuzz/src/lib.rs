@@ -9,6 +9,7 @@ pub mod heap_check;
 pub mod heap_walk_file;
 pub mod input;
 pub mod log_recovery;
+pub mod merge;
 pub mod rvmutl_parse;
 pub mod segment_header;
 pub mod tx_model;

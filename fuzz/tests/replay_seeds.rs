@@ -34,6 +34,10 @@ fn log_recovery_seeds() {
     replay("log_recovery", rvm_fuzz::log_recovery::run);
 }
 
+#[test]
+fn merge_seeds() {
+    replay("merge", rvm_fuzz::merge::run);
+}
 
 #[test]
 fn rvmutl_parse_seeds() {
