@@ -166,6 +166,27 @@ fn commits_present(rvm: &Rvm, base: usize, n: usize, len: usize) -> usize {
     present
 }
 
+/// Queue commits with `queue` on a fresh instance, flush with a crash after `crash_at` device
+/// operations (unsynced sectors of both devices torn at random), recover, and count what
+/// `present` finds: whether the flush returned, that count, and the statistics before the crash.
+fn crash_in_flush(
+    seed: u64,
+    crash_at: u64,
+    coalesce: bool,
+    queue: impl Fn(&Harness),
+    present: impl Fn(&Harness) -> usize,
+) -> (bool, usize, rvm::Statistics) {
+    let (controller, h) = fresh(seed, coalesce);
+    h.log.set_tear(Tear::RandomSectors);
+    h.data.set_tear(Tear::RandomSectors);
+    queue(&h);
+    controller.crash_after(crash_at);
+    let flushed = h.rvm.flush().is_ok();
+    let stats = h.rvm.statistics();
+    let h = crash_and_recover(&controller, h, coalesce);
+    (flushed, present(&h), stats)
+}
+
 /// Crash anywhere in the flush of 40 queued commits, with the unsynced sectors of the log
 /// torn at random: with coalescing the recovered state has all of them or none (and all of
 /// them when the flush returned); without it, torn flushes keep a part, which shows the
@@ -180,15 +201,13 @@ fn a_crash_keeps_a_group_whole_or_not_at_all() {
             // A first flush writes a status and its sync, the batch, zeros ahead of it, and
             // syncs: crash points past them let some flushes complete.
             for crash_at in 0..10 {
-                let (controller, h) = fresh(seed, coalesce);
-                h.log.set_tear(Tear::RandomSectors);
-                h.data.set_tear(Tear::RandomSectors);
-                commit_each(&h, N, 64);
-                controller.crash_after(crash_at);
-                let flushed = h.rvm.flush().is_ok();
-                let h = crash_and_recover(&controller, h, coalesce);
-                let (rvm, base) = (&h.rvm, h.base);
-                let present = commits_present(rvm, base, N, 64);
+                let (flushed, present, _) = crash_in_flush(
+                    seed,
+                    crash_at,
+                    coalesce,
+                    |h| commit_each(h, N, 64),
+                    |h| commits_present(&h.rvm, h.base, N, 64),
+                );
                 if flushed {
                     assert_eq!(present, N, "seed {seed}, crash at {crash_at}: flushed");
                 }
@@ -316,17 +335,15 @@ fn a_crash_keeps_a_merged_group_whole_or_not_at_all() {
     let mut outcomes = [0usize; 2];
     for seed in 0..12u64 {
         for crash_at in 0..10 {
-            let (controller, h) = fresh(seed, true);
-            h.log.set_tear(Tear::RandomSectors);
-            h.data.set_tear(Tear::RandomSectors);
-            count_each(&h, N);
-            controller.crash_after(crash_at);
-            let flushed = h.rvm.flush().is_ok();
-            let merged = h.rvm.statistics().ranges_merged_across_commits;
-            let h = crash_and_recover(&controller, h, true);
-            let present = counted_present(&h.rvm, h.base, N);
+            let (flushed, present, stats) = crash_in_flush(
+                seed,
+                crash_at,
+                true,
+                |h| count_each(h, N),
+                |h| counted_present(&h.rvm, h.base, N),
+            );
             if flushed {
-                assert_eq!(merged, N as u64 - 1);
+                assert_eq!(stats.ranges_merged_across_commits, N as u64 - 1);
                 assert_eq!(present, N, "seed {seed}, crash at {crash_at}: flushed");
             }
             assert!(
