@@ -18,8 +18,9 @@ pub(crate) struct Queue {
     pub(crate) buf: Vec<u8>,
     /// (start, length) of each record in `buf`.
     pub(crate) records: Vec<(usize, usize)>,
-    /// The flush leader's buffers for merging (taken while it writes).
-    pub(super) merging: Merging,
+    /// The flush leader's buffers for merging (taken while it writes; made at the first
+    /// flush, then reused).
+    pub(super) merging: Option<Merging>,
     /// Commits queued in `buf` (more than `records` when records carry several).
     pub(crate) queued_commits: usize,
     /// The last record in `buf` takes the next commit's ranges too (it was queued with
@@ -245,7 +246,7 @@ impl Inner {
             let spare = std::mem::take(&mut q.spare);
             let mut buf = std::mem::replace(&mut q.buf, spare);
             let mut records = std::mem::take(&mut q.records);
-            let mut merging = std::mem::take(&mut q.merging);
+            let mut merging = q.merging.take().unwrap_or_default();
             q.queued_commits = 0;
             q.group_open = false;
             let upto = q.queued_seq;
@@ -258,7 +259,7 @@ impl Inner {
             q = lock(&self.queue);
             q.flushing = false;
             q.last_sync_us = took_us;
-            q.merging = merging;
+            q.merging = Some(merging);
             buf.clear();
             if q.spare.capacity() < buf.capacity() {
                 q.spare = buf;

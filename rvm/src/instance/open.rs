@@ -222,7 +222,7 @@ impl Rvm {
             queue: Mutex::new(Queue {
                 buf: Vec::new(),
                 records: Vec::new(),
-                merging: Default::default(),
+                merging: None,
                 queued_commits: 0,
                 group_open: false,
                 coalesce: options.coalesce_transactions,

@@ -47,7 +47,8 @@ pub struct Statistics {
     pub ranges_merged_across_commits: u64,
     /// Log bytes saved by that merging.
     pub bytes_saved_across_commits: u64,
-    /// Time spent writing and syncing the log, in microseconds.
+    /// Time spent writing and syncing the log (and merging the records of several commits
+    /// first), in microseconds.
     pub flush_time_us: u64,
     /// Time spent truncating, in microseconds.
     pub truncation_time_us: u64,
