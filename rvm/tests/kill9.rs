@@ -1,6 +1,8 @@
 //! Real crashes: a child process commits transactions in a loop and reports each
 //! acknowledged flush commit on a pipe; the parent SIGKILLs it at a random moment, reopens
-//! the log, and checks that every acknowledged commit is present and nothing else is.
+//! the log, and checks that every acknowledged commit is present and nothing else is. Every
+//! transaction also writes one shared counter, so the records of the commits queued before
+//! each flush repeat it and are merged (`format::merge`) under the kill too.
 //!
 //! This is a plain binary (`harness = false`): run without arguments it is the parent; the
 //! parent re-runs it with `RVM_KILL9_CHILD` set to be the child.
@@ -17,6 +19,8 @@ const SLOTS: usize = 512;
 const REGION_BYTES: u64 = 16 * 4096;
 /// A marker written by transactions that are always aborted: it must never be seen.
 const POISON: u64 = 0xdead_dead_dead_dead;
+/// Byte offset in the region of the counter every committed transaction sets to its iteration.
+const COUNTER: usize = 2 * SLOTS * 8;
 
 fn main() -> ExitCode {
     if let Ok(dir) = std::env::var("RVM_KILL9_CHILD") {
@@ -42,7 +46,8 @@ fn main() -> ExitCode {
 }
 
 /// Slot `i % SLOTS` holds the iteration number `i` of its last write, and slot+SLOTS holds
-/// its complement, written in the same transaction (a torn transaction would show).
+/// its complement, written in the same transaction (a torn transaction would show); the
+/// counter holds the iteration of the last commit.
 fn child(dir: &Path) {
     let rvm =
         Rvm::open(dir.join("log"), Options::default().truncate_threshold(30)).expect("child open");
@@ -63,6 +68,7 @@ fn child(dir: &Path) {
         let mut tx = rvm.begin(BeginMode::Restore).unwrap();
         tx.write(base + slot * 8, &i).unwrap();
         tx.write(base + (SLOTS + slot) * 8, &!i).unwrap();
+        tx.write(base + COUNTER, &i).unwrap();
         let flush = i % 4 == 0;
         tx.end(if flush {
             CommitMode::Flush
@@ -71,6 +77,11 @@ fn child(dir: &Path) {
         })
         .unwrap();
         if flush {
+            // The group this flush wrote repeated the counter: it must have been merged.
+            if rvm.statistics().ranges_merged_across_commits == 0 {
+                let _ = writeln!(out, "not merged").and_then(|_| out.flush());
+                return;
+            }
             // Acknowledged: durable from here on.
             if writeln!(out, "{i}").and_then(|_| out.flush()).is_err() {
                 return;
@@ -123,19 +134,28 @@ fn parent(kills: usize) -> Result<(), String> {
         let stdout = child.stdout.take().unwrap();
         // Read acknowledgements in a thread; kill after a random delay.
         let reader = std::thread::spawn(move || {
-            let mut seen = Vec::new();
+            let (mut seen, mut unmerged) = (Vec::new(), false);
             for line in BufReader::new(stdout).lines() {
-                match line.ok().and_then(|l| l.trim().parse::<u64>().ok()) {
-                    Some(i) => seen.push(i),
-                    None => break,
+                let line = line.unwrap_or_default();
+                match line.trim().parse::<u64>() {
+                    Ok(i) => seen.push(i),
+                    Err(_) => {
+                        unmerged = line.trim() == "not merged";
+                        break;
+                    }
                 }
             }
-            seen
+            (seen, unmerged)
         });
         std::thread::sleep(Duration::from_millis(5 + rng.next() % 60));
         child.kill().map_err(|e| e.to_string())?; // SIGKILL
         let _ = child.wait();
-        let seen = reader.join().unwrap();
+        let (seen, unmerged) = reader.join().unwrap();
+        if unmerged {
+            return Err(format!(
+                "round {round}: a flush wrote its group without merging the repeated counter"
+            ));
+        }
         total_acked += seen.len();
         for &i in &seen {
             let slot = (i as usize) % SLOTS;
@@ -201,6 +221,14 @@ fn verify(dir: &Path, acked: &[Option<u64>], round: usize) -> Result<u64, String
             }
         }
         highest = highest.max(v);
+    }
+    // Commits survive as a prefix, so the last one present holds the highest iteration, and
+    // it set the counter last: the merged records kept each byte's last value.
+    let counter: u64 = seg.read(base + COUNTER).map_err(|e| e.to_string())?;
+    if counter != highest {
+        return Err(format!(
+            "round {round}: the counter holds {counter}, the last commit present is {highest}"
+        ));
     }
     rvm.close().map_err(|e| e.to_string())?;
     Ok(highest)
