@@ -237,11 +237,11 @@ fn mark_overwritten(spans: &mut [Span], latest: &mut LatestExtents) {
 }
 
 /// Fill `order` with the indices of the live `spans` (not marked overwritten) sorted by
-/// segment, then offset (ranges of one place in record order). The sort is the merge's main cost, so the usual case radix-sorts
-/// one `u64` per range that packs the segment (4 bits), the offset (40 bits) and the index
-/// (20 bits), in a pass per 11 bits that differ ([`crate::radix`]); other ranges take a
-/// comparison sort of wider keys. Either way the key holds the index, so no step looks into
-/// `spans`.
+/// segment, then offset (ranges of one place in record order). The sort is much of the merge's
+/// cost, so the usual case radix-sorts one `u64` per range that packs the segment (4 bits),
+/// the offset (40 bits) and the index (20 bits), in a pass per 11 bits that differ
+/// ([`crate::radix`]); other ranges take a comparison sort of wider keys. Either way the key
+/// holds the index, so no step looks into `spans`.
 fn sort_by_place(
     spans: &[Span],
     order: &mut Vec<u32>,
