@@ -173,17 +173,57 @@ pub fn merge_ranges(
     })
 }
 
-/// Fill `spans` with the ranges of the transaction body `body` of `count` ranges; `None` if
-/// they do not decode (a field past the body, bytes left after the last range).
-fn collect_spans(body: &[u8], count: u32, spans: &mut Vec<Span>) -> Option<()> {
-    let mut at = 0usize;
-    for _ in 0..count {
-        let h = RangeHeader::decode(body.get(at..)?).ok()?;
-        let data = at + RANGE_HEADER_SIZE;
+/// The range headers of a transaction body and where each one's data starts, walked leanly:
+/// the header's fields, then a skip over the data. The merge walks every range of a record
+/// and the worth-merging look runs on every flush, so this skips what the checked walk
+/// ([`super::record::ranges`]) builds per range for its callers. It ends at the first range
+/// that does not fit the body; [`Headers::at`] then tells where it stopped.
+struct Headers<'a> {
+    body: &'a [u8],
+    at: usize,
+    left: u32,
+}
+
+impl<'a> Headers<'a> {
+    fn new(body: &'a [u8], count: u32) -> Self {
+        Headers {
+            body,
+            at: 0,
+            left: count,
+        }
+    }
+
+    /// Where the next range would start (the body's length after a whole walk).
+    fn at(&self) -> usize {
+        self.at
+    }
+}
+
+impl Iterator for Headers<'_> {
+    type Item = (RangeHeader, usize);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let h = RangeHeader::decode(self.body.get(self.at..)?).ok()?;
+        let data = self.at + RANGE_HEADER_SIZE;
         let padded = usize::try_from(h.length)
             .ok()?
             .checked_next_multiple_of(8)?;
-        let next = data.checked_add(padded).filter(|&n| n <= body.len())?;
+        let next = data.checked_add(padded).filter(|&n| n <= self.body.len())?;
+        self.at = next;
+        self.left -= 1;
+        Some((h, data))
+    }
+}
+
+/// Fill `spans` with the `count` ranges of the transaction body `body`; `None` if they do not
+/// decode (a range past the body, bytes left after the last range).
+fn collect_spans(body: &[u8], count: u32, spans: &mut Vec<Span>) -> Option<()> {
+    let mut headers = Headers::new(body, count);
+    for (h, data) in headers.by_ref() {
         spans.push(Span {
             segment: h.segment,
             offset: h.offset,
@@ -192,9 +232,14 @@ fn collect_spans(body: &[u8], count: u32, spans: &mut Vec<Span>) -> Option<()> {
             data,
             dead: false,
         });
-        at = next;
     }
-    (at == body.len()).then_some(())
+    (spans.len() == count as usize && headers.at() == body.len()).then_some(())
+}
+
+/// A 64-bit mix of a range's place (segment and offset), for the direct-mapped tables.
+#[inline]
+fn place_key(segment: u32, offset: u64) -> u64 {
+    (offset ^ (u64::from(segment) << 48)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// Slots of [`LatestExtents`] (a power of two).
@@ -222,8 +267,7 @@ fn mark_overwritten(spans: &mut [Span], latest: &mut LatestExtents) {
     table.fill(0);
     for i in (0..spans.len()).rev() {
         let s = spans[i];
-        let key = (s.offset ^ (u64::from(s.segment) << 48)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ s.end.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+        let key = place_key(s.segment, s.offset) ^ s.end.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
         let slot = &mut table[(key >> 54) as usize % LATEST_SLOTS];
         if let Some(later) = (*slot as usize).checked_sub(1).and_then(|j| spans.get(j)) {
             if (later.segment, later.offset, later.end) == (s.segment, s.offset, s.end) {
@@ -287,27 +331,36 @@ const RECENT_SLOTS: usize = 256;
 const SAMPLE_RANGES: u32 = 512;
 
 /// A direct-mapped table of recently seen places (segment and offset) of ranges: a range of
-/// another place in the same slot evicts the one before.
+/// another place in the same slot evicts the one before. Each look starts a new epoch, mixed
+/// into the keys, instead of clearing the table (a look per record per flush; with coalescing
+/// off every commit is a record).
 #[derive(Debug)]
 struct RecentRanges {
     keys: Box<[u64; RECENT_SLOTS]>,
+    epoch: u64,
 }
 
 impl Default for RecentRanges {
     fn default() -> Self {
         RecentRanges {
             keys: Box::new([0; RECENT_SLOTS]),
+            epoch: 0,
         }
     }
 }
 
 impl RecentRanges {
-    /// Note a range's place; true if the same place was noted shortly before (or, rarely,
-    /// one whose offset differs in the lowest bit only).
+    /// Forget the places noted so far (a new record).
+    fn start(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+    }
+
+    /// Note a range's place; true if the same place was noted shortly before in this epoch
+    /// (or, rarely, a key of an earlier epoch or another place collides: a heuristic's error).
     #[inline]
     fn repeats(&mut self, segment: u32, offset: u64) -> bool {
-        // A 64-bit mix of both fields (never 0, the empty slot): the top bits pick the slot.
-        let key = ((offset ^ (u64::from(segment) << 48)).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
+        // Never 0, the empty slot; the top bits pick the slot.
+        let key = (place_key(segment, offset) ^ self.epoch.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)) | 1;
         let slot = &mut self.keys[(key >> 56) as usize % RECENT_SLOTS];
         let seen = *slot == key;
         *slot = key;
@@ -329,17 +382,11 @@ pub fn worth_merging(rec: &[u8], scratch: &mut MergeScratch) -> bool {
         return false;
     }
     let recent = &mut scratch.recent;
-    recent.keys.fill(0);
-    let (mut seen, mut repeats, mut at) = (0u32, 0u32, 0usize);
-    // A lean walk (the header's fields, then a skip over the data): it runs on every flush.
-    while seen < count.min(SAMPLE_RANGES) {
-        let Some(Ok(h)) = body.get(at..).map(RangeHeader::decode) else {
-            break;
-        };
+    recent.start();
+    let (mut seen, mut repeats) = (0u32, 0u32);
+    for (h, _) in Headers::new(body, count.min(SAMPLE_RANGES)) {
         seen += 1;
         repeats += u32::from(recent.repeats(h.segment, h.offset));
-        let padded = h.length.saturating_add(7) & !7;
-        at = at.saturating_add(RANGE_HEADER_SIZE + usize::try_from(padded).unwrap_or(usize::MAX));
     }
     repeats > 0 && u64::from(repeats) * 8 >= u64::from(seen)
 }

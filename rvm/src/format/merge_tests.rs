@@ -1,6 +1,5 @@
 use super::*;
-use crate::format::record::ranges;
-use crate::format::record::{unsealed_parts, RECORD_MIN_SIZE};
+use crate::format::record::{ranges, unsealed_parts, RECORD_HEADER_SIZE, RECORD_MIN_SIZE};
 
 /// A tiny deterministic generator (xorshift64*), so failures replay.
 struct Rng(u64);
@@ -40,7 +39,14 @@ fn decoded(rec: &[u8]) -> (u16, Vec<(RangeHeader, Vec<u8>)>) {
     (flags, ranges)
 }
 
-/// Replay ranges in order onto two 4 KiB segment images.
+/// Merge `rec`, which must merge: its ranges after the merge, and what the merge saved.
+fn merged(rec: &[u8]) -> (Vec<(RangeHeader, Vec<u8>)>, MergeSaving) {
+    let mut out = Vec::new();
+    let saving = merge_ranges(rec, &mut out, &mut MergeScratch::default()).expect("merges");
+    (decoded(&out).1, saving)
+}
+
+/// Replay ranges in order onto two 8 KiB segment images.
 fn replay(ranges: &[(RangeHeader, Vec<u8>)]) -> [Vec<u8>; 2] {
     let mut images = [vec![0u8; 8192], vec![0u8; 8192]];
     for (h, data) in ranges {
@@ -129,9 +135,7 @@ fn a_merged_record_replays_to_the_same_bytes_with_each_byte_once() {
 fn the_last_write_of_a_byte_wins() {
     // Three commits' ranges: 8 bytes at 0 (value 1), 8 at 4 (value 2), 4 at 2 (value 3).
     let rec = record(0, &[range(0, 0, 8), range(0, 4, 8), range(0, 2, 4)]);
-    let mut out = Vec::new();
-    let saving = merge_ranges(&rec, &mut out, &mut MergeScratch::default()).unwrap();
-    let (_, after) = decoded(&out);
+    let (after, saving) = merged(&rec);
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].0, range(0, 0, 12));
     assert_eq!(after[0].1, [1, 1, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2]);
@@ -145,9 +149,7 @@ fn ranges_whose_addresses_do_not_continue_stay_apart_where_they_only_touch() {
     let mut moved = range(0, 8, 8);
     moved.address += 0x10_0000;
     let rec = record(0, &[range(0, 0, 8), moved, range(0, 0, 8)]);
-    let mut out = Vec::new();
-    merge_ranges(&rec, &mut out, &mut MergeScratch::default()).unwrap();
-    let (_, after) = decoded(&out);
+    let (after, _) = merged(&rec);
     assert_eq!(after.len(), 2);
     assert_eq!(after[0].0, range(0, 0, 8));
     assert_eq!(after[0].1, [3; 8]);
@@ -167,9 +169,7 @@ fn ranges_that_touch_where_regions_may_meet_stay_apart() {
             range(0, 4100, 8),
         ],
     );
-    let mut out = Vec::new();
-    merge_ranges(&rec, &mut out, &mut MergeScratch::default()).unwrap();
-    let (_, after) = decoded(&out);
+    let (after, _) = merged(&rec);
     let headers: Vec<RangeHeader> = after.iter().map(|(h, _)| *h).collect();
     assert_eq!(headers, [range(0, 4088, 8), range(0, 4096, 12)]);
     assert_eq!(after[0].1, [3, 3, 3, 3, 1, 1, 1, 1]);
@@ -184,7 +184,7 @@ fn a_record_with_nothing_to_merge_or_that_does_not_decode_is_left_alone() {
     assert_eq!(merge_ranges(&apart, &mut out, &mut scratch), None);
     let mut broken = record(0, &[range(0, 0, 8), range(0, 0, 8)]);
     // A range length past the record.
-    broken[RECORD_HEADER_SIZE_FOR_TESTS + 16] = 0xff;
+    broken[RECORD_HEADER_SIZE + 16] = 0xff;
     assert_eq!(merge_ranges(&broken, &mut out, &mut scratch), None);
     assert_eq!(merge_ranges(&apart[..20], &mut out, &mut scratch), None);
     assert_eq!(
@@ -193,9 +193,6 @@ fn a_record_with_nothing_to_merge_or_that_does_not_decode_is_left_alone() {
     );
     assert!(out.is_empty());
 }
-
-/// Where the first range header starts in a record.
-const RECORD_HEADER_SIZE_FOR_TESTS: usize = crate::format::record::RECORD_HEADER_SIZE;
 
 #[test]
 fn a_record_is_worth_merging_when_one_range_in_eight_repeats() {
@@ -243,9 +240,7 @@ fn ranges_of_high_segments_and_far_offsets_merge_too() {
             at(3, 16, 8),
         ],
     );
-    let mut out = Vec::new();
-    let saving = merge_ranges(&rec, &mut out, &mut MergeScratch::default()).unwrap();
-    let (_, after) = decoded(&out);
+    let (after, saving) = merged(&rec);
     let headers: Vec<RangeHeader> = after.iter().map(|(h, _)| *h).collect();
     assert_eq!(headers, [at(3, 16, 8), at(20, far, 16)]);
     assert_eq!(after[0].1, [4; 8]);
@@ -265,9 +260,7 @@ fn a_range_rewritten_whole_later_gives_way_whatever_came_between() {
             range(0, 6, 2),
         ],
     );
-    let mut out = Vec::new();
-    merge_ranges(&rec, &mut out, &mut MergeScratch::default()).unwrap();
-    let (_, after) = decoded(&out);
+    let (after, _) = merged(&rec);
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].1, [3, 3, 3, 3, 3, 3, 4, 4, 2, 2, 2, 2]);
 }

@@ -47,12 +47,13 @@ pub struct Options {
     /// only, not a record's 80 bytes of header and trailer, in the log, in its CRC, and in
     /// every truncation and recovery that reads it; and where the commits of a record rewrote
     /// the same bytes (a heap's counters), the record holds them once, with their last value
-    /// ([`Statistics::ranges_merged_across_commits`](crate::Statistics)). A crash keeps a record whole or not at
-    /// all, so it keeps all of such a group or none of it: what survives is still every
-    /// commit up to some point in commit order, and every commit acknowledged as durable (a
-    /// flush commit, or any commit before a completed [`crate::Rvm::flush`]). Off, each
-    /// commit is a record of its own, so a torn last flush can keep part of its commits.
-    /// Changed later with [`crate::Rvm::set_coalesce_transactions`].
+    /// ([`Statistics::ranges_merged_across_commits`](crate::Statistics)). A crash keeps a
+    /// record whole or not at all, so it keeps all of such a group or none of it: what
+    /// survives is still every commit up to some point in commit order, and every commit
+    /// acknowledged as durable (a flush commit, or any commit before a completed
+    /// [`crate::Rvm::flush`]). Off, each commit is a record of its own, so a torn last flush
+    /// can keep part of its commits. Changed later with
+    /// [`crate::Rvm::set_coalesce_transactions`].
     pub coalesce_transactions: bool,
 }
 
