@@ -101,6 +101,7 @@ pub unsafe extern "C" fn rvm_map(region: *mut RvmRegion, options: *mut RvmOption
                 address: (!r.vmaddr.is_null()).then_some(r.vmaddr as usize),
                 mode,
                 clamp_length: true,
+                huge_pages: false,
             };
             // SAFETY: the classic contract a C caller takes on (README, "C programs"): a file
             // it maps is its own, and nothing shortens it while it is mapped (in private mode;

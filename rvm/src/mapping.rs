@@ -7,6 +7,8 @@
 //! test devices), or a region whose file offset is not aligned to the runtime page size, gets
 //! anonymous memory filled by reading the device. Large holes of a sparse segment file are
 //! mapped as anonymous zero memory instead of from the file (see `map_holes_anonymous`).
+//! With huge pages asked for, the anonymous parts are advised `MADV_HUGEPAGE` (see
+//! [`advise_huge_pages`]).
 
 use std::num::NonZeroUsize;
 use std::os::fd::BorrowedFd;
@@ -40,7 +42,8 @@ pub(crate) enum Backing {
 }
 
 /// Map `length` bytes of `device` starting at `offset`, at `address` (fixed) or anywhere,
-/// backed as `backing` says. Returns the address.
+/// backed as `backing` says; with `huge_pages`, its anonymous parts are advised to use
+/// transparent huge pages. Returns the address.
 ///
 /// # Safety
 /// If the device has a mappable descriptor and `backing` is [`Backing::File`], its file must
@@ -53,6 +56,7 @@ pub(crate) unsafe fn map_region(
     length: usize,
     address: Option<usize>,
     backing: Backing,
+    huge_pages: bool,
 ) -> Result<usize> {
     let path = device.name().to_string();
     let len = NonZeroUsize::new(length).ok_or_else(|| Error::InvalidArgument {
@@ -153,10 +157,14 @@ pub(crate) unsafe fn map_region(
         }
     }
     if let Some(fd) = file_backed {
-        if let Err(e) = map_holes_anonymous(fd, got, offset, length) {
+        if let Err(e) = map_holes_anonymous(fd, got, offset, length, huge_pages) {
             unmap_region(got, length);
             return Err(Error::io(&path, "mmap", e));
         }
+    }
+    if file_backed.is_none() && huge_pages {
+        // Before the fill below, so that the pages it writes are huge ones.
+        advise_huge_pages(got, length);
     }
     if file_backed.is_none() && backing != Backing::Zero {
         // SAFETY: the mapping just created is `length` bytes of writable memory at `got`.
@@ -185,12 +193,14 @@ const HOLE_MAPPINGS_PER_REGION_MAX: usize = 256;
 /// written only by truncation and recovery, recovery runs before a segment is mapped, and a
 /// segment is truncated before it is mapped again (so every committed byte is in the file, or
 /// in its dirty page cache, which `SEEK_DATA` reports as data, before its holes are looked up).
-/// A file system without `SEEK_HOLE` simply keeps the whole region file-backed.
+/// A file system without `SEEK_HOLE` simply keeps the whole region file-backed. With
+/// `huge_pages`, each hole mapped this way is advised to use huge pages.
 fn map_holes_anonymous(
     fd: std::os::fd::RawFd,
     address: usize,
     offset: u64,
     length: usize,
+    huge_pages: bool,
 ) -> std::io::Result<()> {
     let page = page_size() as u64;
     let end = offset + length as u64;
@@ -233,6 +243,9 @@ fn map_holes_anonymous(
                 )
             }
             .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+            if huge_pages {
+                advise_huge_pages(at_address, len.get());
+            }
             mapped += 1;
         }
         if hole_end <= at {
@@ -241,6 +254,22 @@ fn map_holes_anonymous(
         at = hole_end;
     }
     Ok(())
+}
+
+/// Advise the kernel to back `[address, address + length)` with transparent huge pages
+/// (`MADV_HUGEPAGE`): each 2 MiB-aligned 2 MiB of it that gets touched is then one huge page
+/// (one page fault and one TLB entry instead of 512), and `khugepaged` may later collapse
+/// pages already present. Only anonymous memory is advised: the private copies of a
+/// file-backed mapping are always small pages. It is advice: a kernel without transparent
+/// huge pages, or one that has them turned off (`never`), refuses or ignores it, and the memory
+/// works as before.
+fn advise_huge_pages(address: usize, length: usize) {
+    // SAFETY: madvise(MADV_HUGEPAGE) changes only how the kernel backs pages of a range this
+    // module has just mapped; it never changes their contents or the mapping's extent, and an
+    // error (EINVAL without transparent huge pages) leaves everything as it was.
+    unsafe {
+        libc::madvise(address as *mut libc::c_void, length, libc::MADV_HUGEPAGE);
+    }
 }
 
 pub(crate) fn unmap_region(address: usize, length: usize) {

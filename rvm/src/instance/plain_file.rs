@@ -53,6 +53,11 @@ pub struct FileMapOptions {
     /// Cap a range that runs past the end of the file at the end of the file (as the classic
     /// `rvm_map` does) instead of refusing it.
     pub clamp_length: bool,
+    /// Back the mapping's anonymous memory with transparent huge pages, as
+    /// [`MapOptions::huge_pages`](crate::MapOptions::huge_pages) does: the whole mapping in
+    /// [`FileMapMode::Copy`] and [`FileMapMode::Zeroed`], the large holes of the file in
+    /// [`FileMapMode::Private`].
+    pub huge_pages: bool,
 }
 
 /// The page-rounded span `(offset, length)` to map of a file of `file_len` bytes, or an error
@@ -220,6 +225,7 @@ impl Rvm {
             // A plain file's private mapping faults its pages in on first touch, as before;
             // a warm-up option for it is left for when a caller needs one.
             warm_up: false,
+            huge_pages: options.huge_pages,
         };
         // SAFETY: `span` keeps the region inside the file as it is now; the file is not
         // shortened while mapped: this function's contract.

@@ -304,6 +304,8 @@ pub(super) struct MapPlan {
     pub(super) regions: Vec<PlannedRegion>,
     /// Start a warm-up thread over the mapped regions ([`MapOptions::warm_up`]).
     pub(super) warm_up: bool,
+    /// Advise the regions' anonymous parts to use huge pages ([`MapOptions::huge_pages`]).
+    pub(super) huge_pages: bool,
 }
 
 impl Inner {
@@ -350,6 +352,7 @@ impl Inner {
             path_hint,
             regions,
             warm_up: options.warm_up,
+            huge_pages: options.huge_pages,
         };
         // SAFETY: `read_header_from` checked the device is as long as the segment, so it
         // holds every region; the rest is this function's contract.
@@ -371,6 +374,7 @@ impl Inner {
             path_hint,
             regions: planned,
             warm_up,
+            huge_pages,
         } = plan;
         let needs_truncate = {
             let slots = read_lock(&self.segments);
@@ -411,8 +415,16 @@ impl Inner {
         for r in &planned {
             // SAFETY: the device holds the region and is not shortened while it is mapped:
             // the contract of this function.
-            let placed =
-                unsafe { mapping::map_region(&*device, r.offset, r.length, r.address, r.backing) };
+            let placed = unsafe {
+                mapping::map_region(
+                    &*device,
+                    r.offset,
+                    r.length,
+                    r.address,
+                    r.backing,
+                    huge_pages,
+                )
+            };
             match placed {
                 Ok(address) => mapped.push(MappedRegion {
                     index: r.index,

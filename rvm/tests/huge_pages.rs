@@ -1,0 +1,202 @@
+//! Huge pages (`MapOptions::huge_pages`, `FileMapOptions::huge_pages`): the anonymous parts of
+//! a mapping, and only those, are advised `MADV_HUGEPAGE`; the mapped bytes, the commits and
+//! what truncation writes are the same as without. The advice is read back from the kernel
+//! (`VmFlags` of `/proc/self/smaps`); whether the kernel then finds huge pages depends on its
+//! memory and is not asserted.
+
+use std::path::Path;
+
+use rvm::segment::{self, CreateOptions};
+use rvm::{BeginMode, CommitMode, FileMapMode, FileMapOptions, MapOptions, Options, Rvm};
+
+mod support;
+use support::Dir;
+
+const PAGE: usize = 4096;
+const REGION: usize = 8 << 20;
+
+/// One mapping of this process, from `/proc/self/smaps`.
+#[derive(Debug)]
+struct Vma {
+    start: usize,
+    end: usize,
+    /// Mapped from a file (the header line names an inode).
+    file: bool,
+    /// `VmFlags` has `hg`: advised `MADV_HUGEPAGE`.
+    huge_advised: bool,
+}
+
+/// The mappings of this process that overlap `[start, end)`.
+fn vmas(start: usize, end: usize) -> Vec<Vma> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut found: Vec<Vma> = Vec::new();
+    let mut current: Option<Vma> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                found.extend(current.take());
+                let inode = fields.nth(3).unwrap_or("0");
+                current = Some(Vma {
+                    start: a,
+                    end: b,
+                    file: inode != "0",
+                    huge_advised: false,
+                });
+                continue;
+            }
+        }
+        if first == "VmFlags:" {
+            if let Some(v) = current.as_mut() {
+                v.huge_advised = fields.any(|f| f == "hg");
+            }
+        }
+    }
+    found.extend(current);
+    found.retain(|v| v.start < end && start < v.end);
+    found
+}
+
+/// Whether this kernel accepts `MADV_HUGEPAGE` (built with transparent huge pages): without
+/// it the option does nothing, and only its other promises can be checked.
+fn kernel_advises_huge_pages() -> bool {
+    // SAFETY: a fresh anonymous mapping of our own, advised and unmapped; nothing else uses it.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        let ok = libc::madvise(p, PAGE, libc::MADV_HUGEPAGE) == 0;
+        libc::munmap(p, PAGE);
+        ok
+    }
+}
+
+/// One pseudo-random byte per (pass, offset).
+fn pattern(pass: u64, offset: usize) -> u8 {
+    ((offset as u64).wrapping_mul(0x9e37_79b9) ^ pass.wrapping_mul(0x85eb_ca6b)) as u8
+}
+
+/// A sparse segment with one `REGION` region at `address` whose first 2 MiB hold data (written
+/// by a committed transaction and truncated into the file) and the rest holes. Returns the
+/// region's bytes.
+fn segment_with_data_then_holes(log: &Path, data: &Path, address: u64) -> Vec<u8> {
+    Rvm::create_log(log, 4 << 20).unwrap();
+    let header = support::one_region_layout(REGION as u64, address);
+    drop(segment::create(data, &header, CreateOptions::default()).unwrap());
+    let mut expected = vec![0u8; REGION];
+    let rvm = Rvm::open(log, Options::default()).unwrap();
+    // SAFETY: the test's files are in its own temporary directory; nothing shortens them.
+    let _seg = unsafe { rvm.map(data, MapOptions::default()) }.unwrap();
+    let bytes: Vec<u8> = (0..2 << 20).map(|i| pattern(1, i)).collect();
+    let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+    tx.modify_bytes(address as usize, &bytes).unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    expected[..bytes.len()].copy_from_slice(&bytes);
+    rvm.truncate().unwrap();
+    rvm.close().unwrap();
+    expected
+}
+
+#[test]
+fn huge_pages_advise_the_holes_only_and_change_no_byte() {
+    let dir = Dir::new("segment");
+    let (log, data) = (dir.path("log"), dir.path("data"));
+    const ADDRESS: u64 = 0x3300_0000_0000;
+    let mut expected = segment_with_data_then_holes(&log, &data, ADDRESS);
+    let base = ADDRESS as usize;
+    let advises = kernel_advises_huge_pages();
+
+    // Without the option nothing of the region is advised.
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    // SAFETY: as above.
+    let seg = unsafe { rvm.map(&data, MapOptions::default()) }.unwrap();
+    let plain = vmas(base, base + REGION);
+    assert!(!plain.is_empty());
+    assert!(plain.iter().all(|v| !v.huge_advised), "{plain:?}");
+    rvm.unmap(&seg).unwrap();
+
+    // With it, the holes (anonymous memory) are advised and the data stays file-backed.
+    // SAFETY: as above.
+    let seg = unsafe { rvm.map(&data, MapOptions::default().huge_pages(true)) }.unwrap();
+    assert_eq!(seg.regions()[0].address, base);
+    let huge = vmas(base, base + REGION);
+    let data_part = huge.iter().find(|v| v.start <= base && base < v.end).unwrap();
+    assert!(data_part.file, "the data part is not file-backed: {huge:?}");
+    assert!(!data_part.huge_advised, "file-backed memory advised: {huge:?}");
+    let hole = base + (4 << 20);
+    let hole_part = huge.iter().find(|v| v.start <= hole && hole < v.end).unwrap();
+    assert!(!hole_part.file, "the hole is not anonymous: {huge:?}");
+    if advises {
+        assert!(hole_part.huge_advised, "the hole is not advised: {huge:?}");
+        assert!(huge.iter().all(|v| v.huge_advised != v.file), "{huge:?}");
+    }
+
+    // The bytes read as before, transactions over both parts commit, and truncation writes
+    // them into the file.
+    let mut now = vec![0u8; REGION];
+    seg.read_bytes(base, &mut now).unwrap();
+    assert!(now == expected, "the mapped bytes changed");
+    for at in (PAGE..REGION).step_by(3 * PAGE + 448) {
+        let bytes: Vec<u8> = (0..200).map(|i| pattern(2, at + i)).collect();
+        let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+        tx.modify_bytes(base + at, &bytes).unwrap();
+        tx.end(CommitMode::NoFlush).unwrap();
+        expected[at..at + 200].copy_from_slice(&bytes);
+    }
+    // An aborted transaction over a hole restores its bytes.
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    tx.modify_bytes(hole + 100, &[0xee; 300]).unwrap();
+    tx.abort().unwrap();
+    seg.read_bytes(base, &mut now).unwrap();
+    assert!(now == expected, "the committed bytes differ in memory");
+    rvm.flush().unwrap();
+    rvm.truncate().unwrap();
+    rvm.close().unwrap();
+
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    // SAFETY: as above.
+    let seg = unsafe { rvm.map(&data, MapOptions::default()) }.unwrap();
+    seg.read_bytes(base, &mut now).unwrap();
+    assert!(now == expected, "the segment file differs after truncation");
+    rvm.close().unwrap();
+}
+
+#[test]
+fn huge_pages_advise_a_whole_copied_plain_file() {
+    let dir = Dir::new("plain");
+    let path = dir.path("plain");
+    let contents: Vec<u8> = (0..4 << 20).map(|i| pattern(3, i)).collect();
+    std::fs::write(&path, &contents).unwrap();
+    Rvm::create_log(dir.path("log"), 4 << 20).unwrap();
+    let rvm = Rvm::open(dir.path("log"), Options::default()).unwrap();
+    for huge_pages in [false, true] {
+        let options = FileMapOptions {
+            mode: FileMapMode::Copy,
+            huge_pages,
+            ..FileMapOptions::default()
+        };
+        // SAFETY: the file is the test's own; copy mode never faults on it.
+        let seg = unsafe { rvm.map_file(&path, options) }.unwrap();
+        let r = seg.regions()[0];
+        let mapped = vmas(r.address, r.end());
+        assert!(mapped.iter().all(|v| !v.file), "{mapped:?}");
+        if kernel_advises_huge_pages() {
+            assert!(
+                mapped.iter().all(|v| v.huge_advised == huge_pages),
+                "huge_pages {huge_pages}: {mapped:?}"
+            );
+        }
+        let mut now = vec![0u8; contents.len()];
+        seg.read_bytes(r.address, &mut now).unwrap();
+        assert!(now == contents, "the copy differs (huge_pages {huge_pages})");
+        rvm.unmap(&seg).unwrap();
+    }
+    rvm.close().unwrap();
+}
