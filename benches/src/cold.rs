@@ -39,8 +39,10 @@ pub struct ColdRun {
 }
 
 /// One cold run on a fresh segment of `segment_bytes`: `commits` commits of [`RANGE_BYTES`]
-/// at random offsets right after open, with or without the warm-up.
-pub fn cold_run(segment_bytes: u64, commits: u64, warm_up: bool, seed: u64) -> Result<ColdRun> {
+/// at random offsets right after open, with the segment mapped anywhere with `map`'s warm-up
+/// and huge pages.
+pub fn cold_run(segment_bytes: u64, commits: u64, map: MapOptions, seed: u64) -> Result<ColdRun> {
+    let warm_up = map.warm_up;
     let dir = Scratch::new("cold")?;
     let (log, data) = (dir.join("log"), dir.join("data"));
     scenario::create_log(&log, crate::LOG_AREA_BYTES)?;
@@ -51,7 +53,7 @@ pub fn cold_run(segment_bytes: u64, commits: u64, warm_up: bool, seed: u64) -> R
         .close()?;
     let rss_before = proc_status_bytes("VmRSS")?;
     let started = Instant::now();
-    let (rvm, seg) = open_and_map(&log, &data, warm_up)?;
+    let (rvm, seg) = open_and_map(&log, &data, map)?;
     let open = started.elapsed();
     let mut rng = Rng::new(seed);
     let cold = commit_loop(&rvm, &seg, commits, &mut rng)?;
@@ -77,13 +79,17 @@ pub fn cold_run(segment_bytes: u64, commits: u64, warm_up: bool, seed: u64) -> R
     })
 }
 
-fn open_and_map(log: &Path, data: &Path, warm_up: bool) -> Result<(Rvm, Segment)> {
+fn open_and_map(log: &Path, data: &Path, map: MapOptions) -> Result<(Rvm, Segment)> {
     let rvm =
         Rvm::open(log, Options::default()).with_context(|| format!("open {}", log.display()))?;
+    let options = MapOptions {
+        placement: rvm::Placement::Anywhere,
+        ..map
+    };
     // SAFETY: the bench created the segment file in its own temporary directory; nothing
     // shortens it while it is mapped.
-    let seg = unsafe { rvm.map(data, MapOptions::anywhere().warm_up(warm_up)) }
-        .with_context(|| format!("map {}", data.display()))?;
+    let seg =
+        unsafe { rvm.map(data, options) }.with_context(|| format!("map {}", data.display()))?;
     Ok((rvm, seg))
 }
 

@@ -43,11 +43,20 @@ pub fn create_segment(path: &Path, length_bytes: u64) -> Result<()> {
 
 /// Open a log and map a segment with it.
 pub fn open_and_map(log: &Path, data: &Path, options: Options) -> Result<(Rvm, Segment)> {
+    open_and_map_with(log, data, options, MapOptions::anywhere())
+}
+
+/// [`open_and_map`] with the segment mapped as `map` says.
+pub fn open_and_map_with(
+    log: &Path,
+    data: &Path,
+    options: Options,
+    map: MapOptions,
+) -> Result<(Rvm, Segment)> {
     let rvm = Rvm::open(log, options).with_context(|| format!("open {}", log.display()))?;
     // SAFETY: the bench created the segment file in its own temporary directory; nothing shortens
     // it while it is mapped.
-    let seg = unsafe { rvm.map(data, MapOptions::anywhere()) }
-        .with_context(|| format!("map {}", data.display()))?;
+    let seg = unsafe { rvm.map(data, map) }.with_context(|| format!("map {}", data.display()))?;
     Ok((rvm, seg))
 }
 
@@ -336,12 +345,27 @@ pub struct TxScenario {
 
 impl TxScenario {
     pub fn new(segment_bytes: u64, log_area_bytes: u64, options: Options) -> Result<Self> {
+        Self::with_map(
+            segment_bytes,
+            log_area_bytes,
+            options,
+            MapOptions::anywhere(),
+        )
+    }
+
+    /// [`TxScenario::new`] with the (fresh, sparse) segment mapped as `map` says.
+    pub fn with_map(
+        segment_bytes: u64,
+        log_area_bytes: u64,
+        options: Options,
+        map: MapOptions,
+    ) -> Result<Self> {
         let dir = Scratch::new("tx")?;
         let log = dir.join("log");
         let data = dir.join("data");
         create_log(&log, log_area_bytes)?;
         create_segment(&data, segment_bytes)?;
-        let (rvm, seg) = open_and_map(&log, &data, options)?;
+        let (rvm, seg) = open_and_map_with(&log, &data, options, map)?;
         touch_every_page(&seg);
         Ok(TxScenario {
             _dir: dir,
@@ -456,6 +480,8 @@ pub fn rdsinit_whole_process(binary: &Path) -> Result<RdsinitRun> {
 
 /// Where the benchmark heap is mapped (fixed: the heap stores absolute addresses).
 pub const RDS_HEAP_ADDRESS: u64 = 0x2200_0000_0000;
+/// Where a second benchmark heap in the same process is mapped (runs that alternate two).
+pub const RDS_SECOND_HEAP_ADDRESS: u64 = 0x2300_0000_0000;
 /// Heap size of the RDS benchmark: room for the live set with little pressure.
 pub const RDS_HEAP_BYTES: u64 = 64 << 20;
 /// Live blocks the RDS workload keeps around: it frees when it holds more, allocates when it
@@ -472,13 +498,19 @@ pub struct RdsScenario {
 
 impl RdsScenario {
     pub fn new(options: Options) -> Result<Self> {
+        Self::with_map(options, MapOptions::default(), RDS_HEAP_ADDRESS)
+    }
+
+    /// [`RdsScenario::new`] with the heap at `start_address` and its (fresh, sparse) segment
+    /// mapped as `map` says (at fixed addresses: `map.placement` is ignored).
+    pub fn with_map(options: Options, map: MapOptions, start_address: u64) -> Result<Self> {
         use rvm::rds::{self, HeapLayout};
         let dir = Scratch::new("rds")?;
         let (log, data) = (dir.join("log"), dir.join("data"));
         create_log(&log, crate::LOG_AREA_BYTES)?;
         let rvm = Rvm::open(&log, options)?;
         let layout = HeapLayout {
-            start_address: RDS_HEAP_ADDRESS,
+            start_address,
             heap_length: RDS_HEAP_BYTES,
             static_length: PAGE_BYTES,
             nlists: 80,
@@ -495,9 +527,13 @@ impl RdsScenario {
                 CreateOptions::default(),
             )
         }?;
+        let map = MapOptions {
+            placement: rvm::Placement::Fixed,
+            ..map
+        };
         // SAFETY: the bench created the segment file in its own temporary directory; nothing
         // shortens it while it is mapped.
-        let seg = unsafe { rvm.map(&data, MapOptions::default()) }?;
+        let seg = unsafe { rvm.map(&data, map) }?;
         touch_every_page(&seg);
         let heap = rvm::rds::Heap::load(&seg)?;
         Ok(RdsScenario {

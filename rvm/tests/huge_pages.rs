@@ -127,11 +127,20 @@ fn huge_pages_advise_the_holes_only_and_change_no_byte() {
     let seg = unsafe { rvm.map(&data, MapOptions::default().huge_pages(true)) }.unwrap();
     assert_eq!(seg.regions()[0].address, base);
     let huge = vmas(base, base + REGION);
-    let data_part = huge.iter().find(|v| v.start <= base && base < v.end).unwrap();
+    let data_part = huge
+        .iter()
+        .find(|v| v.start <= base && base < v.end)
+        .unwrap();
     assert!(data_part.file, "the data part is not file-backed: {huge:?}");
-    assert!(!data_part.huge_advised, "file-backed memory advised: {huge:?}");
+    assert!(
+        !data_part.huge_advised,
+        "file-backed memory advised: {huge:?}"
+    );
     let hole = base + (4 << 20);
-    let hole_part = huge.iter().find(|v| v.start <= hole && hole < v.end).unwrap();
+    let hole_part = huge
+        .iter()
+        .find(|v| v.start <= hole && hole < v.end)
+        .unwrap();
     assert!(!hole_part.file, "the hole is not anonymous: {huge:?}");
     if advises {
         assert!(hole_part.huge_advised, "the hole is not advised: {huge:?}");
@@ -195,7 +204,10 @@ fn huge_pages_advise_a_whole_copied_plain_file() {
         }
         let mut now = vec![0u8; contents.len()];
         seg.read_bytes(r.address, &mut now).unwrap();
-        assert!(now == contents, "the copy differs (huge_pages {huge_pages})");
+        assert!(
+            now == contents,
+            "the copy differs (huge_pages {huge_pages})"
+        );
         rvm.unmap(&seg).unwrap();
     }
     rvm.close().unwrap();

@@ -417,12 +417,7 @@ impl Inner {
             // the contract of this function.
             let placed = unsafe {
                 mapping::map_region(
-                    &*device,
-                    r.offset,
-                    r.length,
-                    r.address,
-                    r.backing,
-                    huge_pages,
+                    &*device, r.offset, r.length, r.address, r.backing, huge_pages,
                 )
             };
             match placed {

@@ -9,6 +9,7 @@
 //! 1 a benchmark could not run at all; 2 bad arguments.
 
 mod cold;
+mod huge;
 mod machine;
 mod rds;
 mod rdsinit;
@@ -25,6 +26,7 @@ use anyhow::Result;
 use rvm_benches::store_peers;
 
 use crate::cold::{cold_start, COLD_KEYS};
+use crate::huge::huge_pages;
 use crate::machine::{machine, open};
 use crate::rds::rds;
 use crate::rdsinit::rdsinit;
@@ -80,7 +82,7 @@ pub(crate) fn main() -> ExitCode {
                      --quick  smaller runs, under a minute\n  \
                      --json   print one JSON object instead of the table\n  \
                      --only   run only these sections (machine, open, recovery, transactions, \
-                     rds, rdsinit, truncation, cold, store); for profiling"
+                     rds, huge, rdsinit, truncation, cold, store); for profiling"
                 );
                 return ExitCode::SUCCESS;
             }
@@ -93,13 +95,14 @@ pub(crate) fn main() -> ExitCode {
     let plan = Plan { quick };
     let started = Instant::now();
     let mut report = Report::default();
-    let sections: [(&str, Section); 9] = [
+    let sections: [(&str, Section); 10] = [
         ("machine", machine),
         ("open", open),
         ("cold", cold_start),
         ("recovery", recovery),
         ("transactions", transactions),
         ("rds", rds),
+        ("huge", huge_pages),
         ("rdsinit", rdsinit),
         ("truncation", truncation),
         ("store", store),

@@ -1,0 +1,113 @@
+//! Section `huge`: the no_flush and RDS loops on segments mapped with huge pages
+//! (`MapOptions::huge_pages`), in alternating rounds with the same loops on small pages.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use rvm::{CommitMode, MapOptions, Options};
+use rvm_benches::scenario::{RdsScenario, TxScenario, RDS_HEAP_ADDRESS, RDS_SECOND_HEAP_ADDRESS};
+use rvm_benches::workload::Rng;
+use rvm_benches::{per_second, LOG_AREA_BYTES, MIB};
+
+use crate::report::{ratio, Report};
+use crate::Plan;
+
+/// Alternating rounds of each loop (the order swapped every round).
+const ROUNDS: usize = 4;
+
+/// Run `round(variant)` for variants 0 and 1 in [`ROUNDS`] alternating rounds; the total
+/// time of each variant.
+fn alternate(mut round: impl FnMut(usize) -> Result<Duration>) -> Result<[Duration; 2]> {
+    let mut total = [Duration::ZERO; 2];
+    for r in 0..ROUNDS {
+        let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
+        for variant in order {
+            total[variant] += round(variant)?;
+        }
+    }
+    Ok(total)
+}
+
+/// Add a pair of rates and their ratio.
+fn add_pair(report: &mut Report, keys: [&'static str; 3], operations: u64, times: [Duration; 2]) {
+    let small = per_second(operations, times[0]);
+    let huge = per_second(operations, times[1]);
+    report.add(
+        keys[0],
+        Some(small),
+        "1/s",
+        "  small pages (the default), same rounds",
+    );
+    report.add(keys[1], Some(huge), "1/s", "  huge pages");
+    report.add(
+        keys[2],
+        ratio(Some(huge), Some(small)),
+        "x",
+        "  huge / small",
+    );
+}
+
+pub(crate) fn huge_pages(plan: &Plan, report: &mut Report) -> Result<()> {
+    let maps = [
+        MapOptions::anywhere(),
+        MapOptions::anywhere().huge_pages(true),
+    ];
+    // The no_flush loop of `noflush_commits_per_s`: 64-byte commits at random offsets of a
+    // 64 MiB segment, flushes not timed.
+    {
+        let s = [
+            TxScenario::with_map(64 * MIB, LOG_AREA_BYTES, Options::default(), maps[0])?,
+            TxScenario::with_map(64 * MIB, LOG_AREA_BYTES, Options::default(), maps[1])?,
+        ];
+        let commits = plan.pick(150_000, 500_000);
+        let mut rngs = [Rng::new(21), Rng::new(21)];
+        for (s, rng) in s.iter().zip(&mut rngs) {
+            s.commit_loop(64, 10_000, CommitMode::NoFlush, 1000, false, rng)?;
+        }
+        let times = alternate(|v| {
+            s[v].commit_loop(64, commits, CommitMode::NoFlush, 1000, false, &mut rngs[v])
+        })?;
+        report.note(
+            "huge: each pair ran in 4 alternating rounds, on fresh sparse segments \
+             (their holes are what huge pages apply to)",
+        );
+        add_pair(
+            report,
+            [
+                "noflush_small_pages_per_s",
+                "noflush_huge_pages_per_s",
+                "noflush_huge_over_small",
+            ],
+            commits * ROUNDS as u64,
+            times,
+        );
+    }
+    // The RDS loop of `rds_ops_per_s`: one malloc or free per no_flush transaction, flushes not
+    // timed; two heaps at different addresses.
+    {
+        let s = [
+            RdsScenario::with_map(Options::default(), maps[0], RDS_HEAP_ADDRESS)?,
+            RdsScenario::with_map(Options::default(), maps[1], RDS_SECOND_HEAP_ADDRESS)?,
+        ];
+        let operations = plan.pick(100_000, 300_000);
+        let mut rngs = [Rng::new(0x4d6), Rng::new(0x4d6)];
+        for (s, rng) in s.iter().zip(&mut rngs) {
+            s.malloc_free_loop(50_000, 1, 1000, true, rng)?;
+        }
+        let times = alternate(|v| s[v].malloc_free_loop(operations, 1, 1000, false, &mut rngs[v]))?;
+        add_pair(
+            report,
+            [
+                "rds_ops_small_pages_per_s",
+                "rds_ops_huge_pages_per_s",
+                "rds_huge_over_small",
+            ],
+            operations * ROUNDS as u64,
+            times,
+        );
+        for s in s {
+            s.rvm.close()?;
+        }
+    }
+    Ok(())
+}
