@@ -61,21 +61,7 @@ fn vmas(start: usize, end: usize) -> Vec<Vma> {
 /// Whether this kernel accepts `MADV_HUGEPAGE` (built with transparent huge pages): without
 /// it the option does nothing, and only its other promises can be checked.
 fn kernel_advises_huge_pages() -> bool {
-    // SAFETY: a fresh anonymous mapping of our own, advised and unmapped; nothing else uses it.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            PAGE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        assert_ne!(p, libc::MAP_FAILED);
-        let ok = libc::madvise(p, PAGE, libc::MADV_HUGEPAGE) == 0;
-        libc::munmap(p, PAGE);
-        ok
-    }
+    support::kernel_accepts_advice(libc::MADV_HUGEPAGE)
 }
 
 /// One pseudo-random byte per (pass, offset).

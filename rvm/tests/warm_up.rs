@@ -47,21 +47,7 @@ fn warm_up_threads_gone() -> bool {
 /// Whether this kernel has `MADV_POPULATE_WRITE` (Linux 5.14+): without it the warm-up does
 /// nothing, and only its other promises can be checked.
 fn kernel_populates() -> bool {
-    // SAFETY: a fresh anonymous page of our own, advised and unmapped; nothing else uses it.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            PAGE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        assert_ne!(p, libc::MAP_FAILED);
-        let ok = libc::madvise(p, PAGE, libc::MADV_POPULATE_WRITE) == 0;
-        libc::munmap(p, PAGE);
-        ok
-    }
+    support::kernel_accepts_advice(libc::MADV_POPULATE_WRITE)
 }
 
 /// Pages of the segment's first region that are not resident (mincore).

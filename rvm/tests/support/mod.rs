@@ -76,6 +76,29 @@ pub fn one_region_layout(region_bytes: u64, address: u64) -> rvm::format::segmen
     .unwrap()
 }
 
+/// Whether this kernel accepts `madvise(advice)` on private anonymous memory (for options that
+/// are only advice, such as the warm-up's `MADV_POPULATE_WRITE`, Linux 5.14+, or huge pages'
+/// `MADV_HUGEPAGE`, kernels built with transparent huge pages): where it does not, a test can
+/// only check the option's other promises.
+pub fn kernel_accepts_advice(advice: libc::c_int) -> bool {
+    const PAGE: usize = 4096;
+    // SAFETY: a fresh anonymous page of our own, advised and unmapped; nothing else uses it.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        let ok = libc::madvise(p, PAGE, advice) == 0;
+        libc::munmap(p, PAGE);
+        ok
+    }
+}
+
 /// An in-memory segment named "data" laid out by [`one_region_layout`].
 pub fn one_region_segment(region_bytes: u64, address: u64) -> MemDevice {
     let data = MemDevice::new("data", Vec::new());
