@@ -198,3 +198,68 @@ fn huge_pages_advise_a_whole_copied_plain_file() {
     }
     rvm.close().unwrap();
 }
+
+/// Whether some anonymous part of `[start, end)` is advised, and no file-backed part is.
+fn advised_holes(start: usize, end: usize) -> bool {
+    let found = vmas(start, end);
+    assert!(found.iter().all(|v| !(v.file && v.huge_advised)), "{found:?}");
+    found.iter().any(|v| !v.file && v.huge_advised)
+}
+
+#[test]
+fn a_store_maps_its_heaps_and_added_ones_with_huge_pages_when_asked() {
+    use rvm::store::{Store, StoreOptions};
+    use rvm::typed::PHashMap;
+    let dir = Dir::new("store");
+    let options = |huge_pages: bool| {
+        StoreOptions::default()
+            .start_address(0x3400_0000_0000)
+            .heap_bytes(8 << 20)
+            .log_bytes(1 << 20)
+            .huge_pages(huge_pages)
+    };
+    let advises = kernel_advises_huge_pages();
+    // SAFETY: the store's files are in the test's own directory; nothing else shortens them.
+    let store = unsafe { Store::open_or_create(dir.path("kv"), options(true)) }.unwrap();
+    let root = store.root::<PHashMap<u64, u64>>().unwrap();
+    let mut tx = store.begin().unwrap();
+    let map = PHashMap::new(&mut tx, &store).unwrap();
+    root.set(&mut tx, &map).unwrap();
+    for k in 0..2000u64 {
+        map.insert(&mut tx, &store, &k, &(k * 3)).unwrap();
+    }
+    tx.end(CommitMode::Flush).unwrap();
+    store.grow(8 << 20).unwrap();
+    let heaps = store.heaps();
+    assert_eq!(heaps.len(), 2);
+    if advises {
+        for h in &heaps {
+            assert!(
+                advised_holes(h.address(), h.address() + h.length()),
+                "heap at {:#x} not advised",
+                h.address()
+            );
+        }
+    }
+    drop((root, map, heaps));
+    store.close().unwrap();
+
+    // Reopened without the option: nothing is advised, every entry is there.
+    for huge_pages in [false, true] {
+        // SAFETY: as above.
+        let store = unsafe { Store::open_or_create(dir.path("kv"), options(huge_pages)) }.unwrap();
+        assert!(!store.created());
+        let heaps = store.heaps();
+        assert_eq!(heaps.len(), 2);
+        for h in &heaps {
+            let advised = advised_holes(h.address(), h.address() + h.length());
+            assert_eq!(advised, huge_pages && advises, "heap at {:#x}", h.address());
+        }
+        let map = store.root::<PHashMap<u64, u64>>().unwrap().get().unwrap();
+        for k in 0..2000u64 {
+            assert_eq!(map.get(&store, &k).unwrap(), Some(k * 3), "key {k}");
+        }
+        drop((map, heaps));
+        store.close().unwrap();
+    }
+}
