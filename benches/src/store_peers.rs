@@ -93,7 +93,7 @@ impl Engine {
     pub fn open(self, dir: &Path) -> Result<Box<dyn Kv>> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         Ok(match self {
-            Engine::Rvm => Box::new(RvmKv::open(dir)?),
+            Engine::Rvm => Box::new(RvmKv::open(dir, rvm_store_options())?),
             Engine::Redb => Box::new(RedbKv::open(dir)?),
             Engine::Lmdb => Box::new(LmdbKv::open(dir)?),
         })
@@ -118,9 +118,20 @@ struct RvmKv {
     map: PHashMap<u64, Value>,
 }
 
+/// The options our store is compared with: the defaults with a heap for 1M entries.
+pub fn rvm_store_options() -> StoreOptions {
+    StoreOptions::default().heap_bytes(RVM_HEAP_BYTES)
+}
+
+/// Open (or create) our store in `dir` with `options` instead of [`rvm_store_options`] (for
+/// comparisons of our own options; a second store open at once needs another start address).
+pub fn open_rvm_with(dir: &Path, options: StoreOptions) -> Result<Box<dyn Kv>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    Ok(Box::new(RvmKv::open(dir, options)?))
+}
+
 impl RvmKv {
-    fn open(dir: &Path) -> Result<RvmKv> {
-        let options = StoreOptions::default().heap_bytes(RVM_HEAP_BYTES);
+    fn open(dir: &Path, options: StoreOptions) -> Result<RvmKv> {
         // SAFETY: the store's files are in this benchmark's own scratch directory; nothing
         // else opens, shortens or removes them while the store is open.
         let store = unsafe { Store::open_or_create(dir, options) }?;
@@ -556,13 +567,19 @@ pub fn time_reopen(engine: Engine, dir: &Path, entries: u64) -> Result<Duration>
 /// [`BATCH`]; the store stays open (the caller closes it, or is killed).
 pub fn fill(engine: Engine, dir: &Path, entries: u64) -> Result<Box<dyn Kv>> {
     let mut store = engine.open(dir)?;
+    fill_open(store.as_mut(), entries)?;
+    Ok(store)
+}
+
+/// Insert pairs `0..entries` into the open, empty `store`, a durable commit every [`BATCH`].
+pub fn fill_open(store: &mut dyn Kv, entries: u64) -> Result<()> {
     let mut first = 0;
     while first < entries {
         let n = (entries - first).min(BATCH as u64);
         store.insert_durable(&pairs(first, n))?;
         first += n;
     }
-    Ok(store)
+    Ok(())
 }
 
 /// The child's side of [`reopen_after_kill`]: `args` are the arguments after [`CHILD_ARG`].

@@ -202,7 +202,10 @@ fn huge_pages_advise_a_whole_copied_plain_file() {
 /// Whether some anonymous part of `[start, end)` is advised, and no file-backed part is.
 fn advised_holes(start: usize, end: usize) -> bool {
     let found = vmas(start, end);
-    assert!(found.iter().all(|v| !(v.file && v.huge_advised)), "{found:?}");
+    assert!(
+        found.iter().all(|v| !(v.file && v.huge_advised)),
+        "{found:?}"
+    );
     found.iter().any(|v| !v.file && v.huge_advised)
 }
 

@@ -109,5 +109,62 @@ pub(crate) fn huge_pages(plan: &Plan, report: &mut Report) -> Result<()> {
             s.rvm.close()?;
         }
     }
+    store_gets(plan, report)
+}
+
+/// Random gets on a freshly filled store (the `store_get_over_redb` workload), its heap mapped
+/// with small and with huge pages (`StoreOptions::huge_pages`): two stores at different
+/// addresses, filled once each, then the gets in alternating rounds, every value checked.
+fn store_gets(plan: &Plan, report: &mut Report) -> Result<()> {
+    use rvm_benches::store_peers::{fill_open, key, open_rvm_with, rvm_store_options, value_for};
+    let entries = plan.pick(200_000u64, 1_000_000);
+    let gets = plan.pick(300_000u64, 1_000_000);
+    let dir = rvm_benches::scratch::Scratch::new("huge-store")?;
+    let mut stores = Vec::new();
+    for (i, huge_pages) in [false, true].into_iter().enumerate() {
+        let options = rvm_store_options()
+            .start_address(HUGE_STORE_ADDRESSES[i])
+            .huge_pages(huge_pages);
+        let mut store = open_rvm_with(
+            &dir.join(if huge_pages { "huge" } else { "small" }),
+            options,
+        )?;
+        fill_open(store.as_mut(), entries)?;
+        stores.push(store);
+    }
+    let mut rng = Rng::new(0x6e7);
+    let keys: Vec<u64> = (0..gets).map(|_| key(rng.below(entries))).collect();
+    let times = alternate(|v| {
+        let started = std::time::Instant::now();
+        let mut wrong = 0u64;
+        let found = stores[v].get_many(&keys, &mut |k, value| {
+            wrong += u64::from(*value != value_for(k));
+        })?;
+        let elapsed = started.elapsed();
+        anyhow::ensure!(
+            found == gets && wrong == 0,
+            "store gets: {found} of {gets} found, {wrong} wrong"
+        );
+        Ok(elapsed)
+    })?;
+    for store in stores {
+        store.close()?;
+    }
+    report.note(format!(
+        "huge: store gets on a fresh store of {entries} entries (the report's store workload)"
+    ));
+    add_pair(
+        report,
+        [
+            "store_get_small_pages_per_s",
+            "store_get_huge_pages_per_s",
+            "store_get_huge_over_small",
+        ],
+        gets * ROUNDS as u64,
+        times,
+    );
     Ok(())
 }
+
+/// Heap addresses of the two stores of [`store_gets`] (each heap is 1 GiB).
+const HUGE_STORE_ADDRESSES: [u64; 2] = [0x3500_0000_0000, 0x3600_0000_0000];
