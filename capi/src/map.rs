@@ -15,6 +15,15 @@ use crate::types::*;
 
 /// The classic option flag: map regions `MAP_PRIVATE` from the file instead of copying them.
 const RVM_MAP_PRIVATE: RvmLength = 8;
+/// An rvm-rs option flag (not in the classic library): map regions, and load segments, with
+/// huge pages ([`FileMapOptions::huge_pages`], `MapOptions::huge_pages`).
+const RVM_MAP_HUGE_PAGES: RvmLength = 16;
+
+/// Whether the options in force ask for huge pages (`RVM_MAP_HUGE_PAGES`). Call it while no
+/// lock of the global state is held (as inside `enter`).
+pub(crate) fn huge_pages_asked() -> bool {
+    with_settings(|s| s.flags & RVM_MAP_HUGE_PAGES != 0).unwrap_or(false)
+}
 
 /// Regions mapped through `rvm_map` (so `rvm_unmap` can find them by address).
 static MAPPED: Mutex<Vec<Segment>> = Mutex::new(Vec::new());
@@ -101,7 +110,7 @@ pub unsafe extern "C" fn rvm_map(region: *mut RvmRegion, options: *mut RvmOption
                 address: (!r.vmaddr.is_null()).then_some(r.vmaddr as usize),
                 mode,
                 clamp_length: true,
-                huge_pages: false,
+                huge_pages: flags & RVM_MAP_HUGE_PAGES != 0,
             };
             // SAFETY: the classic contract a C caller takes on (README, "C programs"): a file
             // it maps is its own, and nothing shortens it while it is mapped (in private mode;

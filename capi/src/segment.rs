@@ -31,9 +31,10 @@ pub fn forget_all() {
 
 /// Map the segment at `path` at its recorded addresses and remember it.
 pub fn load(rvm: &Rvm, path: &std::path::Path) -> Result<Segment, RvmReturn> {
+    let options = MapOptions::default().huge_pages(crate::map::huge_pages_asked());
     // SAFETY: the classic contract a C caller takes on (README, "C programs"): a loaded segment
     // file is the program's own and nothing shortens it while it is loaded.
-    let seg = unsafe { rvm.map(path, MapOptions::default()) }.map_err(|e| rvm_code(&e))?;
+    let seg = unsafe { rvm.map(path, options) }.map_err(|e| rvm_code(&e))?;
     let regions = seg.regions();
     rds_startaddr.store(
         regions.first().map_or(0, |r| r.address) as *mut c_char,

@@ -655,3 +655,35 @@ fn start_recovery_and_shutdown_run_on_a_64k_thread_stack() {
     assert!(stdout.contains("small stack ok"), "{stdout}");
     heap_checks_clean(&log, &data);
 }
+
+/// `RVM_MAP_HUGE_PAGES`, the rvm-rs flag that asks `rvm_map` for huge pages: the C program
+/// reads the advice back from `/proc/self/smaps`, for a copied region and a private one, with
+/// the flag and without it.
+#[test]
+fn the_huge_pages_flag_advises_the_anonymous_memory_of_mapped_regions() {
+    let s = Scratch::new("huge");
+    let exe = s.path("huge_pages");
+    compile(
+        &s,
+        "cc",
+        &[source("tests/c/huge_pages.c")],
+        &exe,
+        &["-std=c99"],
+    );
+    for mode in ["copy", "private"] {
+        let (log, data) = (s.path(&format!("log-{mode}")), s.path(&format!("data-{mode}")));
+        {
+            let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
+            rvm::Rvm::create_log(&log, 1 << 20).unwrap();
+        }
+        // 4 MiB: a first page of data, then a hole.
+        let file = std::fs::File::create(&data).unwrap();
+        let first: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+        std::io::Write::write_all(&mut &file, &first).unwrap();
+        file.set_len(4 << 20).unwrap();
+        drop(file);
+        let out = run(&exe, &[&log, &data, mode.as_ref()]);
+        let stdout = expect_success(&out, &format!("huge_pages {mode}"));
+        assert!(stdout.contains(&format!("huge pages {mode} ok")), "{stdout}");
+    }
+}

@@ -97,6 +97,9 @@ typedef struct rvm_offset_t {
 #define RVM_COALESCE_TRANS 2
 #define RVM_ALL_OPTIMIZATIONS (RVM_COALESCE_RANGES | RVM_COALESCE_TRANS)
 #define RVM_MAP_PRIVATE 8
+/* rvm-rs extension: back the anonymous memory of mapped regions and loaded segments (a copied
+ * region, the holes of a private or loaded one) with transparent huge pages. */
+#define RVM_MAP_HUGE_PAGES 16
 
 /* Option defaults. */
 #define TRUNCATE 50
