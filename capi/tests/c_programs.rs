@@ -656,9 +656,9 @@ fn start_recovery_and_shutdown_run_on_a_64k_thread_stack() {
     heap_checks_clean(&log, &data);
 }
 
-/// `RVM_MAP_HUGE_PAGES`, the rvm-rs flag that asks `rvm_map` for huge pages: the C program
-/// reads the advice back from `/proc/self/smaps`, for a copied region and a private one, with
-/// the flag and without it.
+/// `RVM_MAP_HUGE_PAGES`, the rvm-rs flag that asks `rvm_map` and `rvm_load_segment` for huge
+/// pages: the C program reads the advice back from `/proc/self/smaps`, for a copied region, a
+/// private one and a loaded segment, with the flag and without it.
 #[test]
 fn the_huge_pages_flag_advises_the_anonymous_memory_of_mapped_regions() {
     let s = Scratch::new("huge");
@@ -670,18 +670,19 @@ fn the_huge_pages_flag_advises_the_anonymous_memory_of_mapped_regions() {
         &exe,
         &["-std=c99"],
     );
-    for mode in ["copy", "private"] {
+    for mode in ["copy", "private", "segment"] {
         let (log, data) = (s.path(&format!("log-{mode}")), s.path(&format!("data-{mode}")));
         {
             let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
             rvm::Rvm::create_log(&log, 1 << 20).unwrap();
         }
-        // 4 MiB: a first page of data, then a hole.
-        let file = std::fs::File::create(&data).unwrap();
-        let first: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
-        std::io::Write::write_all(&mut &file, &first).unwrap();
-        file.set_len(4 << 20).unwrap();
-        drop(file);
+        if mode != "segment" {
+            // 4 MiB: a first page of data, then a hole (the segment mode makes its own file).
+            let file = std::fs::File::create(&data).unwrap();
+            let first: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+            std::io::Write::write_all(&mut &file, &first).unwrap();
+            file.set_len(4 << 20).unwrap();
+        }
         let out = run(&exe, &[&log, &data, mode.as_ref()]);
         let stdout = expect_success(&out, &format!("huge_pages {mode}"));
         assert!(stdout.contains(&format!("huge pages {mode} ok")), "{stdout}");

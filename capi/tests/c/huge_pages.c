@@ -2,10 +2,12 @@
  * memory advised MADV_HUGEPAGE (the "hg" flag of its mapping in /proc/self/smaps), one mapped
  * without it does not, and both read the file's bytes. DATA is a file of 4 MiB whose first
  * page holds data and the rest is a hole. Copy mode advises the whole copy; private mode
- * (RVM_MAP_PRIVATE) the hole only.
- * Usage: huge_pages LOG DATA copy|private */
+ * (RVM_MAP_PRIVATE) the hole only. In `segment` mode DATA is made an rvm-rs segment of one
+ * fresh (all hole) region with rvm_create_segment and loaded with rvm_load_segment.
+ * Usage: huge_pages LOG DATA copy|private|segment */
 #define _GNU_SOURCE
 #include <rvm/rvm.h>
+#include <rvm/rvm_segment.h>
 #include <string.h>
 #include <sys/mman.h>
 #include "check.h"
@@ -62,8 +64,36 @@ static void map_and_check(rvm_options_t *opts, const char *data, unsigned long f
     rvm_free_region(region);
 }
 
+/* Load the segment DATA with `flags` in force and check the advice in its (hole) region. */
+static void load_and_check(rvm_options_t *opts, const char *data, unsigned long flags) {
+    opts->flags = flags;
+    CHECK_RC(rvm_set_options(opts), RVM_SUCCESS);
+    unsigned long n = 0;
+    rvm_region_def_t *defs = NULL;
+    CHECK_RC(rvm_load_segment((char *)data, RVM_MK_OFFSET(0, 0), opts, &n, &defs), RVM_SUCCESS);
+    CHECK(n == 1 && defs[0].length == LENGTH);
+    for (unsigned long i = 0; i < LENGTH; i += 4096)
+        CHECK(defs[0].vmaddr[i] == 0);
+    if (kernel_advises())
+        CHECK(advised(defs[0].vmaddr + LENGTH / 2) == ((flags & RVM_MAP_HUGE_PAGES) != 0));
+    CHECK_RC(rvm_release_segment(n, &defs), RVM_SUCCESS);
+}
+
 int main(int argc, char **argv) {
     CHECK(argc == 4);
+    if (strcmp(argv[3], "segment") == 0) {
+        rvm_options_t *opts = rvm_malloc_options();
+        opts->log_dev = argv[1];
+        CHECK_RC(RVM_INIT(opts), RVM_SUCCESS);
+        rvm_region_def_t def = {RVM_OFFSET_INITIALIZER(0, 0), LENGTH, (char *)0x370000000000UL};
+        CHECK_RC(rvm_create_segment(argv[2], RVM_MK_OFFSET(0, 0), opts, 1, &def), RVM_SUCCESS);
+        load_and_check(opts, argv[2], RVM_MAP_HUGE_PAGES);
+        load_and_check(opts, argv[2], 0);
+        CHECK_RC(rvm_terminate(), RVM_SUCCESS);
+        printf("huge pages segment ok (%s)\n",
+               kernel_advises() ? "advice checked" : "the kernel takes no advice");
+        return 0;
+    }
     unsigned long mode = 0;
     if (strcmp(argv[3], "private") == 0)
         mode = RVM_MAP_PRIVATE;
