@@ -671,7 +671,10 @@ fn the_huge_pages_flag_advises_the_anonymous_memory_of_mapped_regions() {
         &["-std=c99"],
     );
     for mode in ["copy", "private", "segment"] {
-        let (log, data) = (s.path(&format!("log-{mode}")), s.path(&format!("data-{mode}")));
+        let (log, data) = (
+            s.path(&format!("log-{mode}")),
+            s.path(&format!("data-{mode}")),
+        );
         {
             let _mapping = MAPPING.lock().unwrap_or_else(|e| e.into_inner());
             rvm::Rvm::create_log(&log, 1 << 20).unwrap();
@@ -685,6 +688,9 @@ fn the_huge_pages_flag_advises_the_anonymous_memory_of_mapped_regions() {
         }
         let out = run(&exe, &[&log, &data, mode.as_ref()]);
         let stdout = expect_success(&out, &format!("huge_pages {mode}"));
-        assert!(stdout.contains(&format!("huge pages {mode} ok")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("huge pages {mode} ok")),
+            "{stdout}"
+        );
     }
 }
