@@ -35,7 +35,8 @@ pub(crate) enum Backing {
     /// Mapped `MAP_PRIVATE` from the device's descriptor when it lends one and the offset is
     /// page-aligned; otherwise anonymous memory filled by reading the device.
     File,
-    /// Anonymous memory filled by reading the device (a plain file's copy mode).
+    /// Anonymous memory filled by reading the device's data (a plain file's copy mode, and a
+    /// segment's with `MapOptions::copy`).
     Copy,
     /// Anonymous zero memory; the device is not read (the classic `no_copy`).
     Zero,
@@ -169,12 +170,66 @@ pub(crate) unsafe fn map_region(
     if file_backed.is_none() && backing != Backing::Zero {
         // SAFETY: the mapping just created is `length` bytes of writable memory at `got`.
         let mem = unsafe { std::slice::from_raw_parts_mut(got as *mut u8, length) };
-        if let Err(e) = device.read_at(mem, offset) {
+        if let Err(e) = fill_from_device(device, mem, offset) {
             unmap_region(got, length);
             return Err(Error::io(&path, "read region", e));
         }
     }
     Ok(got)
+}
+
+/// Fill `mem`, fresh anonymous memory (all zeros), with the device's bytes from `offset`. The
+/// holes of a file are skipped (found with `SEEK_DATA`/`SEEK_HOLE`): they read as zeros, which
+/// `mem` already holds, so their pages are neither read nor made resident. A device without a
+/// descriptor, or a file system without `SEEK_DATA`, is read whole.
+fn fill_from_device(device: &dyn Device, mem: &mut [u8], offset: u64) -> std::io::Result<()> {
+    // SAFETY: the descriptor is only asked where the file has data (lseek); it is never read
+    // through, mapped or closed here.
+    let Some(fd) = (unsafe { device.mappable_fd() }) else {
+        return device.read_at(mem, offset);
+    };
+    let end = offset + mem.len() as u64;
+    if device.len()? < end {
+        // As a whole read would: the region runs past the end of the file.
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the file ends before byte {end} of the region"),
+        ));
+    }
+    let mut at = offset;
+    while at < end {
+        // SAFETY: lseek has no memory-safety preconditions; the descriptor is open (the
+        // device's contract) and its file position is used by nobody (all device I/O is
+        // positional).
+        let data = unsafe { libc::lseek(fd, at as libc::off_t, libc::SEEK_DATA) };
+        if data < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                // No data from `at` on: the rest is a hole.
+                return Ok(());
+            }
+            // No SEEK_DATA here: read the rest whole.
+            return device.read_at(&mut mem[(at - offset) as usize..], at);
+        }
+        let data = (data as u64).max(at);
+        if data >= end {
+            return Ok(());
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data as libc::off_t, libc::SEEK_HOLE) };
+        // A failed lookup, or one that does not move past `data`, reads to the end.
+        let stop = if hole as u64 > data && hole >= 0 {
+            (hole as u64).min(end)
+        } else {
+            end
+        };
+        device.read_at(
+            &mut mem[(data - offset) as usize..(stop - offset) as usize],
+            data,
+        )?;
+        at = stop;
+    }
+    Ok(())
 }
 
 /// Holes of at least this many bytes are mapped as anonymous memory (see

@@ -319,8 +319,21 @@ pub struct MapOptions {
     /// first write may wait for that. With [`MapOptions::warm_up`], which makes the whole
     /// segment resident anyway, only the last applies, and the warm-up itself finishes sooner.
     /// Where the system turns transparent huge pages off (`never`) the option does nothing.
-    /// It never changes the mapped bytes.
+    /// It never changes the mapped bytes. With [`MapOptions::copy`] it covers the data too.
     pub huge_pages: bool,
+    /// Copy mode (off by default), the classic library's default: the regions are read into
+    /// memory of the process's own at map time instead of being mapped from the file. Only the
+    /// parts the file holds data for are read; its holes are left as zero memory that becomes
+    /// resident when touched.
+    ///
+    /// What it gives: the file is never mapped, so a file shortened while mapped can no longer
+    /// kill the process with SIGBUS; later first touches of data pages
+    /// take no page-cache fault; and with [`MapOptions::huge_pages`] the data is in huge pages
+    /// too, where without copy mode it stays in 4 KiB pages (a reopened segment's data is file
+    /// data). What it costs: mapping reads every byte of data the regions hold and makes it
+    /// resident (a region of 1 GB of data takes a fraction of a second to read from the page
+    /// cache, more from disk), which default mapping defers to each page's first touch.
+    pub copy: bool,
 }
 
 impl MapOptions {
@@ -341,6 +354,12 @@ impl MapOptions {
     /// Sets [`MapOptions::huge_pages`].
     pub fn huge_pages(mut self, yes: bool) -> MapOptions {
         self.huge_pages = yes;
+        self
+    }
+
+    /// Sets [`MapOptions::copy`].
+    pub fn copy(mut self, yes: bool) -> MapOptions {
+        self.copy = yes;
         self
     }
 }

@@ -152,7 +152,8 @@ pub(super) fn slot_target(slots: &[Slot], index: u32) -> Option<(DeviceRef, Segm
 impl Rvm {
     /// Map a segment file: each region at the address in its header (or anywhere, per
     /// `options`). Nothing is read up front; pages fault in when touched, or are made present
-    /// by a background thread with [`MapOptions::warm_up`].
+    /// by a background thread with [`MapOptions::warm_up`]. With [`MapOptions::copy`] the
+    /// regions' data is read into memory instead, at once.
     ///
     /// # Safety
     ///
@@ -166,7 +167,8 @@ impl Rvm {
     /// ...), no other process. The library holds an exclusive `flock` on the file, which keeps
     /// other rvm instances and the rvm tools away, but not programs that ignore it. Growing
     /// the file, or writing it, is harmless for soundness. The library itself never shortens
-    /// a mapped segment.
+    /// a mapped segment. (With [`MapOptions::copy`] the file is not mapped, so shortening it
+    /// cannot raise SIGBUS; the contract stays the same for both modes.)
     ///
     /// Holes of a sparse segment file of 64 KiB and more are mapped as anonymous memory, so
     /// touching them never asks the file system for a page. On tmpfs (which, unlike disk file
@@ -342,7 +344,11 @@ impl Inner {
                     Placement::Fixed => Some(r.address as usize),
                     Placement::Anywhere => None,
                 },
-                backing: Backing::File,
+                backing: if options.copy {
+                    Backing::Copy
+                } else {
+                    Backing::File
+                },
             })
             .collect();
         let plan = MapPlan {

@@ -1,8 +1,11 @@
-//! Huge pages (`MapOptions::huge_pages`, `FileMapOptions::huge_pages`): the anonymous parts of
-//! a mapping, and only those, are advised `MADV_HUGEPAGE`; the mapped bytes, the commits and
-//! what truncation writes are the same as without. The advice is read back from the kernel
+//! Where mapped memory comes from. Huge pages (`MapOptions::huge_pages`,
+//! `FileMapOptions::huge_pages`, `StoreOptions::huge_pages`): the anonymous parts of a mapping,
+//! and only those, are advised `MADV_HUGEPAGE`; the mapped bytes, the commits and what
+//! truncation writes are the same as without. The advice is read back from the kernel
 //! (`VmFlags` of `/proc/self/smaps`); whether the kernel then finds huge pages depends on its
-//! memory and is not asserted.
+//! memory and is not asserted. Copy mode (`MapOptions::copy`): the regions are read into
+//! memory of the process's own, data only (holes stay unresident), and behave as a mapped file
+//! does for commits, aborts, truncation and recovery.
 
 use std::path::Path;
 
@@ -265,4 +268,115 @@ fn a_store_maps_its_heaps_and_added_ones_with_huge_pages_when_asked() {
         drop((map, heaps));
         store.close().unwrap();
     }
+}
+
+/// Pages of `[start, start + len)` that are not resident (mincore).
+fn pages_not_resident(start: usize, len: usize) -> usize {
+    let mut vec = vec![0u8; len.div_ceil(PAGE)];
+    // SAFETY: the range is mapped (the caller holds its segment mapped); mincore only writes
+    // `vec`, one byte per page.
+    let rc = unsafe { libc::mincore(start as *mut libc::c_void, len, vec.as_mut_ptr()) };
+    assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+    vec.iter().filter(|b| **b & 1 == 0).count()
+}
+
+#[test]
+fn copy_mode_reads_the_data_only_and_commits_truncates_and_recovers_as_a_mapping_does() {
+    let dir = Dir::new("copy");
+    let (log, data) = (dir.path("log"), dir.path("data"));
+    const ADDRESS: u64 = 0x3800_0000_0000;
+    let mut expected = segment_with_data_then_holes(&log, &data, ADDRESS);
+    let base = ADDRESS as usize;
+
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    // SAFETY: the test's files are in its own temporary directory; nothing shortens them.
+    let seg = unsafe { rvm.map(&data, MapOptions::default().copy(true)) }.unwrap();
+    assert_eq!(seg.regions()[0].address, base);
+    let mapped = vmas(base, base + REGION);
+    assert!(mapped.iter().all(|v| !v.file), "a file-backed part: {mapped:?}");
+    // The data (the first 2 MiB) was read; the holes were not touched.
+    assert_eq!(pages_not_resident(base, 2 << 20), 0);
+    assert_eq!(
+        pages_not_resident(base + (2 << 20), REGION - (2 << 20)),
+        (REGION - (2 << 20)) / PAGE,
+        "copy mode made holes resident"
+    );
+    let mut now = vec![0u8; REGION];
+    seg.read_bytes(base, &mut now).unwrap();
+    assert!(now == expected, "the copied bytes differ from the file");
+
+    // Commits over data and holes, an abort, and truncation into the file.
+    for at in (PAGE / 2..REGION).step_by(5 * PAGE + 136) {
+        let bytes: Vec<u8> = (0..300).map(|i| pattern(4, at + i)).collect();
+        let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+        tx.modify_bytes(base + at, &bytes).unwrap();
+        tx.end(CommitMode::NoFlush).unwrap();
+        expected[at..at + 300].copy_from_slice(&bytes);
+    }
+    let mut tx = rvm.begin(BeginMode::Restore).unwrap();
+    tx.modify_bytes(base + 100, &[0xee; 5000]).unwrap();
+    tx.abort().unwrap();
+    rvm.flush().unwrap();
+    rvm.truncate().unwrap();
+    // Then commits left in the log for recovery (flushed, not truncated).
+    for at in (3 * PAGE..REGION).step_by(11 * PAGE + 8) {
+        let bytes: Vec<u8> = (0..64).map(|i| pattern(5, at + i)).collect();
+        let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+        tx.modify_bytes(base + at, &bytes).unwrap();
+        tx.end(CommitMode::Flush).unwrap();
+        expected[at..at + 64].copy_from_slice(&bytes);
+    }
+    seg.read_bytes(base, &mut now).unwrap();
+    assert!(now == expected, "the committed bytes differ in memory");
+    drop(seg);
+    drop(rvm);
+
+    // Reopened (recovery applies what the log holds) and copied again, with huge pages this
+    // time: the whole region is then advised, data included.
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    let options = MapOptions::default().copy(true).huge_pages(true);
+    // SAFETY: as above.
+    let seg = unsafe { rvm.map(&data, options) }.unwrap();
+    seg.read_bytes(base, &mut now).unwrap();
+    assert!(now == expected, "the recovered copy differs");
+    if kernel_advises_huge_pages() {
+        let mapped = vmas(base, base + REGION);
+        assert!(mapped.iter().all(|v| v.huge_advised && !v.file), "{mapped:?}");
+    }
+    rvm.close().unwrap();
+    // And the file itself agrees, through a default mapping.
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    // SAFETY: as above.
+    let seg = unsafe { rvm.map(&data, MapOptions::default()) }.unwrap();
+    seg.read_bytes(base, &mut now).unwrap();
+    assert!(now == expected, "the segment file differs");
+    rvm.close().unwrap();
+}
+
+#[test]
+fn a_copied_segment_keeps_working_when_its_file_is_shortened() {
+    // The case copy mode removes: touching a page of a mapped file that was shortened raises
+    // SIGBUS. A copied region is the process's own memory.
+    let dir = Dir::new("shortened");
+    let (log, data) = (dir.path("log"), dir.path("data"));
+    const ADDRESS: u64 = 0x3900_0000_0000;
+    let expected = segment_with_data_then_holes(&log, &data, ADDRESS);
+    let rvm = Rvm::open(&log, Options::default()).unwrap();
+    // SAFETY: the file is shortened below on purpose, which copy mode makes harmless: the
+    // region is not mapped from it (this test checks exactly that).
+    let seg = unsafe { rvm.map(&data, MapOptions::default().copy(true)) }.unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_len(PAGE as u64)
+        .unwrap();
+    let mut now = vec![0u8; REGION];
+    seg.read_bytes(ADDRESS as usize, &mut now).unwrap();
+    assert!(now == expected, "the copied bytes changed");
+    let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
+    tx.modify_bytes(ADDRESS as usize + REGION - 64, &[7; 64])
+        .unwrap();
+    tx.end(CommitMode::Flush).unwrap();
+    rvm.close().unwrap();
 }
