@@ -380,3 +380,56 @@ fn a_copied_segment_keeps_working_when_its_file_is_shortened() {
     tx.end(CommitMode::Flush).unwrap();
     rvm.close().unwrap();
 }
+
+#[test]
+fn copy_mode_of_a_plain_file_reads_each_data_extent_once_from_any_offset() {
+    let dir = Dir::new("extents");
+    let path = dir.path("sparse");
+    // Data extents at [0, 64K), [1M, 1M + 8K) and the last 4K of 3M; holes between.
+    const LEN: u64 = 3 << 20;
+    let file = std::fs::File::create(&path).unwrap();
+    let mut contents = vec![0u8; LEN as usize];
+    for (start, len) in [(0u64, 64 << 10), (1 << 20, 8 << 10), (LEN - 4096, 4096)] {
+        let bytes: Vec<u8> = (0..len).map(|i| pattern(6, (start + i) as usize)).collect();
+        std::os::unix::fs::FileExt::write_all_at(&file, &bytes, start).unwrap();
+        contents[start as usize..(start + len) as usize].copy_from_slice(&bytes);
+    }
+    file.set_len(LEN).unwrap();
+    drop(file);
+    Rvm::create_log(dir.path("log"), 4 << 20).unwrap();
+    let rvm = Rvm::open(dir.path("log"), Options::default()).unwrap();
+    // The whole file, from inside the first extent, from inside a hole, and a range that
+    // ends inside the second extent.
+    for (offset, length) in [
+        (0u64, 0u64),
+        (32 << 10, 0),
+        (512 << 10, 0),
+        (512 << 10, (1 << 20) + 4096 - (512 << 10)),
+    ] {
+        let options = FileMapOptions {
+            mode: FileMapMode::Copy,
+            offset,
+            length,
+            ..FileMapOptions::default()
+        };
+        // SAFETY: the file is the test's own; copy mode never faults on it.
+        let seg = unsafe { rvm.map_file(&path, options) }.unwrap();
+        let r = seg.regions()[0];
+        // The hole from 128K to 1M is never read (the copy from 512K starts inside it). Looked
+        // at before the bytes are read back, which maps the zero page over untouched pages.
+        let hole = (128u64 << 10).max(offset)..(1 << 20);
+        let hole_at = r.address + (hole.start - offset) as usize;
+        let hole_len = (hole.end - hole.start) as usize;
+        assert_eq!(
+            pages_not_resident(hole_at, hole_len),
+            hole_len / PAGE,
+            "copy from {offset}: hole pages made resident"
+        );
+        let want = &contents[offset as usize..offset as usize + r.length];
+        let mut now = vec![0u8; r.length];
+        seg.read_bytes(r.address, &mut now).unwrap();
+        assert!(now == want, "copy from {offset} ({length} bytes) differs");
+        rvm.unmap(&seg).unwrap();
+    }
+    rvm.close().unwrap();
+}
