@@ -1,5 +1,5 @@
 //! Where mapped memory comes from. Huge pages (`MapOptions::huge_pages`,
-//! `FileMapOptions::huge_pages`, `StoreOptions::huge_pages`): the anonymous parts of a mapping,
+//! `FileMapOptions::huge_pages`, `StoreOptions::map` with `MapOptions::huge_pages`): the anonymous parts of a mapping,
 //! and only those, are advised `MADV_HUGEPAGE`; the mapped bytes, the commits and what
 //! truncation writes are the same as without. The advice is read back from the kernel
 //! (`VmFlags` of `/proc/self/smaps`); whether the kernel then finds huge pages depends on its
@@ -222,7 +222,7 @@ fn a_store_maps_its_heaps_and_added_ones_with_huge_pages_when_asked() {
             .start_address(0x3400_0000_0000)
             .heap_bytes(8 << 20)
             .log_bytes(1 << 20)
-            .huge_pages(huge_pages)
+            .map(MapOptions::default().huge_pages(huge_pages))
     };
     let advises = kernel_advises_huge_pages();
     // SAFETY: the store's files are in the test's own directory; nothing else shortens them.
@@ -250,7 +250,9 @@ fn a_store_maps_its_heaps_and_added_ones_with_huge_pages_when_asked() {
     drop((root, map, heaps));
     store.close().unwrap();
 
-    // Reopened without the option: nothing is advised, every entry is there.
+    // Reopened without the option: nothing is advised, every entry is there. With it, the
+    // holes are advised; with copy mode too, every part of the heaps (the entries included)
+    // is memory of the process's own, advised.
     for huge_pages in [false, true] {
         // SAFETY: as above.
         let store = unsafe { Store::open_or_create(dir.path("kv"), options(huge_pages)) }.unwrap();
@@ -268,6 +270,25 @@ fn a_store_maps_its_heaps_and_added_ones_with_huge_pages_when_asked() {
         drop((map, heaps));
         store.close().unwrap();
     }
+    let copied = StoreOptions {
+        map: MapOptions::default().huge_pages(true).copy(true),
+        ..options(true)
+    };
+    // SAFETY: as above.
+    let store = unsafe { Store::open_or_create(dir.path("kv"), copied) }.unwrap();
+    for h in store.heaps() {
+        let parts = vmas(h.address(), h.address() + h.length());
+        assert!(parts.iter().all(|v| !v.file), "{parts:?}");
+        if advises {
+            assert!(parts.iter().all(|v| v.huge_advised), "{parts:?}");
+        }
+    }
+    let map = store.root::<PHashMap<u64, u64>>().unwrap().get().unwrap();
+    for k in 0..2000u64 {
+        assert_eq!(map.get(&store, &k).unwrap(), Some(k * 3), "key {k}");
+    }
+    drop(map);
+    store.close().unwrap();
 }
 
 /// Pages of `[start, start + len)` that are not resident (mincore).
@@ -293,7 +314,10 @@ fn copy_mode_reads_the_data_only_and_commits_truncates_and_recovers_as_a_mapping
     let seg = unsafe { rvm.map(&data, MapOptions::default().copy(true)) }.unwrap();
     assert_eq!(seg.regions()[0].address, base);
     let mapped = vmas(base, base + REGION);
-    assert!(mapped.iter().all(|v| !v.file), "a file-backed part: {mapped:?}");
+    assert!(
+        mapped.iter().all(|v| !v.file),
+        "a file-backed part: {mapped:?}"
+    );
     // The data (the first 2 MiB) was read; the holes were not touched.
     assert_eq!(pages_not_resident(base, 2 << 20), 0);
     assert_eq!(
@@ -341,7 +365,10 @@ fn copy_mode_reads_the_data_only_and_commits_truncates_and_recovers_as_a_mapping
     assert!(now == expected, "the recovered copy differs");
     if kernel_advises_huge_pages() {
         let mapped = vmas(base, base + REGION);
-        assert!(mapped.iter().all(|v| v.huge_advised && !v.file), "{mapped:?}");
+        assert!(
+            mapped.iter().all(|v| v.huge_advised && !v.file),
+            "{mapped:?}"
+        );
     }
     rvm.close().unwrap();
     // And the file itself agrees, through a default mapping.

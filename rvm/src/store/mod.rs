@@ -41,7 +41,7 @@ use crate::segment;
 use crate::sync::{read_lock, write_lock};
 use crate::tx::{BeginMode, CommitMode, Transaction};
 use crate::typed::Alloc;
-use crate::{MapOptions, Options, Rvm};
+use crate::{MapOptions, Options, Placement, Rvm};
 
 /// Bytes at the start of the first segment's static region that belong to the store (its
 /// header); the user's root follows.
@@ -85,12 +85,13 @@ pub struct StoreOptions {
     /// [`Options::default`] with a truncation threshold of
     /// [`DEFAULT_TRUNCATE_THRESHOLD_PERCENT`].
     pub rvm: Options,
-    /// Map the heap segments with [`MapOptions::huge_pages`] (off by default): the parts of
-    /// the heaps the files hold as holes (all of a fresh store, and space truncation has not
-    /// yet written) are then backed by 2 MiB pages, which makes random gets on such a store
-    /// faster, at the costs that option states. Parts the files hold data for (a reopened
-    /// store's entries) stay in 4 KiB pages.
-    pub huge_pages: bool,
+    /// How the heap segments are mapped, added ones too (default: [`MapOptions::default`]).
+    /// Their placement is always fixed (the heaps hold pointers), whatever `placement` says;
+    /// [`MapOptions::warm_up`], [`MapOptions::huge_pages`] and [`MapOptions::copy`] apply as
+    /// they do to [`Rvm::map`]. For instance, huge pages make random gets on a freshly filled
+    /// store faster (the heaps' holes are then 2 MiB pages), and huge pages with copy mode do
+    /// the same for a reopened store's entries, at the cost of reading them all at open.
+    pub map: MapOptions,
 }
 
 impl Default for StoreOptions {
@@ -99,7 +100,7 @@ impl Default for StoreOptions {
             layout: HeapLayout::default(),
             log_bytes: DEFAULT_LOG_BYTES,
             rvm: Options::default().truncate_threshold(DEFAULT_TRUNCATE_THRESHOLD_PERCENT),
-            huge_pages: false,
+            map: MapOptions::default(),
         }
     }
 }
@@ -120,9 +121,9 @@ impl StoreOptions {
         self.log_bytes = bytes;
         self
     }
-    /// These options with [`StoreOptions::huge_pages`] set to `yes`.
-    pub fn huge_pages(mut self, yes: bool) -> Self {
-        self.huge_pages = yes;
+    /// These options with the heap segments mapped as `map` says ([`StoreOptions::map`]).
+    pub fn map(mut self, map: MapOptions) -> Self {
+        self.map = map;
         self
     }
 }
@@ -283,7 +284,10 @@ impl Store {
             }
         }
         let rvm = Rvm::open(&paths.log, rvm_options)?;
-        let map = MapOptions::default().huge_pages(options.huge_pages);
+        let map = MapOptions {
+            placement: Placement::Fixed,
+            ..options.map
+        };
         // SAFETY: our caller promised nothing shortens the store's files.
         let first = unsafe { rvm.map(&paths.data, map) }?;
         let heap = Heap::load(&first)?;

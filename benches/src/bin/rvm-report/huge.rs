@@ -28,22 +28,28 @@ fn alternate(mut round: impl FnMut(usize) -> Result<Duration>) -> Result<[Durati
     Ok(total)
 }
 
-/// Add a pair of rates and their ratio.
-fn add_pair(report: &mut Report, keys: [&'static str; 3], operations: u64, times: [Duration; 2]) {
-    let small = per_second(operations, times[0]);
-    let huge = per_second(operations, times[1]);
+/// Add a pair of rates (the default mapping, then the one `huge` names) and their ratio.
+fn add_pair(
+    report: &mut Report,
+    keys: [&'static str; 3],
+    huge: &'static str,
+    operations: u64,
+    times: [Duration; 2],
+) {
+    let small_rate = per_second(operations, times[0]);
+    let huge_rate = per_second(operations, times[1]);
     report.add(
         keys[0],
-        Some(small),
+        Some(small_rate),
         "1/s",
-        "  small pages (the default), same rounds",
+        "  the default mapping (small pages), same rounds",
     );
-    report.add(keys[1], Some(huge), "1/s", "  huge pages");
+    report.add(keys[1], Some(huge_rate), "1/s", huge);
     report.add(
         keys[2],
-        ratio(Some(huge), Some(small)),
+        ratio(Some(huge_rate), Some(small_rate)),
         "x",
-        "  huge / small",
+        "  the two above: the second over the first",
     );
 }
 
@@ -78,6 +84,7 @@ pub(crate) fn huge_pages(plan: &Plan, report: &mut Report) -> Result<()> {
                 "noflush_huge_pages_per_s",
                 "noflush_huge_over_small",
             ],
+            "  huge pages",
             commits * ROUNDS as u64,
             times,
         );
@@ -102,6 +109,7 @@ pub(crate) fn huge_pages(plan: &Plan, report: &mut Report) -> Result<()> {
                 "rds_ops_huge_pages_per_s",
                 "rds_huge_over_small",
             ],
+            "  huge pages",
             operations * ROUNDS as u64,
             times,
         );
@@ -113,8 +121,11 @@ pub(crate) fn huge_pages(plan: &Plan, report: &mut Report) -> Result<()> {
 }
 
 /// Random gets on a freshly filled store (the `store_get_over_redb` workload), its heap mapped
-/// with small and with huge pages (`StoreOptions::huge_pages`): two stores at different
-/// addresses, filled once each, then the gets in alternating rounds, every value checked.
+/// with small and with huge pages (`StoreOptions::map` with `MapOptions::huge_pages`): two
+/// stores at different addresses, filled once each, then the gets in alternating rounds, every
+/// value checked. Then both are closed and reopened, one as by default (its entries are then
+/// file data, in small pages), the other with copy mode and huge pages (its entries read into
+/// huge pages at open), and the gets run again.
 fn store_gets(plan: &Plan, report: &mut Report) -> Result<()> {
     use rvm_benches::store_peers::{fill_open, key, open_rvm_with, rvm_store_options, value_for};
     let entries = plan.pick(200_000u64, 1_000_000);
@@ -124,7 +135,7 @@ fn store_gets(plan: &Plan, report: &mut Report) -> Result<()> {
     for (i, huge_pages) in [false, true].into_iter().enumerate() {
         let options = rvm_store_options()
             .start_address(HUGE_STORE_ADDRESSES[i])
-            .huge_pages(huge_pages);
+            .map(MapOptions::default().huge_pages(huge_pages));
         let mut store = open_rvm_with(
             &dir.join(if huge_pages { "huge" } else { "small" }),
             options,
@@ -134,24 +145,49 @@ fn store_gets(plan: &Plan, report: &mut Report) -> Result<()> {
     }
     let mut rng = Rng::new(0x6e7);
     let keys: Vec<u64> = (0..gets).map(|_| key(rng.below(entries))).collect();
-    let times = alternate(|v| {
+    let timed_gets = |stores: &[Box<dyn rvm_benches::store_peers::Kv>]| {
+        alternate(|v| {
+            let started = std::time::Instant::now();
+            let mut wrong = 0u64;
+            let found = stores[v].get_many(&keys, &mut |k, value| {
+                wrong += u64::from(*value != value_for(k));
+            })?;
+            let elapsed = started.elapsed();
+            anyhow::ensure!(
+                found == gets && wrong == 0,
+                "store gets: {found} of {gets} found, {wrong} wrong"
+            );
+            Ok(elapsed)
+        })
+    };
+    let times = timed_gets(&stores)?;
+    for store in stores.drain(..) {
+        store.close()?;
+    }
+    // Reopened (cleanly closed: nothing to replay), with and without copy mode.
+    let mut opens = [std::time::Duration::ZERO; 2];
+    for (i, map) in [
+        MapOptions::default(),
+        MapOptions::default().huge_pages(true).copy(true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let options = rvm_store_options()
+            .start_address(HUGE_STORE_ADDRESSES[i])
+            .map(map);
         let started = std::time::Instant::now();
-        let mut wrong = 0u64;
-        let found = stores[v].get_many(&keys, &mut |k, value| {
-            wrong += u64::from(*value != value_for(k));
-        })?;
-        let elapsed = started.elapsed();
-        anyhow::ensure!(
-            found == gets && wrong == 0,
-            "store gets: {found} of {gets} found, {wrong} wrong"
-        );
-        Ok(elapsed)
-    })?;
+        let store = open_rvm_with(&dir.join(if i == 1 { "huge" } else { "small" }), options)?;
+        opens[i] = started.elapsed();
+        stores.push(store);
+    }
+    let reopened = timed_gets(&stores)?;
     for store in stores {
         store.close()?;
     }
     report.note(format!(
-        "huge: store gets on a fresh store of {entries} entries (the report's store workload)"
+        "huge: store gets on a fresh store of {entries} entries (the report's store workload), \
+         then on the same stores reopened"
     ));
     add_pair(
         report,
@@ -160,8 +196,32 @@ fn store_gets(plan: &Plan, report: &mut Report) -> Result<()> {
             "store_get_huge_pages_per_s",
             "store_get_huge_over_small",
         ],
+        "  huge pages",
         gets * ROUNDS as u64,
         times,
+    );
+    add_pair(
+        report,
+        [
+            "store_reopened_get_small_pages_per_s",
+            "store_reopened_get_copy_huge_per_s",
+            "store_reopened_get_copy_huge_over_small",
+        ],
+        "  copy mode and huge pages (entries read at open)",
+        gets * ROUNDS as u64,
+        reopened,
+    );
+    report.add(
+        "store_open_ms",
+        Some(rvm_benches::ms(opens[0])),
+        "ms",
+        "  open of that store as by default (cleanly closed)",
+    );
+    report.add(
+        "store_open_copy_huge_ms",
+        Some(rvm_benches::ms(opens[1])),
+        "ms",
+        "  open with copy mode and huge pages (reads the entries)",
     );
     Ok(())
 }
