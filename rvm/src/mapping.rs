@@ -218,7 +218,7 @@ fn fill_from_device(device: &dyn Device, mem: &mut [u8], offset: u64) -> std::io
         // SAFETY: as above.
         let hole = unsafe { libc::lseek(fd, data as libc::off_t, libc::SEEK_HOLE) };
         // A failed lookup, or one that does not move past `data`, reads to the end.
-        let stop = if hole as u64 > data && hole >= 0 {
+        let stop = if hole >= 0 && hole as u64 > data {
             (hole as u64).min(end)
         } else {
             end
