@@ -383,15 +383,16 @@ fn copy_mode_reads_the_data_only_and_commits_truncates_and_recovers_as_a_mapping
 #[test]
 fn a_copied_segment_keeps_working_when_its_file_is_shortened() {
     // The case copy mode removes: touching a page of a mapped file that was shortened raises
-    // SIGBUS. A copied region is the process's own memory.
+    // SIGBUS. A copied region is the process's own memory, which is why `map_copy` is safe.
     let dir = Dir::new("shortened");
     let (log, data) = (dir.path("log"), dir.path("data"));
     const ADDRESS: u64 = 0x3900_0000_0000;
     let expected = segment_with_data_then_holes(&log, &data, ADDRESS);
     let rvm = Rvm::open(&log, Options::default()).unwrap();
-    // SAFETY: the file is shortened below on purpose, which copy mode makes harmless: the
-    // region is not mapped from it (this test checks exactly that).
-    let seg = unsafe { rvm.map(&data, MapOptions::default().copy(true)) }.unwrap();
+    // `map_copy` maps in copy mode whatever the options say.
+    let seg = rvm.map_copy(&data, MapOptions::default()).unwrap();
+    let parts = vmas(ADDRESS as usize, ADDRESS as usize + REGION);
+    assert!(parts.iter().all(|v| !v.file), "{parts:?}");
     std::fs::OpenOptions::new()
         .write(true)
         .open(&data)

@@ -207,6 +207,29 @@ impl Rvm {
         unsafe { self.inner.map_segment(device, hint, options) }
     }
 
+    /// Map a segment file in copy mode ([`MapOptions::copy`], whatever `options` says of it):
+    /// its regions' data is read into memory of the process's own now, and the file is never
+    /// mapped. That takes away the one hazard that makes [`Rvm::map`] `unsafe`: whatever
+    /// anyone does to the file afterwards (shortening it included), touching the regions
+    /// cannot fault, so this call is safe. The cost is the read: see [`MapOptions::copy`].
+    ///
+    /// # Errors
+    /// As for [`Rvm::map`]; a file shortened while it is being read makes the map fail
+    /// ([`Error::Io`]) and leaves nothing mapped.
+    pub fn map_copy(&self, path: impl AsRef<Path>, options: MapOptions) -> Result<Segment> {
+        let options = MapOptions {
+            copy: true,
+            ..options
+        };
+        // SAFETY: in copy mode every region is anonymous memory filled with `pread` (the
+        // file's data extents; holes stay zero memory), never a mapping of the file, so no
+        // change to the file can make a touch of a region raise SIGBUS: `map`'s contract
+        // (nobody shortens the mapped file) protects nothing here. Everything else `map` does
+        // is safe for any file: headers and region tables are checked before use, and fixed
+        // addresses are taken with MAP_FIXED_NOREPLACE, which never replaces a mapping.
+        unsafe { self.map(path, options) }
+    }
+
     /// Map a segment held on a device. A device without a mappable descriptor (such as
     /// [`crate::device::MemDevice`]) is read into anonymous memory; one with a descriptor
     /// ([`Device::mappable_fd`](crate::device::Device::mappable_fd)) is mapped from it.
