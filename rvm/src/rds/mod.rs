@@ -242,13 +242,33 @@ pub unsafe fn create_heap_segment(
     layout: &HeapLayout,
     options: CreateOptions,
 ) -> Result<SegmentHeader, Error> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        create_heap_segment_mapped(rvm, data, data_length, layout, options, MapOptions::default())
+    }
+}
+
+/// [`create_heap_segment`], with the new file mapped as `map` says while the heap is
+/// initialised (a store in copy mode never maps its files).
+///
+/// # Safety
+/// As for [`create_heap_segment`], unless `map` is in copy mode ([`MapOptions::copy`]): then
+/// the file is never mapped, and nothing done to it can fault.
+pub(crate) unsafe fn create_heap_segment_mapped(
+    rvm: &Rvm,
+    data: &Path,
+    data_length: u64,
+    layout: &HeapLayout,
+    options: CreateOptions,
+    map: MapOptions,
+) -> Result<SegmentHeader, Error> {
     let header = layout.segment_header(data_length)?;
     // A refusal must come before an existing file is overwritten.
     rvm.inner.check_room_for_new_segment()?;
     // The device `create` returns holds the file's lock; mapping opens its own.
     drop(segment::create(data, &header, options)?);
     // SAFETY: forwarded from this function's contract.
-    let seg = unsafe { rvm.map(data, MapOptions::default()) }?;
+    let seg = unsafe { rvm.map(data, map) }?;
     init_and_release(rvm, &seg, layout)?;
     Ok(header)
 }

@@ -10,7 +10,7 @@ use crate::store::{
     Paths, StoreHeader, StoreOptions, STORE_HEADER_BYTES, STORE_MAGIC, STORE_VERSION,
 };
 use crate::tx::{BeginMode, CommitMode};
-use crate::{MapOptions, Rvm};
+use crate::Rvm;
 
 /// What a store's paths hold.
 #[derive(Debug, PartialEq, Eq)]
@@ -168,18 +168,19 @@ unsafe fn create(
     //    file and synced.
     // SAFETY: the store's files, which our caller promised nothing else shortens.
     unsafe {
-        rds::create_heap_segment(
+        rds::create_heap_segment_mapped(
             &rvm,
             &paths.data,
             layout.segment_length_min(),
             layout,
             Default::default(),
+            options.heap_map(),
         )
     }?;
     stop(2)?;
     // 3. The store header, committed and truncated into the segment.
     // SAFETY: as above.
-    let seg = unsafe { rvm.map(&paths.data, MapOptions::default()) }?;
+    let seg = unsafe { rvm.map(&paths.data, options.heap_map()) }?;
     let heap = Heap::load(&seg)?;
     let mut header: StoreHeader = bytemuck::Zeroable::zeroed();
     header.magic = STORE_MAGIC;
