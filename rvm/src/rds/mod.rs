@@ -244,7 +244,14 @@ pub unsafe fn create_heap_segment(
 ) -> Result<SegmentHeader, Error> {
     // SAFETY: forwarded from this function's contract.
     unsafe {
-        create_heap_segment_mapped(rvm, data, data_length, layout, options, MapOptions::default())
+        create_heap_segment_mapped(
+            rvm,
+            data,
+            data_length,
+            layout,
+            options,
+            MapOptions::default(),
+        )
     }
 }
 
