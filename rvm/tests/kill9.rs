@@ -2,7 +2,8 @@
 //! acknowledged flush commit on a pipe; the parent SIGKILLs it at a random moment, reopens
 //! the log, and checks that every acknowledged commit is present and nothing else is. Every
 //! transaction also writes one shared counter, so the records of the commits queued before
-//! each flush repeat it and are merged (`format::merge`) under the kill too.
+//! each flush repeat it and are merged (`format::merge`) under the kill too. Every other
+//! child maps its segment in copy mode, and every other check reads it through a copy.
 //!
 //! This is a plain binary (`harness = false`): run without arguments it is the parent; the
 //! parent re-runs it with `RVM_KILL9_CHILD` set to be the child.
@@ -51,9 +52,14 @@ fn main() -> ExitCode {
 fn child(dir: &Path) {
     let rvm =
         Rvm::open(dir.join("log"), Options::default().truncate_threshold(30)).expect("child open");
+    // Every other child maps in copy mode (the memory is then the process's own, read from
+    // the file at map time; it asks for huge pages too, which a 64 KiB region is too small to
+    // get); the others map the file privately.
+    let copy = std::env::var_os("RVM_KILL9_COPY").is_some();
+    let options = MapOptions::anywhere().copy(copy).huge_pages(copy);
     // SAFETY: the segment file lives in this test's private temporary directory and nothing
     // shortens it while it is mapped.
-    let seg = unsafe { rvm.map(dir.join("data"), MapOptions::anywhere()) }.expect("child map");
+    let seg = unsafe { rvm.map(dir.join("data"), options) }.expect("child map");
     let base = seg.regions()[0].address;
     let start: u64 = std::env::var("RVM_KILL9_START").unwrap().parse().unwrap();
     let out = std::io::stdout();
@@ -124,7 +130,11 @@ fn parent(kills: usize) -> Result<(), String> {
     let mut next_start = 1u64;
     let mut total_acked = 0usize;
     for round in 0..kills {
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        if round % 2 == 1 {
+            command.env("RVM_KILL9_COPY", "1");
+        }
+        let mut child = command
             .env("RVM_KILL9_CHILD", &dir)
             .env("RVM_KILL9_START", next_start.to_string())
             .stdout(Stdio::piped())
@@ -179,10 +189,16 @@ fn verify(dir: &Path, acked: &[Option<u64>], round: usize) -> Result<u64, String
         Options::default().background_recovery(false),
     )
     .map_err(|e| format!("round {round}: reopen: {e}"))?;
-    // SAFETY: the segment file lives in this test's private temporary directory and nothing
-    // shortens it while it is mapped.
-    let seg =
-        unsafe { rvm.map(dir.join("data"), MapOptions::anywhere()) }.map_err(|e| e.to_string())?;
+    // Every other round reads the recovered file through a copy (`map_copy`, safe), the
+    // others through a private mapping.
+    let seg = if round % 2 == 0 {
+        rvm.map_copy(dir.join("data"), MapOptions::anywhere())
+    } else {
+        // SAFETY: the segment file lives in this test's private temporary directory and
+        // nothing shortens it while it is mapped.
+        unsafe { rvm.map(dir.join("data"), MapOptions::anywhere()) }
+    }
+    .map_err(|e| e.to_string())?;
     let base = seg.regions()[0].address;
     let mut highest = 0u64;
     for (slot, acked_slot) in acked.iter().enumerate() {
