@@ -191,7 +191,7 @@ fn verify(dir: &Path, acked: &[Option<u64>], round: usize) -> Result<u64, String
     .map_err(|e| format!("round {round}: reopen: {e}"))?;
     // Every other round reads the recovered file through a copy (`map_copy`, safe), the
     // others through a private mapping.
-    let seg = if round % 2 == 0 {
+    let seg = if round.is_multiple_of(2) {
         rvm.map_copy(dir.join("data"), MapOptions::anywhere())
     } else {
         // SAFETY: the segment file lives in this test's private temporary directory and
