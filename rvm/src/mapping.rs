@@ -179,9 +179,9 @@ pub(crate) unsafe fn map_region(
 }
 
 /// Fill `mem`, fresh anonymous memory (all zeros), with the device's bytes from `offset`. The
-/// holes of a file are skipped (found with `SEEK_DATA`/`SEEK_HOLE`): they read as zeros, which
-/// `mem` already holds, so their pages are neither read nor made resident. A device without a
-/// descriptor, or a file system without `SEEK_DATA`, is read whole.
+/// holes of a file ([`Holes`]) are skipped: they read as zeros, which `mem` already holds, so
+/// their pages are neither read nor made resident. A device without a descriptor, or a file
+/// system without `SEEK_HOLE`, is read whole.
 fn fill_from_device(device: &dyn Device, mem: &mut [u8], offset: u64) -> std::io::Result<()> {
     // SAFETY: the descriptor is only asked where the file has data (lseek); it is never read
     // through, mapped or closed here.
@@ -197,39 +197,69 @@ fn fill_from_device(device: &dyn Device, mem: &mut [u8], offset: u64) -> std::io
         ));
     }
     let mut at = offset;
-    while at < end {
-        // SAFETY: lseek has no memory-safety preconditions; the descriptor is open (the
-        // device's contract) and its file position is used by nobody (all device I/O is
-        // positional).
-        let data = unsafe { libc::lseek(fd, at as libc::off_t, libc::SEEK_DATA) };
-        if data < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ENXIO) {
-                // No data from `at` on: the rest is a hole.
-                return Ok(());
-            }
-            // No SEEK_DATA here: read the rest whole.
-            return device.read_at(&mut mem[(at - offset) as usize..], at);
+    for hole in Holes::new(fd, offset, end) {
+        if hole.start > at {
+            device.read_at(
+                &mut mem[(at - offset) as usize..(hole.start - offset) as usize],
+                at,
+            )?;
         }
-        let data = (data as u64).max(at);
-        if data >= end {
-            return Ok(());
-        }
-        // SAFETY: as above.
-        let hole = unsafe { libc::lseek(fd, data as libc::off_t, libc::SEEK_HOLE) };
-        // A failed lookup, or one that does not move past `data`, reads to the end.
-        let stop = if hole >= 0 && hole as u64 > data {
-            (hole as u64).min(end)
-        } else {
-            end
-        };
-        device.read_at(
-            &mut mem[(data - offset) as usize..(stop - offset) as usize],
-            data,
-        )?;
-        at = stop;
+        at = hole.end;
+    }
+    if at < end {
+        device.read_at(&mut mem[(at - offset) as usize..], at)?;
     }
     Ok(())
+}
+
+/// The holes of the file behind `fd` in `[at, end)`, in order, each clipped to that range
+/// (`SEEK_HOLE`/`SEEK_DATA`, which count dirty page cache as data). A file system that
+/// cannot tell (no `SEEK_HOLE`) yields none: all of it then counts as data.
+struct Holes {
+    fd: std::os::fd::RawFd,
+    at: u64,
+    end: u64,
+}
+
+impl Holes {
+    fn new(fd: std::os::fd::RawFd, at: u64, end: u64) -> Holes {
+        Holes { fd, at, end }
+    }
+}
+
+impl Iterator for Holes {
+    type Item = std::ops::Range<u64>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.end {
+            return None;
+        }
+        // SAFETY: lseek has no memory-safety preconditions; the descriptor is open (the
+        // device's contract), and its file position is used by nobody (all device I/O is
+        // positional).
+        let hole = unsafe { libc::lseek(self.fd, self.at as libc::off_t, libc::SEEK_HOLE) };
+        if hole < 0 || hole as u64 >= self.end {
+            // No hole before `end`, or no SEEK_HOLE.
+            self.at = self.end;
+            return None;
+        }
+        let hole = (hole as u64).max(self.at);
+        // SAFETY: as above.
+        let data = unsafe { libc::lseek(self.fd, hole as libc::off_t, libc::SEEK_DATA) };
+        let hole_end = if data < 0 {
+            // ENXIO: no data after the hole (it runs to the end of the file).
+            self.end
+        } else {
+            (data as u64).min(self.end)
+        };
+        if hole_end <= hole {
+            // A file changing under the lookups: stop rather than loop.
+            self.at = self.end;
+            return None;
+        }
+        self.at = hole_end;
+        Some(hole..hole_end)
+    }
 }
 
 /// Holes of at least this many bytes are mapped as anonymous memory (see
@@ -239,8 +269,8 @@ const HOLE_BYTES_MIN: u64 = 64 << 10;
 /// cannot use up the process's mapping count (each one splits the region's mapping).
 const HOLE_MAPPINGS_PER_REGION_MAX: usize = 256;
 
-/// Map the large holes of a sparse segment file's region as anonymous memory instead of from
-/// the file. A hole holds zeros, and so does fresh anonymous memory, so the region reads the
+/// Map the large holes ([`Holes`]) of a sparse segment file's region as anonymous memory
+/// instead of from the file. A hole holds zeros, and so does fresh anonymous memory, so the region reads the
 /// same; but a page touched there is then ordinary process memory: the file system is not
 /// asked for a page for the hole (tmpfs allocates one at the first touch of a hole through a
 /// private mapping, and on a full tmpfs that touch raises SIGBUS), and the first write costs one
@@ -258,29 +288,13 @@ fn map_holes_anonymous(
     huge_pages: bool,
 ) -> std::io::Result<()> {
     let page = page_size() as u64;
-    let end = offset + length as u64;
-    let mut at = offset;
     let mut mapped = 0;
-    while at < end && mapped < HOLE_MAPPINGS_PER_REGION_MAX {
-        // SAFETY: lseek has no memory-safety preconditions; the descriptor is open (the
-        // device's contract), and its file position is used by nobody (all device I/O is
-        // positional).
-        let hole = unsafe { libc::lseek(fd, at as libc::off_t, libc::SEEK_HOLE) };
-        if hole < 0 || hole as u64 >= end {
-            // No holes here, or no SEEK_HOLE: the region stays file-backed.
-            return Ok(());
+    for hole in Holes::new(fd, offset, offset + length as u64) {
+        if mapped == HOLE_MAPPINGS_PER_REGION_MAX {
+            break;
         }
-        let hole = hole as u64;
-        // SAFETY: as above.
-        let data = unsafe { libc::lseek(fd, hole as libc::off_t, libc::SEEK_DATA) };
-        let hole_end = if data < 0 {
-            // ENXIO: no data after the hole (it runs to the end of the file).
-            end
-        } else {
-            (data as u64).min(end)
-        };
-        let start = hole.div_ceil(page) * page;
-        let stop = hole_end / page * page;
+        let start = hole.start.div_ceil(page) * page;
+        let stop = hole.end / page * page;
         if stop > start && stop - start >= HOLE_BYTES_MIN {
             let at_address = address + (start - offset) as usize;
             let Some(len) = NonZeroUsize::new((stop - start) as usize) else {
@@ -303,10 +317,6 @@ fn map_holes_anonymous(
             }
             mapped += 1;
         }
-        if hole_end <= at {
-            break;
-        }
-        at = hole_end;
     }
     Ok(())
 }
