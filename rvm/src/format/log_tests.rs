@@ -259,6 +259,52 @@ fn malformed_range_body_is_an_error_not_a_panic() {
     assert!(items.last().unwrap().is_err());
 }
 
+/// A body of ranges laid out as a record holds them: each header, then its data padded to 8.
+fn body_of(ranges: &[(u64, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for &(offset, data) in ranges {
+        let h = RangeHeader {
+            segment: 0,
+            offset,
+            length: data.len() as u64,
+            address: 0x1000 + offset,
+        };
+        body.extend_from_slice(&h.to_bytes());
+        body.extend_from_slice(data);
+        body.resize(body.len().next_multiple_of(8), 0);
+    }
+    body
+}
+
+#[test]
+fn the_range_walk_yields_each_range_and_names_what_is_wrong_with_a_bad_one() {
+    let body = body_of(&[(8, b"abc"), (64, b""), (128, b"0123456789")]);
+    let got: Vec<_> = ranges(&body, 3).collect::<Result<_, _>>().unwrap();
+    let seen: Vec<(u64, &[u8], usize)> = got
+        .iter()
+        .map(|r| (r.header.offset, r.data, r.body_offset))
+        .collect();
+    let expected: [(u64, &[u8], usize); 3] =
+        [(8, b"abc", 0), (64, b"", 40), (128, b"0123456789", 72)];
+    assert_eq!(seen, expected);
+    // Each failure ends the walk with one error naming its field, after the good ranges.
+    let last_error = |body: &[u8], count: u32| -> (usize, &'static str) {
+        let items: Vec<_> = ranges(body, count).collect();
+        let oks = items.iter().take_while(|r| r.is_ok()).count();
+        assert_eq!(oks + 1, items.len(), "one error, last");
+        (oks, items.last().unwrap().as_ref().unwrap_err().field)
+    };
+    // Fewer ranges counted than the body holds: bytes are left.
+    assert_eq!(last_error(&body, 2), (2, "body"));
+    // More counted than it holds: the next header is cut short.
+    assert_eq!(last_error(&body, 4), (3, "range"));
+    // A range whose data runs past the body, by one byte and by far.
+    assert_eq!(last_error(&body[..body.len() - 8], 3), (2, "range_length"));
+    let mut huge = body.clone();
+    huge[72 + 16..72 + 24].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert_eq!(last_error(&huge, 3), (2, "range_length"));
+}
+
 #[test]
 fn one_pass_seal_gives_the_two_checksums_format_md_defines() {
     // FORMAT.md: the header CRC is CRC-32 (log seed) of header bytes 0..52; the record CRC

@@ -12,7 +12,8 @@
 //! ([`worth_merging`] looks at the first ranges of a record).
 
 use super::record::{
-    transaction_record_size, unsealed_parts, RangeHeader, TransactionEncoder, RANGE_HEADER_SIZE,
+    ranges, transaction_record_size, unsealed_parts, RangeHeader, TransactionEncoder,
+    RANGE_HEADER_SIZE,
 };
 use super::segment::REGION_ALIGN;
 
@@ -173,67 +174,22 @@ pub fn merge_ranges(
     })
 }
 
-/// The range headers of a transaction body and where each one's data starts, walked leanly:
-/// the header's fields, then a skip over the data. The merge walks every range of a record
-/// and the worth-merging look runs on every flush, so this skips what the checked walk
-/// ([`super::record::ranges`]) builds per range for its callers. It ends at the first range
-/// that does not fit the body; [`Headers::at`] then tells where it stopped.
-struct Headers<'a> {
-    body: &'a [u8],
-    at: usize,
-    left: u32,
-}
-
-impl<'a> Headers<'a> {
-    fn new(body: &'a [u8], count: u32) -> Self {
-        Headers {
-            body,
-            at: 0,
-            left: count,
-        }
-    }
-
-    /// Where the next range would start (the body's length after a whole walk).
-    fn at(&self) -> usize {
-        self.at
-    }
-}
-
-impl Iterator for Headers<'_> {
-    type Item = (RangeHeader, usize);
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
-            return None;
-        }
-        let h = RangeHeader::decode(self.body.get(self.at..)?).ok()?;
-        let data = self.at + RANGE_HEADER_SIZE;
-        let padded = usize::try_from(h.length)
-            .ok()?
-            .checked_next_multiple_of(8)?;
-        let next = data.checked_add(padded).filter(|&n| n <= self.body.len())?;
-        self.at = next;
-        self.left -= 1;
-        Some((h, data))
-    }
-}
-
 /// Fill `spans` with the `count` ranges of the transaction body `body`; `None` if they do not
 /// decode (a range past the body, bytes left after the last range).
 fn collect_spans(body: &[u8], count: u32, spans: &mut Vec<Span>) -> Option<()> {
-    let mut headers = Headers::new(body, count);
-    for (h, data) in headers.by_ref() {
+    for r in ranges(body, count) {
+        let r = r.ok()?;
+        let h = r.header;
         spans.push(Span {
             segment: h.segment,
             offset: h.offset,
             end: h.offset.checked_add(h.length)?,
             address: h.address,
-            data,
+            data: r.body_offset + RANGE_HEADER_SIZE,
             dead: false,
         });
     }
-    (spans.len() == count as usize && headers.at() == body.len()).then_some(())
+    Some(())
 }
 
 /// A 64-bit mix of a range's place (segment and offset), for the direct-mapped tables.
@@ -384,9 +340,10 @@ pub fn worth_merging(rec: &[u8], scratch: &mut MergeScratch) -> bool {
     let recent = &mut scratch.recent;
     recent.start();
     let (mut seen, mut repeats) = (0u32, 0u32);
-    for (h, _) in Headers::new(body, count.min(SAMPLE_RANGES)) {
+    // Stops at the sample's end (where the walk reports bytes left) or at a bad range.
+    for r in ranges(body, count.min(SAMPLE_RANGES)).map_while(Result::ok) {
         seen += 1;
-        repeats += u32::from(recent.repeats(h.segment, h.offset));
+        repeats += u32::from(recent.repeats(r.header.segment, r.header.offset));
     }
     repeats > 0 && u64::from(repeats) * 8 >= u64::from(seen)
 }

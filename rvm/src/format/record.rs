@@ -714,6 +714,10 @@ pub struct RangeRef<'a> {
 
 impl<'a> Iterator for RangeIter<'a> {
     type Item = Result<RangeRef<'a>, DecodeError>;
+
+    // Always inlined: every walk over a record's ranges is a hot loop (truncation, recovery,
+    // the merge), and a call per range returned the item through memory.
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
@@ -728,31 +732,43 @@ impl<'a> Iterator for RangeIter<'a> {
             }
             return None;
         }
-        let rest = &self.body[self.at..];
-        let h = match RangeHeader::decode(rest) {
-            Ok(h) => h,
-            Err(e) => {
-                self.failed = true;
-                return Some(Err(e));
-            }
-        };
-        let need = RangeHeader::encoded_size(h.length);
-        if h.length > rest.len() as u64 || need > rest.len() as u64 {
+        let Some((header, data, next)) = range_at(self.body, self.at) else {
             self.failed = true;
-            return Some(Err(DecodeError::new(
-                "range_length",
-                format!("{} runs past the record", h.length),
-            )));
-        }
-        let data = &rest[RANGE_HEADER_SIZE..RANGE_HEADER_SIZE + h.length as usize];
-        let item = RangeRef {
-            header: h,
-            body_offset: self.at,
-            data,
+            return Some(Err(range_error(&self.body[self.at..])));
         };
-        self.at += need as usize;
+        let item = RangeRef {
+            header,
+            body_offset: self.at,
+            data: &self.body[data..data + header.length as usize],
+        };
+        self.at = next;
         self.left -= 1;
         Some(Ok(item))
+    }
+}
+
+/// The range at `at` of a transaction body: its header, where its data starts, and where the
+/// next range starts (after the data, padded to 8); `None` if it does not fit the body. The
+/// one step of every walk over a record's ranges, kept lean (truncation, recovery and the
+/// merge of coalesced commits take it for every range).
+#[inline(always)]
+fn range_at(body: &[u8], at: usize) -> Option<(RangeHeader, usize, usize)> {
+    let h = RangeHeader::decode(body.get(at..)?).ok()?;
+    let data = at + RANGE_HEADER_SIZE;
+    let padded = usize::try_from(h.length)
+        .ok()?
+        .checked_next_multiple_of(RECORD_ALIGN as usize)?;
+    let next = data.checked_add(padded).filter(|&n| n <= body.len())?;
+    Some((h, data, next))
+}
+
+/// Why the range at the start of `rest` does not fit (after [`range_at`] refused it).
+#[cold]
+#[inline(never)]
+fn range_error(rest: &[u8]) -> DecodeError {
+    match RangeHeader::decode(rest) {
+        Err(e) => e,
+        Ok(h) => DecodeError::new("range_length", format!("{} runs past the record", h.length)),
     }
 }
 
