@@ -13,7 +13,7 @@ use rvm::segment::{self, CreateOptions};
 use rvm::{BeginMode, CommitMode, FileMapMode, FileMapOptions, MapOptions, Options, Rvm};
 
 mod support;
-use support::Dir;
+use support::{pages_not_resident, pattern, Dir};
 
 const PAGE: usize = 4096;
 const REGION: usize = 8 << 20;
@@ -67,11 +67,6 @@ fn kernel_advises_huge_pages() -> bool {
     support::kernel_accepts_advice(libc::MADV_HUGEPAGE)
 }
 
-/// One pseudo-random byte per (pass, offset).
-fn pattern(pass: u64, offset: usize) -> u8 {
-    ((offset as u64).wrapping_mul(0x9e37_79b9) ^ pass.wrapping_mul(0x85eb_ca6b)) as u8
-}
-
 /// A sparse segment with one `REGION` region at `address` whose first 2 MiB hold data (written
 /// by a committed transaction and truncated into the file) and the rest holes. Returns the
 /// region's bytes.
@@ -91,6 +86,26 @@ fn segment_with_data_then_holes(log: &Path, data: &Path, address: u64) -> Vec<u8
     rvm.truncate().unwrap();
     rvm.close().unwrap();
     expected
+}
+
+/// Commit `len` bytes of [`pattern`] `pass` at every `step` bytes of the region at `base`
+/// from `first` on (`(first, step, len)`), a transaction each, begun and ended as `modes`
+/// says; `expected` takes the same bytes.
+fn commit_spread(
+    rvm: &Rvm,
+    base: usize,
+    expected: &mut [u8],
+    (first, step, len): (usize, usize, usize),
+    pass: u64,
+    (begin, end): (BeginMode, CommitMode),
+) {
+    for at in (first..=expected.len() - len).step_by(step) {
+        let bytes: Vec<u8> = (0..len).map(|i| pattern(pass, at + i)).collect();
+        let mut tx = rvm.begin(begin).unwrap();
+        tx.modify_bytes(base + at, &bytes).unwrap();
+        tx.end(end).unwrap();
+        expected[at..at + len].copy_from_slice(&bytes);
+    }
 }
 
 #[test]
@@ -141,13 +156,15 @@ fn huge_pages_advise_the_holes_only_and_change_no_byte() {
     let mut now = vec![0u8; REGION];
     seg.read_bytes(base, &mut now).unwrap();
     assert!(now == expected, "the mapped bytes changed");
-    for at in (PAGE..REGION).step_by(3 * PAGE + 448) {
-        let bytes: Vec<u8> = (0..200).map(|i| pattern(2, at + i)).collect();
-        let mut tx = rvm.begin(BeginMode::Restore).unwrap();
-        tx.modify_bytes(base + at, &bytes).unwrap();
-        tx.end(CommitMode::NoFlush).unwrap();
-        expected[at..at + 200].copy_from_slice(&bytes);
-    }
+    let restore = (BeginMode::Restore, CommitMode::NoFlush);
+    commit_spread(
+        &rvm,
+        base,
+        &mut expected,
+        (PAGE, 3 * PAGE + 448, 200),
+        2,
+        restore,
+    );
     // An aborted transaction over a hole restores its bytes.
     let mut tx = rvm.begin(BeginMode::Restore).unwrap();
     tx.modify_bytes(hole + 100, &[0xee; 300]).unwrap();
@@ -296,16 +313,6 @@ fn a_store_maps_its_heaps_and_added_ones_with_huge_pages_when_asked() {
     store.close().unwrap();
 }
 
-/// Pages of `[start, start + len)` that are not resident (mincore).
-fn pages_not_resident(start: usize, len: usize) -> usize {
-    let mut vec = vec![0u8; len.div_ceil(PAGE)];
-    // SAFETY: the range is mapped (the caller holds its segment mapped); mincore only writes
-    // `vec`, one byte per page.
-    let rc = unsafe { libc::mincore(start as *mut libc::c_void, len, vec.as_mut_ptr()) };
-    assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
-    vec.iter().filter(|b| **b & 1 == 0).count()
-}
-
 #[test]
 fn copy_mode_reads_the_data_only_and_commits_truncates_and_recovers_as_a_mapping_does() {
     let dir = Dir::new("copy");
@@ -335,26 +342,30 @@ fn copy_mode_reads_the_data_only_and_commits_truncates_and_recovers_as_a_mapping
     assert!(now == expected, "the copied bytes differ from the file");
 
     // Commits over data and holes, an abort, and truncation into the file.
-    for at in (PAGE / 2..REGION).step_by(5 * PAGE + 136) {
-        let bytes: Vec<u8> = (0..300).map(|i| pattern(4, at + i)).collect();
-        let mut tx = rvm.begin(BeginMode::Restore).unwrap();
-        tx.modify_bytes(base + at, &bytes).unwrap();
-        tx.end(CommitMode::NoFlush).unwrap();
-        expected[at..at + 300].copy_from_slice(&bytes);
-    }
+    let restore = (BeginMode::Restore, CommitMode::NoFlush);
+    commit_spread(
+        &rvm,
+        base,
+        &mut expected,
+        (PAGE / 2, 5 * PAGE + 136, 300),
+        4,
+        restore,
+    );
     let mut tx = rvm.begin(BeginMode::Restore).unwrap();
     tx.modify_bytes(base + 100, &[0xee; 5000]).unwrap();
     tx.abort().unwrap();
     rvm.flush().unwrap();
     rvm.truncate().unwrap();
     // Then commits left in the log for recovery (flushed, not truncated).
-    for at in (3 * PAGE..REGION).step_by(11 * PAGE + 8) {
-        let bytes: Vec<u8> = (0..64).map(|i| pattern(5, at + i)).collect();
-        let mut tx = rvm.begin(BeginMode::NoRestore).unwrap();
-        tx.modify_bytes(base + at, &bytes).unwrap();
-        tx.end(CommitMode::Flush).unwrap();
-        expected[at..at + 64].copy_from_slice(&bytes);
-    }
+    let durable = (BeginMode::NoRestore, CommitMode::Flush);
+    commit_spread(
+        &rvm,
+        base,
+        &mut expected,
+        (3 * PAGE, 11 * PAGE + 8, 64),
+        5,
+        durable,
+    );
     seg.read_bytes(base, &mut now).unwrap();
     assert!(now == expected, "the committed bytes differ in memory");
     drop(seg);

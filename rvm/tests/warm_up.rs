@@ -10,7 +10,7 @@ use rvm::segment::{self, CreateOptions};
 use rvm::{BeginMode, CommitMode, MapOptions, Options, Placement, Rvm, Segment};
 
 mod support;
-use support::Dir;
+use support::{pattern, Dir};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -50,15 +50,10 @@ fn kernel_populates() -> bool {
     support::kernel_accepts_advice(libc::MADV_POPULATE_WRITE)
 }
 
-/// Pages of the segment's first region that are not resident (mincore).
+/// Pages of the segment's first region that are not resident.
 fn pages_not_resident(seg: &Segment) -> usize {
     let r = seg.regions()[0];
-    let mut vec = vec![0u8; r.length.div_ceil(PAGE)];
-    // SAFETY: the region is mapped (the caller holds the segment mapped); mincore only writes
-    // `vec`, one byte per page.
-    let rc = unsafe { libc::mincore(r.address as *mut libc::c_void, r.length, vec.as_mut_ptr()) };
-    assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
-    vec.iter().filter(|b| **b & 1 == 0).count()
+    support::pages_not_resident(r.address, r.length)
 }
 
 fn wait_for_warm_up(seg: &Segment) {
@@ -70,11 +65,6 @@ fn wait_for_warm_up(seg: &Segment) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     panic!("the warm-up never finished");
-}
-
-/// One pseudo-random byte per (pass, offset).
-fn pattern(pass: u64, offset: usize) -> u8 {
-    ((offset as u64).wrapping_mul(0x9e37_79b9) ^ pass.wrapping_mul(0x85eb_ca6b)) as u8
 }
 
 #[test]

@@ -99,6 +99,21 @@ pub fn kernel_accepts_advice(advice: libc::c_int) -> bool {
     }
 }
 
+/// One pseudo-random byte per (pass, offset): test contents that differ per place and pass.
+pub fn pattern(pass: u64, offset: usize) -> u8 {
+    ((offset as u64).wrapping_mul(0x9e37_79b9) ^ pass.wrapping_mul(0x85eb_ca6b)) as u8
+}
+
+/// Pages of `[start, start + len)` that are not resident (mincore). The range must be mapped.
+pub fn pages_not_resident(start: usize, len: usize) -> usize {
+    const PAGE: usize = 4096;
+    let mut vec = vec![0u8; len.div_ceil(PAGE)];
+    // SAFETY: the caller's range is mapped; mincore only writes `vec`, one byte per page.
+    let rc = unsafe { libc::mincore(start as *mut libc::c_void, len, vec.as_mut_ptr()) };
+    assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+    vec.iter().filter(|b| **b & 1 == 0).count()
+}
+
 /// An in-memory segment named "data" laid out by [`one_region_layout`].
 pub fn one_region_segment(region_bytes: u64, address: u64) -> MemDevice {
     let data = MemDevice::new("data", Vec::new());
