@@ -218,6 +218,12 @@ fn a_record_is_worth_merging_when_one_range_in_eight_repeats() {
     late.extend((0..512).map(|_| range(0, 0, 8)));
     assert!(!worth_merging(&record(0, &late), &mut scratch));
     assert!(!worth_merging(&[0u8; 200], &mut scratch));
+    // One offset in 16 segments: a place is segment and offset, so nothing repeats.
+    let segments: Vec<RangeHeader> = (0..16).map(|i| range(i, 4096, 8)).collect();
+    assert!(!worth_merging(&record(0, &segments), &mut scratch));
+    // Each look starts afresh: the places of the record looked at before are not repeats.
+    assert!(!worth_merging(&record(0, &apart), &mut scratch));
+    assert!(!worth_merging(&record(0, &apart), &mut scratch));
 }
 
 #[test]
