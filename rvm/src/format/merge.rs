@@ -340,12 +340,8 @@ pub fn worth_merging(rec: &[u8], scratch: &mut MergeScratch) -> bool {
     let recent = &mut scratch.recent;
     recent.start();
     let (mut seen, mut repeats) = (0u32, 0u32);
-    // The sample: the first ranges, up to the first bad one. Cut with `take`, the walk never
-    // reaches its end check, which would build a "bytes left" error for every long record.
-    for r in ranges(body, count)
-        .take(SAMPLE_RANGES as usize)
-        .map_while(Result::ok)
-    {
+    // Stops at the sample's end (where the walk reports bytes left) or at a bad range.
+    for r in ranges(body, count.min(SAMPLE_RANGES)).map_while(Result::ok) {
         seen += 1;
         repeats += u32::from(recent.repeats(r.header.segment, r.header.offset));
     }
